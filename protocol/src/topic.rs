@@ -1,0 +1,847 @@
+//! Topic names, topic filters and matching (MQTT 3.1.1 §4.7, MQTT 5 §4.7 and §4.8).
+//!
+//! A **topic name** is what a PUBLISH is sent to; a **topic filter** is what a
+//! SUBSCRIBE asks for. Both are UTF-8 strings split into *levels* by `/`; a level may
+//! be empty (`a//b` has three levels, `/` has two).
+//!
+//! | rule | name | filter |
+//! |---|---|---|
+//! | at least one character \[MQTT-4.7.3-1\] | yes | yes |
+//! | no U+0000 \[MQTT-4.7.3-2\] | yes | yes |
+//! | at most 65,535 bytes \[MQTT-4.7.3-3\] | yes | yes |
+//! | no `+` or `#` \[MQTT-3.3.2-2\] | yes | — |
+//! | `#` only as the whole last level \[MQTT-4.7.1-1\] | — | yes |
+//! | `+` only as a whole level \[MQTT-4.7.1-2\] | — | yes |
+//! | `$share/{ShareName}/{filter}`: ShareName non-empty, without `/`, `+`, `#`, then `/` and a filter \[MQTT-4.8.2-1\] \[MQTT-4.8.2-2\] | — | yes |
+//!
+//! Statement identifiers are MQTT 5's; MQTT 3.1.1 states the same rules under other
+//! numbers (its `#` rule is \[MQTT-4.7.1-2\], its `+` rule \[MQTT-4.7.1-3\]).
+//!
+//! Matching ([`matches()`]): `+` matches exactly one level, which may be empty; `#`
+//! matches its parent level and any number of child levels, so `sport/#` matches
+//! `sport`; a filter whose first level is `+` or `#` does not match a topic name that
+//! starts with `$` \[MQTT-4.7.2-1\], so `#` does not see `$SYS/...`.
+//!
+//! ```
+//! use protocol::topic::{TopicFilter, matches};
+//!
+//! assert!(matches("sport/tennis/+", "sport/tennis/player1"));
+//! assert!(matches("sport/#", "sport"));
+//! assert!(!matches("sport/+", "sport"));
+//! assert!(!matches("+/monitor/Clients", "$SYS/monitor/Clients"));
+//!
+//! let shared = TopicFilter::new("$share/workers/jobs/+")?;
+//! assert_eq!(shared.share_group(), Some("workers"));
+//! assert!(shared.matches("jobs/42"));
+//! # Ok::<(), protocol::topic::TopicError>(())
+//! ```
+//!
+//! [`TopicName`] and [`TopicFilter`] hold a [`ByteString`], so the codec can hand out
+//! topics that share the received packet's buffer instead of copying them.
+//!
+//! Shared subscriptions are MQTT 5, but [`TopicFilter`] recognises the `$share/` form
+//! whatever the protocol version, as most brokers do for 3.1.1 clients: a 3.1.1 filter
+//! such as `$share//x` (valid there, as a plain filter) is rejected here.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::ops::Deref;
+use std::str::FromStr;
+
+use bytestring::ByteString;
+
+use crate::reason::ReasonCode;
+
+/// The longest topic name or filter, in bytes \[MQTT-4.7.3-3\]: the length prefix of a
+/// UTF-8 Encoded String is two bytes.
+pub const MAX_TOPIC_LEN: usize = 65_535;
+
+/// The prefix that marks a shared subscription's filter (MQTT 5 §4.8.2).
+const SHARE_PREFIX: &str = "$share/";
+
+/// Why a string is not a valid topic name or topic filter.
+///
+/// Each message names the normative statement it breaks; [`TopicError::reason_code`]
+/// gives the MQTT 5 reason code to send to the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum TopicError {
+    /// A topic name of zero length (outside the MQTT 5 Topic Alias case, which the
+    /// codec handles before asking for a [`TopicName`]).
+    #[error("[MQTT-4.7.3-1] topic name is empty")]
+    EmptyTopicName,
+    /// A topic name containing `+` or `#`.
+    #[error("[MQTT-3.3.2-2] topic name contains a wildcard character")]
+    WildcardInTopicName,
+    /// A topic name longer than [`MAX_TOPIC_LEN`].
+    #[error("[MQTT-4.7.3-3] topic name is {len} bytes long, more than 65,535")]
+    TopicNameTooLong {
+        /// The length that was given, in bytes.
+        len: usize,
+    },
+    /// A topic filter of zero length.
+    #[error("[MQTT-4.7.3-1] topic filter is empty")]
+    EmptyTopicFilter,
+    /// A topic filter longer than [`MAX_TOPIC_LEN`].
+    #[error("[MQTT-4.7.3-3] topic filter is {len} bytes long, more than 65,535")]
+    TopicFilterTooLong {
+        /// The length that was given, in bytes.
+        len: usize,
+    },
+    /// A `#` that is not the whole last level, as in `a#` or `a/#/b`.
+    #[error(
+        "[MQTT-4.7.1-1] '#' must be the last character of a topic filter and occupy a whole level"
+    )]
+    MultiLevelWildcardMisplaced,
+    /// A `+` that shares its level with other characters, as in `a+` or `+a/b`.
+    #[error("[MQTT-4.7.1-2] '+' must occupy a whole level of a topic filter")]
+    SingleLevelWildcardMisplaced,
+    /// `$share/` followed directly by `/` or by nothing.
+    #[error("[MQTT-4.8.2-1] shared subscription name is empty")]
+    EmptyShareName,
+    /// A ShareName containing `+` or `#` (it cannot contain `/`: the first `/` ends it).
+    #[error("[MQTT-4.8.2-2] shared subscription name contains '/', '+' or '#'")]
+    InvalidShareName,
+    /// `$share/{ShareName}` not followed by `/` and a non-empty topic filter.
+    #[error("[MQTT-4.8.2-2] shared subscription name must be followed by '/' and a topic filter")]
+    MissingSharedFilter,
+    /// The null character U+0000, in a topic name or filter.
+    #[error("[MQTT-4.7.3-2] topic contains the null character U+0000")]
+    NullCharacter,
+}
+
+impl TopicError {
+    /// The MQTT 5 reason code for this error: 0x90 *Topic Name invalid* for a topic
+    /// name, 0x8F *Topic Filter invalid* for a filter, and 0x81 *Malformed Packet* for
+    /// U+0000, which no UTF-8 string of a packet may hold \[MQTT-1.5.4-2\].
+    pub const fn reason_code(&self) -> ReasonCode {
+        match self {
+            Self::EmptyTopicName | Self::WildcardInTopicName | Self::TopicNameTooLong { .. } => {
+                ReasonCode::TopicNameInvalid
+            }
+            Self::EmptyTopicFilter
+            | Self::TopicFilterTooLong { .. }
+            | Self::MultiLevelWildcardMisplaced
+            | Self::SingleLevelWildcardMisplaced
+            | Self::EmptyShareName
+            | Self::InvalidShareName
+            | Self::MissingSharedFilter => ReasonCode::TopicFilterInvalid,
+            Self::NullCharacter => ReasonCode::MalformedPacket,
+        }
+    }
+}
+
+/// Checks `name` against the topic name rules (see the [module docs](self)).
+///
+/// `name` is already valid UTF-8 (the codec checks that); this adds the topic rules.
+/// A NUL is reported before a wildcard, since it makes the whole packet malformed.
+pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
+    if name.is_empty() {
+        return Err(TopicError::EmptyTopicName);
+    }
+    if name.len() > MAX_TOPIC_LEN {
+        return Err(TopicError::TopicNameTooLong { len: name.len() });
+    }
+    let mut wildcard = false;
+    for &byte in name.as_bytes() {
+        match byte {
+            0 => return Err(TopicError::NullCharacter),
+            b'+' | b'#' => wildcard = true,
+            _ => {}
+        }
+    }
+    if wildcard {
+        return Err(TopicError::WildcardInTopicName);
+    }
+    Ok(())
+}
+
+/// Checks `filter` against the topic filter rules, including the shared subscription
+/// form `$share/{ShareName}/{filter}` (see the [module docs](self)).
+///
+/// `filter` is already valid UTF-8 (the codec checks that); this adds the topic rules.
+pub fn validate_topic_filter(filter: &str) -> Result<(), TopicError> {
+    if filter.is_empty() {
+        return Err(TopicError::EmptyTopicFilter);
+    }
+    if filter.len() > MAX_TOPIC_LEN {
+        return Err(TopicError::TopicFilterTooLong { len: filter.len() });
+    }
+    if filter.as_bytes().contains(&0) {
+        return Err(TopicError::NullCharacter);
+    }
+    match filter.strip_prefix(SHARE_PREFIX) {
+        Some(shared) => {
+            let (group, inner) = match shared.split_once('/') {
+                Some(parts) => parts,
+                None if shared.is_empty() => return Err(TopicError::EmptyShareName),
+                None => return Err(TopicError::MissingSharedFilter),
+            };
+            if group.is_empty() {
+                return Err(TopicError::EmptyShareName);
+            }
+            if group.contains(['+', '#']) {
+                return Err(TopicError::InvalidShareName);
+            }
+            if inner.is_empty() {
+                return Err(TopicError::MissingSharedFilter);
+            }
+            validate_wildcards(inner)
+        }
+        None => validate_wildcards(filter),
+    }
+}
+
+/// Checks that every `+` and `#` in `filter` is a whole level, and `#` the last one.
+fn validate_wildcards(filter: &str) -> Result<(), TopicError> {
+    let bytes = filter.as_bytes();
+    for (i, &byte) in bytes.iter().enumerate() {
+        let starts_level = i == 0 || bytes[i - 1] == b'/';
+        match byte {
+            b'#' if !starts_level || i + 1 != bytes.len() => {
+                return Err(TopicError::MultiLevelWildcardMisplaced);
+            }
+            b'+' if !starts_level || bytes.get(i + 1).is_some_and(|&next| next != b'/') => {
+                return Err(TopicError::SingleLevelWildcardMisplaced);
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The levels of a topic name or filter: `"a//b"` gives `"a"`, `""`, `"b"`.
+///
+/// Every string has at least one level; `""` has one empty level.
+pub fn levels(topic: &str) -> impl DoubleEndedIterator<Item = &str> + Clone {
+    topic.split('/')
+}
+
+/// Splits `$share/{group}/{filter}` into `(group, filter)`; `None` for any other string.
+fn split_shared(filter: &str) -> Option<(&str, &str)> {
+    filter.strip_prefix(SHARE_PREFIX)?.split_once('/')
+}
+
+/// Whether the topic filter `filter` matches the topic name `topic` (MQTT §4.7).
+///
+/// `filter` must be a valid, non-shared filter (for a shared one, pass
+/// [`TopicFilter::filter`] or call [`TopicFilter::matches`]) and `topic` a valid topic
+/// name. Any other input gives an unspecified answer but never panics.
+///
+/// Allocates nothing, and reads each string at most once, up to the first mismatch.
+pub fn matches(filter: &str, topic: &str) -> bool {
+    // [MQTT-4.7.2-1]: `#` and `+/...` must not match `$SYS/...` and friends.
+    if topic.starts_with('$') && filter.starts_with(['+', '#']) {
+        return false;
+    }
+    let (mut filter, mut topic) = (filter, topic);
+    loop {
+        let (filter_level, filter_rest) = split_level(filter);
+        if filter_level == "#" {
+            return true;
+        }
+        let (topic_level, topic_rest) = split_level(topic);
+        if filter_level != "+" && filter_level != topic_level {
+            return false;
+        }
+        match (filter_rest, topic_rest) {
+            (Some(f), Some(t)) => (filter, topic) = (f, t),
+            (None, None) => return true,
+            // `sport/#` matches `sport`: `#` also matches the parent level.
+            (Some(f), None) => return f == "#",
+            (None, Some(_)) => return false,
+        }
+    }
+}
+
+/// The first level of `s` and, if there is a `/`, everything after it.
+fn split_level(s: &str) -> (&str, Option<&str>) {
+    match s.split_once('/') {
+        Some((level, rest)) => (level, Some(rest)),
+        None => (s, None),
+    }
+}
+
+/// A valid topic name: what a PUBLISH is sent to (see the [module docs](self)).
+///
+/// Derefs to `str`; borrows as `str`, so a `HashMap<TopicName, _>` can be looked up by
+/// `&str`. Ordering, equality and hashing are those of the string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicName(ByteString);
+
+impl TopicName {
+    /// Validates `name` as a topic name.
+    ///
+    /// Takes a [`ByteString`] without copying (the codec's case), a `String` without
+    /// copying, or a `&str` by copying it.
+    pub fn new(name: impl Into<ByteString>) -> Result<Self, TopicError> {
+        let name = name.into();
+        validate_topic_name(&name)?;
+        Ok(Self(name))
+    }
+
+    /// Whether this is a server-specific topic such as `$SYS/broker/uptime`: one that
+    /// starts with `$`, which filters starting with a wildcard do not match
+    /// \[MQTT-4.7.2-1\].
+    pub fn is_system(&self) -> bool {
+        self.0.starts_with('$')
+    }
+}
+
+/// A valid topic filter: what a SUBSCRIBE or UNSUBSCRIBE names (see the
+/// [module docs](self)), possibly a shared subscription `$share/{group}/{filter}`.
+///
+/// Derefs to the whole string, `$share/{group}/` included; [`TopicFilter::filter`] is
+/// the part that is matched. Borrows as `str`, so a `HashMap<TopicFilter, _>` can be
+/// looked up by `&str`. Ordering, equality and hashing are those of the whole string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicFilter(ByteString);
+
+impl TopicFilter {
+    /// Validates `filter` as a topic filter.
+    ///
+    /// Takes a [`ByteString`] without copying (the codec's case), a `String` without
+    /// copying, or a `&str` by copying it.
+    pub fn new(filter: impl Into<ByteString>) -> Result<Self, TopicError> {
+        let filter = filter.into();
+        validate_topic_filter(&filter)?;
+        Ok(Self(filter))
+    }
+
+    /// The ShareName of a shared subscription (`workers` in `$share/workers/jobs/#`);
+    /// `None` for an ordinary filter.
+    pub fn share_group(&self) -> Option<&str> {
+        split_shared(&self.0).map(|(group, _)| group)
+    }
+
+    /// The part that is matched against topic names: `jobs/#` in
+    /// `$share/workers/jobs/#`, the whole string for an ordinary filter.
+    pub fn filter(&self) -> &str {
+        split_shared(&self.0).map_or(self.as_str(), |(_, filter)| filter)
+    }
+
+    /// Whether this is a shared subscription (`$share/{group}/{filter}`).
+    pub fn is_shared(&self) -> bool {
+        self.0.starts_with(SHARE_PREFIX)
+    }
+
+    /// Whether the matched part holds `+` or `#` (the ShareName cannot hold either).
+    pub fn has_wildcards(&self) -> bool {
+        self.0.contains(['+', '#'])
+    }
+
+    /// Whether this filter matches `topic`, a valid topic name; see [`matches()`].
+    pub fn matches(&self, topic: &str) -> bool {
+        matches(self.filter(), topic)
+    }
+}
+
+/// The impls that [`TopicName`] and [`TopicFilter`] share, around `new` and `.0`.
+macro_rules! topic_string_impls {
+    ($ty:ident) => {
+        impl $ty {
+            /// The validated string.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// The validated string as a [`ByteString`], without copying.
+            pub fn into_inner(self) -> ByteString {
+                self.0
+            }
+
+            /// The levels of the string; see [`levels()`].
+            pub fn levels(&self) -> impl DoubleEndedIterator<Item = &str> + Clone {
+                levels(&self.0)
+            }
+        }
+
+        impl Deref for $ty {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $ty {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Borrow<str> for $ty {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(self.as_str(), f)
+            }
+        }
+
+        impl PartialEq<str> for $ty {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+
+        impl PartialEq<&str> for $ty {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+
+        impl TryFrom<&str> for $ty {
+            type Error = TopicError;
+
+            fn try_from(value: &str) -> Result<Self, TopicError> {
+                Self::new(value)
+            }
+        }
+
+        impl TryFrom<String> for $ty {
+            type Error = TopicError;
+
+            fn try_from(value: String) -> Result<Self, TopicError> {
+                Self::new(value)
+            }
+        }
+
+        impl TryFrom<ByteString> for $ty {
+            type Error = TopicError;
+
+            fn try_from(value: ByteString) -> Result<Self, TopicError> {
+                Self::new(value)
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = TopicError;
+
+            fn from_str(s: &str) -> Result<Self, TopicError> {
+                Self::new(s)
+            }
+        }
+
+        impl From<$ty> for ByteString {
+            fn from(value: $ty) -> ByteString {
+                value.0
+            }
+        }
+    };
+}
+
+topic_string_impls!(TopicName);
+topic_string_impls!(TopicFilter);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn multi_level_wildcard_matches_parent_and_children() {
+        // §4.7.1.2
+        for topic in [
+            "sport/tennis/player1",
+            "sport/tennis/player1/ranking",
+            "sport/tennis/player1/score/wimbledon",
+        ] {
+            assert!(matches("sport/tennis/player1/#", topic), "{topic}");
+        }
+        assert!(matches("sport/#", "sport"));
+        assert!(matches("sport/#", "sport/"));
+        assert!(!matches("sport/tennis/player1/#", "sport/tennis"));
+        assert!(!matches("sport/#", "sports"));
+        for topic in ["a", "/", "a//b", "sport/tennis"] {
+            assert!(matches("#", topic), "{topic}");
+        }
+    }
+
+    #[test]
+    fn single_level_wildcard_matches_exactly_one_level() {
+        // §4.7.1.3
+        assert!(matches("sport/tennis/+", "sport/tennis/player1"));
+        assert!(matches("sport/tennis/+", "sport/tennis/player2"));
+        assert!(!matches("sport/tennis/+", "sport/tennis/player1/ranking"));
+        assert!(!matches("sport/tennis/+", "sport/tennis"));
+        assert!(!matches("sport/+", "sport"));
+        assert!(matches("sport/+", "sport/"));
+        assert!(matches("sport/+/player1", "sport/tennis/player1"));
+        assert!(matches("+/tennis/#", "sport/tennis/player1"));
+        assert!(matches("+", "sport"));
+        assert!(!matches("+", "sport/tennis"));
+    }
+
+    #[test]
+    fn leading_slash_makes_an_empty_first_level() {
+        assert!(matches("+/+", "/finance"));
+        assert!(matches("/+", "/finance"));
+        assert!(!matches("+", "/finance"));
+        assert!(!matches("finance", "/finance"));
+        assert!(!matches("/finance", "finance"));
+        assert!(matches("+", ""));
+        assert!(matches("+/+", "/"));
+    }
+
+    #[test]
+    fn empty_levels_are_levels() {
+        assert!(matches("a//b", "a//b"));
+        assert!(matches("a/+/b", "a//b"));
+        assert!(!matches("a/b", "a//b"));
+        assert!(!matches("a//b", "a/b"));
+        assert!(matches("a/#", "a//b"));
+        assert_eq!(levels("a//b").collect::<Vec<_>>(), ["a", "", "b"]);
+        assert_eq!(levels("/").collect::<Vec<_>>(), ["", ""]);
+        assert_eq!(levels("").collect::<Vec<_>>(), [""]);
+    }
+
+    #[test]
+    fn wildcard_first_level_does_not_match_dollar_topics() {
+        // §4.7.2, [MQTT-4.7.2-1]
+        assert!(!matches("#", "$SYS/broker/uptime"));
+        assert!(!matches("#", "$SYS"));
+        assert!(!matches("+/monitor/Clients", "$SYS/monitor/Clients"));
+        assert!(!matches("+", "$SYS"));
+        assert!(matches("$SYS/#", "$SYS/monitor/Clients"));
+        assert!(matches("$SYS/#", "$SYS"));
+        assert!(matches("$SYS/monitor/+", "$SYS/monitor/Clients"));
+        assert!(matches("$SYS/monitor/Clients", "$SYS/monitor/Clients"));
+        // Only the first level counts: `$` further down is an ordinary character.
+        assert!(matches("+/$SYS", "a/$SYS"));
+        assert!(matches("#", "a/$SYS"));
+    }
+
+    #[test]
+    fn matching_is_exact_and_case_sensitive() {
+        assert!(!matches("ACCOUNTS", "Accounts"));
+        assert!(matches("Accounts payable", "Accounts payable"));
+        assert!(matches("héllo/wörld", "héllo/wörld"));
+        assert!(!matches("a/b", "a/bc"));
+        assert!(!matches("a/bc", "a/b"));
+        assert!(!matches("a/b", "a/b/c"));
+        assert!(!matches("a/b/c", "a/b"));
+    }
+
+    #[test]
+    fn topic_name_rules() {
+        for ok in [
+            "a",
+            "/",
+            "//",
+            "a//b",
+            "$SYS/x",
+            "Accounts payable",
+            "日本/語",
+            " ",
+        ] {
+            assert_eq!(validate_topic_name(ok), Ok(()), "{ok}");
+        }
+        let cases = [
+            ("", TopicError::EmptyTopicName),
+            ("a/+", TopicError::WildcardInTopicName),
+            ("#", TopicError::WildcardInTopicName),
+            ("a+b", TopicError::WildcardInTopicName),
+            ("a\0b", TopicError::NullCharacter),
+            ("+\0", TopicError::NullCharacter),
+        ];
+        for (name, error) in cases {
+            assert_eq!(validate_topic_name(name), Err(error), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn topic_filter_rules() {
+        // §4.7.1.2, §4.7.1.3
+        for ok in [
+            "#",
+            "+",
+            "+/+",
+            "/+",
+            "+/",
+            "sport/#",
+            "sport/tennis/#",
+            "sport/+/player1",
+            "+/tennis/#",
+            "a//b",
+            "/",
+            "$SYS/#",
+            "$share",
+            "$shared/a/b",
+            "a/$share/b/c",
+        ] {
+            assert_eq!(validate_topic_filter(ok), Ok(()), "{ok}");
+        }
+        use TopicError as E;
+        let cases = [
+            ("", E::EmptyTopicFilter),
+            ("sport/tennis#", E::MultiLevelWildcardMisplaced),
+            ("sport/tennis/#/ranking", E::MultiLevelWildcardMisplaced),
+            ("#/", E::MultiLevelWildcardMisplaced),
+            ("##", E::MultiLevelWildcardMisplaced),
+            ("sport+", E::SingleLevelWildcardMisplaced),
+            ("+sport", E::SingleLevelWildcardMisplaced),
+            ("a/++/b", E::SingleLevelWildcardMisplaced),
+            ("+#", E::SingleLevelWildcardMisplaced),
+            ("a\0/#", E::NullCharacter),
+        ];
+        for (filter, error) in cases {
+            assert_eq!(validate_topic_filter(filter), Err(error), "{filter:?}");
+        }
+    }
+
+    #[test]
+    fn shared_subscription_rules() {
+        // §4.8.2
+        for (filter, group, inner) in [
+            (
+                "$share/consumer1/sport/tennis/+",
+                "consumer1",
+                "sport/tennis/+",
+            ),
+            ("$share/consumer1//finance", "consumer1", "/finance"),
+            ("$share/consumer1/+/finance", "consumer1", "+/finance"),
+            ("$share/g/#", "g", "#"),
+            ("$share/g/$SYS/#", "g", "$SYS/#"),
+            ("$share/$share/a", "$share", "a"),
+        ] {
+            let parsed = TopicFilter::new(filter).unwrap();
+            assert!(parsed.is_shared());
+            assert_eq!(parsed.share_group(), Some(group));
+            assert_eq!(parsed.filter(), inner);
+            assert_eq!(parsed.as_str(), filter);
+        }
+        use TopicError as E;
+        let cases = [
+            ("$share/", E::EmptyShareName),
+            ("$share//a", E::EmptyShareName),
+            ("$share/g", E::MissingSharedFilter),
+            ("$share/g/", E::MissingSharedFilter),
+            ("$share/g+/a", E::InvalidShareName),
+            ("$share/#/a", E::InvalidShareName),
+            ("$share/+/a", E::InvalidShareName),
+            ("$share/g/a#", E::MultiLevelWildcardMisplaced),
+            ("$share/g/a+", E::SingleLevelWildcardMisplaced),
+        ];
+        for (filter, error) in cases {
+            assert_eq!(validate_topic_filter(filter), Err(error), "{filter:?}");
+        }
+    }
+
+    #[test]
+    fn shared_filter_matches_its_inner_filter() {
+        let shared = TopicFilter::new("$share/g/sport/+").unwrap();
+        assert!(shared.matches("sport/tennis"));
+        assert!(!shared.matches("$share/g/sport/tennis"));
+        assert!(shared.has_wildcards());
+        assert!(!TopicFilter::new("$share/g/a").unwrap().has_wildcards());
+        let plain = TopicFilter::new("sport/+").unwrap();
+        assert!(!plain.is_shared());
+        assert_eq!(plain.share_group(), None);
+        assert_eq!(plain.filter(), "sport/+");
+        assert!(!TopicFilter::new("$share").unwrap().is_shared());
+    }
+
+    #[test]
+    fn length_limit_is_65535_bytes() {
+        let longest = "a".repeat(MAX_TOPIC_LEN);
+        assert!(TopicName::new(longest.as_str()).is_ok());
+        assert!(TopicFilter::new(longest.as_str()).is_ok());
+        let too_long = "a".repeat(MAX_TOPIC_LEN + 1);
+        let len = MAX_TOPIC_LEN + 1;
+        assert_eq!(
+            validate_topic_name(&too_long),
+            Err(TopicError::TopicNameTooLong { len })
+        );
+        assert_eq!(
+            validate_topic_filter(&too_long),
+            Err(TopicError::TopicFilterTooLong { len })
+        );
+        // Bytes, not characters: 21,845 three-byte characters fit, one more does not.
+        assert!(validate_topic_name(&"語".repeat(21_845)).is_ok());
+        assert!(validate_topic_name(&"語".repeat(21_846)).is_err());
+    }
+
+    #[test]
+    fn errors_map_to_reason_codes_and_name_the_statement() {
+        use TopicError as E;
+        assert_eq!(
+            E::WildcardInTopicName.reason_code(),
+            ReasonCode::TopicNameInvalid
+        );
+        assert_eq!(
+            E::EmptyTopicName.reason_code(),
+            ReasonCode::TopicNameInvalid
+        );
+        assert_eq!(
+            E::MultiLevelWildcardMisplaced.reason_code(),
+            ReasonCode::TopicFilterInvalid
+        );
+        assert_eq!(
+            E::InvalidShareName.reason_code(),
+            ReasonCode::TopicFilterInvalid
+        );
+        assert_eq!(E::NullCharacter.reason_code(), ReasonCode::MalformedPacket);
+        assert_eq!(
+            E::WildcardInTopicName.to_string(),
+            "[MQTT-3.3.2-2] topic name contains a wildcard character"
+        );
+        assert!(E::EmptyShareName.to_string().starts_with("[MQTT-4.8.2-1]"));
+        assert!(
+            E::SingleLevelWildcardMisplaced
+                .to_string()
+                .starts_with("[MQTT-4.7.1-2]")
+        );
+    }
+
+    #[test]
+    fn newtypes_behave_like_their_string() {
+        let name = TopicName::try_from("$SYS/broker/uptime").unwrap();
+        assert!(name.is_system());
+        assert!(
+            !TopicName::try_from(String::from("a/$SYS"))
+                .unwrap()
+                .is_system()
+        );
+        assert_eq!(name, "$SYS/broker/uptime");
+        assert_eq!(format!("{name}"), "$SYS/broker/uptime");
+        assert_eq!(name.levels().count(), 3);
+        assert_eq!(name.len(), 18); // via Deref<Target = str>
+        let map = std::collections::HashMap::from([(name.clone(), 1)]);
+        assert_eq!(map.get("$SYS/broker/uptime"), Some(&1));
+        assert_eq!(
+            name.clone().into_inner(),
+            ByteString::from("$SYS/broker/uptime")
+        );
+        assert!("a/+".parse::<TopicName>().is_err());
+        let filter: TopicFilter = "a/+".parse().unwrap();
+        assert!(filter.matches(&TopicName::new("a/b").unwrap()));
+        assert_eq!(filter.levels().collect::<Vec<_>>(), ["a", "+"]);
+    }
+
+    /// A level of a topic name, from a small alphabet so that levels often coincide.
+    fn level() -> impl Strategy<Value = String> {
+        "[ab$é ]{0,2}"
+    }
+
+    /// Matching done the slow, obvious way, level by level.
+    fn reference_matches(filter: &str, topic: &str) -> bool {
+        fn rest_match(filter: &[&str], topic: &[&str]) -> bool {
+            match (filter.split_first(), topic.split_first()) {
+                (Some((&"#", _)), _) => true,
+                (Some((&f, filter)), Some((&t, topic))) => {
+                    (f == "+" || f == t) && rest_match(filter, topic)
+                }
+                (None, None) => true,
+                _ => false,
+            }
+        }
+        let filter: Vec<&str> = levels(filter).collect();
+        let topic: Vec<&str> = levels(topic).collect();
+        let wildcard_first = filter[0] == "+" || filter[0] == "#";
+        !(wildcard_first && topic[0].starts_with('$')) && rest_match(&filter, &topic)
+    }
+
+    /// Validation done the slow, obvious way, level by level (no `$share/`).
+    fn reference_filter_is_valid(filter: &str) -> bool {
+        let levels: Vec<&str> = levels(filter).collect();
+        !filter.is_empty()
+            && levels.iter().enumerate().all(|(i, level)| match *level {
+                "#" => i + 1 == levels.len(),
+                "+" => true,
+                other => !other.contains(['+', '#']),
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn generalising_a_topic_keeps_it_matching(
+            levels in prop::collection::vec((level(), any::<bool>()), 1..6),
+            truncate in prop::option::of(0..6usize),
+        ) {
+            let topic = levels.iter().map(|(l, _)| l.as_str()).collect::<Vec<_>>().join("/");
+            prop_assume!(!topic.is_empty()); // not a topic name
+            let mut filter: Vec<&str> =
+                levels.iter().map(|(l, plus)| if *plus { "+" } else { l.as_str() }).collect();
+            if let Some(keep) = truncate.filter(|&keep| keep <= filter.len()) {
+                filter.truncate(keep);
+                filter.push("#");
+            }
+            let filter = filter.join("/");
+            prop_assert_eq!(validate_topic_filter(&filter), Ok(()));
+            let hidden = topic.starts_with('$') && filter.starts_with(['+', '#']);
+            prop_assert_eq!(matches(&filter, &topic), !hidden, "{} vs {}", filter, topic);
+        }
+
+        #[test]
+        fn matches_agrees_with_the_reference(
+            filter in prop::collection::vec(prop_oneof![level(), Just("+".to_owned())], 0..5),
+            hash in any::<bool>(),
+            topic in prop::collection::vec(level(), 1..6),
+        ) {
+            let mut filter = filter;
+            if hash || filter.is_empty() {
+                filter.push("#".to_owned());
+            }
+            let (filter, topic) = (filter.join("/"), topic.join("/"));
+            prop_assume!(!filter.is_empty() && !topic.is_empty());
+            prop_assert_eq!(validate_topic_filter(&filter), Ok(()));
+            prop_assert_eq!(matches(&filter, &topic), reference_matches(&filter, &topic));
+        }
+
+        #[test]
+        fn a_topic_name_is_a_filter_matching_itself(levels in prop::collection::vec(level(), 1..6)) {
+            let topic = levels.join("/");
+            prop_assume!(!topic.is_empty());
+            let name = TopicName::new(topic.as_str()).unwrap();
+            let filter = TopicFilter::new(topic.as_str()).unwrap();
+            prop_assert!(!filter.has_wildcards());
+            prop_assert!(filter.matches(&name));
+        }
+
+        #[test]
+        fn a_changed_literal_level_does_not_match(
+            levels in prop::collection::vec(level(), 1..6),
+            index in any::<prop::sample::Index>(),
+        ) {
+            let topic = levels.join("/");
+            let mut filter = levels.clone();
+            filter[index.index(levels.len())].push('x');
+            prop_assert!(!matches(&filter.join("/"), &topic));
+        }
+
+        #[test]
+        fn validation_agrees_with_the_reference(s in "[a/+#]{0,8}") {
+            prop_assert_eq!(validate_topic_filter(&s).is_ok(), reference_filter_is_valid(&s));
+            let name_ok = !s.is_empty() && !s.contains(['+', '#']);
+            prop_assert_eq!(validate_topic_name(&s).is_ok(), name_ok);
+            if name_ok {
+                prop_assert!(matches(&s, &s));
+            }
+        }
+
+        #[test]
+        fn arbitrary_strings_never_panic(a in any::<String>(), b in any::<String>()) {
+            let _ = matches(&a, &b);
+            let _ = validate_topic_name(&a);
+            let _ = validate_topic_filter(&a);
+            if let Ok(filter) = TopicFilter::new(a.as_str()) {
+                let _ = (filter.matches(&b), filter.share_group(), filter.filter());
+            }
+            prop_assert_eq!(levels(&a).collect::<Vec<_>>().join("/"), a);
+        }
+
+        #[test]
+        fn arbitrary_shared_filters_never_panic(s in "\\$share/[a+#/]{0,6}") {
+            if let Ok(filter) = TopicFilter::new(s.as_str()) {
+                let group = filter.share_group().unwrap();
+                prop_assert_eq!(format!("$share/{group}/{}", filter.filter()), s);
+                prop_assert!(!group.is_empty() && !group.contains(['/', '+', '#']));
+                prop_assert!(!filter.filter().is_empty());
+            }
+        }
+    }
+}
