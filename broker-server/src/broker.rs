@@ -1,0 +1,203 @@
+//! The broker's shared state and the operations every connection task performs on it:
+//! publishing (retain, route, enqueue) and opening, resuming and ending sessions.
+//! Synchronous except where a takeover must wait for the old connection to let go.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytestring::ByteString;
+use parking_lot::Mutex;
+use protocol::ReasonCode;
+use tokio::sync::oneshot;
+use web_time::Instant;
+
+use crate::config::Config;
+use crate::message::{Delivery, Message};
+use crate::metrics::Metrics;
+use crate::router::Router;
+use crate::session::{Attachment, Enqueued, QueueLimits, Session};
+
+/// Everything connection tasks share.
+#[derive(Debug)]
+pub struct Broker {
+    /// The configuration it was started with.
+    pub config: Config,
+    /// Subscriptions and retained messages.
+    pub router: Router,
+    /// Sessions by client identifier.
+    sessions: Mutex<HashMap<ByteString, Arc<Session>>>,
+    /// Counters for `$SYS` and `/metrics`.
+    pub metrics: Metrics,
+    /// When the broker started, for `$SYS/broker/uptime`.
+    pub started_at: Instant,
+    /// Source of assigned client identifiers.
+    next_client_number: AtomicU64,
+}
+
+/// The connection's side of an [`Attachment`]: dropped (or signalled) when it lets go.
+#[derive(Debug)]
+pub struct Attached {
+    /// The session attached to.
+    pub session: Arc<Session>,
+    /// Whether the session existed before (Session Present).
+    pub present: bool,
+    /// Fires when another connection takes the session over.
+    kicked: Option<oneshot::Receiver<ReasonCode>>,
+    /// Dropping this tells the taking-over connection that we let go.
+    release: oneshot::Sender<()>,
+}
+
+impl Attached {
+    /// Separates the takeover signal, which the connection task polls on its own.
+    pub fn split_kick(mut self) -> (Self, oneshot::Receiver<ReasonCode>) {
+        let kick = self.kicked.take().unwrap_or_else(|| oneshot::channel().1);
+        (self, kick)
+    }
+
+    /// Tells a waiting takeover that this connection has stored its state.
+    pub fn release(self) {
+        let _ = self.release.send(());
+    }
+}
+
+impl Broker {
+    /// A broker with no sessions.
+    pub fn new(config: Config) -> Self {
+        let router = Router::new(config.sessions.shared_strategy);
+        Self {
+            config,
+            router,
+            sessions: Mutex::new(HashMap::new()),
+            metrics: Metrics::default(),
+            started_at: Instant::now(),
+            next_client_number: AtomicU64::new(1),
+        }
+    }
+
+    /// Mailbox bounds for new sessions, from the configuration.
+    pub fn queue_limits(&self) -> QueueLimits {
+        QueueLimits {
+            max_messages: self.config.limits.max_queued_messages,
+            max_bytes: self.config.limits.max_queued_bytes,
+            queue_qos0_offline: self.config.sessions.queue_qos0_offline,
+            policy: self.config.limits.queue_drop_policy,
+        }
+    }
+
+    /// A fresh client identifier for a client that sent an empty one.
+    pub fn assign_client_id(&self) -> ByteString {
+        let n = self.next_client_number.fetch_add(1, Ordering::Relaxed);
+        format!(
+            "auto-{:x}-{n}",
+            self.started_at.elapsed().as_nanos() as u64 ^ fastrand::u64(..)
+        )
+        .into()
+    }
+
+    /// Publishes `message`: stores it if retained, then delivers it to every matching
+    /// session. Returns how many sessions it was routed to.
+    pub fn publish(&self, message: Message, scratch: &mut Vec<(Arc<Session>, Delivery)>) -> usize {
+        let message = Arc::new(message);
+        if message.retain {
+            self.router.retain(message.clone());
+        }
+        self.router.route(&message, scratch);
+        let routed = scratch.len();
+        for (session, delivery) in scratch.drain(..) {
+            if session.deliver(delivery) != Enqueued::Queued {
+                self.metrics.messages_dropped.inc();
+            }
+        }
+        routed
+    }
+
+    /// Attaches a new connection to the session of `client_id`: makes any attached
+    /// connection let go first (session takeover, [MQTT-3.1.4-3]), then resumes the
+    /// session or, with `clean_start` (or none stored), starts a new one. The caller
+    /// ends a replaced session's subscriptions via the returned `ended` session.
+    pub async fn attach(
+        &self,
+        client_id: &ByteString,
+        clean_start: bool,
+    ) -> (Attached, Option<Arc<Session>>) {
+        loop {
+            let previous = {
+                let sessions = self.sessions.lock();
+                sessions
+                    .get(client_id)
+                    .and_then(|s| s.attachment.lock().take())
+            };
+            let Some(previous) = previous else { break };
+            let _ = previous.kick.send(ReasonCode::SessionTakenOver);
+            // The old connection stores its state, then drops its release sender.
+            let _ = tokio::time::timeout(Duration::from_secs(10), previous.released).await;
+        }
+        let (kick_tx, kick_rx) = oneshot::channel();
+        let (release_tx, release_rx) = oneshot::channel();
+        let mut sessions = self.sessions.lock();
+        let existing = sessions.get(client_id).cloned();
+        let (session, present, ended) = match existing {
+            Some(session) if !clean_start => (session, true, None),
+            existing => {
+                let session = Arc::new(Session::new(client_id.clone(), self.queue_limits()));
+                sessions.insert(client_id.clone(), session.clone());
+                (session, false, existing)
+            }
+        };
+        *session.attachment.lock() = Some(Attachment {
+            kick: kick_tx,
+            released: release_rx,
+        });
+        session.set_online(true);
+        (
+            Attached {
+                session,
+                present,
+                kicked: Some(kick_rx),
+                release: release_tx,
+            },
+            ended,
+        )
+    }
+
+    /// Removes `session` from the registry if it is still the registered one for its
+    /// client id, and drops its subscriptions and queue.
+    pub fn end_session(&self, session: &Arc<Session>) {
+        {
+            let mut sessions = self.sessions.lock();
+            if sessions
+                .get(&session.client_id)
+                .is_some_and(|s| Arc::ptr_eq(s, session))
+            {
+                sessions.remove(&session.client_id);
+            }
+        }
+        self.drop_subscriptions(session);
+        session.clear_queue();
+    }
+
+    /// Removes every subscription `session` holds from the router.
+    pub fn drop_subscriptions(&self, session: &Session) {
+        let subscriptions = std::mem::take(&mut *session.subscriptions.lock());
+        for filter in subscriptions.keys() {
+            self.router.unsubscribe(filter, &session.client_id);
+        }
+    }
+
+    /// The registered session of `client_id`.
+    pub fn session(&self, client_id: &str) -> Option<Arc<Session>> {
+        self.sessions.lock().get(client_id).cloned()
+    }
+
+    /// Number of sessions (online and offline).
+    pub fn session_count(&self) -> usize {
+        self.sessions.lock().len()
+    }
+
+    /// Every session, for `$SYS`, expiry sweeps and the admin API.
+    pub fn sessions(&self) -> Vec<Arc<Session>> {
+        self.sessions.lock().values().cloned().collect()
+    }
+}

@@ -1,0 +1,64 @@
+//! Timers for sessions without a connection: the will waiting out its Will Delay
+//! Interval (§3.1.3.2.2) and the session's own expiry (§4.1). One task per detached
+//! session sleeps until the earlier deadline; a generation number makes it a no-op if
+//! a connection resumed the session meanwhile.
+
+use std::sync::Arc;
+
+use crate::broker::Broker;
+use crate::clock;
+use crate::connection::publish_will;
+use crate::session::Session;
+
+/// Starts the timer task for `session`, detached at `generation`.
+pub fn arm(broker: Arc<Broker>, session: Arc<Session>, generation: u64) {
+    tokio::spawn(async move {
+        loop {
+            let next = {
+                let detached = session.detached.lock();
+                if detached.generation != generation {
+                    return;
+                }
+                let will_at = detached.pending_will.as_ref().map(|(at, _)| *at);
+                match (will_at, detached.expires_at) {
+                    (Some(w), Some(e)) => Some(w.min(e)),
+                    (w, e) => w.or(e),
+                }
+            };
+            let Some(at) = next else { return };
+            tokio::time::sleep_until(clock::to_tokio(at)).await;
+            let now = clock::now();
+            let (will, expired) = {
+                let mut detached = session.detached.lock();
+                if detached.generation != generation {
+                    return;
+                }
+                let expired = detached.expires_at.is_some_and(|e| now >= e);
+                let will_due = detached
+                    .pending_will
+                    .as_ref()
+                    .is_some_and(|(at, _)| now >= *at);
+                // The will goes out when its delay passes or when the session ends,
+                // whichever is first.
+                let will = if will_due || expired {
+                    detached.pending_will.take()
+                } else {
+                    None
+                };
+                if expired {
+                    detached.generation += 1;
+                    detached.protocol = None;
+                }
+                (will, expired)
+            };
+            if let Some((_, will)) = will {
+                publish_will(&broker, will, &session.client_id);
+            }
+            if expired {
+                tracing::debug!(client_id = %session.client_id, "session expired");
+                broker.end_session(&session);
+                return;
+            }
+        }
+    });
+}

@@ -1,0 +1,119 @@
+//! `broker-server`: parse the command line, load the configuration, start logging, run.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use broker_server::config::{Config, LogFormat, Override};
+use clap::Parser;
+
+/// The mqtt-web MQTT broker.
+#[derive(Debug, Parser)]
+#[command(version, about = "The mqtt-web MQTT broker (MQTT 3.1, 3.1.1 and 5.0)")]
+struct Cli {
+    /// TOML configuration file (see broker.toml in the repository for every key).
+    #[arg(short, long)]
+    config: Option<PathBuf>,
+    /// MQTT over TCP address, replacing `listeners.tcp` (repeatable).
+    #[arg(long = "tcp", value_name = "ADDR")]
+    tcp: Vec<String>,
+    /// Log filter, e.g. `debug` (`log.level`).
+    #[arg(long)]
+    log_level: Option<String>,
+    /// Override any key: `--set limits.max_connections=500` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match load(&cli) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("broker-server: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("broker-server: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(broker_server::run(config, shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            eprintln!("broker-server: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(cli: &Cli) -> anyhow::Result<Config> {
+    let mut overrides = Override::from_env(std::env::vars());
+    if !cli.tcp.is_empty() {
+        let list = cli
+            .tcp
+            .iter()
+            .map(|a| format!("{a:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        overrides.push(Override {
+            source_name: "--tcp".into(),
+            key: "listeners.tcp".into(),
+            value: format!("[{list}]"),
+        });
+    }
+    if let Some(level) = &cli.log_level {
+        overrides.push(Override {
+            source_name: "--log-level".into(),
+            key: "log.level".into(),
+            value: format!("{level:?}"),
+        });
+    }
+    for assignment in &cli.set {
+        overrides.push(Override::parse_assignment("--set", assignment)?);
+    }
+    Ok(match &cli.config {
+        Some(path) => Config::load_file(path, &overrides)?,
+        None => Config::load(None, &overrides)?,
+    })
+}
+
+fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

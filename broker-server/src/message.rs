@@ -1,0 +1,62 @@
+//! An application message as the broker holds it: received once, shared by every
+//! subscriber it is delivered to (an `Arc`, so fan-out never copies a payload).
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use bytestring::ByteString;
+use protocol::{PublishProperties, QoS};
+use smallvec::SmallVec;
+use web_time::Instant;
+
+/// A message accepted from a publisher (or a will, or `$SYS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Topic name, alias already resolved.
+    pub topic: ByteString,
+    /// Payload, shared with the publisher's receive buffer.
+    pub payload: Bytes,
+    /// The QoS it was published with; deliveries get `min` of this and the subscription's.
+    pub qos: QoS,
+    /// The publisher's retain flag.
+    pub retain: bool,
+    /// Properties forwarded to subscribers (topic alias and subscription identifiers
+    /// removed: those belong to one connection).
+    pub properties: PublishProperties,
+    /// When the Message Expiry Interval runs out; `None` means never.
+    pub expires_at: Option<Instant>,
+    /// Client identifier of the publisher, for No Local; empty for the broker itself.
+    pub origin: ByteString,
+}
+
+impl Message {
+    /// Whether the message expired at `now` (§3.3.2.3.3).
+    pub fn is_expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|at| now >= at)
+    }
+
+    /// The Message Expiry Interval to forward at `now`: what is left of the original,
+    /// rounded up so a message never arrives with 0 seconds left unless expired.
+    pub fn remaining_expiry(&self, now: Instant) -> Option<u32> {
+        self.expires_at.map(|at| {
+            let left = at.saturating_duration_since(now);
+            let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+            u32::try_from(secs).unwrap_or(u32::MAX)
+        })
+    }
+}
+
+/// One message on its way to one subscriber.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The shared message.
+    pub message: Arc<Message>,
+    /// Delivery QoS: min(publish QoS, best matching subscription QoS).
+    pub qos: QoS,
+    /// Retain flag as sent: set for retained messages sent on subscribe, and for
+    /// forwarded messages only with Retain As Published.
+    pub retain: bool,
+    /// Identifiers of the matching subscriptions (MQTT 5).
+    pub subscription_ids: SmallVec<[NonZeroU32; 1]>,
+}

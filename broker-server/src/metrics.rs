@@ -1,0 +1,74 @@
+//! Broker-wide counters, shared by every connection task. Plain relaxed atomics: each is
+//! an independent figure, read for `$SYS` and `/metrics`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use protocol::QoS;
+
+/// A monotonically increasing count or a current level.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Adds one.
+    pub fn inc(&self) {
+        self.add(1);
+    }
+
+    /// Subtracts one (for levels such as connected clients).
+    pub fn dec(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Message and byte counts per QoS.
+#[derive(Debug, Default)]
+pub struct PerQoS([Counter; 3]);
+
+impl PerQoS {
+    /// The counter for `qos`.
+    pub fn at(&self, qos: QoS) -> &Counter {
+        &self.0[qos as usize]
+    }
+
+    /// The sum over all QoS levels.
+    pub fn total(&self) -> u64 {
+        self.0.iter().map(Counter::get).sum()
+    }
+}
+
+/// Everything the broker counts.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Clients connected now.
+    pub clients_connected: Counter,
+    /// Connections accepted since start (TCP level).
+    pub connections_total: Counter,
+    /// Connections refused because `max_connections` was reached.
+    pub connections_refused: Counter,
+    /// PUBLISH packets received, per QoS.
+    pub messages_received: PerQoS,
+    /// PUBLISH packets sent, per QoS.
+    pub messages_sent: PerQoS,
+    /// Payload bytes received.
+    pub bytes_received: Counter,
+    /// Bytes written to clients.
+    pub bytes_sent: Counter,
+    /// Messages dropped because a session queue was full, or a message did not fit the
+    /// client's Maximum Packet Size, or it expired while queued.
+    pub messages_dropped: Counter,
+    /// Connections closed for a protocol violation.
+    pub protocol_errors: Counter,
+    /// CONNECTs refused for bad credentials or authorization.
+    pub auth_failures: Counter,
+}

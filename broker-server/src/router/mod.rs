@@ -1,0 +1,316 @@
+//! Routing: which sessions get a message. Synchronous and socket-free, so unit tests
+//! drive it directly.
+//!
+//! Any connection task routes its own publishes: it takes the subscription trie's read
+//! lock, collects the matching sessions and pushes into their mailboxes. No router task
+//! sits between publishers and subscribers, so routing scales with the cores, and the
+//! payload is shared (`Arc<Message>`) by every delivery.
+//!
+//! # Layout
+//! - [`trie`]: the generic topic-filter trie.
+//! - [`retained`]: retained messages by topic.
+//! - this module: [`Router`], overlapping subscriptions, No Local, shared groups.
+
+pub(crate) mod retained;
+pub(crate) mod trie;
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytestring::ByteString;
+use parking_lot::RwLock;
+use protocol::{QoS, SubscriptionOptions, TopicFilter};
+use serde::Deserialize;
+use smallvec::SmallVec;
+
+pub use retained::RetainedStore;
+use trie::{Keyed, Trie};
+
+use crate::message::{Delivery, Message};
+use crate::session::Session;
+
+/// How a shared subscription group picks the member that gets a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SharedStrategy {
+    /// Each member in turn (default), skipping members that are offline.
+    #[default]
+    RoundRobin,
+    /// A random online member.
+    Random,
+    /// The same member until it goes offline.
+    Sticky,
+}
+
+/// One client's subscription to one filter.
+#[derive(Debug, Clone)]
+pub struct SubEntry {
+    /// The subscriber.
+    pub session: Arc<Session>,
+    /// Its options (QoS, No Local, Retain As Published, Retain Handling).
+    pub options: SubscriptionOptions,
+    /// MQTT 5 Subscription Identifier.
+    pub id: Option<NonZeroU32>,
+}
+
+impl Keyed for SubEntry {
+    type Key = ByteString;
+    fn key(&self) -> &ByteString {
+        &self.session.client_id
+    }
+}
+
+/// The members of one `$share/{group}/{filter}`.
+#[derive(Debug)]
+pub(crate) struct SharedGroup {
+    name: ByteString,
+    members: Vec<SubEntry>,
+    /// Round robin position, or the sticky member's index.
+    cursor: AtomicUsize,
+}
+
+impl Keyed for SharedGroup {
+    type Key = ByteString;
+    fn key(&self) -> &ByteString {
+        &self.name
+    }
+}
+
+impl SharedGroup {
+    fn pick(&self, strategy: SharedStrategy) -> Option<&SubEntry> {
+        let len = self.members.len();
+        if len == 0 {
+            return None;
+        }
+        let online = |i: usize| self.members[i % len].session.is_online();
+        let start = match strategy {
+            SharedStrategy::RoundRobin => self.cursor.fetch_add(1, Ordering::Relaxed),
+            SharedStrategy::Random => fastrand::usize(..len),
+            SharedStrategy::Sticky => self.cursor.load(Ordering::Relaxed),
+        };
+        let chosen = (start..start + len).find(|&i| online(i)).unwrap_or(start) % len;
+        if strategy == SharedStrategy::Sticky {
+            self.cursor.store(chosen, Ordering::Relaxed);
+        }
+        self.members.get(chosen)
+    }
+}
+
+/// What subscribing did, for Retain Handling 1 and for SUBACK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscribeOutcome {
+    /// A new subscription.
+    New,
+    /// It replaced one with the same filter [MQTT-3.8.4-3].
+    Replaced,
+}
+
+/// Subscriptions and retained messages.
+#[derive(Debug, Default)]
+pub struct Router {
+    subscriptions: RwLock<Trie<SubEntry>>,
+    shared: RwLock<Trie<SharedGroup>>,
+    retained: RwLock<RetainedStore>,
+    strategy: SharedStrategy,
+}
+
+impl Router {
+    /// An empty router using `strategy` for shared subscriptions.
+    pub fn new(strategy: SharedStrategy) -> Self {
+        Self {
+            strategy,
+            ..Self::default()
+        }
+    }
+
+    /// Adds or replaces `entry`'s subscription to `filter`.
+    pub fn subscribe(&self, filter: &TopicFilter, entry: SubEntry) -> SubscribeOutcome {
+        let replaced = match filter.share_group() {
+            None => self
+                .subscriptions
+                .write()
+                .insert(filter.filter(), entry)
+                .is_some(),
+            Some(group) => {
+                let mut shared = self.shared.write();
+                if let Some(existing) = shared.get_mut(filter.filter(), &ByteString::from(group)) {
+                    match existing.members.iter_mut().find(|m| m.key() == entry.key()) {
+                        Some(member) => {
+                            *member = entry;
+                            true
+                        }
+                        None => {
+                            existing.members.push(entry);
+                            false
+                        }
+                    }
+                } else {
+                    let group = SharedGroup {
+                        name: group.into(),
+                        members: vec![entry],
+                        cursor: AtomicUsize::new(0),
+                    };
+                    shared.insert(filter.filter(), group);
+                    false
+                }
+            }
+        };
+        if replaced {
+            SubscribeOutcome::Replaced
+        } else {
+            SubscribeOutcome::New
+        }
+    }
+
+    /// Removes `client_id`'s subscription to `filter`; `false` if it had none.
+    pub fn unsubscribe(&self, filter: &TopicFilter, client_id: &ByteString) -> bool {
+        match filter.share_group() {
+            None => self
+                .subscriptions
+                .write()
+                .remove(filter.filter(), client_id)
+                .is_some(),
+            Some(group) => {
+                let mut shared = self.shared.write();
+                let group_key = ByteString::from(group);
+                let Some(existing) = shared.get_mut(filter.filter(), &group_key) else {
+                    return false;
+                };
+                let before = existing.members.len();
+                existing.members.retain(|m| m.key() != client_id);
+                let removed = existing.members.len() != before;
+                if existing.members.is_empty() {
+                    shared.remove(filter.filter(), &group_key);
+                }
+                removed
+            }
+        }
+    }
+
+    /// Number of subscriptions (a shared group counts once per member).
+    pub fn subscription_count(&self) -> usize {
+        let plain = self.subscriptions.read().len();
+        plain + self.shared.read().len()
+    }
+
+    /// Collects into `out` one [`Delivery`] per session that should get `message`.
+    ///
+    /// A client with several matching subscriptions gets one copy at the highest QoS
+    /// and with every Subscription Identifier (§3.3.4, allowed for 3.x and 5); No Local
+    /// subscriptions skip the publisher [MQTT-3.8.3-3]; each shared group adds one
+    /// member [MQTT-4.8.2-?].
+    pub fn route(&self, message: &Arc<Message>, out: &mut Vec<(Arc<Session>, Delivery)>) {
+        out.clear();
+        let mut slices = 0usize;
+        let mut index: HashMap<*const Session, usize> = HashMap::new();
+        let mut add = |out: &mut Vec<(Arc<Session>, Delivery)>, entry: &SubEntry, dedup: bool| {
+            if entry.options.no_local && entry.session.client_id == message.origin {
+                return;
+            }
+            let qos = message.qos.min(entry.options.qos);
+            let retain = entry.options.retain_as_published && message.retain;
+            let ids: SmallVec<[NonZeroU32; 1]> = entry.id.into_iter().collect();
+            if dedup {
+                if index.is_empty() {
+                    for (i, (session, _)) in out.iter().enumerate() {
+                        index.insert(Arc::as_ptr(session), i);
+                    }
+                }
+                if let Some(&i) = index.get(&Arc::as_ptr(&entry.session)) {
+                    let existing = &mut out[i].1;
+                    existing.qos = existing.qos.max(qos);
+                    existing.retain |= retain;
+                    existing.subscription_ids.extend(ids);
+                    return;
+                }
+                index.insert(Arc::as_ptr(&entry.session), out.len());
+            }
+            let delivery = Delivery {
+                message: message.clone(),
+                qos,
+                retain,
+                subscription_ids: ids,
+            };
+            out.push((entry.session.clone(), delivery));
+        };
+        self.subscriptions
+            .read()
+            .for_each_match(&message.topic, |entries| {
+                let dedup = slices > 0;
+                slices += 1;
+                for entry in entries {
+                    add(out, entry, dedup);
+                }
+            });
+        let shared = self.shared.read();
+        shared.for_each_match(&message.topic, |groups| {
+            for group in groups {
+                if let Some(member) = group.pick(self.strategy) {
+                    // A shared delivery is separate from the member's own subscriptions
+                    // (§4.8.2): no dedup against them.
+                    let qos = message.qos.min(member.options.qos);
+                    let ids: SmallVec<[NonZeroU32; 1]> = member.id.into_iter().collect();
+                    let retain = member.options.retain_as_published && message.retain;
+                    let delivery = Delivery {
+                        message: message.clone(),
+                        qos,
+                        retain,
+                        subscription_ids: ids,
+                    };
+                    out.push((member.session.clone(), delivery));
+                }
+            }
+        });
+    }
+
+    /// Stores or deletes a retained message.
+    pub fn retain(&self, message: Arc<Message>) {
+        self.retained.write().set(message);
+    }
+
+    /// Read access to the retained store.
+    pub fn retained(&self) -> parking_lot::RwLockReadGuard<'_, RetainedStore> {
+        self.retained.read()
+    }
+
+    /// Write access to the retained store.
+    pub fn retained_mut(&self) -> parking_lot::RwLockWriteGuard<'_, RetainedStore> {
+        self.retained.write()
+    }
+
+    /// Whether any subscription would receive a message on `topic` (v5 PUBACK 0x10).
+    pub fn has_subscribers(&self, topic: &str) -> bool {
+        let mut found = false;
+        self.subscriptions
+            .read()
+            .for_each_match(topic, |_| found = true);
+        if !found {
+            self.shared.read().for_each_match(topic, |_| found = true);
+        }
+        found
+    }
+
+    /// Shared groups' current members for `filter`, for tests and the admin API.
+    pub fn shared_members(&self, filter: &TopicFilter) -> Vec<ByteString> {
+        let Some(group) = filter.share_group() else {
+            return Vec::new();
+        };
+        let mut shared = self.shared.write();
+        shared
+            .get_mut(filter.filter(), &ByteString::from(group))
+            .map(|g| {
+                g.members
+                    .iter()
+                    .map(|m| m.session.client_id.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The QoS used for a delivery, exposed for the retained-on-subscribe path.
+    pub fn delivery_qos(message: &Message, options: &SubscriptionOptions) -> QoS {
+        message.qos.min(options.qos)
+    }
+}

@@ -1,0 +1,310 @@
+//! Broker-side sessions: what outlives a connection (§4.1). A [`Session`] is shared by
+//! the router (which pushes deliveries into its mailbox from any publisher's task) and
+//! by the connection task currently attached to it (which drains the mailbox).
+//!
+//! The mailbox is the one bounded queue per session: the connection task only takes
+//! from it what the client's inflight window (its Receive Maximum) can take now, so a
+//! slow or offline client costs at most `max_queued_messages` / `max_queued_bytes`, and
+//! what does not fit is dropped by the configured policy and counted.
+
+use std::collections::{HashMap, VecDeque};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytestring::ByteString;
+use parking_lot::Mutex;
+use protocol::{QoS, SubscriptionOptions, TopicFilter, Will};
+use tokio::sync::{Notify, oneshot};
+use web_time::Instant;
+
+use crate::config::DropPolicy;
+use crate::message::Delivery;
+
+/// Bounds of a session's mailbox.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    /// Most deliveries queued.
+    pub max_messages: usize,
+    /// Most payload bytes queued.
+    pub max_bytes: usize,
+    /// Whether QoS 0 deliveries are queued while the client is offline.
+    pub queue_qos0_offline: bool,
+    /// What a full queue drops.
+    pub policy: DropPolicy,
+}
+
+/// What became of a delivery pushed into a mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    /// Queued.
+    Queued,
+    /// Queued, and the oldest queued delivery was dropped for it.
+    QueuedDroppedOldest,
+    /// Not queued: the queue is full (drop-newest), or QoS 0 for an offline client.
+    Dropped,
+}
+
+#[derive(Debug, Default)]
+struct Mailbox {
+    queue: VecDeque<Delivery>,
+    bytes: usize,
+}
+
+/// A subscription as the session records it, to restore and to clean up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSubscription {
+    /// Options given at subscribe time.
+    pub options: SubscriptionOptions,
+    /// MQTT 5 Subscription Identifier.
+    pub id: Option<NonZeroU32>,
+}
+
+/// How a new connection makes the one attached to this session let go.
+#[derive(Debug)]
+pub struct Attachment {
+    /// Tells the attached connection to close (with the reason for a v5 DISCONNECT).
+    pub kick: oneshot::Sender<protocol::ReasonCode>,
+    /// Resolves when the attached connection has stored its state and let go.
+    pub released: oneshot::Receiver<()>,
+}
+
+/// State that the connection task hands back when it lets go, and takes on attach.
+#[derive(Debug, Default)]
+pub struct Detached {
+    /// The protocol's per-session state: inflight messages and QoS 2 ids.
+    pub protocol: Option<protocol::session::SessionState>,
+    /// The session expiry interval in force (seconds).
+    pub expiry_interval: u32,
+    /// When the session expires, if it is not resumed before.
+    pub expires_at: Option<Instant>,
+    /// A will waiting out its Will Delay Interval.
+    pub pending_will: Option<(Instant, Will)>,
+    /// Bumped on each attach and detach, so timers armed for an older state do nothing.
+    pub generation: u64,
+}
+
+/// One client's session.
+#[derive(Debug)]
+pub struct Session {
+    /// The client identifier (assigned by the broker for empty ones).
+    pub client_id: ByteString,
+    online: AtomicBool,
+    limits: QueueLimits,
+    mailbox: Mutex<Mailbox>,
+    notify: Notify,
+    /// Subscriptions by filter, so a session can be restored or cleaned up.
+    pub subscriptions: Mutex<HashMap<TopicFilter, StoredSubscription>>,
+    /// The connection attached now, if any.
+    pub attachment: Mutex<Option<Attachment>>,
+    /// State kept while no connection is attached.
+    pub detached: Mutex<Detached>,
+}
+
+impl Session {
+    /// A new, offline session.
+    pub fn new(client_id: ByteString, limits: QueueLimits) -> Self {
+        Self {
+            client_id,
+            online: AtomicBool::new(false),
+            limits,
+            mailbox: Mutex::new(Mailbox::default()),
+            notify: Notify::new(),
+            subscriptions: Mutex::new(HashMap::new()),
+            attachment: Mutex::new(None),
+            detached: Mutex::new(Detached::default()),
+        }
+    }
+
+    /// Whether a connection is attached.
+    pub fn is_online(&self) -> bool {
+        self.online.load(Ordering::Acquire)
+    }
+
+    /// Marks the session online or offline.
+    pub fn set_online(&self, online: bool) {
+        self.online.store(online, Ordering::Release);
+        if online {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Pushes a delivery into the mailbox, applying the limits, and wakes the attached
+    /// connection.
+    pub fn deliver(&self, delivery: Delivery) -> Enqueued {
+        let online = self.is_online();
+        if !online && delivery.qos == QoS::AtMostOnce && !self.limits.queue_qos0_offline {
+            return Enqueued::Dropped;
+        }
+        let size = delivery.message.payload.len();
+        let mut outcome = Enqueued::Queued;
+        {
+            let mut mailbox = self.mailbox.lock();
+            let full = |m: &Mailbox| {
+                m.queue.len() >= self.limits.max_messages || m.bytes + size > self.limits.max_bytes
+            };
+            if full(&mailbox) {
+                match self.limits.policy {
+                    DropPolicy::DropNewest => return Enqueued::Dropped,
+                    DropPolicy::DropOldest => {
+                        while full(&mailbox) {
+                            let Some(old) = mailbox.queue.pop_front() else {
+                                // Larger than the whole byte budget on its own.
+                                return Enqueued::Dropped;
+                            };
+                            mailbox.bytes -= old.message.payload.len();
+                            outcome = Enqueued::QueuedDroppedOldest;
+                        }
+                    }
+                }
+            }
+            mailbox.bytes += size;
+            mailbox.queue.push_back(delivery);
+        }
+        if online {
+            self.notify.notify_one();
+        }
+        outcome
+    }
+
+    /// Takes up to `max` deliveries, oldest first, into `out`. QoS 0 deliveries do not
+    /// count towards `max` when `qos0_free` (they need no inflight slot).
+    pub fn take(&self, max_acked: usize, out: &mut Vec<Delivery>) {
+        let mut mailbox = self.mailbox.lock();
+        let mut acked = 0;
+        while let Some(front) = mailbox.queue.front() {
+            if front.qos != QoS::AtMostOnce {
+                if acked == max_acked {
+                    break;
+                }
+                acked += 1;
+            }
+            let Some(delivery) = mailbox.queue.pop_front() else {
+                break;
+            };
+            mailbox.bytes -= delivery.message.payload.len();
+            out.push(delivery);
+        }
+    }
+
+    /// Puts deliveries back at the front, in order (a connection ended before sending
+    /// them).
+    pub fn requeue_front(&self, deliveries: impl DoubleEndedIterator<Item = Delivery>) {
+        let mut mailbox = self.mailbox.lock();
+        for delivery in deliveries.rev() {
+            mailbox.bytes += delivery.message.payload.len();
+            mailbox.queue.push_front(delivery);
+        }
+    }
+
+    /// Number of queued deliveries.
+    pub fn queue_len(&self) -> usize {
+        self.mailbox.lock().queue.len()
+    }
+
+    /// Drops every queued delivery (the session ended).
+    pub fn clear_queue(&self) {
+        let mut mailbox = self.mailbox.lock();
+        mailbox.queue.clear();
+        mailbox.bytes = 0;
+    }
+
+    /// Resolves when a delivery arrives (or immediately if one arrived since the last
+    /// wait).
+    pub async fn notified(&self) {
+        self.notify.notified().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Message;
+    use bytes::Bytes;
+    use std::sync::Arc;
+
+    fn limits(policy: DropPolicy) -> QueueLimits {
+        QueueLimits {
+            max_messages: 2,
+            max_bytes: 1000,
+            queue_qos0_offline: false,
+            policy,
+        }
+    }
+
+    fn delivery(payload: &'static str, qos: QoS) -> Delivery {
+        let message = Message {
+            topic: "t".into(),
+            payload: Bytes::from_static(payload.as_bytes()),
+            qos,
+            retain: false,
+            properties: Default::default(),
+            expires_at: None,
+            origin: "".into(),
+        };
+        Delivery {
+            message: Arc::new(message),
+            qos,
+            retain: false,
+            subscription_ids: Default::default(),
+        }
+    }
+
+    fn payloads(session: &Session) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        session.take(usize::MAX, &mut out);
+        out.into_iter().map(|d| d.message.payload.clone()).collect()
+    }
+
+    #[test]
+    fn drop_newest_keeps_the_queue_and_refuses() {
+        let s = Session::new("c".into(), limits(DropPolicy::DropNewest));
+        assert_eq!(s.deliver(delivery("1", QoS::AtLeastOnce)), Enqueued::Queued);
+        assert_eq!(s.deliver(delivery("2", QoS::AtLeastOnce)), Enqueued::Queued);
+        assert_eq!(
+            s.deliver(delivery("3", QoS::AtLeastOnce)),
+            Enqueued::Dropped
+        );
+        assert_eq!(payloads(&s), ["1", "2"]);
+    }
+
+    #[test]
+    fn drop_oldest_makes_room() {
+        let s = Session::new("c".into(), limits(DropPolicy::DropOldest));
+        s.deliver(delivery("1", QoS::AtLeastOnce));
+        s.deliver(delivery("2", QoS::AtLeastOnce));
+        assert_eq!(
+            s.deliver(delivery("3", QoS::AtLeastOnce)),
+            Enqueued::QueuedDroppedOldest
+        );
+        assert_eq!(payloads(&s), ["2", "3"]);
+    }
+
+    #[test]
+    fn qos0_is_not_queued_offline_unless_configured() {
+        let s = Session::new("c".into(), limits(DropPolicy::DropNewest));
+        assert_eq!(s.deliver(delivery("0", QoS::AtMostOnce)), Enqueued::Dropped);
+        s.set_online(true);
+        assert_eq!(s.deliver(delivery("0", QoS::AtMostOnce)), Enqueued::Queued);
+    }
+
+    #[test]
+    fn take_respects_the_inflight_window_but_not_for_qos0() {
+        let mut l = limits(DropPolicy::DropNewest);
+        l.max_messages = 10;
+        let s = Session::new("c".into(), l);
+        s.set_online(true);
+        for (p, q) in [
+            ("a", QoS::AtLeastOnce),
+            ("b", QoS::AtMostOnce),
+            ("c", QoS::ExactlyOnce),
+            ("d", QoS::AtMostOnce),
+        ] {
+            s.deliver(delivery(p, q));
+        }
+        let mut out = Vec::new();
+        s.take(1, &mut out);
+        let got: Vec<_> = out.iter().map(|d| d.message.payload.clone()).collect();
+        assert_eq!(got, ["a", "b"]);
+        assert_eq!(s.queue_len(), 2);
+    }
+}

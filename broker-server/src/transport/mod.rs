@@ -1,0 +1,4 @@
+//! Listeners: the only code besides the connection task that awaits on IO. Each accepts
+//! byte streams and hands them to [`crate::connection::serve`].
+
+pub mod tcp;

@@ -1,0 +1,174 @@
+//! Running child processes: one [`Context`] gives every child the same working directory
+//! and `PATH`, and [`run`] turns a failed command into an error that names it.
+
+use std::{
+    env,
+    ffi::OsString,
+    fmt::Write as _,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+/// What every child process of xtask shares.
+#[derive(Debug)]
+pub(crate) struct Context {
+    /// The workspace root: the working directory of every child, so `rust-toolchain.toml`,
+    /// `.cargo/config.toml` and `Trunk.toml` apply.
+    pub(crate) root: PathBuf,
+    /// Where npm installs tools (`wasm-opt`): outside the repository, so a fresh clone
+    /// finds them again. `$MQTT_WEB_TOOLS_DIR`, else `$XDG_CACHE_HOME/mqtt-web/tools`,
+    /// else `$HOME/.cache/mqtt-web/tools`.
+    pub(crate) tools_dir: PathBuf,
+    /// `PATH` for children: npm tools first (so Debian's `/usr/bin/wasm-opt` never
+    /// wins), then cargo's bin directory (trunk, wasm-bindgen), then the caller's `PATH`.
+    path: OsString,
+}
+
+impl Context {
+    pub(crate) fn new() -> Result<Self> {
+        // `cargo run` sets CARGO_MANIFEST_DIR for the process; the compile-time value is
+        // the fallback when the binary is run directly.
+        let manifest_dir = env::var_os("CARGO_MANIFEST_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+        let root = manifest_dir
+            .parent()
+            .context("xtask's manifest directory has no parent")?
+            .to_path_buf();
+
+        let home = env::var_os("HOME").map(PathBuf::from);
+        let tools_dir = match (
+            env::var_os("MQTT_WEB_TOOLS_DIR"),
+            env::var_os("XDG_CACHE_HOME"),
+            &home,
+        ) {
+            (Some(dir), _, _) => PathBuf::from(dir),
+            (None, Some(cache), _) => PathBuf::from(cache).join("mqtt-web/tools"),
+            (None, None, Some(home)) => home.join(".cache/mqtt-web/tools"),
+            (None, None, None) => bail!("neither $HOME nor $XDG_CACHE_HOME is set"),
+        };
+        let cargo_bin = match (env::var_os("CARGO_HOME"), &home) {
+            (Some(cargo_home), _) => Some(PathBuf::from(cargo_home).join("bin")),
+            (None, Some(home)) => Some(home.join(".cargo/bin")),
+            (None, None) => None,
+        };
+
+        let mut dirs = vec![tools_dir.join("node_modules/.bin")];
+        dirs.extend(cargo_bin);
+        dirs.extend(env::split_paths(&env::var_os("PATH").unwrap_or_default()));
+        let path = env::join_paths(dirs).context("a PATH entry contains the separator")?;
+
+        Ok(Self {
+            root,
+            tools_dir,
+            path,
+        })
+    }
+
+    /// A command that runs `program` (looked up on the children's `PATH`) in the
+    /// workspace root.
+    pub(crate) fn command(&self, program: &str) -> Command {
+        let mut command = Command::new(program);
+        command.current_dir(&self.root).env("PATH", &self.path);
+        command
+    }
+
+    /// [`Self::command`] with arguments.
+    pub(crate) fn command_with(&self, program: &str, args: &[&str]) -> Command {
+        let mut command = self.command(program);
+        command.args(args);
+        command
+    }
+
+    /// `cargo` with the given arguments.
+    pub(crate) fn cargo(&self, args: &[&str]) -> Command {
+        self.command_with("cargo", args)
+    }
+
+    /// The first executable named `name` on the children's `PATH`.
+    pub(crate) fn which(&self, name: &str) -> Option<PathBuf> {
+        env::split_paths(&self.path)
+            .map(|dir| dir.join(name))
+            .find(|candidate| is_executable(candidate))
+    }
+
+    /// The cargo target directory (`$CARGO_TARGET_DIR` or `target/`).
+    pub(crate) fn target_dir(&self) -> PathBuf {
+        env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .map(|dir| self.root.join(dir))
+            .unwrap_or_else(|| self.root.join("target"))
+    }
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    path.metadata()
+        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+}
+
+/// Runs `command` with inherited stdio; an error names the command and how it ended.
+pub(crate) fn run(command: &mut Command) -> Result<()> {
+    let shown = display(command);
+    println!("$ {shown}");
+    let status = command
+        .status()
+        .with_context(|| format!("could not start `{shown}`"))?;
+    if !status.success() {
+        bail!("`{shown}` failed ({status})");
+    }
+    Ok(())
+}
+
+/// Runs `command` quietly and returns its trimmed stdout, or `None` if it could not start
+/// or failed: for version probes, where "missing" and "broken" mean the same thing.
+pub(crate) fn probe(command: &mut Command) -> Option<String> {
+    let output = command
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// Runs `f` and returns its result with how long it took.
+pub(crate) fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let start = Instant::now();
+    let value = f();
+    (value, start.elapsed())
+}
+
+/// `12.3 s`, the one format xtask prints durations in.
+pub(crate) fn seconds(duration: Duration) -> String {
+    format!("{:.1} s", duration.as_secs_f64())
+}
+
+/// The command as a shell line (environment overrides other than PATH included).
+pub(crate) fn display(command: &Command) -> String {
+    let mut line = String::new();
+    for (key, value) in command.get_envs() {
+        if key == "PATH" {
+            continue;
+        }
+        if let Some(value) = value {
+            let _ = write!(
+                line,
+                "{}={} ",
+                key.to_string_lossy(),
+                value.to_string_lossy()
+            );
+        }
+    }
+    line.push_str(&command.get_program().to_string_lossy());
+    for arg in command.get_args() {
+        line.push(' ');
+        line.push_str(&arg.to_string_lossy());
+    }
+    line
+}

@@ -1,0 +1,94 @@
+//! `cargo xtask`: one entry point that installs what the workspace needs and runs it.
+//!
+//! ```text
+//! cargo xtask setup                 install missing tools (seconds when all are present)
+//! cargo xtask test [--quick] [--fail-fast] [STEP...]
+//!                                   setup, then every check CI runs, with a summary
+//! cargo xtask run                   setup, release build of everything, then run it
+//! ```
+//!
+//! Every child process gets the same `PATH`: the npm tools directory first (for
+//! `wasm-opt` 132, see [`setup`]), then cargo's bin directory, then the caller's `PATH`.
+//!
+//! # Layout
+//!
+//! - `main.rs`: argument parsing and dispatch.
+//! - `cmd.rs`: [`cmd::Context`] (repository root, tools directory, child `PATH`) and
+//!   helpers to run a command with its time and a clear error.
+//! - `setup.rs`: `cargo xtask setup`: checks each tool's version, installs what differs.
+//! - `test.rs`: `cargo xtask test`: the ordered list of CI steps and the summary table.
+//! - `run.rs`: `cargo xtask run`: release builds, then starting the product.
+
+mod cmd;
+mod run;
+mod setup;
+mod test;
+
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  setup                 install what is missing: the wasm32 target, trunk, wasm-bindgen-cli,
+                        wasm-opt (npm binaryen), chromium + chromedriver, mosquitto-clients,
+                        paho-mqtt
+  test [options] [STEP...]
+                        run setup, then every check CI runs, in order, with a summary;
+                        STEP names (or parts of names) select steps
+      --quick           skip the clippy and browser steps
+      --fail-fast       stop at the first failed step
+      --list            print the steps and exit
+  run                   run setup, build everything in release mode, then run the product
+  help                  print this message
+";
+
+fn main() -> ExitCode {
+    match try_main() {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("xtask: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn try_main() -> Result<ExitCode> {
+    let mut args = std::env::args().skip(1);
+    let command = args.next();
+    let rest: Vec<String> = args.collect();
+    match command.as_deref() {
+        Some("setup") => {
+            no_arguments("setup", &rest)?;
+            let ctx = cmd::Context::new()?;
+            setup::setup(&ctx)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some("test") => {
+            let options = test::Options::parse(&rest)?;
+            let ctx = cmd::Context::new()?;
+            test::test(&ctx, &options)
+        }
+        Some("run") => {
+            no_arguments("run", &rest)?;
+            let ctx = cmd::Context::new()?;
+            run::run(&ctx)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some("help" | "-h" | "--help") => {
+            print!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(other) => bail!("unknown command `{other}`\n\n{USAGE}"),
+        None => bail!("missing command\n\n{USAGE}"),
+    }
+}
+
+fn no_arguments(command: &str, rest: &[String]) -> Result<()> {
+    if let Some(first) = rest.first() {
+        bail!("`cargo xtask {command}` takes no arguments, got `{first}`\n\n{USAGE}");
+    }
+    Ok(())
+}

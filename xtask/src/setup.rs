@@ -1,0 +1,371 @@
+//! `cargo xtask setup`: make this machine able to build and test the workspace.
+//!
+//! Each tool is probed first (a `--version` call), so a machine that has everything
+//! finishes in well under a second; only what is missing or has the wrong version is
+//! installed. It works as root on a fresh Debian machine that reaches only crates.io,
+//! PyPI, Debian's packages and npm: nothing is downloaded from anywhere else, which is
+//! also why `Trunk.toml` sets `offline = true`.
+//!
+//! Why these exact versions:
+//!
+//! - trunk 0.21.14: the pinned release, installed with its own lock file, that builds with
+//!   our rustc (1.95); every machine then bundles the dashboard the same way.
+//! - wasm-bindgen-cli = the `wasm-bindgen` in `Cargo.lock`: the CLI and the library must
+//!   be the same version or the generated JS does not match the wasm module.
+//! - wasm-opt from npm `binaryen@132.0.0`, installed outside the repository and put first
+//!   on every child's `PATH`: Debian's binaryen (108) breaks wasm-bindgen's output, so it
+//!   must never be the `wasm-opt` trunk finds.
+//! - Debian's `chromium` + `chromium-driver` (always the same version as each other) for
+//!   the in-browser tests, and `mosquitto-clients` plus PyPI `paho-mqtt` as independent
+//!   MQTT peers for interoperability tests. The `mosquitto` broker itself is not
+//!   installed: its default WebSocket listener binds every interface, and it is only a
+//!   benchmark peer.
+
+use std::{fs, process::Command};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::cmd::{self, Context};
+
+/// The trunk release we build the dashboard with.
+pub(crate) const TRUNK_VERSION: &str = "0.21.14";
+/// npm package providing `wasm-opt`; its `--version` says `wasm-opt version 132 (...)`.
+const BINARYEN_PACKAGE: &str = "binaryen@132.0.0";
+/// What `Trunk.toml`'s `wasm_opt = "version_132"` compares with.
+const WASM_OPT_VERSION: &str = "132";
+/// The wasm target every browser crate builds for.
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
+
+/// Debian packages, each with the command that proves it is installed.
+const DEBIAN_PACKAGES: &[(&str, &str)] = &[
+    ("chromium", "chromium"),
+    ("chromedriver", "chromium-driver"),
+    ("mosquitto_pub", "mosquitto-clients"),
+    ("npm", "npm"),
+    ("python3", "python3"),
+];
+
+pub(crate) fn setup(ctx: &Context) -> Result<()> {
+    ensure_wasm_target(ctx)?;
+    ensure_debian_packages(ctx)?;
+    ensure_trunk(ctx)?;
+    ensure_wasm_bindgen(ctx)?;
+    ensure_wasm_opt(ctx)?;
+    ensure_paho_mqtt(ctx)?;
+    Ok(())
+}
+
+fn ensure_wasm_target(ctx: &Context) -> Result<()> {
+    let installed = cmd::probe(
+        ctx.command("rustup")
+            .args(["target", "list", "--installed"]),
+    )
+    .context("`rustup target list --installed` failed: is rustup installed?")?;
+    if installed.lines().any(|line| line.trim() == WASM_TARGET) {
+        println!("setup: ok: rust target {WASM_TARGET}");
+        return Ok(());
+    }
+    install(
+        &format!("rust target {WASM_TARGET}"),
+        [ctx.command_with("rustup", &["target", "add", WASM_TARGET])],
+    )
+}
+
+fn ensure_debian_packages(ctx: &Context) -> Result<()> {
+    let mut missing: Vec<&str> = DEBIAN_PACKAGES
+        .iter()
+        .filter(|(command, _)| ctx.which(command).is_none())
+        .map(|&(_, package)| package)
+        .collect();
+    // pip is only needed when paho-mqtt is missing.
+    if !paho_mqtt_present(ctx) && !has_pip(ctx) {
+        missing.push("python3-pip");
+    }
+    if missing.is_empty() {
+        println!("setup: ok: chromium, chromedriver, mosquitto-clients, npm, python3");
+        return Ok(());
+    }
+    if ctx.which("apt-get").is_none() {
+        bail!(
+            "missing Debian packages {} and this machine has no apt-get: install their \
+             equivalents by hand",
+            missing.join(" ")
+        );
+    }
+    let sudo = match cmd::probe(ctx.command("id").arg("-u")).as_deref() {
+        Some("0") => None,
+        _ if ctx.which("sudo").is_some() => Some("sudo"),
+        _ => bail!(
+            "missing Debian packages {}: run `apt-get install {}` as root",
+            missing.join(" "),
+            missing.join(" ")
+        ),
+    };
+    let apt = |args: &[&str]| {
+        let mut command = match sudo {
+            Some(sudo) => {
+                let mut command = ctx.command(sudo);
+                command.arg("apt-get");
+                command
+            }
+            None => ctx.command("apt-get"),
+        };
+        command.env("DEBIAN_FRONTEND", "noninteractive").args(args);
+        command
+    };
+    let mut install_args = vec!["install", "-y"];
+    install_args.extend(&missing);
+    install(
+        &format!("Debian packages {}", missing.join(" ")),
+        [apt(&["update"]), apt(&install_args)],
+    )
+}
+
+fn ensure_trunk(ctx: &Context) -> Result<()> {
+    let wanted = format!("trunk {TRUNK_VERSION}");
+    let found = cmd::probe(ctx.command("trunk").arg("--version"));
+    if found.as_deref() == Some(wanted.as_str()) {
+        println!("setup: ok: {wanted}");
+        return Ok(());
+    }
+    install(
+        &format!("{wanted} (found: {})", found.as_deref().unwrap_or("none")),
+        [ctx.cargo(&[
+            "install",
+            "--locked",
+            "--force",
+            "trunk",
+            "--version",
+            TRUNK_VERSION,
+        ])],
+    )?;
+    let after = cmd::probe(ctx.command("trunk").arg("--version"));
+    if after.as_deref() != Some(wanted.as_str()) {
+        bail!("after installing, `trunk --version` says {after:?}, not `{wanted}`");
+    }
+    Ok(())
+}
+
+fn ensure_wasm_bindgen(ctx: &Context) -> Result<()> {
+    let version = locked_wasm_bindgen(ctx)?;
+    let versions = || {
+        ["wasm-bindgen", "wasm-bindgen-test-runner"].map(|tool| {
+            let found = cmd::probe(ctx.command(tool).arg("--version"));
+            (tool, found)
+        })
+    };
+    let is_wanted = |(tool, found): &(&str, Option<String>)| {
+        found.as_deref() == Some(format!("{tool} {version}").as_str())
+    };
+    let found = versions();
+    if found.iter().all(is_wanted) {
+        println!("setup: ok: wasm-bindgen-cli {version} (the wasm-bindgen in Cargo.lock)");
+        return Ok(());
+    }
+    // Without --locked: the CLI is resolved like any dependency, against the current
+    // index (trunk, a binary we only run, is installed with its published lock file).
+    install(
+        &format!(
+            "wasm-bindgen-cli {version} (Cargo.lock's wasm-bindgen; found: {})",
+            found[0].1.as_deref().unwrap_or("none")
+        ),
+        [ctx.cargo(&[
+            "install",
+            "--force",
+            "wasm-bindgen-cli",
+            "--version",
+            &version,
+        ])],
+    )?;
+    if let Some((tool, found)) = versions().iter().find(|found| !is_wanted(found)) {
+        bail!("after installing, `{tool} --version` says {found:?}, not {version}");
+    }
+    Ok(())
+}
+
+/// The one `wasm-bindgen` version in `Cargo.lock` (creating the lock file if needed).
+fn locked_wasm_bindgen(ctx: &Context) -> Result<String> {
+    let lock_path = ctx.root.join("Cargo.lock");
+    if !lock_path.exists() {
+        cmd::run(
+            ctx.cargo(&["metadata", "--format-version", "1"])
+                .stdout(std::process::Stdio::null()),
+        )?;
+    }
+    let lock = fs::read_to_string(&lock_path)
+        .with_context(|| format!("reading {}", lock_path.display()))?;
+    match locked_versions(&lock, "wasm-bindgen").as_slice() {
+        [version] => Ok(version.clone()),
+        [] => bail!("Cargo.lock has no wasm-bindgen package"),
+        many => bail!(
+            "Cargo.lock has several wasm-bindgen versions ({}): wasm-bindgen-cli can match \
+             only one; make every crate use the workspace's pinned wasm-bindgen",
+            many.join(", ")
+        ),
+    }
+}
+
+/// Every version of package `name` recorded in the text of a `Cargo.lock`.
+fn locked_versions(lock: &str, name: &str) -> Vec<String> {
+    let mut versions = Vec::new();
+    let mut in_package = false;
+    for line in lock.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_package = false;
+        }
+        if let Some(value) = line.strip_prefix("name = ") {
+            in_package = value.trim_matches('"') == name;
+        } else if let Some(value) = line.strip_prefix("version = ")
+            && in_package
+        {
+            versions.push(value.trim_matches('"').to_owned());
+        }
+    }
+    versions
+}
+
+fn ensure_wasm_opt(ctx: &Context) -> Result<()> {
+    let found = cmd::probe(ctx.command("wasm-opt").arg("--version"));
+    if found.as_deref().is_some_and(is_wanted_wasm_opt) {
+        println!("setup: ok: wasm-opt {WASM_OPT_VERSION} (npm {BINARYEN_PACKAGE})");
+        return Ok(());
+    }
+    fs::create_dir_all(&ctx.tools_dir)
+        .with_context(|| format!("creating {}", ctx.tools_dir.display()))?;
+    let prefix = ctx.tools_dir.to_string_lossy().into_owned();
+    install(
+        &format!(
+            "wasm-opt {WASM_OPT_VERSION} from npm {BINARYEN_PACKAGE} into {prefix} (found: {})",
+            found.as_deref().unwrap_or("none")
+        ),
+        [ctx.command_with(
+            "npm",
+            &[
+                "install",
+                "--prefix",
+                &prefix,
+                "--no-audit",
+                "--no-fund",
+                BINARYEN_PACKAGE,
+            ],
+        )],
+    )?;
+    let after = cmd::probe(ctx.command("wasm-opt").arg("--version"));
+    if !after.as_deref().is_some_and(is_wanted_wasm_opt) {
+        bail!(
+            "after installing, `wasm-opt --version` says {after:?}; expected version \
+             {WASM_OPT_VERSION} from {}",
+            ctx.tools_dir.join("node_modules/.bin").display()
+        );
+    }
+    Ok(())
+}
+
+/// `wasm-opt version 132 (version_132)`: the third word is what trunk compares with
+/// `Trunk.toml`'s `wasm_opt = "version_132"`.
+fn is_wanted_wasm_opt(version_output: &str) -> bool {
+    version_output.split(' ').nth(2) == Some(WASM_OPT_VERSION)
+}
+
+fn paho_mqtt_present(ctx: &Context) -> bool {
+    cmd::probe(ctx.command("python3").args(["-c", "import paho.mqtt"])).is_some()
+}
+
+fn has_pip(ctx: &Context) -> bool {
+    cmd::probe(ctx.command("python3").args(["-m", "pip", "--version"])).is_some()
+}
+
+fn ensure_paho_mqtt(ctx: &Context) -> Result<()> {
+    if paho_mqtt_present(ctx) {
+        println!("setup: ok: python paho-mqtt");
+        return Ok(());
+    }
+    let pip_install = |extra: &[&str]| {
+        let mut command = ctx.command("python3");
+        command
+            .args(["-m", "pip", "install", "--disable-pip-version-check"])
+            .args(extra)
+            .arg("paho-mqtt");
+        command
+    };
+    let result = install("python paho-mqtt", [pip_install(&[])]);
+    if result.is_err() {
+        // Debian's own python3 refuses `pip install` outside a venv (PEP 668); these
+        // test-only packages do not conflict with anything Debian ships.
+        println!("setup: retrying with --break-system-packages (Debian's PEP 668 guard)");
+        install(
+            "python paho-mqtt",
+            [pip_install(&["--break-system-packages"])],
+        )?;
+    }
+    if !paho_mqtt_present(ctx) {
+        bail!("after installing, `python3 -c \"import paho.mqtt\"` still fails");
+    }
+    Ok(())
+}
+
+/// Runs the install `commands` in order, printing what and how long; the error names
+/// what failed to install.
+fn install<const N: usize>(what: &str, mut commands: [Command; N]) -> Result<()> {
+    println!("setup: installing {what}");
+    let (result, took) = cmd::timed(|| commands.iter_mut().try_for_each(cmd::run));
+    match result {
+        Ok(()) => {
+            println!("setup: installed {what} in {}", cmd::seconds(took));
+            Ok(())
+        }
+        Err(error) => Err(error.context(format!(
+            "installing {what} failed after {}",
+            cmd::seconds(took)
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOCK: &str = r#"
+version = 4
+
+[[package]]
+name = "wasm-bindgen"
+version = "0.2.130"
+source = "registry+https://github.com/rust-lang/crates.io-index"
+dependencies = [
+ "cfg-if",
+]
+
+[[package]]
+name = "wasm-bindgen-backend"
+version = "0.2.99"
+
+[[package]]
+name = "web-client"
+version = "0.1.0"
+"#;
+
+    #[test]
+    fn lock_file_version_of_exactly_the_named_package() {
+        assert_eq!(locked_versions(LOCK, "wasm-bindgen"), ["0.2.130"]);
+        assert_eq!(locked_versions(LOCK, "wasm-bindgen-backend"), ["0.2.99"]);
+        assert!(locked_versions(LOCK, "leptos").is_empty());
+    }
+
+    #[test]
+    fn lock_file_with_two_versions_reports_both() {
+        let two = format!("{LOCK}\n[[package]]\nname = \"wasm-bindgen\"\nversion = \"0.2.100\"\n");
+        assert_eq!(
+            locked_versions(&two, "wasm-bindgen"),
+            ["0.2.130", "0.2.100"]
+        );
+    }
+
+    #[test]
+    fn wasm_opt_version_is_read_like_trunk_reads_it() {
+        assert!(is_wanted_wasm_opt("wasm-opt version 132 (version_132)"));
+        assert!(!is_wanted_wasm_opt("wasm-opt version 108"));
+        assert!(!is_wanted_wasm_opt("wasm-opt version 1320"));
+        assert!(!is_wanted_wasm_opt(""));
+    }
+}

@@ -1,0 +1,301 @@
+//! `cargo xtask test`: setup, then every check CI runs, in a fixed order, then a summary.
+//!
+//! The steps after setup do not depend on each other (each builds what it needs), so a
+//! failed step does not stop the later ones unless `--fail-fast` is given; a failed setup
+//! stops everything. The last line is `xtask: N passed, N failed` (`, N skipped` when
+//! steps were skipped), and the exit status is non-zero when any step failed.
+//!
+//! None of the steps binds a fixed port: wasm-bindgen-test-runner serves the test page and
+//! starts chromedriver on ports the OS picks.
+
+use std::{
+    path::Path,
+    process::{Command, ExitCode},
+    time::Duration,
+};
+
+use anyhow::{Result, bail};
+
+use crate::{
+    cmd::{self, Context},
+    setup,
+};
+
+const WASM: &str = "wasm32-unknown-unknown";
+
+/// Parsed `cargo xtask test` arguments.
+#[derive(Debug, Default)]
+pub(crate) struct Options {
+    /// `--quick`: skip the clippy and browser steps (the slow ones that a quick local loop
+    /// can leave to CI).
+    quick: bool,
+    /// `--fail-fast`: stop at the first failed step.
+    fail_fast: bool,
+    /// `--list`: print the steps and exit.
+    list: bool,
+    /// Step names or parts of names to run; empty means all.
+    filters: Vec<String>,
+}
+
+impl Options {
+    pub(crate) fn parse(args: &[String]) -> Result<Self> {
+        let mut options = Self::default();
+        for arg in args {
+            match arg.as_str() {
+                "--quick" => options.quick = true,
+                "--fail-fast" => options.fail_fast = true,
+                "--list" => options.list = true,
+                flag if flag.starts_with('-') => {
+                    bail!("unknown option `{flag}` (see `cargo xtask help`)")
+                }
+                filter => options.filters.push(filter.to_owned()),
+            }
+        }
+        Ok(options)
+    }
+
+    fn skip_reason(&self, step: &Step) -> Option<&'static str> {
+        if !self.filters.is_empty() && !self.filters.iter().any(|f| step.name.contains(f)) {
+            Some("not selected")
+        } else if self.quick && step.slow {
+            Some("--quick")
+        } else {
+            None
+        }
+    }
+}
+
+/// One CI step: one or more commands that must all succeed.
+struct Step {
+    name: &'static str,
+    /// Skipped by `--quick`.
+    slow: bool,
+    commands: fn(&Context) -> Vec<Command>,
+}
+
+/// The steps, in the order they run: cheap checks first, the browser last.
+const STEPS: &[Step] = &[
+    Step {
+        name: "fmt",
+        slow: false,
+        commands: |ctx| vec![ctx.cargo(&["fmt", "--all", "--", "--check"])],
+    },
+    Step {
+        name: "clippy",
+        slow: true,
+        commands: |ctx| {
+            vec![ctx.cargo(&[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ])]
+        },
+    },
+    Step {
+        name: "clippy-wasm",
+        slow: true,
+        // The browser crates for the target they ship on. Not `--all-targets` for
+        // `protocol`: its proptest and criterion dev-dependencies are native-only; the
+        // second command lints web-client's in-browser tests.
+        commands: |ctx| {
+            vec![
+                ctx.cargo(&[
+                    "clippy",
+                    "-p",
+                    "protocol",
+                    "-p",
+                    "web-client",
+                    "-p",
+                    "dashboard",
+                    "--target",
+                    WASM,
+                    "--",
+                    "-D",
+                    "warnings",
+                ]),
+                ctx.cargo(&[
+                    "clippy",
+                    "-p",
+                    "web-client",
+                    "--tests",
+                    "--target",
+                    WASM,
+                    "--",
+                    "-D",
+                    "warnings",
+                ]),
+            ]
+        },
+    },
+    Step {
+        name: "test",
+        slow: false,
+        // Unit, integration and doc tests of every crate, natively.
+        commands: |ctx| vec![ctx.cargo(&["test", "--workspace"])],
+    },
+    Step {
+        name: "build-wasm",
+        slow: false,
+        commands: |ctx| {
+            vec![ctx.cargo(&[
+                "build",
+                "-p",
+                "protocol",
+                "-p",
+                "web-client",
+                "--target",
+                WASM,
+            ])]
+        },
+    },
+    Step {
+        name: "trunk",
+        slow: false,
+        // The release pipeline users get (cargo, wasm-bindgen, wasm-opt -Oz), into dist/.
+        commands: |ctx| {
+            let mut trunk = ctx.command("trunk");
+            trunk.args(["build", "--release"]);
+            vec![trunk]
+        },
+    },
+    Step {
+        name: "browser",
+        slow: true,
+        // `#[wasm_bindgen_test]`s in headless Chromium. The cargo runner for wasm32 is
+        // wasm-bindgen-test-runner (.cargo/config.toml). It starts chromedriver (found
+        // through $CHROMEDRIVER) on a free port, adds `headless`, and merges in the
+        // capabilities of the root webdriver.json, which .cargo/config.toml's [env] points
+        // it at: Chromium flags for running as root in a container without network chatter.
+        commands: |ctx| {
+            let mut test = ctx.cargo(&["test", "-p", "web-client", "--target", WASM]);
+            let debian_driver = Path::new("/usr/bin/chromedriver");
+            if let Some(driver) = debian_driver
+                .exists()
+                .then(|| debian_driver.to_path_buf())
+                .or_else(|| ctx.which("chromedriver"))
+            {
+                test.env("CHROMEDRIVER", driver);
+            }
+            vec![test]
+        },
+    },
+];
+
+/// How a step ended.
+#[derive(Debug)]
+enum Outcome {
+    Passed(Duration),
+    Failed(Duration),
+    Skipped(&'static str),
+}
+
+pub(crate) fn test(ctx: &Context, options: &Options) -> Result<ExitCode> {
+    if options.list {
+        for step in STEPS {
+            let slow = if step.slow {
+                "  (skipped by --quick)"
+            } else {
+                ""
+            };
+            println!("{}{slow}", step.name);
+            for command in (step.commands)(ctx) {
+                println!("    {}", cmd::display(&command));
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(unknown) = options
+        .filters
+        .iter()
+        .find(|f| !STEPS.iter().any(|step| step.name.contains(f.as_str())))
+    {
+        bail!("no step matches `{unknown}` (see `cargo xtask test --list`)");
+    }
+
+    let mut outcomes: Vec<(&str, Outcome)> = Vec::new();
+    let setup_ok = run_step("setup", &mut outcomes, || setup::setup(ctx));
+
+    let mut stop = if setup_ok { None } else { Some("setup failed") };
+    for step in STEPS {
+        if let Some(reason) = stop.or_else(|| options.skip_reason(step)) {
+            outcomes.push((step.name, Outcome::Skipped(reason)));
+            continue;
+        }
+        let passed = run_step(step.name, &mut outcomes, || {
+            (step.commands)(ctx).iter_mut().try_for_each(cmd::run)
+        });
+        if !passed && options.fail_fast {
+            stop = Some("--fail-fast");
+        }
+    }
+
+    Ok(summary(&outcomes))
+}
+
+/// Runs one step between its `==>` and `<==` lines and records the outcome.
+fn run_step<'a>(
+    name: &'a str,
+    outcomes: &mut Vec<(&'a str, Outcome)>,
+    f: impl FnOnce() -> Result<()>,
+) -> bool {
+    println!("\n==> {name}");
+    let (result, took) = cmd::timed(f);
+    match result {
+        Ok(()) => {
+            println!("<== {name}: ok ({})", cmd::seconds(took));
+            outcomes.push((name, Outcome::Passed(took)));
+            true
+        }
+        Err(error) => {
+            println!("<== {name}: FAILED ({}): {error:#}", cmd::seconds(took));
+            outcomes.push((name, Outcome::Failed(took)));
+            false
+        }
+    }
+}
+
+/// Prints the table and the closing count line; the exit code says whether all passed.
+fn summary(outcomes: &[(&str, Outcome)]) -> ExitCode {
+    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    let total: Duration = outcomes
+        .iter()
+        .map(|(_, outcome)| match outcome {
+            Outcome::Passed(took) | Outcome::Failed(took) => *took,
+            Outcome::Skipped(_) => Duration::ZERO,
+        })
+        .sum();
+    println!("\nxtask test summary ({} total)", cmd::seconds(total));
+    println!("  {:<12} {:<8} {:>9}", "step", "result", "time");
+    for (name, outcome) in outcomes {
+        let (result, time, note) = match outcome {
+            Outcome::Passed(took) => {
+                passed += 1;
+                ("ok", cmd::seconds(*took), String::new())
+            }
+            Outcome::Failed(took) => {
+                failed += 1;
+                ("FAILED", cmd::seconds(*took), String::new())
+            }
+            Outcome::Skipped(reason) => {
+                skipped += 1;
+                ("skipped", "-".to_owned(), format!("({reason})"))
+            }
+        };
+        let row = format!("  {name:<12} {result:<8} {time:>9}  {note}");
+        println!("{}", row.trim_end());
+    }
+    let skipped = if skipped > 0 {
+        format!(", {skipped} skipped")
+    } else {
+        String::new()
+    };
+    println!("xtask: {passed} passed, {failed} failed{skipped}");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
