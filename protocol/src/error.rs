@@ -27,8 +27,8 @@ pub enum DecodeError {
     /// A QoS 0 PUBLISH with DUP set.
     #[error("[MQTT-3.3.1-2] DUP flag set on a QoS 0 PUBLISH")]
     DupOnQoS0,
-    /// A Variable Byte Integer longer than four bytes.
-    #[error("[MQTT-1.5.5-1] variable byte integer longer than 4 bytes")]
+    /// A Variable Byte Integer longer than four bytes, or longer than its value needs.
+    #[error("[MQTT-1.5.5-1] variable byte integer longer than 4 bytes or not minimally encoded")]
     MalformedVariableByteInteger,
     /// The packet is larger than the receiver's Maximum Packet Size. Detected from the
     /// fixed header, before the body is buffered.

@@ -26,6 +26,8 @@
 //!   reason code to send) and [`EncodeError`].
 //! - [`topic`]: validated [`TopicName`] / [`TopicFilter`], matching, shared
 //!   subscriptions.
+//! - [`session`]: the sans-IO state machines, [`ClientSession`] and [`ServerSession`]:
+//!   handshake, QoS 1/2 flows, flow control, topic aliases, keep alive.
 //! - `wire` (private): the spec's primitive data types.
 //!
 //! # Example
@@ -48,6 +50,7 @@ pub mod error;
 pub mod packet;
 pub mod property;
 pub mod reason;
+pub mod session;
 pub mod topic;
 mod wire;
 
@@ -64,4 +67,8 @@ pub use property::{
     WillProperties,
 };
 pub use reason::ReasonCode;
+pub use session::{
+    AcceptOptions, ClientEvent, ClientOptions, ClientSession, ServerEvent, ServerOptions,
+    ServerSession, SessionError, SessionState,
+};
 pub use topic::{TopicFilter, TopicName};

@@ -8,7 +8,7 @@
 
 use std::num::{NonZeroU16, NonZeroU32};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use bytestring::ByteString;
 
 use crate::error::{DecodeError, EncodeError};
@@ -119,7 +119,10 @@ impl Property {
 
     /// The error for a property that `context` does not allow.
     pub(crate) fn not_allowed(&self, context: &'static str) -> DecodeError {
-        DecodeError::PropertyNotAllowed { property: self.id(), context }
+        DecodeError::PropertyNotAllowed {
+            property: self.id(),
+            context,
+        }
     }
 }
 
@@ -127,13 +130,19 @@ fn read_flag(buf: &mut Bytes, property: u8) -> Result<bool, DecodeError> {
     match wire::read_u8(buf, "property value")? {
         0 => Ok(false),
         1 => Ok(true),
-        value => Err(DecodeError::InvalidPropertyValue { property, value: value.into() }),
+        value => Err(DecodeError::InvalidPropertyValue {
+            property,
+            value: value.into(),
+        }),
     }
 }
 
 fn read_one(buf: &mut Bytes, property: u32) -> Result<Property, DecodeError> {
     const V: &str = "property value";
-    let invalid = |value: u32| DecodeError::InvalidPropertyValue { property: property as u8, value };
+    let invalid = |value: u32| DecodeError::InvalidPropertyValue {
+        property: property as u8,
+        value,
+    };
     let Ok(pid) = u8::try_from(property) else {
         return Err(DecodeError::UnknownProperty(property));
     };
@@ -219,6 +228,11 @@ pub(crate) fn read_properties(
     buf: &mut Bytes,
     mut apply: impl FnMut(Property) -> Result<(), DecodeError>,
 ) -> Result<(), DecodeError> {
+    // Most packets carry none: a zero length byte.
+    if buf.first() == Some(&0) {
+        buf.advance(1);
+        return Ok(());
+    }
     let len = wire::read_varint(buf, "property length")? as usize;
     if buf.len() < len {
         return Err(DecodeError::Truncated { what: "properties" });
@@ -306,7 +320,12 @@ fn put_str_prop<S: Sink>(
     value: &Option<ByteString>,
     what: &'static str,
 ) -> Result<(), EncodeError> {
-    put_bin_prop(sink, pid, value.as_ref().map(|s| s.as_bytes().as_ref()), what)
+    put_bin_prop(
+        sink,
+        pid,
+        value.as_ref().map(|s| s.as_bytes().as_ref()),
+        what,
+    )
 }
 
 fn put_user_properties<S: Sink>(sink: &mut S, list: &UserProperties) -> Result<(), EncodeError> {
@@ -374,14 +393,40 @@ impl ConnectProperties {
 impl PropertyList for ConnectProperties {
     fn write<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
         put_u32_prop(s, id::SESSION_EXPIRY_INTERVAL, self.session_expiry_interval);
-        put_u16_prop(s, id::RECEIVE_MAXIMUM, self.receive_maximum.map(NonZeroU16::get));
-        put_u32_prop(s, id::MAXIMUM_PACKET_SIZE, self.maximum_packet_size.map(NonZeroU32::get));
+        put_u16_prop(
+            s,
+            id::RECEIVE_MAXIMUM,
+            self.receive_maximum.map(NonZeroU16::get),
+        );
+        put_u32_prop(
+            s,
+            id::MAXIMUM_PACKET_SIZE,
+            self.maximum_packet_size.map(NonZeroU32::get),
+        );
         put_u16_prop(s, id::TOPIC_ALIAS_MAXIMUM, self.topic_alias_maximum);
-        put_flag(s, id::REQUEST_RESPONSE_INFORMATION, self.request_response_information);
-        put_flag(s, id::REQUEST_PROBLEM_INFORMATION, self.request_problem_information);
+        put_flag(
+            s,
+            id::REQUEST_RESPONSE_INFORMATION,
+            self.request_response_information,
+        );
+        put_flag(
+            s,
+            id::REQUEST_PROBLEM_INFORMATION,
+            self.request_problem_information,
+        );
         put_user_properties(s, &self.user_properties)?;
-        put_str_prop(s, id::AUTHENTICATION_METHOD, &self.authentication_method, "authentication method")?;
-        put_bin_prop(s, id::AUTHENTICATION_DATA, self.authentication_data.as_deref(), "authentication data")
+        put_str_prop(
+            s,
+            id::AUTHENTICATION_METHOD,
+            &self.authentication_method,
+            "authentication method",
+        )?;
+        put_bin_prop(
+            s,
+            id::AUTHENTICATION_DATA,
+            self.authentication_data.as_deref(),
+            "authentication data",
+        )
     }
 }
 
@@ -423,11 +468,25 @@ impl WillProperties {
 impl PropertyList for WillProperties {
     fn write<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
         put_u32_prop(s, id::WILL_DELAY_INTERVAL, self.will_delay_interval);
-        put_flag(s, id::PAYLOAD_FORMAT_INDICATOR, self.payload_format_indicator);
+        put_flag(
+            s,
+            id::PAYLOAD_FORMAT_INDICATOR,
+            self.payload_format_indicator,
+        );
         put_u32_prop(s, id::MESSAGE_EXPIRY_INTERVAL, self.message_expiry_interval);
         put_str_prop(s, id::CONTENT_TYPE, &self.content_type, "content type")?;
-        put_str_prop(s, id::RESPONSE_TOPIC, &self.response_topic, "response topic")?;
-        put_bin_prop(s, id::CORRELATION_DATA, self.correlation_data.as_deref(), "correlation data")?;
+        put_str_prop(
+            s,
+            id::RESPONSE_TOPIC,
+            &self.response_topic,
+            "response topic",
+        )?;
+        put_bin_prop(
+            s,
+            id::CORRELATION_DATA,
+            self.correlation_data.as_deref(),
+            "correlation data",
+        )?;
         put_user_properties(s, &self.user_properties)
     }
 }
@@ -489,7 +548,9 @@ impl ConnAckProperties {
             Property::SubscriptionIdentifierAvailable(v) => {
                 self.subscription_identifiers_available = Some(v)
             }
-            Property::SharedSubscriptionAvailable(v) => self.shared_subscription_available = Some(v),
+            Property::SharedSubscriptionAvailable(v) => {
+                self.shared_subscription_available = Some(v)
+            }
             Property::ServerKeepAlive(v) => self.server_keep_alive = Some(v),
             Property::ResponseInformation(v) => self.response_information = Some(v),
             Property::ServerReference(v) => self.server_reference = Some(v),
@@ -504,10 +565,18 @@ impl ConnAckProperties {
 impl PropertyList for ConnAckProperties {
     fn write<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
         put_u32_prop(s, id::SESSION_EXPIRY_INTERVAL, self.session_expiry_interval);
-        put_u16_prop(s, id::RECEIVE_MAXIMUM, self.receive_maximum.map(NonZeroU16::get));
+        put_u16_prop(
+            s,
+            id::RECEIVE_MAXIMUM,
+            self.receive_maximum.map(NonZeroU16::get),
+        );
         put_u8_prop(s, id::MAXIMUM_QOS, self.maximum_qos.map(|q| q as u8));
         put_flag(s, id::RETAIN_AVAILABLE, self.retain_available);
-        put_u32_prop(s, id::MAXIMUM_PACKET_SIZE, self.maximum_packet_size.map(NonZeroU32::get));
+        put_u32_prop(
+            s,
+            id::MAXIMUM_PACKET_SIZE,
+            self.maximum_packet_size.map(NonZeroU32::get),
+        );
         put_str_prop(
             s,
             id::ASSIGNED_CLIENT_IDENTIFIER,
@@ -517,14 +586,46 @@ impl PropertyList for ConnAckProperties {
         put_u16_prop(s, id::TOPIC_ALIAS_MAXIMUM, self.topic_alias_maximum);
         put_str_prop(s, id::REASON_STRING, &self.reason_string, "reason string")?;
         put_user_properties(s, &self.user_properties)?;
-        put_flag(s, id::WILDCARD_SUBSCRIPTION_AVAILABLE, self.wildcard_subscription_available);
-        put_flag(s, id::SUBSCRIPTION_IDENTIFIER_AVAILABLE, self.subscription_identifiers_available);
-        put_flag(s, id::SHARED_SUBSCRIPTION_AVAILABLE, self.shared_subscription_available);
+        put_flag(
+            s,
+            id::WILDCARD_SUBSCRIPTION_AVAILABLE,
+            self.wildcard_subscription_available,
+        );
+        put_flag(
+            s,
+            id::SUBSCRIPTION_IDENTIFIER_AVAILABLE,
+            self.subscription_identifiers_available,
+        );
+        put_flag(
+            s,
+            id::SHARED_SUBSCRIPTION_AVAILABLE,
+            self.shared_subscription_available,
+        );
         put_u16_prop(s, id::SERVER_KEEP_ALIVE, self.server_keep_alive);
-        put_str_prop(s, id::RESPONSE_INFORMATION, &self.response_information, "response information")?;
-        put_str_prop(s, id::SERVER_REFERENCE, &self.server_reference, "server reference")?;
-        put_str_prop(s, id::AUTHENTICATION_METHOD, &self.authentication_method, "authentication method")?;
-        put_bin_prop(s, id::AUTHENTICATION_DATA, self.authentication_data.as_deref(), "authentication data")
+        put_str_prop(
+            s,
+            id::RESPONSE_INFORMATION,
+            &self.response_information,
+            "response information",
+        )?;
+        put_str_prop(
+            s,
+            id::SERVER_REFERENCE,
+            &self.server_reference,
+            "server reference",
+        )?;
+        put_str_prop(
+            s,
+            id::AUTHENTICATION_METHOD,
+            &self.authentication_method,
+            "authentication method",
+        )?;
+        put_bin_prop(
+            s,
+            id::AUTHENTICATION_DATA,
+            self.authentication_data.as_deref(),
+            "authentication data",
+        )
     }
 }
 
@@ -580,11 +681,25 @@ impl PublishProperties {
 
 impl PropertyList for PublishProperties {
     fn write<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
-        put_flag(s, id::PAYLOAD_FORMAT_INDICATOR, self.payload_format_indicator);
+        put_flag(
+            s,
+            id::PAYLOAD_FORMAT_INDICATOR,
+            self.payload_format_indicator,
+        );
         put_u32_prop(s, id::MESSAGE_EXPIRY_INTERVAL, self.message_expiry_interval);
         put_u16_prop(s, id::TOPIC_ALIAS, self.topic_alias.map(NonZeroU16::get));
-        put_str_prop(s, id::RESPONSE_TOPIC, &self.response_topic, "response topic")?;
-        put_bin_prop(s, id::CORRELATION_DATA, self.correlation_data.as_deref(), "correlation data")?;
+        put_str_prop(
+            s,
+            id::RESPONSE_TOPIC,
+            &self.response_topic,
+            "response topic",
+        )?;
+        put_bin_prop(
+            s,
+            id::CORRELATION_DATA,
+            self.correlation_data.as_deref(),
+            "correlation data",
+        )?;
         put_user_properties(s, &self.user_properties)?;
         for &sid in &self.subscription_identifiers {
             put_subscription_id(s, sid)?;
@@ -725,7 +840,12 @@ impl PropertyList for DisconnectProperties {
         put_u32_prop(s, id::SESSION_EXPIRY_INTERVAL, self.session_expiry_interval);
         put_str_prop(s, id::REASON_STRING, &self.reason_string, "reason string")?;
         put_user_properties(s, &self.user_properties)?;
-        put_str_prop(s, id::SERVER_REFERENCE, &self.server_reference, "server reference")
+        put_str_prop(
+            s,
+            id::SERVER_REFERENCE,
+            &self.server_reference,
+            "server reference",
+        )
     }
 }
 
@@ -765,8 +885,18 @@ impl AuthProperties {
 
 impl PropertyList for AuthProperties {
     fn write<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
-        put_str_prop(s, id::AUTHENTICATION_METHOD, &self.authentication_method, "authentication method")?;
-        put_bin_prop(s, id::AUTHENTICATION_DATA, self.authentication_data.as_deref(), "authentication data")?;
+        put_str_prop(
+            s,
+            id::AUTHENTICATION_METHOD,
+            &self.authentication_method,
+            "authentication method",
+        )?;
+        put_bin_prop(
+            s,
+            id::AUTHENTICATION_DATA,
+            self.authentication_data.as_deref(),
+            "authentication data",
+        )?;
         put_str_prop(s, id::REASON_STRING, &self.reason_string, "reason string")?;
         put_user_properties(s, &self.user_properties)
     }

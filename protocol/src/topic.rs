@@ -142,6 +142,10 @@ pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
     if name.len() > MAX_TOPIC_LEN {
         return Err(TopicError::TopicNameTooLong { len: name.len() });
     }
+    // The common case, a valid name, in one pass: this runs for every PUBLISH received.
+    if !has_nul_or_wildcard(name.as_bytes()) {
+        return Ok(());
+    }
     let mut wildcard = false;
     for &byte in name.as_bytes() {
         match byte {
@@ -154,6 +158,17 @@ pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
         return Err(TopicError::WildcardInTopicName);
     }
     Ok(())
+}
+
+/// Whether `bytes` holds U+0000, `+` or `#`: what a topic name may not. Sixteen bytes at
+/// a time without branches, which the compiler turns into a few vector instructions.
+pub(crate) fn has_nul_or_wildcard(bytes: &[u8]) -> bool {
+    fn special(byte: u8) -> bool {
+        (byte == 0) | (byte == b'+') | (byte == b'#')
+    }
+    let (chunks, rest) = bytes.as_chunks::<16>();
+    chunks.iter().any(|chunk| chunk.iter().fold(false, |found, &byte| found | special(byte)))
+        || rest.iter().any(|&byte| special(byte))
 }
 
 /// Checks `filter` against the topic filter rules, including the shared subscription

@@ -43,13 +43,17 @@ pub(crate) enum VarInt {
     Incomplete,
 }
 
-/// Parses a Variable Byte Integer without consuming anything. More than four bytes is
-/// malformed [MQTT-1.5.5-1].
+/// Parses a Variable Byte Integer without consuming anything. More than four bytes, or
+/// more bytes than the value needs (a last byte of 0 after a continuation byte, as in
+/// `80 00`), is malformed [MQTT-1.5.5-1].
 pub(crate) fn parse_varint(bytes: &[u8]) -> Result<VarInt, DecodeError> {
     let mut value = 0u32;
     for (i, &byte) in bytes.iter().take(4).enumerate() {
         value |= u32::from(byte & 0x7F) << (7 * i);
         if byte & 0x80 == 0 {
+            if byte == 0 && i > 0 {
+                return Err(DecodeError::MalformedVariableByteInteger);
+            }
             return Ok(VarInt::Value(value, i + 1));
         }
     }
@@ -82,8 +86,13 @@ pub(crate) fn read_binary(buf: &mut Bytes, what: &'static str) -> Result<Bytes, 
 /// A UTF-8 Encoded String (§1.5.4): well-formed UTF-8 (which excludes the surrogates
 /// U+D800..U+DFFF) [MQTT-1.5.4-1] and no U+0000 [MQTT-1.5.4-2].
 pub(crate) fn read_string(buf: &mut Bytes, what: &'static str) -> Result<ByteString, DecodeError> {
-    let raw = read_binary(buf, what)?;
-    if raw.contains(&0) {
+    string_from(read_binary(buf, what)?, what)
+}
+
+/// Checks Binary Data read off the wire as a UTF-8 Encoded String (see [`read_string`]).
+pub(crate) fn string_from(raw: Bytes, what: &'static str) -> Result<ByteString, DecodeError> {
+    // Branch-free, so it vectorises: faster than `contains` on the short strings of MQTT.
+    if raw.iter().fold(false, |nul, &byte| nul | (byte == 0)) {
         return Err(DecodeError::NullCharacter { what });
     }
     ByteString::try_from(raw).map_err(|_| DecodeError::InvalidUtf8 { what })

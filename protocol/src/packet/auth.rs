@@ -25,7 +25,10 @@ impl Auth {
             let code = wire::read_u8(buf, "reason code")?;
             auth.reason_code = ReasonCode::from_u8(code)
                 .filter(|rc| rc.allowed_in(PacketType::Auth))
-                .ok_or(DecodeError::InvalidReasonCode { packet: PacketType::Auth, code })?;
+                .ok_or(DecodeError::InvalidReasonCode {
+                    packet: PacketType::Auth,
+                    code,
+                })?;
             if !buf.is_empty() {
                 property::read_properties(buf, |p| auth.properties.apply(p))?;
             }

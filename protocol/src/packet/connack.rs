@@ -23,7 +23,11 @@ pub struct ConnAck {
 impl ConnAck {
     /// A CONNACK with `reason_code`, no session and no properties.
     pub fn new(reason_code: ReasonCode) -> Self {
-        Self { session_present: false, reason_code, properties: ConnAckProperties::default() }
+        Self {
+            session_present: false,
+            reason_code,
+            properties: ConnAckProperties::default(),
+        }
     }
 
     pub(crate) fn decode(buf: &mut Bytes, version: ProtocolVersion) -> Result<Self, DecodeError> {
@@ -31,13 +35,17 @@ impl ConnAck {
         if flags & 0xFE != 0 {
             return Err(DecodeError::ConnAckReservedFlags);
         }
-        let session_present = flags & 0x01 != 0;
+        // MQTT 3.1 has no Session Present flag: its first byte is reserved and unused.
+        let session_present = flags & 0x01 != 0 && version != ProtocolVersion::V3_1;
         let code = wire::read_u8(buf, "connect reason code")?;
         let mut properties = ConnAckProperties::default();
         let reason_code = if version.is_v5() {
             let reason_code = ReasonCode::from_u8(code)
                 .filter(|rc| rc.allowed_in(PacketType::ConnAck))
-                .ok_or(DecodeError::InvalidReasonCode { packet: PacketType::ConnAck, code })?;
+                .ok_or(DecodeError::InvalidReasonCode {
+                    packet: PacketType::ConnAck,
+                    code,
+                })?;
             property::read_properties(buf, |p| properties.apply(p))?;
             reason_code
         } else {
@@ -46,12 +54,22 @@ impl ConnAck {
         if session_present && reason_code.is_error() {
             return Err(DecodeError::SessionPresentOnError);
         }
-        Ok(Self { session_present, reason_code, properties })
+        Ok(Self {
+            session_present,
+            reason_code,
+            properties,
+        })
     }
 
-    pub(crate) fn encode<S: Sink>(&self, version: ProtocolVersion, s: &mut S) -> Result<(), EncodeError> {
+    pub(crate) fn encode<S: Sink>(
+        &self,
+        version: ProtocolVersion,
+        s: &mut S,
+    ) -> Result<(), EncodeError> {
         let session_present = self.session_present && !self.reason_code.is_error();
-        s.put_u8(u8::from(session_present && version != ProtocolVersion::V3_1));
+        s.put_u8(u8::from(
+            session_present && version != ProtocolVersion::V3_1,
+        ));
         if version.is_v5() {
             s.put_u8(self.reason_code as u8);
             property::put_properties(s, &self.properties)

@@ -68,9 +68,13 @@ impl Connect {
             (b"MQTT", 4) => ProtocolVersion::V3_1_1,
             (b"MQTT", 5) => ProtocolVersion::V5,
             (b"MQIsdp", 3) => ProtocolVersion::V3_1,
-            (b"MQTT" | b"MQIsdp", level) => return Err(DecodeError::UnsupportedProtocolLevel(level)),
+            (b"MQTT" | b"MQIsdp", level) => {
+                return Err(DecodeError::UnsupportedProtocolLevel(level));
+            }
             (name, _) => {
-                return Err(DecodeError::InvalidProtocolName(String::from_utf8_lossy(name).into()));
+                return Err(DecodeError::InvalidProtocolName(
+                    String::from_utf8_lossy(name).into(),
+                ));
             }
         };
         let flags = wire::read_u8(buf, "connect flags")?;
@@ -117,14 +121,31 @@ impl Connect {
         } else {
             None
         };
-        let username = has_username.then(|| wire::read_string(buf, "user name")).transpose()?;
-        let password = has_password.then(|| wire::read_binary(buf, "password")).transpose()?;
-        Ok(Self { protocol, clean_start, keep_alive, client_id, will, username, password, properties })
+        let username = has_username
+            .then(|| wire::read_string(buf, "user name"))
+            .transpose()?;
+        let password = has_password
+            .then(|| wire::read_binary(buf, "password"))
+            .transpose()?;
+        Ok(Self {
+            protocol,
+            clean_start,
+            keep_alive,
+            client_id,
+            will,
+            username,
+            password,
+            properties,
+        })
     }
 
     pub(crate) fn encode<S: Sink>(&self, s: &mut S) -> Result<(), EncodeError> {
         let v5 = self.protocol.is_v5();
-        let name: &[u8] = if self.protocol == ProtocolVersion::V3_1 { b"MQIsdp" } else { b"MQTT" };
+        let name: &[u8] = if self.protocol == ProtocolVersion::V3_1 {
+            b"MQIsdp"
+        } else {
+            b"MQTT"
+        };
         wire::put_binary(s, name, "protocol name")?;
         s.put_u8(self.protocol as u8);
         let mut flags = 0u8;
@@ -138,7 +159,10 @@ impl Connect {
             }
         }
         // 3.1.1 forbids a password without a user name; it is left out rather than sent.
-        let password = self.password.as_ref().filter(|_| v5 || self.username.is_some());
+        let password = self
+            .password
+            .as_ref()
+            .filter(|_| v5 || self.username.is_some());
         if password.is_some() {
             flags |= 0x40;
         }

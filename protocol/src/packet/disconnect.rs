@@ -21,7 +21,10 @@ pub struct Disconnect {
 impl Disconnect {
     /// A DISCONNECT with `reason_code` and no properties.
     pub fn new(reason_code: ReasonCode) -> Self {
-        Self { reason_code, properties: DisconnectProperties::default() }
+        Self {
+            reason_code,
+            properties: DisconnectProperties::default(),
+        }
     }
 
     pub(crate) fn decode(buf: &mut Bytes, version: ProtocolVersion) -> Result<Self, DecodeError> {
@@ -31,7 +34,10 @@ impl Disconnect {
             let code = wire::read_u8(buf, "reason code")?;
             disconnect.reason_code = ReasonCode::from_u8(code)
                 .filter(|rc| rc.allowed_in(PacketType::Disconnect))
-                .ok_or(DecodeError::InvalidReasonCode { packet: PacketType::Disconnect, code })?;
+                .ok_or(DecodeError::InvalidReasonCode {
+                    packet: PacketType::Disconnect,
+                    code,
+                })?;
             if !buf.is_empty() {
                 property::read_properties(buf, |p| disconnect.properties.apply(p))?;
             }
@@ -39,7 +45,11 @@ impl Disconnect {
         Ok(disconnect)
     }
 
-    pub(crate) fn encode<S: Sink>(&self, version: ProtocolVersion, s: &mut S) -> Result<(), EncodeError> {
+    pub(crate) fn encode<S: Sink>(
+        &self,
+        version: ProtocolVersion,
+        s: &mut S,
+    ) -> Result<(), EncodeError> {
         if version.is_v5() {
             let bare = self.properties.is_empty();
             if self.reason_code != ReasonCode::Success || !bare {

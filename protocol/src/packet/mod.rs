@@ -238,7 +238,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_packet_size: MAX_PACKET_SIZE, version: ProtocolVersion::V5 }
+        Self {
+            max_packet_size: MAX_PACKET_SIZE,
+            version: ProtocolVersion::V5,
+        }
     }
 }
 
@@ -254,6 +257,7 @@ pub const MAX_PACKET_SIZE: u32 = 1 + 4 + wire::MAX_VARINT;
 /// must be closed (after sending [`DecodeError::reason_code`] to an MQTT 5 peer); the
 /// buffer is then in an unspecified state. Strings and payloads in the result share
 /// `buf`'s memory.
+#[inline]
 pub fn decode(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Packet>, DecodeError> {
     let Some(&first) = buf.first() else {
         return Ok(None);
@@ -265,13 +269,22 @@ pub fn decode(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Packet>, Dec
     };
     let size = 1 + len_len + body_len;
     if size as u64 > u64::from(limits.max_packet_size) {
-        return Err(DecodeError::PacketTooLarge { size: size as u64, max: limits.max_packet_size });
+        return Err(DecodeError::PacketTooLarge {
+            size: size as u64,
+            max: limits.max_packet_size,
+        });
     }
     if buf.len() < size {
         return Ok(None);
     }
     let mut body = buf.split_to(size).freeze();
     body.advance(1 + len_len);
+    if packet_type == PacketType::Publish {
+        // The hot path, kept apart so the packet is built in place. The payload is all
+        // that the header leaves: a PUBLISH cannot have trailing bytes.
+        let publish = Publish::decode(first & 0x0F, &mut body, limits.version)?;
+        return Ok(Some(Packet::Publish(publish)));
+    }
     decode_body(packet_type, first & 0x0F, body, limits.version).map(Some)
 }
 
@@ -289,11 +302,15 @@ fn check_first_byte(first: u8, version: ProtocolVersion) -> Result<PacketType, D
     if packet_type == PacketType::Publish {
         publish::check_flags(flags)?;
     } else if flags != packet_type.required_flags() {
-        return Err(DecodeError::InvalidFlags { packet: packet_type, flags });
+        return Err(DecodeError::InvalidFlags {
+            packet: packet_type,
+            flags,
+        });
     }
     Ok(packet_type)
 }
 
+#[inline]
 fn decode_body(
     packet_type: PacketType,
     flags: u8,
@@ -319,7 +336,10 @@ fn decode_body(
         PacketType::Auth => Packet::Auth(Auth::decode(buf)?),
     };
     if !body.is_empty() {
-        return Err(DecodeError::TrailingBytes { packet: packet_type, extra: body.len() });
+        return Err(DecodeError::TrailingBytes {
+            packet: packet_type,
+            extra: body.len(),
+        });
     }
     Ok(packet)
 }
@@ -332,7 +352,11 @@ pub(crate) fn read_packet_id(buf: &mut Bytes, packet: PacketType) -> Result<Pack
 
 /// Appends `packet`, encoded for `version`, to `buf`. A CONNECT is encoded for its own
 /// `protocol`. MQTT 5-only fields are left out for 3.x.
-pub fn encode(packet: &Packet, version: ProtocolVersion, buf: &mut BytesMut) -> Result<(), EncodeError> {
+pub fn encode(
+    packet: &Packet,
+    version: ProtocolVersion,
+    buf: &mut BytesMut,
+) -> Result<(), EncodeError> {
     let mut counter = Counter::default();
     encode_body(packet, version, &mut counter)?;
     let body_len = u32::try_from(counter.0)
@@ -362,7 +386,11 @@ fn first_byte(packet: &Packet) -> u8 {
     (packet_type as u8) << 4 | flags
 }
 
-fn encode_body<S: Sink>(packet: &Packet, version: ProtocolVersion, s: &mut S) -> Result<(), EncodeError> {
+fn encode_body<S: Sink>(
+    packet: &Packet,
+    version: ProtocolVersion,
+    s: &mut S,
+) -> Result<(), EncodeError> {
     match packet {
         Packet::Connect(connect) => connect.encode(s),
         Packet::ConnAck(connack) => connack.encode(version, s),
@@ -379,7 +407,10 @@ fn encode_body<S: Sink>(packet: &Packet, version: ProtocolVersion, s: &mut S) ->
         Packet::Disconnect(disconnect) => disconnect.encode(version, s),
         Packet::Auth(auth) => {
             if !version.is_v5() {
-                return Err(EncodeError::NotInVersion { packet: PacketType::Auth, version });
+                return Err(EncodeError::NotInVersion {
+                    packet: PacketType::Auth,
+                    version,
+                });
             }
             auth.encode(s)
         }

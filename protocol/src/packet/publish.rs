@@ -1,6 +1,6 @@
 //! PUBLISH (§3.3).
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use bytestring::ByteString;
 
 use super::{PacketId, PacketType, ProtocolVersion, QoS, read_packet_id};
@@ -61,10 +61,24 @@ impl Publish {
         u8::from(self.dup) << 3 | (self.qos as u8) << 1 | u8::from(self.retain)
     }
 
-    pub(crate) fn decode(flags: u8, buf: &mut Bytes, version: ProtocolVersion) -> Result<Self, DecodeError> {
+    #[inline(always)]
+    pub(crate) fn decode(
+        flags: u8,
+        buf: &mut Bytes,
+        version: ProtocolVersion,
+    ) -> Result<Self, DecodeError> {
         // `check_flags` has run on the first byte already.
         let qos = QoS::from_u8((flags >> 1) & 0x03).ok_or(DecodeError::InvalidQoS)?;
-        let topic = wire::read_string(buf, "topic name")?;
+        // One pass finds what needs a closer look, U+0000 and wildcards; without them
+        // only UTF-8 validity and emptiness are left to check. With them, the checks run
+        // in the usual order, so the error is the same.
+        let raw = wire::read_binary(buf, "topic name")?;
+        let plain = !topic::has_nul_or_wildcard(&raw);
+        let topic = if plain {
+            ByteString::try_from(raw).map_err(|_| DecodeError::InvalidUtf8 { what: "topic name" })?
+        } else {
+            wire::string_from(raw, "topic name")?
+        };
         let packet_id = match qos {
             QoS::AtMostOnce => None,
             _ => Some(read_packet_id(buf, PacketType::Publish)?),
@@ -77,10 +91,11 @@ impl Publish {
             if properties.topic_alias.is_none() {
                 return Err(DecodeError::EmptyTopicWithoutAlias);
             }
-        } else {
+        } else if !plain || topic.is_empty() {
             topic::validate_topic_name(&topic)?;
         }
-        let payload = buf.split_to(buf.remaining());
+        // The payload is the rest: taking it whole costs no reference count.
+        let payload = std::mem::take(buf);
         Ok(Self {
             dup: flags & 0x08 != 0,
             qos,
@@ -92,7 +107,11 @@ impl Publish {
         })
     }
 
-    pub(crate) fn encode<S: Sink>(&self, version: ProtocolVersion, s: &mut S) -> Result<(), EncodeError> {
+    pub(crate) fn encode<S: Sink>(
+        &self,
+        version: ProtocolVersion,
+        s: &mut S,
+    ) -> Result<(), EncodeError> {
         wire::put_binary(s, self.topic.as_bytes(), "topic name")?;
         if self.qos != QoS::AtMostOnce {
             let id = self.packet_id.ok_or(EncodeError::MissingPacketId)?;

@@ -31,7 +31,11 @@ pub struct UnsubAck {
     pub properties: AckProperties,
 }
 
-fn read_codes(buf: &mut Bytes, packet: PacketType, version: ProtocolVersion) -> Result<Vec<ReasonCode>, DecodeError> {
+fn read_codes(
+    buf: &mut Bytes,
+    packet: PacketType,
+    version: ProtocolVersion,
+) -> Result<Vec<ReasonCode>, DecodeError> {
     let mut codes = Vec::with_capacity(buf.len());
     while !buf.is_empty() {
         let code = wire::read_u8(buf, "reason code")?;
@@ -59,16 +63,28 @@ impl SubAck {
             property::read_properties(buf, |p| properties.apply(p, "SUBACK"))?;
         }
         let reason_codes = read_codes(buf, PacketType::SubAck, version)?;
-        Ok(Self { packet_id, reason_codes, properties })
+        Ok(Self {
+            packet_id,
+            reason_codes,
+            properties,
+        })
     }
 
-    pub(crate) fn encode<S: Sink>(&self, version: ProtocolVersion, s: &mut S) -> Result<(), EncodeError> {
+    pub(crate) fn encode<S: Sink>(
+        &self,
+        version: ProtocolVersion,
+        s: &mut S,
+    ) -> Result<(), EncodeError> {
         s.put_u16(self.packet_id.get());
         if version.is_v5() {
             property::put_properties(s, &self.properties)?;
         }
         for &code in &self.reason_codes {
-            let byte = if version.is_v5() || !code.is_error() { code as u8 } else { 0x80 };
+            let byte = if version.is_v5() || !code.is_error() {
+                code as u8
+            } else {
+                0x80
+            };
             s.put_u8(byte);
         }
         Ok(())
@@ -84,10 +100,18 @@ impl UnsubAck {
             property::read_properties(buf, |p| properties.apply(p, "UNSUBACK"))?;
             reason_codes = read_codes(buf, PacketType::UnsubAck, version)?;
         }
-        Ok(Self { packet_id, reason_codes, properties })
+        Ok(Self {
+            packet_id,
+            reason_codes,
+            properties,
+        })
     }
 
-    pub(crate) fn encode<S: Sink>(&self, version: ProtocolVersion, s: &mut S) -> Result<(), EncodeError> {
+    pub(crate) fn encode<S: Sink>(
+        &self,
+        version: ProtocolVersion,
+        s: &mut S,
+    ) -> Result<(), EncodeError> {
         s.put_u16(self.packet_id.get());
         if version.is_v5() {
             property::put_properties(s, &self.properties)?;

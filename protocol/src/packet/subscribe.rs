@@ -58,7 +58,10 @@ pub enum RetainHandling {
 impl SubscriptionOptions {
     /// Options with `qos` and every MQTT 5 option at its default.
     pub fn new(qos: QoS) -> Self {
-        Self { qos, ..Self::default() }
+        Self {
+            qos,
+            ..Self::default()
+        }
     }
 
     fn decode(byte: u8, version: ProtocolVersion) -> Result<Self, DecodeError> {
@@ -102,7 +105,8 @@ impl Subscribe {
         let mut subscriptions = Vec::new();
         while !buf.is_empty() {
             let filter = TopicFilter::new(wire::read_string(buf, "topic filter")?)?;
-            let options = SubscriptionOptions::decode(wire::read_u8(buf, "subscription options")?, version)?;
+            let options =
+                SubscriptionOptions::decode(wire::read_u8(buf, "subscription options")?, version)?;
             if options.no_local && filter.is_shared() {
                 return Err(DecodeError::NoLocalOnSharedSubscription);
             }
@@ -111,10 +115,18 @@ impl Subscribe {
         if subscriptions.is_empty() {
             return Err(DecodeError::EmptySubscribe);
         }
-        Ok(Self { packet_id, subscriptions, properties })
+        Ok(Self {
+            packet_id,
+            subscriptions,
+            properties,
+        })
     }
 
-    pub(crate) fn encode<S: Sink>(&self, version: ProtocolVersion, s: &mut S) -> Result<(), EncodeError> {
+    pub(crate) fn encode<S: Sink>(
+        &self,
+        version: ProtocolVersion,
+        s: &mut S,
+    ) -> Result<(), EncodeError> {
         s.put_u16(self.packet_id.get());
         if version.is_v5() {
             property::put_properties(s, &self.properties)?;

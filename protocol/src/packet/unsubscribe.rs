@@ -33,10 +33,18 @@ impl Unsubscribe {
         if filters.is_empty() {
             return Err(DecodeError::EmptyUnsubscribe);
         }
-        Ok(Self { packet_id, filters, properties })
+        Ok(Self {
+            packet_id,
+            filters,
+            properties,
+        })
     }
 
-    pub(crate) fn encode<S: Sink>(&self, version: ProtocolVersion, s: &mut S) -> Result<(), EncodeError> {
+    pub(crate) fn encode<S: Sink>(
+        &self,
+        version: ProtocolVersion,
+        s: &mut S,
+    ) -> Result<(), EncodeError> {
         s.put_u16(self.packet_id.get());
         if version.is_v5() {
             property::put_properties(s, &self.properties)?;

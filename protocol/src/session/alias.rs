@@ -1,0 +1,312 @@
+//! Topic aliases (§3.3.2.3.4), MQTT 5 only.
+//!
+//! A Topic Alias is a number that stands for a topic name on one network connection, in
+//! one direction: the receiver says how many it accepts (Topic Alias Maximum, in CONNECT
+//! for server-to-client traffic, in CONNACK for client-to-server), the sender chooses
+//! which topics get one. Mappings never outlive the connection [MQTT-3.3.2-7], so both
+//! tables are reset on every new connection.
+//!
+//! - [`InboundAliases`] resolves what the peer sends, enforcing the maximum we
+//!   advertised: an alias above it is *Topic Alias invalid* (0x94) [MQTT-3.3.2-10]
+//!   [MQTT-3.3.2-12]; an empty topic with an alias that has no mapping yet is a
+//!   *Protocol Error* (0x82) (§3.3.2.3.4).
+//! - [`OutboundAliases`] assigns aliases to what we send, least recently used first out,
+//!   never above the peer's maximum [MQTT-3.3.2-9] [MQTT-3.3.2-11]. The first PUBLISH of
+//!   a topic carries the topic and its new alias; later ones an empty topic and the
+//!   alias.
+
+use std::collections::{BTreeMap, HashMap};
+use std::num::NonZeroU16;
+
+use bytes::BytesMut;
+use bytestring::ByteString;
+
+use super::ProtocolViolation;
+use crate::error::EncodeError;
+use crate::packet::{self, MAX_PACKET_SIZE, Packet, ProtocolVersion, Publish};
+
+/// The receiver's side: alias → topic, as the peer established them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct InboundAliases {
+    /// The Topic Alias Maximum we advertised; 0 accepts none.
+    maximum: u16,
+    /// Mappings established on this connection.
+    topics: HashMap<NonZeroU16, ByteString>,
+}
+
+impl InboundAliases {
+    /// An empty table accepting aliases 1..=`maximum`.
+    pub(crate) fn new(maximum: u16) -> Self {
+        Self {
+            maximum,
+            topics: HashMap::new(),
+        }
+    }
+
+    /// Replaces the topic alias of `publish` (if any) by its topic name, recording a new
+    /// mapping when the PUBLISH carries both. Afterwards `publish` has a topic and no
+    /// alias, so it can be forwarded as is.
+    pub(crate) fn resolve(&mut self, publish: &mut Publish) -> Result<(), ProtocolViolation> {
+        let Some(alias) = publish.properties.topic_alias.take() else {
+            return Ok(());
+        };
+        if alias.get() > self.maximum {
+            return Err(ProtocolViolation::TopicAliasInvalid {
+                alias,
+                maximum: self.maximum,
+            });
+        }
+        if publish.topic.is_empty() {
+            let topic = self
+                .topics
+                .get(&alias)
+                .ok_or(ProtocolViolation::TopicAliasUnknown(alias))?;
+            publish.topic = topic.clone();
+        } else {
+            self.topics.insert(alias, publish.topic.clone());
+        }
+        Ok(())
+    }
+}
+
+/// The sender's side: topic → alias, with least-recently-used replacement.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OutboundAliases {
+    /// The peer's Topic Alias Maximum; 0 means we send no aliases.
+    maximum: u16,
+    /// Topic → (alias, the tick of its last use).
+    by_topic: HashMap<ByteString, (NonZeroU16, u64)>,
+    /// Tick of last use → topic, oldest first: the eviction order.
+    by_use: BTreeMap<u64, ByteString>,
+    /// Increases on every use.
+    tick: u64,
+    /// Aliases handed out so far: 1..=`handed_out`.
+    handed_out: u16,
+    /// Aliases handed out and then forgotten, to hand out again first.
+    free: Vec<NonZeroU16>,
+}
+
+/// How a PUBLISH is to name its topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AliasUse {
+    /// Topic name and this alias: establishes (or re-points) the mapping.
+    Establish(NonZeroU16),
+    /// Empty topic name and this alias, mapped by an earlier PUBLISH.
+    Reuse(NonZeroU16),
+}
+
+impl OutboundAliases {
+    /// An empty table that assigns aliases 1..=`maximum`.
+    pub(crate) fn new(maximum: u16) -> Self {
+        Self {
+            maximum,
+            ..Self::default()
+        }
+    }
+
+    /// The alias to use for `topic`, updating the table as if the PUBLISH is sent.
+    /// `None` when the peer accepts no aliases.
+    pub(crate) fn assign(&mut self, topic: &ByteString) -> Option<AliasUse> {
+        if self.maximum == 0 || topic.is_empty() {
+            return None;
+        }
+        self.tick += 1;
+        if let Some((alias, last_use)) = self.by_topic.get_mut(topic) {
+            self.by_use.remove(last_use);
+            *last_use = self.tick;
+            let alias = *alias;
+            self.by_use.insert(self.tick, topic.clone());
+            return Some(AliasUse::Reuse(alias));
+        }
+        let alias = if let Some(alias) = self.free.pop() {
+            alias
+        } else if self.handed_out < self.maximum {
+            self.handed_out += 1;
+            NonZeroU16::new(self.handed_out)?
+        } else {
+            let (_, evicted) = self.by_use.pop_first()?;
+            self.by_topic.remove(&evicted)?.0
+        };
+        self.by_topic.insert(topic.clone(), (alias, self.tick));
+        self.by_use.insert(self.tick, topic.clone());
+        Some(AliasUse::Establish(alias))
+    }
+
+    /// Forgets `topic`'s mapping: the PUBLISH that would have established it was sent
+    /// without an alias after all.
+    pub(crate) fn forget(&mut self, topic: &ByteString) {
+        if let Some((alias, last_use)) = self.by_topic.remove(topic) {
+            self.by_use.remove(&last_use);
+            self.free.push(alias);
+        }
+    }
+
+    /// Encodes `publish` (which carries its full topic) into `tx` for `version`, with an
+    /// alias when the peer accepts them. Should the alias property push the packet over
+    /// the peer's `maximum` size, the topic is sent instead of the alias.
+    pub(crate) fn write(
+        &mut self,
+        tx: &mut BytesMut,
+        mut publish: Publish,
+        version: ProtocolVersion,
+        maximum: u32,
+    ) -> Result<(), EncodeError> {
+        publish.properties.topic_alias = None;
+        let alias = if version.is_v5() {
+            self.assign(&publish.topic)
+        } else {
+            None
+        };
+        let Some(alias) = alias else {
+            return packet::encode(&Packet::Publish(publish), version, tx);
+        };
+        let topic = publish.topic.clone();
+        Self::apply(&mut publish, alias);
+        let mut packet = Packet::Publish(publish);
+        let too_large = maximum < MAX_PACKET_SIZE
+            && packet::encoded_len(&packet, version).is_ok_and(|size| size > maximum as usize);
+        if too_large && let Packet::Publish(publish) = &mut packet {
+            publish.topic = topic.clone();
+            publish.properties.topic_alias = None;
+        }
+        let result = packet::encode(&packet, version, tx);
+        if (too_large || result.is_err()) && matches!(alias, AliasUse::Establish(_)) {
+            // The mapping never reached the peer.
+            self.forget(&topic);
+        }
+        result
+    }
+
+    /// Applies `alias` to `publish`.
+    pub(crate) fn apply(publish: &mut Publish, alias: AliasUse) {
+        match alias {
+            AliasUse::Establish(alias) => publish.properties.topic_alias = Some(alias),
+            AliasUse::Reuse(alias) => {
+                publish.properties.topic_alias = Some(alias);
+                publish.topic = ByteString::new();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alias(value: u16) -> NonZeroU16 {
+        NonZeroU16::new(value).expect("test aliases are non-zero")
+    }
+
+    fn topic(name: &'static str) -> ByteString {
+        ByteString::from_static(name)
+    }
+
+    #[test]
+    fn first_use_establishes_later_uses_reuse() {
+        let mut aliases = OutboundAliases::new(2);
+        assert_eq!(
+            aliases.assign(&topic("a/b")),
+            Some(AliasUse::Establish(alias(1)))
+        );
+        assert_eq!(
+            aliases.assign(&topic("a/b")),
+            Some(AliasUse::Reuse(alias(1)))
+        );
+        assert_eq!(
+            aliases.assign(&topic("c")),
+            Some(AliasUse::Establish(alias(2)))
+        );
+        assert_eq!(
+            aliases.assign(&topic("a/b")),
+            Some(AliasUse::Reuse(alias(1)))
+        );
+    }
+
+    #[test]
+    fn the_least_recently_used_topic_loses_its_alias() {
+        let mut aliases = OutboundAliases::new(2);
+        aliases.assign(&topic("one"));
+        aliases.assign(&topic("two"));
+        aliases.assign(&topic("one")); // "two" is now the least recently used
+        assert_eq!(
+            aliases.assign(&topic("three")),
+            Some(AliasUse::Establish(alias(2)))
+        );
+        assert_eq!(
+            aliases.assign(&topic("one")),
+            Some(AliasUse::Reuse(alias(1)))
+        );
+        // "two" was evicted: it gets a fresh mapping, taking the alias of "three".
+        assert_eq!(
+            aliases.assign(&topic("two")),
+            Some(AliasUse::Establish(alias(2)))
+        );
+        assert_eq!(
+            aliases.assign(&topic("three")),
+            Some(AliasUse::Establish(alias(1)))
+        );
+    }
+
+    #[test]
+    fn never_assigns_above_the_maximum() {
+        let mut aliases = OutboundAliases::new(3);
+        for i in 0..100u32 {
+            let name = ByteString::from(format!("t/{}", i % 7));
+            let (AliasUse::Establish(a) | AliasUse::Reuse(a)) =
+                aliases.assign(&name).expect("aliases are enabled");
+            assert!((1..=3).contains(&a.get()));
+        }
+    }
+
+    #[test]
+    fn maximum_zero_assigns_nothing() {
+        let mut aliases = OutboundAliases::new(0);
+        assert_eq!(aliases.assign(&topic("a")), None);
+    }
+
+    #[test]
+    fn forget_frees_the_alias_without_clashing() {
+        let mut aliases = OutboundAliases::new(3);
+        aliases.assign(&topic("a"));
+        aliases.assign(&topic("b"));
+        aliases.assign(&topic("c"));
+        aliases.forget(&topic("b"));
+        assert_eq!(
+            aliases.assign(&topic("d")),
+            Some(AliasUse::Establish(alias(2)))
+        );
+        assert_eq!(aliases.assign(&topic("c")), Some(AliasUse::Reuse(alias(3))));
+        assert_eq!(
+            aliases.assign(&topic("b")),
+            Some(AliasUse::Establish(alias(1))),
+            "evicts a"
+        );
+    }
+
+    #[test]
+    fn inbound_resolves_and_checks_the_maximum() {
+        let mut aliases = InboundAliases::new(2);
+        let mut first = Publish::new("x/y", "1");
+        first.properties.topic_alias = Some(alias(2));
+        aliases.resolve(&mut first).expect("valid alias");
+        assert_eq!(first.topic, "x/y");
+        assert_eq!(first.properties.topic_alias, None);
+
+        let mut second = Publish::new(ByteString::new(), "2");
+        second.properties.topic_alias = Some(alias(2));
+        aliases.resolve(&mut second).expect("known alias");
+        assert_eq!(second.topic, "x/y");
+
+        let mut unknown = Publish::new(ByteString::new(), "3");
+        unknown.properties.topic_alias = Some(alias(1));
+        let err = aliases.resolve(&mut unknown).expect_err("no mapping for 1");
+        assert_eq!(err.reason_code(), crate::ReasonCode::ProtocolError);
+
+        let mut too_big = Publish::new("z", "4");
+        too_big.properties.topic_alias = Some(alias(3));
+        let err = aliases
+            .resolve(&mut too_big)
+            .expect_err("above the maximum");
+        assert_eq!(err.reason_code(), crate::ReasonCode::TopicAliasInvalid);
+    }
+}

@@ -1,0 +1,529 @@
+//! The sender side of QoS 1 and QoS 2 (§4.3.2, §4.3.3), flow control (§4.9) and
+//! re-delivery (§4.4), shared by the client and the server session.
+//!
+//! ```text
+//!             enqueue                 pop_sendable (window has room)
+//!   Publish ───────────► pending ─────────────────────────────────► inflight
+//!   (id assigned)        (FIFO)                                        │
+//!                          ▲             connection lost:              │
+//!                          └──── re-queued at the front, in order, ◄───┘
+//!                                PUBLISH with DUP=1, or PUBREL
+//!
+//!   inflight states: QoS 1  AwaitingPubAck ──PUBACK──► done
+//!                    QoS 2  AwaitingPubRec ──PUBREC──► AwaitingPubComp ──PUBCOMP──► done
+//!                                          └─PUBREC ≥ 0x80──► done
+//! ```
+//!
+//! A message gets its packet identifier when it is queued, so the caller can name it at
+//! once (and a broker can key its storage by it). The window is the peer's Receive
+//! Maximum for the current connection: at most that many flows are in flight, counting
+//! flows past PUBREC, since the peer counts a QoS 2 flow until its PUBCOMP [MQTT-3.3.4-7]
+//! [MQTT-3.3.4-9]. After a reconnect, re-sent flows go through the same window.
+
+use std::collections::{HashMap, VecDeque};
+
+use bytes::BytesMut;
+
+use super::alias::OutboundAliases;
+use super::packet_id::PacketIdAllocator;
+use super::{OutboundMessage, PeerLimits, ProtocolViolation, SessionError};
+use crate::packet::{self, Packet, PacketId, PacketType, ProtocolVersion, PubRel, Publish, QoS};
+use crate::reason::ReasonCode;
+
+/// A flow in flight on the current connection.
+#[derive(Debug, Clone)]
+struct Inflight {
+    /// Order of first transmission on this connection, to re-queue flows in order.
+    seq: u64,
+    /// Where the flow stands.
+    state: FlowState,
+}
+
+// The spec's names for the states (§4.3.2, §4.3.3).
+#[allow(clippy::enum_variant_names)]
+#[derive(Debug, Clone)]
+enum FlowState {
+    /// QoS 1 PUBLISH sent; the message is kept for a re-send.
+    AwaitingPubAck(Publish),
+    /// QoS 2 PUBLISH sent; the message is kept for a re-send.
+    AwaitingPubRec(Publish),
+    /// QoS 2 PUBREL sent; the peer owns the message now.
+    AwaitingPubComp,
+}
+
+/// What to do with the next flow the window lets through.
+// Consumed as soon as it is returned: boxing the packet would only add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub(crate) enum Sendable {
+    /// Send this packet: a PUBLISH (topic without alias) or a PUBREL.
+    Send(Packet),
+    /// The flow was dropped without sending, because the peer cannot accept it on this
+    /// connection (it grew too large for a smaller Maximum Packet Size, ...); report it
+    /// with this reason code as if completed [MQTT-3.1.2-25].
+    Discarded(PacketId, ReasonCode),
+}
+
+/// What a PUBREC does to its flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PubRecOutcome {
+    /// Send PUBREL (again).
+    Release,
+    /// The PUBREC carried an error code: the flow ended without delivery
+    /// [MQTT-4.3.3]. Its identifier is free.
+    Ended,
+    /// No such flow: answer PUBREL with 0x92 Packet Identifier not found (§3.6.2.1).
+    Unknown,
+}
+
+/// Outbound QoS 1 and 2 flows of one session.
+#[derive(Debug, Default)]
+pub(crate) struct Outbound {
+    /// Identifiers of every flow here, and of the client's SUBSCRIBE / UNSUBSCRIBE.
+    ids: PacketIdAllocator,
+    /// Flows sent on the current connection, by packet identifier.
+    inflight: HashMap<PacketId, Inflight>,
+    /// Flows waiting for a slot, in sending order.
+    pending: VecDeque<OutboundMessage>,
+    /// The peer's Receive Maximum on the current connection; 0 while there is none.
+    window: usize,
+    /// Next value of [`Inflight::seq`].
+    next_seq: u64,
+}
+
+impl Outbound {
+    /// Queues a QoS 1 or 2 `publish` (DUP cleared, packet identifier assigned).
+    pub(crate) fn enqueue(&mut self, mut publish: Publish) -> Result<PacketId, SessionError> {
+        let id = self
+            .ids
+            .allocate()
+            .ok_or(SessionError::PacketIdsExhausted)?;
+        publish.packet_id = Some(id);
+        publish.dup = false;
+        self.pending.push_back(OutboundMessage::Publish(publish));
+        Ok(id)
+    }
+
+    /// A packet identifier for a SUBSCRIBE or UNSUBSCRIBE.
+    pub(crate) fn allocate_id(&mut self) -> Result<PacketId, SessionError> {
+        self.ids.allocate().ok_or(SessionError::PacketIdsExhausted)
+    }
+
+    /// Frees an identifier from [`allocate_id`](Self::allocate_id).
+    pub(crate) fn release_id(&mut self, id: PacketId) {
+        self.ids.release(id);
+    }
+
+    /// Opens the window for a new connection: `window` is the peer's Receive Maximum.
+    pub(crate) fn start(&mut self, window: u16) {
+        self.window = usize::from(window);
+    }
+
+    /// Sends (encodes into `tx`) every flow the window lets through. A flow the peer
+    /// cannot take on this connection is dropped and handed to `discarded` with the
+    /// reason code to report it with.
+    pub(crate) fn flush(
+        &mut self,
+        tx: &mut BytesMut,
+        version: ProtocolVersion,
+        aliases: &mut OutboundAliases,
+        limits: &PeerLimits,
+        mut discarded: impl FnMut(PacketId, ReasonCode),
+    ) {
+        while let Some(next) = self.pop_sendable(|packet| limits.admits(packet, version)) {
+            let (id, result) = match next {
+                Sendable::Send(Packet::Publish(publish)) => (
+                    publish.packet_id,
+                    aliases.write(tx, publish, version, limits.maximum_packet_size),
+                ),
+                Sendable::Send(packet) => {
+                    let id = match &packet {
+                        Packet::PubRel(rel) => Some(rel.packet_id),
+                        _ => None,
+                    };
+                    (id, packet::encode(&packet, version, tx))
+                }
+                Sendable::Discarded(id, reason) => {
+                    discarded(id, reason);
+                    continue;
+                }
+            };
+            if let (Err(_), Some(id)) = (result, id) {
+                // Not on the wire (the codec writes nothing when it fails): the peer
+                // will never acknowledge it, so it must not hold a slot.
+                self.complete(id);
+                discarded(id, ReasonCode::ImplementationSpecificError);
+            }
+        }
+    }
+
+    /// The next flow to send, if the window has room. `check` says whether the peer can
+    /// take a PUBLISH on this connection (`Err` with the reason code discards it).
+    pub(crate) fn pop_sendable(
+        &mut self,
+        check: impl Fn(&Packet) -> Result<(), ReasonCode>,
+    ) -> Option<Sendable> {
+        if self.inflight.len() >= self.window {
+            return None;
+        }
+        let message = self.pending.pop_front()?;
+        let (id, state, packet) = match message {
+            OutboundMessage::Publish(publish) => {
+                let Some(id) = publish.packet_id else {
+                    // Not produced by `enqueue` or `restore`; nothing to track.
+                    return Some(Sendable::Send(Packet::Publish(publish)));
+                };
+                let state = match publish.qos {
+                    QoS::ExactlyOnce => FlowState::AwaitingPubRec(publish.clone()),
+                    _ => FlowState::AwaitingPubAck(publish.clone()),
+                };
+                let packet = Packet::Publish(publish);
+                if let Err(reason) = check(&packet) {
+                    self.ids.release(id);
+                    return Some(Sendable::Discarded(id, reason));
+                }
+                (id, state, packet)
+            }
+            OutboundMessage::Release(id) => (
+                id,
+                FlowState::AwaitingPubComp,
+                Packet::PubRel(PubRel::new(id)),
+            ),
+        };
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.inflight.insert(id, Inflight { seq, state });
+        Some(Sendable::Send(packet))
+    }
+
+    /// Handles PUBACK: completes a QoS 1 flow.
+    pub(crate) fn on_puback(&mut self, id: PacketId) -> Result<(), ProtocolViolation> {
+        match self.inflight.get(&id) {
+            Some(Inflight {
+                state: FlowState::AwaitingPubAck(_),
+                ..
+            }) => {
+                self.complete(id);
+                Ok(())
+            }
+            _ => Err(ProtocolViolation::UnknownPacketId {
+                packet: PacketType::PubAck,
+                packet_id: id,
+            }),
+        }
+    }
+
+    /// Handles PUBREC with `reason` [MQTT-4.3.3].
+    pub(crate) fn on_pubrec(
+        &mut self,
+        id: PacketId,
+        reason: ReasonCode,
+    ) -> Result<PubRecOutcome, ProtocolViolation> {
+        let Some(flow) = self.inflight.get_mut(&id) else {
+            return Ok(PubRecOutcome::Unknown);
+        };
+        match flow.state {
+            FlowState::AwaitingPubRec(_) if reason.is_error() => {
+                self.complete(id);
+                Ok(PubRecOutcome::Ended)
+            }
+            FlowState::AwaitingPubRec(_) | FlowState::AwaitingPubComp => {
+                flow.state = FlowState::AwaitingPubComp;
+                Ok(PubRecOutcome::Release)
+            }
+            FlowState::AwaitingPubAck(_) => Err(ProtocolViolation::UnknownPacketId {
+                packet: PacketType::PubRec,
+                packet_id: id,
+            }),
+        }
+    }
+
+    /// Handles PUBCOMP: completes a QoS 2 flow.
+    pub(crate) fn on_pubcomp(&mut self, id: PacketId) -> Result<(), ProtocolViolation> {
+        match self.inflight.get(&id) {
+            Some(Inflight {
+                state: FlowState::AwaitingPubComp,
+                ..
+            }) => {
+                self.complete(id);
+                Ok(())
+            }
+            _ => Err(ProtocolViolation::UnknownPacketId {
+                packet: PacketType::PubComp,
+                packet_id: id,
+            }),
+        }
+    }
+
+    fn complete(&mut self, id: PacketId) {
+        self.inflight.remove(&id);
+        self.ids.release(id);
+    }
+
+    /// The connection ended: closes the window and puts every flow in flight back at the
+    /// front of the queue, in the order it was sent, to be re-sent on the next
+    /// connection: PUBLISH with DUP=1, PUBREL as is [MQTT-4.4.0-1] [MQTT-4.6.0-1].
+    pub(crate) fn connection_lost(&mut self) {
+        self.window = 0;
+        let mut flows: Vec<(PacketId, Inflight)> = self.inflight.drain().collect();
+        flows.sort_unstable_by_key(|(_, flow)| flow.seq);
+        for (id, flow) in flows.into_iter().rev() {
+            let message = match flow.state {
+                FlowState::AwaitingPubAck(mut publish) | FlowState::AwaitingPubRec(mut publish) => {
+                    publish.dup = true;
+                    OutboundMessage::Publish(publish)
+                }
+                FlowState::AwaitingPubComp => OutboundMessage::Release(id),
+            };
+            self.pending.push_front(message);
+        }
+    }
+
+    /// The peer has no session for us: drops every flow that was sent at least once
+    /// (the peer forgot it; re-sending a QoS 2 message could deliver it twice) and
+    /// returns their identifiers. Messages never sent stay queued. Call while
+    /// disconnected.
+    pub(crate) fn discard_started(&mut self) -> Vec<PacketId> {
+        self.connection_lost();
+        let mut discarded = Vec::new();
+        self.pending.retain(|message| match message {
+            OutboundMessage::Publish(publish) if !publish.dup => true,
+            other => {
+                discarded.extend(other.packet_id());
+                false
+            }
+        });
+        for &id in &discarded {
+            self.ids.release(id);
+        }
+        discarded
+    }
+
+    /// Takes every flow out, in sending order, leaving this empty and disconnected;
+    /// also returns where identifier allocation continues.
+    pub(crate) fn take_state(&mut self) -> (Vec<OutboundMessage>, PacketId) {
+        self.connection_lost();
+        let next = self.ids.next();
+        let messages = self.pending.drain(..).collect();
+        self.ids = PacketIdAllocator::starting_at(next);
+        (messages, next)
+    }
+
+    /// Loads stored flows (in sending order) in front of anything queued. Flows
+    /// without a packet identifier, at QoS 0, or with an identifier used twice are
+    /// dropped: stored state is data from outside and must not break the session.
+    pub(crate) fn restore(&mut self, messages: Vec<OutboundMessage>, next: Option<PacketId>) {
+        if let Some(next) = next {
+            let mut ids = PacketIdAllocator::starting_at(next);
+            for message in &self.pending {
+                if let Some(id) = message.packet_id() {
+                    ids.reserve(id);
+                }
+            }
+            self.ids = ids;
+        }
+        let mut restored = Vec::with_capacity(messages.len());
+        for message in messages {
+            let valid = match &message {
+                OutboundMessage::Publish(publish) => publish.qos != QoS::AtMostOnce,
+                OutboundMessage::Release(_) => true,
+            };
+            match message.packet_id() {
+                Some(id) if valid && !self.inflight.contains_key(&id) && self.ids.reserve(id) => {
+                    restored.push(message);
+                }
+                _ => {}
+            }
+        }
+        for message in restored.into_iter().rev() {
+            self.pending.push_front(message);
+        }
+    }
+
+    /// Whether the flow `id` is on the wire (not waiting for a slot).
+    pub(crate) fn is_inflight(&self, id: PacketId) -> bool {
+        self.inflight.contains_key(&id)
+    }
+
+    /// Flows in flight on this connection.
+    pub(crate) fn inflight_len(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// Flows waiting for a slot.
+    pub(crate) fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// How many more QoS 1 and 2 messages would be sent at once if queued now (§4.9).
+    pub(crate) fn send_quota(&self) -> usize {
+        self.window
+            .saturating_sub(self.inflight.len() + self.pending.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn qos1(topic: &'static str) -> Publish {
+        let mut publish = Publish::new(topic, "x");
+        publish.qos = QoS::AtLeastOnce;
+        publish
+    }
+
+    fn qos2(topic: &'static str) -> Publish {
+        let mut publish = Publish::new(topic, "x");
+        publish.qos = QoS::ExactlyOnce;
+        publish
+    }
+
+    fn sent(outbound: &mut Outbound) -> Vec<Packet> {
+        let mut packets = Vec::new();
+        while let Some(next) = outbound.pop_sendable(|_| Ok(())) {
+            match next {
+                Sendable::Send(packet) => packets.push(packet),
+                Sendable::Discarded(id, _) => panic!("unexpected discard of {id}"),
+            }
+        }
+        packets
+    }
+
+    fn topics(packets: &[Packet]) -> Vec<String> {
+        packets
+            .iter()
+            .map(|packet| match packet {
+                Packet::Publish(p) => format!("{}{}", p.topic, if p.dup { "+dup" } else { "" }),
+                Packet::PubRel(rel) => format!("pubrel {}", rel.packet_id),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn window_bounds_the_inflight_flows_and_the_rest_wait_in_order() {
+        let mut out = Outbound::default();
+        out.start(2);
+        let a = out.enqueue(qos1("a")).unwrap();
+        out.enqueue(qos1("b")).unwrap();
+        out.enqueue(qos1("c")).unwrap();
+        assert_eq!(topics(&sent(&mut out)), ["a", "b"]);
+        assert_eq!(
+            (out.inflight_len(), out.pending_len(), out.send_quota()),
+            (2, 1, 0)
+        );
+        out.on_puback(a).unwrap();
+        assert_eq!(topics(&sent(&mut out)), ["c"]);
+    }
+
+    #[test]
+    fn qos2_flow_counts_against_the_window_until_pubcomp() {
+        let mut out = Outbound::default();
+        out.start(1);
+        let a = out.enqueue(qos2("a")).unwrap();
+        out.enqueue(qos1("b")).unwrap();
+        assert_eq!(topics(&sent(&mut out)), ["a"]);
+        assert_eq!(
+            out.on_pubrec(a, ReasonCode::Success),
+            Ok(PubRecOutcome::Release)
+        );
+        assert!(sent(&mut out).is_empty(), "still in flight until PUBCOMP");
+        assert!(
+            out.on_puback(a).is_err(),
+            "PUBACK does not complete a QoS 2 flow"
+        );
+        out.on_pubcomp(a).unwrap();
+        assert_eq!(topics(&sent(&mut out)), ["b"]);
+    }
+
+    #[test]
+    fn pubrec_with_an_error_ends_the_flow() {
+        let mut out = Outbound::default();
+        out.start(5);
+        let a = out.enqueue(qos2("a")).unwrap();
+        sent(&mut out);
+        assert_eq!(
+            out.on_pubrec(a, ReasonCode::QuotaExceeded),
+            Ok(PubRecOutcome::Ended)
+        );
+        assert_eq!(out.inflight_len(), 0);
+        assert!(!out.ids.is_in_use(a));
+        assert_eq!(
+            out.on_pubrec(a, ReasonCode::Success),
+            Ok(PubRecOutcome::Unknown)
+        );
+    }
+
+    #[test]
+    fn connection_loss_requeues_in_flight_flows_first_with_dup_and_pubrel() {
+        let mut out = Outbound::default();
+        out.start(3);
+        let a = out.enqueue(qos1("a")).unwrap();
+        let b = out.enqueue(qos2("b")).unwrap();
+        out.enqueue(qos1("c")).unwrap();
+        out.enqueue(qos1("d")).unwrap();
+        sent(&mut out);
+        out.on_pubrec(b, ReasonCode::Success).unwrap();
+        out.connection_lost();
+        assert_eq!(out.inflight_len(), 0);
+        out.start(10);
+        let again = sent(&mut out);
+        assert_eq!(
+            topics(&again),
+            ["a+dup", format!("pubrel {b}").as_str(), "c+dup", "d"]
+        );
+        let Packet::Publish(first) = &again[0] else {
+            panic!("a PUBLISH")
+        };
+        assert_eq!(
+            first.packet_id,
+            Some(a),
+            "re-sent with its original identifier"
+        );
+    }
+
+    #[test]
+    fn discard_started_keeps_messages_never_sent() {
+        let mut out = Outbound::default();
+        out.start(1);
+        let a = out.enqueue(qos2("a")).unwrap();
+        out.enqueue(qos1("b")).unwrap();
+        sent(&mut out);
+        out.connection_lost();
+        assert_eq!(out.discard_started(), vec![a]);
+        out.start(1);
+        assert_eq!(topics(&sent(&mut out)), ["b"]);
+    }
+
+    #[test]
+    fn state_round_trips_and_invalid_entries_are_dropped() {
+        let mut out = Outbound::default();
+        out.start(1);
+        out.enqueue(qos1("a")).unwrap();
+        out.enqueue(qos1("b")).unwrap();
+        sent(&mut out);
+        let (mut messages, next) = out.take_state();
+        assert_eq!(messages.len(), 2);
+        messages.push(OutboundMessage::Publish(Publish::new("qos0", "x")));
+        messages.push(messages[0].clone()); // duplicate identifier
+
+        let mut resumed = Outbound::default();
+        resumed.restore(messages, Some(next));
+        resumed.start(5);
+        assert_eq!(topics(&sent(&mut resumed)), ["a+dup", "b"]);
+        let fresh = resumed.enqueue(qos1("c")).unwrap();
+        assert_eq!(fresh, next, "allocation continues where it stopped");
+    }
+
+    #[test]
+    fn a_flow_the_peer_cannot_take_is_discarded_and_its_id_freed() {
+        let mut out = Outbound::default();
+        out.start(5);
+        let a = out.enqueue(qos1("a")).unwrap();
+        let next = out.pop_sendable(|_| Err(ReasonCode::PacketTooLarge));
+        assert!(
+            matches!(next, Some(Sendable::Discarded(id, ReasonCode::PacketTooLarge)) if id == a)
+        );
+        assert!(!out.ids.is_in_use(a));
+    }
+}
