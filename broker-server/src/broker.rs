@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytestring::ByteString;
 use parking_lot::Mutex;
-use protocol::ReasonCode;
+use protocol::{QoS, ReasonCode};
 use tokio::sync::oneshot;
 use web_time::Instant;
 
@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::message::{Delivery, Message};
 use crate::metrics::Metrics;
 use crate::router::Router;
-use crate::session::{Attachment, Enqueued, QueueLimits, Session};
+use crate::session::{Attachment, QueueLimits, Session};
 
 /// Everything connection tasks share.
 #[derive(Debug)]
@@ -71,7 +71,8 @@ impl Broker {
             router,
             sessions: Mutex::new(HashMap::new()),
             metrics: Metrics::default(),
-            started_at: Instant::now(),
+            // The broker clock, as `$SYS/broker/uptime` measures against it.
+            started_at: crate::clock::now(),
             next_client_number: AtomicU64::new(1),
         }
     }
@@ -106,7 +107,7 @@ impl Broker {
         self.router.route(&message, scratch);
         let routed = scratch.len();
         for (session, delivery) in scratch.drain(..) {
-            if session.deliver(delivery) != Enqueued::Queued {
+            if session.deliver(delivery).dropped_one() {
                 self.metrics.messages_dropped.inc();
             }
         }
@@ -163,7 +164,8 @@ impl Broker {
     }
 
     /// Removes `session` from the registry if it is still the registered one for its
-    /// client id, and drops its subscriptions and queue.
+    /// client id, drops its subscriptions, hands the shared-subscription messages it
+    /// still owed to the rest of their groups, and drops its queue.
     pub fn end_session(&self, session: &Arc<Session>) {
         {
             let mut sessions = self.sessions.lock();
@@ -175,7 +177,42 @@ impl Broker {
             }
         }
         self.drop_subscriptions(session);
+        self.reroute_shared(session);
         session.clear_queue();
+    }
+
+    /// Re-routes the QoS 1 and 2 messages that came to `session` through a shared
+    /// subscription and that it did not acknowledge (in its stored protocol state) or
+    /// never got (in its mailbox) to another member of their group
+    /// ([`crate::router::shared`]). Call once its subscriptions are gone.
+    fn reroute_shared(&self, session: &Session) {
+        let (state, inflight) = {
+            let mut detached = session.detached.lock();
+            (
+                detached.protocol.take(),
+                std::mem::take(&mut detached.shared_inflight),
+            )
+        };
+        let mut owed = match &state {
+            Some(state) if !inflight.is_empty() => inflight.unacknowledged(state),
+            _ => Vec::new(),
+        };
+        let mut queued = Vec::new();
+        session.take(usize::MAX, &mut queued);
+        owed.extend(
+            queued
+                .into_iter()
+                .filter(|d| d.shared_group.is_some() && d.qos != QoS::AtMostOnce),
+        );
+        for delivery in owed {
+            let dropped = self
+                .router
+                .reroute_shared(&delivery)
+                .is_none_or(|(member, delivery)| member.deliver(delivery).dropped_one());
+            if dropped {
+                self.metrics.messages_dropped.inc();
+            }
+        }
     }
 
     /// Removes every subscription `session` holds from the router.

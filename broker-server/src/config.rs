@@ -88,7 +88,8 @@ pub struct LimitsConfig {
     /// Seconds a new connection has to send CONNECT. Default 10.
     pub connect_timeout_secs: u64,
     /// Largest keep alive accepted, in seconds; a client asking for more (or for 0)
-    /// gets this as Server Keep Alive (v5). Default 0 = accept any.
+    /// gets this as Server Keep Alive (v5; MQTT 3.x has no way to tell a client, so
+    /// 3.x clients keep their own). Default 0 = accept any.
     pub max_keep_alive_secs: u16,
     /// Largest session expiry interval granted, in seconds. Default 4294967295 (never).
     pub max_session_expiry_secs: u32,
@@ -133,9 +134,6 @@ pub struct SessionsConfig {
     /// How shared subscription groups pick a member: `round-robin` (default),
     /// `random` or `sticky`.
     pub shared_strategy: SharedStrategy,
-    /// Accept an empty client id from a 3.1.1 client asking for a persistent session by
-    /// assigning one (3.1.1 says refuse, [MQTT-3.1.3-8]). Default false.
-    pub assign_id_to_persistent_v3: bool,
 }
 
 impl Default for SessionsConfig {
@@ -143,7 +141,6 @@ impl Default for SessionsConfig {
         Self {
             queue_qos0_offline: false,
             shared_strategy: SharedStrategy::RoundRobin,
-            assign_id_to_persistent_v3: false,
         }
     }
 }

@@ -27,7 +27,7 @@ use web_time::Instant;
 use crate::broker::{Attached, Broker};
 use crate::clock;
 use crate::message::{Delivery, Message};
-use crate::router::{SubEntry, SubscribeOutcome};
+use crate::router::{SharedInflight, SubEntry, SubscribeOutcome};
 use crate::session::{Session, StoredSubscription};
 
 /// How much the read buffer grows by when it is full.
@@ -63,10 +63,11 @@ struct Connection {
     route_scratch: Vec<(Arc<Session>, Delivery)>,
     batch: Vec<Delivery>,
     connected_counted: bool,
+    /// Shared-subscription deliveries in the protocol session, to re-route to their
+    /// group if the session ends unacknowledged (`router::shared`).
+    shared_inflight: SharedInflight,
     /// Fires when a new connection takes the session over; `None` once it fired.
     kick: Option<tokio::sync::oneshot::Receiver<ReasonCode>>,
-    /// Whether a takeover ended this connection (the session then lives on).
-    taken_over: bool,
 }
 
 /// Serves one client until the connection ends or `shutdown` changes to `true`.
@@ -94,7 +95,7 @@ pub async fn serve<S>(
         batch: Vec::new(),
         connected_counted: false,
         kick: None,
-        taken_over: false,
+        shared_inflight: SharedInflight::default(),
     };
     let (mut reader, mut writer) = tokio::io::split(stream);
     let mut rbuf = BytesMut::new();
@@ -174,7 +175,6 @@ pub async fn serve<S>(
             conn.kick = None;
             if let Ok(reason) = result {
                 info!(client_id = %conn.client_id, "session taken over by a new connection");
-                conn.taken_over = true;
                 conn.session.disconnect(reason);
             }
         }
@@ -242,7 +242,17 @@ impl Connection {
             payload: message.payload.clone(),
             properties,
         };
-        match self.session.send_publish(publish) {
+        let outcome = self.session.send_publish(publish);
+        if let Ok(
+            SendOutcome::Sent {
+                packet_id: Some(packet_id),
+            }
+            | SendOutcome::Queued { packet_id },
+        ) = outcome
+        {
+            self.shared_inflight.sent(packet_id, delivery);
+        }
+        match outcome {
             Ok(SendOutcome::Dropped { size, maximum }) => {
                 debug!(client_id = %self.client_id, size, maximum, "message larger than the client's maximum packet size dropped");
                 self.broker.metrics.messages_dropped.inc();
@@ -258,7 +268,8 @@ impl Connection {
             ServerEvent::Publish(publish) => self.on_publish(publish),
             ServerEvent::Subscribe(subscribe) => self.on_subscribe(subscribe),
             ServerEvent::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe),
-            ServerEvent::Delivered { .. } | ServerEvent::Released { .. } => {}
+            ServerEvent::Delivered { packet_id, .. } => self.shared_inflight.finished(packet_id),
+            ServerEvent::Released { .. } => {}
             ServerEvent::Auth(_) => {
                 // No enhanced authentication method is configured (§4.12).
                 if self.session.is_connected() {
@@ -279,12 +290,18 @@ impl Connection {
         self.version = connect.protocol;
         let broker = self.broker.clone();
         let limits = &broker.config.limits;
-        if broker.metrics.clients_connected.get() >= limits.max_connections as u64 {
+        if !broker
+            .metrics
+            .clients_connected
+            .inc_below(limits.max_connections as u64)
+        {
             broker.metrics.connections_refused.inc();
             warn!(peer = %self.peer, "connection refused: max_connections reached");
             let _ = self.session.reject(ReasonCode::QuotaExceeded);
             return;
         }
+        // The slot is ours from here on; `finish` gives it back.
+        self.connected_counted = true;
         if connect.properties.authentication_method.is_some() {
             let _ = self.session.reject(ReasonCode::BadAuthenticationMethod);
             return;
@@ -333,6 +350,12 @@ impl Connection {
             assigned_client_identifier: assigned,
             session_expiry_interval: (granted_expiry != expiry && connect.protocol.is_v5())
                 .then_some(granted_expiry),
+            response_information: connect
+                .properties
+                .request_response_information
+                .unwrap_or(false)
+                .then(|| response_information(&self.client_id))
+                .flatten(),
             ..AcceptOptions::default()
         };
         let present = attached.present;
@@ -341,8 +364,6 @@ impl Connection {
         self.attached = Some(attached);
         match self.session.accept(options, resumed) {
             Ok(()) => {
-                broker.metrics.clients_connected.inc();
-                self.connected_counted = true;
                 info!(client_id = %self.client_id, peer = %self.peer, version = %self.version, present, "client connected");
             }
             Err(err) => warn!(client_id = %self.client_id, %err, "accept failed"),
@@ -351,8 +372,9 @@ impl Connection {
 
     /// Takes a stored session's state for resumption and cancels its pending will
     /// [MQTT-3.1.3-9].
-    fn resume(&self, session: &Session) -> Option<protocol::session::SessionState> {
+    fn resume(&mut self, session: &Session) -> Option<protocol::session::SessionState> {
         let mut detached = session.detached.lock();
+        self.shared_inflight = std::mem::take(&mut detached.shared_inflight);
         detached.generation += 1;
         detached.pending_will = None;
         detached.expires_at = None;
@@ -417,7 +439,8 @@ impl Connection {
         for subscription in subscribe.subscriptions {
             let filter = subscription.filter;
             let options = subscription.options;
-            if !self.topic_within_limits(&filter) {
+            // A shared filter's limits apply to its filter part, not `$share/{group}/`.
+            if !self.topic_within_limits(filter.filter()) {
                 codes.push(ReasonCode::TopicFilterInvalid);
                 continue;
             }
@@ -466,6 +489,7 @@ impl Connection {
                         qos,
                         retain: true,
                         subscription_ids: ids,
+                        shared_group: None,
                     });
                 }
             }
@@ -544,7 +568,17 @@ impl Connection {
             .as_ref()
             .map_or(0, |w| w.properties.will_delay_interval.unwrap_or(0))
             .min(self.expiry_interval);
-        if self.expiry_interval == 0 && !self.taken_over {
+        let shared_inflight = std::mem::take(&mut self.shared_inflight);
+        // A takeover does not keep a session whose expiry is 0 (3.x clean session):
+        // it ended with this connection, and the new one starts afresh (§3.1.4,
+        // §4.1).
+        if self.expiry_interval == 0 {
+            {
+                // `end_session` re-routes the unacknowledged shared messages in them.
+                let mut detached = session.detached.lock();
+                detached.protocol = Some(state);
+                detached.shared_inflight = shared_inflight;
+            }
             self.broker.end_session(&session);
             if let Some(will) = will {
                 publish_will(&self.broker, will, &self.client_id);
@@ -554,6 +588,7 @@ impl Connection {
                 let mut detached = session.detached.lock();
                 detached.generation += 1;
                 detached.protocol = Some(state);
+                detached.shared_inflight = shared_inflight;
                 detached.expiry_interval = self.expiry_interval;
                 detached.expires_at = (self.expiry_interval != u32::MAX)
                     .then(|| now + Duration::from_secs(u64::from(self.expiry_interval)));
@@ -572,6 +607,20 @@ impl Connection {
         }
         attached.release();
     }
+}
+
+/// The Response Information (§4.10) given to a client whose CONNECT sets Request
+/// Response Information: the topic prefix `response/{client_id}`. A requester
+/// subscribes to `response/{client_id}/#` and sends requests with a Response Topic under
+/// it (e.g. `response/{client_id}/req-42`). It is a plain topic, not a `$` one, so any
+/// client may publish the response and ordinary filters see it; the broker reserves
+/// nothing else about it. `None` (nothing sent) when the client identifier would not
+/// make a valid topic (it contains `+`, `#` or U+0000).
+pub fn response_information(client_id: &str) -> Option<ByteString> {
+    let prefix = format!("response/{client_id}");
+    protocol::topic::validate_topic_name(&prefix)
+        .is_ok()
+        .then(|| prefix.into())
 }
 
 /// Builds the broker's message from a client's PUBLISH received at `now`.

@@ -46,8 +46,9 @@ pub fn arm(broker: Arc<Broker>, session: Arc<Session>, generation: u64) {
                     None
                 };
                 if expired {
+                    // The protocol state stays for `end_session`, which re-routes the
+                    // shared-subscription messages in it (`router::shared`).
                     detached.generation += 1;
-                    detached.protocol = None;
                 }
                 (will, expired)
             };

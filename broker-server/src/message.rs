@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use bytestring::ByteString;
-use protocol::{PublishProperties, QoS};
+use protocol::{PublishProperties, QoS, TopicFilter};
 use smallvec::SmallVec;
 use web_time::Instant;
 
@@ -59,4 +59,9 @@ pub struct Delivery {
     pub retain: bool,
     /// Identifiers of the matching subscriptions (MQTT 5).
     pub subscription_ids: SmallVec<[NonZeroU32; 1]>,
+    /// The shared subscription (`$share/{group}/{filter}`) that chose this subscriber,
+    /// so that if its session ends before the message is acknowledged the message goes
+    /// to another member of the group (see [`crate::router`]). `None`: an ordinary
+    /// subscription.
+    pub shared_group: Option<TopicFilter>,
 }

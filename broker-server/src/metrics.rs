@@ -25,6 +25,16 @@ impl Counter {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// Adds one unless that would reach `limit`; `false` if it would. Atomic, so
+    /// concurrent callers can never push the level past the limit together.
+    pub fn inc_below(&self, limit: u64) -> bool {
+        self.0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
     /// The current value.
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)

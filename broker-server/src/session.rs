@@ -19,6 +19,7 @@ use web_time::Instant;
 
 use crate::config::DropPolicy;
 use crate::message::Delivery;
+use crate::router::SharedInflight;
 
 /// Bounds of a session's mailbox.
 #[derive(Debug, Clone, Copy)]
@@ -40,8 +41,20 @@ pub enum Enqueued {
     Queued,
     /// Queued, and the oldest queued delivery was dropped for it.
     QueuedDroppedOldest,
-    /// Not queued: the queue is full (drop-newest), or QoS 0 for an offline client.
+    /// Not queued: the queue is full (drop-newest), or the delivery alone exceeds the
+    /// byte budget.
     Dropped,
+    /// Not queued by design: QoS 0 for an offline client without
+    /// `sessions.queue_qos0_offline` (at most once means it may be lost).
+    NotQueuedOffline,
+}
+
+impl Enqueued {
+    /// Whether a message was lost to a queue limit (this one or the oldest), which
+    /// `messages_dropped` counts.
+    pub fn dropped_one(self) -> bool {
+        matches!(self, Self::Dropped | Self::QueuedDroppedOldest)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -73,6 +86,9 @@ pub struct Attachment {
 pub struct Detached {
     /// The protocol's per-session state: inflight messages and QoS 2 ids.
     pub protocol: Option<protocol::session::SessionState>,
+    /// Which of `protocol`'s messages came through a shared subscription, to re-route
+    /// them to the group if the session ends ([`crate::router::shared`]).
+    pub shared_inflight: SharedInflight,
     /// The session expiry interval in force (seconds).
     pub expiry_interval: u32,
     /// When the session expires, if it is not resumed before.
@@ -133,7 +149,7 @@ impl Session {
     pub fn deliver(&self, delivery: Delivery) -> Enqueued {
         let online = self.is_online();
         if !online && delivery.qos == QoS::AtMostOnce && !self.limits.queue_qos0_offline {
-            return Enqueued::Dropped;
+            return Enqueued::NotQueuedOffline;
         }
         let size = delivery.message.payload.len();
         let mut outcome = Enqueued::Queued;
@@ -246,6 +262,7 @@ mod tests {
             qos,
             retain: false,
             subscription_ids: Default::default(),
+            shared_group: None,
         }
     }
 
@@ -282,7 +299,10 @@ mod tests {
     #[test]
     fn qos0_is_not_queued_offline_unless_configured() {
         let s = Session::new("c".into(), limits(DropPolicy::DropNewest));
-        assert_eq!(s.deliver(delivery("0", QoS::AtMostOnce)), Enqueued::Dropped);
+        assert_eq!(
+            s.deliver(delivery("0", QoS::AtMostOnce)),
+            Enqueued::NotQueuedOffline
+        );
         s.set_online(true);
         assert_eq!(s.deliver(delivery("0", QoS::AtMostOnce)), Enqueued::Queued);
     }

@@ -9,9 +9,12 @@
 //! # Layout
 //! - [`trie`]: the generic topic-filter trie.
 //! - [`retained`]: retained messages by topic.
+//! - [`shared`]: a departed shared-group member's unacknowledged messages go to the
+//!   rest of its group.
 //! - this module: [`Router`], overlapping subscriptions, No Local, shared groups.
 
 pub(crate) mod retained;
+pub mod shared;
 pub(crate) mod trie;
 
 use std::collections::HashMap;
@@ -26,6 +29,7 @@ use serde::Deserialize;
 use smallvec::SmallVec;
 
 pub use retained::RetainedStore;
+pub use shared::SharedInflight;
 use trie::{Keyed, Trie};
 
 use crate::message::{Delivery, Message};
@@ -66,6 +70,9 @@ impl Keyed for SubEntry {
 #[derive(Debug)]
 pub(crate) struct SharedGroup {
     name: ByteString,
+    /// The whole `$share/{group}/{filter}`, carried by each delivery so a message can
+    /// find its group again (re-delivery, [`shared`]).
+    filter: TopicFilter,
     members: Vec<SubEntry>,
     /// Round robin position, or the sticky member's index.
     cursor: AtomicUsize,
@@ -112,6 +119,9 @@ pub enum SubscribeOutcome {
 pub struct Router {
     subscriptions: RwLock<Trie<SubEntry>>,
     shared: RwLock<Trie<SharedGroup>>,
+    /// Members of all shared groups together (the trie counts groups), for
+    /// [`Router::subscription_count`].
+    shared_members: AtomicUsize,
     retained: RwLock<RetainedStore>,
     strategy: SharedStrategy,
 }
@@ -143,12 +153,15 @@ impl Router {
                         }
                         None => {
                             existing.members.push(entry);
+                            self.shared_members.fetch_add(1, Ordering::Relaxed);
                             false
                         }
                     }
                 } else {
+                    self.shared_members.fetch_add(1, Ordering::Relaxed);
                     let group = SharedGroup {
                         name: group.into(),
+                        filter: filter.clone(),
                         members: vec![entry],
                         cursor: AtomicUsize::new(0),
                     };
@@ -178,9 +191,10 @@ impl Router {
                 let Some(existing) = shared.get_mut(filter.filter(), &group_key) else {
                     return false;
                 };
-                let before = existing.members.len();
-                existing.members.retain(|m| m.key() != client_id);
-                let removed = existing.members.len() != before;
+                let removed = existing.remove_member(client_id);
+                if removed {
+                    self.shared_members.fetch_sub(1, Ordering::Relaxed);
+                }
                 if existing.members.is_empty() {
                     shared.remove(filter.filter(), &group_key);
                 }
@@ -192,7 +206,7 @@ impl Router {
     /// Number of subscriptions (a shared group counts once per member).
     pub fn subscription_count(&self) -> usize {
         let plain = self.subscriptions.read().len();
-        plain + self.shared.read().len()
+        plain + self.shared_members.load(Ordering::Relaxed)
     }
 
     /// Collects into `out` one [`Delivery`] per session that should get `message`.
@@ -232,6 +246,7 @@ impl Router {
                 qos,
                 retain,
                 subscription_ids: ids,
+                shared_group: None,
             };
             out.push((entry.session.clone(), delivery));
         };
@@ -250,16 +265,7 @@ impl Router {
                 if let Some(member) = group.pick(self.strategy) {
                     // A shared delivery is separate from the member's own subscriptions
                     // (§4.8.2): no dedup against them.
-                    let qos = message.qos.min(member.options.qos);
-                    let ids: SmallVec<[NonZeroU32; 1]> = member.id.into_iter().collect();
-                    let retain = member.options.retain_as_published && message.retain;
-                    let delivery = Delivery {
-                        message: message.clone(),
-                        qos,
-                        retain,
-                        subscription_ids: ids,
-                    };
-                    out.push((member.session.clone(), delivery));
+                    out.push((member.session.clone(), group.delivery(member, message)));
                 }
             }
         });

@@ -1,0 +1,222 @@
+//! Test harness: the broker in-process on port 0, and a raw MQTT client that speaks
+//! packets (through the `protocol` codec) or bytes over a real TCP socket.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::num::NonZeroU16;
+use std::time::Duration;
+
+use broker_server::{Config, RunningBroker};
+use bytes::BytesMut;
+use protocol::{
+    ConnAck, Connect, Packet, PacketId, ProtocolVersion, Publish, QoS, Subscribe, Subscription,
+    SubscriptionOptions, TopicFilter,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// How long a test waits for something that should happen before failing. A failure
+/// guard only: no test asserts on timing.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A broker configuration for tests: loopback, port 0, no `$SYS` chatter.
+pub fn test_config() -> Config {
+    let mut config = Config::default();
+    config.listeners.tcp = vec!["127.0.0.1:0".parse().unwrap()];
+    config.sys.interval_secs = 0;
+    config
+}
+
+/// A broker running in this test's runtime.
+pub struct TestBroker {
+    pub running: Option<RunningBroker>,
+    pub addr: SocketAddr,
+}
+
+impl TestBroker {
+    pub async fn start() -> Self {
+        Self::with_config(test_config()).await
+    }
+
+    pub async fn with_config(config: Config) -> Self {
+        let running = broker_server::start(config).await.expect("broker starts");
+        let addr = running.tcp_addrs[0];
+        Self {
+            running: Some(running),
+            addr,
+        }
+    }
+
+    pub fn broker(&self) -> &broker_server::Broker {
+        &self.running.as_ref().unwrap().broker
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
+    }
+
+    /// A raw client connected at the TCP level (nothing sent yet).
+    pub async fn raw(&self, version: ProtocolVersion) -> RawClient {
+        RawClient::open(self.addr, version).await
+    }
+
+    /// A raw client that completed CONNECT / CONNACK with `client_id`.
+    pub async fn client(&self, version: ProtocolVersion, client_id: &str) -> RawClient {
+        let mut client = self.raw(version).await;
+        let connack = client.connect(Connect::new(version, client_id)).await;
+        assert_eq!(
+            connack.reason_code,
+            protocol::ReasonCode::Success,
+            "{connack:?}"
+        );
+        client
+    }
+}
+
+pub fn pid(n: u16) -> PacketId {
+    NonZeroU16::new(n).unwrap()
+}
+
+pub fn filter(f: &str) -> TopicFilter {
+    TopicFilter::new(f.to_string()).unwrap()
+}
+
+pub fn subscribe(packet_id: u16, filters: &[(&str, QoS)]) -> Packet {
+    Packet::Subscribe(Subscribe {
+        packet_id: pid(packet_id),
+        subscriptions: filters
+            .iter()
+            .map(|(f, qos)| Subscription {
+                filter: filter(f),
+                options: SubscriptionOptions::new(*qos),
+            })
+            .collect(),
+        properties: Default::default(),
+    })
+}
+
+pub fn publish(topic: &str, payload: &str, qos: QoS, packet_id: Option<u16>) -> Publish {
+    let mut p = Publish::new(topic.to_string(), payload.to_string());
+    p.qos = qos;
+    p.packet_id = packet_id.map(pid);
+    p
+}
+
+/// A client that sends and receives whole packets (or raw bytes).
+pub struct RawClient {
+    pub stream: TcpStream,
+    pub version: ProtocolVersion,
+    buf: BytesMut,
+}
+
+impl RawClient {
+    pub async fn open(addr: SocketAddr, version: ProtocolVersion) -> Self {
+        let stream = TcpStream::connect(addr).await.expect("TCP connect");
+        stream.set_nodelay(true).unwrap();
+        Self {
+            stream,
+            version,
+            buf: BytesMut::new(),
+        }
+    }
+
+    pub async fn send(&mut self, packet: &Packet) {
+        let mut out = BytesMut::new();
+        protocol::encode(packet, self.version, &mut out).expect("encodes");
+        self.stream.write_all(&out).await.expect("write");
+    }
+
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("write");
+    }
+
+    /// The next packet; panics if none arrives within [`PATIENCE`] or the connection
+    /// closes.
+    pub async fn recv(&mut self) -> Packet {
+        match self.try_recv(PATIENCE).await {
+            Ok(Some(packet)) => packet,
+            Ok(None) => panic!("connection closed while waiting for a packet"),
+            Err(()) => panic!("no packet within {PATIENCE:?}"),
+        }
+    }
+
+    /// The next packet, `Ok(None)` if the broker closed the connection, `Err` if
+    /// nothing came within `wait`.
+    pub async fn try_recv(&mut self, wait: Duration) -> Result<Option<Packet>, ()> {
+        let limits = protocol::Limits {
+            version: self.version,
+            ..Default::default()
+        };
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(packet) =
+                protocol::decode(&mut self.buf, &limits).expect("broker sends valid packets")
+            {
+                return Ok(Some(packet));
+            }
+            let read = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await;
+            match read {
+                Err(_) => return Err(()),
+                Ok(Ok(0)) | Ok(Err(_)) => return Ok(None),
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// Asserts that nothing arrives within `wait` (used with paused time, or short
+    /// real waits for "nothing more is sent").
+    pub async fn expect_silence(&mut self, wait: Duration) {
+        if let Ok(packet) = self.try_recv(wait).await {
+            panic!("expected nothing, got {packet:?}");
+        }
+    }
+
+    /// Reads until the broker closes the connection; returns what arrived before.
+    pub async fn expect_closed(&mut self) -> Vec<Packet> {
+        let mut seen = Vec::new();
+        loop {
+            match self.try_recv(PATIENCE).await {
+                Ok(Some(packet)) => seen.push(packet),
+                Ok(None) => return seen,
+                Err(()) => panic!("connection still open after {PATIENCE:?}; got {seen:?}"),
+            }
+        }
+    }
+
+    pub async fn connect(&mut self, connect: Connect) -> ConnAck {
+        self.send(&Packet::Connect(Box::new(connect))).await;
+        match self.recv().await {
+            Packet::ConnAck(connack) => connack,
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+    }
+
+    pub async fn subscribe(
+        &mut self,
+        packet_id: u16,
+        filters: &[(&str, QoS)],
+    ) -> Vec<protocol::ReasonCode> {
+        self.send(&subscribe(packet_id, filters)).await;
+        match self.recv().await {
+            Packet::SubAck(ack) => {
+                assert_eq!(ack.packet_id, pid(packet_id));
+                ack.reason_codes
+            }
+            other => panic!("expected SUBACK, got {other:?}"),
+        }
+    }
+
+    pub async fn publish(&mut self, publish: Publish) {
+        self.send(&Packet::Publish(publish)).await;
+    }
+
+    /// The next PUBLISH, acknowledging nothing.
+    pub async fn recv_publish(&mut self) -> Publish {
+        match self.recv().await {
+            Packet::Publish(p) => p,
+            other => panic!("expected PUBLISH, got {other:?}"),
+        }
+    }
+}

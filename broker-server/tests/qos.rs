@@ -1,0 +1,106 @@
+//! QoS 0, 1 and 2 through the broker, both directions, for 3.1.1 and 5.0: the flows,
+//! delivery QoS = min(publish QoS, subscription QoS).
+
+mod common;
+
+use common::*;
+use protocol::{Packet, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, QoS, ReasonCode};
+
+async fn qos_flows(version: ProtocolVersion) {
+    let broker = TestBroker::start().await;
+    let mut sub = broker.client(version, "sub").await;
+    assert_eq!(
+        sub.subscribe(
+            1,
+            &[
+                ("q/0", QoS::AtMostOnce),
+                ("q/1", QoS::AtLeastOnce),
+                ("q/2", QoS::ExactlyOnce)
+            ]
+        )
+        .await,
+        [
+            ReasonCode::GRANTED_QOS_0,
+            ReasonCode::GrantedQoS1,
+            ReasonCode::GrantedQoS2
+        ]
+    );
+    let mut publisher = broker.client(version, "pub").await;
+
+    // QoS 0 in, QoS 0 out.
+    publisher
+        .publish(publish("q/0", "zero", QoS::AtMostOnce, None))
+        .await;
+    let got = sub.recv_publish().await;
+    assert_eq!((got.qos, &got.payload[..]), (QoS::AtMostOnce, &b"zero"[..]));
+
+    // QoS 1: PUBACK to the publisher, PUBLISH QoS 1 to the subscriber.
+    publisher
+        .publish(publish("q/1", "one", QoS::AtLeastOnce, Some(7)))
+        .await;
+    assert!(matches!(publisher.recv().await, Packet::PubAck(ack) if ack.packet_id == pid(7)));
+    let got = sub.recv_publish().await;
+    assert_eq!(got.qos, QoS::AtLeastOnce);
+    let id = got.packet_id.expect("QoS 1 has a packet id");
+    sub.send(&Packet::PubAck(PubAck::new(id))).await;
+
+    // QoS 2: PUBREC, PUBREL, PUBCOMP with the publisher; the same with the subscriber.
+    publisher
+        .publish(publish("q/2", "two", QoS::ExactlyOnce, Some(8)))
+        .await;
+    assert!(matches!(publisher.recv().await, Packet::PubRec(r) if r.packet_id == pid(8)));
+    publisher.send(&Packet::PubRel(PubRel::new(pid(8)))).await;
+    assert!(matches!(publisher.recv().await, Packet::PubComp(c) if c.packet_id == pid(8)));
+    let got = sub.recv_publish().await;
+    assert_eq!((got.qos, &got.payload[..]), (QoS::ExactlyOnce, &b"two"[..]));
+    let id = got.packet_id.unwrap();
+    sub.send(&Packet::PubRec(PubRec::new(id))).await;
+    assert!(matches!(sub.recv().await, Packet::PubRel(r) if r.packet_id == id));
+    sub.send(&Packet::PubComp(PubComp::new(id))).await;
+
+    // Delivery QoS is the minimum of publish and subscription QoS.
+    publisher
+        .publish(publish("q/0", "downgraded", QoS::ExactlyOnce, Some(9)))
+        .await;
+    assert!(matches!(publisher.recv().await, Packet::PubRec(_)));
+    let got = sub.recv_publish().await;
+    assert_eq!((got.qos, got.packet_id), (QoS::AtMostOnce, None));
+    publisher
+        .publish(publish("q/2", "upgraded?", QoS::AtMostOnce, None))
+        .await;
+    assert_eq!(sub.recv_publish().await.qos, QoS::AtMostOnce);
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn qos_flows_v311() {
+    qos_flows(ProtocolVersion::V3_1_1).await;
+}
+
+#[tokio::test]
+async fn qos_flows_v5() {
+    qos_flows(ProtocolVersion::V5).await;
+}
+
+#[tokio::test]
+async fn qos2_duplicate_publish_is_delivered_once() {
+    let broker = TestBroker::start().await;
+    let mut sub = broker.client(ProtocolVersion::V5, "sub").await;
+    sub.subscribe(1, &[("d", QoS::AtMostOnce)]).await;
+    let mut publisher = broker.client(ProtocolVersion::V5, "pub").await;
+    publisher
+        .publish(publish("d", "once", QoS::ExactlyOnce, Some(3)))
+        .await;
+    assert!(matches!(publisher.recv().await, Packet::PubRec(_)));
+    let mut again = publish("d", "once", QoS::ExactlyOnce, Some(3));
+    again.dup = true;
+    publisher.publish(again).await;
+    assert!(
+        matches!(publisher.recv().await, Packet::PubRec(_)),
+        "re-sent PUBLISH gets PUBREC again"
+    );
+    assert_eq!(&sub.recv_publish().await.payload[..], b"once");
+    sub.expect_silence(std::time::Duration::from_millis(300))
+        .await;
+    broker.stop().await;
+}
