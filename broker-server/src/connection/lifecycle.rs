@@ -1,0 +1,223 @@
+//! A connection's start and end: CONNECT (limits, client identifier, session attach,
+//! takeover, resume) and what happens to the session and the will when it closes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytestring::ByteString;
+use protocol::session::AcceptOptions;
+use protocol::{Connect, ProtocolVersion, Publish, PublishProperties, ReasonCode, Will};
+use tracing::{info, warn};
+
+use super::{Connection, message_from};
+use crate::broker::Broker;
+use crate::clock;
+use crate::session::Session;
+
+impl Connection {
+    pub(super) async fn on_connect(&mut self, connect: Connect) {
+        self.version = connect.protocol;
+        let broker = self.broker.clone();
+        let limits = &broker.config.limits;
+        if !broker
+            .metrics
+            .clients_connected
+            .inc_below(limits.max_connections as u64)
+        {
+            broker.metrics.connections_refused.inc();
+            warn!(peer = %self.peer, "connection refused: max_connections reached");
+            let _ = self.session.reject(ReasonCode::QuotaExceeded);
+            return;
+        }
+        // The slot is ours from here on; `finish` gives it back.
+        self.connected_counted = true;
+        if connect.properties.authentication_method.is_some() {
+            let _ = self.session.reject(ReasonCode::BadAuthenticationMethod);
+            return;
+        }
+        if let Some(will) = &connect.will
+            && !self.topic_within_limits(&will.topic)
+        {
+            let _ = self.session.reject(ReasonCode::TopicNameInvalid);
+            return;
+        }
+        let mut assigned = None;
+        let client_id = if connect.client_id.is_empty() {
+            if connect.protocol == ProtocolVersion::V3_1 {
+                // MQTT 3.1 requires 1 to 23 characters.
+                let _ = self.session.reject(ReasonCode::ClientIdentifierNotValid);
+                return;
+            }
+            let id = broker.assign_client_id();
+            if connect.protocol.is_v5() {
+                assigned = Some(id.clone());
+            }
+            id
+        } else {
+            connect.client_id.clone()
+        };
+        let expiry = match connect.protocol {
+            ProtocolVersion::V5 => connect.properties.session_expiry_interval.unwrap_or(0),
+            _ if connect.clean_start => 0,
+            _ => u32::MAX,
+        };
+        let granted_expiry = expiry.min(limits.max_session_expiry_secs);
+
+        let (attached, ended) = broker.attach(&client_id, connect.clean_start).await;
+        if let Some(old) = ended {
+            self.end_replaced_session(&old);
+        }
+        let resumed = if attached.present {
+            self.resume(&attached.session)
+        } else {
+            None
+        };
+        self.client_id = client_id;
+        self.expiry_interval = granted_expiry;
+        self.will = connect.will;
+        let options = AcceptOptions {
+            assigned_client_identifier: assigned,
+            session_expiry_interval: (granted_expiry != expiry && connect.protocol.is_v5())
+                .then_some(granted_expiry),
+            response_information: connect
+                .properties
+                .request_response_information
+                .unwrap_or(false)
+                .then(|| response_information(&self.client_id))
+                .flatten(),
+            ..AcceptOptions::default()
+        };
+        let present = attached.present;
+        let (attached, kick) = attached.split_kick();
+        self.kick = Some(kick);
+        self.attached = Some(attached);
+        match self.session.accept(options, resumed) {
+            Ok(()) => {
+                info!(client_id = %self.client_id, peer = %self.peer, version = %self.version, present, "client connected");
+            }
+            Err(err) => warn!(client_id = %self.client_id, %err, "accept failed"),
+        }
+    }
+
+    /// Takes a stored session's state for resumption and cancels its pending will
+    /// [MQTT-3.1.3-9].
+    pub(super) fn resume(&mut self, session: &Session) -> Option<protocol::session::SessionState> {
+        let mut detached = session.detached.lock();
+        self.shared_inflight = std::mem::take(&mut detached.shared_inflight);
+        detached.generation += 1;
+        detached.pending_will = None;
+        detached.expires_at = None;
+        detached.protocol.take()
+    }
+
+    /// A Clean Start replaced `old`: its subscriptions go, and a will still waiting out
+    /// its delay is published now that the session ended (§3.1.3.2.2).
+    pub(super) fn end_replaced_session(&mut self, old: &Arc<Session>) {
+        let will = {
+            let mut detached = old.detached.lock();
+            detached.generation += 1;
+            detached.pending_will.take()
+        };
+        self.broker.end_session(old);
+        if let Some((_, will)) = will {
+            publish_will(&self.broker, will, &old.client_id);
+        }
+    }
+
+    /// After the socket closed: store or end the session, handle the will.
+    pub(super) fn finish(mut self) {
+        if self.connected_counted {
+            self.broker.metrics.clients_connected.dec();
+        }
+        let Some(attached) = self.attached.take() else {
+            return;
+        };
+        let session = attached.session.clone();
+        let now = clock::now();
+        let state = self.session.take_state();
+        session.set_online(false);
+        // Deliveries taken from the mailbox but not sent are inside `state` (QoS 1/2).
+        let will = self.will.take();
+        let will_delay = will
+            .as_ref()
+            .map_or(0, |w| w.properties.will_delay_interval.unwrap_or(0))
+            .min(self.expiry_interval);
+        let shared_inflight = std::mem::take(&mut self.shared_inflight);
+        // A takeover does not keep a session whose expiry is 0 (3.x clean session):
+        // it ended with this connection, and the new one starts afresh (§3.1.4,
+        // §4.1).
+        if self.expiry_interval == 0 {
+            {
+                // `end_session` re-routes the unacknowledged shared messages in them.
+                let mut detached = session.detached.lock();
+                detached.protocol = Some(state);
+                detached.shared_inflight = shared_inflight;
+            }
+            self.broker.end_session(&session);
+            if let Some(will) = will {
+                publish_will(&self.broker, will, &self.client_id);
+            }
+        } else {
+            let generation = {
+                let mut detached = session.detached.lock();
+                detached.generation += 1;
+                detached.protocol = Some(state);
+                detached.shared_inflight = shared_inflight;
+                detached.expiry_interval = self.expiry_interval;
+                detached.expires_at = (self.expiry_interval != u32::MAX)
+                    .then(|| now + Duration::from_secs(u64::from(self.expiry_interval)));
+                if let Some(will) = will.as_ref().filter(|_| will_delay > 0) {
+                    detached.pending_will = Some((
+                        now + Duration::from_secs(u64::from(will_delay)),
+                        will.clone(),
+                    ));
+                }
+                detached.generation
+            };
+            if let Some(will) = will.filter(|_| will_delay == 0) {
+                publish_will(&self.broker, will, &self.client_id);
+            }
+            crate::expiry::arm(self.broker.clone(), session, generation);
+        }
+        attached.release();
+    }
+}
+
+/// The Response Information (§4.10) given to a client whose CONNECT sets Request
+/// Response Information: the topic prefix `response/{client_id}`. A requester
+/// subscribes to `response/{client_id}/#` and sends requests with a Response Topic under
+/// it (e.g. `response/{client_id}/req-42`). It is a plain topic, not a `$` one, so any
+/// client may publish the response and ordinary filters see it; the broker reserves
+/// nothing else about it. `None` (nothing sent) when the client identifier would not
+/// make a valid topic (it contains `+`, `#` or U+0000).
+pub fn response_information(client_id: &str) -> Option<ByteString> {
+    let prefix = format!("response/{client_id}");
+    protocol::topic::validate_topic_name(&prefix)
+        .is_ok()
+        .then(|| prefix.into())
+}
+
+/// Publishes a will as a message from `client_id` (§3.1.2.5).
+pub fn publish_will(broker: &Broker, will: Will, client_id: &ByteString) {
+    let now = clock::now();
+    let mut properties = PublishProperties::default();
+    let wp = will.properties;
+    properties.payload_format_indicator = wp.payload_format_indicator;
+    properties.message_expiry_interval = wp.message_expiry_interval;
+    properties.content_type = wp.content_type;
+    properties.response_topic = wp.response_topic;
+    properties.correlation_data = wp.correlation_data;
+    properties.user_properties = wp.user_properties;
+    let publish = Publish {
+        dup: false,
+        qos: will.qos,
+        retain: will.retain,
+        topic: will.topic.into_inner(),
+        packet_id: None,
+        payload: will.payload,
+        properties,
+    };
+    info!(%client_id, topic = %publish.topic, "publishing will");
+    let message = message_from(publish, client_id.clone(), now);
+    broker.publish(message, &mut Vec::new());
+}

@@ -1,0 +1,317 @@
+//! One task per client connection: it owns the socket and the connection's
+//! `protocol::ServerSession`, feeds the session what the socket reads, carries out what
+//! the session reports (routing, subscribing, session takeover) and writes everything
+//! the session queued in one write per burst.
+//!
+//! The driver is generic over its byte stream, so TCP, TLS and WebSocket share it.
+//!
+//! - this module: the task's loop, event dispatch, mailbox draining;
+//! - `lifecycle`: CONNECT, session attach/resume/takeover, and the end of a connection;
+//! - `packets`: PUBLISH, SUBSCRIBE, UNSUBSCRIBE.
+
+use std::net::SocketAddr;
+use std::num::{NonZeroU16, NonZeroU32};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use bytestring::ByteString;
+use protocol::session::{CloseReason, SendOutcome, ServerEvent, ServerOptions, ServerSession};
+use protocol::{ProtocolVersion, Publish, ReasonCode, Will};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+use tracing::{debug, info};
+use web_time::Instant;
+
+use crate::broker::{Attached, Broker};
+use crate::clock;
+use crate::message::Delivery;
+use crate::router::SharedInflight;
+use crate::session::Session;
+
+mod lifecycle;
+mod packets;
+
+pub use lifecycle::{publish_will, response_information};
+pub use packets::message_from;
+
+/// How much the read buffer grows by when it is full.
+const READ_CHUNK: usize = 4096;
+
+/// The session options every connection starts with, from the configuration.
+pub fn server_options(broker: &Broker) -> ServerOptions {
+    let limits = &broker.config.limits;
+    let inflight = NonZeroU16::new(limits.max_inflight).unwrap_or(NonZeroU16::MIN);
+    ServerOptions {
+        maximum_packet_size: NonZeroU32::new(limits.max_packet_size).unwrap_or(NonZeroU32::MIN),
+        receive_maximum: inflight,
+        topic_alias_maximum: limits.topic_alias_maximum,
+        max_keep_alive: (limits.max_keep_alive_secs > 0).then_some(limits.max_keep_alive_secs),
+        max_inflight: inflight,
+        ..ServerOptions::default()
+    }
+}
+
+/// Per-connection state beyond the protocol session.
+struct Connection {
+    broker: Arc<Broker>,
+    peer: SocketAddr,
+    session: ServerSession,
+    attached: Option<Attached>,
+    /// The client's will, published on an abnormal end.
+    will: Option<Will>,
+    /// Session Expiry Interval in force, in seconds (3.x: 0 or "never").
+    expiry_interval: u32,
+    version: ProtocolVersion,
+    client_id: ByteString,
+    /// Reused buffers: routing results and deliveries taken from the mailbox.
+    route_scratch: Vec<(Arc<Session>, Delivery)>,
+    batch: Vec<Delivery>,
+    connected_counted: bool,
+    /// Shared-subscription deliveries in the protocol session, to re-route to their
+    /// group if the session ends unacknowledged (`router::shared`).
+    shared_inflight: SharedInflight,
+    /// Fires when a new connection takes the session over; `None` once it fired.
+    kick: Option<tokio::sync::oneshot::Receiver<ReasonCode>>,
+}
+
+/// Serves one client until the connection ends or `shutdown` changes to `true`.
+pub async fn serve<S>(
+    broker: Arc<Broker>,
+    stream: S,
+    peer: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let now = clock::now();
+    let connect_deadline = now + broker.config.limits.connect_timeout();
+    let session = ServerSession::new(server_options(&broker), now);
+    let mut conn = Connection {
+        broker,
+        peer,
+        session,
+        attached: None,
+        will: None,
+        expiry_interval: 0,
+        version: ProtocolVersion::V5,
+        client_id: ByteString::new(),
+        route_scratch: Vec::new(),
+        batch: Vec::new(),
+        connected_counted: false,
+        kick: None,
+        shared_inflight: SharedInflight::default(),
+    };
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let mut rbuf = BytesMut::new();
+    let mut wbuf = BytesMut::new();
+    loop {
+        conn.drive().await;
+        if conn.session.poll_transmit(&mut wbuf) {
+            let len = wbuf.len();
+            if writer.write_all(&wbuf).await.is_err() {
+                conn.session.handle_connection_lost();
+                conn.drive().await;
+            } else {
+                conn.broker.metrics.bytes_sent.add(len as u64);
+            }
+            wbuf.clear();
+        }
+        if conn.session.is_closed() {
+            break;
+        }
+        let deadline = match conn.session.poll_timeout() {
+            _ if !conn.session.is_connected() && conn.attached.is_none() => Some(connect_deadline),
+            timeout => timeout,
+        };
+        let sleep = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(clock::to_tokio(at)).await,
+                None => std::future::pending().await,
+            }
+        };
+        let attached_session = conn
+            .attached
+            .as_ref()
+            .filter(|_| conn.session.is_connected())
+            .map(|attached| attached.session.clone());
+        let mailbox = async move {
+            match attached_session {
+                Some(session) => session.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        let kick = &mut conn.kick;
+        let kicked = async move {
+            match kick.as_mut() {
+                Some(rx) => rx.await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut kick_result = None;
+        if rbuf.capacity() - rbuf.len() < 64 {
+            rbuf.reserve(READ_CHUNK);
+        }
+        tokio::select! {
+            read = reader.read_buf(&mut rbuf) => match read {
+                Ok(0) | Err(_) => conn.session.handle_connection_lost(),
+                Ok(n) => {
+                    conn.broker.metrics.bytes_received.add(n as u64);
+                    conn.session.handle_bytes(&mut rbuf, clock::now());
+                }
+            },
+            () = sleep => {
+                if conn.session.is_connected() || conn.attached.is_some() {
+                    conn.session.handle_timeout(clock::now());
+                } else {
+                    debug!(peer = %conn.peer, "no CONNECT within the connect timeout");
+                    conn.session.handle_connection_lost();
+                }
+            }
+            () = mailbox => {}
+            reason = kicked => kick_result = Some(reason),
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow() {
+                    conn.session.disconnect(ReasonCode::ServerShuttingDown);
+                }
+            }
+        }
+        if let Some(result) = kick_result {
+            conn.kick = None;
+            if let Ok(reason) = result {
+                info!(client_id = %conn.client_id, "session taken over by a new connection");
+                conn.session.disconnect(reason);
+            }
+        }
+    }
+    let _ = writer.shutdown().await;
+    conn.finish();
+}
+
+impl Connection {
+    /// Handles every event the session has, then fills the client's window from the
+    /// mailbox, until neither produces anything more.
+    async fn drive(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(event) = self.session.poll_event() {
+                progressed = true;
+                self.handle_event(event).await;
+            }
+            if self.pull_mailbox() {
+                progressed = true;
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    /// Moves deliveries from the session's mailbox into the protocol session, as many
+    /// QoS 1/2 as the client's window takes (QoS 0 are not windowed).
+    fn pull_mailbox(&mut self) -> bool {
+        let Some(attached) = &self.attached else {
+            return false;
+        };
+        if !self.session.is_connected() {
+            return false;
+        }
+        let session = attached.session.clone();
+        let quota = self.session.send_quota();
+        session.take(quota, &mut self.batch);
+        if self.batch.is_empty() {
+            return false;
+        }
+        let now = clock::now();
+        for delivery in std::mem::take(&mut self.batch) {
+            self.send_delivery(&delivery, now);
+        }
+        true
+    }
+
+    fn send_delivery(&mut self, delivery: &Delivery, now: Instant) {
+        let message = &delivery.message;
+        if message.is_expired(now) {
+            self.broker.metrics.messages_dropped.inc();
+            return;
+        }
+        let mut properties = message.properties.clone();
+        properties.message_expiry_interval = message.remaining_expiry(now);
+        properties.subscription_identifiers = delivery.subscription_ids.to_vec();
+        let publish = Publish {
+            dup: false,
+            qos: delivery.qos,
+            retain: delivery.retain,
+            topic: message.topic.clone(),
+            packet_id: None,
+            payload: message.payload.clone(),
+            properties,
+        };
+        let outcome = self.session.send_publish(publish);
+        if let Ok(
+            SendOutcome::Sent {
+                packet_id: Some(packet_id),
+            }
+            | SendOutcome::Queued { packet_id },
+        ) = outcome
+        {
+            self.shared_inflight.sent(packet_id, delivery);
+        }
+        match outcome {
+            Ok(SendOutcome::Dropped { size, maximum }) => {
+                debug!(client_id = %self.client_id, size, maximum, "message larger than the client's maximum packet size dropped");
+                self.broker.metrics.messages_dropped.inc();
+            }
+            Ok(_) => self.broker.metrics.messages_sent.at(delivery.qos).inc(),
+            Err(err) => debug!(client_id = %self.client_id, %err, "delivery not sent"),
+        }
+    }
+
+    async fn handle_event(&mut self, event: ServerEvent) {
+        match event {
+            ServerEvent::Connect(connect) => self.on_connect(*connect).await,
+            ServerEvent::Publish(publish) => self.on_publish(publish),
+            ServerEvent::Subscribe(subscribe) => self.on_subscribe(subscribe),
+            ServerEvent::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe),
+            ServerEvent::Delivered { packet_id, .. } => self.shared_inflight.finished(packet_id),
+            ServerEvent::Released { .. } => {}
+            ServerEvent::Auth(_) => {
+                // No enhanced authentication method is configured (§4.12).
+                if self.session.is_connected() {
+                    self.session.disconnect(ReasonCode::BadAuthenticationMethod);
+                } else {
+                    let _ = self.session.reject(ReasonCode::BadAuthenticationMethod);
+                }
+            }
+            ServerEvent::Closed {
+                reason,
+                publish_will,
+            } => self.on_closed(reason, publish_will),
+            _ => {}
+        }
+    }
+
+    pub(super) fn topic_within_limits(&self, topic: &str) -> bool {
+        let limits = &self.broker.config.limits;
+        topic.len() <= limits.max_topic_length
+            && topic.split('/').count() <= limits.max_topic_levels
+    }
+
+    fn on_closed(&mut self, reason: CloseReason, publish_will: bool) {
+        match &reason {
+            CloseReason::ProtocolViolation(violation) => {
+                self.broker.metrics.protocol_errors.inc();
+                info!(client_id = %self.client_id, peer = %self.peer, %violation, "protocol violation");
+            }
+            CloseReason::ClientDisconnected(disconnect) => {
+                if let Some(expiry) = disconnect.properties.session_expiry_interval {
+                    self.expiry_interval =
+                        expiry.min(self.broker.config.limits.max_session_expiry_secs);
+                }
+            }
+            _ => debug!(client_id = %self.client_id, ?reason, "connection closed"),
+        }
+        if !publish_will {
+            self.will = None;
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! What a connected client asks for: PUBLISH (route, then acknowledge), SUBSCRIBE
+//! (with retained messages) and UNSUBSCRIBE.
+
+use std::time::Duration;
+
+use bytestring::ByteString;
+use protocol::{AckProperties, Publish, QoS, ReasonCode, RetainHandling, Subscribe, Unsubscribe};
+use tracing::{debug, warn};
+use web_time::Instant;
+
+use super::Connection;
+use crate::clock;
+use crate::message::{Delivery, Message};
+use crate::router::{SubEntry, SubscribeOutcome};
+use crate::session::StoredSubscription;
+
+impl Connection {
+    pub(super) fn on_publish(&mut self, publish: Publish) {
+        let metrics = &self.broker.metrics;
+        metrics.messages_received.at(publish.qos).inc();
+        if !self.topic_within_limits(&publish.topic) {
+            warn!(client_id = %self.client_id, "topic over max_topic_length / max_topic_levels");
+            self.session.disconnect(ReasonCode::TopicNameInvalid);
+            return;
+        }
+        let packet_id = publish.packet_id;
+        let qos = publish.qos;
+        let message = message_from(publish, self.client_id.clone(), clock::now());
+        let routed = self.broker.publish(message, &mut self.route_scratch);
+        if let Some(packet_id) = packet_id.filter(|_| qos != QoS::AtMostOnce) {
+            let reason = if routed == 0 && self.version.is_v5() {
+                ReasonCode::NoMatchingSubscribers
+            } else {
+                ReasonCode::Success
+            };
+            if let Err(err) = self.session.ack_publish(packet_id, reason) {
+                debug!(client_id = %self.client_id, %err, "ack failed");
+            }
+        }
+    }
+
+    pub(super) fn on_subscribe(&mut self, subscribe: Subscribe) {
+        let Some(attached) = &self.attached else {
+            return;
+        };
+        let session = attached.session.clone();
+        let broker = self.broker.clone();
+        let max_subscriptions = broker.config.limits.max_subscriptions_per_client;
+        let subscription_id = subscribe.properties.subscription_identifier;
+        let mut codes = Vec::with_capacity(subscribe.subscriptions.len());
+        let mut retained = Vec::new();
+        let now = clock::now();
+        for subscription in subscribe.subscriptions {
+            let filter = subscription.filter;
+            let options = subscription.options;
+            // A shared filter's limits apply to its filter part, not `$share/{group}/`.
+            if !self.topic_within_limits(filter.filter()) {
+                codes.push(ReasonCode::TopicFilterInvalid);
+                continue;
+            }
+            {
+                let stored = session.subscriptions.lock();
+                if max_subscriptions > 0
+                    && stored.len() >= max_subscriptions
+                    && !stored.contains_key(&filter)
+                {
+                    codes.push(ReasonCode::QuotaExceeded);
+                    continue;
+                }
+            }
+            let entry = SubEntry {
+                session: session.clone(),
+                options,
+                id: subscription_id,
+            };
+            let outcome = broker.router.subscribe(&filter, entry);
+            session.subscriptions.lock().insert(
+                filter.clone(),
+                StoredSubscription {
+                    options,
+                    id: subscription_id,
+                },
+            );
+            codes.push(match options.qos {
+                QoS::AtMostOnce => ReasonCode::GRANTED_QOS_0,
+                QoS::AtLeastOnce => ReasonCode::GrantedQoS1,
+                QoS::ExactlyOnce => ReasonCode::GrantedQoS2,
+            });
+            // Retained messages are not sent for shared subscriptions [MQTT-3.8.4-?],
+            // and per Retain Handling otherwise [MQTT-3.3.1-9] [MQTT-3.3.1-10].
+            let send_retained = !filter.is_shared()
+                && match options.retain_handling {
+                    RetainHandling::SendOnSubscribe => true,
+                    RetainHandling::SendIfNew => outcome == SubscribeOutcome::New,
+                    RetainHandling::DoNotSend => false,
+                };
+            if send_retained {
+                for message in broker.router.retained().matching(filter.filter(), now) {
+                    let qos = message.qos.min(options.qos);
+                    let ids = subscription_id.into_iter().collect();
+                    retained.push(Delivery {
+                        message,
+                        qos,
+                        retain: true,
+                        subscription_ids: ids,
+                        shared_group: None,
+                    });
+                }
+            }
+        }
+        if let Err(err) = self
+            .session
+            .suback(subscribe.packet_id, codes, AckProperties::default())
+        {
+            debug!(client_id = %self.client_id, %err, "SUBACK failed");
+        }
+        for delivery in &retained {
+            self.send_delivery(delivery, now);
+        }
+    }
+
+    pub(super) fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe) {
+        let Some(attached) = &self.attached else {
+            return;
+        };
+        let session = attached.session.clone();
+        let codes = unsubscribe
+            .filters
+            .iter()
+            .map(|filter| {
+                let existed = self.broker.router.unsubscribe(filter, &session.client_id);
+                session.subscriptions.lock().remove(filter);
+                if existed {
+                    ReasonCode::Success
+                } else {
+                    ReasonCode::NoSubscriptionExisted
+                }
+            })
+            .collect();
+        if let Err(err) =
+            self.session
+                .unsuback(unsubscribe.packet_id, codes, AckProperties::default())
+        {
+            debug!(client_id = %self.client_id, %err, "UNSUBACK failed");
+        }
+    }
+}
+
+/// Builds the broker's message from a client's PUBLISH received at `now`.
+pub fn message_from(publish: Publish, origin: ByteString, now: Instant) -> Message {
+    let mut properties = publish.properties;
+    let expires_at = properties
+        .message_expiry_interval
+        .take()
+        .map(|secs| now + Duration::from_secs(u64::from(secs)));
+    properties.topic_alias = None;
+    properties.subscription_identifiers = Vec::new();
+    Message {
+        topic: publish.topic,
+        payload: publish.payload,
+        qos: publish.qos,
+        retain: publish.retain,
+        properties,
+        expires_at,
+        origin,
+    }
+}
