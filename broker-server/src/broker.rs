@@ -13,6 +13,7 @@ use protocol::{QoS, ReasonCode};
 use tokio::sync::oneshot;
 use web_time::Instant;
 
+use crate::auth::AuthRegistry;
 use crate::config::Config;
 use crate::message::{Delivery, Message};
 use crate::metrics::Metrics;
@@ -30,6 +31,8 @@ pub struct Broker {
     sessions: Mutex<HashMap<ByteString, Arc<Session>>>,
     /// Counters for `$SYS` and `/metrics`.
     pub metrics: Metrics,
+    /// Enhanced authentication mechanisms (MQTT 5 AUTH), by method name.
+    pub auth: AuthRegistry,
     /// When the broker started, for `$SYS/broker/uptime`.
     pub started_at: Instant,
     /// Source of assigned client identifiers.
@@ -71,6 +74,7 @@ impl Broker {
             router,
             sessions: Mutex::new(HashMap::new()),
             metrics: Metrics::default(),
+            auth: AuthRegistry::default(),
             // The broker clock, as `$SYS/broker/uptime` measures against it.
             started_at: crate::clock::now(),
             next_client_number: AtomicU64::new(1),

@@ -18,11 +18,13 @@
 //! - [`broker`]: shared state: publishing, session attach/takeover/end.
 //! - [`router`]: subscription trie, shared groups, retained messages (no IO).
 //! - [`session`]: what outlives a connection: mailbox, subscriptions, stored state.
+//! - [`auth`]: the enhanced-authentication (AUTH) interface and mechanism registry.
 //! - [`expiry`]: will-delay and session-expiry timers.
 //! - [`message`]: the shared message and per-subscriber delivery.
 //! - [`sys`]: `$SYS` topics; [`metrics`]: counters.
 //! - `main.rs`: parse the command line, load the config, init tracing, call [`run`].
 
+pub mod auth;
 pub mod broker;
 pub mod clock;
 pub mod config;

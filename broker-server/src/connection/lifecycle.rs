@@ -4,12 +4,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use bytestring::ByteString;
 use protocol::session::AcceptOptions;
-use protocol::{Connect, ProtocolVersion, Publish, PublishProperties, ReasonCode, Will};
-use tracing::{info, warn};
+use protocol::{
+    Auth, AuthProperties, Connect, ProtocolVersion, Publish, PublishProperties, ReasonCode, Will,
+};
+use tracing::{debug, info, warn};
 
 use super::{Connection, message_from};
+use crate::auth::{AuthStep, Exchange};
 use crate::broker::Broker;
 use crate::clock;
 use crate::session::Session;
@@ -31,10 +35,105 @@ impl Connection {
         }
         // The slot is ours from here on; `finish` gives it back.
         self.connected_counted = true;
-        if connect.properties.authentication_method.is_some() {
-            let _ = self.session.reject(ReasonCode::BadAuthenticationMethod);
+        if let Some(method) = connect.properties.authentication_method.clone() {
+            let Some(mechanism) = broker.auth.get(&method) else {
+                let _ = self.session.reject(ReasonCode::BadAuthenticationMethod);
+                return;
+            };
+            let mut state = mechanism.begin(&connect.client_id, connect.username.as_deref());
+            let step = state.step(connect.properties.authentication_data.as_deref());
+            self.auth = Some(Exchange { method, state });
+            self.pending_connect = Some(connect);
+            self.auth_step(step).await;
             return;
         }
+        self.complete_connect(connect, None).await;
+    }
+
+    /// Carries out what the authentication exchange asked for: a challenge, the end of
+    /// the CONNECT (or re-authentication), or a refusal.
+    pub(super) async fn auth_step(&mut self, step: AuthStep) {
+        let Some(method) = self.auth.as_ref().map(|e| e.method.clone()) else {
+            return;
+        };
+        match step {
+            AuthStep::Continue(data) => {
+                let auth = auth_packet(ReasonCode::ContinueAuthentication, method, Some(data));
+                if let Err(err) = self.session.send_auth(auth) {
+                    debug!(client_id = %self.client_id, %err, "AUTH not sent");
+                }
+            }
+            AuthStep::Success(data) => {
+                self.auth = None;
+                if let Some(connect) = self.pending_connect.take() {
+                    self.complete_connect(connect, Some((method, data))).await;
+                } else if let Err(err) =
+                    self.session
+                        .send_auth(auth_packet(ReasonCode::Success, method, data))
+                {
+                    debug!(client_id = %self.client_id, %err, "AUTH not sent");
+                }
+            }
+            AuthStep::Failure(reason) => {
+                self.auth = None;
+                self.broker.metrics.auth_failures.inc();
+                warn!(peer = %self.peer, %reason, "enhanced authentication failed");
+                if self.pending_connect.take().is_some() {
+                    let _ = self.session.reject(reason);
+                } else {
+                    self.session.disconnect(reason);
+                }
+            }
+        }
+    }
+
+    /// An AUTH from the client: the next step of the exchange, or the start of a
+    /// re-authentication (§4.12.1).
+    pub(super) async fn on_auth(&mut self, auth: Auth) {
+        let method = auth.properties.authentication_method.clone();
+        let data = auth.properties.authentication_data.clone();
+        let continuing = auth.reason_code == ReasonCode::ContinueAuthentication
+            && self
+                .auth
+                .as_ref()
+                .is_some_and(|e| Some(&e.method) == method.as_ref());
+        let reauth = auth.reason_code == ReasonCode::ReAuthenticate
+            && self.auth.is_none()
+            && self.session.is_connected()
+            && method.is_some()
+            && method == self.auth_method;
+        if continuing {
+            let step = match self.auth.as_mut() {
+                Some(exchange) => exchange.state.step(data.as_deref()),
+                None => return,
+            };
+            self.auth_step(step).await;
+        } else if let (true, Some(method)) = (reauth, method) {
+            let Some(mechanism) = self.broker.auth.get(&method) else {
+                self.session.disconnect(ReasonCode::BadAuthenticationMethod);
+                return;
+            };
+            let mut state = mechanism.begin(&self.client_id, None);
+            let step = state.step(data.as_deref());
+            self.auth = Some(Exchange { method, state });
+            self.auth_step(step).await;
+        } else if self.pending_connect.take().is_some() {
+            // [MQTT-4.12.0-?]: a different method, or an unexpected reason code.
+            let _ = self.session.reject(ReasonCode::ProtocolError);
+        } else {
+            self.session.disconnect(ReasonCode::ProtocolError);
+        }
+    }
+
+    /// The rest of CONNECT once the client is authenticated: limits, client identifier,
+    /// session attach (takeover, resume) and CONNACK.
+    async fn complete_connect(
+        &mut self,
+        connect: Connect,
+        auth: Option<(ByteString, Option<Bytes>)>,
+    ) {
+        let broker = self.broker.clone();
+        let limits = &broker.config.limits;
         if let Some(will) = &connect.will
             && !self.topic_within_limits(&will.topic)
         {
@@ -85,8 +184,11 @@ impl Connection {
                 .unwrap_or(false)
                 .then(|| response_information(&self.client_id))
                 .flatten(),
+            authentication_method: auth.as_ref().map(|(method, _)| method.clone()),
+            authentication_data: auth.as_ref().and_then(|(_, data)| data.clone()),
             ..AcceptOptions::default()
         };
+        self.auth_method = auth.map(|(method, _)| method);
         let present = attached.present;
         let (attached, kick) = attached.split_kick();
         self.kick = Some(kick);
@@ -220,4 +322,15 @@ pub fn publish_will(broker: &Broker, will: Will, client_id: &ByteString) {
     info!(%client_id, topic = %publish.topic, "publishing will");
     let message = message_from(publish, client_id.clone(), now);
     broker.publish(message, &mut Vec::new());
+}
+
+fn auth_packet(reason_code: ReasonCode, method: ByteString, data: Option<Bytes>) -> Auth {
+    Auth {
+        reason_code,
+        properties: AuthProperties {
+            authentication_method: Some(method),
+            authentication_data: data,
+            ..AuthProperties::default()
+        },
+    }
 }

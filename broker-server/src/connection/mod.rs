@@ -72,6 +72,13 @@ struct Connection {
     shared_inflight: SharedInflight,
     /// Fires when a new connection takes the session over; `None` once it fired.
     kick: Option<tokio::sync::oneshot::Receiver<ReasonCode>>,
+    /// An enhanced-authentication exchange in progress (§4.12).
+    auth: Option<crate::auth::Exchange>,
+    /// The CONNECT waiting for its authentication exchange to finish.
+    pending_connect: Option<protocol::Connect>,
+    /// The Authentication Method the connection was accepted with, which a
+    /// re-authentication must use again [MQTT-4.12.1-1].
+    auth_method: Option<ByteString>,
 }
 
 /// Serves one client until the connection ends or `shutdown` changes to `true`.
@@ -99,6 +106,9 @@ pub async fn serve<S>(
         batch: Vec::new(),
         connected_counted: false,
         kick: None,
+        auth: None,
+        pending_connect: None,
+        auth_method: None,
         shared_inflight: SharedInflight::default(),
     };
     let (mut reader, mut writer) = tokio::io::split(stream);
@@ -274,14 +284,7 @@ impl Connection {
             ServerEvent::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe),
             ServerEvent::Delivered { packet_id, .. } => self.shared_inflight.finished(packet_id),
             ServerEvent::Released { .. } => {}
-            ServerEvent::Auth(_) => {
-                // No enhanced authentication method is configured (§4.12).
-                if self.session.is_connected() {
-                    self.session.disconnect(ReasonCode::BadAuthenticationMethod);
-                } else {
-                    let _ = self.session.reject(ReasonCode::BadAuthenticationMethod);
-                }
-            }
+            ServerEvent::Auth(auth) => self.on_auth(auth).await,
             ServerEvent::Closed {
                 reason,
                 publish_will,
