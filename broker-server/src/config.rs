@@ -317,7 +317,7 @@ fn deserialize_table(table: toml::Table, last: Option<&Override>) -> Result<Conf
         ConfigError::Override {
             source_name: last.map_or_else(|| "overrides".into(), |o| o.source_name.clone()),
             key,
-            message: err.inner().to_string(),
+            message: err.inner().message().to_string(),
         }
     })
 }
