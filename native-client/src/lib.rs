@@ -1,19 +1,103 @@
-//! The mqtt-web client for native programs: the TCP twin of `web-client`.
+//! # native-client
 //!
-//! A tokio adapter (TCP and TLS sockets, tokio timers) over [`protocol`]'s sans-IO client
-//! session, for Rust programs on devices, plus two binaries that are part of the product:
-//! `mqtt` (publish and subscribe from a shell, like `mosquitto_pub`/`mosquitto_sub`) and
-//! `device-sim` (simulated Homie 5 devices publishing over TCP).
+//! The mqtt-web client for native programs, the TCP twin of `web-client`: a tokio
+//! adapter over [`protocol`]'s sans-IO [`ClientSession`](protocol::ClientSession). No
+//! second MQTT implementation lives here: this crate moves bytes and time between a
+//! socket and the session, and turns session events into futures and streams.
 //!
-//! This crate is a placeholder until the native-client issue lands; both binaries only
-//! answer `--help` and `--version`.
+//! ```text
+//!   Client (clone per task) ──commands──► driver task ◄──► TCP / TLS / WebSocket
+//!   Subscription streams ◄──messages───   │  ClientSession (protocol)
+//!   events() receivers   ◄──Event─────    │  one timer, one write buffer
+//! ```
+//!
+//! - MQTT 3.1.1 and 5.0 (and 3.1), QoS 0, 1 and 2, retained messages, will,
+//!   user name and password.
+//! - `mqtt://` (TCP), `mqtts://` (TLS with rustls: system roots or a CA file, client
+//!   certificates), `ws://` / `wss://` with the default `websocket` feature.
+//! - Reconnects with exponential backoff and jitter; a persistent session is resumed
+//!   (the session re-sends unacknowledged messages), and subscriptions are restored
+//!   when the broker lost the session. Publications made while disconnected wait in a
+//!   bounded offline queue with a [`DropPolicy`].
+//! - MQTT 5 request/response ([`Client::request`], [`Client::respond`]).
+//!
+//! # Example: a device loop
+//!
+//! Read a sensor, publish it, and react to commands (the full program is
+//! `examples/device_loop.rs`):
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use native_client::{Client, ConnectOptions, PublishOptions, QoS};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let options = ConnectOptions::new("mqtt://localhost:1883")
+//!     .client_id("thermo-1")
+//!     .will("iot/5/thermo-1/$state", "lost", QoS::AtLeastOnce, true);
+//! let client = Client::connect(options).await?;
+//! client.publish("iot/5/thermo-1/$state", "ready", PublishOptions::new(QoS::AtLeastOnce).retain(true)).await?;
+//! let mut commands = client.subscribe("iot/5/thermo-1/+/+/set", QoS::AtLeastOnce).await?;
+//! let mut tick = tokio::time::interval(Duration::from_secs(5));
+//! loop {
+//!     tokio::select! {
+//!         _ = tick.tick() => {
+//!             let celsius = 21.5; // read the sensor here
+//!             client.publish("iot/5/thermo-1/env/temperature", celsius.to_string(), QoS::AtMostOnce).await?;
+//!         }
+//!         Some(command) = commands.recv() => {
+//!             println!("{} = {:?}", command.topic(), command.payload_str());
+//!             if command.response_topic().is_some() {
+//!                 client.respond(&command, r#"{"ok":true}"#, QoS::AtMostOnce.into()).await?;
+//!             }
+//!         }
+//!     }
+//! }
+//! # }
+//! ```
 //!
 //! # Layout
 //!
-//! The layout this crate grows into (see `ARCHITECTURE.md`):
-//!
-//! - `client`: the async `Client` API and its `ClientOptions` builder.
-//! - `transport`: TCP and TLS connect, generic over the byte stream.
-//! - `driver`: the task that moves bytes and timers between the socket and the session.
-//! - `bin/mqtt.rs`: the `mqtt pub` / `mqtt sub` command line.
-//! - `bin/device-sim.rs`: simulated devices following the Homie 5 topic convention.
+//! - [`client`](Client): [`Client`] (the cloneable handle), [`Subscription`],
+//!   [`PublishOutcome`].
+//! - `options`: [`ConnectOptions`], [`ReconnectOptions`], [`OfflineQueueOptions`],
+//!   [`DropPolicy`], [`PublishOptions`], [`SubscribeOptions`].
+//! - `driver` (private): the task that owns the socket and the session: the
+//!   `select!` loop, reconnect backoff (`driver/link.rs`), the subscription registry
+//!   and message routing (`driver/subscriptions.rs`).
+//! - `transport` (private): opening TCP, TLS and WebSocket streams, and
+//!   [`TransportError`].
+//! - `tls`: [`TlsOptions`] and the rustls configuration.
+//! - `url`: [`BrokerUrl`] parsing.
+//! - `event`, `message`, `error`: [`Event`], [`Message`], [`ConnectError`] and
+//!   [`Error`].
+//! - `bin/mqtt/`: the `mqtt pub` / `mqtt sub` command line.
+//! - `bin/device-sim/`: simulated devices following the Homie 5 topic convention.
+
+#![forbid(unsafe_code)]
+
+mod client;
+mod driver;
+mod error;
+mod event;
+mod message;
+mod options;
+mod tls;
+mod transport;
+mod url;
+
+pub use client::{Client, PublishOutcome, Subscription};
+pub use error::{ConnectError, Error};
+pub use event::{DisconnectReason, DropSource, Event};
+pub use message::Message;
+pub use options::{
+    ConnectOptions, DropPolicy, OfflineQueueOptions, PublishOptions, ReconnectOptions,
+    SubscribeOptions,
+};
+pub use tls::{TlsConfigError, TlsOptions};
+pub use transport::TransportError;
+pub use url::{BrokerUrl, Scheme, UrlError};
+
+pub use protocol::{
+    ProtocolVersion, PublishProperties, QoS, ReasonCode, RetainHandling, TopicFilter, TopicName,
+    Will, WillProperties,
+};

@@ -1,0 +1,121 @@
+//! `mqtt`: publish and subscribe from a shell, like `mosquitto_pub` and `mosquitto_sub`
+//! (same short options: `-h -p -t -m -q -r -u -P -i -V -C -W -v ...`).
+//!
+//! ```text
+//! mqtt sub -t 'iot/5/+/$state' -v
+//! mqtt pub -t iot/5/sim-001/lamp/switch/set -m true -q 1 --response-topic dash/me/res/sim-001
+//! ```
+//!
+//! Exit codes: 0 success; 1 usage error or no connection (refused, unreachable,
+//! TLS, not authorized); 2 timeout; 3 the broker refused an operation or the
+//! connection ended. See `failure.rs`.
+//!
+//! # Layout
+//!
+//! - `args`: the connection options both subcommands share.
+//! - `publish`: `mqtt pub`; `subscribe`: `mqtt sub` and its output formats.
+//! - `failure`: errors and their exit codes.
+
+mod args;
+mod failure;
+mod publish;
+mod subscribe;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use failure::Failure;
+
+/// Publish and subscribe to an MQTT broker from a shell.
+#[derive(Debug, Parser)]
+#[command(
+    name = "mqtt",
+    version,
+    about = "Publish and subscribe to an MQTT broker from a shell (like mosquitto_pub/sub)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Publish a message (like mosquitto_pub).
+    #[command(name = "pub", disable_help_flag = true)]
+    Pub(publish::PubArgs),
+    /// Subscribe and print messages (like mosquitto_sub).
+    #[command(name = "sub", disable_help_flag = true)]
+    Sub(subscribe::SubArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            // Help and version are not errors; everything else is a usage error (1).
+            return if err.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let debug = match &cli.command {
+        Command::Pub(args) => args.conn.debug,
+        Command::Sub(args) => args.conn.debug,
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(if debug { "debug" } else { "warn" })
+        .init();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("mqtt: cannot start: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    let result: Result<(), Failure> = runtime.block_on(async {
+        match cli.command {
+            Command::Pub(args) => publish::run(args).await,
+            Command::Sub(args) => subscribe::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("mqtt: {failure}");
+            failure.exit_code()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn protocol_versions_accept_mosquitto_spellings() {
+        use native_client::ProtocolVersion;
+        for (text, version) in [
+            ("5", ProtocolVersion::V5),
+            ("mqttv5", ProtocolVersion::V5),
+            ("311", ProtocolVersion::V3_1_1),
+            ("mqttv311", ProtocolVersion::V3_1_1),
+            ("31", ProtocolVersion::V3_1),
+        ] {
+            assert_eq!(super::args::parse_version(text), Ok(version));
+        }
+        assert!(super::args::parse_version("4.0").is_err());
+    }
+}
