@@ -1,9 +1,7 @@
 //! `cargo xtask run`: setup, release builds of the native binaries and the dashboard, then
-//! the product.
-//!
-//! Until the broker exists this stops after the builds and says what was built. The
-//! broker-server issue fills in [`start`]: spawn `broker-server` serving `dist/`, spawn
-//! `device-sim` against it, print the dashboard URL, and stop both on Ctrl-C.
+//! the product: `broker-server` with the repository's `broker-server/broker.toml` and
+//! `device-sim` publishing five simulated devices to it. The dashboard (served by the
+//! broker's HTTP listener) joins them when that issue lands.
 
 use std::path::PathBuf;
 
@@ -68,17 +66,61 @@ fn build(ctx: &Context) -> Result<Artifacts> {
     Ok(artifacts)
 }
 
-/// Starts the product from the built artifacts.
-fn start(_ctx: &Context, artifacts: &Artifacts) -> Result<()> {
-    println!("\nbuilt:");
-    for (name, path) in &artifacts.binaries {
-        println!("  {name:<14} {}", path.display());
+/// Starts the product from the built artifacts: `broker-server` (its log on this
+/// terminal) and `device-sim` with a few simulated devices publishing to it, until
+/// Ctrl-C, which reaches both and shuts them down gracefully. The dashboard joins them
+/// when the broker's HTTP listener lands.
+fn start(ctx: &Context, artifacts: &Artifacts) -> Result<()> {
+    let binary = |name: &str| {
+        artifacts
+            .binaries
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, path)| path.clone())
+            .ok_or_else(|| anyhow::anyhow!("{name} was not built"))
+    };
+    let config = ctx.root.join("broker-server").join("broker.toml");
+    println!("\nstarting broker-server with {}", config.display());
+    let mut broker = std::process::Command::new(binary("broker-server")?)
+        .arg("--config")
+        .arg(&config)
+        .current_dir(&ctx.root)
+        .spawn()
+        .map_err(|err| anyhow::anyhow!("cannot start broker-server: {err}"))?;
+    if !wait_for_port(1883, &mut broker) {
+        let _ = broker.kill();
+        bail!("broker-server did not start listening on port 1883 (is another broker running there?)");
     }
-    println!("  {:<14} {}", "dashboard", artifacts.dist.display());
-    println!(
-        "\nbroker-server is not implemented yet: it arrives with the broker-server issue, \
-         and then `cargo xtask run` starts it serving the dashboard, with device-sim \
-         publishing to it."
-    );
+    let sim = std::process::Command::new(binary("device-sim")?)
+        .args(["--devices", "5", "--rate", "1", "-L", "mqtt://127.0.0.1:1883"])
+        .spawn();
+    println!("\nthe broker is up: MQTT over TCP on port 1883 (all interfaces)");
+    println!("  5 simulated devices publish under iot/5/#; watch them:");
+    println!("    mosquitto_sub -t 'iot/5/#' -v      (or: target/release/mqtt sub -t 'iot/5/#' -v)");
+    println!("  stop everything: Ctrl-C\n");
+    let status = broker.wait();
+    if let Ok(mut sim) = sim {
+        let _ = sim.kill();
+        let _ = sim.wait();
+    }
+    let status = status.map_err(|err| anyhow::anyhow!("broker-server: {err}"))?;
+    // Killed by the Ctrl-C that ends a run: not an error.
+    if !status.success() && status.code().is_some() {
+        bail!("broker-server exited with {status}");
+    }
     Ok(())
+}
+
+/// Waits until something listens on `port` at localhost, or the broker exits.
+fn wait_for_port(port: u16, broker: &mut std::process::Child) -> bool {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        if let Ok(Some(_)) = broker.try_wait() {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
 }
