@@ -167,8 +167,11 @@ pub(crate) fn has_nul_or_wildcard(bytes: &[u8]) -> bool {
         (byte == 0) | (byte == b'+') | (byte == b'#')
     }
     let (chunks, rest) = bytes.as_chunks::<16>();
-    chunks.iter().any(|chunk| chunk.iter().fold(false, |found, &byte| found | special(byte)))
-        || rest.iter().any(|&byte| special(byte))
+    chunks.iter().any(|chunk| {
+        chunk
+            .iter()
+            .fold(false, |found, &byte| found | special(byte))
+    }) || rest.iter().any(|&byte| special(byte))
 }
 
 /// Checks `filter` against the topic filter rules, including the shared subscription

@@ -75,7 +75,8 @@ impl Publish {
         let raw = wire::read_binary(buf, "topic name")?;
         let plain = !topic::has_nul_or_wildcard(&raw);
         let topic = if plain {
-            ByteString::try_from(raw).map_err(|_| DecodeError::InvalidUtf8 { what: "topic name" })?
+            ByteString::try_from(raw)
+                .map_err(|_| DecodeError::InvalidUtf8 { what: "topic name" })?
         } else {
             wire::string_from(raw, "topic name")?
         };

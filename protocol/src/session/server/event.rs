@@ -39,6 +39,16 @@ pub enum ServerEvent {
         /// How the flow ended.
         reason_code: ReasonCode,
     },
+    /// The client answered outbound QoS 2 message `packet_id` with a successful PUBREC
+    /// (it has the message) and PUBREL is queued (again, for a repeated PUBREC). The
+    /// message itself is no longer needed: a broker that stores outbound messages
+    /// records this before the PUBREL leaves, so that after a restart it re-sends the
+    /// PUBREL, never the PUBLISH, which the client could take for a new message once it
+    /// has completed the flow [MQTT-4.3.3-5].
+    Received {
+        /// The message's packet identifier.
+        packet_id: PacketId,
+    },
     /// AUTH (enhanced authentication or re-authentication, §4.12): answer with
     /// [`ServerSession::send_auth`](super::ServerSession::send_auth), `accept` or `reject`.
     Auth(Auth),

@@ -84,7 +84,12 @@ impl ServerSession {
                 self.delivered(ack.packet_id, ack.reason_code);
             }
             Packet::PubRec(rec) => match self.outbound.on_pubrec(rec.packet_id, rec.reason_code)? {
-                PubRecOutcome::Release => self.send(Packet::PubRel(PubRel::new(rec.packet_id))),
+                PubRecOutcome::Release => {
+                    self.send(Packet::PubRel(PubRel::new(rec.packet_id)));
+                    self.events.push_back(ServerEvent::Received {
+                        packet_id: rec.packet_id,
+                    });
+                }
                 PubRecOutcome::Ended => self.delivered(rec.packet_id, rec.reason_code),
                 PubRecOutcome::Unknown => self.send(Packet::PubRel(PubRel::with_reason(
                     rec.packet_id,
