@@ -63,8 +63,7 @@ pub use packet::{
 };
 pub use property::{
     AckProperties, AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties,
-    PublishProperties, SubscribeProperties, UnsubscribeProperties, UserProperties,
-    WillProperties,
+    PublishProperties, SubscribeProperties, UnsubscribeProperties, UserProperties, WillProperties,
 };
 pub use reason::ReasonCode;
 pub use session::{
