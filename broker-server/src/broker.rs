@@ -33,10 +33,15 @@ pub struct Broker {
     pub metrics: Metrics,
     /// Enhanced authentication mechanisms (MQTT 5 AUTH), by method name.
     pub auth: AuthRegistry,
+    /// The connections open now and the listeners (admin API, `/metrics`).
+    pub clients: Arc<crate::clients::ClientRegistry>,
     /// When the broker started, for `$SYS/broker/uptime`.
     pub started_at: Instant,
     /// Source of assigned client identifiers.
     next_client_number: AtomicU64,
+    /// Where retained messages, persistent sessions and their queues are kept
+    /// ([`crate::storage`]).
+    pub storage: crate::storage::Storage,
 }
 
 /// The connection's side of an [`Attachment`]: dropped (or signalled) when it lets go.
@@ -66,15 +71,22 @@ impl Attached {
 }
 
 impl Broker {
-    /// A broker with no sessions.
+    /// A broker with no sessions that stores nothing.
     pub fn new(config: Config) -> Self {
+        Self::with_storage(config, crate::storage::Storage::memory())
+    }
+
+    /// A broker with no sessions (yet: see [`crate::storage::recovery`]) using `storage`.
+    pub fn with_storage(config: Config, storage: crate::storage::Storage) -> Self {
         let router = Router::new(config.sessions.shared_strategy);
         Self {
+            storage,
             config,
             router,
             sessions: Mutex::new(HashMap::new()),
             metrics: Metrics::default(),
             auth: AuthRegistry::default(),
+            clients: Arc::default(),
             // The broker clock, as `$SYS/broker/uptime` measures against it.
             started_at: crate::clock::now(),
             next_client_number: AtomicU64::new(1),
@@ -104,18 +116,36 @@ impl Broker {
     /// Publishes `message`: stores it if retained, then delivers it to every matching
     /// session. Returns how many sessions it was routed to.
     pub fn publish(&self, message: Message, scratch: &mut Vec<(Arc<Session>, Delivery)>) -> usize {
+        self.publish_stored(message, scratch).0
+    }
+
+    /// [`publish`](Self::publish), also telling whether it submitted anything to the
+    /// store (a retained message, a QoS 1/2 delivery to a persistent session): the
+    /// publisher's acknowledgement then waits for a barrier ([`crate::storage`]).
+    pub fn publish_stored(
+        &self,
+        message: Message,
+        scratch: &mut Vec<(Arc<Session>, Delivery)>,
+    ) -> (usize, bool) {
         let message = Arc::new(message);
+        let mut stored = false;
         if message.retain {
-            self.router.retain(message.clone());
+            // Stored under the lock, so the store keeps the same last message per topic.
+            let mut retained = self.router.retained_mut();
+            retained.set(message.clone());
+            stored = self.storage.retain(&message);
         }
         self.router.route(&message, scratch);
         let routed = scratch.len();
+        let mut body = None;
         for (session, delivery) in scratch.drain(..) {
-            if session.deliver(delivery).dropped_one() {
+            let (outcome, queued) = self.storage.deliver(&session, delivery, &mut body);
+            stored |= queued;
+            if outcome.dropped_one() {
                 self.metrics.messages_dropped.inc();
             }
         }
-        routed
+        (routed, stored)
     }
 
     /// Attaches a new connection to the session of `client_id`: makes any attached
@@ -183,6 +213,7 @@ impl Broker {
         self.drop_subscriptions(session);
         self.reroute_shared(session);
         session.clear_queue();
+        self.storage.drop_session(session);
     }
 
     /// Re-routes the QoS 1 and 2 messages that came to `session` through a shared
@@ -212,7 +243,12 @@ impl Broker {
             let dropped = self
                 .router
                 .reroute_shared(&delivery)
-                .is_none_or(|(member, delivery)| member.deliver(delivery).dropped_one());
+                .is_none_or(|(member, rerouted)| {
+                    // The same stored body, if it is stored: no second copy.
+                    let mut body = delivery.stored.map(|at| at.message);
+                    let (outcome, _) = self.storage.deliver(&member, rerouted, &mut body);
+                    outcome.dropped_one()
+                });
             if dropped {
                 self.metrics.messages_dropped.inc();
             }
@@ -230,6 +266,13 @@ impl Broker {
     /// The registered session of `client_id`.
     pub fn session(&self, client_id: &str) -> Option<Arc<Session>> {
         self.sessions.lock().get(client_id).cloned()
+    }
+
+    /// Registers a session recovered from storage (at start, before serving).
+    pub fn restore_session(&self, session: Arc<Session>) {
+        self.sessions
+            .lock()
+            .insert(session.client_id.clone(), session);
     }
 
     /// Number of sessions (online and offline).

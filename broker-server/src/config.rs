@@ -31,6 +31,12 @@ pub struct Config {
     pub sys: SysConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The HTTP listener: `/mqtt` (WebSocket), dashboard, metrics, health, admin API.
+    pub http: HttpConfig,
+    /// Certificate and key of the TLS listeners (MQTT over TLS, HTTPS/WSS).
+    pub tls: TlsConfig,
+    /// Durable state: backend, data directory, fsync policy ([`crate::storage`]).
+    pub storage: crate::storage::StorageConfig,
 }
 
 /// Where the broker listens.
@@ -39,12 +45,90 @@ pub struct Config {
 pub struct ListenersConfig {
     /// MQTT over TCP. Default `["0.0.0.0:1883"]`. Port 0 picks a free port (tests).
     pub tcp: Vec<SocketAddr>,
+    /// MQTT over TLS (conventionally port 8883), with the `[tls]` certificate. Default
+    /// `[]`: a TLS listener needs `tls.cert` and `tls.key`.
+    pub tls: Vec<SocketAddr>,
 }
 
 impl Default for ListenersConfig {
     fn default() -> Self {
         Self {
             tcp: vec![SocketAddr::from(([0, 0, 0, 0], 1883))],
+            tls: Vec::new(),
+        }
+    }
+}
+
+/// The HTTP listener (`crate::http`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Plain HTTP (and `ws://`) addresses. Default `["0.0.0.0:8080"]`; `[]` turns plain
+    /// HTTP off.
+    pub listeners: Vec<SocketAddr>,
+    /// HTTPS (and `wss://`) addresses, with the `[tls]` certificate. Default `[]`.
+    pub tls_listeners: Vec<SocketAddr>,
+    /// Serve the dashboard at `/`. Default true.
+    pub dashboard: bool,
+    /// Directory of the built dashboard (`trunk build --release` writes `dist/`).
+    /// Default unset: the copy compiled in with the `embed-dashboard` feature, else
+    /// `dist` in the working directory.
+    pub dashboard_dir: Option<PathBuf>,
+    /// Bearer token for the admin API (`/api/...`). Default unset: the admin API is
+    /// disabled (403). Better given as `BROKER_HTTP__ADMIN_TOKEN` than in a file.
+    pub admin_token: Option<String>,
+    /// Origins (`https://app.example.com`) whose pages may open `/mqtt`; `"*"` or an
+    /// empty list (default) allows any. Requests without an `Origin` header (not from a
+    /// browser) and pages of this listener itself (the dashboard) are always allowed:
+    /// the check protects browser users from other sites.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listeners: vec![SocketAddr::from(([0, 0, 0, 0], 8080))],
+            tls_listeners: Vec::new(),
+            dashboard: true,
+            dashboard_dir: None,
+            admin_token: None,
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+/// TLS for `listeners.tls` and `http.tls_listeners` (`crate::transport::tls`). Files
+/// are read at start and again on SIGHUP; connections already open keep their session.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the server certificate chain, leaf first. Default unset.
+    pub cert: Option<PathBuf>,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1). Default unset.
+    pub key: Option<PathBuf>,
+    /// PEM file of CA certificates that client certificates are verified against
+    /// (mutual TLS). Default unset: clients are not asked for a certificate.
+    pub client_ca: Option<PathBuf>,
+    /// With `client_ca`: refuse clients without a certificate (true, default) or let
+    /// them connect without one (false; a certificate given is still verified).
+    pub require_client_cert: bool,
+    /// Use the Common Name of a verified client certificate as the MQTT user name,
+    /// replacing the one in CONNECT (mosquitto's `use_identity_as_username`). Default
+    /// false.
+    pub cert_cn_as_username: bool,
+    /// Seconds a client has to finish the TLS handshake. Default 10.
+    pub handshake_timeout_secs: u64,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            cert: None,
+            key: None,
+            client_ca: None,
+            require_client_cert: true,
+            cert_cn_as_username: false,
+            handshake_timeout_secs: 10,
         }
     }
 }

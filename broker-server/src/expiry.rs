@@ -50,6 +50,14 @@ pub fn arm(broker: Arc<Broker>, session: Arc<Session>, generation: u64) {
                     // shared-subscription messages in it (`router::shared`).
                     detached.generation += 1;
                 }
+                if will.is_some() && !expired {
+                    // The stored record loses the will before it goes out.
+                    let (interval, expires_at) = (detached.expiry_interval, detached.expires_at);
+                    drop(detached);
+                    broker
+                        .storage
+                        .put_session(&session, interval, expires_at, None);
+                }
                 (will, expired)
             };
             if let Some((_, will)) = will {

@@ -1,23 +1,31 @@
 //! # broker-server
 //!
-//! The mqtt-web broker: MQTT 3.1, 3.1.1 and 5.0 over TCP (TLS and WebSocket arrive with
-//! the HTTP issue), with retained messages, persistent sessions, wills, shared
-//! subscriptions and `$SYS` topics.
+//! The mqtt-web broker: MQTT 3.1, 3.1.1 and 5.0 over TCP, TLS and WebSocket, with
+//! retained messages, persistent sessions, wills, shared subscriptions and `$SYS`
+//! topics; one HTTP port serves MQTT over WebSocket, the dashboard, `/metrics`, health
+//! and the admin API.
 //!
 //! ```text
 //!  client ─TCP─► transport::tcp ─► connection task ──► Broker::publish ─► Router ─► Session mailboxes
 //!                                   (ServerSession)       (retain, route)              │
 //!  client ◄──────────────────────── connection task ◄── mailbox (bounded) ◄────────────┘
+//!
+//!  client ─TLS─► transport::tls ────────────────────┐
+//!  browser ─WS/WSS─► http (/mqtt) ─► transport::ws ─┴─► the same connection task
 //! ```
 //!
 //! # Layout
 //!
 //! - [`config`]: the TOML configuration, every limit a key with a documented default.
-//! - [`transport`]: listeners; hand byte streams to the connection task.
+//! - [`transport`]: listeners (TCP, TLS, WebSocket); hand byte streams to the
+//!   connection task.
+//! - [`http`]: the HTTP listener: `/mqtt`, dashboard, `/metrics`, health, admin API.
+//! - [`clients`]: the connections open now (admin API, metrics per listener).
 //! - [`connection`]: one task per client: socket + `protocol::session::ServerSession`.
 //! - [`broker`]: shared state: publishing, session attach/takeover/end.
 //! - [`router`]: subscription trie, shared groups, retained messages (no IO).
 //! - [`session`]: what outlives a connection: mailbox, subscriptions, stored state.
+//! - [`storage`]: durable state (embedded redb by default): group commit, recovery.
 //! - [`auth`]: the enhanced-authentication (AUTH) interface and mechanism registry.
 //! - [`expiry`]: will-delay and session-expiry timers.
 //! - [`message`]: the shared message and per-subscriber delivery.
@@ -26,14 +34,17 @@
 
 pub mod auth;
 pub mod broker;
+pub mod clients;
 pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod expiry;
+pub mod http;
 pub mod message;
 pub mod metrics;
 pub mod router;
 pub mod session;
+pub mod storage;
 pub mod sys;
 pub mod transport;
 
@@ -54,11 +65,28 @@ pub struct RunningBroker {
     pub broker: Arc<Broker>,
     /// The bound MQTT over TCP addresses, in configuration order (port 0 resolved).
     pub tcp_addrs: Vec<SocketAddr>,
+    /// The bound MQTT over TLS addresses (`listeners.tls`).
+    pub tls_addrs: Vec<SocketAddr>,
+    /// The bound HTTP addresses (`http.listeners`).
+    pub http_addrs: Vec<SocketAddr>,
+    /// The bound HTTPS addresses (`http.tls_listeners`).
+    pub https_addrs: Vec<SocketAddr>,
+    /// The TLS configuration of every TLS listener, when there is one.
+    pub tls: Option<Arc<transport::tls::TlsStore>>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
 
 impl RunningBroker {
+    /// Reads the TLS certificate, key and client CA again (what SIGHUP does): new
+    /// connections use them, open ones are not touched. On error the old ones stay.
+    pub fn reload_tls(&self) -> Result<(), transport::tls::TlsError> {
+        match &self.tls {
+            Some(tls) => tls.reload(),
+            None => Err(transport::tls::TlsError::MissingCertificate),
+        }
+    }
+
     /// Stops accepting, disconnects every client (v5: 0x8B Server shutting down) and
     /// waits for the listeners to stop.
     pub async fn shutdown(mut self) {
@@ -66,13 +94,16 @@ impl RunningBroker {
         while self.tasks.join_next().await.is_some() {}
         // Give connection tasks a moment to write their DISCONNECT.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // Then let them store their sessions before the store closes.
+        storage::recovery::close(self.broker).await;
     }
 }
 
 /// Binds every listener of `config` and starts serving. Returns once bound, so the
 /// addresses are known (tests bind port 0).
 pub async fn start(config: Config) -> anyhow::Result<RunningBroker> {
-    let broker = Arc::new(Broker::new(config));
+    // The store is read before any listener opens.
+    let broker = storage::recovery::open(config)?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let mut tcp_addrs = Vec::new();
@@ -87,6 +118,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningBroker> {
             shutdown_rx.clone(),
         ));
     }
+    let (tls, tls_addrs, http_addrs, https_addrs) =
+        start_tls_and_http(&broker, &shutdown_rx, &mut tasks).await?;
     let interval = broker.config.sys.interval_secs;
     if interval > 0 {
         let broker = broker.clone();
@@ -118,9 +151,79 @@ pub async fn start(config: Config) -> anyhow::Result<RunningBroker> {
     Ok(RunningBroker {
         broker,
         tcp_addrs,
+        tls_addrs,
+        http_addrs,
+        https_addrs,
+        tls,
         shutdown,
         tasks,
     })
+}
+
+/// The addresses [`start_tls_and_http`] bound, with the TLS store if any.
+type Bound = (
+    Option<Arc<transport::tls::TlsStore>>,
+    Vec<SocketAddr>,
+    Vec<SocketAddr>,
+    Vec<SocketAddr>,
+);
+
+/// Binds the MQTT over TLS listeners and the HTTP(S) listeners, loading the TLS
+/// configuration first if any of them needs it.
+async fn start_tls_and_http(
+    broker: &Arc<Broker>,
+    shutdown_rx: &watch::Receiver<bool>,
+    tasks: &mut JoinSet<()>,
+) -> anyhow::Result<Bound> {
+    let config = &broker.config;
+    let tls = if config.listeners.tls.is_empty() && config.http.tls_listeners.is_empty() {
+        None
+    } else {
+        let store = transport::tls::TlsStore::load(&config.tls)
+            .map_err(|err| anyhow::anyhow!("cannot start the TLS listeners: {err}"))?;
+        Some(Arc::new(store))
+    };
+    let bind = |addr: SocketAddr, what: &'static str| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|err| anyhow::anyhow!("cannot listen for {what} on {addr}: {err}"))
+    };
+    let mut tls_addrs = Vec::new();
+    for &addr in &config.listeners.tls {
+        let listener = bind(addr, "MQTT over TLS").await?;
+        tls_addrs.push(listener.local_addr()?);
+        let store = tls
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("TLS not loaded"))?;
+        tasks.spawn(transport::tls::accept_loop(
+            broker.clone(),
+            listener,
+            store,
+            shutdown_rx.clone(),
+        ));
+    }
+    let app = http::app(http::HttpState::new(broker.clone(), shutdown_rx.clone()));
+    let mut http_addrs = Vec::new();
+    let mut https_addrs = Vec::new();
+    let plain = config.http.listeners.iter().map(|a| (*a, None));
+    let secure = config.http.tls_listeners.iter().map(|a| (*a, tls.clone()));
+    for (addr, store) in plain.chain(secure) {
+        let listener = bind(addr, "HTTP").await?;
+        let local = listener.local_addr()?;
+        if store.is_some() {
+            https_addrs.push(local);
+        } else {
+            http_addrs.push(local);
+        }
+        tasks.spawn(http::serve(
+            broker.clone(),
+            listener,
+            store,
+            app.clone(),
+            shutdown_rx.clone(),
+        ));
+    }
+    Ok((tls, tls_addrs, http_addrs, https_addrs))
 }
 
 /// Runs the broker until `shutdown` resolves (SIGINT/SIGTERM in `main`).
@@ -129,8 +232,37 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let running = start(config).await?;
+    #[cfg(unix)]
+    reload_on_sighup(running.tls.clone());
     shutdown.await;
     tracing::info!("shutting down");
     running.shutdown().await;
     Ok(())
+}
+
+/// Reloads the TLS configuration on every SIGHUP, logging the outcome. Without TLS a
+/// SIGHUP only logs that there is nothing to reload (it must not end the process, as its
+/// default action would: `systemctl reload` sends it).
+#[cfg(unix)]
+fn reload_on_sighup(tls: Option<Arc<transport::tls::TlsStore>>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(err) => {
+            tracing::warn!(%err, "cannot listen for SIGHUP: TLS certificates will not reload");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            match &tls {
+                Some(tls) => {
+                    if let Err(err) = tls.reload() {
+                        tracing::error!(%err, "TLS reload failed; the previous certificate stays");
+                    }
+                }
+                None => tracing::info!("SIGHUP: no TLS listener, nothing to reload"),
+            }
+        }
+    });
 }

@@ -64,4 +64,8 @@ pub struct Delivery {
     /// to another member of the group (see [`crate::router`]). `None`: an ordinary
     /// subscription.
     pub shared_group: Option<TopicFilter>,
+    /// Where this delivery is stored (a QoS 1/2 delivery to a persistent session with a
+    /// durable store), so that acknowledging, dropping or expiring it deletes it there
+    /// ([`crate::storage`]). `None`: held in memory only.
+    pub stored: Option<crate::storage::StoredRef>,
 }

@@ -70,7 +70,11 @@ pub struct Metrics {
     pub messages_received: PerQoS,
     /// PUBLISH packets sent, per QoS.
     pub messages_sent: PerQoS,
-    /// Payload bytes received.
+    /// Application payload bytes of the PUBLISH packets received, per QoS.
+    pub payload_bytes_received: PerQoS,
+    /// Application payload bytes of the PUBLISH packets sent, per QoS.
+    pub payload_bytes_sent: PerQoS,
+    /// Bytes read from clients (every packet, every transport).
     pub bytes_received: Counter,
     /// Bytes written to clients.
     pub bytes_sent: Counter,
@@ -81,4 +85,63 @@ pub struct Metrics {
     pub protocol_errors: Counter,
     /// CONNECTs refused for bad credentials or authorization.
     pub auth_failures: Counter,
+}
+
+/// The store's figures for `/metrics` ([`crate::storage`]), as `(name, type, help,
+/// value)`: render each as one sample without labels.
+pub fn store_figures(
+    storage: &crate::storage::Storage,
+) -> Vec<(&'static str, &'static str, &'static str, u64)> {
+    let stats = storage.stats();
+    let get = crate::storage::StoreStats::get;
+    vec![
+        (
+            "mqtt_store_size_bytes",
+            "gauge",
+            "Size of the store file (0 with storage.backend = \"memory\").",
+            get(&stats.size_bytes),
+        ),
+        (
+            "mqtt_store_messages",
+            "gauge",
+            "Message bodies in the store (each stored once for every session queue that holds it).",
+            get(&stats.messages),
+        ),
+        (
+            "mqtt_store_queued_messages",
+            "gauge",
+            "Queue entries in the store: messages waiting for, or in flight to, persistent sessions.",
+            get(&stats.queued),
+        ),
+        (
+            "mqtt_store_commits_total",
+            "counter",
+            "Store transactions committed (one per group commit).",
+            get(&stats.commits),
+        ),
+        (
+            "mqtt_store_operations_total",
+            "counter",
+            "Store operations applied.",
+            get(&stats.operations),
+        ),
+        (
+            "mqtt_store_errors_total",
+            "counter",
+            "Store commits that failed; the acknowledgements waiting on them were refused.",
+            get(&stats.errors),
+        ),
+        (
+            "mqtt_store_recovery_milliseconds",
+            "gauge",
+            "Time the last start spent opening, repairing and loading the store.",
+            get(&stats.recovery_ms),
+        ),
+        (
+            "mqtt_store_recovered_messages",
+            "gauge",
+            "Queued messages recovered from the store at the last start.",
+            get(&stats.recovered_messages),
+        ),
+    ]
 }

@@ -114,6 +114,8 @@ pub struct Session {
     pub attachment: Mutex<Option<Attachment>>,
     /// State kept while no connection is attached.
     pub detached: Mutex<Detached>,
+    /// Where the session and its deliveries are stored ([`crate::storage`]).
+    pub log: crate::storage::SessionLog,
 }
 
 impl Session {
@@ -128,6 +130,7 @@ impl Session {
             subscriptions: Mutex::new(HashMap::new()),
             attachment: Mutex::new(None),
             detached: Mutex::new(Detached::default()),
+            log: crate::storage::SessionLog::default(),
         }
     }
 
@@ -147,6 +150,12 @@ impl Session {
     /// Pushes a delivery into the mailbox, applying the limits, and wakes the attached
     /// connection.
     pub fn deliver(&self, delivery: Delivery) -> Enqueued {
+        self.deliver_with(delivery, |_| {})
+    }
+
+    /// [`deliver`](Self::deliver), handing each delivery that `drop-oldest` evicts to
+    /// `evicted` (to delete it from storage).
+    pub fn deliver_with(&self, delivery: Delivery, mut evicted: impl FnMut(Delivery)) -> Enqueued {
         let online = self.is_online();
         if !online && delivery.qos == QoS::AtMostOnce && !self.limits.queue_qos0_offline {
             return Enqueued::NotQueuedOffline;
@@ -169,6 +178,7 @@ impl Session {
                             };
                             mailbox.bytes -= old.message.payload.len();
                             outcome = Enqueued::QueuedDroppedOldest;
+                            evicted(old);
                         }
                     }
                 }
@@ -263,6 +273,7 @@ mod tests {
             retain: false,
             subscription_ids: Default::default(),
             shared_group: None,
+            stored: None,
         }
     }
 

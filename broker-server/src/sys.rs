@@ -15,6 +15,8 @@
 //! | `$SYS/broker/retained messages/count` | retained messages |
 //! | `$SYS/broker/load/{messages,bytes}/{received,sent}/{1min,5min,15min}` | per-minute moving averages |
 //! | `$SYS/broker/load/connections/{1min,5min,15min}` | connections accepted per minute |
+//! | `$SYS/broker/store/{backend,bytes,messages,queued,commits,errors}` | the store ([`crate::storage`]; durable backends only) |
+//! | `$SYS/broker/store/recovery/{milliseconds,sessions,messages}` | what the last start recovered, and how long it took |
 
 use std::time::Duration;
 
@@ -117,6 +119,9 @@ impl SysPublisher {
                 broker.router.retained().len().to_string(),
             ),
         ];
+        if broker.storage.is_durable() {
+            out.extend(crate::storage::sys_topics(&broker.storage));
+        }
         for (name, load) in &mut self.loads {
             let value = match *name {
                 "messages/received" => m.messages_received.total(),

@@ -12,7 +12,9 @@ use crate::PATIENCE;
 pub fn test_config() -> Config {
     let mut config = Config::default();
     config.listeners.tcp = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    config.http.listeners = Vec::new();
     config.sys.interval_secs = 0;
+    config.storage = broker_server::storage::StorageConfig::memory();
     config
 }
 

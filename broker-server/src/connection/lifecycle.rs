@@ -192,7 +192,9 @@ impl Connection {
         let present = attached.present;
         let (attached, kick) = attached.split_kick();
         self.kick = Some(kick);
+        let session = attached.session.clone();
         self.attached = Some(attached);
+        self.store_session(&session).await;
         match self.session.accept(options, resumed) {
             Ok(()) => {
                 info!(client_id = %self.client_id, peer = %self.peer, version = %self.version, present, "client connected");
@@ -276,6 +278,12 @@ impl Connection {
                 }
                 detached.generation
             };
+            let (expires_at, pending_will) = {
+                let detached = session.detached.lock();
+                (detached.expires_at, detached.pending_will.clone())
+            };
+            let storage = &self.broker.storage;
+            storage.put_session(&session, self.expiry_interval, expires_at, pending_will);
             if let Some(will) = will.filter(|_| will_delay == 0) {
                 publish_will(&self.broker, will, &self.client_id);
             }

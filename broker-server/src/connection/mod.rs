@@ -23,11 +23,13 @@ use tracing::{debug, info};
 use web_time::Instant;
 
 use crate::broker::{Attached, Broker};
+use crate::clients::{ConnectionMeta, Registration};
 use crate::clock;
 use crate::message::Delivery;
 use crate::router::SharedInflight;
 use crate::session::Session;
 
+mod durable;
 mod lifecycle;
 mod packets;
 
@@ -55,6 +57,12 @@ pub fn server_options(broker: &Broker) -> ServerOptions {
 struct Connection {
     broker: Arc<Broker>,
     peer: SocketAddr,
+    /// Listener, transport and certificate identity, for the client registry.
+    meta: ConnectionMeta,
+    /// The user name from CONNECT (or the client certificate's Common Name).
+    username: Option<ByteString>,
+    /// The entry in `broker.clients` while the connection is accepted.
+    registration: Option<Registration>,
     session: ServerSession,
     attached: Option<Attached>,
     /// The client's will, published on an abnormal end.
@@ -79,6 +87,8 @@ struct Connection {
     /// The Authentication Method the connection was accepted with, which a
     /// re-authentication must use again [MQTT-4.12.1-1].
     auth_method: Option<ByteString>,
+    /// Acknowledgements waiting for the store, and the write barrier (`durable`).
+    acks: crate::storage::acks::AckQueue,
 }
 
 /// Serves one client until the connection ends or `shutdown` changes to `true`.
@@ -86,16 +96,33 @@ pub async fn serve<S>(
     broker: Arc<Broker>,
     stream: S,
     peer: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    serve_with(broker, stream, ConnectionMeta::tcp(peer), shutdown).await;
+}
+
+/// [`serve`] with what the transport knows about the connection (listener, TLS or
+/// WebSocket, certificate identity). The stream must deliver written bytes on `flush`.
+pub async fn serve_with<S>(
+    broker: Arc<Broker>,
+    stream: S,
+    meta: ConnectionMeta,
     mut shutdown: watch::Receiver<bool>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let peer = meta.peer;
     let now = clock::now();
     let connect_deadline = now + broker.config.limits.connect_timeout();
     let session = ServerSession::new(server_options(&broker), now);
     let mut conn = Connection {
         broker,
         peer,
+        meta,
+        username: None,
+        registration: None,
         session,
         attached: None,
         will: None,
@@ -110,15 +137,21 @@ pub async fn serve<S>(
         pending_connect: None,
         auth_method: None,
         shared_inflight: SharedInflight::default(),
+        acks: Default::default(),
     };
     let (mut reader, mut writer) = tokio::io::split(stream);
     let mut rbuf = BytesMut::new();
     let mut wbuf = BytesMut::new();
     loop {
         conn.drive().await;
+        conn.acks.seal(&conn.broker.storage);
+        conn.update_registration();
         if conn.session.poll_transmit(&mut wbuf) {
             let len = wbuf.len();
-            if writer.write_all(&wbuf).await.is_err() {
+            if !conn.acks.writes_allowed(&conn.broker.storage).await
+                || writer.write_all(&wbuf).await.is_err()
+                || writer.flush().await.is_err()
+            {
                 conn.session.handle_connection_lost();
                 conn.drive().await;
             } else {
@@ -157,6 +190,16 @@ pub async fn serve<S>(
                 None => std::future::pending().await,
             }
         };
+        let client_entry = conn.registration.as_ref().map(|r| r.entry().clone());
+        let admin_kick = async move {
+            match client_entry {
+                Some(entry) => entry.disconnect_requested().await,
+                None => std::future::pending().await,
+            }
+        };
+        let acks = &mut conn.acks;
+        let acked = async move { acks.next().await };
+        let mut ack_result = None;
         let mut kick_result = None;
         if rbuf.capacity() - rbuf.len() < 64 {
             rbuf.reserve(READ_CHUNK);
@@ -179,11 +222,19 @@ pub async fn serve<S>(
             }
             () = mailbox => {}
             reason = kicked => kick_result = Some(reason),
+            settled = acked => ack_result = Some(settled),
+            () = admin_kick => {
+                info!(client_id = %conn.client_id, "disconnected by the admin API");
+                conn.session.disconnect(ReasonCode::AdministrativeAction);
+            }
             changed = shutdown.changed() => {
                 if changed.is_err() || *shutdown.borrow() {
                     conn.session.disconnect(ReasonCode::ServerShuttingDown);
                 }
             }
+        }
+        if let Some(settled) = ack_result {
+            conn.settle(settled);
         }
         if let Some(result) = kick_result {
             conn.kick = None;
@@ -194,6 +245,7 @@ pub async fn serve<S>(
         }
     }
     let _ = writer.shutdown().await;
+    conn.settle_all().await;
     conn.finish();
 }
 
@@ -242,6 +294,7 @@ impl Connection {
         let message = &delivery.message;
         if message.is_expired(now) {
             self.broker.metrics.messages_dropped.inc();
+            self.broker.storage.discarded(delivery);
             return;
         }
         let mut properties = message.properties.clone();
@@ -266,30 +319,67 @@ impl Connection {
         {
             self.shared_inflight.sent(packet_id, delivery);
         }
+        self.stored_outcome(delivery, &outcome);
         match outcome {
             Ok(SendOutcome::Dropped { size, maximum }) => {
                 debug!(client_id = %self.client_id, size, maximum, "message larger than the client's maximum packet size dropped");
                 self.broker.metrics.messages_dropped.inc();
             }
-            Ok(_) => self.broker.metrics.messages_sent.at(delivery.qos).inc(),
+            Ok(_) => {
+                let metrics = &self.broker.metrics;
+                metrics.messages_sent.at(delivery.qos).inc();
+                let size = message.payload.len() as u64;
+                metrics.payload_bytes_sent.at(delivery.qos).add(size);
+            }
             Err(err) => debug!(client_id = %self.client_id, %err, "delivery not sent"),
         }
     }
 
     async fn handle_event(&mut self, event: ServerEvent) {
         match event {
-            ServerEvent::Connect(connect) => self.on_connect(*connect).await,
+            ServerEvent::Connect(mut connect) => {
+                if let Some(name) = &self.meta.cert_username {
+                    connect.username = Some(name.clone());
+                }
+                self.username = connect.username.clone();
+                self.on_connect(*connect).await;
+            }
             ServerEvent::Publish(publish) => self.on_publish(publish),
-            ServerEvent::Subscribe(subscribe) => self.on_subscribe(subscribe),
-            ServerEvent::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe),
-            ServerEvent::Delivered { packet_id, .. } => self.shared_inflight.finished(packet_id),
-            ServerEvent::Released { .. } => {}
+            ServerEvent::Subscribe(subscribe) => self.on_subscribe(subscribe).await,
+            ServerEvent::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe).await,
+            ServerEvent::Delivered { packet_id, .. } => {
+                self.shared_inflight.finished(packet_id);
+                self.stored_delivered(packet_id);
+            }
+            ServerEvent::Received { packet_id } => self.stored_received(packet_id),
+            ServerEvent::Released { packet_id } => self.stored_released(packet_id),
             ServerEvent::Auth(auth) => self.on_auth(auth).await,
             ServerEvent::Closed {
                 reason,
                 publish_will,
             } => self.on_closed(reason, publish_will),
             _ => {}
+        }
+    }
+
+    /// Lists the connection in `broker.clients` once its CONNECT is accepted, and keeps
+    /// its inflight count there current.
+    fn update_registration(&mut self) {
+        if self.registration.is_none() && self.session.is_connected() {
+            let registration = self.broker.clients.register(
+                self.client_id.clone(),
+                self.username.clone(),
+                self.meta.clone(),
+                self.version,
+            );
+            self.registration = Some(registration);
+        }
+        if let Some(registration) = &self.registration {
+            let inflight = self.session.inflight();
+            registration
+                .entry()
+                .inflight
+                .store(inflight, std::sync::atomic::Ordering::Relaxed);
         }
     }
 

@@ -18,6 +18,8 @@ impl Connection {
     pub(super) fn on_publish(&mut self, publish: Publish) {
         let metrics = &self.broker.metrics;
         metrics.messages_received.at(publish.qos).inc();
+        let size = publish.payload.len() as u64;
+        metrics.payload_bytes_received.at(publish.qos).add(size);
         if !self.topic_within_limits(&publish.topic) {
             warn!(client_id = %self.client_id, "topic over max_topic_length / max_topic_levels");
             self.session.disconnect(ReasonCode::TopicNameInvalid);
@@ -26,20 +28,19 @@ impl Connection {
         let packet_id = publish.packet_id;
         let qos = publish.qos;
         let message = message_from(publish, self.client_id.clone(), clock::now());
-        let routed = self.broker.publish(message, &mut self.route_scratch);
+        let (routed, stored) = self.broker.publish_stored(message, &mut self.route_scratch);
         if let Some(packet_id) = packet_id.filter(|_| qos != QoS::AtMostOnce) {
             let reason = if routed == 0 && self.version.is_v5() {
                 ReasonCode::NoMatchingSubscribers
             } else {
                 ReasonCode::Success
             };
-            if let Err(err) = self.session.ack_publish(packet_id, reason) {
-                debug!(client_id = %self.client_id, %err, "ack failed");
-            }
+            // Sent now, or once the store has what the PUBLISH changed.
+            self.acknowledge(packet_id, qos, reason, stored);
         }
     }
 
-    pub(super) fn on_subscribe(&mut self, subscribe: Subscribe) {
+    pub(super) async fn on_subscribe(&mut self, subscribe: Subscribe) {
         let Some(attached) = &self.attached else {
             return;
         };
@@ -48,6 +49,7 @@ impl Connection {
         let max_subscriptions = broker.config.limits.max_subscriptions_per_client;
         let subscription_id = subscribe.properties.subscription_identifier;
         let mut codes = Vec::with_capacity(subscribe.subscriptions.len());
+        let mut granted = Vec::new();
         let mut retained = Vec::new();
         let now = clock::now();
         for subscription in subscribe.subscriptions {
@@ -86,6 +88,7 @@ impl Connection {
                 QoS::AtLeastOnce => ReasonCode::GrantedQoS1,
                 QoS::ExactlyOnce => ReasonCode::GrantedQoS2,
             });
+            granted.push((codes.len() - 1, filter.clone()));
             // Retained messages are not sent for shared subscriptions [MQTT-3.8.4-?],
             // and per Retain Handling otherwise [MQTT-3.3.1-9] [MQTT-3.3.1-10].
             let send_retained = !filter.is_shared()
@@ -104,9 +107,20 @@ impl Connection {
                         retain: true,
                         subscription_ids: ids,
                         shared_group: None,
+                        stored: None,
                     });
                 }
             }
+        }
+        // A persistent session's subscriptions are stored before SUBACK; if they
+        // cannot be, they are refused (and undone).
+        if !self.store_subscriptions(&session).await {
+            for (index, filter) in granted {
+                broker.router.unsubscribe(&filter, &session.client_id);
+                session.subscriptions.lock().remove(&filter);
+                codes[index] = ReasonCode::UnspecifiedError;
+            }
+            retained.clear();
         }
         if let Err(err) = self
             .session
@@ -119,7 +133,7 @@ impl Connection {
         }
     }
 
-    pub(super) fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe) {
+    pub(super) async fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe) {
         let Some(attached) = &self.attached else {
             return;
         };
@@ -137,6 +151,7 @@ impl Connection {
                 }
             })
             .collect();
+        self.store_subscriptions(&session).await;
         if let Err(err) =
             self.session
                 .unsuback(unsubscribe.packet_id, codes, AckProperties::default())

@@ -247,6 +247,7 @@ impl Router {
                 retain,
                 subscription_ids: ids,
                 shared_group: None,
+                stored: None,
             };
             out.push((entry.session.clone(), delivery));
         };

@@ -49,6 +49,7 @@ impl SharedGroup {
             retain: member.options.retain_as_published && message.retain,
             subscription_ids: member.id.into_iter().collect::<SmallVec<_>>(),
             shared_group: Some(self.filter.clone()),
+            stored: None,
         }
     }
 
@@ -243,6 +244,7 @@ mod tests {
             retain: false,
             subscription_ids: SmallVec::new(),
             shared_group: Some(TopicFilter::new("$share/g/jobs/+").unwrap()),
+            stored: None,
         };
         let id = |n| PacketId::new(n).unwrap();
         inflight.sent(id(1), &delivery);

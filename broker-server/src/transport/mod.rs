@@ -2,3 +2,5 @@
 //! byte streams and hands them to [`crate::connection::serve`].
 
 pub mod tcp;
+pub mod tls;
+pub mod ws;

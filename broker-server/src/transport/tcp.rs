@@ -1,6 +1,5 @@
 //! MQTT over TCP.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -8,6 +7,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::broker::Broker;
+use crate::clients::{ConnectionMeta, Transport};
 use crate::connection;
 
 /// Accepts connections on `listener` until `shutdown` turns `true`.
@@ -18,6 +18,8 @@ pub async fn accept_loop(
 ) {
     let local = listener.local_addr().ok();
     info!(addr = ?local, "MQTT over TCP listening");
+    let label: Arc<str> = local.map_or_else(String::new, |a| a.to_string()).into();
+    let stats = broker.clients.add_listener(label.clone(), Transport::Tcp);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -27,7 +29,19 @@ pub async fn accept_loop(
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
                 broker.metrics.connections_total.inc();
-                spawn_connection(&broker, stream, peer, &shutdown);
+                stats.accepted.inc();
+                let meta = ConnectionMeta {
+                    peer,
+                    listener: label.clone(),
+                    transport: Transport::Tcp,
+                    cert_username: None,
+                };
+                tokio::spawn(connection::serve_with(
+                    broker.clone(),
+                    stream,
+                    meta,
+                    shutdown.clone(),
+                ));
             }
             Err(err) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -36,18 +50,4 @@ pub async fn accept_loop(
             }
         }
     }
-}
-
-fn spawn_connection(
-    broker: &Arc<Broker>,
-    stream: tokio::net::TcpStream,
-    peer: SocketAddr,
-    shutdown: &watch::Receiver<bool>,
-) {
-    tokio::spawn(connection::serve(
-        broker.clone(),
-        stream,
-        peer,
-        shutdown.clone(),
-    ));
 }

@@ -19,11 +19,20 @@ use tokio::net::TcpStream;
 /// guard only: no test asserts on timing.
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
-/// A broker configuration for tests: loopback, port 0, no `$SYS` chatter.
+/// A broker configuration for tests: loopback, port 0, no HTTP listener, no `$SYS`
+/// chatter, nothing stored. With `MQTT_WEB_TEST_STORAGE=redb` every test runs on the
+/// embedded store instead, in a fresh directory under the system's temporary directory
+/// (left there).
 pub fn test_config() -> Config {
     let mut config = Config::default();
     config.listeners.tcp = vec!["127.0.0.1:0".parse().unwrap()];
+    config.http.listeners = Vec::new();
     config.sys.interval_secs = 0;
+    config.storage = broker_server::storage::StorageConfig::memory();
+    if std::env::var("MQTT_WEB_TEST_STORAGE").is_ok_and(|v| v == "redb") {
+        config.storage.backend = broker_server::storage::Backend::Redb;
+        config.storage.dir = tempfile::tempdir().expect("temp dir").keep();
+    }
     config
 }
 
@@ -218,5 +227,32 @@ impl RawClient {
             Packet::Publish(p) => p,
             other => panic!("expected PUBLISH, got {other:?}"),
         }
+    }
+}
+
+/// The MQTT over TCP address a `broker-server` process started with `--tcp
+/// 127.0.0.1:0` (and at least `broker_server::transport=info` logging) bound, read
+/// from its log file. Port 0 keeps parallel tests from taking each other's ports.
+pub async fn bound_addr(log: &std::path::Path) -> SocketAddr {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(at) = text.find("listening") {
+            let line = &text[at..];
+            if let Some(start) = line.find("127.0.0.1:") {
+                let port: String = line[start + 10..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                if let Ok(port) = port.parse::<u16>() {
+                    return SocketAddr::from(([127, 0, 0, 1], port));
+                }
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the broker did not start listening: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

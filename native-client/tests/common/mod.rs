@@ -21,7 +21,9 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 pub fn test_config(addr: SocketAddr) -> Config {
     let mut config = Config::default();
     config.listeners.tcp = vec![addr];
+    config.http.listeners = Vec::new();
     config.sys.interval_secs = 0;
+    config.storage = broker_server::storage::StorageConfig::memory();
     config
 }
 

@@ -1,0 +1,292 @@
+//! `/metrics`: the broker's figures in the Prometheus text exposition format (0.0.4).
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `mqtt_connections` | gauge | `listener`, `transport`, `protocol` |
+//! | `mqtt_connections_accepted_total` | counter | `listener`, `transport` |
+//! | `mqtt_connections_refused_total` | counter | |
+//! | `mqtt_sessions`, `mqtt_sessions_online` | gauge | |
+//! | `mqtt_subscriptions` | gauge | |
+//! | `mqtt_retained_messages` | gauge | |
+//! | `mqtt_messages_received_total`, `mqtt_messages_sent_total` | counter | `qos` |
+//! | `mqtt_payload_bytes_received_total`, `mqtt_payload_bytes_sent_total` | counter | `qos` |
+//! | `mqtt_bytes_received_total`, `mqtt_bytes_sent_total` | counter | |
+//! | `mqtt_messages_dropped_total` | counter | |
+//! | `mqtt_inflight_messages`, `mqtt_queued_messages` | gauge | |
+//! | `mqtt_auth_failures_total`, `mqtt_protocol_errors_total` | counter | |
+//! | `mqtt_uptime_seconds` | gauge | |
+//! | `mqtt_build_info` | gauge (1) | `version` |
+//!
+//! Each figure is read when scraped: counters from [`crate::metrics::Metrics`], levels
+//! from the registries (so nothing on the message path updates a metric only for this
+//! page).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use protocol::{ProtocolVersion, QoS};
+
+use super::HttpState;
+use crate::broker::Broker;
+use crate::metrics::PerQoS;
+
+/// The content type of the text format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+pub(super) async fn handler(State(state): State<HttpState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        render(&state.broker),
+    )
+}
+
+/// The protocol version as a label value: `3.1`, `3.1.1`, `5.0`.
+pub fn version_label(version: ProtocolVersion) -> &'static str {
+    match version {
+        ProtocolVersion::V3_1 => "3.1",
+        ProtocolVersion::V3_1_1 => "3.1.1",
+        ProtocolVersion::V5 => "5.0",
+        _ => "other",
+    }
+}
+
+/// Escapes a label value (backslash, double quote, newline).
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', r"\\")
+        .replace('"', r#"\""#)
+        .replace('\n', r"\n")
+}
+
+struct Writer(String);
+
+impl Writer {
+    fn header(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}");
+        let _ = writeln!(self.0, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
+        self.0.push_str(name);
+        if !labels.is_empty() {
+            self.0.push('{');
+            for (i, (key, value)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.0.push(',');
+                }
+                let _ = write!(self.0, "{key}=\"{}\"", escape(value));
+            }
+            self.0.push('}');
+        }
+        let _ = writeln!(self.0, " {value}");
+    }
+
+    fn single(&mut self, name: &str, kind: &str, help: &str, value: u64) {
+        self.header(name, kind, help);
+        self.sample(name, &[], value);
+    }
+
+    fn per_qos(&mut self, name: &str, help: &str, counts: &PerQoS) {
+        self.header(name, "counter", help);
+        for (qos, label) in [
+            (QoS::AtMostOnce, "0"),
+            (QoS::AtLeastOnce, "1"),
+            (QoS::ExactlyOnce, "2"),
+        ] {
+            self.sample(name, &[("qos", label)], counts.at(qos).get());
+        }
+    }
+}
+
+/// Every metric, in the text format.
+pub fn render(broker: &Broker) -> String {
+    let m = &broker.metrics;
+    let mut w = Writer(String::with_capacity(4096));
+
+    let clients = broker.clients.list();
+    let mut connections: BTreeMap<(String, &'static str, &'static str), u64> = BTreeMap::new();
+    let mut inflight = 0u64;
+    for client in &clients {
+        let key = (
+            client.meta.listener.to_string(),
+            client.meta.transport.as_str(),
+            version_label(client.version),
+        );
+        *connections.entry(key).or_default() += 1;
+        inflight += client.inflight.load(Ordering::Relaxed) as u64;
+    }
+    w.header(
+        "mqtt_connections",
+        "gauge",
+        "MQTT connections open now, by listener, transport and protocol version.",
+    );
+    for ((listener, transport, protocol), count) in &connections {
+        let labels = [
+            ("listener", listener.as_str()),
+            ("transport", *transport),
+            ("protocol", *protocol),
+        ];
+        w.sample("mqtt_connections", &labels, *count);
+    }
+    w.header(
+        "mqtt_connections_accepted_total",
+        "counter",
+        "Connections accepted by each listener (WebSocket: upgrades to /mqtt).",
+    );
+    for listener in broker.clients.listeners() {
+        let labels = [
+            ("listener", &*listener.listener),
+            ("transport", listener.transport.as_str()),
+        ];
+        w.sample(
+            "mqtt_connections_accepted_total",
+            &labels,
+            listener.accepted.get(),
+        );
+    }
+    w.single(
+        "mqtt_connections_refused_total",
+        "counter",
+        "CONNECTs refused because limits.max_connections was reached.",
+        m.connections_refused.get(),
+    );
+
+    let sessions = broker.sessions();
+    let online = sessions.iter().filter(|s| s.is_online()).count() as u64;
+    let queued: u64 = sessions.iter().map(|s| s.queue_len() as u64).sum();
+    w.single(
+        "mqtt_sessions",
+        "gauge",
+        "Sessions, online and offline.",
+        sessions.len() as u64,
+    );
+    w.single(
+        "mqtt_sessions_online",
+        "gauge",
+        "Sessions with a connection attached.",
+        online,
+    );
+    w.single(
+        "mqtt_subscriptions",
+        "gauge",
+        "Subscriptions, shared ones included.",
+        broker.router.subscription_count() as u64,
+    );
+    w.single(
+        "mqtt_retained_messages",
+        "gauge",
+        "Retained messages.",
+        broker.router.retained().len() as u64,
+    );
+
+    w.per_qos(
+        "mqtt_messages_received_total",
+        "PUBLISH packets received from clients, by QoS.",
+        &m.messages_received,
+    );
+    w.per_qos(
+        "mqtt_messages_sent_total",
+        "PUBLISH packets sent to clients, by delivery QoS.",
+        &m.messages_sent,
+    );
+    w.per_qos(
+        "mqtt_payload_bytes_received_total",
+        "Payload bytes of the PUBLISH packets received, by QoS.",
+        &m.payload_bytes_received,
+    );
+    w.per_qos(
+        "mqtt_payload_bytes_sent_total",
+        "Payload bytes of the PUBLISH packets sent, by delivery QoS.",
+        &m.payload_bytes_sent,
+    );
+    w.single(
+        "mqtt_bytes_received_total",
+        "counter",
+        "Bytes read from clients, every packet and transport.",
+        m.bytes_received.get(),
+    );
+    w.single(
+        "mqtt_bytes_sent_total",
+        "counter",
+        "Bytes written to clients, every packet and transport.",
+        m.bytes_sent.get(),
+    );
+    w.single(
+        "mqtt_messages_dropped_total",
+        "counter",
+        "Deliveries dropped: full session queue (limits.queue_drop_policy), larger than \
+         the client's Maximum Packet Size, or expired while queued.",
+        m.messages_dropped.get(),
+    );
+    w.single(
+        "mqtt_inflight_messages",
+        "gauge",
+        "Outbound QoS 1 and 2 messages awaiting acknowledgement.",
+        inflight,
+    );
+    w.single(
+        "mqtt_queued_messages",
+        "gauge",
+        "Deliveries waiting in session queues.",
+        queued,
+    );
+    w.single(
+        "mqtt_auth_failures_total",
+        "counter",
+        "Authentication failures.",
+        m.auth_failures.get(),
+    );
+    w.single(
+        "mqtt_protocol_errors_total",
+        "counter",
+        "Connections closed for a protocol violation.",
+        m.protocol_errors.get(),
+    );
+    w.single(
+        "mqtt_uptime_seconds",
+        "gauge",
+        "Seconds since the broker started.",
+        crate::clock::now()
+            .saturating_duration_since(broker.started_at)
+            .as_secs(),
+    );
+    w.header("mqtt_build_info", "gauge", "The broker's version.");
+    w.sample(
+        "mqtt_build_info",
+        &[("version", env!("CARGO_PKG_VERSION"))],
+        1,
+    );
+    // Storage: size, stored messages and queue entries, commits, errors, recovery time.
+    for (name, kind, help, value) in crate::metrics::store_figures(&broker.storage) {
+        w.single(name, kind, help, value);
+    }
+    w.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn every_sample_line_is_name_labels_value() {
+        let broker = Broker::new(Config::default());
+        broker.metrics.messages_received.at(QoS::AtLeastOnce).add(3);
+        let text = render(&broker);
+        assert!(text.contains("mqtt_messages_received_total{qos=\"1\"} 3\n"));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (series, value) = line.rsplit_once(' ').expect("name and value");
+            assert!(value.parse::<u64>().is_ok(), "{line}");
+            assert!(series.starts_with("mqtt_"), "{line}");
+        }
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), r#"a\"b\\c\nd"#);
+    }
+}

@@ -1,0 +1,241 @@
+//! Running [`super::app`] on a listener, plain HTTP or HTTPS.
+//!
+//! An accept task takes TCP connections and, for HTTPS, runs each TLS handshake in a
+//! task of its own (a slow or silent client never holds up the others), then hands the
+//! stream to axum through a channel. axum sees one [`HttpListener`] either way and
+//! gives each request a [`PeerInfo`]. On shutdown the listener stops accepting, open
+//! HTTP connections finish their request (at most [`GRACE`]), and WebSocket clients
+//! are disconnected by their connection task like TCP clients.
+
+use std::future::IntoFuture as _;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::connect_info::Connected;
+use axum::serve::{IncomingStream, Listener};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio_rustls::server::TlsStream;
+use tracing::{debug, info, warn};
+
+use super::PeerInfo;
+use crate::broker::Broker;
+use crate::clients::{ListenerStats, Transport};
+use crate::transport::tls::{TlsStore, TlsUse};
+
+/// How long open HTTP requests may take to finish once shutdown begins.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// Serves `app` on `tcp` (HTTPS when `tls` is given) until `shutdown` turns `true`.
+pub async fn serve(
+    broker: Arc<Broker>,
+    tcp: TcpListener,
+    tls: Option<Arc<TlsStore>>,
+    app: Router,
+    shutdown: watch::Receiver<bool>,
+) {
+    let local = match tcp.local_addr() {
+        Ok(local) => local,
+        Err(err) => {
+            warn!(%err, "HTTP listener has no address");
+            return;
+        }
+    };
+    let transport = if tls.is_some() {
+        Transport::Wss
+    } else {
+        Transport::Ws
+    };
+    let stats = broker
+        .clients
+        .add_listener(local.to_string().into(), transport);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    info!(addr = %local, "HTTP listening: {scheme}://{local}/ (MQTT over WebSocket at /mqtt)");
+    let (tx, rx) = mpsc::channel(64);
+    let acceptor = tokio::spawn(accept(tcp, tls, stats.clone(), tx, shutdown.clone()));
+    let listener = HttpListener { local, stats, rx };
+    let stopping = wait_for(shutdown.clone());
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<PeerInfo>(),
+    )
+    .with_graceful_shutdown(stopping);
+    tokio::select! {
+        result = server.into_future() => {
+            if let Err(err) = result {
+                warn!(%err, "HTTP server stopped");
+            }
+        }
+        () = async { wait_for(shutdown).await; tokio::time::sleep(GRACE).await } => {
+            debug!("HTTP requests still open after the grace period");
+        }
+    }
+    acceptor.abort();
+}
+
+async fn wait_for(mut shutdown: watch::Receiver<bool>) {
+    while !*shutdown.borrow_and_update() {
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn accept(
+    tcp: TcpListener,
+    tls: Option<Arc<TlsStore>>,
+    stats: Arc<ListenerStats>,
+    tx: mpsc::Sender<(HttpIo, PeerInfo)>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = tcp.accept() => accepted,
+            _ = shutdown.changed() => return,
+        };
+        let (stream, addr) = match accepted {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                warn!(%err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let peer = PeerInfo {
+            addr,
+            tls: tls.is_some(),
+            cert_username: None,
+            stats: stats.clone(),
+        };
+        match &tls {
+            None => {
+                if tx.send((HttpIo::Plain(stream), peer)).await.is_err() {
+                    return;
+                }
+            }
+            Some(tls) => {
+                let (tls, tx) = (tls.clone(), tx.clone());
+                tokio::spawn(async move {
+                    match tls.handshake(TlsUse::Http, stream).await {
+                        Ok((stream, cert_username)) => {
+                            let peer = PeerInfo {
+                                cert_username,
+                                ..peer
+                            };
+                            let _ = tx.send((HttpIo::Tls(Box::new(stream)), peer)).await;
+                        }
+                        Err(err) => debug!(%addr, %err, "TLS handshake failed"),
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// The accepted connections, as axum takes them.
+#[derive(Debug)]
+struct HttpListener {
+    local: SocketAddr,
+    stats: Arc<ListenerStats>,
+    rx: mpsc::Receiver<(HttpIo, PeerInfo)>,
+}
+
+impl Listener for HttpListener {
+    type Io = HttpIo;
+    type Addr = PeerInfo;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.rx.recv().await {
+            Some(accepted) => accepted,
+            // The accept task ended: shutdown, which stops axum before it asks again.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        Ok(PeerInfo {
+            addr: self.local,
+            tls: false,
+            cert_username: None,
+            stats: self.stats.clone(),
+        })
+    }
+}
+
+impl Connected<IncomingStream<'_, HttpListener>> for PeerInfo {
+    fn connect_info(stream: IncomingStream<'_, HttpListener>) -> Self {
+        stream.remote_addr().clone()
+    }
+}
+
+/// A plain or TLS connection.
+#[derive(Debug)]
+enum HttpIo {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for HttpIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for HttpIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Plain(s) => s.is_write_vectored(),
+            Self::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_flush(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! MQTT over WebSocket (MQTT 5 §6, MQTT 3.1.1 §6) at the HTTP listener's `/mqtt`.
+//!
+//! ```text
+//!  browser ─HTTP GET /mqtt, Upgrade: websocket, Sec-WebSocket-Protocol: mqtt─► upgrade()
+//!      (origin checked, subprotocol negotiated)                                  │
+//!  binary frames ◄──► WsStream (AsyncRead + AsyncWrite) ◄──► connection::serve_with
+//! ```
+//!
+//! The WebSocket is a byte stream to the connection driver, exactly like TCP: a frame
+//! may carry part of a packet or several packets, and every write of the driver (one
+//! batch of packets) leaves as one binary frame. Only binary frames carry MQTT
+//! [MQTT-6.0.0-1]: a text frame ends the connection with close code 1002 (protocol
+//! error). Pings are answered by the WebSocket layer; a close frame from the client
+//! ends the connection like a TCP close (the will is published).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::{SinkExt as _, StreamExt as _};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tracing::debug;
+
+use crate::clients::{ConnectionMeta, Transport};
+use crate::connection;
+use crate::http::{HttpState, PeerInfo};
+
+/// The subprotocols accepted, in order of preference: `mqtt` (MQTT 3.1.1 and 5.0
+/// [MQTT-6.0.0-3]) and `mqttv3.1` (what MQTT 3.1 clients ask for).
+pub const SUBPROTOCOLS: [&str; 2] = ["mqtt", "mqttv3.1"];
+
+/// A WebSocket as the byte stream the connection driver reads and writes.
+#[derive(Debug)]
+pub struct WsStream {
+    ws: WebSocket,
+    /// The rest of the last binary frame, not yet read.
+    pending: Bytes,
+    /// The client closed (or broke the framing rules): reads return end of stream.
+    read_closed: bool,
+    /// The close code sent on shutdown: 1000, or 1002 after a text frame.
+    close_code: u16,
+    /// Our close frame is queued.
+    close_sent: bool,
+}
+
+impl WsStream {
+    /// Wraps an upgraded WebSocket.
+    pub fn new(ws: WebSocket) -> Self {
+        Self {
+            ws,
+            pending: Bytes::new(),
+            read_closed: false,
+            close_code: close_code::NORMAL,
+            close_sent: false,
+        }
+    }
+}
+
+fn ws_error(err: axum::Error) -> io::Error {
+    io::Error::other(err)
+}
+
+impl AsyncRead for WsStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if !this.pending.is_empty() {
+                let n = this.pending.len().min(buf.remaining());
+                buf.put_slice(&this.pending.split_to(n));
+                return Poll::Ready(Ok(()));
+            }
+            if this.read_closed {
+                return Poll::Ready(Ok(()));
+            }
+            match ready!(this.ws.poll_next_unpin(cx)) {
+                Some(Ok(Message::Binary(data))) => this.pending = data,
+                // Answered (pings) or ignored (pongs) by the WebSocket layer.
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Text(_))) => {
+                    this.read_closed = true;
+                    this.close_code = close_code::PROTOCOL;
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "[MQTT-6.0.0-1] MQTT over WebSocket uses binary frames, got a text frame",
+                    )));
+                }
+                Some(Ok(Message::Close(_))) | None => {
+                    this.read_closed = true;
+                    return Poll::Ready(Ok(()));
+                }
+                Some(Err(err)) => {
+                    this.read_closed = true;
+                    return Poll::Ready(Err(ws_error(err)));
+                }
+            }
+        }
+    }
+}
+
+impl AsyncWrite for WsStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let this = self.get_mut();
+        ready!(this.ws.poll_ready_unpin(cx)).map_err(ws_error)?;
+        this.ws
+            .start_send_unpin(Message::Binary(Bytes::copy_from_slice(buf)))
+            .map_err(ws_error)?;
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().ws.poll_flush_unpin(cx).map_err(ws_error)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.close_sent {
+            ready!(this.ws.poll_ready_unpin(cx)).map_err(ws_error)?;
+            let reason = if this.close_code == close_code::PROTOCOL {
+                "MQTT needs binary frames"
+            } else {
+                ""
+            };
+            let frame = CloseFrame {
+                code: this.close_code,
+                reason: reason.into(),
+            };
+            this.ws
+                .start_send_unpin(Message::Close(Some(frame)))
+                .map_err(ws_error)?;
+            this.close_sent = true;
+        }
+        this.ws.poll_close_unpin(cx).map_err(ws_error)
+    }
+}
+
+/// Whether a request with `headers` may open `/mqtt` under `allowed` origins: any
+/// origin when the list is empty or holds `*`; requests without `Origin` (not sent by
+/// a browser page) always; pages served by this listener itself (the dashboard: the
+/// origin's host is the request's `Host`) always.
+pub fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    if allowed.is_empty() || allowed.iter().any(|a| a == "*") {
+        return true;
+    }
+    let origin = origin.to_str().unwrap_or_default().trim_end_matches('/');
+    let same_origin = headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .zip(origin.split_once("://"))
+        .is_some_and(|(host, (_, origin_host))| origin_host.eq_ignore_ascii_case(host));
+    same_origin
+        || allowed
+            .iter()
+            .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin))
+}
+
+/// `GET /mqtt`: checks the origin and the subprotocol, then upgrades and runs the
+/// connection driver over the WebSocket.
+pub fn upgrade(
+    state: HttpState,
+    peer: PeerInfo,
+    headers: &HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let config = &state.broker.config;
+    if !origin_allowed(&config.http.allowed_origins, headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            "this origin may not open /mqtt (http.allowed_origins)\n",
+        )
+            .into_response();
+    }
+    let ws = ws.protocols(SUBPROTOCOLS);
+    if ws.requested_protocols().next().is_some() && ws.selected_protocol().is_none() {
+        return (
+            StatusCode::BAD_REQUEST,
+            "MQTT over WebSocket needs the WebSocket subprotocol \"mqtt\" (or \"mqttv3.1\")\n",
+        )
+            .into_response();
+    }
+    // A frame may hold a whole packet and then some: the packet size limit itself is
+    // enforced by the MQTT decoder.
+    let limit = (config.limits.max_packet_size as usize).saturating_add(64 * 1024);
+    let transport = if peer.tls {
+        Transport::Wss
+    } else {
+        Transport::Ws
+    };
+    ws.max_message_size(limit)
+        .max_frame_size(limit)
+        .on_failed_upgrade(|err| debug!(%err, "WebSocket upgrade failed"))
+        .on_upgrade(move |socket| async move {
+            let broker = state.broker.clone();
+            broker.metrics.connections_total.inc();
+            peer.stats.accepted.inc();
+            let meta = ConnectionMeta {
+                peer: peer.addr,
+                listener: Arc::clone(&peer.stats.listener),
+                transport,
+                cert_username: peer.cert_username,
+            };
+            connection::serve_with(broker, WsStream::new(socket), meta, state.shutdown).await;
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn with_origin(origin: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ORIGIN, HeaderValue::from_str(origin).unwrap());
+        headers
+    }
+
+    #[test]
+    fn origins_are_checked_only_for_browser_requests_when_a_list_is_set() {
+        let list = vec!["https://app.example.com".to_string()];
+        assert!(origin_allowed(&[], &with_origin("https://evil.example")));
+        assert!(origin_allowed(&list, &HeaderMap::new()));
+        assert!(origin_allowed(
+            &list,
+            &with_origin("https://APP.example.com")
+        ));
+        assert!(!origin_allowed(&list, &with_origin("https://evil.example")));
+        assert!(origin_allowed(
+            &["*".to_string()],
+            &with_origin("https://evil.example")
+        ));
+        let mut same = with_origin("http://broker.local:8080");
+        same.insert(header::HOST, HeaderValue::from_static("broker.local:8080"));
+        assert!(origin_allowed(&list, &same));
+        same.insert(header::HOST, HeaderValue::from_static("other.local:8080"));
+        assert!(!origin_allowed(&list, &same));
+    }
+}

@@ -1,0 +1,203 @@
+//! MQTT over WebSocket at `/mqtt`, with a raw client (tokio-tungstenite) on a real
+//! loopback socket: frames are a byte stream in both directions (a packet split across
+//! frames, several packets in one frame), the subprotocol is negotiated, text frames and
+//! unknown subprotocols are refused, pings are answered, and WebSocket and TCP clients
+//! talk to each other.
+
+mod common;
+mod http_support;
+
+use bytes::Bytes;
+use common::*;
+use http_support::*;
+use protocol::{Packet, ProtocolVersion, QoS, ReasonCode};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+async fn ws_broker() -> (TestBroker, std::net::SocketAddr) {
+    let broker = TestBroker::with_config(http_config()).await;
+    let addr = broker.running.as_ref().unwrap().http_addrs[0];
+    (broker, addr)
+}
+
+#[tokio::test]
+async fn packets_may_be_split_across_frames_and_share_frames() {
+    let (broker, addr) = ws_broker().await;
+    let mut client = ws_connect(addr, ProtocolVersion::V5).await;
+    // CONNECT split into three frames, one byte at a time at the start.
+    let connect = protocol::Connect::new(ProtocolVersion::V5, "ws-split");
+    let bytes = client.encode(&Packet::Connect(Box::new(connect)));
+    client.send_frame(&bytes[..1]).await;
+    client.send_frame(&bytes[1..2]).await;
+    client.send_frame(&bytes[2..]).await;
+    match client.recv().await {
+        Some(Packet::ConnAck(ack)) => assert_eq!(ack.reason_code, ReasonCode::Success),
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+    // SUBSCRIBE and two PUBLISHes in one frame.
+    let mut frame = client.encode(&subscribe(1, &[("ws/t", QoS::AtLeastOnce)]));
+    frame.extend_from_slice(&client.encode(&Packet::Publish(publish(
+        "ws/t",
+        "one",
+        QoS::AtLeastOnce,
+        Some(2),
+    ))));
+    frame.extend_from_slice(&client.encode(&Packet::Publish(publish(
+        "ws/t",
+        "two",
+        QoS::AtMostOnce,
+        None,
+    ))));
+    client.send_frame(&frame).await;
+    let mut payloads = Vec::new();
+    let mut acks = 0;
+    while payloads.len() < 2 || acks < 2 {
+        match client.recv().await {
+            Some(Packet::SubAck(_) | Packet::PubAck(_)) => acks += 1,
+            Some(Packet::Publish(p)) => payloads.push(p.payload),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(payloads, [Bytes::from("one"), Bytes::from("two")]);
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn websocket_and_tcp_clients_exchange_messages() {
+    let (broker, addr) = ws_broker().await;
+    let mut ws = ws_connect(addr, ProtocolVersion::V3_1_1).await;
+    ws.connect("ws-sub").await;
+    ws.send(&subscribe(1, &[("mixed/#", QoS::AtMostOnce)]))
+        .await;
+    assert!(matches!(ws.recv().await, Some(Packet::SubAck(_))));
+    let mut tcp = broker.client(ProtocolVersion::V5, "tcp-pub").await;
+    tcp.publish(publish("mixed/x", "from tcp", QoS::AtMostOnce, None))
+        .await;
+    match ws.recv().await {
+        Some(Packet::Publish(p)) => assert_eq!(p.payload, "from tcp"),
+        other => panic!("expected PUBLISH, got {other:?}"),
+    }
+    let clients = broker.broker().clients.list();
+    let entry = clients.iter().find(|c| c.client_id == "ws-sub").unwrap();
+    assert_eq!(entry.meta.transport.as_str(), "ws");
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn a_text_frame_closes_the_connection_with_a_protocol_error() {
+    let (broker, addr) = ws_broker().await;
+    let mut client = ws_connect(addr, ProtocolVersion::V5).await;
+    client.connect("ws-text").await;
+    use futures::SinkExt;
+    client.ws.send(Message::text("hello")).await.unwrap();
+    loop {
+        match client.next_message().await {
+            Some(Message::Close(Some(frame))) => {
+                assert_eq!(frame.code, CloseCode::Protocol);
+                break;
+            }
+            Some(Message::Close(None)) | None => panic!("closed without a protocol error"),
+            Some(_) => {}
+        }
+    }
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn an_unknown_subprotocol_is_refused_and_mqttv31_is_accepted() {
+    let (broker, addr) = ws_broker().await;
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = ws_request(&format!("ws://{addr}/mqtt"), &["wamp"]);
+    match tokio_tungstenite::client_async(request, tcp).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 400);
+        }
+        other => panic!("expected HTTP 400, got {other:?}"),
+    }
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = ws_request(&format!("ws://{addr}/mqtt"), &["wamp", "mqttv3.1"]);
+    let (_ws, response) = tokio_tungstenite::client_async(request, tcp)
+        .await
+        .expect("upgrade with mqttv3.1");
+    assert_eq!(
+        response.headers().get("sec-websocket-protocol").unwrap(),
+        "mqttv3.1"
+    );
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn a_ping_is_answered_with_a_pong() {
+    let (broker, addr) = ws_broker().await;
+    let mut client = ws_connect(addr, ProtocolVersion::V5).await;
+    client.connect("ws-ping").await;
+    use futures::SinkExt;
+    client
+        .ws
+        .send(Message::Ping(Bytes::from_static(b"are you there")))
+        .await
+        .unwrap();
+    loop {
+        match client.next_message().await {
+            Some(Message::Pong(data)) => {
+                assert_eq!(data, "are you there");
+                break;
+            }
+            Some(Message::Binary(_)) => {}
+            other => panic!("expected a pong, got {other:?}"),
+        }
+    }
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn pages_from_origins_not_allowed_are_refused() {
+    let mut config = http_config();
+    config.http.allowed_origins = vec!["https://app.example.com".into()];
+    let broker = TestBroker::with_config(config).await;
+    let addr = broker.running.as_ref().unwrap().http_addrs[0];
+    for (origin, allowed) in [
+        (Some("https://evil.example"), false),
+        (Some("https://app.example.com"), true),
+        (None, true),
+    ] {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut request = ws_request(&format!("ws://{addr}/mqtt"), &["mqtt"]);
+        if let Some(origin) = origin {
+            request
+                .headers_mut()
+                .insert("Origin", origin.parse().unwrap());
+        }
+        let result = tokio_tungstenite::client_async(request, tcp).await;
+        match (result, allowed) {
+            (Ok(_), true) => {}
+            (Err(tokio_tungstenite::tungstenite::Error::Http(response)), false) => {
+                assert_eq!(response.status(), 403);
+            }
+            (other, _) => panic!("{origin:?}: unexpected {other:?}"),
+        }
+    }
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn closing_the_websocket_without_disconnect_publishes_the_will() {
+    let (broker, addr) = ws_broker().await;
+    let mut watcher = broker.client(ProtocolVersion::V5, "will-watcher").await;
+    watcher.subscribe(1, &[("wills/#", QoS::AtMostOnce)]).await;
+    let mut client = ws_connect(addr, ProtocolVersion::V5).await;
+    let mut connect = protocol::Connect::new(ProtocolVersion::V5, "ws-will");
+    connect.will = Some(protocol::Will {
+        topic: protocol::TopicName::new("wills/ws-will").unwrap(),
+        payload: Bytes::from_static(b"gone"),
+        qos: QoS::AtMostOnce,
+        retain: false,
+        properties: Default::default(),
+    });
+    client.send(&Packet::Connect(Box::new(connect))).await;
+    assert!(matches!(client.recv().await, Some(Packet::ConnAck(_))));
+    client.ws.close(None).await.unwrap();
+    let will = watcher.recv_publish().await;
+    assert_eq!(will.payload, "gone");
+    broker.stop().await;
+}
