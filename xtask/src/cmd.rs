@@ -72,7 +72,11 @@ impl Context {
     /// workspace root.
     pub(crate) fn command(&self, program: &str) -> Command {
         let mut command = Command::new(program);
-        command.current_dir(&self.root).env("PATH", &self.path);
+        command
+            .current_dir(&self.root)
+            .env("PATH", &self.path)
+            // Where tests find the npm tools setup installed (MQTT.js).
+            .env("MQTT_WEB_TOOLS_DIR", &self.tools_dir);
         command
     }
 
@@ -149,11 +153,12 @@ pub(crate) fn seconds(duration: Duration) -> String {
     format!("{:.1} s", duration.as_secs_f64())
 }
 
-/// The command as a shell line (environment overrides other than PATH included).
+/// The command as a shell line (environment overrides included, except the ones every
+/// command of a [`Context`] gets).
 pub(crate) fn display(command: &Command) -> String {
     let mut line = String::new();
     for (key, value) in command.get_envs() {
-        if key == "PATH" {
+        if key == "PATH" || key == "MQTT_WEB_TOOLS_DIR" {
             continue;
         }
         if let Some(value) = value {

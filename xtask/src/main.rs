@@ -5,6 +5,7 @@
 //! cargo xtask test [--quick] [--fail-fast] [STEP...]
 //!                                   setup, then every check CI runs, with a summary
 //! cargo xtask run                   setup, release build of everything, then run it
+//! cargo xtask size                  web-client's download size beside MQTT.js's
 //! ```
 //!
 //! Every child process gets the same `PATH`: the npm tools directory first (for
@@ -17,11 +18,17 @@
 //!   helpers to run a command with its time and a clear error.
 //! - `setup.rs`: `cargo xtask setup`: checks each tool's version, installs what differs.
 //! - `test.rs`: `cargo xtask test`: the ordered list of CI steps and the summary table.
+//! - `browser.rs`: the `browser` step's harness: a broker-server for the in-browser
+//!   tests and a control endpoint to restart it.
 //! - `run.rs`: `cargo xtask run`: release builds, then starting the product.
+//! - `size.rs`: `cargo xtask size`: the gzipped size of web-client's wasm and JavaScript
+//!   beside MQTT.js's browser bundle.
 
+mod browser;
 mod cmd;
 mod run;
 mod setup;
+mod size;
 mod test;
 
 use std::process::ExitCode;
@@ -42,6 +49,8 @@ commands:
       --fail-fast       stop at the first failed step
       --list            print the steps and exit
   run                   run setup, build everything in release mode, then run the product
+  size                  build web-client's JavaScript API as pages get it (wasm-opt -Oz) and
+                        print its gzipped size beside MQTT.js's browser bundle (uses npm)
   help                  print this message
 ";
 
@@ -75,6 +84,13 @@ fn try_main() -> Result<ExitCode> {
             no_arguments("run", &rest)?;
             let ctx = cmd::Context::new()?;
             run::run(&ctx)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some("size") => {
+            no_arguments("size", &rest)?;
+            let ctx = cmd::Context::new()?;
+            setup::setup(&ctx)?;
+            size::size(&ctx)?;
             Ok(ExitCode::SUCCESS)
         }
         Some("help" | "-h" | "--help") => {

@@ -1,7 +1,7 @@
 //! `cargo xtask run`: setup, release builds of the native binaries and the dashboard, then
 //! the product: `broker-server` with the repository's `broker-server/broker.toml` and
-//! `device-sim` publishing five simulated devices to it. The dashboard (served by the
-//! broker's HTTP listener) joins them when that issue lands.
+//! `device-sim` publishing five simulated devices to it, and the dashboard served by the
+//! broker's HTTP listener at <http://localhost:8080/>.
 
 use std::path::PathBuf;
 
@@ -67,9 +67,9 @@ fn build(ctx: &Context) -> Result<Artifacts> {
 }
 
 /// Starts the product from the built artifacts: `broker-server` (its log on this
-/// terminal) and `device-sim` with a few simulated devices publishing to it, until
-/// Ctrl-C, which reaches both and shuts them down gracefully. The dashboard joins them
-/// when the broker's HTTP listener lands.
+/// terminal; it serves the dashboard from `dist/`) and `device-sim` with a few simulated
+/// devices publishing to it, until Ctrl-C, which reaches both and shuts them down
+/// gracefully.
 fn start(ctx: &Context, artifacts: &Artifacts) -> Result<()> {
     let binary = |name: &str| {
         artifacts
@@ -84,19 +84,41 @@ fn start(ctx: &Context, artifacts: &Artifacts) -> Result<()> {
     let mut broker = std::process::Command::new(binary("broker-server")?)
         .arg("--config")
         .arg(&config)
+        .arg("--set")
+        .arg(format!(
+            "http.dashboard_dir={:?}",
+            artifacts.dist.display().to_string()
+        ))
         .current_dir(&ctx.root)
         .spawn()
         .map_err(|err| anyhow::anyhow!("cannot start broker-server: {err}"))?;
-    if !wait_for_port(1883, &mut broker) {
-        let _ = broker.kill();
-        bail!("broker-server did not start listening on port 1883 (is another broker running there?)");
+    for port in [1883, 8080] {
+        if !wait_for_port(port, &mut broker) {
+            let _ = broker.kill();
+            bail!(
+                "broker-server did not start listening on port {port} (is another broker \
+                 running there?)"
+            );
+        }
     }
     let sim = std::process::Command::new(binary("device-sim")?)
-        .args(["--devices", "5", "--rate", "1", "-L", "mqtt://127.0.0.1:1883"])
+        .args([
+            "--devices",
+            "5",
+            "--rate",
+            "1",
+            "-L",
+            "mqtt://127.0.0.1:1883",
+        ])
         .spawn();
-    println!("\nthe broker is up: MQTT over TCP on port 1883 (all interfaces)");
+    println!("\nthe broker is up (all interfaces): MQTT over TCP on port 1883, HTTP on 8080");
+    println!("  dashboard:            http://localhost:8080/");
+    println!("  MQTT over WebSocket:  ws://localhost:8080/mqtt");
+    println!("  metrics, health:      http://localhost:8080/metrics, /healthz, /readyz");
     println!("  5 simulated devices publish under iot/5/#; watch them:");
-    println!("    mosquitto_sub -t 'iot/5/#' -v      (or: target/release/mqtt sub -t 'iot/5/#' -v)");
+    println!(
+        "    mosquitto_sub -t 'iot/5/#' -v      (or: target/release/mqtt sub -t 'iot/5/#' -v)"
+    );
     println!("  stop everything: Ctrl-C\n");
     let status = broker.wait();
     if let Ok(mut sim) = sim {

@@ -20,6 +20,9 @@
 //!   MQTT peers for interoperability tests. The `mosquitto` broker itself is not
 //!   installed: its default WebSocket listener binds every interface, and it is only a
 //!   benchmark peer.
+//! - MQTT.js = npm `mqtt@5.16.0` (exact), into the same tools directory as wasm-opt: the
+//!   MQTT client of most web apps, run under Node by the broker's WebSocket tests, which
+//!   find it through `$MQTT_WEB_TOOLS_DIR` (set for every child of xtask).
 
 use std::{fs, process::Command};
 
@@ -33,6 +36,9 @@ pub(crate) const TRUNK_VERSION: &str = "0.21.14";
 const BINARYEN_PACKAGE: &str = "binaryen@132.0.0";
 /// What `Trunk.toml`'s `wasm_opt = "version_132"` compares with.
 const WASM_OPT_VERSION: &str = "132";
+/// MQTT.js, the browser and Node MQTT client the WebSocket interop tests run
+/// (`broker-server/tests/mqttjs.rs`), installed next to wasm-opt in the tools directory.
+const MQTTJS_VERSION: &str = "5.16.0";
 /// The wasm target every browser crate builds for.
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
@@ -51,6 +57,7 @@ pub(crate) fn setup(ctx: &Context) -> Result<()> {
     ensure_trunk(ctx)?;
     ensure_wasm_bindgen(ctx)?;
     ensure_wasm_opt(ctx)?;
+    ensure_mqttjs(ctx)?;
     ensure_paho_mqtt(ctx)?;
     Ok(())
 }
@@ -265,6 +272,58 @@ fn ensure_wasm_opt(ctx: &Context) -> Result<()> {
 /// `Trunk.toml`'s `wasm_opt = "version_132"`.
 fn is_wanted_wasm_opt(version_output: &str) -> bool {
     version_output.split(' ').nth(2) == Some(WASM_OPT_VERSION)
+}
+
+/// The version in `node_modules/mqtt/package.json` under the tools directory.
+fn installed_mqttjs(ctx: &Context) -> Option<String> {
+    let manifest = ctx.tools_dir.join("node_modules/mqtt/package.json");
+    let text = fs::read_to_string(manifest).ok()?;
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("\"version\""))?;
+    let value = line.split(':').nth(1)?;
+    Some(
+        value
+            .trim()
+            .trim_end_matches(',')
+            .trim_matches('"')
+            .to_owned(),
+    )
+}
+
+fn ensure_mqttjs(ctx: &Context) -> Result<()> {
+    let found = installed_mqttjs(ctx);
+    if found.as_deref() == Some(MQTTJS_VERSION) {
+        println!("setup: ok: MQTT.js {MQTTJS_VERSION} (npm mqtt)");
+        return Ok(());
+    }
+    fs::create_dir_all(&ctx.tools_dir)
+        .with_context(|| format!("creating {}", ctx.tools_dir.display()))?;
+    let prefix = ctx.tools_dir.to_string_lossy().into_owned();
+    let package = format!("mqtt@{MQTTJS_VERSION}");
+    install(
+        &format!(
+            "MQTT.js from npm {package} into {prefix} (found: {})",
+            found.as_deref().unwrap_or("none")
+        ),
+        [ctx.command_with(
+            "npm",
+            &[
+                "install",
+                "--prefix",
+                &prefix,
+                "--no-audit",
+                "--no-fund",
+                "--save-exact",
+                &package,
+            ],
+        )],
+    )?;
+    let after = installed_mqttjs(ctx);
+    if after.as_deref() != Some(MQTTJS_VERSION) {
+        bail!("after installing, node_modules/mqtt is version {after:?}, not {MQTTJS_VERSION}");
+    }
+    Ok(())
 }
 
 fn paho_mqtt_present(ctx: &Context) -> bool {

@@ -6,7 +6,8 @@
 //! steps were skipped), and the exit status is non-zero when any step failed.
 //!
 //! None of the steps binds a fixed port: wasm-bindgen-test-runner serves the test page and
-//! starts chromedriver on ports the OS picks.
+//! starts chromedriver on ports the OS picks, and the browser harness (`browser.rs`)
+//! picks free ports for the broker and its control endpoint.
 
 use std::{
     path::Path,
@@ -17,6 +18,7 @@ use std::{
 use anyhow::{Result, bail};
 
 use crate::{
+    browser,
     cmd::{self, Context},
     setup,
 };
@@ -70,6 +72,9 @@ struct Step {
     name: &'static str,
     /// Skipped by `--quick`.
     slow: bool,
+    /// With the browser harness ([`browser::Harness`]): these commands run first, then
+    /// the harness starts and `commands` run with its environment.
+    prepare: Option<fn(&Context) -> Vec<Command>>,
     commands: fn(&Context) -> Vec<Command>,
 }
 
@@ -78,11 +83,13 @@ const STEPS: &[Step] = &[
     Step {
         name: "fmt",
         slow: false,
+        prepare: None,
         commands: |ctx| vec![ctx.cargo(&["fmt", "--all", "--", "--check"])],
     },
     Step {
         name: "clippy",
         slow: true,
+        prepare: None,
         commands: |ctx| {
             vec![ctx.cargo(&[
                 "clippy",
@@ -97,6 +104,7 @@ const STEPS: &[Step] = &[
     Step {
         name: "clippy-wasm",
         slow: true,
+        prepare: None,
         // The browser crates for the target they ship on. Not `--all-targets` for
         // `protocol`: its proptest and criterion dev-dependencies are native-only; the
         // second command lints web-client's in-browser tests.
@@ -133,12 +141,14 @@ const STEPS: &[Step] = &[
     Step {
         name: "test",
         slow: false,
+        prepare: None,
         // Unit, integration and doc tests of every crate, natively.
         commands: |ctx| vec![ctx.cargo(&["test", "--workspace"])],
     },
     Step {
         name: "build-wasm",
         slow: false,
+        prepare: None,
         commands: |ctx| {
             vec![ctx.cargo(&[
                 "build",
@@ -154,6 +164,7 @@ const STEPS: &[Step] = &[
     Step {
         name: "trunk",
         slow: false,
+        prepare: None,
         // The release pipeline users get (cargo, wasm-bindgen, wasm-opt -Oz), into dist/.
         commands: |ctx| {
             let mut trunk = ctx.command("trunk");
@@ -164,25 +175,88 @@ const STEPS: &[Step] = &[
     Step {
         name: "browser",
         slow: true,
-        // `#[wasm_bindgen_test]`s in headless Chromium. The cargo runner for wasm32 is
-        // wasm-bindgen-test-runner (.cargo/config.toml). It starts chromedriver (found
-        // through $CHROMEDRIVER) on a free port, adds `headless`, and merges in the
-        // capabilities of the root webdriver.json, which .cargo/config.toml's [env] points
-        // it at: Chromium flags for running as root in a container without network chatter.
+        // web-client in headless Chromium against a real broker. Before the harness
+        // starts: the broker binary, and the JavaScript API's example page (the wasm as
+        // pages get it, profile web-release, through `wasm-bindgen --target web` into
+        // web-client/examples/pkg). Then, with the broker up (see `browser.rs`): the
+        // `#[wasm_bindgen_test]`s, whose cargo runner is wasm-bindgen-test-runner
+        // (.cargo/config.toml; it starts chromedriver from $CHROMEDRIVER on a free port
+        // with the root webdriver.json's capabilities), and the native test that drives
+        // the example page with fantoccini.
+        prepare: Some(|ctx| {
+            let mut bindgen = ctx.command("wasm-bindgen");
+            bindgen
+                .args(["--target", "web", "--weak-refs", "--out-dir"])
+                .arg(ctx.root.join("web-client/examples/pkg"))
+                .arg(
+                    ctx.target_dir()
+                        .join(WASM)
+                        .join("web-release/web_client.wasm"),
+                );
+            vec![
+                ctx.cargo(&["build", "-p", "broker-server"]),
+                ctx.cargo(&[
+                    "build",
+                    "-p",
+                    "web-client",
+                    "--target",
+                    WASM,
+                    "--profile",
+                    "web-release",
+                ]),
+                bindgen,
+            ]
+        }),
         commands: |ctx| {
-            let mut test = ctx.cargo(&["test", "-p", "web-client", "--target", WASM]);
-            let debian_driver = Path::new("/usr/bin/chromedriver");
-            if let Some(driver) = debian_driver
-                .exists()
-                .then(|| debian_driver.to_path_buf())
-                .or_else(|| ctx.which("chromedriver"))
-            {
-                test.env("CHROMEDRIVER", driver);
+            let driver = chromedriver(ctx);
+            let mut wasm = ctx.cargo(&["test", "-p", "web-client", "--target", WASM]);
+            // The runner's limit is per test binary; the reconnection tests wait out
+            // broker restarts and backoff.
+            wasm.env("WASM_BINDGEN_TEST_TIMEOUT", "180");
+            let mut page = ctx.cargo(&["test", "-p", "web-client", "--test", "js_api"]);
+            page.env(
+                "WEB_CLIENT_EXAMPLE_DIR",
+                ctx.root.join("web-client/examples"),
+            );
+            for command in [&mut wasm, &mut page] {
+                if let Some(driver) = &driver {
+                    command.env("CHROMEDRIVER", driver);
+                }
             }
-            vec![test]
+            vec![wasm, page]
         },
     },
 ];
+
+/// Debian's chromedriver (it always matches Debian's Chromium), else the first on PATH.
+fn chromedriver(ctx: &Context) -> Option<std::path::PathBuf> {
+    let debian_driver = Path::new("/usr/bin/chromedriver");
+    debian_driver
+        .exists()
+        .then(|| debian_driver.to_path_buf())
+        .or_else(|| ctx.which("chromedriver"))
+}
+
+/// Runs a step's commands, with the browser harness around them if the step asks.
+fn run_commands(ctx: &Context, step: &Step) -> Result<()> {
+    let Some(prepare) = step.prepare else {
+        return (step.commands)(ctx).iter_mut().try_for_each(cmd::run);
+    };
+    prepare(ctx).iter_mut().try_for_each(cmd::run)?;
+    // Stops the broker when dropped, also when a command fails.
+    let harness = browser::Harness::start(ctx)?;
+    for mut command in (step.commands)(ctx) {
+        command.envs(harness.env());
+        if let Err(err) = cmd::run(&mut command) {
+            println!(
+                "--- the broker's log, last lines:\n{}",
+                harness.log_tail(40)
+            );
+            return Err(err);
+        }
+    }
+    Ok(())
+}
 
 /// How a step ended.
 #[derive(Debug)]
@@ -201,6 +275,14 @@ pub(crate) fn test(ctx: &Context, options: &Options) -> Result<ExitCode> {
                 ""
             };
             println!("{}{slow}", step.name);
+            if let Some(prepare) = step.prepare {
+                for command in prepare(ctx) {
+                    println!("    {}", cmd::display(&command));
+                }
+                println!(
+                    "    (then, with broker-server started on free ports: see xtask/src/browser.rs)"
+                );
+            }
             for command in (step.commands)(ctx) {
                 println!("    {}", cmd::display(&command));
             }
@@ -224,9 +306,7 @@ pub(crate) fn test(ctx: &Context, options: &Options) -> Result<ExitCode> {
             outcomes.push((step.name, Outcome::Skipped(reason)));
             continue;
         }
-        let passed = run_step(step.name, &mut outcomes, || {
-            (step.commands)(ctx).iter_mut().try_for_each(cmd::run)
-        });
+        let passed = run_step(step.name, &mut outcomes, || run_commands(ctx, step));
         if !passed && options.fail_fast {
             stop = Some("--fail-fast");
         }

@@ -1,0 +1,155 @@
+//! The session's events, handled in the driver: CONNACK (and restoring subscriptions,
+//! re-publishing what the broker forgot, draining the offline queue), acknowledgements
+//! resolving publications and subscriptions, messages routed to subscriptions or to a
+//! waiting request, and the reasons a connection ends.
+
+use protocol::session::{ClientEvent, LostReason};
+use protocol::{Publish, QoS, TopicName};
+
+use super::{Driver, Waiter};
+use crate::client::PublishOutcome;
+use crate::error::{ConnectError, Error};
+use crate::event::{DisconnectReason, DropSource, Event};
+use crate::message::Message;
+
+impl Driver {
+    pub(super) fn on_event(&mut self, event: ClientEvent) {
+        match event {
+            ClientEvent::Connected { connack } => {
+                self.attempt = 0;
+                let v5 = self.session.options().version.is_v5();
+                self.use_ids =
+                    v5 && connack.properties.subscription_identifiers_available != Some(false);
+                if v5 && self.response_topic.is_none() {
+                    let client_id = &self.session.options().client_id;
+                    let topic = self
+                        .options
+                        .response_topic
+                        .clone()
+                        .unwrap_or_else(|| format!("res/{client_id}"));
+                    self.response_topic = TopicName::new(topic).ok();
+                }
+                self.just_connected = Some(connack.session_present);
+                if let Some(ready) = self.ready.take() {
+                    let _ = ready.send(Ok(()));
+                }
+                self.emit(Event::Connected {
+                    session_present: connack.session_present,
+                });
+            }
+            ClientEvent::SessionLost { discarded } => {
+                for packet_id in discarded {
+                    let Some((outgoing, waiter)) = self.in_flight.remove(packet_id) else {
+                        continue;
+                    };
+                    if outgoing.options.qos == QoS::AtLeastOnce {
+                        self.republish.push((outgoing, waiter));
+                    } else {
+                        self.fail(waiter, Error::SessionLost);
+                    }
+                }
+            }
+            ClientEvent::ConnectionRefused(connack) => {
+                let code = connack.reason_code;
+                if let Some(ready) = self.ready.take() {
+                    let _ = ready.send(Err(ConnectError::Refused {
+                        reason_code: code,
+                        reason_string: connack.properties.reason_string.map(|s| s.to_string()),
+                    }));
+                    self.stopping = true;
+                }
+                self.down_reason
+                    .get_or_insert(DisconnectReason::Refused(code));
+            }
+            ClientEvent::Message(publish) => self.on_message(publish),
+            ClientEvent::PublishAcked {
+                packet_id,
+                reason_code,
+            } => {
+                let Some((_, waiter)) = self.in_flight.remove(packet_id) else {
+                    return;
+                };
+                if reason_code.is_error() {
+                    return self.fail(waiter, Error::PublishRejected(reason_code));
+                }
+                if let Waiter::Publish(reply) = waiter {
+                    let _ = reply.send(Ok(PublishOutcome {
+                        packet_id: Some(packet_id),
+                        reason_code,
+                    }));
+                }
+            }
+            ClientEvent::Subscribed(suback) => {
+                // A filter the broker refuses on a resubscription has no caller to
+                // tell; its readers keep waiting, as for a filter nothing matches.
+                let _refused = self
+                    .subscriptions
+                    .on_suback(suback.packet_id, &suback.reason_codes);
+            }
+            ClientEvent::Unsubscribed(unsuback) => {
+                self.subscriptions.on_unsuback(unsuback.packet_id);
+            }
+            ClientEvent::Disconnected(disconnect) => {
+                self.down_reason.get_or_insert(DisconnectReason::Server {
+                    reason_code: disconnect.reason_code,
+                    reason_string: disconnect.properties.reason_string.map(|s| s.to_string()),
+                });
+            }
+            ClientEvent::ConnectionLost(reason) => {
+                let reason = match reason {
+                    LostReason::ConnectTimeout => DisconnectReason::ConnectTimeout,
+                    LostReason::PingTimeout => DisconnectReason::PingTimeout,
+                    LostReason::ProtocolViolation(violation) => {
+                        DisconnectReason::ProtocolViolation(violation.to_string())
+                    }
+                    _ => DisconnectReason::Transport(
+                        self.io_error
+                            .take()
+                            .unwrap_or_else(|| "the broker closed the connection".into()),
+                    ),
+                };
+                self.down_reason.get_or_insert(reason);
+            }
+            // Enhanced authentication (§4.12) is not offered: a broker sends AUTH only
+            // to clients that asked for a method.
+            ClientEvent::Auth(_) => {}
+            _ => {}
+        }
+    }
+
+    /// After CONNACK: restore subscriptions, then send what waited.
+    pub(super) fn after_connect(&mut self, session_present: bool) {
+        for filter in self.subscriptions.connected(session_present) {
+            self.unsubscribe(filter);
+        }
+        self.send_subscribes();
+        for (outgoing, waiter) in std::mem::take(&mut self.republish) {
+            self.publish_now(outgoing, waiter);
+        }
+        while self.session.is_connected() {
+            let Some((outgoing, waiter)) = self.offline.pop_front() else {
+                break;
+            };
+            self.publish_now(outgoing, waiter);
+        }
+    }
+
+    fn on_message(&mut self, publish: Publish) {
+        let message = Message::from(publish);
+        if let (Some(topic), Some(correlation)) = (&self.response_topic, message.correlation_data())
+            && message.topic == topic.as_str()
+            && let Some(reply) = self.requests.remove(correlation)
+        {
+            let _ = reply.send(Ok(message));
+            return;
+        }
+        for (filter, count) in self.subscriptions.route(&message, self.use_ids) {
+            self.emit(Event::MessagesDropped {
+                count,
+                source: DropSource::Subscription {
+                    filter: filter.to_string(),
+                },
+            });
+        }
+    }
+}
