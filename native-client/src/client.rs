@@ -15,9 +15,9 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::driver::{Command, Driver, Outgoing};
 use crate::error::{ConnectError, Error};
-use crate::event::Event;
-use crate::message::Message;
 use crate::options::{ConnectOptions, PublishOptions, SubscribeOptions};
+use protocol::client::Event;
+use protocol::client::Message;
 
 /// What the handles and the driver share.
 #[derive(Debug)]

@@ -59,17 +59,18 @@
 //!
 //! - [`client`](Client): [`Client`] (the cloneable handle), [`Subscription`],
 //!   [`PublishOutcome`].
-//! - `options`: [`ConnectOptions`], [`ReconnectOptions`], [`OfflineQueueOptions`],
-//!   [`DropPolicy`], [`PublishOptions`], [`SubscribeOptions`].
+//! - `options`: [`ConnectOptions`], [`SubscribeOptions`]; [`ReconnectOptions`],
+//!   [`OfflineQueueOptions`], [`DropPolicy`] and [`PublishOptions`] are
+//!   `protocol::client`'s, shared with `web-client`.
 //! - `driver` (private): the task that owns the socket and the session: the
-//!   `select!` loop, reconnect backoff (`driver/link.rs`), the subscription registry
-//!   and message routing (`driver/subscriptions.rs`).
+//!   `select!` loop, reconnect backoff (`driver/link.rs`), and the tokio channels under
+//!   `protocol::client::SubscriptionRegistry` (`driver/subscriptions.rs`).
 //! - `transport` (private): opening TCP, TLS and WebSocket streams, and
 //!   [`TransportError`].
 //! - `tls`: [`TlsOptions`] and the rustls configuration.
 //! - `url`: [`BrokerUrl`] parsing.
-//! - `event`, `message`, `error`: [`Event`], [`Message`], [`ConnectError`] and
-//!   [`Error`].
+//! - `error`: [`ConnectError`] and [`Error`]. [`Event`] and [`Message`] are
+//!   `protocol::client`'s (the same types as `web_client`'s).
 //! - `bin/mqtt/`: the `mqtt pub` / `mqtt sub` command line.
 //! - `bin/device-sim/`: simulated devices following the Homie 5 topic convention.
 
@@ -78,8 +79,6 @@
 mod client;
 mod driver;
 mod error;
-mod event;
-mod message;
 mod options;
 mod tls;
 mod transport;
@@ -87,12 +86,11 @@ mod url;
 
 pub use client::{Client, PublishOutcome, Subscription};
 pub use error::{ConnectError, Error};
-pub use event::{DisconnectReason, DropSource, Event};
-pub use message::Message;
 pub use options::{
     ConnectOptions, DropPolicy, OfflineQueueOptions, PublishOptions, ReconnectOptions,
     SubscribeOptions,
 };
+pub use protocol::client::{DisconnectReason, DropSource, Event, Message};
 pub use tls::{TlsConfigError, TlsOptions};
 pub use transport::TransportError;
 pub use url::{BrokerUrl, Scheme, UrlError};

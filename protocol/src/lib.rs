@@ -28,6 +28,9 @@
 //!   subscriptions.
 //! - [`session`]: the sans-IO state machines, [`ClientSession`] and [`ServerSession`]:
 //!   handshake, QoS 1/2 flows, flow control, topic aliases, keep alive.
+//! - [`client`]: what both MQTT clients share above the session: [`client::Message`],
+//!   [`client::Event`], reconnect backoff and offline queue options, the subscription
+//!   registry. Sans-IO like the rest; the clients keep only their runtime glue.
 //! - `wire` (private): the spec's primitive data types.
 //!
 //! # Example
@@ -46,6 +49,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod error;
 pub mod packet;
 pub mod property;

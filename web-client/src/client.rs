@@ -15,12 +15,12 @@ use protocol::{PacketId, ProtocolVersion, QoS, ReasonCode, TopicFilter, TopicNam
 
 use crate::driver::{Command, Input, Outgoing, Shared};
 use crate::error::{ConnectError, Error};
-use crate::event::Event;
-use crate::message::Message;
 use crate::options::{ConnectOptions, PublishOptions, SubscribeOptions, TimerMode};
 use crate::queue;
 use crate::socket;
 use crate::timer;
+use protocol::client::Event;
+use protocol::client::Message;
 
 /// How a publication ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -30,18 +30,19 @@
 //!
 //! - [`client`](Client): [`Client`] (the cloneable handle), [`Subscription`],
 //!   [`EventStream`], [`PublishOutcome`].
-//! - `options`: [`ConnectOptions`], [`ReconnectOptions`], [`OfflineQueueOptions`],
-//!   [`DropPolicy`], [`TimerMode`], [`PublishOptions`], [`SubscribeOptions`].
+//! - `options`: [`ConnectOptions`], [`TimerMode`], [`SubscribeOptions`];
+//!   [`ReconnectOptions`], [`OfflineQueueOptions`], [`DropPolicy`] and
+//!   [`PublishOptions`] are `protocol::client`'s, shared with `native-client`.
 //! - `driver` (private): the state that owns the WebSocket, the timer and the session,
 //!   fed one input at a time; commands and the offline queue (`driver/command.rs`),
-//!   reconnect backoff (`driver/link.rs`), the subscription registry and message
-//!   routing (`driver/subscriptions.rs`).
+//!   reconnect backoff (`driver/link.rs`), and this crate's queues under
+//!   `protocol::client::SubscriptionRegistry` (`driver/subscriptions.rs`).
 //! - `socket` (private): the `web_sys::WebSocket` adapter.
 //! - `timer` (private): timers in a Web Worker or on the main thread.
 //! - `queue` (private): the single-threaded bounded queues behind the streams.
-//! - `small_map` (private): the vector-backed map of the client's small tables.
-//! - `event`, `message`, `error`: [`Event`], [`Message`], [`ConnectError`] and
-//!   [`Error`].
+//! - `error`: [`ConnectError`] and [`Error`]. [`Event`] and [`Message`] are
+//!   `protocol::client`'s (the same types as `native_client`'s); the small tables use
+//!   `protocol::client::SmallMap`.
 //! - [`js`]: the `#[wasm_bindgen]` JavaScript API.
 //! - `examples/`: a page using the JavaScript API from a plain `<script type="module">`.
 //! - `tests/`: `wasm-bindgen-test` tests that run in headless Chromium against a real
@@ -54,23 +55,19 @@
 mod client;
 mod driver;
 mod error;
-mod event;
 pub mod js;
-mod message;
 mod options;
 mod queue;
-mod small_map;
 mod socket;
 mod timer;
 
 pub use client::{Client, EventStream, PublishOutcome, Subscription};
 pub use error::{ConnectError, Error};
-pub use event::{DisconnectReason, DropSource, Event};
-pub use message::Message;
 pub use options::{
     ConnectOptions, DropPolicy, OfflineQueueOptions, PublishOptions, ReconnectOptions,
     SubscribeOptions, TimerMode,
 };
+pub use protocol::client::{DisconnectReason, DropSource, Event, Message};
 
 pub use protocol::{
     ProtocolVersion, PublishProperties, QoS, ReasonCode, RetainHandling, SessionError, TopicFilter,

@@ -29,7 +29,7 @@ use wasm_bindgen::prelude::*;
 use web_time::Instant;
 
 use crate::options::TimerMode;
-use crate::small_map::SmallMap;
+use protocol::client::SmallMap;
 
 /// The worker: one `setTimeout` per timer id; `[id, ms]` arms (ms < 0 clears), and the
 /// worker posts `id` back when the timer fires.

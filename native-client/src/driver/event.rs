@@ -11,8 +11,8 @@ use protocol::{Publish, QoS, TopicName};
 use super::{Driver, Waiter};
 use crate::client::PublishOutcome;
 use crate::error::{ConnectError, Error};
-use crate::event::{DisconnectReason, DropSource, Event};
-use crate::message::Message;
+use protocol::client::Message;
+use protocol::client::{DisconnectReason, DropSource, Event};
 
 impl Driver {
     pub(super) fn on_event(&mut self, event: ClientEvent) {

@@ -16,8 +16,8 @@ use web_time::Instant;
 
 use super::{Command, Driver};
 use crate::error::{ConnectError, Error};
-use crate::event::{DisconnectReason, Event};
 use crate::transport::{self, BoxIo};
+use protocol::client::{DisconnectReason, Event};
 
 type Opening = Pin<Box<dyn Future<Output = Result<BoxIo, ConnectError>> + Send>>;
 

@@ -42,11 +42,11 @@ use web_time::Instant;
 
 use crate::client::{PublishOutcome, Shared};
 use crate::error::{ConnectError, Error};
-use crate::event::{DisconnectReason, DropSource, Event};
-use crate::message::Message;
 use crate::options::{ConnectOptions, DropPolicy, PublishOptions};
 use crate::url::BrokerUrl;
 use link::Link;
+use protocol::client::Message;
+use protocol::client::{DisconnectReason, DropSource, Event};
 use subscriptions::Subscriptions;
 
 /// The answer to a command.
@@ -204,7 +204,7 @@ impl Driver {
             qos0: VecDeque::new(),
             offline: VecDeque::new(),
             republish: Vec::new(),
-            subscriptions: Subscriptions::default(),
+            subscriptions: Subscriptions::new(subscriptions::UNKNOWN_IDS),
             requests: HashMap::new(),
             response_topic: None,
             use_ids: false,

@@ -1,370 +1,45 @@
-//! The driver's subscription registry: which topic filters the application holds
-//! [`Subscription`](crate::Subscription)s for, which of them the broker has, and which
-//! local subscriptions an incoming message goes to.
-//!
-//! Several local subscriptions may share one filter: the broker sees one subscription
-//! per filter, and UNSUBSCRIBE leaves only when the last local one is dropped. Each
-//! filter gets an MQTT 5 Subscription Identifier, so a message that the broker delivers
-//! once for several overlapping filters reaches exactly the local subscriptions whose
-//! filters matched; without identifiers (MQTT 3.x, or a broker without them) the
-//! filters are matched here with `protocol::topic::matches`.
+//! The driver's subscription registry: `protocol`'s sans-IO
+//! [`SubscriptionRegistry`](protocol::client::SubscriptionRegistry) over tokio channels.
+//! Each local [`Subscription`](crate::Subscription) reads a bounded `mpsc` channel; a
+//! `subscribe` call waits on a `oneshot`.
 
-use std::collections::HashMap;
-use std::num::NonZeroU32;
-
-use bytestring::ByteString;
-use protocol::{PacketId, QoS, ReasonCode, SubscriptionOptions, TopicFilter};
+use protocol::client::{Message, SubscriptionChannels, SubscriptionRegistry, UnknownIdRouting};
+use protocol::{QoS, ReasonCode};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
 use super::Reply;
 use crate::error::Error;
-use crate::message::Message;
-
-/// Where a filter stands with the broker on the current connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum State {
-    /// To be sent (new, or the broker lost it, or its SUBSCRIBE was lost with a
-    /// connection).
-    Unsent,
-    /// SUBSCRIBE sent with this packet identifier, no SUBACK yet.
-    Requested(PacketId),
-    /// The broker granted it.
-    Active,
-}
-
-/// One topic filter as the broker sees it.
-#[derive(Debug)]
-struct Entry {
-    filter: TopicFilter,
-    options: SubscriptionOptions,
-    /// Its MQTT 5 Subscription Identifier, stable for the life of the client.
-    id: NonZeroU32,
-    state: State,
-    /// Whether the broker has (or was asked for) this filter in the current session,
-    /// so that dropping its last reader must UNSUBSCRIBE even while a re-SUBSCRIBE
-    /// waits to be sent.
-    on_server: bool,
-    /// Local subscriptions reading this filter.
-    locals: HashMap<u64, mpsc::Sender<Message>>,
-    /// `subscribe` calls waiting for the SUBACK.
-    waiters: Vec<(u64, Reply<QoS>)>,
-    /// Held by the client itself (the request/response topic): kept without locals.
-    internal: bool,
-}
 
 /// Every filter of the client and every local subscription.
-#[derive(Debug, Default)]
-pub(super) struct Subscriptions {
-    entries: HashMap<ByteString, Entry>,
-    /// Local subscription → its filter.
-    local_filters: HashMap<u64, ByteString>,
-    /// Subscription Identifier → filter.
-    by_id: HashMap<NonZeroU32, ByteString>,
-    /// The last Subscription Identifier handed out.
-    last_id: u32,
-    /// UNSUBSCRIBE sent and not answered, by packet identifier.
-    unsubscribing: HashMap<PacketId, ByteString>,
-    /// UNSUBSCRIBEs to send once connected, if the broker kept the session.
-    deferred_unsubscribes: Vec<ByteString>,
-}
+pub(super) type Subscriptions = SubscriptionRegistry<Channels>;
 
-/// A SUBSCRIBE to send: the filter, its options and identifier.
-pub(super) type Pending = (TopicFilter, SubscriptionOptions, NonZeroU32);
+/// A message whose Subscription Identifiers name no filter held any more is matched
+/// against the topic instead (this client's behaviour since its first release).
+pub(super) const UNKNOWN_IDS: UnknownIdRouting = UnknownIdRouting::MatchTopic;
 
-impl Subscriptions {
-    /// Registers local subscription `local` on `filter`; `reply` answers at the SUBACK.
-    pub(super) fn add(
-        &mut self,
-        local: u64,
-        filter: TopicFilter,
-        options: SubscriptionOptions,
-        sender: mpsc::Sender<Message>,
-        reply: Reply<QoS>,
-    ) {
-        let key = filter.clone().into_inner();
-        let entry = self.entry(filter, false);
-        entry.options = options;
-        entry.locals.insert(local, sender);
-        entry.waiters.push((local, reply));
-        // Always SUBSCRIBE again: options may have changed, and the new reader
-        // expects the retained messages a SUBSCRIBE brings.
-        entry.state = State::Unsent;
-        self.local_filters.insert(local, key);
+/// The tokio channel types behind [`Subscriptions`].
+#[derive(Debug)]
+pub(super) struct Channels;
+
+impl SubscriptionChannels for Channels {
+    type Sender = mpsc::Sender<Message>;
+    type Waiter = Reply<QoS>;
+    type Error = Error;
+
+    fn deliver(sender: &Self::Sender, message: Message) -> bool {
+        !matches!(sender.try_send(message), Err(TrySendError::Full(_)))
     }
 
-    /// Makes sure the client's own `filter` exists (for responses to requests).
-    pub(super) fn ensure_internal(&mut self, filter: TopicFilter) {
-        let entry = self.entry(filter, true);
-        entry.internal = true;
+    fn answer(waiter: Self::Waiter, result: Result<QoS, Error>) {
+        let _ = waiter.send(result);
     }
 
-    fn entry(&mut self, filter: TopicFilter, internal: bool) -> &mut Entry {
-        let key = filter.clone().into_inner();
-        let last_id = &mut self.last_id;
-        let by_id = &mut self.by_id;
-        self.entries.entry(key.clone()).or_insert_with(|| {
-            // 268,435,455 is the largest identifier [MQTT-3.8.2.1.2]; wrapping after
-            // that many filters only weakens routing to topic matching.
-            *last_id = if *last_id >= 268_435_455 {
-                1
-            } else {
-                *last_id + 1
-            };
-            let id = NonZeroU32::new(*last_id).unwrap_or(NonZeroU32::MIN);
-            by_id.insert(id, key);
-            Entry {
-                filter,
-                options: SubscriptionOptions::new(QoS::AtMostOnce),
-                id,
-                state: State::Unsent,
-                on_server: false,
-                locals: HashMap::new(),
-                waiters: Vec::new(),
-                internal,
-            }
-        })
+    fn rejected(code: ReasonCode) -> Error {
+        Error::SubscribeRejected(code)
     }
 
-    /// Forgets local subscription `local`. Returns the filter to UNSUBSCRIBE from when
-    /// it was the last reader of a filter the broker has (or was asked for).
-    pub(super) fn remove_local(&mut self, local: u64) -> Option<TopicFilter> {
-        let key = self.local_filters.remove(&local)?;
-        let entry = self.entries.get_mut(&key)?;
-        entry.locals.remove(&local);
-        entry.waiters.retain(|(waiter, _)| *waiter != local);
-        if !entry.locals.is_empty() || entry.internal {
-            return None;
-        }
-        let entry = self.entries.remove(&key)?;
-        self.by_id.remove(&entry.id);
-        entry.on_server.then_some(entry.filter)
-    }
-
-    /// The filters whose SUBSCRIBE is to be sent now.
-    pub(super) fn unsent(&self) -> Vec<Pending> {
-        self.entries
-            .values()
-            .filter(|entry| entry.state == State::Unsent)
-            .map(|entry| (entry.filter.clone(), entry.options, entry.id))
-            .collect()
-    }
-
-    /// SUBSCRIBE for `filter` went out as `packet_id`.
-    pub(super) fn requested(&mut self, filter: &str, packet_id: PacketId) {
-        if let Some(entry) = self.entries.get_mut(filter) {
-            entry.state = State::Requested(packet_id);
-            entry.on_server = true;
-        }
-    }
-
-    /// SUBSCRIBE for `filter` could not be sent: its waiters fail with `error`.
-    pub(super) fn failed(&mut self, filter: &str, error: Error) {
-        let Some(entry) = self.entries.get_mut(filter) else {
-            return;
-        };
-        let waiters = std::mem::take(&mut entry.waiters);
-        for (local, reply) in waiters {
-            let _ = reply.send(Err(error.clone()));
-            self.remove_local(local);
-        }
-    }
-
-    /// A SUBACK. Returns the filters the broker refused on a resubscription (no
-    /// waiter to tell), for logging.
-    pub(super) fn on_suback(
-        &mut self,
-        packet_id: PacketId,
-        reason_codes: &[ReasonCode],
-    ) -> Vec<(ByteString, ReasonCode)> {
-        let code = reason_codes
-            .first()
-            .copied()
-            .unwrap_or(ReasonCode::UnspecifiedError);
-        let Some((key, entry)) = self
-            .entries
-            .iter_mut()
-            .find(|(_, entry)| entry.state == State::Requested(packet_id))
-        else {
-            return Vec::new();
-        };
-        let key = key.clone();
-        let waiters = std::mem::take(&mut entry.waiters);
-        if !code.is_error() {
-            entry.state = State::Active;
-            let granted = match code {
-                ReasonCode::GrantedQoS2 => QoS::ExactlyOnce,
-                ReasonCode::GrantedQoS1 => QoS::AtLeastOnce,
-                _ => QoS::AtMostOnce,
-            };
-            for (_, reply) in waiters {
-                let _ = reply.send(Ok(granted));
-            }
-            return Vec::new();
-        }
-        entry.state = State::Active;
-        let had_waiters = !waiters.is_empty();
-        for (local, reply) in waiters {
-            let _ = reply.send(Err(Error::SubscribeRejected(code)));
-            self.remove_local(local);
-        }
-        if had_waiters {
-            Vec::new()
-        } else {
-            vec![(key, code)]
-        }
-    }
-
-    /// UNSUBSCRIBE for `filter` went out as `packet_id`.
-    pub(super) fn unsubscribing(&mut self, filter: TopicFilter, packet_id: PacketId) {
-        self.unsubscribing.insert(packet_id, filter.into_inner());
-    }
-
-    /// UNSUBSCRIBE for `filter` waits for a connection.
-    pub(super) fn defer_unsubscribe(&mut self, filter: TopicFilter) {
-        self.deferred_unsubscribes.push(filter.into_inner());
-    }
-
-    /// An UNSUBACK.
-    pub(super) fn on_unsuback(&mut self, packet_id: PacketId) {
-        self.unsubscribing.remove(&packet_id);
-    }
-
-    /// The connection ended: unanswered requests are to be sent again.
-    pub(super) fn connection_lost(&mut self) {
-        for entry in self.entries.values_mut() {
-            if matches!(entry.state, State::Requested(_)) {
-                entry.state = State::Unsent;
-            }
-        }
-        let lost = self.unsubscribing.drain().map(|(_, filter)| filter);
-        self.deferred_unsubscribes.extend(lost);
-    }
-
-    /// CONNACK: without a session every filter is to be subscribed again and pending
-    /// unsubscribes are moot. Returns the UNSUBSCRIBEs to send.
-    pub(super) fn connected(&mut self, session_present: bool) -> Vec<TopicFilter> {
-        let deferred = std::mem::take(&mut self.deferred_unsubscribes);
-        if !session_present {
-            for entry in self.entries.values_mut() {
-                entry.state = State::Unsent;
-                entry.on_server = false;
-            }
-            return Vec::new();
-        }
-        deferred
-            .into_iter()
-            .filter(|filter| !self.entries.contains_key(filter))
-            .filter_map(|filter| TopicFilter::new(filter).ok())
-            .collect()
-    }
-
-    /// Hands `message` to every local subscription it is for. Returns, per filter, how
-    /// many were dropped because the reader's buffer was full.
-    pub(super) fn route(&mut self, message: &Message, use_ids: bool) -> Vec<(ByteString, u64)> {
-        let mut targets: Vec<&ByteString> = Vec::new();
-        if use_ids {
-            targets.extend(
-                message
-                    .properties
-                    .subscription_identifiers
-                    .iter()
-                    .filter_map(|id| self.by_id.get(id)),
-            );
-        }
-        if targets.is_empty() {
-            targets.extend(
-                self.entries
-                    .iter()
-                    .filter(|(_, entry)| entry.filter.matches(&message.topic))
-                    .map(|(key, _)| key),
-            );
-        }
-        let mut dropped = Vec::new();
-        for key in targets {
-            let Some(entry) = self.entries.get(key) else {
-                continue;
-            };
-            let mut full = 0;
-            for sender in entry.locals.values() {
-                if let Err(TrySendError::Full(_)) = sender.try_send(message.clone()) {
-                    full += 1;
-                }
-            }
-            if full > 0 {
-                dropped.push((key.clone(), full));
-            }
-        }
-        dropped
-    }
-
-    /// Ends every local subscription (their streams end) and fails waiters.
-    pub(super) fn close(&mut self) {
-        for entry in self.entries.values_mut() {
-            for (_, reply) in entry.waiters.drain(..) {
-                let _ = reply.send(Err(Error::Closed));
-            }
-            entry.locals.clear();
-        }
-        self.entries.clear();
-        self.local_filters.clear();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::sync::oneshot;
-
-    fn add(subs: &mut Subscriptions, local: u64, filter: &str) -> mpsc::Receiver<Message> {
-        let (sender, receiver) = mpsc::channel(1);
-        let (reply, _) = oneshot::channel();
-        let filter = TopicFilter::new(filter.to_owned()).unwrap();
-        subs.add(local, filter, SubscriptionOptions::default(), sender, reply);
-        receiver
-    }
-
-    fn message(topic: &str) -> Message {
-        Message::from(protocol::Publish::new(topic.to_owned(), "x"))
-    }
-
-    #[test]
-    fn the_last_reader_of_a_filter_the_broker_has_unsubscribes() {
-        let mut subs = Subscriptions::default();
-        let _a = add(&mut subs, 1, "a/#");
-        assert_eq!(
-            subs.remove_local(1),
-            None,
-            "never sent: nothing to unsubscribe"
-        );
-        let _a = add(&mut subs, 2, "a/#");
-        let _b = add(&mut subs, 3, "a/#");
-        subs.requested("a/#", PacketId::MIN);
-        assert_eq!(subs.remove_local(2), None, "another reader remains");
-        // A new reader makes it unsent again; the broker still has it.
-        let _c = add(&mut subs, 4, "a/#");
-        subs.remove_local(3);
-        assert_eq!(
-            subs.remove_local(4).map(|f| f.as_str().to_owned()),
-            Some("a/#".into())
-        );
-    }
-
-    #[test]
-    fn a_full_reader_is_counted_and_others_still_get_the_message() {
-        let mut subs = Subscriptions::default();
-        let mut slow = add(&mut subs, 1, "t/+");
-        let mut fast = add(&mut subs, 2, "t/#");
-        assert!(subs.route(&message("t/1"), false).is_empty());
-        let dropped = subs.route(&message("t/2"), false);
-        assert_eq!(
-            dropped.len(),
-            2,
-            "both buffers (capacity 1) are full: {dropped:?}"
-        );
-        assert_eq!(slow.try_recv().unwrap().topic(), "t/1");
-        assert_eq!(fast.try_recv().unwrap().topic(), "t/1");
-        assert!(subs.route(&message("other"), false).is_empty());
-        assert!(slow.try_recv().is_err());
+    fn closed() -> Error {
+        Error::Closed
     }
 }

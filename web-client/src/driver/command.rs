@@ -8,8 +8,8 @@ use protocol::{
 
 use super::{Command, Driver, Input, Outgoing, Waiter};
 use crate::error::Error;
-use crate::event::DisconnectReason;
 use crate::options::{DropPolicy, PublishOptions};
+use protocol::client::DisconnectReason;
 
 impl Driver {
     /// An input after the end: commands fail with [`Error::Closed`].

@@ -5,8 +5,8 @@ use web_time::Instant;
 
 use super::{Driver, Input};
 use crate::error::{ConnectError, Error};
-use crate::event::{DisconnectReason, Event};
 use crate::socket::{Socket, SocketEvent};
+use protocol::client::{DisconnectReason, Event};
 
 /// The state of the WebSocket.
 #[derive(Debug)]

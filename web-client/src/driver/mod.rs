@@ -49,14 +49,14 @@ use web_time::Instant;
 
 use crate::client::PublishOutcome;
 use crate::error::{ConnectError, Error};
-use crate::event::{DisconnectReason, DropSource, Event};
-use crate::message::Message;
 use crate::options::{ConnectOptions, PublishOptions};
 use crate::queue;
-use crate::small_map::SmallMap;
 use crate::socket::SocketEvent;
 use crate::timer::Timer;
 use link::Link;
+use protocol::client::Message;
+use protocol::client::SmallMap;
+use protocol::client::{DisconnectReason, DropSource, Event};
 use subscriptions::Subscriptions;
 
 /// The answer to a command.
@@ -321,7 +321,7 @@ impl Driver {
             qos0: Vec::new(),
             offline: VecDeque::new(),
             republish: Vec::new(),
-            subscriptions: Subscriptions::default(),
+            subscriptions: Subscriptions::new(subscriptions::UNKNOWN_IDS),
             requests: SmallMap::default(),
             response_topic: None,
             use_ids: false,

@@ -11,7 +11,7 @@ use protocol::{PublishProperties, QoS, UserProperties};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
-use crate::message::Message;
+use protocol::client::Message;
 
 /// `object[key]`; `undefined` when `object` is not an object.
 pub(super) fn get(object: &JsValue, key: &str) -> JsValue {

@@ -54,11 +54,11 @@ use wasm_bindgen_futures::{future_to_promise, spawn_local};
 
 use crate::client::{Client, PublishOutcome, Subscription};
 use crate::error::{ConnectError, Error};
-use crate::event::{DisconnectReason, DropSource, Event};
 use crate::options::TimerMode;
-use crate::small_map::SmallMap;
 use convert::{MS, bytes, bytes_field, duration, error, get, qos, set, string};
 use options::{connect_options, publish_options, subscribe_options};
+use protocol::client::SmallMap;
+use protocol::client::{DisconnectReason, DropSource, Event};
 
 #[wasm_bindgen]
 extern "C" {
@@ -487,9 +487,15 @@ async fn dispatch_events(client: Client, listeners: Listeners) {
                         set(&detail, "source", "subscription");
                         set(&detail, "filter", filter);
                     }
+                    // `DropSource` is `#[non_exhaustive]` (it lives in `protocol`): a
+                    // source added later is reported without one.
+                    _ => {}
                 }
                 "drop"
             }
+            // `Event` is `#[non_exhaustive]`: an event added later has no JavaScript
+            // name yet and is not dispatched.
+            _ => continue,
         };
         emit(&listeners, name, &[detail.into()]);
     }

@@ -1,12 +1,12 @@
-//! [`Event`]: what happens to a client's connection, for
-//! [`Client::events`](crate::Client::events).
+//! [`Event`]: what happens to a client's connection, for each client's
+//! `Client::events`.
 
 use std::time::Duration;
 
-use protocol::ReasonCode;
+use crate::ReasonCode;
 
 /// A change in the client's connection, delivered to every
-/// [`Client::events`](crate::Client::events) stream.
+/// `Client::events` stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Event {
@@ -43,7 +43,7 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DisconnectReason {
-    /// The application called [`Client::disconnect`](crate::Client::disconnect) or
+    /// The application called `Client::disconnect` or
     /// dropped every handle.
     Local,
     /// The broker sent DISCONNECT (MQTT 5) with this reason code, e.g. Session taken
@@ -56,16 +56,17 @@ pub enum DisconnectReason {
     },
     /// The broker refused a reconnect in CONNACK.
     Refused(ReasonCode),
-    /// The WebSocket closed or could not be opened. Browsers do not tell pages why a
-    /// WebSocket failed; the close code and reason, when there are any, are in the text.
+    /// The transport (socket, TLS, WebSocket) closed, failed or could not be opened.
+    /// Browsers do not tell pages why a WebSocket failed; the close code and reason,
+    /// when there are any, are in the text.
     Transport(String),
-    /// Neither the WebSocket nor CONNACK came within the connect timeout.
+    /// Neither the transport nor CONNACK came within the connect timeout.
     ConnectTimeout,
     /// No answer to PINGREQ.
     PingTimeout,
     /// The broker broke the protocol (the client sent DISCONNECT with the reason code).
     ProtocolViolation(String),
-    /// [`Client::drop_connection`](crate::Client::drop_connection) cut it.
+    /// `Client::drop_connection` cut it.
     Dropped,
 }
 
@@ -107,9 +108,9 @@ impl std::fmt::Display for DisconnectReason {
 #[non_exhaustive]
 pub enum DropSource {
     /// Outgoing publications, by the offline queue's
-    /// [`DropPolicy`](crate::DropPolicy).
+    /// [`DropPolicy`](super::DropPolicy).
     OfflineQueue,
-    /// Incoming messages for a [`Subscription`](crate::Subscription) whose buffer was
+    /// Incoming messages for a `Subscription` whose buffer was
     /// full (its reader is too slow).
     Subscription {
         /// The subscription's filter.

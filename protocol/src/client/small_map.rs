@@ -1,6 +1,6 @@
 //! [`SmallMap`]: a map kept as a vector of pairs and searched in order.
 //!
-//! The client's tables are small (a page's subscriptions, its pending requests, the
+//! A client's tables are small (a page's subscriptions, its pending requests, the
 //! timers of one page, a few event names) and every table type would otherwise bring
 //! its own copy of a hash table's code into the wasm module: a linear scan over a few
 //! dozen entries costs nothing next to the bytes every page view downloads. The one
@@ -8,9 +8,11 @@
 
 use std::borrow::Borrow;
 
-/// See the module docs. Entries keep the order they were inserted in.
+/// A map kept as a vector of pairs (see the module docs). Entries keep the order they
+/// were inserted in, so iteration (and with it the order of resubscriptions) is
+/// deterministic.
 #[derive(Debug)]
-pub(crate) struct SmallMap<K, V>(Vec<(K, V)>);
+pub struct SmallMap<K, V>(Vec<(K, V)>);
 
 impl<K, V> Default for SmallMap<K, V> {
     fn default() -> Self {
@@ -26,21 +28,24 @@ impl<K: PartialEq, V> SmallMap<K, V> {
         self.0.iter().position(|(k, _)| k.borrow() == key)
     }
 
-    pub(crate) fn get<Q: PartialEq + ?Sized>(&self, key: &Q) -> Option<&V>
+    /// The value of `key`.
+    pub fn get<Q: PartialEq + ?Sized>(&self, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
     {
         self.position(key).map(|i| &self.0[i].1)
     }
 
-    pub(crate) fn get_mut<Q: PartialEq + ?Sized>(&mut self, key: &Q) -> Option<&mut V>
+    /// The value of `key`, mutably.
+    pub fn get_mut<Q: PartialEq + ?Sized>(&mut self, key: &Q) -> Option<&mut V>
     where
         K: Borrow<Q>,
     {
         self.position(key).map(|i| &mut self.0[i].1)
     }
 
-    pub(crate) fn contains_key<Q: PartialEq + ?Sized>(&self, key: &Q) -> bool
+    /// Whether `key` has a value.
+    pub fn contains_key<Q: PartialEq + ?Sized>(&self, key: &Q) -> bool
     where
         K: Borrow<Q>,
     {
@@ -48,7 +53,7 @@ impl<K: PartialEq, V> SmallMap<K, V> {
     }
 
     /// Sets `key` to `value`, returning the value it replaced.
-    pub(crate) fn insert(&mut self, key: K, value: V) -> Option<V> {
+    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         match self.position(&key) {
             Some(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
             None => {
@@ -59,7 +64,7 @@ impl<K: PartialEq, V> SmallMap<K, V> {
     }
 
     /// The value of `key`, made with `make` if there is none.
-    pub(crate) fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
+    pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
         let i = match self.position(&key) {
             Some(i) => i,
             None => {
@@ -70,38 +75,46 @@ impl<K: PartialEq, V> SmallMap<K, V> {
         &mut self.0[i].1
     }
 
-    pub(crate) fn remove<Q: PartialEq + ?Sized>(&mut self, key: &Q) -> Option<V>
+    /// Removes `key`, returning its value.
+    pub fn remove<Q: PartialEq + ?Sized>(&mut self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
     {
         self.position(key).map(|i| self.0.remove(i).1)
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+    /// The entries in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.0.iter().map(|(k, v)| (k, v))
     }
 
-    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (&K, &mut V)> {
+    /// The entries in insertion order, values mutably.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&K, &mut V)> {
         self.0.iter_mut().map(|(k, v)| (&*k, v))
     }
 
-    pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
+    /// The values in insertion order.
+    pub fn values(&self) -> impl Iterator<Item = &V> {
         self.0.iter().map(|(_, v)| v)
     }
 
-    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
+    /// The values in insertion order, mutably.
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
         self.0.iter_mut().map(|(_, v)| v)
     }
 
-    pub(crate) fn drain(&mut self) -> impl Iterator<Item = (K, V)> + '_ {
+    /// Removes and yields every entry in insertion order.
+    pub fn drain(&mut self) -> impl Iterator<Item = (K, V)> + '_ {
         self.0.drain(..)
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    /// Whether the map is empty.
+    pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
-    pub(crate) fn clear(&mut self) {
+    /// Removes every entry.
+    pub fn clear(&mut self) {
         self.0.clear();
     }
 }

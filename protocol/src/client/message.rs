@@ -1,11 +1,12 @@
 //! [`Message`]: an application message received from the broker.
 
+use crate::{Publish, PublishProperties, QoS};
 use bytes::Bytes;
 use bytestring::ByteString;
-use protocol::{Publish, PublishProperties, QoS};
 
-/// An application message delivered by a [`Subscription`](crate::Subscription) or as
-/// the answer to [`Client::request`](crate::Client::request).
+/// An application message a client received from the broker: what a client's
+/// subscription yields, and the answer to a request. Both clients (`native-client`,
+/// `web-client`) re-export it as their `Message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Message {
