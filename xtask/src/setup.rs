@@ -17,9 +17,15 @@
 //!   must never be the `wasm-opt` trunk finds.
 //! - Debian's `chromium` + `chromium-driver` (always the same version as each other) for
 //!   the in-browser tests, and `mosquitto-clients` plus PyPI `paho-mqtt` as independent
-//!   MQTT peers for interoperability tests. The `mosquitto` broker itself is not
-//!   installed: its default WebSocket listener binds every interface, and it is only a
-//!   benchmark peer.
+//!   MQTT peers for interoperability tests.
+//! - Debian's `mosquitto` broker (`/usr/sbin/mosquitto`, which is not on a non-root
+//!   `PATH`, hence probed by its path): `native-client/tests/mosquitto_broker.rs` runs
+//!   the client library against it. Each test starts its own process from a generated
+//!   configuration with one loopback listener (`listener <port> 127.0.0.1`, never a
+//!   WebSocket listener). On a machine with systemd, installing the package also starts
+//!   the `mosquitto` service with Debian's configuration (port 1883, local only in
+//!   mosquitto 2); no test uses it, and it may be disabled with
+//!   `systemctl disable --now mosquitto`.
 //! - MQTT.js = npm `mqtt@5.16.0` (exact), into the same tools directory as wasm-opt: the
 //!   MQTT client of most web apps, run under Node by the broker's WebSocket tests, which
 //!   find it through `$MQTT_WEB_TOOLS_DIR` (set for every child of xtask).
@@ -42,11 +48,13 @@ const MQTTJS_VERSION: &str = "5.16.0";
 /// The wasm target every browser crate builds for.
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
-/// Debian packages, each with the command that proves it is installed.
+/// Debian packages, each with the command that proves it is installed (an absolute
+/// path: that file, otherwise looked up on `PATH`).
 const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ("chromium", "chromium"),
     ("chromedriver", "chromium-driver"),
     ("mosquitto_pub", "mosquitto-clients"),
+    ("/usr/sbin/mosquitto", "mosquitto"),
     ("npm", "npm"),
     ("python3", "python3"),
 ];
@@ -81,7 +89,7 @@ fn ensure_wasm_target(ctx: &Context) -> Result<()> {
 fn ensure_debian_packages(ctx: &Context) -> Result<()> {
     let mut missing: Vec<&str> = DEBIAN_PACKAGES
         .iter()
-        .filter(|(command, _)| ctx.which(command).is_none())
+        .filter(|(command, _)| !command_present(ctx, command))
         .map(|&(_, package)| package)
         .collect();
     // pip is only needed when paho-mqtt is missing.
@@ -89,7 +97,7 @@ fn ensure_debian_packages(ctx: &Context) -> Result<()> {
         missing.push("python3-pip");
     }
     if missing.is_empty() {
-        println!("setup: ok: chromium, chromedriver, mosquitto-clients, npm, python3");
+        println!("setup: ok: chromium, chromedriver, mosquitto-clients, mosquitto, npm, python3");
         return Ok(());
     }
     if ctx.which("apt-get").is_none() {
@@ -126,6 +134,15 @@ fn ensure_debian_packages(ctx: &Context) -> Result<()> {
         &format!("Debian packages {}", missing.join(" ")),
         [apt(&["update"]), apt(&install_args)],
     )
+}
+
+/// Whether `command` (an absolute path, or a name looked up on `PATH`) is installed.
+fn command_present(ctx: &Context, command: &str) -> bool {
+    if command.starts_with('/') {
+        std::path::Path::new(command).is_file()
+    } else {
+        ctx.which(command).is_some()
+    }
 }
 
 fn ensure_trunk(ctx: &Context) -> Result<()> {

@@ -41,9 +41,27 @@ impl TestBroker {
     /// Starts on `addr` (used to restart on the port a stopped broker had). Retries
     /// briefly while the old listener's port is released.
     pub async fn start_on(addr: SocketAddr) -> Self {
+        Self::start_with_storage(addr, broker_server::storage::StorageConfig::memory()).await
+    }
+
+    /// Starts on `addr` with durable redb storage in `dir` (a restart on the same
+    /// `addr` and `dir` recovers the sessions).
+    pub async fn start_durable(addr: SocketAddr, dir: &std::path::Path) -> Self {
+        let mut storage = broker_server::storage::StorageConfig::default();
+        storage.backend = broker_server::storage::Backend::Redb;
+        storage.dir = dir.to_path_buf();
+        Self::start_with_storage(addr, storage).await
+    }
+
+    async fn start_with_storage(
+        addr: SocketAddr,
+        storage: broker_server::storage::StorageConfig,
+    ) -> Self {
         let mut last = None;
         for _ in 0..50 {
-            match broker_server::start(test_config(addr)).await {
+            let mut config = test_config(addr);
+            config.storage = storage.clone();
+            match broker_server::start(config).await {
                 Ok(running) => {
                     let addr = running.tcp_addrs[0];
                     return Self {
@@ -66,6 +84,34 @@ impl TestBroker {
         if let Some(running) = self.running.take() {
             running.shutdown().await;
         }
+    }
+}
+
+/// A fresh directory under the system temp directory, removed when dropped.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!(
+            "native-client-{name}-{}-{n}-{}",
+            std::process::id(),
+            fastrand::u32(..)
+        ));
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|err| panic!("cannot create {}: {err}", dir.display()));
+        Self(dir)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
