@@ -97,7 +97,9 @@ fn start(ctx: &Context, artifacts: &Artifacts) -> Result<()> {
             let _ = broker.kill();
             bail!(
                 "broker-server did not start listening on port {port} (is another broker \
-                 running there?)"
+                 running there? Debian's mosquitto service, which `cargo xtask setup` \
+                 installs for tests, listens on 1883 on machines with systemd: \
+                 `systemctl disable --now mosquitto` stops it)"
             );
         }
     }
