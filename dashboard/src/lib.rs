@@ -2,30 +2,100 @@
 //! convention, see `ARCHITECTURE.md`), a topic explorer and a broker view, and talks MQTT
 //! only through `web-client`.
 //!
-//! `trunk build` from the workspace root builds it (`index.html` links this crate); `trunk
-//! serve` serves it with `/mqtt` proxied to a broker on `127.0.0.1:8080`. For now it is
-//! the app shell only: the device views arrive with the dashboard issue.
+//! `trunk build` from the workspace root builds it (`index.html` links this crate and
+//! `dashboard/style.css`); `trunk serve` serves it with `/mqtt` proxied to a broker on
+//! `127.0.0.1:8080`. What is done and what remains: `dashboard/STATUS.md`.
 //!
 //! # Layout
 //!
-//! - `lib.rs`: [`App`], the root component that `main.rs` mounts on `<body>`.
+//! - `lib.rs`: [`App`], the root component that `main.rs` mounts on `<body>`: the header
+//!   (status, theme, navigation) and the current [`Page`]. Navigation is a signal, not
+//!   a router, while there are three pages.
+//! - [`connection`]: the one `web_client::Client`, its status and the indicator.
+//! - [`settings`]: broker URL, credentials, client id, topic root (`localStorage`).
+//! - [`devices`]: discovery, the device list, a device's page (`devices/page.rs`) and the
+//!   Homie 5 parsing (`devices/homie.rs`, pure, unit-tested natively).
+//! - [`theme`]: dark mode (OS preference, toggle).
 //! - `main.rs`: a few lines: panic hook, mount.
 //!
-//! The layout this crate grows into: one module per feature (`devices/`, `explorer/`,
-//! `broker/`), `data-testid` on everything a test touches.
+//! Still to come, one module each: `explorer/` (topic tree) and `broker/` (`$SYS`).
+//! Everything a test touches has a `data-testid`.
+
+pub mod connection;
+pub mod devices;
+pub mod settings;
+pub mod theme;
 
 use leptos::prelude::*;
+
+use connection::{Connection, StatusIndicator};
+use devices::page::DevicePage;
+use devices::{DeviceList, Registry};
+use settings::{Settings, SettingsPanel};
+use theme::ThemeToggle;
 
 /// The product name shown in the header. "mqtt-web" is a placeholder name.
 pub const PRODUCT_NAME: &str = "mqtt-web dashboard";
 
-/// The root component: the app shell every view will live in.
+/// Which page the app shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Page {
+    /// The device list.
+    Devices,
+    /// One device's page, by id.
+    Device(String),
+    /// The settings form.
+    Settings,
+}
+
+/// The root component: provides the settings, connection, device registry and page as
+/// context, connects, and renders the shell.
 #[component]
 pub fn App() -> impl IntoView {
+    let settings = RwSignal::new(Settings::load());
+    let connection = Connection::new();
+    let registry = Registry::new();
+    let page = RwSignal::new(Page::Devices);
+    provide_context(settings);
+    provide_context(connection);
+    provide_context(registry);
+    provide_context(page);
+    devices::discover(connection, settings, registry);
+    connection.connect(&settings.get_untracked());
+
+    let nav = move |target: Page, label: &'static str, testid: &'static str| {
+        let active = {
+            let target = target.clone();
+            move || page.with(|p| std::mem::discriminant(p) == std::mem::discriminant(&target))
+        };
+        view! {
+            <button
+                class="nav"
+                class:active=active
+                data-testid=testid
+                on:click=move |_| page.set(target.clone())
+            >
+                {label}
+            </button>
+        }
+    };
+
     view! {
-        <main data-testid="app">
+        <header class="top">
             <h1 data-testid="product-name">{PRODUCT_NAME}</h1>
-            <p data-testid="status">"The device views arrive with the dashboard issue."</p>
+            <nav>
+                {nav(Page::Devices, "Devices", "nav-devices")}
+                {nav(Page::Settings, "Settings", "nav-settings")}
+            </nav>
+            <StatusIndicator />
+            <ThemeToggle />
+        </header>
+        <main data-testid="app">
+            {move || match page.get() {
+                Page::Devices => view! { <DeviceList /> }.into_any(),
+                Page::Device(id) => view! { <DevicePage id /> }.into_any(),
+                Page::Settings => view! { <SettingsPanel /> }.into_any(),
+            }}
         </main>
     }
 }

@@ -174,7 +174,10 @@ impl Client {
     }
 
     /// [`request`](Client::request) with explicit options (QoS, message expiry, content
-    /// type, user properties; response topic and correlation data are set here).
+    /// type, user properties). Correlation data is set here; the response topic is
+    /// `options.properties.response_topic` when given (e.g. the Homie convention's
+    /// `dash/{client-id}/res/{dev}`, one per device), else the client's. The client
+    /// subscribes to each response topic it uses, once.
     pub async fn request_with(
         &self,
         topic: impl Into<ByteString>,
@@ -184,6 +187,9 @@ impl Client {
     ) -> Result<Message, Error> {
         if !self.shared.status.version.is_v5() {
             return Err(Error::NeedsV5("request/response"));
+        }
+        if let Some(response_topic) = &options.properties.response_topic {
+            TopicName::new(response_topic.clone())?;
         }
         let outgoing = Outgoing {
             topic: TopicName::new(topic)?,

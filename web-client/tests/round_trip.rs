@@ -124,7 +124,7 @@ async fn request_and_response_meet_by_correlation_data() {
     let answering = {
         let responder = responder.clone();
         async move {
-            for _ in 0..2 {
+            for _ in 0..3 {
                 let request = next(&mut requests).await;
                 let question = request.payload_str().unwrap_or_default().to_owned();
                 responder
@@ -148,6 +148,16 @@ async fn request_and_response_meet_by_correlation_data() {
         );
         assert!(response.correlation_data().is_some());
     }
+
+    // A request may name its own response topic (one per device in the Homie
+    // convention); the response meets it there.
+    let mut own = PublishOptions::new(QoS::AtLeastOnce);
+    own.properties.response_topic = Some(unique("web/rpc-res/dev-1").into());
+    let response = requester
+        .request_with(topic.clone(), "own", own, Duration::from_secs(10))
+        .await
+        .expect("a response on the request's own topic");
+    assert_eq!(response.payload_str(), Some("re: own"));
 
     // Nobody answers on another topic: the request times out.
     let unanswered = requester

@@ -107,7 +107,7 @@ const STEPS: &[Step] = &[
         prepare: None,
         // The browser crates for the target they ship on. Not `--all-targets` for
         // `protocol`: its proptest and criterion dev-dependencies are native-only; the
-        // second command lints web-client's in-browser tests.
+        // second command lints web-client's and the dashboard's in-browser tests.
         commands: |ctx| {
             vec![
                 ctx.cargo(&[
@@ -128,6 +128,8 @@ const STEPS: &[Step] = &[
                     "clippy",
                     "-p",
                     "web-client",
+                    "-p",
+                    "dashboard",
                     "--tests",
                     "--target",
                     WASM,
@@ -175,7 +177,7 @@ const STEPS: &[Step] = &[
     Step {
         name: "browser",
         slow: true,
-        // web-client in headless Chromium against a real broker. Before the harness
+        // web-client and the dashboard in headless Chromium against a real broker. Before the harness
         // starts: the broker binary, and the JavaScript API's example page (the wasm as
         // pages get it, profile web-release, through `wasm-bindgen --target web` into
         // web-client/examples/pkg). Then, with the broker up (see `browser.rs`): the
@@ -218,12 +220,22 @@ const STEPS: &[Step] = &[
                 "WEB_CLIENT_EXAMPLE_DIR",
                 ctx.root.join("web-client/examples"),
             );
-            for command in [&mut wasm, &mut page] {
+            // The dashboard's components against the same broker (`dashboard/tests/`).
+            let mut dashboard = ctx.cargo(&[
+                "test",
+                "-p",
+                "dashboard",
+                "--target",
+                WASM,
+                "--test",
+                "devices",
+            ]);
+            for command in [&mut wasm, &mut page, &mut dashboard] {
                 if let Some(driver) = &driver {
                     command.env("CHROMEDRIVER", driver);
                 }
             }
-            vec![wasm, page]
+            vec![wasm, page, dashboard]
         },
     },
 ];

@@ -3,7 +3,7 @@
 
 use protocol::{
     Disconnect, ReasonCode, SubscribeProperties, Subscription as SubscriptionRequest, TopicFilter,
-    UnsubscribeProperties,
+    TopicName, UnsubscribeProperties,
 };
 
 use super::{Command, Driver, Input, Outgoing, Waiter};
@@ -59,7 +59,13 @@ impl Driver {
                 correlation,
                 reply,
             } => {
-                let Some(topic) = self.response_topic.clone() else {
+                // The request's own Response Topic (validated by `Client::request_with`),
+                // else the client's.
+                let own = outgoing.options.properties.response_topic.take();
+                let Some(topic) = own
+                    .and_then(|topic| TopicName::new(topic).ok())
+                    .or_else(|| self.response_topic.clone())
+                else {
                     let _ = reply.send(Err(Error::NeedsV5("request/response")));
                     return;
                 };
@@ -68,9 +74,9 @@ impl Driver {
                     self.send_subscribes();
                 }
                 let properties = &mut outgoing.options.properties;
-                properties.response_topic = Some(topic.into_inner());
+                properties.response_topic = Some(topic.clone().into_inner());
                 properties.correlation_data = Some(correlation.clone());
-                self.requests.insert(correlation.clone(), reply);
+                self.requests.insert(correlation.clone(), (topic, reply));
                 self.publish(outgoing, Waiter::Request(correlation));
             }
             Command::CancelRequest(correlation) => {
@@ -159,7 +165,7 @@ impl Driver {
                 let _ = reply.send(Err(error));
             }
             Waiter::Request(correlation) => {
-                if let Some(reply) = self.requests.remove(&correlation) {
+                if let Some((_, reply)) = self.requests.remove(&correlation) {
                     let _ = reply.send(Err(error));
                 }
             }

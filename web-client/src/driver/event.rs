@@ -136,9 +136,12 @@ impl Driver {
 
     fn on_message(&mut self, publish: Publish) {
         let message = Message::from(publish);
-        if let (Some(topic), Some(correlation)) = (&self.response_topic, message.correlation_data())
-            && message.topic == topic.as_str()
-            && let Some(reply) = self.requests.remove(correlation)
+        if let Some(correlation) = message.correlation_data()
+            && self
+                .requests
+                .get(correlation)
+                .is_some_and(|(topic, _)| message.topic == topic.as_str())
+            && let Some((_, reply)) = self.requests.remove(correlation)
         {
             let _ = reply.send(Ok(message));
             return;

@@ -259,9 +259,11 @@ pub(crate) struct Driver {
     /// QoS 1 publications the broker forgot, to publish again.
     republish: Vec<(Outgoing, Waiter)>,
     subscriptions: Subscriptions,
-    /// Requests waiting for a response, by correlation data.
-    requests: SmallMap<Bytes, Reply<Message>>,
-    /// Where responses to our requests arrive (known from the first CONNACK).
+    /// Requests waiting for a response, by correlation data, with the topic the response
+    /// must arrive on.
+    requests: SmallMap<Bytes, (TopicName, Reply<Message>)>,
+    /// Where responses to our requests arrive unless a request names its own topic
+    /// (known from the first CONNACK).
     response_topic: Option<TopicName>,
     /// Whether the broker takes Subscription Identifiers on this connection.
     use_ids: bool,
@@ -463,7 +465,7 @@ impl Driver {
         for reply in self.qos0.drain(..) {
             let _ = reply.send(Err(Error::Closed));
         }
-        for (_, reply) in self.requests.drain() {
+        for (_, (_, reply)) in self.requests.drain() {
             let _ = reply.send(Err(Error::Closed));
         }
         self.subscriptions.close();

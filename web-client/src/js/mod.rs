@@ -204,8 +204,9 @@ impl MqttClient {
         Promise::resolve(&JsValue::UNDEFINED)
     }
 
-    /// MQTT 5 request/response: publishes with a response topic and fresh correlation
-    /// data and resolves to the response (or rejects after `timeout` ms, default 30 s).
+    /// MQTT 5 request/response: publishes with a response topic (`properties.responseTopic`,
+    /// else the client's) and fresh correlation data and resolves to the response (or
+    /// rejects after `timeout` ms, default 30 s).
     #[wasm_bindgen(unchecked_return_type = "Promise<MqttMessage>")]
     pub fn request(
         &self,

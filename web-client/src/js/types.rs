@@ -76,7 +76,8 @@ export interface MqttSubscribeOptions {
   rh?: 0 | 1 | 2;
 }
 
-/** Options of `request`. */
+/** Options of `request`. `properties.responseTopic`, when set, is where this request's
+ *  response must arrive (else the client's `responseTopic`). */
 export interface MqttRequestOptions extends MqttPublishOptions {
   /** Milliseconds to wait for the response. Default: 30000. */
   timeout?: number;

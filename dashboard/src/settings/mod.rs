@@ -1,0 +1,168 @@
+//! Settings: broker URL, credentials, client id and topic root, kept in the browser's
+//! `localStorage` (so a reload keeps them; the password or token is stored in clear
+//! there, like any browser-side credential the page holds), and the form that edits them.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use web_client::{ConnectOptions, ProtocolVersion};
+
+use crate::connection::Connection;
+
+/// The `localStorage` key of [`Settings`].
+const STORAGE_KEY: &str = "mqtt-web.dashboard.settings";
+
+/// What the dashboard connects with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// `ws://` or `wss://` URL of the broker's `/mqtt`. Default: the page's own origin.
+    pub broker_url: String,
+    /// User name (with `password`); ignored when `token` is set.
+    pub username: String,
+    /// Password for `username`.
+    pub password: String,
+    /// A token (JWT) sent in the password field, for brokers that authenticate so.
+    pub token: String,
+    /// MQTT client id: `dash-` and a random suffix, so two tabs do not take each other over.
+    pub client_id: String,
+    /// Homie topic root. Default `iot`.
+    pub root: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            broker_url: default_broker_url(),
+            username: String::new(),
+            password: String::new(),
+            token: String::new(),
+            client_id: random_client_id(),
+            root: "iot".to_owned(),
+        }
+    }
+}
+
+impl Settings {
+    /// The saved settings, or the defaults.
+    pub fn load() -> Self {
+        storage()
+            .and_then(|storage| storage.get_item(STORAGE_KEY).ok().flatten())
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default()
+    }
+
+    /// Saves them; a browser without storage (private mode quotas) keeps them for this
+    /// page view only.
+    pub fn save(&self) {
+        if let (Some(storage), Ok(text)) = (storage(), serde_json::to_string(self)) {
+            let _ = storage.set_item(STORAGE_KEY, &text);
+        }
+    }
+
+    /// The topic on which device `device` answers this dashboard's commands
+    /// (`dash/{client-id}/res/{dev}`, ARCHITECTURE.md).
+    pub fn response_topic(&self, device: &str) -> String {
+        format!("dash/{}/res/{device}", self.client_id.trim())
+    }
+
+    /// MQTT 5 connect options for `web-client`.
+    pub fn connect_options(&self) -> ConnectOptions {
+        let mut options = ConnectOptions::new(self.broker_url.trim())
+            .client_id(self.client_id.trim())
+            .version(ProtocolVersion::V5);
+        if !self.token.is_empty() {
+            options = options.token(self.token.clone());
+        } else if !self.username.is_empty() {
+            options =
+                options.credentials(self.username.clone(), self.password.clone().into_bytes());
+        }
+        // Commands name their device's response topic; this is only the fallback.
+        options.response_topic = Some(format!("dash/{}/res", self.client_id.trim()));
+        options
+    }
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok().flatten()
+}
+
+/// `ws(s)://{page host}/mqtt`: the broker that served the page (or `trunk serve`'s proxy).
+pub fn default_broker_url() -> String {
+    let Some(location) = web_sys::window().map(|window| window.location()) else {
+        return "/mqtt".to_owned();
+    };
+    let scheme = match location.protocol().as_deref() {
+        Ok("https:") => "wss",
+        _ => "ws",
+    };
+    match location.host() {
+        Ok(host) if !host.is_empty() => format!("{scheme}://{host}/mqtt"),
+        _ => "/mqtt".to_owned(),
+    }
+}
+
+/// `dash-` and 8 random hex digits.
+pub fn random_client_id() -> String {
+    let suffix = if cfg!(target_arch = "wasm32") {
+        (js_sys::Math::random() * f64::from(u32::MAX)) as u32
+    } else {
+        0
+    };
+    format!("dash-{suffix:08x}")
+}
+
+/// The settings form: edits a copy, and on save stores it and reconnects.
+#[component]
+pub fn SettingsPanel() -> impl IntoView {
+    let settings = expect_context::<RwSignal<Settings>>();
+    let connection = expect_context::<Connection>();
+    let draft = RwSignal::new(settings.get_untracked());
+
+    let field = move |label: &'static str,
+                      testid: &'static str,
+                      kind: &'static str,
+                      get: fn(&Settings) -> &String,
+                      set: fn(&mut Settings, String)| {
+        view! {
+            <label class="field">
+                <span>{label}</span>
+                <input
+                    type=kind
+                    data-testid=testid
+                    prop:value=move || draft.with(|d| get(d).clone())
+                    on:input=move |ev| draft.update(|d| set(d, event_target_value(&ev)))
+                />
+            </label>
+        }
+    };
+
+    let save = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let new = draft.get_untracked();
+        new.save();
+        settings.set(new.clone());
+        connection.connect(&new);
+    };
+
+    view! {
+        <form class="settings card" data-testid="settings" on:submit=save>
+            <h2>"Settings"</h2>
+            {field("Broker URL", "settings-url", "url", |s| &s.broker_url, |s, v| s.broker_url = v)}
+            {field("User name", "settings-username", "text", |s| &s.username, |s, v| s.username = v)}
+            {field("Password", "settings-password", "password", |s| &s.password, |s, v| s.password = v)}
+            {field("Token (instead of user name and password)", "settings-token", "password", |s| &s.token, |s, v| s.token = v)}
+            {field("Client id", "settings-client-id", "text", |s| &s.client_id, |s, v| s.client_id = v)}
+            {field("Topic root", "settings-root", "text", |s| &s.root, |s, v| s.root = v)}
+            <div class="actions">
+                <button type="submit" data-testid="settings-save">"Save and reconnect"</button>
+                <button
+                    type="button"
+                    data-testid="settings-reset"
+                    on:click=move |_| draft.set(Settings::default())
+                >
+                    "Defaults"
+                </button>
+            </div>
+        </form>
+    }
+}
