@@ -33,6 +33,8 @@ pub struct Broker {
     pub metrics: Metrics,
     /// Enhanced authentication mechanisms (MQTT 5 AUTH), by method name.
     pub auth: AuthRegistry,
+    /// Login and topic access checks (password file, JWT, ACL), reloadable.
+    pub security: crate::security::Security,
     /// The connections open now and the listeners (admin API, `/metrics`).
     pub clients: Arc<crate::clients::ClientRegistry>,
     /// When the broker started, for `$SYS/broker/uptime`.
@@ -86,6 +88,7 @@ impl Broker {
             sessions: Mutex::new(HashMap::new()),
             metrics: Metrics::default(),
             auth: AuthRegistry::default(),
+            security: crate::security::Security::open(),
             clients: Arc::default(),
             // The broker clock, as `$SYS/broker/uptime` measures against it.
             started_at: crate::clock::now(),

@@ -65,6 +65,9 @@ pub struct ConnectionMeta {
     /// The Common Name of a verified client certificate, when `tls.cert_cn_as_username`
     /// makes it the MQTT user name.
     pub cert_username: Option<ByteString>,
+    /// A bearer token from the WebSocket upgrade request (`Authorization` header or
+    /// cookie), checked at CONNECT like a password.
+    pub bearer_token: Option<Arc<str>>,
 }
 
 impl ConnectionMeta {
@@ -75,6 +78,7 @@ impl ConnectionMeta {
             listener: Arc::from(""),
             transport: Transport::Tcp,
             cert_username: None,
+            bearer_token: None,
         }
     }
 }

@@ -27,6 +27,7 @@
 //! - [`session`]: what outlives a connection: mailbox, subscriptions, stored state.
 //! - [`storage`]: durable state (embedded redb by default): group commit, recovery.
 //! - [`auth`]: the enhanced-authentication (AUTH) interface and mechanism registry.
+//! - [`security`]: login (password file, JWT) and topic access (ACL), reloadable.
 //! - [`expiry`]: will-delay and session-expiry timers.
 //! - [`message`]: the shared message and per-subscriber delivery.
 //! - [`sys`]: `$SYS` topics; [`metrics`]: counters.
@@ -43,6 +44,7 @@ pub mod http;
 pub mod message;
 pub mod metrics;
 pub mod router;
+pub mod security;
 pub mod session;
 pub mod storage;
 pub mod sys;

@@ -16,6 +16,7 @@ use super::{Connection, message_from};
 use crate::auth::{AuthStep, Exchange};
 use crate::broker::Broker;
 use crate::clock;
+use crate::security::LoginRequest;
 use crate::session::Session;
 
 impl Connection {
@@ -35,6 +36,23 @@ impl Connection {
         }
         // The slot is ours from here on; `finish` gives it back.
         self.connected_counted = true;
+        let request = LoginRequest {
+            client_id: &connect.client_id,
+            username: connect.username.as_deref(),
+            password: connect.password.as_deref(),
+            bearer_token: self.meta.bearer_token.as_deref(),
+            cert_username: self.meta.cert_username.as_deref(),
+            peer: self.peer,
+        };
+        match broker.security.login(&request) {
+            Ok(identity) => self.identity = identity,
+            Err(reason) => {
+                broker.metrics.auth_failures.inc();
+                warn!(peer = %self.peer, client_id = %connect.client_id, username = ?connect.username, %reason, "login refused");
+                let _ = self.session.reject(reason);
+                return;
+            }
+        }
         if let Some(method) = connect.properties.authentication_method.clone() {
             let Some(mechanism) = broker.auth.get(&method) else {
                 let _ = self.session.reject(ReasonCode::BadAuthenticationMethod);

@@ -61,6 +61,9 @@ struct Connection {
     meta: ConnectionMeta,
     /// The user name from CONNECT (or the client certificate's Common Name).
     username: Option<ByteString>,
+    /// Who the connection is once logged in (`security`): user name and the
+    /// credential's own permissions.
+    identity: crate::security::Identity,
     /// The entry in `broker.clients` while the connection is accepted.
     registration: Option<Registration>,
     session: ServerSession,
@@ -122,6 +125,7 @@ pub async fn serve_with<S>(
         peer,
         meta,
         username: None,
+        identity: Default::default(),
         registration: None,
         session,
         attached: None,

@@ -35,6 +35,7 @@ pub async fn accept_loop(
                     listener: label.clone(),
                     transport: Transport::Tcp,
                     cert_username: None,
+                    bearer_token: None,
                 };
                 tokio::spawn(connection::serve_with(
                     broker.clone(),

@@ -296,6 +296,7 @@ async fn serve_tls(
         listener,
         transport: Transport::Tls,
         cert_username,
+        bearer_token: None,
     };
     connection::serve_with(broker, stream, meta, shutdown).await;
 }

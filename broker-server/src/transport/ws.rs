@@ -216,6 +216,8 @@ pub fn upgrade(
                 listener: Arc::clone(&peer.stats.listener),
                 transport,
                 cert_username: peer.cert_username,
+                // Filled by the security issue's JWT support (header or cookie).
+                bearer_token: None,
             };
             connection::serve_with(broker, WsStream::new(socket), meta, state.shutdown).await;
         })
