@@ -7,9 +7,10 @@
 //! CONNECT and of every AUTH packet that follows, and answers with an [`AuthStep`]:
 //! send a challenge (AUTH 0x18), accept (CONNACK 0x00, or AUTH 0x00 when
 //! re-authenticating), or refuse with a reason code. Mechanisms are synchronous and
-//! socket-free, so they are unit-testable like the router. SCRAM-SHA-256 arrives with
-//! the security issue; until then a CONNECT naming an unknown method is refused with
-//! 0x8C Bad authentication method.
+//! socket-free, so they are unit-testable like the router. SCRAM-SHA-256
+//! ([`crate::security::scram`]) is registered when the password file has SCRAM
+//! credentials; a CONNECT naming an unknown method is refused with 0x8C Bad
+//! authentication method.
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -37,6 +38,13 @@ pub trait AuthExchange: Send + Debug {
     /// Handles the client's Authentication Data (from CONNECT first, then from each
     /// AUTH).
     fn step(&mut self, data: Option<&[u8]>) -> AuthStep;
+
+    /// Who the client proved to be, once [`AuthStep::Success`] was returned: the
+    /// connection acts as this identity. `None` (the default): the identity from
+    /// CONNECT's login stays.
+    fn identity(&self) -> Option<crate::security::Identity> {
+        None
+    }
 }
 
 /// An enhanced authentication mechanism, e.g. `SCRAM-SHA-256`.

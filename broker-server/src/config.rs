@@ -37,6 +37,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Durable state: backend, data directory, fsync policy ([`crate::storage`]).
     pub storage: crate::storage::StorageConfig,
+    /// Authentication: password file, JWT, anonymous access ([`crate::security`]).
+    pub auth: crate::security::config::AuthConfig,
 }
 
 /// Where the broker listens.

@@ -89,6 +89,12 @@ impl RunningBroker {
         }
     }
 
+    /// Re-reads the password file and JWT keys (what SIGHUP does): new logins use them,
+    /// open connections stay. On error the old ones stay.
+    pub fn reload_security(&self) -> Result<(), security::SecurityError> {
+        reload_security(&self.broker)
+    }
+
     /// Stops accepting, disconnects every client (v5: 0x8B Server shutting down) and
     /// waits for the listeners to stop.
     pub async fn shutdown(mut self) {
@@ -106,6 +112,8 @@ impl RunningBroker {
 pub async fn start(config: Config) -> anyhow::Result<RunningBroker> {
     // The store is read before any listener opens.
     let broker = storage::recovery::open(config)?;
+    reload_security(&broker)
+        .map_err(|err| anyhow::anyhow!("cannot load the authentication settings: {err}"))?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let mut tcp_addrs = Vec::new();
@@ -235,35 +243,53 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let running = start(config).await?;
     #[cfg(unix)]
-    reload_on_sighup(running.tls.clone());
+    reload_on_sighup(running.broker.clone(), running.tls.clone());
     shutdown.await;
     tracing::info!("shutting down");
     running.shutdown().await;
     Ok(())
 }
 
-/// Reloads the TLS configuration on every SIGHUP, logging the outcome. Without TLS a
-/// SIGHUP only logs that there is nothing to reload (it must not end the process, as its
-/// default action would: `systemctl reload` sends it).
+/// Reloads the security policy, registering SCRAM-SHA-256 once the password file has
+/// SCRAM credentials.
+fn reload_security(broker: &Broker) -> Result<(), security::SecurityError> {
+    broker.security.reload(&broker.config.auth)?;
+    if broker.security.has_scram() {
+        broker
+            .auth
+            .register(Arc::new(broker.security.scram_mechanism()));
+    }
+    Ok(())
+}
+
+/// Reloads the security policy (password file, JWT keys) and the TLS configuration on
+/// every SIGHUP, logging the outcome; open connections stay. A SIGHUP must not end the
+/// process, as its default action would: `systemctl reload` sends it.
 #[cfg(unix)]
-fn reload_on_sighup(tls: Option<Arc<transport::tls::TlsStore>>) {
+fn reload_on_sighup(broker: Arc<Broker>, tls: Option<Arc<transport::tls::TlsStore>>) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangups = match signal(SignalKind::hangup()) {
         Ok(hangups) => hangups,
         Err(err) => {
-            tracing::warn!(%err, "cannot listen for SIGHUP: TLS certificates will not reload");
+            tracing::warn!(%err, "cannot listen for SIGHUP: users and TLS certificates will not reload");
             return;
         }
     };
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
+            match reload_security(&broker) {
+                Ok(()) => tracing::info!("SIGHUP: users and keys reloaded"),
+                Err(err) => {
+                    tracing::error!(%err, "security reload failed; the previous users and keys stay");
+                }
+            }
             match &tls {
                 Some(tls) => {
                     if let Err(err) = tls.reload() {
                         tracing::error!(%err, "TLS reload failed; the previous certificate stays");
                     }
                 }
-                None => tracing::info!("SIGHUP: no TLS listener, nothing to reload"),
+                None => tracing::debug!("SIGHUP: no TLS listener"),
             }
         }
     });

@@ -43,13 +43,14 @@ impl Connection {
             bearer_token: self.meta.bearer_token.as_deref(),
             cert_username: self.meta.cert_username.as_deref(),
             peer: self.peer,
+            authentication_method: connect.properties.authentication_method.as_deref(),
         };
         match broker.security.login(&request) {
             Ok(identity) => self.identity = identity,
             Err(reason) => {
                 broker.metrics.auth_failures.inc();
                 warn!(peer = %self.peer, client_id = %connect.client_id, username = ?connect.username, %reason, "login refused");
-                let _ = self.session.reject(reason);
+                self.refuse_login(reason).await;
                 return;
             }
         }
@@ -82,7 +83,19 @@ impl Connection {
                 }
             }
             AuthStep::Success(data) => {
-                self.auth = None;
+                let identity = self.auth.take().and_then(|e| e.state.identity());
+                if let Some(identity) = identity {
+                    let reauth = self.pending_connect.is_none();
+                    if reauth && identity.username != self.identity.username {
+                        // Re-authentication proves who the connection already is; it
+                        // cannot switch users.
+                        warn!(client_id = %self.client_id, "re-authentication as another user refused");
+                        self.broker.metrics.auth_failures.inc();
+                        self.session.disconnect(ReasonCode::NotAuthorized);
+                        return;
+                    }
+                    self.identity = identity;
+                }
                 if let Some(connect) = self.pending_connect.take() {
                     self.complete_connect(connect, Some((method, data))).await;
                 } else if let Err(err) =
@@ -97,12 +110,22 @@ impl Connection {
                 self.broker.metrics.auth_failures.inc();
                 warn!(peer = %self.peer, %reason, "enhanced authentication failed");
                 if self.pending_connect.take().is_some() {
-                    let _ = self.session.reject(reason);
+                    self.refuse_login(reason).await;
                 } else {
                     self.session.disconnect(reason);
                 }
             }
         }
+    }
+
+    /// Refuses a CONNECT after `auth.failed_login_delay_ms`, which slows down password
+    /// guessing (each connection waits on its own task; nothing else is held up).
+    async fn refuse_login(&mut self, reason: ReasonCode) {
+        let delay = self.broker.security.failed_login_delay();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let _ = self.session.reject(reason);
     }
 
     /// An AUTH from the client: the next step of the exchange, or the start of a

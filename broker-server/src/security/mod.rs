@@ -10,14 +10,53 @@
 //!
 //! The policy behind both is immutable and swapped whole on reload (SIGHUP), so a check
 //! never sees half a file and connections stay up.
+//!
+//! # Layout
+//!
+//! - [`config`]: the `[auth]` section.
+//! - [`passwd`]: the password file (argon2id, mosquitto's `$6$`/`$7$`, SCRAM lines).
+//! - [`jwt`]: JWT bearer tokens (HS256, RS256, ES256; PEM key, secret or JWKS).
+//! - [`scram`]: SCRAM-SHA-256 over MQTT 5 AUTH.
+//!
+//! # Login rules
+//!
+//! With nothing in `[auth]`, everyone gets in under the user name they give. Once a
+//! password file or a JWT key is configured:
+//!
+//! 1. a CONNECT with an Authentication Method (MQTT 5 enhanced authentication) is left
+//!    to the exchange ([`scram`]), whose success sets the identity;
+//! 2. a verified client certificate mapped to a user name (`tls.cert_cn_as_username`)
+//!    is the credential;
+//! 3. a Password that looks like a JWT, when JWT is configured, must be a valid token;
+//!    any other Password must match the User Name's line in the password file;
+//! 4. without a Password, a bearer token from the WebSocket upgrade (header or cookie)
+//!    must be a valid token;
+//! 5. a User Name without any credential is refused (0x86);
+//! 6. no credential at all is anonymous: allowed only with `allow_anonymous = true`
+//!    (refused with 0x87 Not authorized).
+//!
+//! Wrong credentials are refused with 0x86 Bad user name or password (3.x return code
+//! 4). A refusal waits `failed_login_delay_ms` first and counts in
+//! `metrics.auth_failures`.
+
+pub mod config;
+pub mod jwt;
+pub mod passwd;
+pub mod scram;
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytestring::ByteString;
 use parking_lot::RwLock;
 use protocol::ReasonCode;
+use tracing::info;
+
+use self::config::AuthConfig;
+use self::jwt::{JwtKeyError, JwtVerifier};
+use self::passwd::{PasswdError, PasswordFile};
 
 /// What a client presented when it connected.
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +75,9 @@ pub struct LoginRequest<'a> {
     pub cert_username: Option<&'a str>,
     /// The client's address.
     pub peer: SocketAddr,
+    /// The CONNECT's Authentication Method (MQTT 5 enhanced authentication): the
+    /// exchange, not the login, checks the client then.
+    pub authentication_method: Option<&'a str>,
 }
 
 /// Who a connection is, once logged in.
@@ -80,14 +122,108 @@ impl fmt::Display for Access {
     }
 }
 
+/// The security configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SecurityError {
+    /// The password file.
+    #[error("auth.password_file: {0}")]
+    Passwd(#[from] PasswdError),
+    /// The JWT keys.
+    #[error("auth.jwt: {0}")]
+    Jwt(#[from] JwtKeyError),
+}
+
 /// The loaded policy: immutable, replaced whole by [`Security::reload`].
-#[derive(Debug, Default)]
-struct Policy {}
+#[derive(Debug)]
+struct Policy {
+    /// The password file's users, if `auth.password_file` is set.
+    passwords: Option<PasswordFile>,
+    /// JWT keys and rules, if `[auth.jwt]` has a key.
+    jwt: Option<JwtVerifier>,
+    /// Clients without credentials may connect.
+    allow_anonymous: bool,
+    /// Whether any authentication is configured (else the user name is taken as
+    /// given).
+    authenticating: bool,
+    /// How long a refused login waits.
+    failed_login_delay: Duration,
+}
+
+impl Default for Policy {
+    /// Open: no authentication, anyone may connect.
+    fn default() -> Self {
+        Self {
+            passwords: None,
+            jwt: None,
+            allow_anonymous: true,
+            authenticating: false,
+            failed_login_delay: Duration::ZERO,
+        }
+    }
+}
+
+impl Policy {
+    fn load(config: &AuthConfig) -> Result<Self, SecurityError> {
+        let passwords = config
+            .password_file
+            .as_deref()
+            .map(PasswordFile::load)
+            .transpose()?;
+        let jwt = config
+            .jwt
+            .configured()
+            .then(|| JwtVerifier::load(&config.jwt))
+            .transpose()?;
+        Ok(Self {
+            passwords,
+            jwt,
+            allow_anonymous: config.anonymous_allowed(),
+            authenticating: config.configured(),
+            failed_login_delay: config.failed_login_delay(),
+        })
+    }
+
+    fn token(&self, token: &str, username: Option<&str>) -> Result<Identity, ReasonCode> {
+        let Some(jwt) = &self.jwt else {
+            return Err(ReasonCode::BadUserNameOrPassword);
+        };
+        let claims = jwt.verify(token).map_err(|err| {
+            info!(%err, "JWT refused");
+            ReasonCode::BadUserNameOrPassword
+        })?;
+        if username.is_some_and(|u| !u.is_empty() && u != &*claims.username) {
+            info!(token_user = %claims.username, "JWT refused: CONNECT names another user");
+            return Err(ReasonCode::BadUserNameOrPassword);
+        }
+        Ok(Identity {
+            username: Some(claims.username),
+            permissions: claims.permissions,
+        })
+    }
+
+    fn password(&self, username: Option<&str>, password: &[u8]) -> Result<Identity, ReasonCode> {
+        let username = username
+            .filter(|u| !u.is_empty())
+            .ok_or(ReasonCode::BadUserNameOrPassword)?;
+        let credential = self
+            .passwords
+            .as_ref()
+            .and_then(|p| p.password(username))
+            .ok_or(ReasonCode::BadUserNameOrPassword)?;
+        if !credential.verify(password) {
+            return Err(ReasonCode::BadUserNameOrPassword);
+        }
+        Ok(Identity {
+            username: Some(username.into()),
+            permissions: None,
+        })
+    }
+}
 
 /// The broker's authentication and authorization, shared by every connection.
 #[derive(Debug, Default)]
 pub struct Security {
-    policy: RwLock<Arc<Policy>>,
+    policy: Arc<RwLock<Arc<Policy>>>,
 }
 
 impl Security {
@@ -97,22 +233,82 @@ impl Security {
         Self::default()
     }
 
+    /// Loads the policy `config` describes.
+    pub fn load(config: &AuthConfig) -> Result<Self, SecurityError> {
+        let security = Self::default();
+        security.reload(config)?;
+        Ok(security)
+    }
+
+    /// Re-reads the files `config` names (password file, JWT keys) and swaps the whole
+    /// policy. Open connections keep their identity; new logins use the new policy. On
+    /// error the old policy stays.
+    pub fn reload(&self, config: &AuthConfig) -> Result<(), SecurityError> {
+        let policy = Policy::load(config)?;
+        info!(
+            users = policy.passwords.as_ref().map_or(0, PasswordFile::user_count),
+            jwt = policy.jwt.is_some(),
+            anonymous = policy.allow_anonymous,
+            "security policy loaded"
+        );
+        *self.policy.write() = Arc::new(policy);
+        Ok(())
+    }
+
     fn policy(&self) -> Arc<Policy> {
         self.policy.read().clone()
     }
 
-    /// Checks a CONNECT's credentials. `Err` carries the reason code to refuse with
-    /// (0x86 Bad user name or password, 0x87 Not authorized, …; the protocol session
-    /// maps it to a 3.x return code).
+    /// Whether the password file holds SCRAM-SHA-256 credentials (then the broker
+    /// offers the `SCRAM-SHA-256` authentication method).
+    pub fn has_scram(&self) -> bool {
+        self.policy()
+            .passwords
+            .as_ref()
+            .is_some_and(PasswordFile::has_scram)
+    }
+
+    /// The SCRAM-SHA-256 mechanism over this policy's password file (it follows
+    /// reloads), to register in [`crate::auth::AuthRegistry`].
+    pub fn scram_mechanism(&self) -> scram::ScramMechanism {
+        scram::ScramMechanism::new(self.policy.clone())
+    }
+
+    /// How long to wait before sending a login refusal.
+    pub fn failed_login_delay(&self) -> Duration {
+        self.policy().failed_login_delay
+    }
+
+    /// Checks a CONNECT's credentials (see the module's login rules). `Err` carries the
+    /// reason code to refuse with (0x86 Bad user name or password, 0x87 Not
+    /// authorized; the protocol session maps it to a 3.x return code).
     pub fn login(&self, request: &LoginRequest<'_>) -> Result<Identity, ReasonCode> {
-        let _policy = self.policy();
-        Ok(Identity {
-            username: request
-                .cert_username
-                .or(request.username)
-                .map(ByteString::from),
-            permissions: None,
-        })
+        let policy = self.policy();
+        if !policy.authenticating || request.cert_username.is_some() {
+            return Ok(Identity {
+                username: request
+                    .cert_username
+                    .or(request.username)
+                    .map(ByteString::from),
+                permissions: None,
+            });
+        }
+        if request.authentication_method.is_some() {
+            // The exchange decides, and sets the identity when it succeeds.
+            return Ok(Identity::default());
+        }
+        match (request.password, request.bearer_token, request.username) {
+            (Some(password), _, username) => match std::str::from_utf8(password) {
+                Ok(text) if policy.jwt.is_some() && jwt::looks_like_jwt(text) => {
+                    policy.token(text, username)
+                }
+                _ => policy.password(username, password),
+            },
+            (None, Some(token), username) => policy.token(token, username),
+            (None, None, Some(_)) => Err(ReasonCode::BadUserNameOrPassword),
+            (None, None, None) if policy.allow_anonymous => Ok(Identity::default()),
+            (None, None, None) => Err(ReasonCode::NotAuthorized),
+        }
     }
 
     /// Whether `identity`, connected as `client_id`, may do `access` on `topic` (a topic

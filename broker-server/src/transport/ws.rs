@@ -199,6 +199,7 @@ pub fn upgrade(
     // A frame may hold a whole packet and then some: the packet size limit itself is
     // enforced by the MQTT decoder.
     let limit = (config.limits.max_packet_size as usize).saturating_add(64 * 1024);
+    let bearer_token = bearer_token(headers, config.auth.jwt.cookie.as_deref());
     let transport = if peer.tls {
         Transport::Wss
     } else {
@@ -216,11 +217,39 @@ pub fn upgrade(
                 listener: Arc::clone(&peer.stats.listener),
                 transport,
                 cert_username: peer.cert_username,
-                // Filled by the security issue's JWT support (header or cookie).
-                bearer_token: None,
+                bearer_token,
             };
             connection::serve_with(broker, WsStream::new(socket), meta, state.shutdown).await;
         })
+}
+
+/// The bearer token of an upgrade request: `Authorization: Bearer <token>`, else the
+/// value of the cookie named `cookie` (`auth.jwt.cookie`). Checked at CONNECT.
+pub fn bearer_token(headers: &HeaderMap, cookie: Option<&str>) -> Option<Arc<str>> {
+    let from_header = headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim())
+                .filter(|t| !t.is_empty())
+        });
+    let from_cookie = || {
+        let name = cookie?;
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|pair| {
+                let (key, value) = pair.trim().split_once('=')?;
+                (key == name && !value.is_empty()).then_some(value)
+            })
+    };
+    from_header.or_else(from_cookie).map(Arc::from)
 }
 
 #[cfg(test)]
@@ -232,6 +261,25 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::ORIGIN, HeaderValue::from_str(origin).unwrap());
         headers
+    }
+
+    #[test]
+    fn bearer_token_comes_from_the_header_then_the_cookie() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(bearer_token(&headers, Some("jwt")), None);
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("theme=dark; jwt=eyJ.c.d"),
+        );
+        assert_eq!(bearer_token(&headers, None), None);
+        assert_eq!(bearer_token(&headers, Some("jwt")).as_deref(), Some("eyJ.c.d"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer eyJ.a.b"),
+        );
+        assert_eq!(bearer_token(&headers, Some("jwt")).as_deref(), Some("eyJ.a.b"));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer_token(&headers, None), None);
     }
 
     #[test]
