@@ -1,10 +1,13 @@
-//! `broker-server`: parse the command line, load the configuration, start logging, run.
+//! `broker-server`: parse the command line, load the configuration, start logging, run;
+//! or `broker-server passwd …`: edit a password file.
+
+mod passwd_cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use broker_server::config::{Config, LogFormat, Override};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 /// The mqtt-web MQTT broker.
 #[derive(Debug, Parser)]
@@ -22,10 +25,27 @@ struct Cli {
     /// Override any key: `--set limits.max_connections=500` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Add, change or delete users of a password file (auth.password_file).
+    Passwd(passwd_cli::PasswdArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Passwd(args)) = cli.command {
+        return match passwd_cli::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("broker-server passwd: {err:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let config = match load(&cli) {
         Ok(config) => config,
         Err(err) => {
