@@ -246,7 +246,10 @@ impl Security {
     pub fn reload(&self, config: &AuthConfig) -> Result<(), SecurityError> {
         let policy = Policy::load(config)?;
         info!(
-            users = policy.passwords.as_ref().map_or(0, PasswordFile::user_count),
+            users = policy
+                .passwords
+                .as_ref()
+                .map_or(0, PasswordFile::user_count),
             jwt = policy.jwt.is_some(),
             anonymous = policy.allow_anonymous,
             "security policy loaded"

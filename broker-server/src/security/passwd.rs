@@ -159,7 +159,8 @@ impl Credential {
     pub fn argon2id(password: &[u8]) -> Result<Self, PasswdError> {
         let mut salt = [0u8; 16];
         getrandom::fill(&mut salt).map_err(|err| PasswdError::Hash(err.to_string()))?;
-        let salt = SaltString::encode_b64(&salt).map_err(|err| PasswdError::Hash(err.to_string()))?;
+        let salt =
+            SaltString::encode_b64(&salt).map_err(|err| PasswdError::Hash(err.to_string()))?;
         let hash = argon2::Argon2::default()
             .hash_password(password, &salt)
             .map_err(|err| PasswdError::Hash(err.to_string()))?;
@@ -494,8 +495,13 @@ mod tests {
         let err = PasswordFile::parse("# users\n\nbob:plain\n")
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("password file line 3: unknown credential"), "{err}");
-        let err = PasswordFile::parse("bob:$7$x$AA==$AA==").unwrap_err().to_string();
+        assert!(
+            err.starts_with("password file line 3: unknown credential"),
+            "{err}"
+        );
+        let err = PasswordFile::parse("bob:$7$x$AA==$AA==")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("iteration count"), "{err}");
         let err = PasswordFile::parse(&format!("{MOSQUITTO_7}\n{MOSQUITTO_7}"))
             .unwrap_err()

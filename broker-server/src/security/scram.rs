@@ -115,8 +115,7 @@ impl AuthExchange for ScramExchange {
                     return AuthStep::Failure(ReasonCode::NotAuthorized);
                 };
                 let expected_binding = STANDARD.encode(gs2_header.as_bytes());
-                if final_message.channel_binding != expected_binding
-                    || final_message.nonce != nonce
+                if final_message.channel_binding != expected_binding || final_message.nonce != nonce
                 {
                     return AuthStep::Failure(ReasonCode::NotAuthorized);
                 }
@@ -298,7 +297,10 @@ mod tests {
         let credential = ScramCredential::derive_with(b"pencil", salt, 4096);
         let mut file = PasswordFile::default();
         file.set_password("user", b"pencil", false).unwrap();
-        let text = format!("{file}user:{}\n", super::super::passwd::Credential::Scram(credential));
+        let text = format!(
+            "{file}user:{}\n",
+            super::super::passwd::Credential::Scram(credential)
+        );
         let m = mechanism(&text);
         let mut exchange = m.begin("c", None);
         let AuthStep::Continue(server_first) =
@@ -307,7 +309,10 @@ mod tests {
             panic!("expected a challenge");
         };
         let server_first = std::str::from_utf8(&server_first).unwrap().to_string();
-        assert!(server_first.starts_with("r=rOprNGfwEbeRWgbNEkqO"), "{server_first}");
+        assert!(
+            server_first.starts_with("r=rOprNGfwEbeRWgbNEkqO"),
+            "{server_first}"
+        );
         assert!(server_first.ends_with(",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"));
         let nonce = server_first[2..].split(',').next().unwrap();
         let salted = super::super::passwd::salted_password(
@@ -320,7 +325,11 @@ mod tests {
         let without_proof = format!("c=biws,r={nonce}");
         let auth_message = format!("n=user,r=rOprNGfwEbeRWgbNEkqO,{server_first},{without_proof}");
         let signature = hmac_sha256(&stored, auth_message.as_bytes());
-        let proof: Vec<u8> = client_key.iter().zip(signature).map(|(k, s)| k ^ s).collect();
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(signature)
+            .map(|(k, s)| k ^ s)
+            .collect();
         let final_message = format!("{without_proof},p={}", STANDARD.encode(&proof));
         let step = exchange.step(Some(final_message.as_bytes()));
         let server_key = hmac_sha256(&salted, b"Server Key");

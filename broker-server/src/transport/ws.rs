@@ -272,12 +272,18 @@ mod tests {
             HeaderValue::from_static("theme=dark; jwt=eyJ.c.d"),
         );
         assert_eq!(bearer_token(&headers, None), None);
-        assert_eq!(bearer_token(&headers, Some("jwt")).as_deref(), Some("eyJ.c.d"));
+        assert_eq!(
+            bearer_token(&headers, Some("jwt")).as_deref(),
+            Some("eyJ.c.d")
+        );
         headers.insert(
             header::AUTHORIZATION,
             HeaderValue::from_static("Bearer eyJ.a.b"),
         );
-        assert_eq!(bearer_token(&headers, Some("jwt")).as_deref(), Some("eyJ.a.b"));
+        assert_eq!(
+            bearer_token(&headers, Some("jwt")).as_deref(),
+            Some("eyJ.a.b")
+        );
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(bearer_token(&headers, None), None);
     }
