@@ -370,9 +370,15 @@ impl Connection {
     /// its inflight count there current.
     fn update_registration(&mut self) {
         if self.registration.is_none() && self.session.is_connected() {
+            // The proven user name (a token's or SCRAM's), else the one CONNECT gave.
+            let username = self
+                .identity
+                .username
+                .clone()
+                .or_else(|| self.username.clone());
             let registration = self.broker.clients.register(
                 self.client_id.clone(),
-                self.username.clone(),
+                username,
                 self.meta.clone(),
                 self.version,
             );

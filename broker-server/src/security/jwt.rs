@@ -289,3 +289,88 @@ pub fn looks_like_jwt(text: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'='))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{EncodingKey, Header};
+
+    fn verifier() -> JwtVerifier {
+        JwtVerifier::load(&JwtConfig {
+            hmac_secret: Some("s3cret-s3cret-s3cret".into()),
+            ..JwtConfig::default()
+        })
+        .unwrap()
+    }
+
+    fn token(claims: &Value) -> String {
+        jsonwebtoken::encode(
+            &Header::default(),
+            claims,
+            &EncodingKey::from_secret(b"s3cret-s3cret-s3cret"),
+        )
+        .unwrap()
+    }
+
+    fn exp() -> u64 {
+        jsonwebtoken::get_current_timestamp() + 600
+    }
+
+    #[test]
+    fn permission_claims_become_permissions() {
+        let claims = serde_json::json!({
+            "sub": "dash", "exp": exp(),
+            "mqtt": {"publish": ["cmd/dash/#"], "subscribe": ["state/+", "$SYS/#"]},
+        });
+        let got = verifier().verify(&token(&claims)).unwrap();
+        assert_eq!(&*got.username, "dash");
+        let permissions = got.permissions.unwrap();
+        assert_eq!(permissions.publish, vec![ByteString::from("cmd/dash/#")]);
+        assert_eq!(permissions.subscribe.len(), 2);
+        // No claim: the ACL decides.
+        let plain = serde_json::json!({"sub": "dash", "exp": exp()});
+        assert_eq!(verifier().verify(&token(&plain)).unwrap().permissions, None);
+        // A claim of the wrong shape refuses the token rather than granting nothing
+        // or everything.
+        let bad = serde_json::json!({"sub": "dash", "exp": exp(), "mqtt": {"publish": "a/#"}});
+        assert!(matches!(
+            verifier().verify(&token(&bad)),
+            Err(TokenError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn passwords_are_told_from_tokens() {
+        assert!(looks_like_jwt(&token(
+            &serde_json::json!({"sub": "a", "exp": exp()})
+        )));
+        assert!(!looks_like_jwt("hunter2"));
+        assert!(!looks_like_jwt("eyJ.but has spaces.x"));
+    }
+
+    #[test]
+    fn unusable_key_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key.pem");
+        std::fs::write(&path, "not a key").unwrap();
+        let err = JwtVerifier::load(&JwtConfig {
+            public_key_file: Some(path),
+            ..JwtConfig::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("key.pem: not an RSA or EC public key"),
+            "{err}"
+        );
+        let path = dir.path().join("jwks.json");
+        std::fs::write(&path, r#"{"keys": []}"#).unwrap();
+        let err = JwtVerifier::load(&JwtConfig {
+            jwks_file: Some(path),
+            ..JwtConfig::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("holds no keys"), "{err}");
+    }
+}
