@@ -198,8 +198,7 @@ async fn a_broken_password_file_stops_the_start_with_its_line() {
     std::fs::write(&file, "# users\nalice:plaintext\n").unwrap();
     let err = broker_server::start(auth_config(&file))
         .await
-        .err()
-        .expect("refuses to start")
+        .expect_err("refuses to start")
         .to_string();
     assert!(err.contains("line 2"), "{err}");
     assert!(err.contains("unknown credential"), "{err}");

@@ -78,7 +78,7 @@ enum State {
         client_first_bare: String,
         server_first: String,
         nonce: String,
-        credential: Option<ScramCredential>,
+        credential: Option<Box<ScramCredential>>,
     },
     /// Succeeded or failed; any further data fails.
     Done,
@@ -174,7 +174,8 @@ impl ScramExchange {
             .passwords
             .as_ref()
             .and_then(|p| p.scram(&first.user))
-            .cloned();
+            .cloned()
+            .map(Box::new);
         let (salt, iterations) = match &credential {
             Some(c) => (c.salt.clone(), c.iterations),
             None => (
