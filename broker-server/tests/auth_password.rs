@@ -403,3 +403,55 @@ async fn sighup_reloads_users_in_the_running_binary() {
     assert!(matches!(alice.recv().await, Packet::PingResp));
     drop(process);
 }
+
+/// The refusal waits `failed_login_delay_ms` (on the paused test clock: no real
+/// waiting, and no assertion on real time); a good login does not wait.
+#[tokio::test(start_paused = true)]
+async fn refusals_wait_the_failed_login_delay_and_successes_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("passwd");
+    std::fs::write(
+        &file,
+        "alice:$7$101$MLBwQKmznUVlRGf1$9KW98ZtRVx+9e1p2jjWOn9gklt5pMNy4nUrpGaW+8vEOxjc0bnFitgxaXAFen7esij7MNrRwhC96E7YOetcifw==\n",
+    )
+    .unwrap();
+    let mut config = auth_config(&file);
+    config.auth.failed_login_delay_ms = 5_000;
+    let broker = TestBroker::with_config(config).await;
+    let delay = std::time::Duration::from_secs(5);
+    for (password, code) in [
+        ("secret", ReasonCode::Success),
+        ("guess", ReasonCode::BadUserNameOrPassword),
+    ] {
+        for version in [V311, V5] {
+            let mut client = broker.raw(version).await;
+            let started = tokio::time::Instant::now();
+            client
+                .send(&Packet::Connect(Box::new(login(
+                    version,
+                    Some("alice"),
+                    Some(password),
+                ))))
+                .await;
+            // Our own guard, far beyond the delay, so the paused clock reaches the
+            // broker's timer first.
+            let packet = client
+                .try_recv(std::time::Duration::from_secs(3600))
+                .await
+                .expect("CONNACK in time")
+                .expect("CONNACK before the close");
+            let Packet::ConnAck(ack) = packet else {
+                panic!("expected CONNACK, got {packet:?}");
+            };
+            assert_eq!(ack.reason_code, code, "{version}");
+            let waited = started.elapsed();
+            if code == ReasonCode::Success {
+                assert!(waited < delay, "{version}: a good login waited {waited:?}");
+            } else {
+                assert!(waited >= delay, "{version}: refused after {waited:?}");
+            }
+        }
+    }
+    assert_eq!(broker.broker().metrics.auth_failures.get(), 2);
+    broker.stop().await;
+}
