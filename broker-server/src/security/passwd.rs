@@ -335,14 +335,18 @@ impl PasswordFile {
         })
     }
 
-    /// Writes the file to `path` atomically (a temporary file renamed over it),
-    /// readable by its owner only.
+    /// Writes the file to `path` atomically (a temporary file renamed over it). An
+    /// existing file keeps its mode, and its owner and group when the caller may set
+    /// them (root editing the broker's file); a new file is readable by its owner only.
     pub fn save(&self, path: &Path) -> Result<(), PasswdError> {
         let io = |source| PasswdError::Io {
             path: path.display().to_string(),
             source,
         };
-        let tmp = path.with_extension("tmp");
+        let existing = std::fs::metadata(path).ok();
+        let mut tmp_name = path.as_os_str().to_owned();
+        tmp_name.push(".tmp");
+        let tmp = std::path::PathBuf::from(tmp_name);
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);
         #[cfg(unix)]
@@ -352,6 +356,15 @@ impl PasswordFile {
             let mut out = options.open(&tmp).map_err(io)?;
             out.write_all(self.to_string().as_bytes()).map_err(io)?;
             out.sync_all().map_err(io)?;
+        }
+        if let Some(existing) = existing {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::MetadataExt as _;
+                // Only root may give a file away; others keep their own ownership.
+                let _ = std::os::unix::fs::chown(&tmp, Some(existing.uid()), Some(existing.gid()));
+            }
+            std::fs::set_permissions(&tmp, existing.permissions()).map_err(io)?;
         }
         std::fs::rename(&tmp, path).map_err(io)
     }
@@ -511,6 +524,24 @@ mod tests {
             PasswordFile::default().set_password("a:b", b"x", false),
             Err(PasswdError::BadUsername(_))
         ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn saving_keeps_the_mode_of_an_existing_file() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("passwd");
+        let mut file = PasswordFile::default();
+        file.set_password("a", b"pw", false).unwrap();
+        file.save(&path).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        file.set_password("b", b"pw", false).unwrap();
+        file.save(&path).unwrap();
+        assert_eq!(mode(&path), 0o640);
+        assert_eq!(PasswordFile::load(&path).unwrap(), file);
     }
 
     /// RFC 7677 §3's example: user `user`, password `pencil`.
