@@ -16,7 +16,7 @@ use super::{Connection, message_from};
 use crate::auth::{AuthStep, Exchange};
 use crate::broker::Broker;
 use crate::clock;
-use crate::security::LoginRequest;
+use crate::security::{Identity, LoginRequest};
 use crate::session::Session;
 
 impl Connection {
@@ -36,16 +36,7 @@ impl Connection {
         }
         // The slot is ours from here on; `finish` gives it back.
         self.connected_counted = true;
-        let request = LoginRequest {
-            client_id: &connect.client_id,
-            username: connect.username.as_deref(),
-            password: connect.password.as_deref(),
-            bearer_token: self.meta.bearer_token.as_deref(),
-            cert_username: self.meta.cert_username.as_deref(),
-            peer: self.peer,
-            authentication_method: connect.properties.authentication_method.as_deref(),
-        };
-        match broker.security.login(&request) {
+        match self.login(&connect).await {
             Ok(identity) => self.identity = identity,
             Err(reason) => {
                 broker.metrics.auth_failures.inc();
@@ -115,6 +106,39 @@ impl Connection {
                     self.session.disconnect(reason);
                 }
             }
+        }
+    }
+
+    /// Checks the CONNECT's credentials ([`crate::security::Security::login`]). A
+    /// password check (argon2id costs milliseconds of CPU by design) runs on the
+    /// blocking pool, so it does not stall the other connections of this worker.
+    async fn login(&mut self, connect: &Connect) -> Result<Identity, ReasonCode> {
+        let hashing = connect.password.is_some() && self.broker.security.checks_passwords();
+        let broker = self.broker.clone();
+        let client_id = connect.client_id.clone();
+        let username = connect.username.clone();
+        let password = connect.password.clone();
+        let bearer_token = self.meta.bearer_token.clone();
+        let cert_username = self.meta.cert_username.clone();
+        let method = connect.properties.authentication_method.clone();
+        let peer = self.peer;
+        let check = move || {
+            broker.security.login(&LoginRequest {
+                client_id: &client_id,
+                username: username.as_deref(),
+                password: password.as_deref(),
+                bearer_token: bearer_token.as_deref(),
+                cert_username: cert_username.as_deref(),
+                peer,
+                authentication_method: method.as_deref(),
+            })
+        };
+        if hashing {
+            tokio::task::spawn_blocking(check)
+                .await
+                .unwrap_or(Err(ReasonCode::UnspecifiedError))
+        } else {
+            check()
         }
     }
 

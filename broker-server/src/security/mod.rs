@@ -277,6 +277,13 @@ impl Security {
         scram::ScramMechanism::new(self.policy.clone())
     }
 
+    /// Whether logins with a password are checked against the password file (costly
+    /// by design: the caller may run [`Security::login`] off the async workers).
+    pub fn checks_passwords(&self) -> bool {
+        let policy = self.policy();
+        policy.authenticating && policy.passwords.is_some()
+    }
+
     /// How long to wait before sending a login refusal.
     pub fn failed_login_delay(&self) -> Duration {
         self.policy().failed_login_delay
