@@ -383,3 +383,32 @@ async fn mosquitto_pub_logs_in_with_a_token_as_its_password() {
     }
     broker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paho_over_websocket_logs_in_with_a_header_cookie_or_password_token() {
+    let mut config = jwt_config();
+    config.auth.jwt.cookie = Some("mqtt_token".into());
+    let broker = TestBroker::with_config(config).await;
+    let port = broker.running.as_ref().unwrap().http_addrs[0]
+        .port()
+        .to_string();
+    let script = peer_script("paho_jwt_ws.py").display().to_string();
+    let good = hs256(&claims("webuser"), SECRET);
+    let mut wrong_audience = claims("webuser");
+    wrong_audience["aud"] = json!("another-service");
+    let wrong_audience = hs256(&wrong_audience, SECRET);
+    for version in ["4", "5"] {
+        for mode in ["header", "cookie", "password"] {
+            for (token, expected) in [
+                (&good, vec!["connack 0", "echo hello"]),
+                (&wrong_audience, vec!["connack 134"]),
+            ] {
+                // `-B`: no `__pycache__` in the source tree.
+                let args = ["-B", &script, "127.0.0.1", &port, version, mode, token];
+                let got = run_peer("python3", &args, &[]).await.got();
+                assert_eq!(got, expected, "v{version} {mode}");
+            }
+        }
+    }
+    broker.stop().await;
+}
