@@ -205,11 +205,10 @@ impl Policy {
         let username = username
             .filter(|u| !u.is_empty())
             .ok_or(ReasonCode::BadUserNameOrPassword)?;
-        let credential = self
-            .passwords
-            .as_ref()
-            .and_then(|p| p.password(username))
-            .ok_or(ReasonCode::BadUserNameOrPassword)?;
+        let Some(credential) = self.passwords.as_ref().and_then(|p| p.password(username)) else {
+            passwd::decoy_verify(password);
+            return Err(ReasonCode::BadUserNameOrPassword);
+        };
         if !credential.verify(password) {
             return Err(ReasonCode::BadUserNameOrPassword);
         }

@@ -32,6 +32,17 @@ use subtle::ConstantTimeEq;
 /// (RFC 7677 asks for at least 4096).
 pub const SCRAM_ITERATIONS: u32 = 4096;
 
+/// An argon2id hash of a random password nobody knows, with the default cost: checked
+/// when the user does not exist, so that a refusal takes as long for an unknown user as
+/// for a wrong password (no user enumeration by timing).
+const DECOY: &str = "$argon2id$v=19$m=19456,t=2,p=1$BYH9/2TmY19/pa3OOs7CuA$zctBVdr36vH99zKuUw9DLsA4KxQFmOsorSV9bgv34wE";
+
+/// Spends the time of one password check against [`DECOY`] (whose password nobody
+/// knows, so the outcome does not matter and is dropped).
+pub fn decoy_verify(password: &[u8]) {
+    let _ = Credential::Argon2(DECOY.to_string()).verify(password);
+}
+
 /// A password file that could not be read or parsed.
 #[derive(Debug, thiserror::Error)]
 pub enum PasswdError {
