@@ -253,7 +253,7 @@ pub async fn run(
 /// Reloads the security policy, registering SCRAM-SHA-256 once the password file has
 /// SCRAM credentials.
 fn reload_security(broker: &Broker) -> Result<(), security::SecurityError> {
-    broker.security.reload(&broker.config.auth)?;
+    broker.security.reload(&broker.config)?;
     if broker.security.has_scram() {
         broker
             .auth

@@ -455,3 +455,22 @@ async fn refusals_wait_the_failed_login_delay_and_successes_do_not() {
     assert_eq!(broker.broker().metrics.auth_failures.get(), 2);
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn allow_anonymous_false_without_users_refuses_everyone() {
+    let mut config = test_config();
+    config.auth.allow_anonymous = Some(false);
+    config.auth.failed_login_delay_ms = 0;
+    let broker = TestBroker::with_config(config).await;
+    for version in [V311, V5] {
+        assert_eq!(
+            connack(&broker, login(version, None, None)).await,
+            ReasonCode::NotAuthorized
+        );
+        assert_eq!(
+            connack(&broker, login(version, Some("alice"), Some("any"))).await,
+            ReasonCode::BadUserNameOrPassword
+        );
+    }
+    broker.stop().await;
+}

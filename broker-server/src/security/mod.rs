@@ -21,7 +21,8 @@
 //! # Login rules
 //!
 //! With nothing in `[auth]`, everyone gets in under the user name they give. Once a
-//! password file or a JWT key is configured:
+//! password file or a JWT key is configured (or `allow_anonymous = false` is set, which
+//! with nothing configured lets in only certificate-named clients):
 //!
 //! 1. a CONNECT with an Authentication Method (MQTT 5 enhanced authentication) is left
 //!    to the exchange ([`scram`]), whose success sets the identity;
@@ -54,7 +55,6 @@ use parking_lot::RwLock;
 use protocol::ReasonCode;
 use tracing::info;
 
-use self::config::AuthConfig;
 use self::jwt::{JwtKeyError, JwtVerifier};
 use self::passwd::{PasswdError, PasswordFile};
 
@@ -163,7 +163,8 @@ impl Default for Policy {
 }
 
 impl Policy {
-    fn load(config: &AuthConfig) -> Result<Self, SecurityError> {
+    fn load(config: &crate::Config) -> Result<Self, SecurityError> {
+        let config = &config.auth;
         let passwords = config
             .password_file
             .as_deref()
@@ -233,7 +234,7 @@ impl Security {
     }
 
     /// Loads the policy `config` describes.
-    pub fn load(config: &AuthConfig) -> Result<Self, SecurityError> {
+    pub fn load(config: &crate::Config) -> Result<Self, SecurityError> {
         let security = Self::default();
         security.reload(config)?;
         Ok(security)
@@ -242,7 +243,7 @@ impl Security {
     /// Re-reads the files `config` names (password file, JWT keys) and swaps the whole
     /// policy. Open connections keep their identity; new logins use the new policy. On
     /// error the old policy stays.
-    pub fn reload(&self, config: &AuthConfig) -> Result<(), SecurityError> {
+    pub fn reload(&self, config: &crate::Config) -> Result<(), SecurityError> {
         let policy = Policy::load(config)?;
         info!(
             users = policy
@@ -293,7 +294,8 @@ impl Security {
     /// authorized; the protocol session maps it to a 3.x return code).
     pub fn login(&self, request: &LoginRequest<'_>) -> Result<Identity, ReasonCode> {
         let policy = self.policy();
-        if !policy.authenticating || request.cert_username.is_some() {
+        let open = !policy.authenticating && policy.allow_anonymous;
+        if open || request.cert_username.is_some() {
             return Ok(Identity {
                 username: request
                     .cert_username
