@@ -37,7 +37,7 @@ pub const SCRAM_ITERATIONS: u32 = 4096;
 /// for a wrong password (no user enumeration by timing).
 const DECOY: &str = "$argon2id$v=19$m=19456,t=2,p=1$BYH9/2TmY19/pa3OOs7CuA$zctBVdr36vH99zKuUw9DLsA4KxQFmOsorSV9bgv34wE";
 
-/// Spends the time of one password check against [`DECOY`] (whose password nobody
+/// Spends the time of one password check against the decoy hash (whose password nobody
 /// knows, so the outcome does not matter and is dropped).
 pub fn decoy_verify(password: &[u8]) {
     let _ = Credential::Argon2(DECOY.to_string()).verify(password);
