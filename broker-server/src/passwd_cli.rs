@@ -36,7 +36,8 @@ struct SetArgs {
     /// The user name (no ':').
     user: String,
     /// Also store a SCRAM-SHA-256 credential, for MQTT 5 clients that log in with
-    /// enhanced authentication (Authentication Method `SCRAM-SHA-256`).
+    /// enhanced authentication (Authentication Method `SCRAM-SHA-256`). Without it,
+    /// `change` removes the user's SCRAM credential (it would keep the old password).
     #[arg(long)]
     scram: bool,
     /// The password, instead of reading it from standard input (visible to other
