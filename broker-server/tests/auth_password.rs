@@ -44,8 +44,9 @@ async fn passwd(file: &Path, args: &[&str], password: &str) {
     );
 }
 
-/// A password file with `alice`/`wonderland` (argon2id, by `broker-server passwd`) and
-/// `mosq`/`from-mosquitto` (Debian's `mosquitto_passwd -b`).
+/// A password file with `alice`/`wonderland` (argon2id, by `broker-server passwd`),
+/// `mosq`/`from-mosquitto` (`$7$`) and `old`/`from-mosquitto-1.6` (`$6$`), both by
+/// Debian's `mosquitto_passwd -b`.
 async fn password_file(dir: &Path) -> PathBuf {
     let mosquitto = dir.join("mosquitto.passwd");
     let status = Command::new("mosquitto_passwd")
@@ -56,14 +57,24 @@ async fn password_file(dir: &Path) -> PathBuf {
         .await
         .expect("mosquitto_passwd runs (Debian package mosquitto; `cargo xtask setup`)");
     assert!(status.success());
+    // Mosquitto 1.6's format, still written with `-H sha512`.
+    let status = Command::new("mosquitto_passwd")
+        .args(["-H", "sha512", "-b"])
+        .arg(&mosquitto)
+        .args(["old", "from-mosquitto-1.6"])
+        .status()
+        .await
+        .expect("mosquitto_passwd runs");
+    assert!(status.success());
     let mosquitto_line = std::fs::read_to_string(&mosquitto).unwrap();
     assert!(mosquitto_line.starts_with("mosq:$7$"), "{mosquitto_line}");
+    assert!(mosquitto_line.contains("\nold:$6$"), "{mosquitto_line}");
     let file = dir.join("passwd");
     std::fs::write(&file, &mosquitto_line).unwrap();
     passwd(&file, &["add", "alice"], "wonderland").await;
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.contains("alice:$argon2id$"), "{text}");
-    assert!(text.contains(mosquitto_line.trim()), "{text}");
+    assert!(text.starts_with(&mosquitto_line), "{text}");
     file
 }
 
@@ -114,7 +125,11 @@ async fn passwords_from_both_tools_log_in_and_every_refusal_has_its_code() {
     let broker = TestBroker::with_config(auth_config(&file)).await;
 
     for version in [V311, V5] {
-        let ok = [("alice", "wonderland"), ("mosq", "from-mosquitto")];
+        let ok = [
+            ("alice", "wonderland"),
+            ("mosq", "from-mosquitto"),
+            ("old", "from-mosquitto-1.6"),
+        ];
         for (user, password) in ok {
             assert_eq!(
                 connack(&broker, login(version, Some(user), Some(password))).await,
@@ -125,6 +140,7 @@ async fn passwords_from_both_tools_log_in_and_every_refusal_has_its_code() {
         let bad_password = [
             (Some("alice"), Some("Wonderland")),
             (Some("mosq"), Some("wonderland")),
+            (Some("old"), Some("from-mosquitto")),
             (Some("nobody"), Some("wonderland")),
             (Some("alice"), None),
             (Some(""), Some("wonderland")),
@@ -161,8 +177,8 @@ async fn passwords_from_both_tools_log_in_and_every_refusal_has_its_code() {
         v311_connack_bytes(&broker, Some("mosq"), Some("from-mosquitto")).await,
         [0x20, 0x02, 0x00, 0x00]
     );
-    // 2 × 5 bad passwords, 2 anonymous, 1 v5 without user name, 2 on the wire.
-    assert_eq!(broker.broker().metrics.auth_failures.get(), 15);
+    // 2 × 6 bad passwords, 2 anonymous, 1 v5 without user name, 2 on the wire.
+    assert_eq!(broker.broker().metrics.auth_failures.get(), 17);
     broker.stop().await;
 }
 
