@@ -37,6 +37,20 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Durable state: backend, data directory, fsync policy ([`crate::storage`]).
     pub storage: crate::storage::StorageConfig,
+    /// Who may connect and what they may do ([`crate::security`]).
+    pub auth: AuthConfig,
+}
+
+/// Authentication and authorization files ([`crate::security`]). Read at start and
+/// again on SIGHUP; open connections stay up and follow the new rules.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The ACL file: which topics each user and client may publish to, subscribe to
+    /// and receive from ([`crate::security::acl`] documents the format). Default unset:
+    /// every client may do everything. Once set, anything the file does not allow is
+    /// refused.
+    pub acl_file: Option<PathBuf>,
 }
 
 /// Where the broker listens.

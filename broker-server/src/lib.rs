@@ -104,8 +104,9 @@ impl RunningBroker {
 /// Binds every listener of `config` and starts serving. Returns once bound, so the
 /// addresses are known (tests bind port 0).
 pub async fn start(config: Config) -> anyhow::Result<RunningBroker> {
-    // The store is read before any listener opens.
-    let broker = storage::recovery::open(config)?;
+    // The security files and the store are read before any listener opens.
+    let security = security::Security::from_config(&config.auth)?;
+    let broker = storage::recovery::open(config, security)?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let mut tcp_addrs = Vec::new();
@@ -235,18 +236,18 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let running = start(config).await?;
     #[cfg(unix)]
-    reload_on_sighup(running.tls.clone());
+    reload_on_sighup(running.broker.clone(), running.tls.clone());
     shutdown.await;
     tracing::info!("shutting down");
     running.shutdown().await;
     Ok(())
 }
 
-/// Reloads the TLS configuration on every SIGHUP, logging the outcome. Without TLS a
-/// SIGHUP only logs that there is nothing to reload (it must not end the process, as its
-/// default action would: `systemctl reload` sends it).
+/// Reloads the security files (ACL) and the TLS configuration on every SIGHUP, logging
+/// the outcome; a file that fails to load leaves the previous one in force. A SIGHUP
+/// must not end the process, as its default action would: `systemctl reload` sends it.
 #[cfg(unix)]
-fn reload_on_sighup(tls: Option<Arc<transport::tls::TlsStore>>) {
+fn reload_on_sighup(broker: Arc<Broker>, tls: Option<Arc<transport::tls::TlsStore>>) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hangups = match signal(SignalKind::hangup()) {
         Ok(hangups) => hangups,
@@ -257,13 +258,16 @@ fn reload_on_sighup(tls: Option<Arc<transport::tls::TlsStore>>) {
     };
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
+            if let Err(err) = broker.security.reload() {
+                tracing::error!(%err, "security reload failed; the previous rules stay");
+            }
             match &tls {
                 Some(tls) => {
                     if let Err(err) = tls.reload() {
                         tracing::error!(%err, "TLS reload failed; the previous certificate stays");
                     }
                 }
-                None => tracing::info!("SIGHUP: no TLS listener, nothing to reload"),
+                None => tracing::debug!("SIGHUP: no TLS listener to reload"),
             }
         }
     });
