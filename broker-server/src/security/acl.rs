@@ -124,6 +124,10 @@ struct Rule {
     effect: Effect,
     /// The topic filter (for a pattern, with `%u` and `%c` still in it).
     filter: String,
+    /// A pattern naming `%u`: it needs a (safe) user name to apply.
+    uses_user: bool,
+    /// A pattern naming `%c`.
+    uses_client: bool,
 }
 
 /// A parsed ACL file: immutable, checked on every publish, subscribe and delivery.
@@ -222,7 +226,8 @@ impl Acl {
 
     /// Whether the client logged in as `username` with `client_id` may do `access` on
     /// `topic` (a topic name, or the filter of a SUBSCRIBE without its `$share/{group}/`
-    /// prefix). See the [module docs](self) for how rules combine.
+    /// prefix). See the [module docs](self) for how rules combine. Allocates nothing:
+    /// patterns are matched with their placeholders resolved level by level.
     pub fn check(
         &self,
         username: Option<&str>,
@@ -238,18 +243,25 @@ impl Acl {
             },
             self.clients.get(client_id),
         ];
-        for rule in fixed.into_iter().flatten().flatten() {
-            match rule.decide(&rule.filter, access, topic) {
-                Decision::Deny => return Decision::Deny,
-                Decision::Allow => allowed = true,
-                Decision::NoMatch => {}
-            }
-        }
-        for rule in &self.patterns {
-            let Some(filter) = substitute(&rule.filter, username, client_id) else {
-                continue;
+        let user = username.filter(|name| safe(name));
+        let client = Some(client_id).filter(|id| safe(id));
+        let rules = fixed
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|rule| (rule, None));
+        let patterns = self.patterns.iter().filter_map(|rule| {
+            let values = Values {
+                user: if rule.uses_user { user? } else { "" },
+                client: if rule.uses_client { client? } else { "" },
             };
-            match rule.decide(&filter, access, topic) {
+            Some((
+                rule,
+                Some(values).filter(|_| rule.uses_user || rule.uses_client),
+            ))
+        });
+        for (rule, values) in rules.chain(patterns) {
+            match rule.decide(values, access, topic) {
                 Decision::Deny => return Decision::Deny,
                 Decision::Allow => allowed = true,
                 Decision::NoMatch => {}
@@ -263,31 +275,105 @@ impl Acl {
     }
 }
 
+/// What a pattern's `%u` and `%c` stand for.
+#[derive(Debug, Clone, Copy)]
+struct Values<'a> {
+    user: &'a str,
+    client: &'a str,
+}
+
 impl Rule {
-    /// What this rule (with `filter` its substituted filter) says about `access`.
-    fn decide(&self, filter: &str, access: Access, topic: &str) -> Decision {
+    /// What this rule says about `access` (`values`: the pattern's substitutions).
+    fn decide(&self, values: Option<Values<'_>>, access: Access, topic: &str) -> Decision {
+        let applies = || match values {
+            Some(values) => applies_with(&self.filter, access, topic, |level, text| {
+                level_equals(level, text, values)
+            }),
+            None => applies(&self.filter, access, topic),
+        };
         match self.effect {
-            Effect::Deny if applies(filter, access, topic) => Decision::Deny,
-            Effect::Allow(rights) if rights.has(access) && applies(filter, access, topic) => {
-                Decision::Allow
-            }
+            Effect::Deny if applies() => Decision::Deny,
+            Effect::Allow(rights) if rights.has(access) && applies() => Decision::Allow,
             _ => Decision::NoMatch,
         }
     }
 }
 
+/// Whether a value may stand for `%u` or `%c`: not empty, and it does not change the
+/// filter's structure (no `/`, `+` or `#`).
+fn safe(value: &str) -> bool {
+    !value.is_empty() && !value.contains(['/', '+', '#'])
+}
+
+/// Whether a pattern's literal level (`%u`, `dev-%c`, `100%`) equals `text` once `%u`
+/// and `%c` are replaced by `values`.
+fn level_equals(mut level: &str, mut text: &str, values: Values<'_>) -> bool {
+    while let Some(at) = level.find('%') {
+        let Some(rest) = text.strip_prefix(&level[..at]) else {
+            return false;
+        };
+        let (value, skip) = match level.as_bytes().get(at + 1) {
+            Some(b'u') => (values.user, 2),
+            Some(b'c') => (values.client, 2),
+            _ => ("%", 1),
+        };
+        let Some(rest) = rest.strip_prefix(value) else {
+            return false;
+        };
+        text = rest;
+        level = &level[at + skip..];
+    }
+    level == text
+}
+
 /// Whether a rule's `filter` concerns `topic` for `access`: it matches the topic name,
 /// or (SUBSCRIBE) it covers the requested filter.
 pub fn applies(filter: &str, access: Access, topic: &str) -> bool {
+    applies_with(filter, access, topic, |level, text| level == text)
+}
+
+/// [`applies`], comparing a literal level of `filter` with a level of `topic` by
+/// `equals`.
+fn applies_with(
+    filter: &str,
+    access: Access,
+    topic: &str,
+    equals: impl Fn(&str, &str) -> bool,
+) -> bool {
     match access {
-        Access::Subscribe => covers(filter, topic),
-        Access::Publish | Access::Receive => protocol::topic::matches(filter, topic),
+        Access::Subscribe => covers_with(filter, topic, equals),
+        Access::Publish | Access::Receive => matches_with(filter, topic, equals),
+    }
+}
+
+/// Topic matching (MQTT §4.7) with a custom comparison of literal levels.
+fn matches_with(filter: &str, topic: &str, equals: impl Fn(&str, &str) -> bool) -> bool {
+    // [MQTT-4.7.2-1]: `#` and `+/...` do not match `$SYS/...` and friends.
+    if topic.starts_with('$') && filter.starts_with(['+', '#']) {
+        return false;
+    }
+    let mut filter_levels = filter.split('/');
+    let mut topic_levels = topic.split('/');
+    loop {
+        match (filter_levels.next(), topic_levels.next()) {
+            // `sport/#` matches `sport` too.
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(level), Some(text)) if equals(level, text) => {}
+            (None, None) => return true,
+            _ => return false,
+        }
     }
 }
 
 /// Whether every topic name `requested` matches is matched by `rule` too (both valid,
 /// non-shared filters).
 pub fn covers(rule: &str, requested: &str) -> bool {
+    covers_with(rule, requested, |level, text| level == text)
+}
+
+/// [`covers`] with a custom comparison of literal levels.
+fn covers_with(rule: &str, requested: &str, equals: impl Fn(&str, &str) -> bool) -> bool {
     // As in matching: a leading wildcard does not reach `$` topics [MQTT-4.7.2-1].
     if rule.starts_with(['+', '#']) && requested.starts_with('$') {
         return false;
@@ -296,55 +382,16 @@ pub fn covers(rule: &str, requested: &str) -> bool {
     let mut requested_levels = requested.split('/');
     loop {
         match (rule_levels.next(), requested_levels.next()) {
+            // (This covers `a/#` covering `a` as well.)
             (Some("#"), _) => return true,
             (Some(_), Some("#")) => return false,
             (Some("+"), Some(_)) => {}
-            (Some(r), Some(q)) if r == q => {}
-            (Some(_), Some(_)) => return false,
+            (Some(_), Some("+")) => return false,
+            (Some(level), Some(text)) if equals(level, text) => {}
             (None, None) => return true,
-            // (`a/#` covering `a` is the first arm.)
-            (Some(_), None) | (None, Some(_)) => return false,
+            _ => return false,
         }
     }
-}
-
-/// `filter` with `%u` and `%c` replaced; `None` if the pattern cannot apply (no user
-/// name for `%u`, or a value that would change the filter's structure).
-fn substitute<'a>(
-    filter: &'a str,
-    username: Option<&str>,
-    client_id: &str,
-) -> Option<Cow<'a, str>> {
-    if !filter.contains('%') {
-        return Some(Cow::Borrowed(filter));
-    }
-    let safe = |value: &str| !value.is_empty() && !value.contains(['/', '+', '#']);
-    let mut out = String::with_capacity(filter.len() + 16);
-    let mut rest = filter;
-    while let Some(at) = rest.find('%') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        match after.as_bytes().first() {
-            Some(b'u') => {
-                let name = username.filter(|name| safe(name))?;
-                out.push_str(name);
-                rest = &after[1..];
-            }
-            Some(b'c') => {
-                if !safe(client_id) {
-                    return None;
-                }
-                out.push_str(client_id);
-                rest = &after[1..];
-            }
-            _ => {
-                out.push('%');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    Some(Cow::Owned(out))
 }
 
 /// Splits off the first whitespace-separated word; the rest is trimmed.
@@ -396,6 +443,8 @@ fn parse_rule(text: &str, pattern: bool) -> Result<Rule, String> {
     Ok(Rule {
         effect,
         filter: filter.to_string(),
+        uses_user: pattern && filter.contains("%u"),
+        uses_client: pattern && filter.contains("%c"),
     })
 }
 

@@ -275,3 +275,46 @@ fn example_file_parses_and_means_what_the_readme_says() {
         Allow
     );
 }
+
+#[test]
+fn matching_agrees_with_subscription_matching() {
+    let filters = [
+        "#", "+", "a", "a/#", "a/+", "a/+/c", "+/b/#", "$SYS/#", "a//c", "/#",
+    ];
+    let topics = [
+        "a", "a/b", "a/b/c", "b/b/x", "$SYS/x", "a//c", "/x", "", "a/",
+    ];
+    for filter in filters {
+        for topic in topics {
+            assert_eq!(
+                applies(filter, Publish, topic),
+                protocol::topic::matches(filter, topic),
+                "{filter} ~ {topic}"
+            );
+        }
+    }
+}
+
+#[test]
+fn placeholders_resolve_within_a_level() {
+    let values = Values {
+        user: "bob",
+        client: "d1",
+    };
+    for (level, text, expected) in [
+        ("%u", "bob", true),
+        ("%u", "bobby", false),
+        ("x-%u-%c", "x-bob-d1", true),
+        ("x-%u-%c", "x-bob-d2", false),
+        ("100%", "100%", true),
+        ("%%u", "%bob", true),
+        ("%", "%", true),
+        ("%u", "", false),
+    ] {
+        assert_eq!(
+            level_equals(level, text, values),
+            expected,
+            "{level} = {text}"
+        );
+    }
+}
