@@ -252,7 +252,7 @@ fn reload_on_sighup(broker: Arc<Broker>, tls: Option<Arc<transport::tls::TlsStor
     let mut hangups = match signal(SignalKind::hangup()) {
         Ok(hangups) => hangups,
         Err(err) => {
-            tracing::warn!(%err, "cannot listen for SIGHUP: TLS certificates will not reload");
+            tracing::warn!(%err, "cannot listen for SIGHUP: the ACL file and TLS certificates will not reload");
             return;
         }
     };
