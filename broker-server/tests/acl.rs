@@ -288,6 +288,34 @@ async fn a_will_outside_the_rules_is_not_published(version: ProtocolVersion) {
 }
 each_version!(a_will_outside_the_rules_is_not_published);
 
+#[tokio::test(start_paused = true)]
+async fn a_delayed_will_outside_the_rules_is_not_published() {
+    let version = ProtocolVersion::V5;
+    let (broker, _dir, _) = broker_with(RULES).await;
+    let mut reader = connected(&broker, login(version, "reader", "reader")).await;
+    reader.subscribe(1, "#", QoS::AtLeastOnce).await;
+    for (id, topic) in [("alice-1", "other/will"), ("alice-2", "allowed/will")] {
+        let mut connect = persistent(version, id, 60);
+        connect.username = Some("alice".into());
+        let mut delayed = will(topic, "gone", QoS::AtLeastOnce, false);
+        delayed.properties.will_delay_interval = Some(5);
+        connect.will = Some(delayed);
+        drop(connected(&broker, connect).await);
+    }
+    let metrics = &broker.broker().metrics;
+    wait_until("both connections ended", || {
+        metrics.clients_connected.get() == 1
+    })
+    .await;
+    reader.expect_idle().await;
+    advance_secs(6).await;
+    let got = reader.receive_all().await;
+    let topics: Vec<&str> = got.iter().map(|p| p.topic.as_ref()).collect();
+    assert_eq!(topics, ["allowed/will"]);
+    assert_eq!(denied(&broker), [0, 0, 0, 1]);
+    broker.stop().await;
+}
+
 async fn patterns_and_client_sections_apply(version: ProtocolVersion) {
     let rules = "\
 pattern readwrite devices/%c/#
