@@ -26,7 +26,8 @@
 //!   Identifier `<id>`. A name may appear in several sections; their rules add up.
 //! - `topic [<access>] <filter>` adds a rule to the current section (or, before any
 //!   section, to the anonymous rules). `<filter>` is a topic filter (`+` and `#`
-//!   allowed) and runs to the end of the line.
+//!   allowed) and runs to the end of the line; a filter with a space in it needs the
+//!   access written out, and any other word in the access position is an error.
 //! - `pattern [<access>] <filter>` adds a rule for every client, with `%u` replaced by
 //!   the user name and `%c` by the Client Identifier. A pattern naming `%u` does not
 //!   apply to anonymous clients, and a pattern does not apply when the value to insert
@@ -417,6 +418,13 @@ fn parse_rule(text: &str, pattern: bool) -> Result<Rule, String> {
     };
     let (effect, filter) = match access {
         Some(effect) => (effect, rest),
+        // As in mosquitto, the access may be left out only when the filter is one word:
+        // a misspelt `deny` must not become a grant on a filter with a space in it.
+        None if !rest.is_empty() => {
+            return Err(format!(
+                "unknown access `{word}` (expected read, write, readwrite, subscribe or deny)"
+            ));
+        }
         None => (
             Effect::Allow(Rights(
                 Rights::SUBSCRIBE | Rights::RECEIVE | Rights::PUBLISH,

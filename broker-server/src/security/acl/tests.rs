@@ -23,7 +23,8 @@ fn access_words_grant_what_the_table_says() {
          topic write w/#\n\
          topic readwrite rw/#\n\
          topic subscribe s/#\n\
-         topic plain/#\n",
+         topic plain/#\n\
+         topic readwrite with space\n",
     );
     let check = |access, topic| acl.check(Some("u"), "c", access, topic);
     assert_eq!(
@@ -68,6 +69,7 @@ fn access_words_grant_what_the_table_says() {
         [Allow, Allow, Allow]
     );
     assert_eq!(check(Publish, "elsewhere"), NoMatch);
+    assert_eq!(check(Publish, "with space"), Allow);
 }
 
 #[test]
@@ -196,6 +198,10 @@ fn errors_name_file_and_line() {
     assert_eq!(error("user\n"), "acl.conf:1: `user` needs a name");
     assert_eq!(error("client \n"), "acl.conf:1: `client` needs a name");
     assert_eq!(error("topic read\n"), "acl.conf:1: missing topic filter");
+    assert_eq!(
+        error("user a\ntopic dney secret/#\n"),
+        "acl.conf:2: unknown access `dney` (expected read, write, readwrite, subscribe or deny)"
+    );
     assert!(
         error("# x\ntopic read a/#/b\n")
             .starts_with("acl.conf:2: `a/#/b` is not a valid topic filter")
