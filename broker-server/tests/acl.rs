@@ -418,7 +418,7 @@ async fn reload_applies_new_rules_to_open_connections() {
     );
 
     // A broken file is refused and the rules in force stay.
-    std::fs::write(&path, "user alice\ntopic bogus second/#\nfrobnicate\n").unwrap();
+    std::fs::write(&path, "user alice\ntopic deny second/#\nfrobnicate\n").unwrap();
     let err = broker.broker().security.reload().unwrap_err().to_string();
     assert!(
         err.contains("acl.conf:3: unknown directive `frobnicate`"),
