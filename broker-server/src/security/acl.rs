@@ -59,7 +59,8 @@
 //! client subscribe to `#` and never delivers it anything under `secret/`. A
 //! `subscribe` rule lets a client subscribe broadly while `read` rules decide what it
 //! receives. Shared subscriptions (`$share/{group}/{filter}`) are checked on their
-//! `{filter}` part. As in subscriptions, a filter starting with `+` or `#` does not
+//! `{filter}` part; a group message routed to a member that may not read it is dropped,
+//! not passed to another member, so give a group's members the same rights. As in subscriptions, a filter starting with `+` or `#` does not
 //! match topics starting with `$`: grant `$SYS/#` explicitly.
 
 use std::borrow::Cow;
