@@ -78,8 +78,19 @@ impl Broker {
         Self::with_storage(config, crate::storage::Storage::memory())
     }
 
-    /// A broker with no sessions (yet: see [`crate::storage::recovery`]) using `storage`.
+    /// A broker with no sessions (yet: see [`crate::storage::recovery`]) using `storage`,
+    /// with an open security policy: this does not read `auth` files (see
+    /// [`with_parts`](Self::with_parts) and [`crate::start`], which do).
     pub fn with_storage(config: Config, storage: crate::storage::Storage) -> Self {
+        Self::with_parts(config, storage, crate::security::Security::open())
+    }
+
+    /// A broker with no sessions using `storage` and the loaded `security` policy.
+    pub fn with_parts(
+        config: Config,
+        storage: crate::storage::Storage,
+        security: crate::security::Security,
+    ) -> Self {
         let router = Router::new(config.sessions.shared_strategy);
         Self {
             storage,
@@ -88,7 +99,7 @@ impl Broker {
             sessions: Mutex::new(HashMap::new()),
             metrics: Metrics::default(),
             auth: AuthRegistry::default(),
-            security: crate::security::Security::open(),
+            security,
             clients: Arc::default(),
             // The broker clock, as `$SYS/broker/uptime` measures against it.
             started_at: crate::clock::now(),

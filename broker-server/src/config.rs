@@ -37,7 +37,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Durable state: backend, data directory, fsync policy ([`crate::storage`]).
     pub storage: crate::storage::StorageConfig,
-    /// Authentication: password file, JWT, anonymous access ([`crate::security`]).
+    /// Who may connect and what they may do: password file, JWT, anonymous access,
+    /// ACL file ([`crate::security`]).
     pub auth: crate::security::config::AuthConfig,
 }
 

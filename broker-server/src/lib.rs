@@ -89,10 +89,13 @@ impl RunningBroker {
         }
     }
 
-    /// Re-reads the password file and JWT keys (what SIGHUP does): new logins use them,
-    /// open connections stay. On error the old ones stay.
+    /// Re-reads the password file, JWT keys and ACL file (what SIGHUP does): new
+    /// logins use them, open connections stay and follow the new rules. On error the
+    /// old ones stay.
     pub fn reload_security(&self) -> Result<(), security::SecurityError> {
-        reload_security(&self.broker)
+        self.broker.security.reload()?;
+        register_scram(&self.broker);
+        Ok(())
     }
 
     /// Stops accepting, disconnects every client (v5: 0x8B Server shutting down) and
@@ -110,10 +113,11 @@ impl RunningBroker {
 /// Binds every listener of `config` and starts serving. Returns once bound, so the
 /// addresses are known (tests bind port 0).
 pub async fn start(config: Config) -> anyhow::Result<RunningBroker> {
-    // The store is read before any listener opens.
-    let broker = storage::recovery::open(config)?;
-    reload_security(&broker)
-        .map_err(|err| anyhow::anyhow!("cannot load the authentication settings: {err}"))?;
+    // The security files and the store are read before any listener opens.
+    let security = security::Security::load(&config.auth)
+        .map_err(|err| anyhow::anyhow!("cannot load the [auth] settings: {err}"))?;
+    let broker = storage::recovery::open(config, security)?;
+    register_scram(&broker);
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let mut tcp_addrs = Vec::new();
@@ -250,20 +254,19 @@ pub async fn run(
     Ok(())
 }
 
-/// Reloads the security policy, registering SCRAM-SHA-256 once the password file has
-/// SCRAM credentials.
-fn reload_security(broker: &Broker) -> Result<(), security::SecurityError> {
-    broker.security.reload(&broker.config)?;
+/// Offers SCRAM-SHA-256 once the password file has SCRAM credentials (the mechanism
+/// follows reloads of the policy it reads).
+fn register_scram(broker: &Broker) {
     if broker.security.has_scram() {
         broker
             .auth
             .register(Arc::new(broker.security.scram_mechanism()));
     }
-    Ok(())
 }
 
-/// Reloads the security policy (password file, JWT keys) and the TLS configuration on
-/// every SIGHUP, logging the outcome; open connections stay. A SIGHUP must not end the
+/// Reloads the security policy (password file, JWT keys, ACL file) and the TLS
+/// configuration on every SIGHUP, logging the outcome; open connections stay, and a
+/// file that fails to load leaves the previous one in force. A SIGHUP must not end the
 /// process, as its default action would: `systemctl reload` sends it.
 #[cfg(unix)]
 fn reload_on_sighup(broker: Arc<Broker>, tls: Option<Arc<transport::tls::TlsStore>>) {
@@ -271,16 +274,19 @@ fn reload_on_sighup(broker: Arc<Broker>, tls: Option<Arc<transport::tls::TlsStor
     let mut hangups = match signal(SignalKind::hangup()) {
         Ok(hangups) => hangups,
         Err(err) => {
-            tracing::warn!(%err, "cannot listen for SIGHUP: users and TLS certificates will not reload");
+            tracing::warn!(%err, "cannot listen for SIGHUP: users, keys, the ACL file and TLS certificates will not reload");
             return;
         }
     };
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
-            match reload_security(&broker) {
-                Ok(()) => tracing::info!("SIGHUP: users and keys reloaded"),
+            match broker.security.reload() {
+                Ok(()) => {
+                    register_scram(&broker);
+                    tracing::info!("SIGHUP: users and keys reloaded, ACL too if configured");
+                }
                 Err(err) => {
-                    tracing::error!(%err, "security reload failed; the previous users and keys stay");
+                    tracing::error!(%err, "security reload failed; the previous users, keys and rules stay");
                 }
             }
             match &tls {

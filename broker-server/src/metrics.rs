@@ -85,6 +85,34 @@ pub struct Metrics {
     pub protocol_errors: Counter,
     /// CONNECTs refused for bad credentials or authorization.
     pub auth_failures: Counter,
+    /// Accesses the ACL or the credential's permissions refused ([`crate::security`]).
+    pub acl_denied: AclDenials,
+}
+
+/// Refused accesses, by what was attempted.
+#[derive(Debug, Default)]
+pub struct AclDenials {
+    /// PUBLISH packets refused (v5: PUBACK/PUBREC 0x87; 3.x: acknowledged, dropped).
+    pub publish: Counter,
+    /// SUBSCRIBE filters refused (0x87; 3.x 0x80).
+    pub subscribe: Counter,
+    /// Messages (routed, queued or retained) not delivered to a subscriber that may not
+    /// read their topic.
+    pub receive: Counter,
+    /// Wills not published because their owner may not publish to the will topic.
+    pub will: Counter,
+}
+
+impl AclDenials {
+    /// `(label, count)` for each kind, for `/metrics`.
+    pub fn by_access(&self) -> [(&'static str, u64); 4] {
+        [
+            ("publish", self.publish.get()),
+            ("subscribe", self.subscribe.get()),
+            ("receive", self.receive.get()),
+            ("will", self.will.get()),
+        ]
+    }
 }
 
 /// The store's figures for `/metrics` ([`crate::storage`]), as `(name, type, help,

@@ -16,7 +16,7 @@ use super::{Connection, message_from};
 use crate::auth::{AuthStep, Exchange};
 use crate::broker::Broker;
 use crate::clock;
-use crate::security::{Identity, LoginRequest};
+use crate::security::{Access, Identity, LoginRequest};
 use crate::session::Session;
 
 impl Connection {
@@ -293,6 +293,18 @@ impl Connection {
         }
     }
 
+    /// Whether the will's owner may publish to its topic, checked when the connection
+    /// ends (a delayed will is checked then, not again when its delay runs out). A will
+    /// that may not be published is dropped with a log line.
+    fn will_allowed(&self, will: &Will) -> bool {
+        let allowed = self.may(Access::Publish, &will.topic);
+        if !allowed {
+            self.broker.metrics.acl_denied.will.inc();
+            info!(client_id = %self.client_id, username = ?self.identity.username, topic = %will.topic, "will not authorized: not published");
+        }
+        allowed
+    }
+
     /// After the socket closed: store or end the session, handle the will.
     pub(super) fn finish(mut self) {
         if self.connected_counted {
@@ -306,7 +318,7 @@ impl Connection {
         let state = self.session.take_state();
         session.set_online(false);
         // Deliveries taken from the mailbox but not sent are inside `state` (QoS 1/2).
-        let will = self.will.take();
+        let will = self.will.take().filter(|will| self.will_allowed(will));
         let will_delay = will
             .as_ref()
             .map_or(0, |w| w.properties.will_delay_interval.unwrap_or(0))

@@ -301,6 +301,14 @@ impl Connection {
             self.broker.storage.discarded(delivery);
             return;
         }
+        // Checked at delivery, so a broad subscription (`#`) never carries a topic the
+        // client may not read, and rules reloaded since it subscribed apply.
+        if !self.may(crate::security::Access::Receive, &message.topic) {
+            self.broker.metrics.acl_denied.receive.inc();
+            self.broker.storage.discarded(delivery);
+            debug!(client_id = %self.client_id, topic = %message.topic, "delivery not authorized: dropped");
+            return;
+        }
         let mut properties = message.properties.clone();
         properties.message_expiry_interval = message.remaining_expiry(now);
         properties.subscription_identifiers = delivery.subscription_ids.to_vec();

@@ -5,16 +5,43 @@ use std::time::Duration;
 
 use bytestring::ByteString;
 use protocol::{AckProperties, Publish, QoS, ReasonCode, RetainHandling, Subscribe, Unsubscribe};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 use web_time::Instant;
 
 use super::Connection;
 use crate::clock;
 use crate::message::{Delivery, Message};
 use crate::router::{SubEntry, SubscribeOutcome};
+use crate::security::Access;
 use crate::session::StoredSubscription;
 
 impl Connection {
+    /// Whether this connection's identity may do `access` on `topic`
+    /// ([`crate::security`]).
+    pub(super) fn may(&self, access: Access, topic: &str) -> bool {
+        self.broker
+            .security
+            .allows(&self.identity, &self.client_id, access, topic)
+    }
+
+    /// Answers a PUBLISH the client may not make: MQTT 5 with 0x87 Not authorized in
+    /// PUBACK or PUBREC (which ends a QoS 2 flow); MQTT 3.x has no negative
+    /// acknowledgement, so, as mosquitto does, the flow completes normally and the
+    /// message is dropped.
+    fn refuse_publish(&mut self, packet_id: protocol::PacketId, qos: QoS) {
+        if self.version.is_v5() {
+            // Queued behind earlier acknowledgements so they leave in order.
+            if let Some((packet_id, reason)) =
+                self.acks.push(packet_id, ReasonCode::NotAuthorized, false)
+                && let Err(err) = self.session.ack_publish(packet_id, reason)
+            {
+                debug!(client_id = %self.client_id, %err, "ack failed");
+            }
+        } else {
+            self.acknowledge(packet_id, qos, ReasonCode::Success, false);
+        }
+    }
+
     pub(super) fn on_publish(&mut self, publish: Publish) {
         let metrics = &self.broker.metrics;
         metrics.messages_received.at(publish.qos).inc();
@@ -27,6 +54,14 @@ impl Connection {
         }
         let packet_id = publish.packet_id;
         let qos = publish.qos;
+        if !self.may(Access::Publish, &publish.topic) {
+            self.broker.metrics.acl_denied.publish.inc();
+            info!(client_id = %self.client_id, username = ?self.identity.username, topic = %publish.topic, "PUBLISH not authorized: dropped");
+            if let Some(packet_id) = packet_id.filter(|_| qos != QoS::AtMostOnce) {
+                self.refuse_publish(packet_id, qos);
+            }
+            return;
+        }
         let message = message_from(publish, self.client_id.clone(), clock::now());
         let (routed, stored) = self.broker.publish_stored(message, &mut self.route_scratch);
         if let Some(packet_id) = packet_id.filter(|_| qos != QoS::AtMostOnce) {
@@ -58,6 +93,12 @@ impl Connection {
             // A shared filter's limits apply to its filter part, not `$share/{group}/`.
             if !self.topic_within_limits(filter.filter()) {
                 codes.push(ReasonCode::TopicFilterInvalid);
+                continue;
+            }
+            if !self.may(Access::Subscribe, filter.filter()) {
+                broker.metrics.acl_denied.subscribe.inc();
+                info!(client_id = %self.client_id, username = ?self.identity.username, filter = %filter, "SUBSCRIBE not authorized");
+                codes.push(ReasonCode::NotAuthorized);
                 continue;
             }
             {

@@ -14,6 +14,7 @@
 //! | `mqtt_messages_dropped_total` | counter | |
 //! | `mqtt_inflight_messages`, `mqtt_queued_messages` | gauge | |
 //! | `mqtt_auth_failures_total`, `mqtt_protocol_errors_total` | counter | |
+//! | `mqtt_acl_denied_total` | counter | `access` (`publish`, `subscribe`, `receive`, `will`) |
 //! | `mqtt_uptime_seconds` | gauge | |
 //! | `mqtt_build_info` | gauge (1) | `version` |
 //!
@@ -240,6 +241,14 @@ pub fn render(broker: &Broker) -> String {
         "Authentication failures.",
         m.auth_failures.get(),
     );
+    w.header(
+        "mqtt_acl_denied_total",
+        "counter",
+        "Accesses refused by the ACL or the credential's permissions, by what was attempted.",
+    );
+    for (access, count) in m.acl_denied.by_access() {
+        w.sample("mqtt_acl_denied_total", &[("access", access)], count);
+    }
     w.single(
         "mqtt_protocol_errors_total",
         "counter",
@@ -276,8 +285,11 @@ mod tests {
     fn every_sample_line_is_name_labels_value() {
         let broker = Broker::new(Config::default());
         broker.metrics.messages_received.at(QoS::AtLeastOnce).add(3);
+        broker.metrics.acl_denied.will.inc();
         let text = render(&broker);
         assert!(text.contains("mqtt_messages_received_total{qos=\"1\"} 3\n"));
+        assert!(text.contains("mqtt_acl_denied_total{access=\"will\"} 1\n"));
+        assert!(text.contains("mqtt_acl_denied_total{access=\"publish\"} 0\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (series, value) = line.rsplit_once(' ').expect("name and value");
             assert!(value.parse::<u64>().is_ok(), "{line}");

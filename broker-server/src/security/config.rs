@@ -24,6 +24,11 @@ pub struct AuthConfig {
     pub failed_login_delay_ms: u64,
     /// JWT bearer tokens.
     pub jwt: JwtConfig,
+    /// The ACL file: which topics each user and client may publish to, subscribe to
+    /// and receive from ([`crate::security::acl`] documents the format). Re-read on
+    /// SIGHUP. Default unset: every client may do everything. Once set, anything the
+    /// file does not allow is refused.
+    pub acl_file: Option<PathBuf>,
 }
 
 impl Default for AuthConfig {
@@ -33,6 +38,7 @@ impl Default for AuthConfig {
             allow_anonymous: None,
             failed_login_delay_ms: 1000,
             jwt: JwtConfig::default(),
+            acl_file: None,
         }
     }
 }

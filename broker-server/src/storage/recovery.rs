@@ -180,12 +180,15 @@ fn resend(delivery: &Delivery, packet_id: protocol::PacketId, now: Instant) -> P
 
 /// Opens the store `config` asks for, builds the broker on it and restores what the
 /// store holds. Errors name the store's path and what to do.
-pub fn open(config: crate::Config) -> Result<Arc<Broker>, StorageError> {
+pub fn open(
+    config: crate::Config,
+    security: crate::security::Security,
+) -> Result<Arc<Broker>, StorageError> {
     let started = std::time::Instant::now();
     let store = super::open(&config.storage)?;
     let storage = Storage::new(store);
     let snapshot = storage.load()?;
-    let broker = Arc::new(Broker::with_storage(config, storage));
+    let broker = Arc::new(Broker::with_parts(config, storage, security));
     let recovered = restore(&broker, snapshot);
     if broker.storage.is_durable() {
         let stats = broker.storage.stats();
