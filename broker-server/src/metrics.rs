@@ -85,6 +85,8 @@ pub struct Metrics {
     pub protocol_errors: Counter,
     /// CONNECTs refused for bad credentials or authorization.
     pub auth_failures: Counter,
+    /// Abuse limits reached, per limit ([`crate::limits`]).
+    pub limit_hits: crate::limits::LimitHits,
 }
 
 /// The store's figures for `/metrics` ([`crate::storage`]), as `(name, type, help,

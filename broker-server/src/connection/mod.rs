@@ -92,6 +92,9 @@ struct Connection {
     auth_method: Option<ByteString>,
     /// Acknowledgements waiting for the store, and the write barrier (`durable`).
     acks: crate::storage::acks::AckQueue,
+    /// The client's publish and byte rate budgets (`crate::limits`), shared with the
+    /// reader that holds reads back while they are spent.
+    budget: crate::limits::ClientBudget,
 }
 
 /// Serves one client until the connection ends or `shutdown` changes to `true`.
@@ -120,6 +123,9 @@ pub async fn serve_with<S>(
     let now = clock::now();
     let connect_deadline = now + broker.config.limits.connect_timeout();
     let session = ServerSession::new(server_options(&broker), now);
+    let budget = crate::limits::ClientBudget::new(&broker.config.limits);
+    let (reader, mut writer) = tokio::io::split(stream);
+    let mut reader = crate::limits::LimitedRead::new(reader, budget.clone(), broker.clone(), peer);
     let mut conn = Connection {
         broker,
         peer,
@@ -142,8 +148,8 @@ pub async fn serve_with<S>(
         auth_method: None,
         shared_inflight: SharedInflight::default(),
         acks: Default::default(),
+        budget,
     };
-    let (mut reader, mut writer) = tokio::io::split(stream);
     let mut rbuf = BytesMut::new();
     let mut wbuf = BytesMut::new();
     loop {
@@ -220,7 +226,8 @@ pub async fn serve_with<S>(
                 if conn.session.is_connected() || conn.attached.is_some() {
                     conn.session.handle_timeout(clock::now());
                 } else {
-                    debug!(peer = %conn.peer, "no CONNECT within the connect timeout");
+                    let hits = &conn.broker.metrics.limit_hits;
+                    hits.hit(crate::limits::Limit::ConnectTimeout, conn.peer, "");
                     conn.session.handle_connection_lost();
                 }
             }
@@ -397,6 +404,10 @@ impl Connection {
         match &reason {
             CloseReason::ProtocolViolation(violation) => {
                 self.broker.metrics.protocol_errors.inc();
+                if violation.reason_code() == ReasonCode::PacketTooLarge {
+                    let hits = &self.broker.metrics.limit_hits;
+                    hits.hit(crate::limits::Limit::PacketSize, self.peer, &self.client_id);
+                }
                 info!(client_id = %self.client_id, peer = %self.peer, %violation, "protocol violation");
             }
             CloseReason::ClientDisconnected(disconnect) => {

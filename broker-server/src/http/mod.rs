@@ -81,6 +81,10 @@ pub struct PeerInfo {
     pub cert_username: Option<ByteString>,
     /// The listener's figures.
     pub stats: Arc<ListenerStats>,
+    /// The connection's admission (`crate::limits`): its place in the per-IP count,
+    /// held as long as the HTTP connection or the WebSocket on it, and the rate limit
+    /// it came in over, if any.
+    pub admitted: Option<Arc<crate::limits::Admitted>>,
 }
 
 impl PeerInfo {
@@ -94,6 +98,7 @@ impl PeerInfo {
                 transport: Transport::Ws,
                 accepted: Counter::default(),
             }),
+            admitted: None,
         }
     }
 }

@@ -218,6 +218,7 @@ pub fn upgrade(
                 cert_username: peer.cert_username,
                 // Filled by the security issue's JWT support (header or cookie).
                 bearer_token: None,
+                refused_by: peer.admitted.as_ref().and_then(|a| a.refusal),
             };
             connection::serve_with(broker, WsStream::new(socket), meta, state.shutdown).await;
         })
