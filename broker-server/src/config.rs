@@ -186,9 +186,10 @@ pub struct LimitsConfig {
     pub max_connections_per_sec_per_ip: u32,
     /// PUBLISH packets per second one client may send (token bucket refilled at this
     /// rate, holding `publish_burst`). A client over it is throttled (the broker stops
-    /// reading its socket until the bucket refills); one that sends more than a further
-    /// burst without waiting is disconnected with 0x96 Message rate too high (3.x: the
-    /// socket is closed). 0 (default) = unlimited.
+    /// reading its socket until the bucket refills); one that keeps going until it is
+    /// more than a further burst in debt (sustained abuse, or a pipelined flood) is
+    /// disconnected with 0x96 Message rate too high (3.x: the socket is closed). 0
+    /// (default) = unlimited.
     pub max_publish_per_sec: u32,
     /// Burst of PUBLISH packets allowed above `max_publish_per_sec`; 0 (default) = one
     /// second's worth.

@@ -17,10 +17,14 @@
 //! - **Bandwidth is throttled, never punished**: a client over
 //!   `limits.max_inbound_bytes_per_sec` is simply not read until its budget refills,
 //!   what mosquitto and EMQX do. TCP flow control then slows the sender; nothing is lost.
-//! - **Publish rate is throttled the same way**, and a client that sends more than a
-//!   further `publish_burst` of PUBLISH packets beyond its allowance without waiting (a
-//!   pipelined flood, which reading slower cannot stop because the packets are already
-//!   in the buffer) is disconnected with 0x96 Message rate too high.
+//! - **Publish rate is throttled the same way, and sustained abuse is disconnected**:
+//!   a client over `max_publish_per_sec` (after its `publish_burst`) is not read until
+//!   its bucket refills. What it keeps sending meanwhile waits in the kernel's buffer
+//!   and arrives in the next read; once that puts it more than a further burst into
+//!   debt (it sent over the rate for longer than a burst lasts, or pipelined a flood),
+//!   it is disconnected with 0x96 Message rate too high (3.x: the socket is closed)
+//!   and the PUBLISH packets read with the one that tipped it over are dropped. A short
+//!   excursion above the rate costs a client only latency.
 //! - **Open sockets per IP are refused before CONNECT**: the point of the limit is that
 //!   one address cannot hold more sockets, so the socket is closed at once rather than
 //!   kept open to read a CONNECT and answer it.
@@ -405,6 +409,8 @@ pub enum PublishVerdict {
     StillThrottled,
     /// More than a further burst beyond the allowance: disconnect with 0x96.
     Flood,
+    /// After a flood: the PUBLISH packets decoded with it are dropped, not routed.
+    Refused,
 }
 
 /// One client's rate budgets, shared by its connection task (which counts PUBLISH
@@ -423,6 +429,8 @@ struct Budgets {
     /// Whether the current stretch of over-rate traffic was counted already.
     bytes_throttled: bool,
     publish_throttled: bool,
+    /// A flood was reported: every later PUBLISH is refused.
+    flooded: bool,
 }
 
 impl ClientBudget {
@@ -447,6 +455,7 @@ impl ClientBudget {
                 flood_debt: f64::from(burst.max(1)),
                 bytes_throttled: false,
                 publish_throttled: false,
+                flooded: false,
             }))),
         }
     }
@@ -457,6 +466,9 @@ impl ClientBudget {
             return PublishVerdict::Allowed;
         };
         let mut budgets = inner.lock();
+        if budgets.flooded {
+            return PublishVerdict::Refused;
+        }
         let flood_debt = budgets.flood_debt;
         let Some(bucket) = &mut budgets.publishes else {
             return PublishVerdict::Allowed;
@@ -466,6 +478,7 @@ impl ClientBudget {
             return PublishVerdict::Allowed;
         }
         if -left > flood_debt {
+            budgets.flooded = true;
             return PublishVerdict::Flood;
         }
         if std::mem::replace(&mut budgets.publish_throttled, true) {
@@ -701,5 +714,6 @@ mod tests {
                 .all(|v| *v == PublishVerdict::StillThrottled)
         );
         assert_eq!(verdicts[10], PublishVerdict::Flood);
+        assert_eq!(budget.publish(), PublishVerdict::Refused);
     }
 }

@@ -33,6 +33,7 @@ impl Connection {
                 self.session.disconnect(ReasonCode::MessageRateTooHigh);
                 return;
             }
+            PublishVerdict::Refused => return,
         }
         if !self.topic_within_limits(&publish.topic) {
             warn!(client_id = %self.client_id, "topic over max_topic_length / max_topic_levels");
