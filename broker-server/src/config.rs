@@ -186,8 +186,8 @@ pub struct LimitsConfig {
     pub max_connections_per_sec_per_ip: u32,
     /// PUBLISH packets per second one client may send (token bucket refilled at this
     /// rate, holding `publish_burst`). A client over it is throttled (the broker stops
-    /// reading its socket until the bucket refills); one that keeps going until it is
-    /// more than a further burst in debt (sustained abuse, or a pipelined flood) is
+    /// reading its socket until the bucket refills); one that keeps going, sending more
+    /// than a further `publish_burst` over the rate before its bucket is full again, is
     /// disconnected with 0x96 Message rate too high (3.x: the socket is closed). 0
     /// (default) = unlimited.
     pub max_publish_per_sec: u32,

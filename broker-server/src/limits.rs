@@ -19,12 +19,13 @@
 //!   what mosquitto and EMQX do. TCP flow control then slows the sender; nothing is lost.
 //! - **Publish rate is throttled the same way, and sustained abuse is disconnected**:
 //!   a client over `max_publish_per_sec` (after its `publish_burst`) is not read until
-//!   its bucket refills. What it keeps sending meanwhile waits in the kernel's buffer
-//!   and arrives in the next read; once that puts it more than a further burst into
-//!   debt (it sent over the rate for longer than a burst lasts, or pipelined a flood),
-//!   it is disconnected with 0x96 Message rate too high (3.x: the socket is closed)
-//!   and the PUBLISH packets read with the one that tipped it over are dropped. A short
-//!   excursion above the rate costs a client only latency.
+//!   its bucket refills, so a short excursion above the rate costs it only latency. A
+//!   client that keeps going, sending more than a further burst of PUBLISH packets over
+//!   the rate before its bucket is ever full again, is disconnected with 0x96 Message
+//!   rate too high (3.x: the socket is closed), and the PUBLISH packets read with the
+//!   one that tipped it over are dropped. (Throttling alone would hold it to the rate,
+//!   but a client that never slows down is abusive, and its backlog sits in the
+//!   broker's socket buffer.)
 //! - **Open sockets per IP are refused before CONNECT**: the point of the limit is that
 //!   one address cannot hold more sockets, so the socket is closed at once rather than
 //!   kept open to read a CONNECT and answer it.
@@ -424,8 +425,10 @@ pub struct ClientBudget {
 struct Budgets {
     bytes: Option<TokenBucket>,
     publishes: Option<TokenBucket>,
-    /// Debt (in PUBLISH packets) past which a client is flooding.
-    flood_debt: f64,
+    /// PUBLISH packets over the rate (found the bucket empty) since the bucket was last
+    /// full, and how many of them make a flood (the burst).
+    excess: u32,
+    flood_excess: u32,
     /// Whether the current stretch of over-rate traffic was counted already.
     bytes_throttled: bool,
     publish_throttled: bool,
@@ -452,7 +455,8 @@ impl ClientBudget {
                     .then(|| TokenBucket::new(bytes_rate, bytes_rate, now)),
                 publishes: (config.max_publish_per_sec > 0)
                     .then(|| TokenBucket::new(publish_rate, f64::from(burst), now)),
-                flood_debt: f64::from(burst.max(1)),
+                excess: 0,
+                flood_excess: burst.max(1),
                 bytes_throttled: false,
                 publish_throttled: false,
                 flooded: false,
@@ -466,22 +470,34 @@ impl ClientBudget {
             return PublishVerdict::Allowed;
         };
         let mut budgets = inner.lock();
-        if budgets.flooded {
-            return PublishVerdict::Refused;
-        }
-        let flood_debt = budgets.flood_debt;
-        let Some(bucket) = &mut budgets.publishes else {
+        let Budgets {
+            publishes: Some(bucket),
+            flood_excess,
+            excess,
+            flooded,
+            publish_throttled,
+            ..
+        } = &mut *budgets
+        else {
             return PublishVerdict::Allowed;
         };
-        let left = bucket.charge(1.0, Instant::now());
-        if left >= 0.0 {
+        if *flooded {
+            return PublishVerdict::Refused;
+        }
+        let now = Instant::now();
+        // A full bucket: the client kept within the rate long enough to start afresh.
+        if bucket.is_full(now) {
+            *excess = 0;
+        }
+        if bucket.charge(1.0, now) >= 0.0 {
             return PublishVerdict::Allowed;
         }
-        if -left > flood_debt {
-            budgets.flooded = true;
+        *excess += 1;
+        if *excess > *flood_excess {
+            *flooded = true;
             return PublishVerdict::Flood;
         }
-        if std::mem::replace(&mut budgets.publish_throttled, true) {
+        if std::mem::replace(publish_throttled, true) {
             PublishVerdict::StillThrottled
         } else {
             PublishVerdict::Throttled
