@@ -3,10 +3,12 @@
 //! publish rate (throttled; a pipelined flood gets DISCONNECT 0x96, 3.1.1 a closed
 //! socket), inbound bandwidth (throttled, nothing lost), packet size (0x95, refused from
 //! the fixed header alone), the connect timeout against a CONNECT or an HTTP request
-//! trickled in byte by byte, subscriptions per client. Each hit is counted under its
+//! trickled in byte by byte, the TLS handshake timeout, subscriptions per client; the
+//! WebSocket listener applies the same admission limits. Each hit is counted under its
 //! limit, as `/metrics` shows it.
 
 mod common;
+mod http_support;
 
 use std::time::Duration;
 
@@ -14,6 +16,7 @@ use broker_server::Config;
 use broker_server::limits::Limit;
 use bytes::BytesMut;
 use common::*;
+use http_support::*;
 use protocol::{Connect, Packet, ProtocolVersion, QoS, ReasonCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -363,5 +366,38 @@ async fn refused_subscriptions_are_counted_under_their_limit() {
         text.contains("mqtt_limit_hits_total{limit=\"max_subscriptions_per_client\"} 1\n"),
         "{text}"
     );
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn websocket_and_tls_connections_meet_the_same_admission_limits() {
+    let pki = Pki::generate();
+    let mut config = http_config();
+    config.listeners.tls = vec!["127.0.0.1:0".parse().unwrap()];
+    config.tls.handshake_timeout_secs = 1;
+    config.limits.max_connections_per_sec_per_ip = 1;
+    pki.configure(&mut config, false);
+    let broker = TestBroker::with_config(config).await;
+    let running = broker.running.as_ref().unwrap();
+    let (http, tls) = (running.http_addrs[0], running.tls_addrs[0]);
+    // Over /mqtt: of five WebSockets opened at once, at least one is refused with 0x9F.
+    let mut clients = Vec::new();
+    for _ in 0..5 {
+        clients.push(ws_connect(http, ProtocolVersion::V5).await);
+    }
+    let mut codes = Vec::new();
+    for (i, client) in clients.iter_mut().enumerate() {
+        codes.push(client.connect(&format!("ws-{i}")).await.reason_code);
+    }
+    assert!(
+        codes.contains(&ReasonCode::ConnectionRateExceeded),
+        "{codes:?}"
+    );
+    assert!(hits(&broker, Limit::ConnectionRatePerIp) >= 1);
+
+    // A TLS client that never starts its handshake is cut off at the handshake timeout.
+    let mut silent = TcpStream::connect(tls).await.unwrap();
+    assert!(closed_by_broker(&mut silent).await);
+    assert_eq!(hits(&broker, Limit::TlsHandshakeTimeout), 1);
     broker.stop().await;
 }
