@@ -1,8 +1,12 @@
 //! Running [`super::app`] on a listener, plain HTTP or HTTPS.
 //!
-//! An accept task takes TCP connections and, for HTTPS, runs each TLS handshake in a
-//! task of its own (a slow or silent client never holds up the others), then hands the
-//! stream to axum through a channel. axum sees one [`HttpListener`] either way and
+//! An accept task takes TCP connections, checks them against the admission limits
+//! (`crate::limits`: over the per-IP limit they are closed at once) and, for HTTPS,
+//! runs each TLS handshake in a task of its own (a slow or silent client never holds
+//! up the others), then hands the stream to axum through a channel. Each connection
+//! must get its first response within `limits.connect_timeout_secs` (a
+//! [`ResponseDeadline`]: hyper's own header timeout needs a timer axum does not set),
+//! so a request trickled in byte by byte cannot hold a connection. axum sees one [`HttpListener`] either way and
 //! gives each request a [`PeerInfo`]. On shutdown the listener stops accepting, open
 //! HTTP connections finish their request (at most [`GRACE`]), and WebSocket clients
 //! are disconnected by their connection task like TCP clients.
