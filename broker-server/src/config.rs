@@ -194,6 +194,11 @@ pub struct LimitsConfig {
     /// Burst of PUBLISH packets allowed above `max_publish_per_sec`; 0 (default) = one
     /// second's worth.
     pub publish_burst: u32,
+    /// Seconds a write to a client may make no progress (it stopped reading: its socket
+    /// buffer is full) before the connection is closed, as EMQX's `send_timeout`. A
+    /// client that reads slowly but steadily is not affected. 0 = wait forever.
+    /// Default 15.
+    pub write_timeout_secs: u64,
     /// Bytes per second read from one client, every packet counted. Over it the broker
     /// stops reading the socket until the budget refills (TCP back-pressure slows the
     /// client down; nothing is dropped). 0 (default) = unlimited.
@@ -227,6 +232,7 @@ impl Default for LimitsConfig {
             max_publish_per_sec: 0,
             publish_burst: 0,
             max_inbound_bytes_per_sec: 0,
+            write_timeout_secs: 15,
             max_keep_alive_secs: 0,
             max_session_expiry_secs: u32::MAX,
             topic_alias_maximum: 64,

@@ -55,7 +55,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use protocol::ReasonCode;
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::{Instant, Sleep};
 use tracing::warn;
 
@@ -88,11 +88,13 @@ pub enum Limit {
     Subscriptions,
     /// `limits.max_packet_size`: DISCONNECT (or CONNACK) 0x95 Packet too large.
     PacketSize,
+    /// `limits.write_timeout_secs`: the client took nothing written to it in time.
+    WriteTimeout,
 }
 
 impl Limit {
     /// Every limit, in the order `/metrics` lists them.
-    pub const ALL: [Limit; 11] = [
+    pub const ALL: [Limit; 12] = [
         Limit::MaxConnections,
         Limit::ConnectionsPerIp,
         Limit::ConnectionRate,
@@ -104,6 +106,7 @@ impl Limit {
         Limit::InboundBandwidth,
         Limit::Subscriptions,
         Limit::PacketSize,
+        Limit::WriteTimeout,
     ];
 
     /// The configuration key: the `limit` label in `/metrics` and in the log.
@@ -120,6 +123,7 @@ impl Limit {
             Limit::InboundBandwidth => "max_inbound_bytes_per_sec",
             Limit::Subscriptions => "max_subscriptions_per_client",
             Limit::PacketSize => "max_packet_size",
+            Limit::WriteTimeout => "write_timeout_secs",
         }
     }
 
@@ -137,6 +141,7 @@ impl Limit {
             Limit::PublishFlood => "client disconnected (0x96 Message rate too high)",
             Limit::Subscriptions => "subscription refused (0x97 Quota exceeded)",
             Limit::PacketSize => "connection closed (0x95 Packet too large)",
+            Limit::WriteTimeout => "connection closed: the client stopped reading",
         }
     }
 
@@ -616,6 +621,45 @@ impl<R: AsyncRead + Unpin> AsyncRead for LimitedRead<R> {
         this.budget.read(n, Instant::now());
         Poll::Ready(Ok(()))
     }
+}
+
+/// Writes all of `buf` to `writer` and flushes it, as long as the client keeps taking
+/// bytes: when one write makes no progress for `limits.write_timeout_secs` (a client
+/// that stopped reading, a half-open socket), the hit is counted and an error
+/// returned, and the connection is to be closed. Without it such a connection would
+/// sit in its write forever, deaf to keep alive, takeover and shutdown.
+pub async fn write_all<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    buf: &[u8],
+    broker: &crate::broker::Broker,
+    peer: SocketAddr,
+    client_id: &str,
+) -> io::Result<()> {
+    let secs = broker.config.limits.write_timeout_secs;
+    if secs == 0 {
+        writer.write_all(buf).await?;
+        return writer.flush().await;
+    }
+    let timeout = Duration::from_secs(secs);
+    let stalled = || {
+        broker
+            .metrics
+            .limit_hits
+            .hit(Limit::WriteTimeout, peer, client_id);
+        io::Error::new(io::ErrorKind::TimedOut, "write_timeout_secs")
+    };
+    let mut rest = buf;
+    while !rest.is_empty() {
+        match tokio::time::timeout(timeout, writer.write(rest)).await {
+            Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(Ok(n)) => rest = &rest[n..],
+            Ok(Err(err)) => return Err(err),
+            Err(_) => return Err(stalled()),
+        }
+    }
+    tokio::time::timeout(timeout, writer.flush())
+        .await
+        .map_err(|_| stalled())?
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //!    thousand closed at the connect timeout;
 //! 2. seeded random bytes, alone or after a valid CONNECT;
 //! 3. half-open subscribers (they subscribe, then never read again) under a flood of
-//!    large messages that passes the inbound bandwidth limit;
+//!    large messages that passes the inbound bandwidth limit: the QoS 1 ones are held
+//!    back by the inflight window, the QoS 0 ones disconnected at the write timeout;
 //! 4. floods above each per-client limit: pipelined PUBLISH (0x96), an oversized
 //!    packet (0x95), too many subscriptions (SUBACK 0x97).
 //!
@@ -77,6 +78,7 @@ impl Broker {
             .args(["--set", "limits.max_publish_per_sec=2000"])
             .args(["--set", "limits.publish_burst=2000"])
             .args(["--set", "limits.max_inbound_bytes_per_sec=16000000"])
+            .args(["--set", "limits.write_timeout_secs=2"])
             .args([
                 "--log-level",
                 "warn,broker_server::transport=info,broker_server::http=info",
@@ -301,7 +303,15 @@ async fn half_open_flood(broker: &Broker) -> Vec<RawClient> {
             .connect(Connect::new(ProtocolVersion::V5, format!("half-open-{i}")))
             .await;
         assert_eq!(ack.reason_code, ReasonCode::Success);
-        client.subscribe(1, &[("flood/#", QoS::AtLeastOnce)]).await;
+        // Half at QoS 1, which the inflight window holds back (the broker stops
+        // sending after `max_inflight` unacknowledged), half at QoS 0, which is sent
+        // until the socket takes no more.
+        let qos = if i % 2 == 0 {
+            QoS::AtLeastOnce
+        } else {
+            QoS::AtMostOnce
+        };
+        client.subscribe(1, &[("flood/#", qos)]).await;
         // From here on it never reads again.
         subscribers.push(client);
     }
@@ -438,6 +448,20 @@ async fn the_broker_survives_hostile_clients_and_keeps_serving() {
     let (name, before) = phase("half-open subscribers under a flood");
     let half_open = half_open_flood(&broker).await;
     still_served(&rounds, before, name).await;
+    // Each QoS 0 half-open subscriber was sent more than socket buffers hold: every
+    // one of them is cut off at the write timeout.
+    let deadline = tokio::time::Instant::now() + PHASE_PATIENCE;
+    loop {
+        let stalled = broker.limit_hits().await["write_timeout_secs"];
+        if stalled >= (HALF_OPEN_SUBSCRIBERS / 2) as u64 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{stalled} of the half-open subscribers were cut off"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     let (name, before) = phase("per-client floods");
     per_client_floods(&broker).await;

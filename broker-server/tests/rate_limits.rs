@@ -401,3 +401,40 @@ async fn websocket_and_tls_connections_meet_the_same_admission_limits() {
     assert_eq!(hits(&broker, Limit::TlsHandshakeTimeout), 1);
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_disconnected_at_the_write_timeout() {
+    let broker = broker_with(|c| c.limits.write_timeout_secs = 1).await;
+    let mut deaf = broker.client(ProtocolVersion::V5, "deaf").await;
+    deaf.subscribe(1, &[("t", QoS::AtMostOnce)]).await;
+    // From here on `deaf` reads nothing: the kernel's buffers fill, then the broker's
+    // write to it stalls.
+    let mut publisher = broker.client(ProtocolVersion::V5, "pub").await;
+    let payload = "x".repeat(60_000);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while hits(&broker, Limit::WriteTimeout) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stalled write was never given up"
+        );
+        publisher
+            .publish(publish("t", &payload, QoS::AtMostOnce, None))
+            .await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // Its connection ended (and with it its session, which had expiry 0).
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while broker.broker().session("deaf").is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "deaf still online");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Everyone else is still served.
+    let mut listener = broker.client(ProtocolVersion::V5, "listener").await;
+    listener.subscribe(1, &[("after", QoS::AtMostOnce)]).await;
+    publisher
+        .publish(publish("after", "ok", QoS::AtMostOnce, None))
+        .await;
+    assert_eq!(&listener.recv_publish().await.payload[..], b"ok");
+    drop(deaf);
+    broker.stop().await;
+}

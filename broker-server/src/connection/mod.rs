@@ -158,9 +158,11 @@ pub async fn serve_with<S>(
         conn.update_registration();
         if conn.session.poll_transmit(&mut wbuf) {
             let len = wbuf.len();
-            if !conn.acks.writes_allowed(&conn.broker.storage).await
-                || writer.write_all(&wbuf).await.is_err()
-                || writer.flush().await.is_err()
+            let (broker, peer) = (&conn.broker, conn.peer);
+            if !conn.acks.writes_allowed(&broker.storage).await
+                || crate::limits::write_all(&mut writer, &wbuf, broker, peer, &conn.client_id)
+                    .await
+                    .is_err()
             {
                 conn.session.handle_connection_lost();
                 conn.drive().await;
