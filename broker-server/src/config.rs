@@ -173,6 +173,11 @@ pub struct LimitsConfig {
     /// accept (a CONNECT trickled in byte by byte gets no more time), and, on the HTTP
     /// listener, to send the request that opens `/mqtt`. Default 10.
     pub connect_timeout_secs: u64,
+    /// Bytes a connection may send before its CONNECT is accepted (the CONNECT and
+    /// anything pipelined behind it); more closes it. Bounds what a socket that never
+    /// completes its CONNECT makes the broker buffer (otherwise up to
+    /// `max_packet_size`). 0 = only `max_packet_size`. Default 1 MiB (1048576).
+    pub max_bytes_before_connect: usize,
     /// Open connections from one IP address, counted from the accept (before CONNECT);
     /// more are closed at once, before anything is read. 0 (default) = unlimited:
     /// devices behind one NAT and every client of a reverse proxy share an address.
@@ -226,6 +231,7 @@ impl Default for LimitsConfig {
             max_topic_levels: 128,
             max_subscriptions_per_client: 1000,
             connect_timeout_secs: 10,
+            max_bytes_before_connect: 1024 * 1024,
             max_connections_per_ip: 0,
             max_connections_per_sec: 0,
             max_connections_per_sec_per_ip: 0,

@@ -8,8 +8,10 @@
 //!  connection task: LimitedRead(socket) ── ClientBudget: bytes/s and PUBLISH/s buckets
 //!               │                           over → the socket is not read for a while
 //!               │                           (TCP back-pressure); a PUBLISH flood → 0x96
-//!  CONNECT: connect timeout, max_connections (0x97); SUBSCRIBE: subscriptions per
-//!  client (SUBACK 0x97); every packet: max_packet_size (0x95, before it is buffered)
+//!  before CONNECT: connect timeout (from the accept), max_bytes_before_connect
+//!  CONNECT: max_connections (0x97); SUBSCRIBE: subscriptions per client (SUBACK 0x97)
+//!  every packet: max_packet_size (0x95, from the fixed header, before it is buffered)
+//!  every write: write_timeout_secs (a client that stopped reading is disconnected)
 //! ```
 //!
 //! # Choices
@@ -90,11 +92,13 @@ pub enum Limit {
     PacketSize,
     /// `limits.write_timeout_secs`: the client took nothing written to it in time.
     WriteTimeout,
+    /// `limits.max_bytes_before_connect`: too much sent before CONNECT was accepted.
+    BytesBeforeConnect,
 }
 
 impl Limit {
     /// Every limit, in the order `/metrics` lists them.
-    pub const ALL: [Limit; 12] = [
+    pub const ALL: [Limit; 13] = [
         Limit::MaxConnections,
         Limit::ConnectionsPerIp,
         Limit::ConnectionRate,
@@ -107,6 +111,7 @@ impl Limit {
         Limit::Subscriptions,
         Limit::PacketSize,
         Limit::WriteTimeout,
+        Limit::BytesBeforeConnect,
     ];
 
     /// The configuration key: the `limit` label in `/metrics` and in the log.
@@ -124,6 +129,7 @@ impl Limit {
             Limit::Subscriptions => "max_subscriptions_per_client",
             Limit::PacketSize => "max_packet_size",
             Limit::WriteTimeout => "write_timeout_secs",
+            Limit::BytesBeforeConnect => "max_bytes_before_connect",
         }
     }
 
@@ -142,6 +148,7 @@ impl Limit {
             Limit::Subscriptions => "subscription refused (0x97 Quota exceeded)",
             Limit::PacketSize => "connection closed (0x95 Packet too large)",
             Limit::WriteTimeout => "connection closed: the client stopped reading",
+            Limit::BytesBeforeConnect => "connection closed: too much sent before CONNECT",
         }
     }
 
@@ -620,6 +627,29 @@ impl<R: AsyncRead + Unpin> AsyncRead for LimitedRead<R> {
         buf.advance(n);
         this.budget.read(n, Instant::now());
         Poll::Ready(Ok(()))
+    }
+}
+
+/// Counts what a connection sends before its CONNECT is accepted, against
+/// `limits.max_bytes_before_connect`: what a socket that never completes a CONNECT can
+/// make the broker buffer is bounded by this rather than by `max_packet_size`.
+#[derive(Debug, Default)]
+pub struct BeforeConnect {
+    received: usize,
+}
+
+impl BeforeConnect {
+    /// Counts `n` bytes read before CONNECT was accepted; `false` (the hit counted) once
+    /// they are over the limit and the connection is to be closed.
+    pub fn take(&mut self, n: usize, broker: &crate::broker::Broker, peer: SocketAddr) -> bool {
+        let limit = broker.config.limits.max_bytes_before_connect;
+        self.received = self.received.saturating_add(n);
+        if limit > 0 && self.received > limit {
+            let hits = &broker.metrics.limit_hits;
+            hits.hit(Limit::BytesBeforeConnect, peer, "");
+            return false;
+        }
+        true
     }
 }
 

@@ -438,3 +438,19 @@ async fn a_client_that_stops_reading_is_disconnected_at_the_write_timeout() {
     drop(deaf);
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn a_connection_sending_too_much_before_connect_is_closed() {
+    let broker = broker_with(|c| c.limits.max_bytes_before_connect = 4096).await;
+    // A CONNECT announcing 1 MB (within max_packet_size), then its first 8 KiB.
+    let mut big = TcpStream::connect(broker.addr).await.unwrap();
+    let mut bytes = vec![0x10, 0x80, 0x80, 0x40];
+    bytes.extend(std::iter::repeat_n(0u8, 8192));
+    let _ = big.write_all(&bytes).await;
+    assert!(closed_by_broker(&mut big).await);
+    assert_eq!(hits(&broker, Limit::BytesBeforeConnect), 1);
+    // An ordinary CONNECT is far below it.
+    let mut client = broker.client(ProtocolVersion::V3_1_1, "small").await;
+    client.subscribe(1, &[("t", QoS::AtMostOnce)]).await;
+    broker.stop().await;
+}

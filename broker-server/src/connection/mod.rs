@@ -95,6 +95,8 @@ struct Connection {
     /// The client's publish and byte rate budgets (`crate::limits`), shared with the
     /// reader that holds reads back while they are spent.
     budget: crate::limits::ClientBudget,
+    /// Bytes read before CONNECT was accepted (`crate::limits`).
+    before_connect: crate::limits::BeforeConnect,
 }
 
 /// Serves one client until the connection ends or `shutdown` changes to `true`.
@@ -149,6 +151,7 @@ pub async fn serve_with<S>(
         shared_inflight: SharedInflight::default(),
         acks: Default::default(),
         budget,
+        before_connect: Default::default(),
     };
     let mut rbuf = BytesMut::new();
     let mut wbuf = BytesMut::new();
@@ -221,7 +224,13 @@ pub async fn serve_with<S>(
                 Ok(0) | Err(_) => conn.session.handle_connection_lost(),
                 Ok(n) => {
                     conn.broker.metrics.bytes_received.add(n as u64);
-                    conn.session.handle_bytes(&mut rbuf, clock::now());
+                    if conn.session.is_connected()
+                        || conn.before_connect.take(n, &conn.broker, conn.peer)
+                    {
+                        conn.session.handle_bytes(&mut rbuf, clock::now());
+                    } else {
+                        conn.session.handle_connection_lost();
+                    }
                 }
             },
             () = sleep => {
