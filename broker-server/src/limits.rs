@@ -569,7 +569,9 @@ pub struct LimitedRead<R> {
     budget: ClientBudget,
     max_read: usize,
     sleep: Option<Pin<Box<Sleep>>>,
-    hits: Option<(Arc<crate::broker::Broker>, SocketAddr)>,
+    /// Where throttling is counted, and who is throttled.
+    broker: Arc<crate::broker::Broker>,
+    peer: SocketAddr,
 }
 
 impl<R> LimitedRead<R> {
@@ -587,7 +589,8 @@ impl<R> LimitedRead<R> {
             budget,
             max_read,
             sleep: None,
-            hits: Some((broker, peer)),
+            broker,
+            peer,
         }
     }
 }
@@ -609,11 +612,9 @@ impl<R: AsyncRead + Unpin> AsyncRead for LimitedRead<R> {
             }
             let now = Instant::now();
             let (wait, began) = this.budget.read_wait(now);
-            if began && let Some((broker, peer)) = &this.hits {
-                broker
-                    .metrics
-                    .limit_hits
-                    .hit(Limit::InboundBandwidth, *peer, "");
+            if began {
+                let hits = &this.broker.metrics.limit_hits;
+                hits.hit(Limit::InboundBandwidth, this.peer, "");
             }
             if wait.is_zero() {
                 break;

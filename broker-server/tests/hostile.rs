@@ -2,8 +2,9 @@
 //! keeps publishing and receiving throughout:
 //!
 //! 1. a thousand sockets (one address's whole `max_connections_per_ip`) that never send
-//!    CONNECT, and more beyond the limit: the extra ones are refused at once, the
-//!    thousand closed at the connect timeout;
+//!    a whole CONNECT (half send nothing, half the start of a 60 KB one), and more
+//!    beyond the limit: the extra ones are refused at once, the thousand closed at the
+//!    connect timeout;
 //! 2. seeded random bytes, alone or after a valid CONNECT;
 //! 3. half-open subscribers (they subscribe, then never read again) under a flood of
 //!    large messages that passes the inbound bandwidth limit: the QoS 1 ones are held
@@ -248,8 +249,15 @@ async fn still_served(rounds: &AtomicU64, before: u64, phase: &str) {
 
 async fn idle_sockets(broker: &Broker) {
     let mut idle = Vec::new();
-    for _ in 0..IDLE_SOCKETS {
-        idle.push(connect_from(2, broker.mqtt).await.expect("idle socket"));
+    for i in 0..IDLE_SOCKETS {
+        let mut stream = connect_from(2, broker.mqtt).await.expect("idle socket");
+        if i % 2 == 1 {
+            // The start of a CONNECT that announces 60 KB and never finishes.
+            let mut start = vec![0x10, 0xe0, 0xd4, 0x03];
+            start.extend(std::iter::repeat_n(0u8, 2048));
+            stream.write_all(&start).await.expect("write");
+        }
+        idle.push(stream);
     }
     let mut over = Vec::new();
     for _ in 0..OVER_LIMIT {
