@@ -19,7 +19,10 @@
 //!
 //! The hostile sockets come from other loopback addresses (127.0.0.2 and up), so each
 //! phase has an address of its own and the well-behaved client (127.0.0.1) is not
-//! counted with any of them.
+//! counted with any of them. Linux only: it binds those addresses and reads
+//! `/proc/<pid>/status`.
+
+#![cfg(target_os = "linux")]
 
 mod common;
 
