@@ -184,7 +184,8 @@ pub struct LimitsConfig {
     pub max_connections_per_ip: usize,
     /// New connections per second, whole broker (a token bucket holding one second's
     /// worth). Over it, the connection's CONNECT is answered with CONNACK 0x9F
-    /// Connection rate exceeded (3.x: server unavailable). 0 (default) = unlimited.
+    /// Connection rate exceeded (3.x: server unavailable). On the HTTP listener only
+    /// `/mqtt` upgrades count. 0 (default) = unlimited.
     pub max_connections_per_sec: u32,
     /// New connections per second from one IP address, as `max_connections_per_sec`.
     /// 0 (default) = unlimited.

@@ -81,9 +81,8 @@ pub struct PeerInfo {
     pub cert_username: Option<ByteString>,
     /// The listener's figures.
     pub stats: Arc<ListenerStats>,
-    /// The connection's admission (`crate::limits`): its place in the per-IP count,
-    /// held as long as the HTTP connection or the WebSocket on it, and the rate limit
-    /// it came in over, if any.
+    /// The connection's place in the per-IP count (`crate::limits`), held as long as
+    /// the HTTP connection or the WebSocket on it.
     pub admitted: Option<Arc<crate::limits::Admitted>>,
 }
 

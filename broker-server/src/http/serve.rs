@@ -121,8 +121,12 @@ async fn accept(
                 continue;
             }
         };
-        // Over the per-IP limit: closed before anything is read.
-        let Ok(admitted) = broker.admission.admit(addr, &broker.metrics.limit_hits) else {
+        // Over the per-IP limit: closed before anything is read. (The connection rates
+        // apply to `/mqtt` upgrades only: `transport::ws`.)
+        let Ok(admitted) = broker
+            .admission
+            .admit_socket(addr, &broker.metrics.limit_hits)
+        else {
             continue;
         };
         let _ = stream.set_nodelay(true);

@@ -12,7 +12,8 @@ use super::{Limit, LimitHits, TokenBucket};
 use crate::config::LimitsConfig;
 
 /// Which connections may open: open sockets per IP and connection rates, checked at
-/// accept time for every listener (TCP, TLS, HTTP).
+/// accept time for every listener (TCP, TLS, HTTP). On the HTTP listener the rates
+/// count `/mqtt` upgrades only, not page loads or metrics scrapes.
 #[derive(Debug, Clone)]
 pub struct Admission {
     inner: Arc<AdmissionInner>,
@@ -35,6 +36,24 @@ struct IpTable {
     map: HashMap<IpAddr, IpState>,
     /// Prune idle entries when the table grows past this.
     prune_at: usize,
+}
+
+impl IpTable {
+    /// The state of `ip`, created if new; idle entries are pruned first when the
+    /// table has grown.
+    fn entry(&mut self, ip: IpAddr, rate_per_ip: u32, now: Instant) -> &mut IpState {
+        if self.map.len() >= self.prune_at {
+            self.map.retain(|_, state| {
+                state.open > 0 || state.rate.as_mut().is_some_and(|b| !b.is_full(now))
+            });
+            self.prune_at = (self.map.len() * 2).max(1024);
+        }
+        self.map.entry(ip).or_insert_with(|| IpState {
+            open: 0,
+            rate: (rate_per_ip > 0)
+                .then(|| TokenBucket::new(f64::from(rate_per_ip), f64::from(rate_per_ip), now)),
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -92,11 +111,22 @@ impl Admission {
         }
     }
 
-    /// Decides on a connection just accepted from `peer`: `Err` with the limit when it
-    /// is to be closed at once; the hit is counted and logged in `hits` either way.
+    /// Decides on an MQTT connection just accepted from `peer`: `Err` with the limit
+    /// when it is to be closed at once (open sockets per IP); otherwise its place in
+    /// the per-IP count and the connection rate it is over, if any. Hits are counted
+    /// and logged in `hits`.
     pub fn admit(&self, peer: SocketAddr, hits: &LimitHits) -> Result<Admitted, Limit> {
+        let mut admitted = self.admit_socket(peer, hits)?;
+        admitted.refusal = self.check_rate(peer, hits);
+        Ok(admitted)
+    }
+
+    /// Like [`admit`](Self::admit) without the connection rates: for the HTTP
+    /// listener, where the rates apply to the `/mqtt` upgrade ([`check_rate`](
+    /// Self::check_rate)), not to every page load or metrics scrape.
+    pub fn admit_socket(&self, peer: SocketAddr, hits: &LimitHits) -> Result<Admitted, Limit> {
         let inner = &self.inner;
-        if inner.max_per_ip == 0 && inner.rate == 0 && inner.rate_per_ip == 0 {
+        if inner.max_per_ip == 0 {
             return Ok(Admitted {
                 slot: None,
                 refusal: None,
@@ -104,37 +134,40 @@ impl Admission {
         }
         let now = Instant::now();
         let ip = peer.ip().to_canonical();
+        let mut table = inner.ips.lock();
+        let state = table.entry(ip, inner.rate_per_ip, now);
+        if state.open >= inner.max_per_ip {
+            drop(table);
+            hits.hit(Limit::ConnectionsPerIp, peer, "");
+            return Err(Limit::ConnectionsPerIp);
+        }
+        state.open += 1;
+        Ok(Admitted {
+            slot: Some(IpSlot {
+                admission: inner.clone(),
+                ip,
+            }),
+            refusal: None,
+        })
+    }
+
+    /// Takes a new connection from `peer` out of the connection rates; the limit it is
+    /// over, if any (its CONNECT is to be refused with 0x9F).
+    pub fn check_rate(&self, peer: SocketAddr, hits: &LimitHits) -> Option<Limit> {
+        let inner = &self.inner;
+        if inner.rate == 0 && inner.rate_per_ip == 0 {
+            return None;
+        }
+        let now = Instant::now();
         let mut refusal = None;
-        let mut slot = None;
-        if inner.max_per_ip > 0 || inner.rate_per_ip > 0 {
+        if inner.rate_per_ip > 0 {
             let mut table = inner.ips.lock();
-            if table.map.len() >= table.prune_at {
-                table.map.retain(|_, state| {
-                    state.open > 0 || state.rate.as_mut().is_some_and(|b| !b.is_full(now))
-                });
-                table.prune_at = (table.map.len() * 2).max(1024);
-            }
-            let rate_per_ip = inner.rate_per_ip;
-            let state = table.map.entry(ip).or_insert_with(|| IpState {
-                open: 0,
-                rate: (rate_per_ip > 0)
-                    .then(|| TokenBucket::new(f64::from(rate_per_ip), f64::from(rate_per_ip), now)),
-            });
-            if inner.max_per_ip > 0 && state.open >= inner.max_per_ip {
-                drop(table);
-                hits.hit(Limit::ConnectionsPerIp, peer, "");
-                return Err(Limit::ConnectionsPerIp);
-            }
+            let state = table.entry(peer.ip().to_canonical(), inner.rate_per_ip, now);
             if let Some(bucket) = &mut state.rate
                 && !bucket.try_take(1.0, now)
             {
                 refusal = Some(Limit::ConnectionRatePerIp);
             }
-            state.open += 1;
-            slot = Some(IpSlot {
-                admission: inner.clone(),
-                ip,
-            });
         }
         if refusal.is_none()
             && let Some(bucket) = inner.global.lock().as_mut()
@@ -145,7 +178,7 @@ impl Admission {
         if let Some(limit) = refusal {
             hits.hit(limit, peer, "");
         }
-        Ok(Admitted { slot, refusal })
+        refusal
     }
 
     /// IP addresses with state kept now (tests: the table stays bounded).

@@ -211,6 +211,9 @@ pub fn upgrade(
             let broker = state.broker.clone();
             broker.metrics.connections_total.inc();
             peer.stats.accepted.inc();
+            let refused_by = broker
+                .admission
+                .check_rate(peer.addr, &broker.metrics.limit_hits);
             let meta = ConnectionMeta {
                 peer: peer.addr,
                 listener: Arc::clone(&peer.stats.listener),
@@ -218,7 +221,7 @@ pub fn upgrade(
                 cert_username: peer.cert_username,
                 // Filled by the security issue's JWT support (header or cookie).
                 bearer_token: None,
-                refused_by: peer.admitted.as_ref().and_then(|a| a.refusal),
+                refused_by,
             };
             connection::serve_with(broker, WsStream::new(socket), meta, state.shutdown).await;
         })
