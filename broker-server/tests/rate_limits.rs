@@ -287,7 +287,16 @@ async fn a_packet_over_max_packet_size_is_refused_from_its_fixed_header() {
     let mut client = broker.client(ProtocolVersion::V3_1_1, "header").await;
     client.send_bytes(&[0x30, 0x80, 0x80, 0x80, 0x64]).await;
     assert!(client.expect_closed().await.is_empty());
-    assert_eq!(hits(&broker, Limit::PacketSize), 2);
+    // A v5 CONNECT over the limit: CONNACK 0x95.
+    let mut client = broker.raw(ProtocolVersion::V5).await;
+    let mut connect = Connect::new(ProtocolVersion::V5, "huge");
+    connect.username = Some("u".repeat(2000).into());
+    assert_eq!(
+        client.connect(connect).await.reason_code,
+        ReasonCode::PacketTooLarge
+    );
+    assert!(client.expect_closed().await.is_empty());
+    assert_eq!(hits(&broker, Limit::PacketSize), 3);
     broker.stop().await;
 }
 
