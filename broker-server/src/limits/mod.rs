@@ -41,6 +41,10 @@
 //! stream of hits is logged at most once a second per limit (the counter has them all):
 //! the log must not become the attack.
 //!
+//! Not covered: an HTTP keep-alive connection that got its first response may trickle
+//! its next request (hyper's header timeout needs a timer that `axum::serve` does not
+//! set); the per-IP socket limit bounds how many such connections one address holds.
+//!
 //! # Layout
 //!
 //! - this module: [`Limit`], [`LimitHits`] (counters and the log), [`TokenBucket`];
@@ -85,11 +89,13 @@ pub enum Limit {
     ConnectTimeout,
     /// `tls.handshake_timeout_secs`: no TLS handshake in time.
     TlsHandshakeTimeout,
-    /// `limits.max_publish_per_sec`: the client is throttled.
+    /// `limits.max_publish_per_sec`: the client is throttled (counted once per stretch
+    /// of PUBLISH packets over the rate).
     PublishRate,
     /// `limits.publish_burst`: a PUBLISH flood beyond the allowance, DISCONNECT 0x96.
     PublishFlood,
-    /// `limits.max_inbound_bytes_per_sec`: the client is throttled.
+    /// `limits.max_inbound_bytes_per_sec`: the client is throttled (counted each time
+    /// its reads are held back).
     InboundBandwidth,
     /// `limits.max_subscriptions_per_client`: SUBACK 0x97 for the filter.
     Subscriptions,
