@@ -44,6 +44,9 @@ pub struct Broker {
     /// Where retained messages, persistent sessions and their queues are kept
     /// ([`crate::storage`]).
     pub storage: crate::storage::Storage,
+    /// Which new connections may open: per-IP sockets and connection rates
+    /// ([`crate::limits`]).
+    pub admission: crate::limits::Admission,
 }
 
 /// The connection's side of an [`Attachment`]: dropped (or signalled) when it lets go.
@@ -93,6 +96,7 @@ impl Broker {
     ) -> Self {
         let router = Router::new(config.sessions.shared_strategy);
         Self {
+            admission: crate::limits::Admission::new(&config.limits),
             storage,
             config,
             router,

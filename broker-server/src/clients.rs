@@ -68,6 +68,9 @@ pub struct ConnectionMeta {
     /// A bearer token from the WebSocket upgrade request (`Authorization` header or
     /// cookie), checked at CONNECT like a password.
     pub bearer_token: Option<Arc<str>>,
+    /// A connection rate limit the connection came in over (`crate::limits`): its
+    /// CONNECT is refused with that limit's reason code.
+    pub refused_by: Option<crate::limits::Limit>,
 }
 
 impl ConnectionMeta {
@@ -79,6 +82,7 @@ impl ConnectionMeta {
             transport: Transport::Tcp,
             cert_username: None,
             bearer_token: None,
+            refused_by: None,
         }
     }
 }

@@ -172,8 +172,46 @@ pub struct LimitsConfig {
     pub max_topic_levels: usize,
     /// Subscriptions per client; 0 means no limit. Default 1000.
     pub max_subscriptions_per_client: usize,
-    /// Seconds a new connection has to send CONNECT. Default 10.
+    /// Seconds a new connection has to send its whole CONNECT, counted from the
+    /// accept (a CONNECT trickled in byte by byte gets no more time), and, on the HTTP
+    /// listener, to send the request that opens `/mqtt`. Default 10.
     pub connect_timeout_secs: u64,
+    /// Bytes a connection may send before its CONNECT is accepted (the CONNECT and
+    /// anything pipelined behind it); more closes it. Bounds what a socket that never
+    /// completes its CONNECT makes the broker buffer (otherwise up to
+    /// `max_packet_size`). 0 = only `max_packet_size`. Default 1 MiB (1048576).
+    pub max_bytes_before_connect: usize,
+    /// Open connections from one IP address, counted from the accept (before CONNECT);
+    /// more are closed at once, before anything is read. 0 (default) = unlimited:
+    /// devices behind one NAT and every client of a reverse proxy share an address.
+    pub max_connections_per_ip: usize,
+    /// New connections per second, whole broker (a token bucket holding one second's
+    /// worth). Over it, the connection's CONNECT is answered with CONNACK 0x9F
+    /// Connection rate exceeded (3.x: server unavailable). On the HTTP listener only
+    /// `/mqtt` upgrades count. 0 (default) = unlimited.
+    pub max_connections_per_sec: u32,
+    /// New connections per second from one IP address, as `max_connections_per_sec`.
+    /// 0 (default) = unlimited.
+    pub max_connections_per_sec_per_ip: u32,
+    /// PUBLISH packets per second one client may send (token bucket refilled at this
+    /// rate, holding `publish_burst`). A client over it is throttled (the broker stops
+    /// reading its socket until the bucket refills); one that keeps going, sending more
+    /// than a further `publish_burst` over the rate before its bucket is full again, is
+    /// disconnected with 0x96 Message rate too high (3.x: the socket is closed). 0
+    /// (default) = unlimited.
+    pub max_publish_per_sec: u32,
+    /// Burst of PUBLISH packets allowed above `max_publish_per_sec`; 0 (default) = one
+    /// second's worth.
+    pub publish_burst: u32,
+    /// Seconds a write to a client may make no progress (it stopped reading: its socket
+    /// buffer is full) before the connection is closed, as EMQX's `send_timeout`. A
+    /// client that reads slowly but steadily is not affected. 0 = wait forever.
+    /// Default 15.
+    pub write_timeout_secs: u64,
+    /// Bytes per second read from one client, every packet counted. Over it the broker
+    /// stops reading the socket until the budget refills (TCP back-pressure slows the
+    /// client down; nothing is dropped). 0 (default) = unlimited.
+    pub max_inbound_bytes_per_sec: u64,
     /// Largest keep alive accepted, in seconds; a client asking for more (or for 0)
     /// gets this as Server Keep Alive (v5; MQTT 3.x has no way to tell a client, so
     /// 3.x clients keep their own). Default 0 = accept any.
@@ -197,6 +235,14 @@ impl Default for LimitsConfig {
             max_topic_levels: 128,
             max_subscriptions_per_client: 1000,
             connect_timeout_secs: 10,
+            max_bytes_before_connect: 1024 * 1024,
+            max_connections_per_ip: 0,
+            max_connections_per_sec: 0,
+            max_connections_per_sec_per_ip: 0,
+            max_publish_per_sec: 0,
+            publish_burst: 0,
+            max_inbound_bytes_per_sec: 0,
+            write_timeout_secs: 15,
             max_keep_alive_secs: 0,
             max_session_expiry_secs: u32::MAX,
             topic_alias_maximum: 64,

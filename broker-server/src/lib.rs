@@ -30,6 +30,8 @@
 //! - [`security`]: login (password file, JWT) and topic access (ACL), reloadable.
 //! - [`expiry`]: will-delay and session-expiry timers.
 //! - [`message`]: the shared message and per-subscriber delivery.
+//! - [`limits`]: abuse limits: connections per IP, connection and publish rates,
+//!   inbound bandwidth; the counters of every limit reached.
 //! - [`sys`]: `$SYS` topics; [`metrics`]: counters.
 //! - `main.rs`: parse the command line, load the config, init tracing, call [`run`].
 
@@ -41,6 +43,7 @@ pub mod config;
 pub mod connection;
 pub mod expiry;
 pub mod http;
+pub mod limits;
 pub mod message;
 pub mod metrics;
 pub mod router;

@@ -85,6 +85,8 @@ pub struct Metrics {
     pub protocol_errors: Counter,
     /// CONNECTs refused for bad credentials or authorization.
     pub auth_failures: Counter,
+    /// Abuse limits reached, per limit ([`crate::limits`]).
+    pub limit_hits: crate::limits::LimitHits,
     /// Accesses the ACL or the credential's permissions refused ([`crate::security`]).
     pub acl_denied: AclDenials,
 }

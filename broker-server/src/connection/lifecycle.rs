@@ -16,6 +16,7 @@ use super::{Connection, message_from};
 use crate::auth::{AuthStep, Exchange};
 use crate::broker::Broker;
 use crate::clock;
+use crate::limits::Limit;
 use crate::security::{Access, Identity, LoginRequest};
 use crate::session::Session;
 
@@ -24,13 +25,19 @@ impl Connection {
         self.version = connect.protocol;
         let broker = self.broker.clone();
         let limits = &broker.config.limits;
+        // Counted and logged when the connection was accepted (`crate::limits`).
+        if let Some(limit) = self.meta.refused_by {
+            let _ = self.session.reject(limit.connack_reason());
+            return;
+        }
         if !broker
             .metrics
             .clients_connected
             .inc_below(limits.max_connections as u64)
         {
             broker.metrics.connections_refused.inc();
-            warn!(peer = %self.peer, "connection refused: max_connections reached");
+            let hits = &broker.metrics.limit_hits;
+            hits.hit(Limit::MaxConnections, self.peer, &connect.client_id);
             let _ = self.session.reject(ReasonCode::QuotaExceeded);
             return;
         }

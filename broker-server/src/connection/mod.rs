@@ -92,6 +92,11 @@ struct Connection {
     auth_method: Option<ByteString>,
     /// Acknowledgements waiting for the store, and the write barrier (`durable`).
     acks: crate::storage::acks::AckQueue,
+    /// The client's publish and byte rate budgets (`crate::limits`), shared with the
+    /// reader that holds reads back while they are spent.
+    budget: crate::limits::ClientBudget,
+    /// Bytes read before CONNECT was accepted (`crate::limits`).
+    before_connect: crate::limits::BeforeConnect,
 }
 
 /// Serves one client until the connection ends or `shutdown` changes to `true`.
@@ -120,6 +125,9 @@ pub async fn serve_with<S>(
     let now = clock::now();
     let connect_deadline = now + broker.config.limits.connect_timeout();
     let session = ServerSession::new(server_options(&broker), now);
+    let budget = crate::limits::ClientBudget::new(&broker.config.limits);
+    let (reader, mut writer) = tokio::io::split(stream);
+    let mut reader = crate::limits::LimitedRead::new(reader, budget.clone(), broker.clone(), peer);
     let mut conn = Connection {
         broker,
         peer,
@@ -142,8 +150,9 @@ pub async fn serve_with<S>(
         auth_method: None,
         shared_inflight: SharedInflight::default(),
         acks: Default::default(),
+        budget,
+        before_connect: Default::default(),
     };
-    let (mut reader, mut writer) = tokio::io::split(stream);
     let mut rbuf = BytesMut::new();
     let mut wbuf = BytesMut::new();
     loop {
@@ -152,9 +161,11 @@ pub async fn serve_with<S>(
         conn.update_registration();
         if conn.session.poll_transmit(&mut wbuf) {
             let len = wbuf.len();
-            if !conn.acks.writes_allowed(&conn.broker.storage).await
-                || writer.write_all(&wbuf).await.is_err()
-                || writer.flush().await.is_err()
+            let (broker, peer) = (&conn.broker, conn.peer);
+            if !conn.acks.writes_allowed(&broker.storage).await
+                || crate::limits::write_all(&mut writer, &wbuf, broker, peer, &conn.client_id)
+                    .await
+                    .is_err()
             {
                 conn.session.handle_connection_lost();
                 conn.drive().await;
@@ -213,14 +224,21 @@ pub async fn serve_with<S>(
                 Ok(0) | Err(_) => conn.session.handle_connection_lost(),
                 Ok(n) => {
                     conn.broker.metrics.bytes_received.add(n as u64);
-                    conn.session.handle_bytes(&mut rbuf, clock::now());
+                    if conn.session.is_connected()
+                        || conn.before_connect.take(n, &conn.broker, conn.peer)
+                    {
+                        conn.session.handle_bytes(&mut rbuf, clock::now());
+                    } else {
+                        conn.session.handle_connection_lost();
+                    }
                 }
             },
             () = sleep => {
                 if conn.session.is_connected() || conn.attached.is_some() {
                     conn.session.handle_timeout(clock::now());
                 } else {
-                    debug!(peer = %conn.peer, "no CONNECT within the connect timeout");
+                    let hits = &conn.broker.metrics.limit_hits;
+                    hits.hit(crate::limits::Limit::ConnectTimeout, conn.peer, "");
                     conn.session.handle_connection_lost();
                 }
             }
@@ -411,6 +429,10 @@ impl Connection {
         match &reason {
             CloseReason::ProtocolViolation(violation) => {
                 self.broker.metrics.protocol_errors.inc();
+                if violation.reason_code() == ReasonCode::PacketTooLarge {
+                    let hits = &self.broker.metrics.limit_hits;
+                    hits.hit(crate::limits::Limit::PacketSize, self.peer, &self.client_id);
+                }
                 info!(client_id = %self.client_id, peer = %self.peer, %violation, "protocol violation");
             }
             CloseReason::ClientDisconnected(disconnect) => {

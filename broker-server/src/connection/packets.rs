@@ -10,6 +10,7 @@ use web_time::Instant;
 
 use super::Connection;
 use crate::clock;
+use crate::limits::{Limit, PublishVerdict};
 use crate::message::{Delivery, Message};
 use crate::router::{SubEntry, SubscribeOutcome};
 use crate::security::Access;
@@ -47,6 +48,20 @@ impl Connection {
         metrics.messages_received.at(publish.qos).inc();
         let size = publish.payload.len() as u64;
         metrics.payload_bytes_received.at(publish.qos).add(size);
+        match self.budget.publish() {
+            PublishVerdict::Allowed | PublishVerdict::StillThrottled => {}
+            PublishVerdict::Throttled => {
+                let hits = &metrics.limit_hits;
+                hits.hit(Limit::PublishRate, self.peer, &self.client_id);
+            }
+            PublishVerdict::Flood => {
+                let hits = &metrics.limit_hits;
+                hits.hit(Limit::PublishFlood, self.peer, &self.client_id);
+                self.session.disconnect(ReasonCode::MessageRateTooHigh);
+                return;
+            }
+            PublishVerdict::Refused => return,
+        }
         if !self.topic_within_limits(&publish.topic) {
             warn!(client_id = %self.client_id, "topic over max_topic_length / max_topic_levels");
             self.session.disconnect(ReasonCode::TopicNameInvalid);
@@ -107,6 +122,8 @@ impl Connection {
                     && stored.len() >= max_subscriptions
                     && !stored.contains_key(&filter)
                 {
+                    let hits = &broker.metrics.limit_hits;
+                    hits.hit(Limit::Subscriptions, self.peer, &self.client_id);
                     codes.push(ReasonCode::QuotaExceeded);
                     continue;
                 }

@@ -15,6 +15,7 @@
 //! | `mqtt_inflight_messages`, `mqtt_queued_messages` | gauge | |
 //! | `mqtt_auth_failures_total`, `mqtt_protocol_errors_total` | counter | |
 //! | `mqtt_acl_denied_total` | counter | `access` (`publish`, `subscribe`, `receive`, `will`) |
+//! | `mqtt_limit_hits_total` | counter | `limit` (configuration key, [`crate::limits`]) |
 //! | `mqtt_uptime_seconds` | gauge | |
 //! | `mqtt_build_info` | gauge (1) | `version` |
 //!
@@ -255,6 +256,16 @@ pub fn render(broker: &Broker) -> String {
         "Connections closed for a protocol violation.",
         m.protocol_errors.get(),
     );
+    w.header(
+        "mqtt_limit_hits_total",
+        "counter",
+        "Abuse limits reached, by the limit's configuration key: connections refused or \
+         closed, clients throttled or disconnected, subscriptions refused.",
+    );
+    for limit in crate::limits::Limit::ALL {
+        let hits = m.limit_hits.get(limit);
+        w.sample("mqtt_limit_hits_total", &[("limit", limit.key())], hits);
+    }
     w.single(
         "mqtt_uptime_seconds",
         "gauge",
@@ -286,10 +297,15 @@ mod tests {
         let broker = Broker::new(Config::default());
         broker.metrics.messages_received.at(QoS::AtLeastOnce).add(3);
         broker.metrics.acl_denied.will.inc();
+        let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
+        let hits = &broker.metrics.limit_hits;
+        hits.hit(crate::limits::Limit::PublishFlood, peer, "c");
         let text = render(&broker);
         assert!(text.contains("mqtt_messages_received_total{qos=\"1\"} 3\n"));
         assert!(text.contains("mqtt_acl_denied_total{access=\"will\"} 1\n"));
         assert!(text.contains("mqtt_acl_denied_total{access=\"publish\"} 0\n"));
+        assert!(text.contains("mqtt_limit_hits_total{limit=\"publish_burst\"} 1\n"));
+        assert!(text.contains("mqtt_limit_hits_total{limit=\"max_connections_per_ip\"} 0\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (series, value) = line.rsplit_once(' ').expect("name and value");
             assert!(value.parse::<u64>().is_ok(), "{line}");

@@ -81,6 +81,9 @@ pub struct PeerInfo {
     pub cert_username: Option<ByteString>,
     /// The listener's figures.
     pub stats: Arc<ListenerStats>,
+    /// The connection's place in the per-IP count (`crate::limits`), held as long as
+    /// the HTTP connection or the WebSocket on it.
+    pub admitted: Option<Arc<crate::limits::Admitted>>,
 }
 
 impl PeerInfo {
@@ -94,6 +97,7 @@ impl PeerInfo {
                 transport: Transport::Ws,
                 accepted: Counter::default(),
             }),
+            admitted: None,
         }
     }
 }

@@ -1,8 +1,12 @@
 //! Running [`super::app`] on a listener, plain HTTP or HTTPS.
 //!
-//! An accept task takes TCP connections and, for HTTPS, runs each TLS handshake in a
-//! task of its own (a slow or silent client never holds up the others), then hands the
-//! stream to axum through a channel. axum sees one [`HttpListener`] either way and
+//! An accept task takes TCP connections, checks them against the admission limits
+//! (`crate::limits`: over the per-IP limit they are closed at once) and, for HTTPS,
+//! runs each TLS handshake in a task of its own (a slow or silent client never holds
+//! up the others), then hands the stream to axum through a channel. Each connection
+//! must get its first response within `limits.connect_timeout_secs` (a
+//! [`ResponseDeadline`]: hyper's own header timeout needs a timer axum does not set),
+//! so a request trickled in byte by byte cannot hold a connection. axum sees one [`HttpListener`] either way and
 //! gives each request a [`PeerInfo`]. On shutdown the listener stops accepting, open
 //! HTTP connections finish their request (at most [`GRACE`]), and WebSocket clients
 //! are disconnected by their connection task like TCP clients.
@@ -21,12 +25,14 @@ use axum::serve::{IncomingStream, Listener};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
+use tokio::time::Sleep;
 use tokio_rustls::server::TlsStream;
 use tracing::{debug, info, warn};
 
 use super::PeerInfo;
 use crate::broker::Broker;
 use crate::clients::{ListenerStats, Transport};
+use crate::limits::Limit;
 use crate::transport::tls::{TlsStore, TlsUse};
 
 /// How long open HTTP requests may take to finish once shutdown begins.
@@ -58,7 +64,14 @@ pub async fn serve(
     let scheme = if tls.is_some() { "https" } else { "http" };
     info!(addr = %local, "HTTP listening: {scheme}://{local}/ (MQTT over WebSocket at /mqtt)");
     let (tx, rx) = mpsc::channel(64);
-    let acceptor = tokio::spawn(accept(tcp, tls, stats.clone(), tx, shutdown.clone()));
+    let acceptor = tokio::spawn(accept(
+        broker.clone(),
+        tcp,
+        tls,
+        stats.clone(),
+        tx,
+        shutdown.clone(),
+    ));
     let listener = HttpListener { local, stats, rx };
     let stopping = wait_for(shutdown.clone());
     let server = axum::serve(
@@ -88,6 +101,7 @@ async fn wait_for(mut shutdown: watch::Receiver<bool>) {
 }
 
 async fn accept(
+    broker: Arc<Broker>,
     tcp: TcpListener,
     tls: Option<Arc<TlsStore>>,
     stats: Arc<ListenerStats>,
@@ -107,21 +121,32 @@ async fn accept(
                 continue;
             }
         };
+        // Over the per-IP limit: closed before anything is read. (The connection rates
+        // apply to `/mqtt` upgrades only: `transport::ws`.)
+        let Ok(admitted) = broker
+            .admission
+            .admit_socket(addr, &broker.metrics.limit_hits)
+        else {
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let peer = PeerInfo {
             addr,
             tls: tls.is_some(),
             cert_username: None,
             stats: stats.clone(),
+            admitted: Some(Arc::new(admitted)),
         };
+        let deadline = ResponseDeadline::new(&broker, addr);
         match &tls {
             None => {
-                if tx.send((HttpIo::Plain(stream), peer)).await.is_err() {
+                let io = HttpIo::new(HttpStream::Plain(stream), deadline);
+                if tx.send((io, peer)).await.is_err() {
                     return;
                 }
             }
             Some(tls) => {
-                let (tls, tx) = (tls.clone(), tx.clone());
+                let (tls, tx, broker) = (tls.clone(), tx.clone(), broker.clone());
                 tokio::spawn(async move {
                     match tls.handshake(TlsUse::Http, stream).await {
                         Ok((stream, cert_username)) => {
@@ -129,9 +154,10 @@ async fn accept(
                                 cert_username,
                                 ..peer
                             };
-                            let _ = tx.send((HttpIo::Tls(Box::new(stream)), peer)).await;
+                            let io = HttpIo::new(HttpStream::Tls(Box::new(stream)), deadline);
+                            let _ = tx.send((io, peer)).await;
                         }
-                        Err(err) => debug!(%addr, %err, "TLS handshake failed"),
+                        Err(err) => crate::transport::tls::handshake_failed(&broker, addr, &err),
                     }
                 });
             }
@@ -165,6 +191,7 @@ impl Listener for HttpListener {
             tls: false,
             cert_username: None,
             stats: self.stats.clone(),
+            admitted: None,
         })
     }
 }
@@ -175,9 +202,66 @@ impl Connected<IncomingStream<'_, HttpListener>> for PeerInfo {
     }
 }
 
+/// The connect timeout of an HTTP connection: a client that has not had a response
+/// within `limits.connect_timeout_secs` of the accept (or of the TLS handshake) is cut
+/// off, so a request trickled in byte by byte (slowloris) cannot hold a connection. The
+/// deadline ends with the first response written (a `101 Switching Protocols` for
+/// `/mqtt`, after which the MQTT connect timeout applies).
+#[derive(Debug)]
+struct ResponseDeadline {
+    sleep: Pin<Box<Sleep>>,
+    broker: Arc<Broker>,
+    peer: SocketAddr,
+}
+
+impl ResponseDeadline {
+    fn new(broker: &Arc<Broker>, peer: SocketAddr) -> Self {
+        let timeout = broker.config.limits.connect_timeout();
+        Self {
+            sleep: Box::pin(tokio::time::sleep(timeout)),
+            broker: broker.clone(),
+            peer,
+        }
+    }
+}
+
+/// An accepted HTTP connection, with its [`ResponseDeadline`] until the first response.
+#[derive(Debug)]
+struct HttpIo {
+    stream: HttpStream,
+    deadline: Option<ResponseDeadline>,
+}
+
+impl HttpIo {
+    fn new(stream: HttpStream, deadline: ResponseDeadline) -> Self {
+        Self {
+            stream,
+            deadline: Some(deadline),
+        }
+    }
+
+    /// Fails once the deadline has passed (registering the waker until then).
+    fn check_deadline(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        if let Some(deadline) = &mut self.deadline
+            && deadline.sleep.as_mut().poll(cx).is_ready()
+        {
+            deadline
+                .broker
+                .metrics
+                .limit_hits
+                .hit(Limit::ConnectTimeout, deadline.peer, "");
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no complete HTTP request within limits.connect_timeout_secs",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A plain or TLS connection.
 #[derive(Debug)]
-enum HttpIo {
+enum HttpStream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
 }
@@ -188,9 +272,11 @@ impl AsyncRead for HttpIo {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        let this = self.get_mut();
+        this.check_deadline(cx)?;
+        match &mut this.stream {
+            HttpStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            HttpStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -201,9 +287,11 @@ impl AsyncWrite for HttpIo {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        let this = self.get_mut();
+        this.deadline = None;
+        match &mut this.stream {
+            HttpStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            HttpStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -212,30 +300,32 @@ impl AsyncWrite for HttpIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        let this = self.get_mut();
+        this.deadline = None;
+        match &mut this.stream {
+            HttpStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            HttpStream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
-        match self {
-            Self::Plain(s) => s.is_write_vectored(),
-            Self::Tls(s) => s.is_write_vectored(),
+        match &self.stream {
+            HttpStream::Plain(s) => s.is_write_vectored(),
+            HttpStream::Tls(s) => s.is_write_vectored(),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_flush(cx),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        match &mut self.get_mut().stream {
+            HttpStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            HttpStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        match &mut self.get_mut().stream {
+            HttpStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            HttpStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }

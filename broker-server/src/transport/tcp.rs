@@ -27,22 +27,27 @@ pub async fn accept_loop(
         };
         match accepted {
             Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
                 broker.metrics.connections_total.inc();
                 stats.accepted.inc();
+                // Over the per-IP limit: closed before anything is read.
+                let Ok(admitted) = broker.admission.admit(peer, &broker.metrics.limit_hits) else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
                 let meta = ConnectionMeta {
                     peer,
                     listener: label.clone(),
                     transport: Transport::Tcp,
                     cert_username: None,
                     bearer_token: None,
+                    refused_by: admitted.refusal,
                 };
-                tokio::spawn(connection::serve_with(
-                    broker.clone(),
-                    stream,
-                    meta,
-                    shutdown.clone(),
-                ));
+                let serve = connection::serve_with(broker.clone(), stream, meta, shutdown.clone());
+                tokio::spawn(async move {
+                    serve.await;
+                    // The connection's place in the per-IP count is given back here.
+                    drop(admitted);
+                });
             }
             Err(err) => {
                 // Out of file descriptors and the like: back off instead of spinning.

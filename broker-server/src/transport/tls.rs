@@ -41,6 +41,7 @@ use crate::broker::Broker;
 use crate::clients::{ConnectionMeta, Transport};
 use crate::config::TlsConfig;
 use crate::connection;
+use crate::limits::Limit;
 
 /// TLS configuration that could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -236,6 +237,19 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     })
 }
 
+/// Logs a failed handshake; one that timed out counts as a limit reached
+/// ([`Limit::TlsHandshakeTimeout`]).
+pub fn handshake_failed(broker: &Broker, peer: SocketAddr, err: &std::io::Error) {
+    if err.kind() == std::io::ErrorKind::TimedOut {
+        broker
+            .metrics
+            .limit_hits
+            .hit(Limit::TlsHandshakeTimeout, peer, "");
+    } else {
+        debug!(%peer, %err, "TLS handshake failed");
+    }
+}
+
 /// Accepts MQTT over TLS connections on `listener` until `shutdown` turns `true`.
 pub async fn accept_loop(
     broker: Arc<Broker>,
@@ -254,19 +268,28 @@ pub async fn accept_loop(
         };
         match accepted {
             Ok((tcp, peer)) => {
-                let _ = tcp.set_nodelay(true);
                 broker.metrics.connections_total.inc();
                 stats.accepted.inc();
+                // Over the per-IP limit: closed before the handshake.
+                let Ok(admitted) = broker.admission.admit(peer, &broker.metrics.limit_hits) else {
+                    continue;
+                };
+                let _ = tcp.set_nodelay(true);
                 // The handshake runs in the connection's task, so a slow client never
                 // holds up the accept loop.
-                tokio::spawn(serve_tls(
+                let serve = serve_tls(
                     broker.clone(),
                     tls.clone(),
                     tcp,
                     peer,
                     label.clone(),
                     shutdown.clone(),
-                ));
+                    admitted.refusal,
+                );
+                tokio::spawn(async move {
+                    serve.await;
+                    drop(admitted);
+                });
             }
             Err(err) => {
                 warn!(%err, "accept failed");
@@ -283,11 +306,12 @@ async fn serve_tls(
     peer: SocketAddr,
     listener: Arc<str>,
     shutdown: watch::Receiver<bool>,
+    refused_by: Option<Limit>,
 ) {
     let (stream, cert_username) = match tls.handshake(TlsUse::Mqtt, tcp).await {
         Ok(done) => done,
         Err(err) => {
-            debug!(%peer, %err, "TLS handshake failed");
+            handshake_failed(&broker, peer, &err);
             return;
         }
     };
@@ -297,6 +321,7 @@ async fn serve_tls(
         transport: Transport::Tls,
         cert_username,
         bearer_token: None,
+        refused_by,
     };
     connection::serve_with(broker, stream, meta, shutdown).await;
 }

@@ -212,12 +212,16 @@ pub fn upgrade(
             let broker = state.broker.clone();
             broker.metrics.connections_total.inc();
             peer.stats.accepted.inc();
+            let refused_by = broker
+                .admission
+                .check_rate(peer.addr, &broker.metrics.limit_hits);
             let meta = ConnectionMeta {
                 peer: peer.addr,
                 listener: Arc::clone(&peer.stats.listener),
                 transport,
                 cert_username: peer.cert_username,
                 bearer_token,
+                refused_by,
             };
             connection::serve_with(broker, WsStream::new(socket), meta, state.shutdown).await;
         })

@@ -123,6 +123,11 @@ pub struct RawClient {
 impl RawClient {
     pub async fn open(addr: SocketAddr, version: ProtocolVersion) -> Self {
         let stream = TcpStream::connect(addr).await.expect("TCP connect");
+        Self::from_stream(stream, version)
+    }
+
+    /// A client on a socket connected already (e.g. from a chosen source address).
+    pub fn from_stream(stream: TcpStream, version: ProtocolVersion) -> Self {
         stream.set_nodelay(true).unwrap();
         Self {
             stream,
