@@ -472,16 +472,6 @@ async fn without_an_acl_file_everything_is_allowed() {
     broker.stop().await;
 }
 
-/// The `broker-server` binary, killed when dropped (also when a check fails).
-struct Binary(std::process::Child);
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// How many times `log` says the ACL was loaded.
 fn loads(log: &Path) -> usize {
     std::fs::read_to_string(log)
@@ -510,7 +500,7 @@ async fn sighup_reloads_the_acl_without_dropping_connections() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("broker-server starts");
-    let binary = Binary(child);
+    let binary = common::KillOnDrop(child);
     let addr = common::bound_addr(&log).await;
     assert_eq!(loads(&log), 1);
 

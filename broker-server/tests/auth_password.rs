@@ -346,16 +346,6 @@ async fn reloading_the_file_changes_logins_and_keeps_connections() {
     broker.stop().await;
 }
 
-/// Stops the broker process (SIGKILL) when the test ends, also when a check fails.
-struct Process(std::process::Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn sighup_reloads_users_in_the_running_binary() {
     let dir = tempfile::tempdir().unwrap();
@@ -380,7 +370,7 @@ async fn sighup_reloads_users_in_the_running_binary() {
         .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
         .expect("broker-server starts");
-    let process = Process(child);
+    let process = common::KillOnDrop(child);
     let addr = bound_addr(&log_path).await;
     let try_login = |user: &'static str, password: &'static str| async move {
         let mut client = RawClient::open(addr, V5).await;

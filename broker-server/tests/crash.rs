@@ -21,7 +21,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,7 +41,8 @@ const AFTER_LAST: u64 = 50;
 const PATIENCE: Duration = Duration::from_secs(20);
 
 struct Broker {
-    child: Child,
+    /// Killed (SIGKILL) when the `Broker` is dropped.
+    _process: common::KillOnDrop,
 }
 
 impl Broker {
@@ -65,19 +66,16 @@ impl Broker {
             .spawn()
             .expect("broker-server starts");
         let addr = common::bound_addr(&log_path).await;
-        (Self { child }, addr)
+        (
+            Self {
+                _process: common::KillOnDrop(child),
+            },
+            addr,
+        )
     }
 
     fn kill(self) {
         drop(self);
-    }
-}
-
-impl Drop for Broker {
-    /// SIGKILL (also when a check fails, so no broker outlives the test).
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -28,7 +28,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -55,7 +55,7 @@ const RSS_GROWTH_BOUND: u64 = 256 * 1024 * 1024;
 const PHASE_PATIENCE: Duration = Duration::from_secs(60);
 
 struct Broker {
-    child: Child,
+    child: common::KillOnDrop,
     log: std::path::PathBuf,
     mqtt: SocketAddr,
     http: SocketAddr,
@@ -93,7 +93,7 @@ impl Broker {
             .expect("broker-server starts");
         let (mqtt, http) = addresses(&log).await;
         Self {
-            child,
+            child: common::KillOnDrop(child),
             log,
             mqtt,
             http,
@@ -130,13 +130,6 @@ impl Broker {
             .filter_map(|l| l.split_once("\"} "))
             .map(|(limit, n)| (limit.to_string(), n.trim().parse().unwrap()))
             .collect()
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -261,3 +261,28 @@ pub async fn bound_addr(log: &std::path::Path) -> SocketAddr {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// A child process (the `broker-server` binary, usually) that is killed with SIGKILL
+/// and reaped when dropped, also when a check fails, so no process outlives its test.
+#[derive(Debug)]
+pub struct KillOnDrop(pub std::process::Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
