@@ -7,6 +7,9 @@
 //! up for the next batch, so the number of fsyncs adapts to the load instead of growing
 //! with it.
 //!
+//! A failed commit is final: from then on every batch fails with its error, without
+//! writing, until the broker restarts (see `Writer::apply_batch` for why).
+//!
 //! Reference counts of message bodies live here, in memory (rebuilt from the queue at
 //! start): a batch counts into a delta that is merged only once its commit succeeded,
 //! so a failed commit leaves the counts matching the file.
