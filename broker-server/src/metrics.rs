@@ -158,7 +158,7 @@ pub fn store_figures(
         (
             "mqtt_store_errors_total",
             "counter",
-            "Store commits that failed; the acknowledgements waiting on them were refused.",
+            "Store batches that failed (a failed commit, then every later one until restart); the acknowledgements waiting on them were refused.",
             get(&stats.errors),
         ),
         (

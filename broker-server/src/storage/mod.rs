@@ -74,7 +74,11 @@
 //! publishers get PUBACK / PUBREC 0x97 Quota exceeded (disk full) or 0x80 Unspecified
 //! error (MQTT 5), or are disconnected (3.x, which has no negative acknowledgement),
 //! so they keep and re-send the message: nothing acknowledged is lost silently. The
-//! message may still have reached subscribers online at the time.
+//! message may still have reached subscribers online at the time. A failed commit is
+//! final until the broker restarts: its operations are lost, so no later barrier can
+//! be true (one publish's operation and its barrier may land in different batches),
+//! and the writer answers every later barrier with the first error and writes nothing
+//! more (see [`embedded`]'s writer).
 //!
 //! # Layout
 //!
@@ -383,7 +387,8 @@ pub struct StoreStats {
     pub commits: AtomicU64,
     /// Operations applied.
     pub operations: AtomicU64,
-    /// Commits that failed (each failed the acknowledgements waiting on it).
+    /// Batches that failed: the commit that failed, then every later batch, each
+    /// refusing the acknowledgements waiting on it (see the module docs).
     pub errors: AtomicU64,
     /// Milliseconds the last start spent opening, repairing and loading the store.
     pub recovery_ms: AtomicU64,

@@ -181,6 +181,7 @@ impl Store for RedbStore {
             interval: self.interval,
             refs,
             stats: self.stats.clone(),
+            failed: None,
         };
         let handle = std::thread::Builder::new()
             .name("store-writer".into())

@@ -7,6 +7,9 @@
 //! up for the next batch, so the number of fsyncs adapts to the load instead of growing
 //! with it.
 //!
+//! A failed commit is final: from then on every batch fails with its error, without
+//! writing, until the broker restarts (see `Writer::apply_batch` for why).
+//!
 //! Reference counts of message bodies live here, in memory (rebuilt from the queue at
 //! start): a batch counts into a delta that is merged only once its commit succeeded,
 //! so a failed commit leaves the counts matching the file.
@@ -38,6 +41,8 @@ pub(super) struct Writer {
     /// Queue entries referencing each stored body.
     pub(super) refs: HashMap<u64, u32>,
     pub(super) stats: Arc<StoreStats>,
+    /// The error of the first commit that failed: every later barrier fails with it.
+    pub(super) failed: Option<StorageError>,
 }
 
 /// The open tables of one transaction, and what the batch changed in the counts.
@@ -58,7 +63,6 @@ impl Writer {
         let mut last_sync = Instant::now();
         let mut last_size = Instant::now();
         let mut last_error_log: Option<Instant> = None;
-        let mut first_failure: Option<StorageError> = None;
         let mut commands = Vec::new();
         loop {
             let first = if unsynced && self.policy == FsyncPolicy::Periodic {
@@ -96,23 +100,7 @@ impl Writer {
                     FsyncPolicy::Periodic => last_sync.elapsed() >= self.interval,
                     FsyncPolicy::Never => false,
                 };
-            let mut result = if ops.is_empty() && !(durable && unsynced) {
-                Ok(())
-            } else {
-                self.commit(&ops, durable)
-            };
-            // After an I/O error redb refuses every commit ("previous I/O error") until
-            // it is reopened: report those as the error that caused it.
-            match &result {
-                Err(err @ StorageError::Full { .. }) => first_failure = Some(err.clone()),
-                Err(StorageError::Io { message, .. }) if message.contains("revious I/O") => {
-                    if let Some(first) = &first_failure {
-                        result = Err(first.clone());
-                    }
-                }
-                Err(err) => first_failure = Some(err.clone()),
-                Ok(()) => {}
-            }
+            let result = self.apply_batch(&ops, durable, unsynced);
             match &result {
                 Ok(()) if durable => {
                     unsynced = false;
@@ -122,7 +110,7 @@ impl Writer {
                 Err(err) => {
                     self.stats.errors.fetch_add(1, Ordering::Relaxed);
                     if last_error_log.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
-                        tracing::error!(%err, operations = ops.len(), "store: commit failed; the acknowledgements waiting on it are refused");
+                        tracing::error!(%err, operations = ops.len(), "store failed: acknowledgements that depend on it are refused until the broker restarts");
                         last_error_log = Some(Instant::now());
                     }
                 }
@@ -143,9 +131,41 @@ impl Writer {
         }
         // Every sender is gone (the broker was dropped without `close`): persist what
         // was applied without an fsync.
-        if unsynced {
+        if unsynced && self.failed.is_none() {
             let _ = self.commit(&[], true);
         }
+    }
+
+    /// Applies one batch: its operations in one transaction, durable if `durable` (or
+    /// only an fsync of earlier commits when `unsynced` and there are none); the result
+    /// answers every barrier of the batch.
+    ///
+    /// A failed commit is final. Its operations are lost, so no later barrier can
+    /// truthfully say "everything submitted before me is durable": the barrier of a
+    /// publish whose operation was in the failed batch may well arrive in the next one
+    /// (the connection submits the operation, then the barrier, and the writer can take
+    /// a batch in between). Neither an empty next batch nor a later commit that happens
+    /// to succeed (redb does not fail every later write after every error, e.g. not
+    /// after a failed flush of its write buffer) may resolve it. So from the first
+    /// failure on, the writer writes nothing more and answers every barrier with that
+    /// error, until the broker is restarted (which reopens and repairs the file).
+    pub(super) fn apply_batch(
+        &mut self,
+        ops: &[Op],
+        durable: bool,
+        unsynced: bool,
+    ) -> Result<(), StorageError> {
+        if let Some(err) = &self.failed {
+            return Err(err.clone());
+        }
+        if ops.is_empty() && !(durable && unsynced) {
+            return Ok(());
+        }
+        let result = self.commit(ops, durable);
+        if let Err(err) = &result {
+            self.failed = Some(err.clone());
+        }
+        result
     }
 
     fn commit(&mut self, ops: &[Op], durable: bool) -> Result<(), StorageError> {
@@ -316,5 +336,120 @@ impl Batch<'_> {
             self.queue.insert(key, patched.as_slice())?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::atomic::AtomicBool;
+
+    use protocol::QoS;
+    use redb::StorageBackend;
+    use redb::backends::InMemoryBackend;
+
+    use super::*;
+    use crate::storage::codec::plain_message;
+    use crate::storage::{QueueEntry, StoredRef};
+
+    /// A database in memory whose writes fail with ENOSPC while `full` is set.
+    #[derive(Debug)]
+    struct Disk {
+        inner: InMemoryBackend,
+        full: Arc<AtomicBool>,
+    }
+
+    impl Disk {
+        fn check(&self) -> io::Result<()> {
+            if self.full.load(Ordering::Relaxed) {
+                Err(io::Error::from_raw_os_error(28))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    impl StorageBackend for Disk {
+        fn len(&self) -> io::Result<u64> {
+            self.inner.len()
+        }
+        fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+            self.inner.read(offset, out)
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.check()?;
+            self.inner.set_len(len)
+        }
+        fn sync_data(&self) -> io::Result<()> {
+            self.check()?;
+            self.inner.sync_data()
+        }
+        fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+            self.check()?;
+            self.inner.write(offset, data)
+        }
+    }
+
+    fn writer(full: &Arc<AtomicBool>) -> Writer {
+        let disk = Disk {
+            inner: InMemoryBackend::new(),
+            full: full.clone(),
+        };
+        Writer {
+            db: Database::builder().create_with_backend(disk).unwrap(),
+            path: "memory".into(),
+            policy: FsyncPolicy::Always,
+            interval: Duration::from_secs(1),
+            refs: HashMap::new(),
+            stats: Arc::default(),
+            failed: None,
+        }
+    }
+
+    fn enqueue(n: u64) -> Op {
+        Op::Enqueue {
+            at: StoredRef {
+                session: 1,
+                seq: n,
+                message: n,
+            },
+            entry: QueueEntry {
+                message: n,
+                qos: QoS::AtLeastOnce,
+                retain: false,
+                subscription_ids: Default::default(),
+                shared_group: None,
+                packet_id: None,
+                released: false,
+            },
+            message: plain_message("a", vec![b'x'; 1024], QoS::AtLeastOnce, false),
+        }
+    }
+
+    /// The race behind a lost acknowledgement on a full disk: a publish's operation is
+    /// taken into a batch whose commit fails, its barrier arrives only for the next
+    /// batch. That barrier must fail too, whether the next batch is empty or commits.
+    #[test]
+    fn after_a_failed_commit_every_later_barrier_fails_with_its_error() {
+        let full = Arc::new(AtomicBool::new(false));
+        let mut writer = writer(&full);
+        assert!(writer.apply_batch(&[enqueue(1)], true, false).is_ok());
+
+        full.store(true, Ordering::Relaxed);
+        let failed = writer.apply_batch(&[enqueue(2)], true, false);
+        assert!(
+            matches!(failed, Err(StorageError::Full { .. })),
+            "{failed:?}"
+        );
+
+        // Room again: the lost operation stays lost, so nothing after it is durable.
+        full.store(false, Ordering::Relaxed);
+        let barrier_only = writer.apply_batch(&[], true, false);
+        assert!(
+            matches!(barrier_only, Err(StorageError::Full { .. })),
+            "{barrier_only:?}"
+        );
+        let next = writer.apply_batch(&[enqueue(3)], true, false);
+        assert!(matches!(next, Err(StorageError::Full { .. })), "{next:?}");
     }
 }
