@@ -5,6 +5,8 @@
 //! signals of their own. Only a new device changes the map (and the keyed `<For>` adds one
 //! row); a state or description change sets that device's signal and re-renders that row.
 
+pub mod chart;
+pub mod command;
 pub mod homie;
 pub mod page;
 
