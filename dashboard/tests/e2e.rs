@@ -8,7 +8,8 @@
 //! retained `$target`, read by `mosquitto_sub`, confirms) and shows ok; an out-of-range
 //! setpoint shows the device's rejection; dark mode; the explorer lists the tree, finds
 //! topics by MQTT wildcard and publishes a message (with an MQTT 5 content type) that
-//! `mosquitto_sub` receives; killing device-sim shows the device lost. Screenshots of each view go to `$DASHBOARD_SCREENSHOTS` (else the test's
+//! `mosquitto_sub` receives; the broker view shows `$SYS` clients and messages/s; killing
+//! device-sim shows the device lost. Screenshots of each view go to `$DASHBOARD_SCREENSHOTS` (else the test's
 //! scratch directory); `docs/screenshots/` holds the committed ones.
 //!
 //! `cargo xtask test browser` builds what it needs and runs this test with
@@ -107,6 +108,21 @@ async fn devices_values_commands_and_lost_devices_in_a_real_browser() {
     wait_text(&client, &device("sim-003", "device-state"), "ready", |t| {
         t == "ready"
     })
+    .await;
+    // Its row: key values and when it was last seen.
+    wait_text(
+        &client,
+        &device("sim-001", "device-values"),
+        "key values",
+        |t| t.contains("°C"),
+    )
+    .await;
+    wait_text(
+        &client,
+        &device("sim-001", "device-seen"),
+        "last seen",
+        |t| t.ends_with("ago"),
+    )
     .await;
     screenshot(&client, "devices").await;
 
@@ -294,7 +310,23 @@ async fn devices_values_commands_and_lost_devices_in_a_real_browser() {
         received, "e2e/hello|{\"from\":\"the dashboard\"}|application/json",
         "mosquitto_sub's view of the dashboard's message"
     );
+    client
+        .execute("window.scrollTo(0, 0)", Vec::new())
+        .await
+        .expect("scrolling");
     screenshot(&client, "explorer-dark").await;
+
+    // The broker view: `$SYS` every second here; the rate needs two updates.
+    click(&client, "[data-testid=nav-broker]").await;
+    wait_text(&client, "[data-testid=broker-clients]", "clients", |t| {
+        t.trim().parse::<f64>().is_ok_and(|n| n >= 4.0)
+    })
+    .await;
+    wait_text(&client, "[data-testid=broker-rate]", "messages/s", |t| {
+        t.ends_with("msg/s")
+    })
+    .await;
+    screenshot(&client, "broker-dark").await;
 
     // Killing the devices' process: the broker publishes their wills, `lost`.
     click(&client, "[data-testid=nav-devices]").await;
@@ -308,22 +340,21 @@ async fn devices_values_commands_and_lost_devices_in_a_real_browser() {
     let _ = client.close().await;
 }
 
-/// Clicks the element at `css`, waiting for it to exist.
+/// Clicks the element at `css`, waiting for it to exist (and finding it again if the
+/// page replaced it in between).
 async fn click(client: &fantoccini::Client, css: &str) {
     let deadline = std::time::Instant::now() + PATIENCE;
     loop {
-        match client.find(Locator::Css(css)).await {
-            Ok(element) => {
-                element
-                    .click()
-                    .await
-                    .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
-                return;
-            }
+        let outcome = match client.find(Locator::Css(css)).await {
+            Ok(element) => element.click().await.map(|_| ()),
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Ok(()) => return,
             Err(_) if std::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Err(error) => panic!("{css} never appeared: {error}"),
+            Err(error) => panic!("clicking {css}: {error}"),
         }
     }
 }

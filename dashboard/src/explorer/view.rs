@@ -11,7 +11,7 @@ use web_client::{PublishOptions, QoS};
 use super::Explorer;
 use super::payload::View;
 use super::publish::PublishPanel;
-use super::tree::{DiffLine, Record, Search, diff};
+use super::tree::{DiffLine, Record, Row, Search, diff};
 use crate::connection::Connection;
 
 /// Height of one tree row in pixels (CSS `.tree-row` uses the same).
@@ -39,6 +39,8 @@ pub fn ExplorerPage() -> impl IntoView {
             .tree
             .with(|tree| collapsed.with(|c| tree.rows(c, &search)))
     });
+    // The rows in view, by position and topic: a row's element stays while its topic
+    // stays at its position, and only its texts change.
     let visible = move || {
         let total = rows.with(Vec::len);
         let first = ((scroll.get() / ROW_HEIGHT) as usize).saturating_sub(OVERSCAN);
@@ -47,9 +49,8 @@ pub fn ExplorerPage() -> impl IntoView {
             rows.get(first.min(last)..last)
                 .unwrap_or_default()
                 .iter()
-                .cloned()
                 .enumerate()
-                .map(|(i, row)| (first + i, row))
+                .map(|(i, row)| (first + i, row.path.clone()))
                 .collect::<Vec<_>>()
         })
     };
@@ -86,8 +87,8 @@ pub fn ExplorerPage() -> impl IntoView {
                         class="tree-spacer"
                         style=move || format!("height: {}px", rows.with(Vec::len) as f64 * ROW_HEIGHT)
                     >
-                        <For each=visible key=|(i, row)| (*i, row.path.clone(), row.count) let:item>
-                            <TreeRow index=item.0 row=item.1 collapsed selected />
+                        <For each=visible key=|item| item.clone() let:item>
+                            <TreeRow index=item.0 rows collapsed selected />
                         </For>
                     </div>
                 </div>
@@ -101,11 +102,16 @@ pub fn ExplorerPage() -> impl IntoView {
 #[component]
 fn TreeRow(
     index: usize,
-    row: super::tree::Row,
+    rows: Memo<Vec<Row>>,
     collapsed: RwSignal<BTreeSet<String>>,
     selected: RwSignal<Option<String>>,
 ) -> impl IntoView {
-    let path = row.path.clone();
+    // The row at this position; its path is fixed by the row's key.
+    let row = Memo::new(move |_| rows.with(|rows| rows.get(index).cloned()));
+    let Some(first) = row.get_untracked() else {
+        return ().into_any();
+    };
+    let path = first.path.clone();
     let is_collapsed = {
         let path = path.clone();
         move || collapsed.with(|c| c.contains(&path))
@@ -128,7 +134,7 @@ fn TreeRow(
         let path = path.clone();
         move || selected.with(|s| s.as_deref() == Some(path.as_str()))
     };
-    let expander = row.has_children.then(|| {
+    let expander = first.has_children.then(|| {
         let open = is_collapsed.clone();
         view! {
             <button
@@ -141,6 +147,8 @@ fn TreeRow(
             </button>
         }
     });
+    let field =
+        move |f: fn(&Row) -> String| move || row.with(|r| r.as_ref().map(f).unwrap_or_default());
     view! {
         <div
             class="tree-row"
@@ -151,18 +159,27 @@ fn TreeRow(
             style=format!(
                 "top: {}px; padding-left: {}rem",
                 index as f64 * ROW_HEIGHT,
-                row.depth as f64 * 1.0 + 0.2,
+                first.depth as f64 + 0.2,
             )
         >
             {expander}
             <button class="link label" data-testid="tree-label" on:click=select>
-                {row.label.clone()}
+                {first.label.clone()}
             </button>
-            <span class="count" data-testid="tree-count">{row.count}</span>
-            {row.retained.then(|| view! { <span class="retained" title="retained">"R"</span> })}
-            <span class="last" data-testid="tree-last">{row.last.clone().unwrap_or_default()}</span>
+            <span class="count" data-testid="tree-count">{field(|r| r.count.to_string())}</span>
+            <span
+                class="retained"
+                title="retained"
+                class:hidden=move || !row.with(|r| r.as_ref().is_some_and(|r| r.retained))
+            >
+                "R"
+            </span>
+            <span class="last" data-testid="tree-last">
+                {field(|r| r.last.clone().unwrap_or_default())}
+            </span>
         </div>
     }
+    .into_any()
 }
 
 /// The selected topic: its retained flag (and deletion of the retained messages at and
