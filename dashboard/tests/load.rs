@@ -8,9 +8,9 @@
 //!
 //! ```text
 //! trunk build --release --dist target/dashboard-release
-//! cargo build --release -p broker-server -p native-client
+//! cargo build -p broker-server -p native-client --bin broker-server --bin device-sim
 //! DASHBOARD_LOAD=1 DASHBOARD_DIST=target/dashboard-release \
-//!   DASHBOARD_BROKER=target/release/broker-server DEVICE_SIM=target/release/device-sim \
+//!   DASHBOARD_BROKER=target/debug/broker-server DEVICE_SIM=target/debug/device-sim \
 //!   CHROMEDRIVER=/usr/bin/chromedriver \
 //!   cargo test -p dashboard --test load -- --nocapture
 //! ```
@@ -191,10 +191,31 @@ async fn cdp(driver: &str, session: &str, cmd: &str) -> serde_json::Value {
         .await
         .expect("chromedriver");
     stream.write_all(request.as_bytes()).await.expect("write");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("read");
-    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{cmd}: {e}: {response}"))
+    // chromedriver may keep the connection open: read the head, then Content-Length.
+    let mut response = Vec::new();
+    let mut buf = [0u8; 8192];
+    let (head_len, body_len) = loop {
+        let n = stream.read(&mut buf).await.expect("read");
+        assert!(n > 0, "{cmd}: chromedriver closed the connection");
+        response.extend_from_slice(&buf[..n]);
+        if let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&response[..end]).to_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .expect("a Content-Length");
+            break (end + 4, length);
+        }
+    };
+    while response.len() < head_len + body_len {
+        let n = stream.read(&mut buf).await.expect("read");
+        assert!(n > 0, "{cmd}: chromedriver closed the connection");
+        response.extend_from_slice(&buf[..n]);
+    }
+    let body = &response[head_len..head_len + body_len];
+    serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("{cmd}: {e}: {}", String::from_utf8_lossy(&response)))
 }
 
 async fn click(client: &Client, css: &str) {

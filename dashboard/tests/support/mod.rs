@@ -111,11 +111,23 @@ pub(crate) fn device_sim(binary: &Path, tcp: u16, devices: u32, rate: f64, log: 
         .expect("device-sim starts")
 }
 
-/// chromedriver on a free loopback port; killed when dropped.
+/// chromedriver on a free loopback port, in a process group of its own with the
+/// Chromium it starts: the whole group is killed when dropped, so a failed test (which
+/// never closes its session) leaves no browser behind.
 pub(crate) struct ChromeDriver {
     /// Its WebDriver URL.
     pub(crate) url: String,
-    _child: Child,
+    child: Child,
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status();
+        }
+    }
 }
 
 impl ChromeDriver {
@@ -124,6 +136,7 @@ impl ChromeDriver {
         let port = free_port();
         let mut child = Command::new(binary)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -132,7 +145,7 @@ impl ChromeDriver {
         wait_for_port(port, "chromedriver", &mut child).await;
         Self {
             url: format!("http://127.0.0.1:{port}"),
-            _child: child,
+            child,
         }
     }
 }
