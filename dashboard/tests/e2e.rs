@@ -234,6 +234,16 @@ async fn devices_values_commands_and_lost_devices_in_a_real_browser() {
     )
     .await;
     screenshot(&client, "devices-dark").await;
+    // Phone width: the same list, rows wrapped.
+    client
+        .set_window_size(390, 844)
+        .await
+        .expect("a phone-sized window");
+    screenshot(&client, "devices-phone-dark").await;
+    client
+        .set_window_size(1280, 1000)
+        .await
+        .expect("the desktop size again");
 
     // The explorer: the tree of what the devices publish, and a publish that an
     // independent subscriber receives with its MQTT 5 content type.
