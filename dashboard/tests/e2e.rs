@@ -8,7 +8,8 @@
 //! retained `$target`, read by `mosquitto_sub`, confirms) and shows ok; an out-of-range
 //! setpoint shows the device's rejection; dark mode; the explorer lists the tree, finds
 //! topics by MQTT wildcard and publishes a message (with an MQTT 5 content type) that
-//! `mosquitto_sub` receives; the broker view shows `$SYS` clients and messages/s; killing
+//! `mosquitto_sub` receives, and deletes a retained message after a confirmation that
+//! names the count; the broker view shows `$SYS` clients and messages/s; killing
 //! device-sim shows the device lost. Screenshots of each view go to `$DASHBOARD_SCREENSHOTS` (else the test's
 //! scratch directory); `docs/screenshots/` holds the committed ones.
 //!
@@ -320,6 +321,58 @@ async fn devices_values_commands_and_lost_devices_in_a_real_browser() {
         received, "e2e/hello|{\"from\":\"the dashboard\"}|application/json",
         "mosquitto_sub's view of the dashboard's message"
     );
+    // A retained message published from the panel, then deleted from the tree: the
+    // confirmation names the count, and the broker no longer holds it.
+    topic.clear().await.expect("clearing the topic");
+    topic.send_keys("e2e/retained").await.expect("typing");
+    click(&client, "[data-testid=publish-retain]").await;
+    click(&client, "[data-testid=publish-send]").await;
+    assert_eq!(
+        mosquitto_sub_one(broker.tcp, "e2e/retained").await,
+        "{\"from\":\"the dashboard\"}",
+        "the retained message is on the broker"
+    );
+    search.clear().await.expect("clearing the search");
+    search.send_keys("e2e/retained").await.expect("typing");
+    let row = "[data-testid=tree-row][data-topic=\"e2e/retained\"]";
+    click(&client, &format!("{row} [data-testid=tree-label]")).await;
+    wait_text(
+        &client,
+        "[data-testid=delete-retained]",
+        "the delete button",
+        |t| t == "Delete retained (1)",
+    )
+    .await;
+    click(&client, "[data-testid=delete-retained]").await;
+    let question = client.get_alert_text().await.expect("a confirmation");
+    assert!(
+        question.starts_with("Delete 1 retained"),
+        "the confirmation names the count: {question}"
+    );
+    client.accept_alert().await.expect("confirmed");
+    wait_text(
+        &client,
+        "[data-testid=delete-status]",
+        "the deletion",
+        |t| t == "deleted 1 of 1 retained",
+    )
+    .await;
+    let left = tokio::process::Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &broker.tcp.to_string()])
+        .args(["-t", "e2e/retained", "-C", "1", "-W", "2"])
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("mosquitto_sub runs");
+    assert!(
+        left.stdout.is_empty(),
+        "no retained message left: {:?}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+    search.clear().await.expect("clearing the search");
+    search.send_keys("iot/5/sim-002/+/+").await.expect("typing");
+    click(&client, "[data-testid=tree-row] [data-testid=tree-label]").await;
+
     client
         .execute("window.scrollTo(0, 0)", Vec::new())
         .await

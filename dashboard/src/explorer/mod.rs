@@ -18,7 +18,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
-use web_client::{Client, Message, QoS};
+use web_client::{Client, Message, QoS, SubscribeOptions};
 
 use crate::connection::Connection;
 use crate::settings::Settings;
@@ -138,7 +138,11 @@ pub fn watch(connection: Connection, explorer: Explorer) {
 }
 
 async fn run(client: Client, explorer: Explorer) {
-    let mut messages = match client.subscribe("#", QoS::AtMostOnce).await {
+    // Retain As Published: a retained message published while we watch keeps its flag,
+    // so the tree knows what the broker holds (and a delete's empty retained message is
+    // seen as one).
+    let options = SubscribeOptions::new(QoS::AtMostOnce).retain_as_published(true);
+    let mut messages = match client.subscribe("#", options).await {
         Ok(subscription) => subscription,
         Err(error) => {
             leptos::logging::warn!("the explorer's subscription failed: {error}");

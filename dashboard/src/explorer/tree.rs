@@ -16,7 +16,8 @@ pub struct Record {
     pub payload: Vec<u8>,
     /// The payload's full size in bytes.
     pub size: usize,
-    /// Whether it arrived as a retained message.
+    /// Whether it was retained: sent from the broker's store, or published retained (the
+    /// explorer subscribes with Retain As Published).
     pub retained: bool,
     /// The QoS it arrived at.
     pub qos: u8,
