@@ -10,27 +10,36 @@
 //!
 //! - `lib.rs`: [`App`], the root component that `main.rs` mounts on `<body>`: the header
 //!   (status, theme, navigation) and the current [`Page`]. Navigation is a signal, not
-//!   a router, while there are three pages.
+//!   a router.
 //! - [`connection`]: the one `web_client::Client`, its status and the indicator.
 //! - [`settings`]: broker URL, credentials, client id, topic root (`localStorage`).
 //! - [`devices`]: discovery, the device list, a device's page (`devices/page.rs`) and the
 //!   Homie 5 parsing (`devices/homie.rs`, pure, unit-tested natively).
 //! - [`theme`]: dark mode (OS preference, toggle).
 //! - `main.rs`: a few lines: panic hook, mount.
+//! - [`explorer`]: every topic (`#`) as a tree, batched per animation frame; payload
+//!   viewer, diff, retained deletion, search, publish panel.
+//! - [`broker`]: `$SYS` figures and live charts.
+//! - [`keyed`]: a map of signals by key, owned by the page that made it.
 //!
-//! Still to come, one module each: `explorer/` (topic tree) and `broker/` (`$SYS`).
 //! Everything a test touches has a `data-testid`.
 
+pub mod broker;
 pub mod connection;
 pub mod devices;
+pub mod explorer;
+pub mod keyed;
 pub mod settings;
 pub mod theme;
 
 use leptos::prelude::*;
 
+use broker::{BrokerPage, BrokerStats};
 use connection::{Connection, StatusIndicator};
 use devices::page::DevicePage;
 use devices::{DeviceList, Registry};
+use explorer::Explorer;
+use explorer::view::ExplorerPage;
 use settings::{Settings, SettingsPanel};
 use theme::ThemeToggle;
 
@@ -44,6 +53,10 @@ pub enum Page {
     Devices,
     /// One device's page, by id.
     Device(String),
+    /// The topic explorer.
+    Explorer,
+    /// The broker's `$SYS` figures.
+    Broker,
     /// The settings form.
     Settings,
 }
@@ -55,12 +68,19 @@ pub fn App() -> impl IntoView {
     let settings = RwSignal::new(Settings::load());
     let connection = Connection::new();
     let registry = Registry::new();
+    let explorer = Explorer::new(settings);
+    let stats = BrokerStats::new();
     let page = RwSignal::new(Page::Devices);
     provide_context(settings);
     provide_context(connection);
     provide_context(registry);
+    provide_context(explorer);
+    provide_context(stats);
     provide_context(page);
     devices::discover(connection, settings, registry);
+    explorer::watch(connection, explorer);
+    explorer.expose_counters();
+    broker::watch(connection, stats);
     connection.connect(&settings.get_untracked());
 
     let nav = move |target: Page, label: &'static str, testid: &'static str| {
@@ -85,6 +105,8 @@ pub fn App() -> impl IntoView {
             <h1 data-testid="product-name">{PRODUCT_NAME}</h1>
             <nav>
                 {nav(Page::Devices, "Devices", "nav-devices")}
+                {nav(Page::Explorer, "Explorer", "nav-explorer")}
+                {nav(Page::Broker, "Broker", "nav-broker")}
                 {nav(Page::Settings, "Settings", "nav-settings")}
             </nav>
             <StatusIndicator />
@@ -94,6 +116,8 @@ pub fn App() -> impl IntoView {
             {move || match page.get() {
                 Page::Devices => view! { <DeviceList /> }.into_any(),
                 Page::Device(id) => view! { <DevicePage id /> }.into_any(),
+                Page::Explorer => view! { <ExplorerPage /> }.into_any(),
+                Page::Broker => view! { <BrokerPage /> }.into_any(),
                 Page::Settings => view! { <SettingsPanel /> }.into_any(),
             }}
         </main>

@@ -3,7 +3,8 @@
 //! device published by the test shows up with its state and properties, and its switch
 //! sends a `/set` that the test answers as a device would (MQTT 5 response topic and
 //! correlation data): the first command ends `ok`, the second is rejected with the
-//! device's reason.
+//! device's reason; and the explorer lists a message another client published, with its
+//! count, pretty JSON, retained flag and content type.
 //!
 //! Without `MQTT_WS_URL` at build time (a plain `cargo test -p dashboard --target
 //! wasm32-unknown-unknown`) the broker test passes without running and says so.
@@ -229,4 +230,102 @@ async fn a_device_appears_and_its_switch_round_trips() {
         Some("true"),
         "a rejected command leaves the value alone"
     );
+}
+
+/// The explorer component: a retained JSON message published by another client appears
+/// in the tree (found by search) with its count and last value, its details show the
+/// pretty-printed JSON, the retained flag and the MQTT 5 content type, and a second
+/// message raises the count.
+#[wasm_bindgen_test]
+async fn the_explorer_lists_counts_and_shows_a_message() {
+    let Some(url) = option_env!("MQTT_WS_URL") else {
+        web_sys::console::log_1(&"no broker: MQTT_WS_URL was not set at build time".into());
+        return;
+    };
+    let root = unique("dash-explorer-");
+    let topic = format!("{root}/room/climate");
+    Settings {
+        broker_url: url.to_owned(),
+        root: root.clone(),
+        ..Settings::default()
+    }
+    .save();
+    let publisher = within(
+        "the publisher to connect",
+        Client::connect(
+            ConnectOptions::new(url)
+                .client_id(unique("pub-"))
+                .version(ProtocolVersion::V5),
+        ),
+    )
+    .await
+    .expect("publisher connects");
+    let mut options = PublishOptions::new(QoS::AtLeastOnce).retain(true);
+    options.properties.content_type = Some("application/json".into());
+    within(
+        "the first message",
+        publisher.publish(topic.clone(), &br#"{"n":1}"#[..], options.clone()),
+    )
+    .await
+    .expect("published");
+
+    let (page, _mounted) = mount();
+    until("the connection", || {
+        text(&page, "[data-testid=connection-status]").as_deref() == Some("connected")
+    })
+    .await;
+    find(&page, "[data-testid=nav-explorer]")
+        .expect("the explorer's tab")
+        .click();
+    until("the search box", || {
+        find(&page, "[data-testid=explorer-search]").is_some()
+    })
+    .await;
+    let search: web_sys::HtmlInputElement = find(&page, "[data-testid=explorer-search]")
+        .expect("the search box")
+        .unchecked_into();
+    search.set_value(&root);
+    search
+        .dispatch_event(&web_sys::Event::new("input").expect("an event"))
+        .expect("dispatched");
+    let row = format!("[data-testid=tree-row][data-topic=\"{topic}\"]");
+    until("the topic's row", || {
+        text(&page, &format!("{row} [data-testid=tree-count]")).as_deref() == Some("1")
+    })
+    .await;
+    assert_eq!(
+        text(&page, &format!("{row} [data-testid=tree-last]")).as_deref(),
+        Some(r#"{"n":1}"#)
+    );
+    find(&page, &format!("{row} [data-testid=tree-label]"))
+        .expect("the label")
+        .click();
+    until("the pretty JSON", || {
+        text(&page, "[data-testid=payload]").is_some_and(|t| t.contains("\"n\": 1"))
+    })
+    .await;
+    let meta = text(&page, "[data-testid=payload-meta]").unwrap_or_default();
+    assert!(
+        meta.contains("retained") && meta.contains("content type application/json"),
+        "the message's attributes: {meta}"
+    );
+
+    within(
+        "the second message",
+        publisher.publish(topic.clone(), &br#"{"n":2}"#[..], options),
+    )
+    .await
+    .expect("published");
+    until("the count to grow", || {
+        text(&page, &format!("{row} [data-testid=tree-count]")).as_deref() == Some("2")
+    })
+    .await;
+    // Clean up the retained message for later runs against the same broker.
+    let _ = publisher
+        .publish(
+            topic,
+            Vec::new(),
+            PublishOptions::new(QoS::AtLeastOnce).retain(true),
+        )
+        .await;
 }

@@ -177,14 +177,16 @@ const STEPS: &[Step] = &[
     Step {
         name: "browser",
         slow: true,
-        // web-client and the dashboard in headless Chromium against a real broker. Before the harness
-        // starts: the broker binary, and the JavaScript API's example page (the wasm as
+        // web-client and the dashboard in headless Chromium against a real broker.
+        // Before the harness starts: the broker and device-sim binaries, a debug trunk
+        // build of the dashboard, and the JavaScript API's example page (the wasm as
         // pages get it, profile web-release, through `wasm-bindgen --target web` into
         // web-client/examples/pkg). Then, with the broker up (see `browser.rs`): the
         // `#[wasm_bindgen_test]`s, whose cargo runner is wasm-bindgen-test-runner
         // (.cargo/config.toml; it starts chromedriver from $CHROMEDRIVER on a free port
-        // with the root webdriver.json's capabilities), and the native test that drives
-        // the example page with fantoccini.
+        // with the root webdriver.json's capabilities), the native test that drives
+        // the example page with fantoccini, and the dashboard's end-to-end test (which
+        // starts its own broker, device-sim and chromedriver).
         prepare: Some(|ctx| {
             let mut bindgen = ctx.command("wasm-bindgen");
             bindgen
@@ -195,8 +197,25 @@ const STEPS: &[Step] = &[
                         .join(WASM)
                         .join("web-release/web_client.wasm"),
                 );
+            // The dashboard as users get it, but a debug build (faster to build, same
+            // code) in its own directory so that it does not replace dist/.
+            let mut dashboard = ctx.command("trunk");
+            dashboard
+                .args(["build", "--dist"])
+                .arg(dashboard_e2e_dist(ctx));
             vec![
-                ctx.cargo(&["build", "-p", "broker-server"]),
+                ctx.cargo(&[
+                    "build",
+                    "-p",
+                    "broker-server",
+                    "-p",
+                    "native-client",
+                    "--bin",
+                    "broker-server",
+                    "--bin",
+                    "device-sim",
+                ]),
+                dashboard,
                 ctx.cargo(&[
                     "build",
                     "-p",
@@ -230,15 +249,32 @@ const STEPS: &[Step] = &[
                 "--test",
                 "devices",
             ]);
-            for command in [&mut wasm, &mut page, &mut dashboard] {
+            // The dashboard end to end: its own broker-server serving the trunk build,
+            // device-sim, Chromium (`dashboard/tests/e2e.rs`); screenshots into
+            // target/dashboard-screenshots.
+            let debug = ctx.target_dir().join("debug");
+            let mut e2e = ctx.cargo(&["test", "-p", "dashboard", "--test", "e2e"]);
+            e2e.env("DASHBOARD_DIST", dashboard_e2e_dist(ctx))
+                .env("DASHBOARD_BROKER", debug.join("broker-server"))
+                .env("DEVICE_SIM", debug.join("device-sim"))
+                .env(
+                    "DASHBOARD_SCREENSHOTS",
+                    ctx.target_dir().join("dashboard-screenshots"),
+                );
+            for command in [&mut wasm, &mut page, &mut dashboard, &mut e2e] {
                 if let Some(driver) = &driver {
                     command.env("CHROMEDRIVER", driver);
                 }
             }
-            vec![wasm, page, dashboard]
+            vec![wasm, page, dashboard, e2e]
         },
     },
 ];
+
+/// Where the `browser` step's debug build of the dashboard goes.
+fn dashboard_e2e_dist(ctx: &Context) -> std::path::PathBuf {
+    ctx.target_dir().join("dashboard-e2e")
+}
 
 /// Debian's chromedriver (it always matches Debian's Chromium), else the first on PATH.
 fn chromedriver(ctx: &Context) -> Option<std::path::PathBuf> {

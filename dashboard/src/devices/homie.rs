@@ -103,6 +103,90 @@ impl Property {
     pub fn is_switch(&self) -> bool {
         self.settable && self.datatype == "boolean"
     }
+
+    /// Whether its values can be charted (integer or float).
+    pub fn is_numeric(&self) -> bool {
+        matches!(self.datatype.as_str(), "integer" | "float")
+    }
+
+    /// The control the device page offers for it, from its datatype and format; `None`
+    /// when it is not settable.
+    pub fn control(&self) -> Option<Control> {
+        if !self.settable {
+            return None;
+        }
+        Some(match self.datatype.as_str() {
+            "boolean" => Control::Switch,
+            "integer" | "float" => {
+                let integer = self.datatype == "integer";
+                match self.format.as_deref().and_then(parse_range) {
+                    Some((min, max)) => Control::Slider {
+                        min,
+                        max,
+                        step: if integer {
+                            1.0
+                        } else {
+                            ((max - min) / 100.0).max(0.01)
+                        },
+                    },
+                    None => Control::Number { integer },
+                }
+            }
+            "enum" => {
+                let values: Vec<String> = self
+                    .format
+                    .as_deref()
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                match values.as_slice() {
+                    [action] => Control::Action(action.clone()),
+                    _ => Control::Enum(values),
+                }
+            }
+            _ => Control::Text,
+        })
+    }
+}
+
+/// How a settable property is set from the device page.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Control {
+    /// A boolean: a switch that sends the opposite of the live value.
+    Switch,
+    /// A number with a `min:max` format: a slider over that range (and a number input).
+    Slider {
+        /// The format's lower bound.
+        min: f64,
+        /// The format's upper bound.
+        max: f64,
+        /// 1 for integers, a hundredth of the range for floats.
+        step: f64,
+    },
+    /// A number without a closed range: a number input.
+    Number {
+        /// Whether it is an integer.
+        integer: bool,
+    },
+    /// An enum of several values: a select.
+    Enum(Vec<String>),
+    /// An enum of one value (`reboot`): a button that sends it.
+    Action(String),
+    /// Anything else (string, color, datetime, ...): a text input.
+    Text,
+}
+
+/// A Homie `min:max` format with both bounds, `min <= max`.
+pub fn parse_range(format: &str) -> Option<(f64, f64)> {
+    let (min, max) = format.split_once(':')?;
+    let (min, max) = (
+        min.trim().parse::<f64>().ok()?,
+        max.trim().parse::<f64>().ok()?,
+    );
+    (min.is_finite() && max.is_finite() && min <= max).then_some((min, max))
 }
 
 #[derive(Deserialize)]
@@ -203,6 +287,70 @@ pub fn parse_reply(payload: &[u8]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn property(datatype: &str, format: Option<&str>, settable: bool) -> Property {
+        Property {
+            node: "n".into(),
+            node_name: "N".into(),
+            id: "p".into(),
+            name: "P".into(),
+            datatype: datatype.into(),
+            unit: None,
+            format: format.map(Into::into),
+            settable,
+            retained: true,
+        }
+    }
+
+    #[test]
+    fn the_control_follows_datatype_and_format() {
+        assert_eq!(property("boolean", None, false).control(), None);
+        assert_eq!(
+            property("boolean", None, true).control(),
+            Some(Control::Switch)
+        );
+        assert_eq!(
+            property("integer", Some("0:100"), true).control(),
+            Some(Control::Slider {
+                min: 0.0,
+                max: 100.0,
+                step: 1.0
+            })
+        );
+        assert_eq!(
+            property("float", Some("5:35"), true).control(),
+            Some(Control::Slider {
+                min: 5.0,
+                max: 35.0,
+                step: 0.3
+            })
+        );
+        // An open range is no slider.
+        assert_eq!(
+            property("float", Some("0:"), true).control(),
+            Some(Control::Number { integer: false })
+        );
+        assert_eq!(
+            property("enum", Some("low, mid,high"), true).control(),
+            Some(Control::Enum(vec![
+                "low".into(),
+                "mid".into(),
+                "high".into()
+            ]))
+        );
+        assert_eq!(
+            property("enum", Some("reboot"), true).control(),
+            Some(Control::Action("reboot".into()))
+        );
+        assert_eq!(
+            property("string", None, true).control(),
+            Some(Control::Text)
+        );
+        assert!(property("float", None, false).is_numeric());
+        assert!(!property("enum", None, false).is_numeric());
+        assert_eq!(parse_range("3:1"), None);
+        assert_eq!(parse_range("a:1"), None);
+    }
 
     #[test]
     fn a_description_lists_every_property_with_homie_defaults() {

@@ -1,24 +1,30 @@
-//! The devices view: discovery of Homie 5 devices (`{root}/5/+/$state` and
-//! `{root}/5/+/$description`), their list, and a device's page ([`page`]).
+//! The devices view: discovery of Homie 5 devices (`{root}/5/+/$state`,
+//! `{root}/5/+/$description` and their property values `{root}/5/+/+/+`), their list
+//! with state, last seen, stale marking and key values, and a device's page ([`page`]).
 //!
 //! The collection is keyed signals: a map from device id to a [`Device`] whose fields are
 //! signals of their own. Only a new device changes the map (and the keyed `<For>` adds one
 //! row); a state or description change sets that device's signal and re-renders that row.
+//! Property values, the bulk of the traffic, wait in a buffer and are applied once per
+//! animation frame.
 
+pub mod chart;
+pub mod command;
 pub mod homie;
+pub mod list;
 pub mod page;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use futures::StreamExt;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use web_client::{Client, QoS};
 
-use crate::Page;
 use crate::connection::Connection;
 use crate::settings::Settings;
 use homie::{Description, DescriptionError, DeviceState};
+pub use list::DeviceList;
 
 /// One discovered device.
 #[derive(Debug, Clone)]
@@ -29,6 +35,10 @@ pub struct Device {
     pub state: RwSignal<DeviceState>,
     /// Its last `$description`, or why it could not be read.
     pub description: RwSignal<Option<Result<Description, DescriptionError>>>,
+    /// When a message of it last arrived (milliseconds since the epoch).
+    pub last_seen: RwSignal<Option<f64>>,
+    /// Its last property values, by `node/prop`.
+    pub values: RwSignal<BTreeMap<String, String>>,
 }
 
 impl Device {
@@ -41,11 +51,17 @@ impl Device {
     }
 }
 
+/// Property values received since the last frame: device id → (time, `node/prop` →
+/// value).
+type Pending = HashMap<String, (f64, Vec<(String, String)>)>;
+
 /// Every device seen since the connection started, by id. Provided as context.
 #[derive(Debug, Clone, Copy)]
 pub struct Registry {
     /// The devices by id.
     pub devices: RwSignal<BTreeMap<String, Device>>,
+    pending: StoredValue<Pending>,
+    scheduled: StoredValue<bool>,
 }
 
 impl Registry {
@@ -53,6 +69,8 @@ impl Registry {
     pub fn new() -> Self {
         Self {
             devices: RwSignal::new(BTreeMap::new()),
+            pending: StoredValue::new(HashMap::new()),
+            scheduled: StoredValue::new(false),
         }
     }
 
@@ -68,6 +86,8 @@ impl Registry {
             id: id.to_owned(),
             state: RwSignal::new(DeviceState::Unknown),
             description: RwSignal::new(None),
+            last_seen: RwSignal::new(None),
+            values: RwSignal::new(BTreeMap::new()),
         };
         self.devices.update(|devices| {
             devices.insert(id.to_owned(), device.clone());
@@ -75,18 +95,51 @@ impl Registry {
         device
     }
 
-    /// Applies one message of the discovery subscriptions.
+    /// Applies one message of the discovery subscriptions: states and descriptions at
+    /// once, property values at the next animation frame.
     pub fn handle(self, root: &str, topic: &str, payload: &[u8]) {
         let Some((id, rest)) = homie::split_device_topic(root, topic) else {
             return;
         };
+        let now = js_sys::Date::now();
         match rest {
-            "$state" => self.device(id).state.set(DeviceState::parse(payload)),
+            "$state" => {
+                let device = self.device(id);
+                device.state.set(DeviceState::parse(payload));
+                device.last_seen.set(Some(now));
+            }
             "$description" => self
                 .device(id)
                 .description
                 .set(Some(homie::parse_description(id, payload))),
-            _ => {}
+            rest => {
+                let Some(path) = homie::value_path(rest) else {
+                    return;
+                };
+                let value = String::from_utf8_lossy(payload).into_owned();
+                self.pending.update_value(|pending| {
+                    let (seen, values) = pending.entry(id.to_owned()).or_default();
+                    *seen = now;
+                    values.push((path.to_owned(), value));
+                });
+                if !self.scheduled.get_value() {
+                    self.scheduled.set_value(true);
+                    request_animation_frame(move || self.flush());
+                }
+            }
+        }
+    }
+
+    /// Applies the property values received since the last frame: one update per device.
+    fn flush(self) {
+        self.scheduled.set_value(false);
+        let Some(pending) = self.pending.try_update_value(std::mem::take) else {
+            return;
+        };
+        for (id, (seen, values)) in pending {
+            let device = self.device(&id);
+            device.last_seen.set(Some(seen));
+            device.values.update(|map| map.extend(values));
         }
     }
 }
@@ -114,6 +167,7 @@ async fn watch(client: Client, root: String, registry: Registry) {
     let filters = [
         format!("{root}/5/+/$state"),
         format!("{root}/5/+/$description"),
+        format!("{root}/5/+/+/+"),
     ];
     let mut streams = Vec::new();
     for filter in filters {
@@ -126,57 +180,5 @@ async fn watch(client: Client, root: String, registry: Registry) {
     let mut messages = futures::stream::select_all(streams);
     while let Some(message) = messages.next().await {
         registry.handle(&root, message.topic(), &message.payload);
-    }
-}
-
-/// The list of discovered devices.
-#[component]
-pub fn DeviceList() -> impl IntoView {
-    let registry = expect_context::<Registry>();
-    let page = expect_context::<RwSignal<Page>>();
-    view! {
-        <section class="devices card" data-testid="devices">
-            <h2>"Devices"</h2>
-            <Show
-                when=move || registry.devices.with(|d| !d.is_empty())
-                fallback=|| view! { <p data-testid="devices-empty">"No devices yet."</p> }
-            >
-                <ul class="device-list">
-                    <For
-                        each=move || registry.devices.get().into_values()
-                        key=|device| device.id.clone()
-                        let:device
-                    >
-                        <DeviceRow device=device page=page />
-                    </For>
-                </ul>
-            </Show>
-        </section>
-    }
-}
-
-#[component]
-fn DeviceRow(device: Device, page: RwSignal<Page>) -> impl IntoView {
-    let id = device.id.clone();
-    let state = device.state;
-    let testid = format!("device-{id}");
-    let name = {
-        let device = device.clone();
-        move || device.name()
-    };
-    let open = move |_| page.set(Page::Device(id.clone()));
-    view! {
-        <li class="device-row" data-testid=testid>
-            <button class="link" data-testid="device-open" on:click=open>
-                <span data-testid="device-name">{name}</span>
-                <span class="device-id">{device.id.clone()}</span>
-            </button>
-            <span
-                class=move || format!("badge state-{}", state.get().label())
-                data-testid="device-state"
-            >
-                {move || state.get().label()}
-            </span>
-        </li>
     }
 }

@@ -1,80 +1,23 @@
 //! A device's page: every property of its `$description` with its live value
-//! (`{root}/5/{dev}/#`), and a switch for settable booleans that sends `/set` through
-//! `web-client`'s MQTT 5 request/response and shows pending → ok / rejected / timed out.
-
-use std::collections::HashMap;
-use std::time::Duration;
+//! (`{root}/5/{dev}/#`), and a control for each settable one ([`super::command`]).
 
 use futures::channel::oneshot;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use web_client::{Client, Error, PublishOptions, QoS};
+use web_client::{Client, QoS};
 
 use super::Registry;
+use super::chart::{Chart, Histories};
+use super::command::PropertyControl;
 use super::homie::{self, Property};
 use crate::Page;
 use crate::connection::Connection;
+use crate::keyed::KeyedSignals;
 use crate::settings::Settings;
-
-/// How long a command waits for the device's reply before it counts as timed out.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
-/// Message Expiry of a `/set`: a command older than this must not be applied.
-const COMMAND_EXPIRY_SECS: u32 = 30;
-
-/// Where a command stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CommandState {
-    /// No command sent yet.
-    Idle,
-    /// Sent; no reply yet.
-    Pending,
-    /// The device accepted it.
-    Ok,
-    /// The device (or the broker) refused it: why.
-    Rejected(String),
-    /// No reply within [`COMMAND_TIMEOUT`].
-    TimedOut,
-}
-
-impl CommandState {
-    fn label(&self) -> String {
-        match self {
-            Self::Idle => String::new(),
-            Self::Pending => "pending".to_owned(),
-            Self::Ok => "ok".to_owned(),
-            Self::Rejected(why) => format!("rejected: {why}"),
-            Self::TimedOut => "timed out".to_owned(),
-        }
-    }
-
-    fn class(&self) -> &'static str {
-        match self {
-            Self::Idle => "command",
-            Self::Pending => "command pending",
-            Self::Ok => "command ok",
-            Self::Rejected(_) => "command rejected",
-            Self::TimedOut => "command timed-out",
-        }
-    }
-}
 
 /// Live values of one device's properties, keyed by `node/prop`: one signal each, so
 /// a value change re-renders one row.
-#[derive(Debug, Clone, Copy)]
-struct Values(StoredValue<HashMap<String, RwSignal<Option<String>>>>);
-
-impl Values {
-    fn get(self, path: &str) -> RwSignal<Option<String>> {
-        if let Some(signal) = self.0.with_value(|values| values.get(path).copied()) {
-            return signal;
-        }
-        let signal = RwSignal::new(None);
-        self.0.update_value(|values| {
-            values.insert(path.to_owned(), signal);
-        });
-        signal
-    }
-}
+type Values = KeyedSignals<Option<String>>;
 
 /// The page of device `id`.
 #[component]
@@ -84,7 +27,8 @@ pub fn DevicePage(id: String) -> impl IntoView {
     let settings = expect_context::<RwSignal<Settings>>();
     let page = expect_context::<RwSignal<Page>>();
     let device = registry.device(&id);
-    let values = Values(StoredValue::new(HashMap::new()));
+    let values = Values::new();
+    let histories = Histories::new();
 
     // Live values: subscribe on every new connection, stop when the page closes.
     {
@@ -93,11 +37,11 @@ pub fn DevicePage(id: String) -> impl IntoView {
             let Some(client) = connection.client.get() else {
                 return;
             };
-            let root = settings.with_untracked(|s| s.root.clone());
+            let (root, limit) = settings.with_untracked(|s| (s.root.clone(), s.history_limit));
             let (stop, stopped) = oneshot::channel::<()>();
             let mut stop = Some(stop);
             on_cleanup(move || drop(stop.take()));
-            let watch = watch(client, root, id.clone(), values);
+            let watch = watch(client, root, id.clone(), values, (histories, limit));
             spawn_local(async move {
                 futures::future::select(Box::pin(watch), stopped).await;
             });
@@ -126,6 +70,18 @@ pub fn DevicePage(id: String) -> impl IntoView {
             })
         }
     };
+    let chart = move || {
+        let numeric: Vec<_> = description.with(|d| match d {
+            Some(Ok(description)) => description
+                .properties
+                .iter()
+                .filter(|p| p.is_numeric())
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        });
+        (!numeric.is_empty()).then(|| view! { <Chart properties=numeric histories /> })
+    };
 
     view! {
         <section class="device card" data-testid="device-page">
@@ -142,6 +98,7 @@ pub fn DevicePage(id: String) -> impl IntoView {
                     {move || state.get().label()}
                 </span>
             </h2>
+            {chart}
             <ErrorBoundary fallback=|errors| {
                 view! {
                     <p class="error" data-testid="device-error">
@@ -172,7 +129,13 @@ pub fn DevicePage(id: String) -> impl IntoView {
     }
 }
 
-async fn watch(client: Client, root: String, id: String, values: Values) {
+async fn watch(
+    client: Client,
+    root: String,
+    id: String,
+    values: Values,
+    (histories, limit): (Histories, usize),
+) {
     let mut subscription = match client
         .subscribe(format!("{root}/5/{id}/#"), QoS::AtLeastOnce)
         .await
@@ -192,6 +155,11 @@ async fn watch(client: Client, root: String, id: String, values: Values) {
                 || format!("({} bytes)", message.payload.len()),
                 str::to_owned,
             );
+            if let Ok(number) = text.trim().parse::<f64>() {
+                histories
+                    .get(path)
+                    .update(|h| h.push((js_sys::Date::now(), number), limit));
+            }
             values.get(path).set(Some(text));
         }
     }
@@ -209,9 +177,11 @@ fn PropertyRow(device: String, property: Property, values: Values) -> impl IntoV
             |v| format!("{v} {unit}").trim_end().to_owned(),
         )
     };
-    let control = property
-        .is_switch()
-        .then(|| view! { <Switch device path=path.clone() value /> });
+    let control = property.control().map(|control| {
+        view! {
+            <PropertyControl device path=path.clone() name=property.name.clone() control value />
+        }
+    });
     view! {
         <tr data-testid=testid>
             <td class="node">{property.node_name.clone()}</td>
@@ -222,56 +192,5 @@ fn PropertyRow(device: String, property: Property, values: Values) -> impl IntoV
             <td class="value" data-testid="property-value">{shown}</td>
             <td>{control}</td>
         </tr>
-    }
-}
-
-/// A switch for a settable boolean: sends the opposite of the live value.
-#[component]
-fn Switch(device: String, path: String, value: RwSignal<Option<String>>) -> impl IntoView {
-    let connection = expect_context::<Connection>();
-    let settings = expect_context::<RwSignal<Settings>>();
-    let command = RwSignal::new(CommandState::Idle);
-    let on = move || value.with(|v| v.as_deref() == Some("true"));
-    let toggle = move |_| {
-        let Some(client) = connection.client.get_untracked() else {
-            command.set(CommandState::Rejected("not connected".to_owned()));
-            return;
-        };
-        let (root, response_topic) =
-            settings.with_untracked(|s| (s.root.clone(), s.response_topic(&device)));
-        let topic = format!("{root}/5/{device}/{path}/set");
-        let payload = if on() { "false" } else { "true" };
-        command.set(CommandState::Pending);
-        spawn_local(async move {
-            let mut options = PublishOptions::new(QoS::AtLeastOnce);
-            options.properties.message_expiry_interval = Some(COMMAND_EXPIRY_SECS);
-            options.properties.response_topic = Some(response_topic.into());
-            let outcome = client
-                .request_with(topic, payload, options, COMMAND_TIMEOUT)
-                .await;
-            command.set(match outcome {
-                Ok(reply) => match homie::parse_reply(&reply.payload) {
-                    Ok(()) => CommandState::Ok,
-                    Err(why) => CommandState::Rejected(why),
-                },
-                Err(Error::Timeout(_)) => CommandState::TimedOut,
-                Err(error) => CommandState::Rejected(error.to_string()),
-            });
-        });
-    };
-    view! {
-        <button
-            class=move || if on() { "switch on" } else { "switch" }
-            role="switch"
-            aria-checked=move || on().to_string()
-            data-testid="switch"
-            disabled=move || command.with(|c| *c == CommandState::Pending)
-            on:click=toggle
-        >
-            {move || if on() { "On" } else { "Off" }}
-        </button>
-        <span class=move || command.with(CommandState::class) data-testid="command-state">
-            {move || command.with(CommandState::label)}
-        </span>
     }
 }

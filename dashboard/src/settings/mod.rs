@@ -27,7 +27,20 @@ pub struct Settings {
     pub client_id: String,
     /// Homie topic root. Default `iot`.
     pub root: String,
+    /// Samples kept per numeric property for the device page's chart.
+    pub history_limit: usize,
+    /// Messages kept per topic in the explorer.
+    pub topic_history: usize,
+    /// Bytes of a payload kept in the explorer; longer ones are truncated and say so.
+    pub payload_limit: usize,
 }
+
+/// Default of [`Settings::history_limit`].
+pub const DEFAULT_HISTORY_LIMIT: usize = 2000;
+/// Default of [`Settings::topic_history`].
+pub const DEFAULT_TOPIC_HISTORY: usize = 20;
+/// Default of [`Settings::payload_limit`].
+pub const DEFAULT_PAYLOAD_LIMIT: usize = 16 * 1024;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -38,6 +51,9 @@ impl Default for Settings {
             token: String::new(),
             client_id: random_client_id(),
             root: "iot".to_owned(),
+            history_limit: DEFAULT_HISTORY_LIMIT,
+            topic_history: DEFAULT_TOPIC_HISTORY,
+            payload_limit: DEFAULT_PAYLOAD_LIMIT,
         }
     }
 }
@@ -136,6 +152,28 @@ pub fn SettingsPanel() -> impl IntoView {
         }
     };
 
+    let limit = move |label: &'static str,
+                      testid: &'static str,
+                      get: fn(&Settings) -> usize,
+                      set: fn(&mut Settings, usize)| {
+        view! {
+            <label class="field">
+                <span>{label}</span>
+                <input
+                    type="number"
+                    min="1"
+                    data-testid=testid
+                    prop:value=move || draft.with(|d| get(d).to_string())
+                    on:input=move |ev| {
+                        if let Ok(n) = event_target_value(&ev).parse::<usize>() {
+                            draft.update(|d| set(d, n.max(1)));
+                        }
+                    }
+                />
+            </label>
+        }
+    };
+
     let save = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let new = draft.get_untracked();
@@ -153,6 +191,10 @@ pub fn SettingsPanel() -> impl IntoView {
             {field("Token (instead of user name and password)", "settings-token", "password", |s| &s.token, |s, v| s.token = v)}
             {field("Client id", "settings-client-id", "text", |s| &s.client_id, |s, v| s.client_id = v)}
             {field("Topic root", "settings-root", "text", |s| &s.root, |s, v| s.root = v)}
+            <h3>"Limits"</h3>
+            {limit("Chart samples per property", "settings-history-limit", |s| s.history_limit, |s, v| s.history_limit = v)}
+            {limit("Explorer messages per topic", "settings-topic-history", |s| s.topic_history, |s, v| s.topic_history = v)}
+            {limit("Explorer payload bytes kept", "settings-payload-limit", |s| s.payload_limit, |s, v| s.payload_limit = v)}
             <div class="actions">
                 <button type="submit" data-testid="settings-save">"Save and reconnect"</button>
                 <button

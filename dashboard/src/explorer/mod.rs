@@ -1,0 +1,155 @@
+//! The explorer: every topic the broker delivers for `#` as a tree with message counts
+//! and last values ([`tree`]), a bounded history per topic with a payload viewer
+//! ([`payload`]) and a diff, retained flags and deletion, search, and a publish panel
+//! ([`publish`]). The view is in [`view`].
+//!
+//! Messages are not applied one by one: they wait in a plain buffer, and one
+//! `requestAnimationFrame` callback per frame moves them into the tree signal, so that
+//! at thousands of messages a second the tree, its flattening and the visible rows are
+//! recomputed at most once a frame.
+
+pub mod payload;
+pub mod publish;
+pub mod tree;
+pub mod view;
+
+use futures::StreamExt;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
+use web_client::{Client, Message, QoS, SubscribeOptions};
+
+use crate::connection::Connection;
+use crate::settings::Settings;
+use tree::{Record, Tree};
+
+/// The explorer's state, provided as context and kept while the app runs, so counts
+/// accumulate whichever page is shown.
+#[derive(Debug, Clone, Copy)]
+pub struct Explorer {
+    /// The tree; updated at most once per animation frame.
+    pub tree: RwSignal<Tree>,
+    /// Messages received since the last frame.
+    pending: StoredValue<Vec<(String, Record)>>,
+    /// Whether a frame callback is scheduled.
+    scheduled: StoredValue<bool>,
+    /// Frames that applied messages, and the messages they applied (for the
+    /// performance figures).
+    pub frames: StoredValue<(u64, u64)>,
+    /// The limits (messages per topic, payload bytes).
+    settings: RwSignal<Settings>,
+}
+
+impl Explorer {
+    /// An empty explorer whose limits come from `settings`.
+    pub fn new(settings: RwSignal<Settings>) -> Self {
+        Self {
+            tree: RwSignal::new(Tree::default()),
+            pending: StoredValue::new(Vec::new()),
+            scheduled: StoredValue::new(false),
+            frames: StoredValue::new((0, 0)),
+            settings,
+        }
+    }
+
+    /// Queues a message for the next frame.
+    pub fn receive(self, message: &Message) {
+        let payload_limit = self.settings.with_untracked(|s| s.payload_limit);
+        let mut record = Record::new(&message.payload, payload_limit, js_sys::Date::now());
+        record.retained = message.retain;
+        record.qos = match message.qos {
+            QoS::AtMostOnce => 0,
+            QoS::AtLeastOnce => 1,
+            QoS::ExactlyOnce => 2,
+        };
+        record.content_type = message
+            .properties
+            .content_type
+            .as_ref()
+            .map(|c| c.to_string());
+        record.user_properties = message
+            .properties
+            .user_properties
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.pending
+            .update_value(|p| p.push((message.topic().to_owned(), record)));
+        if !self.scheduled.get_value() {
+            self.scheduled.set_value(true);
+            request_animation_frame(move || self.flush());
+        }
+    }
+
+    /// Exposes the frame counters to scripts as `window.__dashboardFrames()`, which
+    /// returns `[frames that applied messages, messages applied]`: the load benchmark
+    /// (`tests/load.rs`) reads them.
+    pub fn expose_counters(self) {
+        let counters = Closure::<dyn Fn() -> js_sys::Array>::new(move || {
+            let (frames, messages) = self.frames.try_get_value().unwrap_or_default();
+            js_sys::Array::of2(&(frames as f64).into(), &(messages as f64).into())
+        });
+        if let Some(window) = web_sys::window() {
+            let _ = js_sys::Reflect::set(
+                &window,
+                &"__dashboardFrames".into(),
+                counters.as_ref().unchecked_ref(),
+            );
+        }
+        // Lives as long as the page.
+        counters.forget();
+    }
+
+    /// Applies the queued messages to the tree, in one signal update.
+    fn flush(self) {
+        self.scheduled.set_value(false);
+        let batch = self
+            .pending
+            .try_update_value(std::mem::take)
+            .unwrap_or_default();
+        if batch.is_empty() {
+            return;
+        }
+        let history = self.settings.with_untracked(|s| s.topic_history);
+        let count = batch.len() as u64;
+        self.frames.update_value(|(frames, messages)| {
+            *frames += 1;
+            *messages += count;
+        });
+        self.tree.update(|tree| {
+            for (topic, record) in batch {
+                tree.add(&topic, record, history);
+            }
+        });
+    }
+}
+
+/// Subscribes to `#` on each new connection and feeds the explorer until the connection
+/// ends. The tree starts afresh with each connection (the retained messages come again).
+pub fn watch(connection: Connection, explorer: Explorer) {
+    Effect::new(move |_| {
+        let Some(client) = connection.client.get() else {
+            return;
+        };
+        explorer.tree.set(Tree::default());
+        spawn_local(run(client, explorer));
+    });
+}
+
+async fn run(client: Client, explorer: Explorer) {
+    // Retain As Published: a retained message published while we watch keeps its flag,
+    // so the tree knows what the broker holds (and a delete's empty retained message is
+    // seen as one).
+    let options = SubscribeOptions::new(QoS::AtMostOnce).retain_as_published(true);
+    let mut messages = match client.subscribe("#", options).await {
+        Ok(subscription) => subscription,
+        Err(error) => {
+            leptos::logging::warn!("the explorer's subscription failed: {error}");
+            return;
+        }
+    };
+    while let Some(message) = messages.next().await {
+        explorer.receive(&message);
+    }
+}

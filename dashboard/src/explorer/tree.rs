@@ -1,0 +1,458 @@
+//! The explorer's model, pure and unit-tested natively: a topic tree with message counts
+//! per node (a node counts its own messages and its descendants'), the last message and a
+//! bounded history per topic, truncated payloads, flattening for display, search by
+//! substring or MQTT wildcard, and a line diff between two payloads.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use web_client::TopicFilter;
+
+/// One message as the explorer keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// Milliseconds since the epoch when it arrived.
+    pub time_ms: f64,
+    /// The payload, at most the payload limit.
+    pub payload: Vec<u8>,
+    /// The payload's full size in bytes.
+    pub size: usize,
+    /// Whether it was retained: sent from the broker's store, or published retained (the
+    /// explorer subscribes with Retain As Published).
+    pub retained: bool,
+    /// The QoS it arrived at.
+    pub qos: u8,
+    /// MQTT 5 content type, if any.
+    pub content_type: Option<String>,
+    /// MQTT 5 user properties.
+    pub user_properties: Vec<(String, String)>,
+}
+
+impl Record {
+    /// A record of `payload`, keeping at most `limit` bytes of it.
+    pub fn new(payload: &[u8], limit: usize, time_ms: f64) -> Self {
+        Self {
+            time_ms,
+            payload: payload[..payload.len().min(limit)].to_vec(),
+            size: payload.len(),
+            retained: false,
+            qos: 0,
+            content_type: None,
+            user_properties: Vec::new(),
+        }
+    }
+
+    /// Whether the payload was cut to the limit.
+    pub fn truncated(&self) -> bool {
+        self.payload.len() < self.size
+    }
+}
+
+/// What is known of one topic that had messages.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Topic {
+    /// Its messages, oldest first, at most the history limit.
+    pub history: VecDeque<Record>,
+    /// Whether the broker holds a retained message for it, as far as seen: set by a
+    /// retained message, cleared by an empty retained one (a delete).
+    pub retained: bool,
+}
+
+/// A node of the tree: one topic level.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Node {
+    /// Messages on this topic and every topic below.
+    pub count: u64,
+    /// Set when this level is itself a topic that had messages.
+    pub topic: Option<Topic>,
+}
+
+/// The tree, keyed by topic levels, so that iteration is depth-first in topic order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tree {
+    nodes: BTreeMap<Vec<String>, Node>,
+    /// Messages seen in all.
+    pub total: u64,
+}
+
+/// One row of the flattened tree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// The full topic (or prefix) of the node.
+    pub path: String,
+    /// Its last level.
+    pub label: String,
+    /// Levels above it.
+    pub depth: usize,
+    /// Messages on it and below.
+    pub count: u64,
+    /// Whether it has nodes below.
+    pub has_children: bool,
+    /// Its last payload (as text, cut short), if it is a topic.
+    pub last: Option<String>,
+    /// Whether it holds a retained message.
+    pub retained: bool,
+}
+
+/// How many characters of the last value a row shows.
+const PREVIEW: usize = 60;
+
+impl Tree {
+    /// Records a message on `topic`, keeping at most `history` messages for it.
+    pub fn add(&mut self, topic: &str, record: Record, history: usize) {
+        self.total += 1;
+        let levels: Vec<String> = topic.split('/').map(str::to_owned).collect();
+        for depth in 1..levels.len() {
+            self.nodes
+                .entry(levels[..depth].to_vec())
+                .or_default()
+                .count += 1;
+        }
+        let node = self.nodes.entry(levels).or_default();
+        node.count += 1;
+        let entry = node.topic.get_or_insert_with(Topic::default);
+        if record.retained {
+            entry.retained = record.size > 0;
+        }
+        entry.history.push_back(record);
+        while entry.history.len() > history.max(1) {
+            entry.history.pop_front();
+        }
+    }
+
+    /// The topic `topic`, if it had messages.
+    pub fn topic(&self, topic: &str) -> Option<&Topic> {
+        let levels: Vec<String> = topic.split('/').map(str::to_owned).collect();
+        self.nodes.get(&levels)?.topic.as_ref()
+    }
+
+    /// Marks `topic` as no longer retained (after this dashboard deleted it).
+    pub fn clear_retained(&mut self, topic: &str) {
+        let levels: Vec<String> = topic.split('/').map(str::to_owned).collect();
+        if let Some(entry) = self.nodes.get_mut(&levels).and_then(|n| n.topic.as_mut()) {
+            entry.retained = false;
+        }
+    }
+
+    /// The topics at or below `path` that hold a retained message.
+    pub fn retained_under(&self, path: &str) -> Vec<String> {
+        let prefix: Vec<String> = path.split('/').map(str::to_owned).collect();
+        self.nodes
+            .range(prefix.clone()..)
+            .take_while(|(levels, _)| levels.starts_with(&prefix))
+            .filter(|(_, node)| node.topic.as_ref().is_some_and(|t| t.retained))
+            .map(|(levels, _)| levels.join("/"))
+            .collect()
+    }
+
+    /// How many nodes the tree has.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether it has none.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The rows to show: every node whose ancestors are not collapsed, depth first; with
+    /// a search, only topics that match it (and no collapsing).
+    pub fn rows(&self, collapsed: &BTreeSet<String>, search: &Search) -> Vec<Row> {
+        let mut rows = Vec::new();
+        let mut skip: Option<Vec<String>> = None;
+        let mut iter = self.nodes.iter().peekable();
+        while let Some((levels, node)) = iter.next() {
+            let has_children = iter
+                .peek()
+                .is_some_and(|(next, _)| next.len() > levels.len() && next.starts_with(levels));
+            let path = levels.join("/");
+            if let Search::None = search {
+                if skip.as_ref().is_some_and(|s| levels.starts_with(s)) {
+                    continue;
+                }
+                skip = None;
+                if has_children && collapsed.contains(&path) {
+                    skip = Some(levels.clone());
+                }
+            } else if node.topic.is_none() || !search.matches(&path) {
+                continue;
+            }
+            let last = node
+                .topic
+                .as_ref()
+                .and_then(|t| t.history.back())
+                .map(preview);
+            rows.push(Row {
+                label: levels.last().cloned().unwrap_or_default(),
+                depth: if let Search::None = search {
+                    levels.len() - 1
+                } else {
+                    0
+                },
+                count: node.count,
+                has_children,
+                last,
+                retained: node.topic.as_ref().is_some_and(|t| t.retained),
+                path,
+            });
+        }
+        rows
+    }
+}
+
+/// A short one-line view of a record's payload.
+fn preview(record: &Record) -> String {
+    match std::str::from_utf8(&record.payload) {
+        Ok(text) => {
+            let line: String = text
+                .chars()
+                .take(PREVIEW)
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
+            if text.chars().count() > PREVIEW || record.truncated() {
+                format!("{line}…")
+            } else {
+                line
+            }
+        }
+        Err(_) => format!("({} bytes, binary)", record.size),
+    }
+}
+
+/// A search of the tree.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Search {
+    /// Everything.
+    None,
+    /// Topics containing this text (case-insensitive).
+    Substring(String),
+    /// Topics matching this MQTT filter (`+`, `#`).
+    Filter(TopicFilter),
+}
+
+impl Search {
+    /// Reads what the user typed: empty is none, text with `+` or `#` is an MQTT filter
+    /// (an error if it is not a valid one), anything else a substring.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            Ok(Self::None)
+        } else if text.contains(['+', '#']) {
+            TopicFilter::new(text.to_owned())
+                .map(Self::Filter)
+                .map_err(|e| format!("not a valid MQTT filter: {e}"))
+        } else {
+            Ok(Self::Substring(text.to_lowercase()))
+        }
+    }
+
+    fn matches(&self, topic: &str) -> bool {
+        match self {
+            Self::None => true,
+            Self::Substring(text) => topic.to_lowercase().contains(text),
+            Self::Filter(filter) => filter.matches(topic),
+        }
+    }
+}
+
+/// One line of a diff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiffLine {
+    /// In both.
+    Same(String),
+    /// Only in the older.
+    Removed(String),
+    /// Only in the newer.
+    Added(String),
+}
+
+/// A line diff of `old` and `new` (longest common subsequence; payloads are bounded by
+/// the payload limit, and longer inputs are compared as a whole to keep it cheap).
+pub fn diff(old: &str, new: &str) -> Vec<DiffLine> {
+    let (a, b): (Vec<&str>, Vec<&str>) = (old.lines().collect(), new.lines().collect());
+    if a.len() * b.len() > 1_000_000 {
+        return vec![
+            DiffLine::Removed(old.to_owned()),
+            DiffLine::Added(new.to_owned()),
+        ];
+    }
+    // lcs[i][j]: the longest common subsequence of a[i..] and b[j..].
+    let mut lcs = vec![vec![0u32; b.len() + 1]; a.len() + 1];
+    for i in (0..a.len()).rev() {
+        for j in (0..b.len()).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < a.len() && j < b.len() {
+        if a[i] == b[j] {
+            out.push(DiffLine::Same(a[i].to_owned()));
+            i += 1;
+            j += 1;
+        } else if lcs[i + 1][j] >= lcs[i][j + 1] {
+            out.push(DiffLine::Removed(a[i].to_owned()));
+            i += 1;
+        } else {
+            out.push(DiffLine::Added(b[j].to_owned()));
+            j += 1;
+        }
+    }
+    out.extend(a[i..].iter().map(|l| DiffLine::Removed((*l).to_owned())));
+    out.extend(b[j..].iter().map(|l| DiffLine::Added((*l).to_owned())));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(payload: &str, retained: bool) -> Record {
+        Record {
+            retained,
+            ..Record::new(payload.as_bytes(), 1024, 0.0)
+        }
+    }
+
+    fn tree() -> Tree {
+        let mut tree = Tree::default();
+        for (topic, payload, retained) in [
+            ("iot/5/a/$state", "ready", true),
+            ("iot/5/a/env/temperature", "21.5", true),
+            ("iot/5/a/env/temperature", "21.6", false),
+            ("iot/5/b/$state", "lost", true),
+            ("iot/5/a-x/$state", "init", true),
+            ("other", "x", false),
+        ] {
+            tree.add(topic, record(payload, retained), 10);
+        }
+        tree
+    }
+
+    #[test]
+    fn nodes_count_their_own_and_their_descendants_messages_in_topic_order() {
+        let tree = tree();
+        let rows = tree.rows(&BTreeSet::new(), &Search::None);
+        let paths: Vec<(&str, u64, usize)> = rows
+            .iter()
+            .map(|r| (r.path.as_str(), r.count, r.depth))
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                ("iot", 5, 0),
+                ("iot/5", 5, 1),
+                ("iot/5/a", 3, 2),
+                ("iot/5/a/$state", 1, 3),
+                ("iot/5/a/env", 2, 3),
+                ("iot/5/a/env/temperature", 2, 4),
+                ("iot/5/a-x", 1, 2),
+                ("iot/5/a-x/$state", 1, 3),
+                ("iot/5/b", 1, 2),
+                ("iot/5/b/$state", 1, 3),
+                ("other", 1, 0),
+            ]
+        );
+        let temperature = &rows[5];
+        assert_eq!(temperature.last.as_deref(), Some("21.6"));
+        assert!(
+            temperature.retained,
+            "a live message keeps the retained flag"
+        );
+        assert!(rows[4].has_children && !temperature.has_children);
+        assert_eq!(tree.total, 6);
+    }
+
+    #[test]
+    fn a_collapsed_node_hides_its_descendants() {
+        let collapsed = BTreeSet::from(["iot/5/a".to_owned()]);
+        let rows = tree().rows(&collapsed, &Search::None);
+        let paths: Vec<&str> = rows.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "iot",
+                "iot/5",
+                "iot/5/a",
+                "iot/5/a-x",
+                "iot/5/a-x/$state",
+                "iot/5/b",
+                "iot/5/b/$state",
+                "other"
+            ]
+        );
+    }
+
+    #[test]
+    fn search_by_substring_or_wildcard_lists_matching_topics() {
+        let tree = tree();
+        let topics = |search: &str| -> Vec<String> {
+            let search = Search::parse(search).expect("valid");
+            tree.rows(&BTreeSet::new(), &search)
+                .into_iter()
+                .map(|r| r.path)
+                .collect()
+        };
+        assert_eq!(topics("TEMP"), ["iot/5/a/env/temperature"]);
+        assert_eq!(
+            topics("iot/5/+/$state"),
+            ["iot/5/a/$state", "iot/5/a-x/$state", "iot/5/b/$state"]
+        );
+        assert_eq!(topics("iot/5/a/#").len(), 2);
+        assert!(Search::parse("iot/#/x").is_err());
+        assert!(matches!(Search::parse("  "), Ok(Search::None)));
+    }
+
+    #[test]
+    fn histories_are_bounded_and_payloads_truncated() {
+        let mut tree = Tree::default();
+        for i in 0..30 {
+            tree.add("t", Record::new(format!("{i:04}").as_bytes(), 2, 0.0), 5);
+        }
+        let topic = tree.topic("t").expect("seen");
+        assert_eq!(topic.history.len(), 5);
+        let last = topic.history.back().expect("one");
+        assert_eq!(last.payload, b"00");
+        assert!(last.truncated());
+        assert_eq!(last.size, 4);
+        assert_eq!(
+            tree.rows(&BTreeSet::new(), &Search::None)[0]
+                .last
+                .as_deref(),
+            Some("00…")
+        );
+    }
+
+    #[test]
+    fn retained_topics_under_a_node_are_counted_and_cleared() {
+        let mut tree = tree();
+        assert_eq!(
+            tree.retained_under("iot/5/a"),
+            ["iot/5/a/$state", "iot/5/a/env/temperature"]
+        );
+        assert_eq!(tree.retained_under("iot").len(), 4);
+        tree.clear_retained("iot/5/a/$state");
+        // An empty retained message (someone else's delete) clears it too.
+        tree.add("iot/5/b/$state", record("", true), 10);
+        assert_eq!(
+            tree.retained_under("iot"),
+            ["iot/5/a/env/temperature", "iot/5/a-x/$state"]
+        );
+    }
+
+    #[test]
+    fn the_diff_marks_added_and_removed_lines() {
+        let lines = diff("a\nb\nc", "a\nc\nd");
+        assert_eq!(
+            lines,
+            [
+                DiffLine::Same("a".into()),
+                DiffLine::Removed("b".into()),
+                DiffLine::Same("c".into()),
+                DiffLine::Added("d".into()),
+            ]
+        );
+    }
+}

@@ -1,0 +1,493 @@
+//! The dashboard end to end, as a user sees it: the built dashboard (`trunk build`) served
+//! by a real `broker-server`, `device-sim` devices publishing to it over TCP, headless
+//! Chromium driven over WebDriver (fantoccini), and `mosquitto_sub` as an independent
+//! observer.
+//!
+//! One scenario, in order: a device appears ready; its page shows values that update and
+//! a chart that draws; its switch, toggled in the page, reaches the device (the device's
+//! retained `$target`, read by `mosquitto_sub`, confirms) and shows ok; an out-of-range
+//! setpoint shows the device's rejection; dark mode; the explorer lists the tree, finds
+//! topics by MQTT wildcard and publishes a message (with an MQTT 5 content type) that
+//! `mosquitto_sub` receives, and deletes a retained message after a confirmation that
+//! names the count; the broker view shows `$SYS` clients and messages/s; killing
+//! device-sim shows the device lost. Screenshots of each view go to `$DASHBOARD_SCREENSHOTS` (else the test's
+//! scratch directory); `docs/screenshots/` holds the committed ones.
+//!
+//! `cargo xtask test browser` builds what it needs and runs this test with
+//! `DASHBOARD_DIST`, `DASHBOARD_BROKER`, `DEVICE_SIM` and `CHROMEDRIVER` set (not `BROKER_*`:
+//! broker-server reads those as configuration). Without them (a
+//! plain `cargo test`) it passes without running and says so.
+
+#![cfg(not(target_arch = "wasm32"))]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fantoccini::{ClientBuilder, Locator, key::Key};
+use hyper_util::client::legacy::connect::HttpConnector;
+
+use support::{Broker, ChromeDriver, PATIENCE, screenshot, wait_text};
+
+/// What the scenario needs from the environment, or `None` to skip.
+struct Setup {
+    dist: PathBuf,
+    broker: PathBuf,
+    device_sim: PathBuf,
+    chromedriver: std::ffi::OsString,
+}
+
+fn setup() -> Option<Setup> {
+    let var = |name| std::env::var_os(name);
+    Some(Setup {
+        dist: var("DASHBOARD_DIST")?.into(),
+        broker: var("DASHBOARD_BROKER")?.into(),
+        device_sim: var("DEVICE_SIM")?.into(),
+        chromedriver: var("CHROMEDRIVER")?,
+    })
+}
+
+/// A device row's or page's element: `[data-testid=…]` selectors.
+fn device(id: &str, inner: &str) -> String {
+    format!("[data-testid=\"device-{id}\"] [data-testid=\"{inner}\"]")
+}
+
+fn property(path: &str, inner: &str) -> String {
+    let testid = path.replace('/', "-");
+    format!("[data-testid=\"property-{testid}\"] [data-testid=\"{inner}\"]")
+}
+
+#[tokio::test]
+async fn devices_values_commands_and_lost_devices_in_a_real_browser() {
+    let Some(setup) = setup() else {
+        eprintln!(
+            "skipped: needs DASHBOARD_DIST, DASHBOARD_BROKER, DEVICE_SIM and CHROMEDRIVER; \
+             run `cargo xtask test browser`"
+        );
+        return;
+    };
+    assert!(
+        setup.dist.join("index.html").exists(),
+        "{} has no index.html: build it with trunk build",
+        setup.dist.display()
+    );
+    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-e2e");
+    let broker = Broker::start(&setup.broker, &setup.dist, &scratch.join("broker")).await;
+    let mut sim = support::device_sim(
+        &setup.device_sim,
+        broker.tcp,
+        3,
+        4.0,
+        &scratch.join("device-sim.log"),
+    );
+    let driver = ChromeDriver::start(&setup.chromedriver).await;
+    let client = ClientBuilder::new(HttpConnector::new())
+        .capabilities(support::capabilities())
+        .connect(&driver.url)
+        .await
+        .expect("a headless Chromium session");
+
+    // The dashboard's defaults: the broker of the page's own origin, root `iot`.
+    client
+        .goto(&format!("http://127.0.0.1:{}/", broker.http))
+        .await
+        .expect("the dashboard loads");
+    wait_text(
+        &client,
+        "[data-testid=connection-status]",
+        "connected",
+        |t| t == "connected",
+    )
+    .await;
+
+    // A device appears, ready, with its name from `$description`.
+    wait_text(&client, &device("sim-001", "device-state"), "ready", |t| {
+        t == "ready"
+    })
+    .await;
+    wait_text(&client, &device("sim-003", "device-state"), "ready", |t| {
+        t == "ready"
+    })
+    .await;
+    // Its row: key values and when it was last seen.
+    wait_text(
+        &client,
+        &device("sim-001", "device-values"),
+        "key values",
+        |t| t.contains("°C"),
+    )
+    .await;
+    wait_text(
+        &client,
+        &device("sim-001", "device-seen"),
+        "last seen",
+        |t| t.ends_with("ago"),
+    )
+    .await;
+    screenshot(&client, "devices").await;
+
+    // Its page: values arrive and update.
+    click(&client, &device("sim-001", "device-open")).await;
+    let temperature = property("env/temperature", "property-value");
+    let first = wait_text(&client, &temperature, "a temperature", |t| {
+        t.ends_with("°C")
+    })
+    .await;
+    wait_text(&client, &temperature, "a new temperature", |t| {
+        t != first && t.ends_with("°C")
+    })
+    .await;
+
+    // The chart draws the first numeric property (two samples make a line).
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let line = client
+            .find(Locator::Css("[data-testid=chart-line]"))
+            .await
+            .expect("the device page has a chart");
+        let points = line.attr("points").await.ok().flatten().unwrap_or_default();
+        if points.split(' ').filter(|p| p.contains(',')).count() >= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the chart has no line: points {points:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A few more samples, for a screenshot worth looking at.
+    wait_text(
+        &client,
+        "[data-testid=chart-range]",
+        "the chart's range",
+        |t| t.split(' ').next().and_then(|n| n.parse::<u32>().ok()) >= Some(6),
+    )
+    .await;
+
+    // The switch: pending → ok, the value follows, and the device confirms.
+    let switch = property("lamp/switch", "switch");
+    let before = wait_text(
+        &client,
+        &property("lamp/switch", "property-value"),
+        "the lamp",
+        |t| t == "true" || t == "false",
+    )
+    .await;
+    let wanted = if before == "true" { "false" } else { "true" };
+    click(&client, &switch).await;
+    wait_text(
+        &client,
+        &property("lamp/switch", "command-state"),
+        "the switch's reply",
+        |t| t == "ok",
+    )
+    .await;
+    wait_text(
+        &client,
+        &property("lamp/switch", "property-value"),
+        "the lamp's new value",
+        |t| t == wanted,
+    )
+    .await;
+    let target = mosquitto_sub_one(broker.tcp, "iot/5/sim-001/lamp/switch/$target").await;
+    assert_eq!(target, wanted, "the device's $target after the switch");
+
+    // A setpoint out of the format's range: the device says why.
+    let setpoint = client
+        .find(Locator::Css(&property(
+            "thermostat/setpoint",
+            "number-input",
+        )))
+        .await
+        .expect("the setpoint has a number input");
+    setpoint.send_keys("99").await.expect("typing");
+    setpoint
+        .send_keys(&Key::Enter.to_string())
+        .await
+        .expect("Enter");
+    let rejected = wait_text(
+        &client,
+        &property("thermostat/setpoint", "command-state"),
+        "the setpoint's rejection",
+        |t| t.starts_with("rejected"),
+    )
+    .await;
+    assert!(
+        rejected.contains("out of range 5:35"),
+        "the device's reason is shown: {rejected}"
+    );
+    screenshot(&client, "device-page").await;
+
+    // Dark mode: system → dark.
+    click(&client, "[data-testid=theme-toggle]").await;
+    wait_text(&client, "[data-testid=theme-toggle]", "dark mode", |t| {
+        t.ends_with("dark")
+    })
+    .await;
+    screenshot(&client, "device-page-dark").await;
+    click(&client, "[data-testid=nav-devices]").await;
+    wait_text(
+        &client,
+        &device("sim-002", "device-state"),
+        "the list",
+        |t| t == "ready",
+    )
+    .await;
+    screenshot(&client, "devices-dark").await;
+    // Phone width: the same list, rows wrapped.
+    client
+        .set_window_size(390, 844)
+        .await
+        .expect("a phone-sized window");
+    screenshot(&client, "devices-phone-dark").await;
+    client
+        .set_window_size(1280, 1000)
+        .await
+        .expect("the desktop size again");
+
+    // The explorer: the tree of what the devices publish, and a publish that an
+    // independent subscriber receives with its MQTT 5 content type.
+    click(&client, "[data-testid=nav-explorer]").await;
+    let count = wait_text(
+        &client,
+        "[data-testid=tree-row][data-topic=\"iot\"] [data-testid=tree-count]",
+        "the tree's root",
+        |t| t.parse::<u64>().is_ok_and(|n| n > 10),
+    )
+    .await;
+    wait_text(
+        &client,
+        "[data-testid=tree-row][data-topic=\"iot\"] [data-testid=tree-count]",
+        "the root's count growing",
+        |t| {
+            t.parse::<u64>()
+                .is_ok_and(|n| n > count.parse::<u64>().unwrap_or(0))
+        },
+    )
+    .await;
+    let search = client
+        .find(Locator::Css("[data-testid=explorer-search]"))
+        .await
+        .expect("the search box");
+    search.send_keys("iot/5/sim-002/+/+").await.expect("typing");
+    let first = wait_text(
+        &client,
+        "[data-testid=tree-row] [data-testid=tree-label]",
+        "a wildcard search",
+        |t| !t.is_empty(),
+    )
+    .await;
+    click(&client, "[data-testid=tree-row] [data-testid=tree-label]").await;
+    wait_text(
+        &client,
+        "[data-testid=topic-name]",
+        "the selected topic",
+        |t| t.starts_with("iot/5/sim-002/") && t.ends_with(&first),
+    )
+    .await;
+    let mut sub = Subscriber::start(broker.tcp, "e2e/hello").await;
+    let topic = client
+        .find(Locator::Css("[data-testid=publish-topic]"))
+        .await
+        .expect("the publish form");
+    topic.clear().await.expect("clearing the topic");
+    topic.send_keys("e2e/hello").await.expect("typing");
+    client
+        .find(Locator::Css("[data-testid=publish-payload]"))
+        .await
+        .expect("the payload field")
+        .send_keys("{\"from\":\"the dashboard\"}")
+        .await
+        .expect("typing");
+    click(&client, "[data-testid=publish-properties] summary").await;
+    client
+        .find(Locator::Css("[data-testid=publish-content-type]"))
+        .await
+        .expect("the content type field")
+        .send_keys("application/json")
+        .await
+        .expect("typing");
+    click(&client, "[data-testid=publish-send]").await;
+    wait_text(
+        &client,
+        "[data-testid=publish-outcome]",
+        "the publish",
+        |t| t.starts_with("published"),
+    )
+    .await;
+    let received = sub.next_message().await;
+    assert_eq!(
+        received, "e2e/hello|{\"from\":\"the dashboard\"}|application/json",
+        "mosquitto_sub's view of the dashboard's message"
+    );
+    // A retained message published from the panel, then deleted from the tree: the
+    // confirmation names the count, and the broker no longer holds it.
+    topic.clear().await.expect("clearing the topic");
+    topic.send_keys("e2e/retained").await.expect("typing");
+    click(&client, "[data-testid=publish-retain]").await;
+    click(&client, "[data-testid=publish-send]").await;
+    assert_eq!(
+        mosquitto_sub_one(broker.tcp, "e2e/retained").await,
+        "{\"from\":\"the dashboard\"}",
+        "the retained message is on the broker"
+    );
+    search.clear().await.expect("clearing the search");
+    search.send_keys("e2e/retained").await.expect("typing");
+    let row = "[data-testid=tree-row][data-topic=\"e2e/retained\"]";
+    click(&client, &format!("{row} [data-testid=tree-label]")).await;
+    wait_text(
+        &client,
+        "[data-testid=delete-retained]",
+        "the delete button",
+        |t| t == "Delete retained (1)",
+    )
+    .await;
+    click(&client, "[data-testid=delete-retained]").await;
+    let question = client.get_alert_text().await.expect("a confirmation");
+    assert!(
+        question.starts_with("Delete 1 retained"),
+        "the confirmation names the count: {question}"
+    );
+    client.accept_alert().await.expect("confirmed");
+    wait_text(
+        &client,
+        "[data-testid=delete-status]",
+        "the deletion",
+        |t| t == "deleted 1 of 1 retained",
+    )
+    .await;
+    let left = tokio::process::Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &broker.tcp.to_string()])
+        .args(["-t", "e2e/retained", "-C", "1", "-W", "2"])
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("mosquitto_sub runs");
+    assert!(
+        left.stdout.is_empty(),
+        "no retained message left: {:?}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+    search.clear().await.expect("clearing the search");
+    search.send_keys("iot/5/sim-002/+/+").await.expect("typing");
+    click(&client, "[data-testid=tree-row] [data-testid=tree-label]").await;
+
+    client
+        .execute("window.scrollTo(0, 0)", Vec::new())
+        .await
+        .expect("scrolling");
+    screenshot(&client, "explorer-dark").await;
+
+    // The broker view: `$SYS` every second here; the rate needs two updates.
+    click(&client, "[data-testid=nav-broker]").await;
+    wait_text(&client, "[data-testid=broker-clients]", "clients", |t| {
+        t.trim().parse::<f64>().is_ok_and(|n| n >= 4.0)
+    })
+    .await;
+    wait_text(&client, "[data-testid=broker-rate]", "messages/s", |t| {
+        t.ends_with("msg/s")
+    })
+    .await;
+    screenshot(&client, "broker-dark").await;
+
+    // Killing the devices' process: the broker publishes their wills, `lost`.
+    click(&client, "[data-testid=nav-devices]").await;
+    sim.start_kill().expect("device-sim is killed");
+    let _ = sim.wait().await;
+    wait_text(&client, &device("sim-001", "device-state"), "lost", |t| {
+        t == "lost"
+    })
+    .await;
+    screenshot(&client, "devices-lost-dark").await;
+    let _ = client.close().await;
+}
+
+/// Clicks the element at `css`, waiting for it to exist (and finding it again if the
+/// page replaced it in between).
+async fn click(client: &fantoccini::Client, css: &str) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let outcome = match client.find(Locator::Css(css)).await {
+            Ok(element) => element.click().await.map(|_| ()),
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Ok(()) => return,
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("clicking {css}: {error}"),
+        }
+    }
+}
+
+/// The first message on `topic` (a retained one arrives at once), by `mosquitto_sub`.
+async fn mosquitto_sub_one(port: u16, topic: &str) -> String {
+    let output = tokio::process::Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", topic])
+        .args(["-C", "1", "-W", "30"])
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("mosquitto_sub runs (cargo xtask setup installs it)");
+    assert!(
+        output.status.success(),
+        "mosquitto_sub on {topic}: {output:?}"
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// `mosquitto_sub -V 5` on one topic, printing `topic|payload|content type`.
+struct Subscriber {
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    _child: tokio::process::Child,
+}
+
+impl Subscriber {
+    /// Starts it and returns once the broker granted the subscription (its `-d` output
+    /// shows the SUBACK).
+    async fn start(port: u16, topic: &str) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        // Line-buffered: mosquitto_sub's stdout is a pipe here.
+        let mut child = tokio::process::Command::new("stdbuf")
+            .args(["-oL", "mosquitto_sub"])
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", topic])
+            .args(["-V", "mqttv5", "-d", "-F", "%t|%p|%C"])
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("mosquitto_sub runs (cargo xtask setup installs it)");
+        let stdout = child.stdout.take().expect("piped");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let suback = tokio::time::timeout(PATIENCE, async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.contains("SUBACK") {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(suback, Ok(true), "mosquitto_sub did not subscribe");
+        Self {
+            lines,
+            _child: child,
+        }
+    }
+
+    /// The next message line (the `-d` lines skipped).
+    async fn next_message(&mut self) -> String {
+        tokio::time::timeout(PATIENCE, async {
+            while let Ok(Some(line)) = self.lines.next_line().await {
+                // `-d` adds "Client … sending/received …" and "Subscribed …" lines.
+                if line.contains('|') {
+                    return line;
+                }
+            }
+            panic!("mosquitto_sub ended");
+        })
+        .await
+        .expect("mosquitto_sub receives the message")
+    }
+}

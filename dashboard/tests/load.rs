@@ -1,0 +1,232 @@
+//! The dashboard under load, measured in Chromium (a benchmark, not a pass/fail test):
+//! `device-sim` with many devices publishing telemetry, the dashboard open on a page, and
+//! for a while: the frame rate (frames counted by `requestAnimationFrame` in the page),
+//! the main thread's busy time (Chrome DevTools Protocol `Performance.getMetrics`
+//! `TaskDuration`, through chromedriver), and long tasks (`PerformanceObserver`).
+//!
+//! It runs only when `DASHBOARD_LOAD` is set, with the same variables as `e2e.rs`:
+//!
+//! ```text
+//! trunk build --release --dist target/dashboard-release
+//! cargo build -p broker-server -p native-client --bin broker-server --bin device-sim
+//! DASHBOARD_LOAD=1 DASHBOARD_DIST=target/dashboard-release \
+//!   DASHBOARD_BROKER=target/debug/broker-server DEVICE_SIM=target/debug/device-sim \
+//!   CHROMEDRIVER=/usr/bin/chromedriver \
+//!   cargo test -p dashboard --test load -- --nocapture
+//! ```
+//!
+//! `DASHBOARD_LOAD_DEVICES` (default 200), `DASHBOARD_LOAD_RATE` (messages/s per device,
+//! default 10) and `DASHBOARD_LOAD_SECS` (default 20) change the load. The figures are
+//! printed once per page (devices, explorer, device page).
+
+#![cfg(not(target_arch = "wasm32"))]
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use support::{Broker, ChromeDriver, screenshot, wait_text};
+
+fn var<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::test]
+async fn frame_rate_and_main_thread_time_under_device_load() {
+    let (Some(_), Some(dist), Some(broker), Some(sim), Some(driver)) = (
+        std::env::var_os("DASHBOARD_LOAD"),
+        std::env::var_os("DASHBOARD_DIST"),
+        std::env::var_os("DASHBOARD_BROKER"),
+        std::env::var_os("DEVICE_SIM"),
+        std::env::var_os("CHROMEDRIVER"),
+    ) else {
+        eprintln!("skipped: a benchmark; see the module docs for how to run it");
+        return;
+    };
+    let devices: u32 = var("DASHBOARD_LOAD_DEVICES", 200);
+    let rate: f64 = var("DASHBOARD_LOAD_RATE", 10.0);
+    let secs: u64 = var("DASHBOARD_LOAD_SECS", 20);
+    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-load");
+    let broker = Broker::start(broker.as_ref(), dist.as_ref(), &scratch.join("broker")).await;
+    let _sim = support::device_sim(
+        sim.as_ref(),
+        broker.tcp,
+        devices,
+        rate,
+        &scratch.join("device-sim.log"),
+    );
+    let driver = ChromeDriver::start(&driver).await;
+    let client = ClientBuilder::new(HttpConnector::new())
+        .capabilities(support::capabilities())
+        .connect(&driver.url)
+        .await
+        .expect("a headless Chromium session");
+    client
+        .goto(&format!("http://127.0.0.1:{}/", broker.http))
+        .await
+        .expect("the dashboard loads");
+    let last = format!("sim-{devices:03}");
+    wait_text(
+        &client,
+        &format!("[data-testid=\"device-{last}\"] [data-testid=device-state]"),
+        "the last device",
+        |t| t == "ready",
+    )
+    .await;
+    let session = client.session_id().await.ok().flatten().expect("a session");
+    cdp(&driver.url, &session, "Performance.enable").await;
+
+    println!("load: {devices} devices × {rate} msg/s, {secs} s per page");
+    for (page, nav) in [
+        ("devices", None),
+        ("explorer", Some("[data-testid=nav-explorer]")),
+        ("device page", Some("[data-testid=nav-devices]")),
+    ] {
+        if let Some(nav) = nav {
+            click(&client, nav).await;
+        }
+        if page == "device page" {
+            click(
+                &client,
+                "[data-testid=\"device-sim-001\"] [data-testid=device-open]",
+            )
+            .await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let before = task_duration(&driver.url, &session).await;
+        let probe = measure(&client, secs).await;
+        let after = task_duration(&driver.url, &session).await;
+        let busy = (after - before) / probe.secs;
+        println!(
+            "load: {page:<12} {:.1} frames/s, main thread busy {:.0}% ({:.0} ms/s), \
+             {} long tasks ({:.0} ms), {} messages applied in {} frames",
+            probe.frames / probe.secs,
+            busy * 100.0,
+            busy * 1000.0,
+            probe.long_tasks,
+            probe.long_ms,
+            probe.messages,
+            probe.batches,
+        );
+        screenshot(&client, &format!("load-{}", page.replace(' ', "-"))).await;
+    }
+    let _ = client.close().await;
+}
+
+/// What the in-page probe measured.
+struct Probe {
+    secs: f64,
+    frames: f64,
+    long_tasks: u64,
+    long_ms: f64,
+    messages: u64,
+    batches: u64,
+}
+
+/// Counts frames and long tasks in the page for `secs` seconds.
+async fn measure(client: &Client, secs: u64) -> Probe {
+    let script = r#"
+        const [secs, done] = arguments;
+        let frames = 0, longTasks = 0, longMs = 0;
+        const observer = new PerformanceObserver((list) => {
+            for (const entry of list.getEntries()) { longTasks += 1; longMs += entry.duration; }
+        });
+        observer.observe({ type: "longtask" });
+        const stats = () => window.__dashboardFrames ? window.__dashboardFrames() : [0, 0];
+        const [batches0, messages0] = stats();
+        const start = performance.now();
+        const tick = () => {
+            frames += 1;
+            if (performance.now() - start < secs * 1000) { requestAnimationFrame(tick); return; }
+            observer.disconnect();
+            const [batches1, messages1] = stats();
+            done([(performance.now() - start) / 1000, frames, longTasks, longMs,
+                  messages1 - messages0, batches1 - batches0]);
+        };
+        requestAnimationFrame(tick);
+    "#;
+    let value = client
+        .execute_async(script, vec![serde_json::json!(secs)])
+        .await
+        .expect("the probe runs");
+    let n = |i: usize| value[i].as_f64().unwrap_or(0.0);
+    Probe {
+        secs: n(0),
+        frames: n(1),
+        long_tasks: n(2) as u64,
+        long_ms: n(3),
+        messages: n(4) as u64,
+        batches: n(5) as u64,
+    }
+}
+
+/// The renderer's cumulative main-thread task time in seconds (CDP `TaskDuration`).
+async fn task_duration(driver: &str, session: &str) -> f64 {
+    let metrics = cdp(driver, session, "Performance.getMetrics").await;
+    metrics["value"]["metrics"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["name"] == "TaskDuration"))
+        .and_then(|m| m["value"].as_f64())
+        .expect("TaskDuration in Performance.getMetrics")
+}
+
+/// Sends a Chrome DevTools Protocol command through chromedriver's `goog/cdp/execute`.
+async fn cdp(driver: &str, session: &str, cmd: &str) -> serde_json::Value {
+    let addr = driver.trim_start_matches("http://");
+    let body = serde_json::json!({ "cmd": cmd, "params": {} }).to_string();
+    let request = format!(
+        "POST /session/{session}/goog/cdp/execute HTTP/1.1\r\nHost: {addr}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("chromedriver");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    // chromedriver may keep the connection open: read the head, then Content-Length.
+    let mut response = Vec::new();
+    let mut buf = [0u8; 8192];
+    let (head_len, body_len) = loop {
+        let n = stream.read(&mut buf).await.expect("read");
+        assert!(n > 0, "{cmd}: chromedriver closed the connection");
+        response.extend_from_slice(&buf[..n]);
+        if let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&response[..end]).to_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .expect("a Content-Length");
+            break (end + 4, length);
+        }
+    };
+    while response.len() < head_len + body_len {
+        let n = stream.read(&mut buf).await.expect("read");
+        assert!(n > 0, "{cmd}: chromedriver closed the connection");
+        response.extend_from_slice(&buf[..n]);
+    }
+    let body = &response[head_len..head_len + body_len];
+    serde_json::from_slice(body)
+        .unwrap_or_else(|e| panic!("{cmd}: {e}: {}", String::from_utf8_lossy(&response)))
+}
+
+async fn click(client: &Client, css: &str) {
+    let element = client
+        .wait()
+        .at_most(support::PATIENCE)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
+    element
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+}

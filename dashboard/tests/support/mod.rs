@@ -1,0 +1,227 @@
+//! What the dashboard's end-to-end test runs against: `broker-server` serving the built
+//! dashboard, `device-sim`, `mosquitto_sub`, and chromedriver with headless Chromium, each
+//! on a free loopback port and stopped when dropped; plus small WebDriver helpers.
+
+use std::net::{Ipv4Addr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, Locator};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+/// How long anything the test waits for may take on a loaded machine.
+pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A port the OS says is free now.
+pub(crate) fn free_port() -> u16 {
+    StdListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// Waits until something listens on `port`, or panics naming `what`.
+pub(crate) async fn wait_for_port(port: u16, what: &str, child: &mut Child) {
+    let deadline = Instant::now() + PATIENCE;
+    while TcpStream::connect((Ipv4Addr::LOCALHOST, port))
+        .await
+        .is_err()
+    {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited with {status} before listening on {port}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} does not listen on {port}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `broker-server` with MQTT over TCP and HTTP (WebSocket `/mqtt` and the dashboard).
+pub(crate) struct Broker {
+    /// MQTT over TCP.
+    pub(crate) tcp: u16,
+    /// HTTP: the dashboard at `/`, MQTT over WebSocket at `/mqtt`.
+    pub(crate) http: u16,
+    _child: Child,
+}
+
+impl Broker {
+    /// Starts `binary` serving `dist`, with its store and log in `dir`.
+    pub(crate) async fn start(binary: &Path, dist: &Path, dir: &Path) -> Self {
+        let (tcp, http) = (free_port(), free_port());
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).expect("the broker's directory");
+        let log = std::fs::File::create(dir.join("broker.log")).expect("the broker's log");
+        let mut child = Command::new(binary)
+            .arg("--tcp")
+            .arg(format!("127.0.0.1:{tcp}"))
+            .arg("--set")
+            .arg(format!("http.listeners=[\"127.0.0.1:{http}\"]"))
+            .arg("--set")
+            .arg(format!(
+                "http.dashboard_dir={:?}",
+                dist.display().to_string()
+            ))
+            .arg("--set")
+            .arg(format!(
+                "storage.dir={:?}",
+                dir.join("data").display().to_string()
+            ))
+            .arg("--set")
+            .arg("sys.interval_secs=1")
+            .args(["--log-level", "warn"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("broker-server starts");
+        wait_for_port(http, "broker-server", &mut child).await;
+        wait_for_port(tcp, "broker-server", &mut child).await;
+        Self {
+            tcp,
+            http,
+            _child: child,
+        }
+    }
+}
+
+/// `device-sim` publishing `devices` devices (`sim-001`, ...) to the broker; its log
+/// (info level: rejected commands) goes to `log`.
+pub(crate) fn device_sim(binary: &Path, tcp: u16, devices: u32, rate: f64, log: &Path) -> Child {
+    let log = std::fs::File::create(log).expect("device-sim's log");
+    Command::new(binary)
+        .args(["-L", &format!("mqtt://127.0.0.1:{tcp}")])
+        .args([
+            "--devices",
+            &devices.to_string(),
+            "--rate",
+            &rate.to_string(),
+        ])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("device-sim starts")
+}
+
+/// chromedriver on a free loopback port, in a process group of its own with the
+/// Chromium it starts: the whole group is killed when dropped, so a failed test (which
+/// never closes its session) leaves no browser behind.
+pub(crate) struct ChromeDriver {
+    /// Its WebDriver URL.
+    pub(crate) url: String,
+    child: Child,
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .status();
+        }
+    }
+}
+
+impl ChromeDriver {
+    /// Starts `binary`.
+    pub(crate) async fn start(binary: &std::ffi::OsStr) -> Self {
+        let port = free_port();
+        let mut child = Command::new(binary)
+            .arg(format!("--port={port}"))
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver starts");
+        wait_for_port(port, "chromedriver", &mut child).await;
+        Self {
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+        }
+    }
+}
+
+/// Chromium's options from the workspace's `webdriver.json`, plus headless and a
+/// desktop window size.
+pub(crate) fn capabilities() -> serde_json::Map<String, serde_json::Value> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../webdriver.json");
+    let text = std::fs::read_to_string(&path).expect("webdriver.json at the workspace root");
+    let mut capabilities: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&text).expect("webdriver.json is a JSON object");
+    let options = capabilities
+        .entry("goog:chromeOptions")
+        .or_insert_with(|| serde_json::json!({}));
+    let args = options
+        .as_object_mut()
+        .expect("goog:chromeOptions is an object")
+        .entry("args")
+        .or_insert_with(|| serde_json::json!([]));
+    let args = args.as_array_mut().expect("args is an array");
+    args.push("--headless=new".into());
+    args.push("--window-size=1280,1000".into());
+    capabilities
+}
+
+/// The text of the first element matching `css`, or `None` if there is none yet.
+pub(crate) async fn text(client: &Client, css: &str) -> Option<String> {
+    match client.find(Locator::Css(css)).await {
+        Ok(element) => element.text().await.ok(),
+        Err(_) => None,
+    }
+}
+
+/// Polls until the text at `css` satisfies `ok`, and returns it; panics with the last
+/// text seen (and saves a screenshot named after `what`) after [`PATIENCE`].
+pub(crate) async fn wait_text(
+    client: &Client,
+    css: &str,
+    what: &str,
+    ok: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let seen = text(client, css).await;
+        if let Some(seen) = seen.as_deref().filter(|t| ok(t)) {
+            return seen.to_owned();
+        }
+        if Instant::now() > deadline {
+            let shot = screenshot(client, &format!("failed-{what}")).await;
+            panic!(
+                "{what}: `{css}` shows {seen:?} after {PATIENCE:?} (screenshot: {})",
+                shot.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Where screenshots go: `$DASHBOARD_SCREENSHOTS`, else the test's scratch directory.
+pub(crate) fn screenshot_dir() -> PathBuf {
+    std::env::var_os("DASHBOARD_SCREENSHOTS").map_or_else(
+        || Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots"),
+        PathBuf::from,
+    )
+}
+
+/// Saves a PNG of the page as `{name}.png` and returns its path.
+pub(crate) async fn screenshot(client: &Client, name: &str) -> PathBuf {
+    let dir = screenshot_dir();
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join(format!("{name}.png"));
+    match client.screenshot().await {
+        Ok(png) => {
+            let _ = std::fs::write(&path, png);
+        }
+        Err(error) => eprintln!("screenshot {name} failed: {error}"),
+    }
+    path
+}
