@@ -59,12 +59,20 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// The saved settings, or the defaults.
+    /// The saved settings, or the defaults. A generated client id ([`random_client_id`])
+    /// is this tab's own: localStorage is shared by every tab, and two tabs with one id
+    /// would take each other's session over, so the id comes from sessionStorage (kept
+    /// across reloads of the tab) and a new tab gets a new one. An id the user typed is
+    /// used as it is.
     pub fn load() -> Self {
-        storage()
+        let mut settings: Self = storage()
             .and_then(|storage| storage.get_item(STORAGE_KEY).ok().flatten())
             .and_then(|text| serde_json::from_str(&text).ok())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if is_generated_client_id(&settings.client_id) {
+            settings.client_id = tab_client_id();
+        }
+        settings
     }
 
     /// Saves them; a browser without storage (private mode quotas) keeps them for this
@@ -100,6 +108,32 @@ impl Settings {
 
 fn storage() -> Option<web_sys::Storage> {
     web_sys::window()?.local_storage().ok().flatten()
+}
+
+/// Where a tab keeps its generated client id.
+const TAB_CLIENT_ID_KEY: &str = "mqtt-web-dashboard-client-id";
+
+/// This tab's generated client id: the one in sessionStorage, or a new one saved there.
+fn tab_client_id() -> String {
+    let session = web_sys::window().and_then(|w| w.session_storage().ok().flatten());
+    if let Some(id) = session
+        .as_ref()
+        .and_then(|s| s.get_item(TAB_CLIENT_ID_KEY).ok().flatten())
+        .filter(|id| is_generated_client_id(id))
+    {
+        return id;
+    }
+    let id = random_client_id();
+    if let Some(session) = session {
+        let _ = session.set_item(TAB_CLIENT_ID_KEY, &id);
+    }
+    id
+}
+
+/// Whether `id` has the shape [`random_client_id`] makes.
+fn is_generated_client_id(id: &str) -> bool {
+    id.strip_prefix("dash-")
+        .is_some_and(|hex| hex.len() == 8 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// `ws(s)://{page host}/mqtt`: the broker that served the page (or `trunk serve`'s proxy).
@@ -206,5 +240,19 @@ pub fn SettingsPanel() -> impl IntoView {
                 </button>
             </div>
         </form>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_client_ids_are_recognised_and_typed_ones_are_not() {
+        assert!(is_generated_client_id(&random_client_id()));
+        assert!(is_generated_client_id("dash-0123abcd"));
+        assert!(!is_generated_client_id("dash-kitchen"));
+        assert!(!is_generated_client_id("dash-0123abcd9"));
+        assert!(!is_generated_client_id("my-dashboard"));
     }
 }
