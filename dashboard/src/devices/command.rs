@@ -56,7 +56,8 @@ impl CommandState {
     }
 }
 
-/// Sends `payload` to `{root}/5/{device}/{path}/set` and settles `state` with the reply.
+/// Sends `payload` to `{root}/5/{device}/{path}/set` and settles `state` with the reply
+/// (or, for devices that cannot reply, the echoed value: see [`PropertyControl`]).
 fn send(device: &str, path: &str, payload: String, state: RwSignal<CommandState>) {
     let connection = expect_context::<Connection>();
     let settings = expect_context::<RwSignal<Settings>>();
@@ -75,13 +76,19 @@ fn send(device: &str, path: &str, payload: String, state: RwSignal<CommandState>
         let outcome = client
             .request_with(topic, payload, options, COMMAND_TIMEOUT)
             .await;
-        state.set(match outcome {
+        let settled = match outcome {
             Ok(reply) => match homie::parse_reply(&reply.payload) {
                 Ok(()) => CommandState::Ok,
                 Err(why) => CommandState::Rejected(why),
             },
             Err(Error::Timeout(_)) => CommandState::TimedOut,
             Err(error) => CommandState::Rejected(error.to_string()),
+        };
+        // An echoed value may have settled it already (a 3.1.1 device's only answer).
+        state.update(|current| {
+            if *current == CommandState::Pending {
+                *current = settled;
+            }
         });
     });
 }
@@ -102,9 +109,24 @@ pub fn PropertyControl(
 ) -> impl IntoView {
     let state = RwSignal::new(CommandState::Idle);
     let pending = move || state.with(|c| *c == CommandState::Pending);
+    // The value a pending command asked for. A device that cannot answer over MQTT 5
+    // request/response (a 3.1.1 client) confirms by publishing the new value
+    // (ARCHITECTURE.md): that settles the command as ok too.
+    let target = RwSignal::new(None::<String>);
+    Effect::new(move || {
+        let echoed = value.get();
+        if state.with_untracked(|c| *c == CommandState::Pending)
+            && target.with_untracked(|t| homie::same_value(t.as_deref(), echoed.as_deref()))
+        {
+            state.set(CommandState::Ok);
+        }
+    });
     let sender = {
         let (device, path) = (device.clone(), path.clone());
-        move |payload: String| send(&device, &path, payload, state)
+        move |payload: String| {
+            target.set(Some(payload.clone()));
+            send(&device, &path, payload, state)
+        }
     };
     let label = format!("Set {name}");
     let input = match control {

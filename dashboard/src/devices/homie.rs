@@ -284,9 +284,34 @@ pub fn parse_reply(payload: &[u8]) -> Result<(), String> {
     }
 }
 
+/// Whether a property's published value is the one a command asked for: equal text, or
+/// equal numbers (`20` and `20.0`). `None` on either side is never a match.
+pub fn same_value(target: Option<&str>, value: Option<&str>) -> bool {
+    let (Some(target), Some(value)) = (target, value) else {
+        return false;
+    };
+    let (target, value) = (target.trim(), value.trim());
+    target == value
+        || matches!(
+            (target.parse::<f64>(), value.parse::<f64>()),
+            (Ok(a), Ok(b)) if a == b
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_echoed_value_matches_as_text_or_number() {
+        assert!(same_value(Some("true"), Some("true")));
+        assert!(same_value(Some("20"), Some("20.0")));
+        assert!(same_value(Some(" 5"), Some("5")));
+        assert!(!same_value(Some("20"), Some("21")));
+        assert!(!same_value(Some("on"), Some("off")));
+        assert!(!same_value(None, Some("1")));
+        assert!(!same_value(Some("1"), None));
+    }
 
     fn property(datatype: &str, format: Option<&str>, settable: bool) -> Property {
         Property {
