@@ -477,6 +477,44 @@ fn the_client_disconnects_a_server_that_breaks_the_protocol() {
 }
 
 #[test]
+fn the_client_refuses_packets_only_clients_send_from_their_first_byte() {
+    let subscribe = Packet::Subscribe(protocol::Subscribe {
+        packet_id: pid(1),
+        subscriptions: vec![protocol::Subscription {
+            filter: protocol::TopicFilter::new("t").expect("filter"),
+            options: protocol::SubscriptionOptions::new(QoS::AtMostOnce),
+        }],
+        properties: Default::default(),
+    });
+    let whole = encode_all(&[subscribe, Packet::PingReq], ProtocolVersion::V5);
+    // The whole SUBSCRIBE, PINGREQ, and a CONNECT of which only the first byte came.
+    let cases: [(&[u8], protocol::PacketType); 3] = [
+        (&whole[..], protocol::PacketType::Subscribe),
+        (&[0xC0, 0x00], protocol::PacketType::PingReq),
+        (&[0x10], protocol::PacketType::Connect),
+    ];
+    for (bytes, packet_type) in cases {
+        let mut client = raw_server(ClientOptions::new("c"));
+        client.handle_bytes(&mut BytesMut::from(bytes));
+        let mut out = BytesMut::new();
+        client.poll_transmit(web_time::Instant::now(), &mut out);
+        assert_eq!(
+            decode_all(out, ProtocolVersion::V5),
+            [disconnect(ReasonCode::ProtocolError)],
+            "{packet_type}"
+        );
+        let events: Vec<_> = std::iter::from_fn(|| client.poll_event()).collect();
+        assert_eq!(
+            events.last(),
+            Some(&ClientEvent::ConnectionLost(LostReason::ProtocolViolation(
+                ProtocolViolation::UnexpectedPacket(packet_type)
+            ))),
+        );
+        assert!(!client.is_open());
+    }
+}
+
+#[test]
 fn the_client_enforces_its_receive_maximum() {
     let options = ClientOptions {
         receive_maximum: NonZeroU16::new(1).expect("1"),

@@ -135,13 +135,16 @@ impl Drop for Socket {
     }
 }
 
-/// A JavaScript exception as text.
+/// A JavaScript exception as text: an `Error`'s message (a `DOMException` is one), a
+/// string, or else the value as JSON. (Not `JsValue`'s `Debug`: that pulls a large
+/// formatter into the JavaScript glue for a case browsers do not produce.)
 pub(crate) fn describe(error: JsValue) -> String {
     error
         .dyn_ref::<js_sys::Error>()
         .map(|error| String::from(error.message()))
         .or_else(|| error.as_string())
-        .unwrap_or_else(|| format!("{error:?}"))
+        .or_else(|| js_sys::JSON::stringify(&error).ok()?.as_string())
+        .unwrap_or_else(|| String::from("an exception that is neither an Error nor JSON"))
 }
 
 /// Makes `url` absolute: `ws://` and `wss://` stay; `http(s)://` becomes `ws(s)://`; a

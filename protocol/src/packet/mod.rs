@@ -145,7 +145,7 @@ impl PacketType {
         }
     }
 
-    const fn from_u8(value: u8) -> Option<Self> {
+    pub(crate) const fn from_u8(value: u8) -> Option<Self> {
         Some(match value {
             1 => Self::Connect,
             2 => Self::ConnAck,
@@ -164,6 +164,15 @@ impl PacketType {
             15 => Self::Auth,
             _ => return None,
         })
+    }
+
+    /// Whether a server may send this packet type: all but CONNECT, SUBSCRIBE,
+    /// UNSUBSCRIBE and PINGREQ, which go from client to server only (§2.1.2).
+    pub const fn sent_by_server(self) -> bool {
+        !matches!(
+            self,
+            Self::Connect | Self::Subscribe | Self::Unsubscribe | Self::PingReq
+        )
     }
 
     /// The fixed header flags every packet but PUBLISH must carry [MQTT-2.1.3-1].
@@ -259,10 +268,33 @@ pub const MAX_PACKET_SIZE: u32 = 1 + 4 + wire::MAX_VARINT;
 /// `buf`'s memory.
 #[inline]
 pub fn decode(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Packet>, DecodeError> {
+    decode_as::<false>(buf, limits)
+}
+
+/// [`decode`] for a client: only the packet types a server sends
+/// ([`PacketType::sent_by_server`]). One of the others is refused from its first byte
+/// as [`DecodeError::InvalidPacketType`] without being decoded, so a client (the
+/// browser's wasm above all) carries no decoder for CONNECT, SUBSCRIBE or UNSUBSCRIBE.
+pub(crate) fn decode_from_server(
+    buf: &mut BytesMut,
+    limits: &Limits,
+) -> Result<Option<Packet>, DecodeError> {
+    decode_as::<true>(buf, limits)
+}
+
+/// [`decode`], of every packet type or (`FROM_SERVER`) of those a server sends only.
+#[inline]
+fn decode_as<const FROM_SERVER: bool>(
+    buf: &mut BytesMut,
+    limits: &Limits,
+) -> Result<Option<Packet>, DecodeError> {
     let Some(&first) = buf.first() else {
         return Ok(None);
     };
     let packet_type = check_first_byte(first, limits.version)?;
+    if FROM_SERVER && !packet_type.sent_by_server() {
+        return Err(DecodeError::InvalidPacketType(first >> 4));
+    }
     let (body_len, len_len) = match wire::parse_varint(&buf[1..])? {
         VarInt::Value(value, len) => (value as usize, len),
         VarInt::Incomplete => return Ok(None),
@@ -285,7 +317,7 @@ pub fn decode(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Packet>, Dec
         let publish = Publish::decode(first & 0x0F, &mut body, limits.version)?;
         return Ok(Some(Packet::Publish(publish)));
     }
-    decode_body(packet_type, first & 0x0F, body, limits.version).map(Some)
+    decode_body::<FROM_SERVER>(packet_type, first & 0x0F, body, limits.version).map(Some)
 }
 
 /// Validates the first byte alone, so garbage is refused before waiting for more.
@@ -311,7 +343,7 @@ fn check_first_byte(first: u8, version: ProtocolVersion) -> Result<PacketType, D
 }
 
 #[inline]
-fn decode_body(
+fn decode_body<const FROM_SERVER: bool>(
     packet_type: PacketType,
     flags: u8,
     mut body: Bytes,
@@ -319,21 +351,31 @@ fn decode_body(
 ) -> Result<Packet, DecodeError> {
     let buf = &mut body;
     let packet = match packet_type {
-        PacketType::Connect => Packet::Connect(Box::new(Connect::decode(buf)?)),
+        // `!FROM_SERVER` leaves these arms (and their decoders) out of a client.
+        PacketType::Connect if !FROM_SERVER => Packet::Connect(Box::new(Connect::decode(buf)?)),
         PacketType::ConnAck => Packet::ConnAck(ConnAck::decode(buf, version)?),
         PacketType::Publish => Packet::Publish(Publish::decode(flags, buf, version)?),
         PacketType::PubAck => Packet::PubAck(PubAck::decode(buf, version)?),
         PacketType::PubRec => Packet::PubRec(PubRec::decode(buf, version)?),
         PacketType::PubRel => Packet::PubRel(PubRel::decode(buf, version)?),
         PacketType::PubComp => Packet::PubComp(PubComp::decode(buf, version)?),
-        PacketType::Subscribe => Packet::Subscribe(Subscribe::decode(buf, version)?),
+        PacketType::Subscribe if !FROM_SERVER => {
+            Packet::Subscribe(Subscribe::decode(buf, version)?)
+        }
         PacketType::SubAck => Packet::SubAck(SubAck::decode(buf, version)?),
-        PacketType::Unsubscribe => Packet::Unsubscribe(Unsubscribe::decode(buf, version)?),
+        PacketType::Unsubscribe if !FROM_SERVER => {
+            Packet::Unsubscribe(Unsubscribe::decode(buf, version)?)
+        }
         PacketType::UnsubAck => Packet::UnsubAck(UnsubAck::decode(buf, version)?),
-        PacketType::PingReq => Packet::PingReq,
+        PacketType::PingReq if !FROM_SERVER => Packet::PingReq,
         PacketType::PingResp => Packet::PingResp,
         PacketType::Disconnect => Packet::Disconnect(Disconnect::decode(buf, version)?),
         PacketType::Auth => Packet::Auth(Auth::decode(buf)?),
+        // Refused by `decode_as` already.
+        PacketType::Connect
+        | PacketType::Subscribe
+        | PacketType::Unsubscribe
+        | PacketType::PingReq => return Err(DecodeError::InvalidPacketType(packet_type as u8)),
     };
     if !body.is_empty() {
         return Err(DecodeError::TrailingBytes {

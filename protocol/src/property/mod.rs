@@ -224,6 +224,11 @@ fn read_one(buf: &mut Bytes, property: u32) -> Result<Property, DecodeError> {
 /// which rejects those its packet does not allow. Only User Property and Subscription
 /// Identifier may repeat here; a packet that allows one Subscription Identifier checks
 /// that itself.
+///
+/// Generic only as far as the empty-list check; the loop takes `apply` as a trait
+/// object, so the nine property sets share one copy of it (the browser client's wasm
+/// carries each monomorphised copy otherwise).
+#[inline]
 pub(crate) fn read_properties(
     buf: &mut Bytes,
     mut apply: impl FnMut(Property) -> Result<(), DecodeError>,
@@ -233,6 +238,13 @@ pub(crate) fn read_properties(
         buf.advance(1);
         return Ok(());
     }
+    read_property_list(buf, &mut apply)
+}
+
+fn read_property_list(
+    buf: &mut Bytes,
+    apply: &mut dyn FnMut(Property) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
     let len = wire::read_varint(buf, "property length")? as usize;
     if buf.len() < len {
         return Err(DecodeError::Truncated { what: "properties" });

@@ -15,7 +15,7 @@
 //!   a topic carries the topic and its new alias; later ones an empty topic and the
 //!   alias.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU16;
 
 use bytes::BytesMut;
@@ -70,18 +70,26 @@ impl InboundAliases {
 }
 
 /// The sender's side: topic → alias, with least-recently-used replacement.
+///
+/// The eviction order is a queue of uses with lazy deletion: a use appends to `uses`
+/// and leaves the alias's older entries in place; eviction skips entries that are no
+/// longer an alias's last use, and the queue is compacted when stale entries make up
+/// more than half of it. Every operation is amortised O(1) and needs no ordered map
+/// (which is also what keeps `BTreeMap` out of the browser client's wasm).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct OutboundAliases {
     /// The peer's Topic Alias Maximum; 0 means we send no aliases.
     maximum: u16,
-    /// Topic → (alias, the tick of its last use).
-    by_topic: HashMap<ByteString, (NonZeroU16, u64)>,
-    /// Tick of last use → topic, oldest first: the eviction order.
-    by_use: BTreeMap<u64, ByteString>,
+    /// Topic → its alias.
+    by_topic: HashMap<ByteString, NonZeroU16>,
+    /// Per alias handed out (index alias − 1): the topic it stands for (empty when
+    /// free) and the tick of its last use.
+    slots: Vec<(ByteString, u64)>,
+    /// (tick, alias) per use, oldest first; an entry whose tick is not its alias's last
+    /// use is stale.
+    uses: VecDeque<(u64, NonZeroU16)>,
     /// Increases on every use.
     tick: u64,
-    /// Aliases handed out so far: 1..=`handed_out`.
-    handed_out: u16,
     /// Aliases handed out and then forgotten, to hand out again first.
     free: Vec<NonZeroU16>,
 }
@@ -111,32 +119,59 @@ impl OutboundAliases {
             return None;
         }
         self.tick += 1;
-        if let Some((alias, last_use)) = self.by_topic.get_mut(topic) {
-            self.by_use.remove(last_use);
-            *last_use = self.tick;
-            let alias = *alias;
-            self.by_use.insert(self.tick, topic.clone());
+        if let Some(&alias) = self.by_topic.get(topic) {
+            self.used(alias);
             return Some(AliasUse::Reuse(alias));
         }
         let alias = if let Some(alias) = self.free.pop() {
             alias
-        } else if self.handed_out < self.maximum {
-            self.handed_out += 1;
-            NonZeroU16::new(self.handed_out)?
+        } else if self.slots.len() < usize::from(self.maximum) {
+            self.slots.push(Default::default());
+            NonZeroU16::new(u16::try_from(self.slots.len()).ok()?)?
         } else {
-            let (_, evicted) = self.by_use.pop_first()?;
-            self.by_topic.remove(&evicted)?.0
+            let alias = self.least_recently_used()?;
+            let evicted = std::mem::take(&mut self.slot(alias).0);
+            self.by_topic.remove(&evicted);
+            alias
         };
-        self.by_topic.insert(topic.clone(), (alias, self.tick));
-        self.by_use.insert(self.tick, topic.clone());
+        self.by_topic.insert(topic.clone(), alias);
+        self.slot(alias).0 = topic.clone();
+        self.used(alias);
         Some(AliasUse::Establish(alias))
+    }
+
+    /// The slot of an alias handed out.
+    fn slot(&mut self, alias: NonZeroU16) -> &mut (ByteString, u64) {
+        &mut self.slots[usize::from(alias.get() - 1)]
+    }
+
+    /// Records a use of `alias` at the current tick.
+    fn used(&mut self, alias: NonZeroU16) {
+        self.slot(alias).1 = self.tick;
+        self.uses.push_back((self.tick, alias));
+        if self.uses.len() > 2 * self.slots.len() + 8 {
+            let slots = &self.slots;
+            self.uses
+                .retain(|&(tick, alias)| slots[usize::from(alias.get() - 1)].1 == tick);
+        }
+    }
+
+    /// Takes the least recently used alias off the queue (it stays mapped).
+    fn least_recently_used(&mut self) -> Option<NonZeroU16> {
+        while let Some((tick, alias)) = self.uses.pop_front() {
+            if self.slot(alias).1 == tick {
+                return Some(alias);
+            }
+        }
+        None
     }
 
     /// Forgets `topic`'s mapping: the PUBLISH that would have established it was sent
     /// without an alias after all.
     pub(crate) fn forget(&mut self, topic: &ByteString) {
-        if let Some((alias, last_use)) = self.by_topic.remove(topic) {
-            self.by_use.remove(&last_use);
+        if let Some(alias) = self.by_topic.remove(topic) {
+            // No tick is 0, so the alias's entries in `uses` are stale from now on.
+            *self.slot(alias) = Default::default();
             self.free.push(alias);
         }
     }
@@ -255,6 +290,46 @@ mod tests {
             let (AliasUse::Establish(a) | AliasUse::Reuse(a)) =
                 aliases.assign(&name).expect("aliases are enabled");
             assert!((1..=3).contains(&a.get()));
+        }
+    }
+
+    /// Against a plain list in use order, over enough uses that the queue of uses is
+    /// compacted many times, with some establishing PUBLISHes forgotten.
+    #[test]
+    fn eviction_matches_a_plain_lru_model() {
+        let mut aliases = OutboundAliases::new(5);
+        // (topic, alias), least recently used first; free aliases, last out first.
+        let mut model: Vec<(ByteString, NonZeroU16)> = Vec::new();
+        let mut free: Vec<NonZeroU16> = Vec::new();
+        let mut handed_out = 0;
+        let mut state = 7u32;
+        for _ in 0..5_000 {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let name = ByteString::from(format!("t/{}", (state >> 16) % 9));
+            let expected = if let Some(at) = model.iter().position(|(t, _)| *t == name) {
+                let entry = model.remove(at);
+                let alias = entry.1;
+                model.push(entry);
+                AliasUse::Reuse(alias)
+            } else {
+                let alias = if let Some(alias) = free.pop() {
+                    alias
+                } else if handed_out < 5 {
+                    handed_out += 1;
+                    alias(handed_out)
+                } else {
+                    model.remove(0).1
+                };
+                model.push((name.clone(), alias));
+                AliasUse::Establish(alias)
+            };
+            assert_eq!(aliases.assign(&name), Some(expected));
+            if matches!(expected, AliasUse::Establish(_)) && (state >> 8).is_multiple_of(4) {
+                aliases.forget(&name);
+                let (_, alias) = model.pop().expect("just pushed");
+                free.push(alias);
+            }
+            assert!(aliases.uses.len() <= 2 * 5 + 9);
         }
     }
 

@@ -318,6 +318,21 @@ impl Rx {
         packet::decode(&mut self.buf, limits)
     }
 
+    /// The next whole packet from a server, if there is one. A packet type only clients
+    /// send is [`ProtocolViolation::UnexpectedPacket`] as soon as its first byte is in;
+    /// it is not decoded.
+    pub(crate) fn decode_from_server(
+        &mut self,
+        limits: &Limits,
+    ) -> Result<Option<Packet>, ProtocolViolation> {
+        if let Some(packet_type) = self.buf.first().and_then(|&b| PacketType::from_u8(b >> 4))
+            && !packet_type.sent_by_server()
+        {
+            return Err(ProtocolViolation::UnexpectedPacket(packet_type));
+        }
+        Ok(packet::decode_from_server(&mut self.buf, limits)?)
+    }
+
     /// The buffered bytes, not consumed.
     pub(crate) fn peek(&self) -> &[u8] {
         &self.buf

@@ -41,7 +41,7 @@ impl ClientSession {
             version: self.options.version,
         };
         while self.phase != Phase::Disconnected {
-            match self.rx.decode(&limits) {
+            match self.rx.decode_from_server(&limits) {
                 Ok(Some(packet)) => {
                     // Anything from the server shows the connection is alive.
                     self.ping_sent = None;
@@ -50,7 +50,7 @@ impl ClientSession {
                     }
                 }
                 Ok(None) => break,
-                Err(err) => self.violation(err.into()),
+                Err(violation) => self.violation(violation),
             }
         }
     }
