@@ -288,7 +288,7 @@ impl ServerSession {
         if publish.qos == QoS::AtMostOnce {
             let maximum = self.client.maximum_packet_size;
             self.outbound_aliases
-                .write(&mut self.tx, publish, self.version, maximum)?;
+                .write(&mut self.tx, &publish, self.version, maximum)?;
             return Ok(SendOutcome::Sent { packet_id: None });
         }
         let packet_id = self.outbound.enqueue(publish)?;
