@@ -2,10 +2,12 @@
 """Draws the compare.sh table as an SVG bar chart: one row per case and metric, one bar
 per broker, each bar's length relative to the largest value in its row.
 
-Usage: python3 broker-server/benches/chart.py TABLE.md OUT.svg
+Usage: python3 broker-server/benches/chart.py [--all] TABLE.md OUT.svg
 
 TABLE.md holds the markdown table compare.sh prints (other lines are ignored; the
-table in BENCHMARKS.md works too). Standard library only.
+table in BENCHMARKS.md works too). Without --all only the headline metrics are drawn
+(throughput, broker CPU per message, latency p50/p99, connects, memory per connection),
+not the CPU-share, loss and noise rows. Standard library only.
 """
 
 import re
@@ -44,6 +46,13 @@ def read_table(path):
     if not rows:
         sys.exit(f"{path}: no compare.sh table found")
     return [name for _, name in names], rows
+
+
+SKIPPED = ("CPU %", "loss", "lost", "noise", "held", "max", "p90", "KiB")
+
+
+def headline(metric):
+    return not any(word in metric for word in SKIPPED)
 
 
 def lower_is_better(metric):
@@ -98,10 +107,15 @@ def draw(brokers, rows, out):
 
 
 def main():
-    if len(sys.argv) != 3:
+    args = sys.argv[1:]
+    everything = "--all" in args
+    args = [a for a in args if a != "--all"]
+    if len(args) != 2:
         sys.exit(__doc__)
-    brokers, rows = read_table(sys.argv[1])
-    draw(brokers, rows, sys.argv[2])
+    brokers, rows = read_table(args[0])
+    if not everything:
+        rows = [row for row in rows if headline(row[1])]
+    draw(brokers, rows, args[1])
 
 
 if __name__ == "__main__":

@@ -111,7 +111,7 @@ fn bench_router(c: &mut Criterion) {
     let plain = message("site/517/dev/63/temp");
     router.route(&plain, &mut out);
     assert_eq!(out.len(), 13);
-    group.bench_function("match_13_of_107k_no_overlap", |b| {
+    group.bench_function("match_13_of_107k_other_device", |b| {
         b.iter(|| {
             router.route(black_box(&plain), &mut out);
             black_box(out.len());
