@@ -551,8 +551,17 @@ async fn acknowledged_messages_survive_sigkill() {
     );
     let unknown: Vec<_> = sub2.received.keys().filter(|s| **s >= p2.next).collect();
     assert!(unknown.is_empty(), "{unknown:?}");
-    assert_eq!(sub1.connections, ROUNDS + 1);
-    assert_eq!(sub2.connections, ROUNDS + 1);
+    // Each subscriber connects once per round, unless a kill came before its CONNACK
+    // (rounds last 30–400 ms, and a loaded machine can take longer than that to answer a
+    // CONNECT): the last round, which is not killed, always has it. That every connection
+    // found its session is asserted in `run_subscriber`.
+    for (name, connections) in [("sub-q1", sub1.connections), ("sub-q2", sub2.connections)] {
+        assert!(
+            (1..=ROUNDS + 1).contains(&connections),
+            "{name} connected {connections} times in {} rounds",
+            ROUNDS + 1
+        );
+    }
     eprintln!(
         "{ROUNDS} kills: QoS 1 {} acknowledged / {} received ({} deliveries), QoS 2 {} acknowledged, {} received once",
         p1.acked.len(),

@@ -60,7 +60,7 @@ impl Connection {
             let mut state = mechanism.begin(&connect.client_id, connect.username.as_deref());
             let step = state.step(connect.properties.authentication_data.as_deref());
             self.auth = Some(Exchange { method, state });
-            self.pending_connect = Some(connect);
+            self.pending_connect = Some(Box::new(connect));
             self.auth_step(step).await;
             return;
         }
@@ -95,7 +95,7 @@ impl Connection {
                     self.identity = identity;
                 }
                 if let Some(connect) = self.pending_connect.take() {
-                    self.complete_connect(connect, Some((method, data))).await;
+                    self.complete_connect(*connect, Some((method, data))).await;
                 } else if let Err(err) =
                     self.session
                         .send_auth(auth_packet(ReasonCode::Success, method, data))
@@ -245,7 +245,7 @@ impl Connection {
         };
         self.client_id = client_id;
         self.expiry_interval = granted_expiry;
-        self.will = connect.will;
+        self.will = connect.will.map(Box::new);
         let options = AcceptOptions {
             assigned_client_identifier: assigned,
             session_expiry_interval: (granted_expiry != expiry && connect.protocol.is_v5())
@@ -325,7 +325,11 @@ impl Connection {
         let state = self.session.take_state();
         session.set_online(false);
         // Deliveries taken from the mailbox but not sent are inside `state` (QoS 1/2).
-        let will = self.will.take().filter(|will| self.will_allowed(will));
+        let will = self
+            .will
+            .take()
+            .map(|will| *will)
+            .filter(|will| self.will_allowed(will));
         let will_delay = will
             .as_ref()
             .map_or(0, |w| w.properties.will_delay_interval.unwrap_or(0))

@@ -17,7 +17,7 @@ use bytes::BytesMut;
 use bytestring::ByteString;
 use protocol::session::{CloseReason, SendOutcome, ServerEvent, ServerOptions, ServerSession};
 use protocol::{ProtocolVersion, Publish, ReasonCode, Will};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tracing::{debug, info};
 use web_time::Instant;
@@ -30,14 +30,12 @@ use crate::router::SharedInflight;
 use crate::session::Session;
 
 mod durable;
+mod io;
 mod lifecycle;
 mod packets;
 
 pub use lifecycle::{publish_will, response_information};
 pub use packets::message_from;
-
-/// How much the read buffer grows by when it is full.
-const READ_CHUNK: usize = 4096;
 
 /// The session options every connection starts with, from the configuration.
 pub fn server_options(broker: &Broker) -> ServerOptions {
@@ -69,7 +67,9 @@ struct Connection {
     session: ServerSession,
     attached: Option<Attached>,
     /// The client's will, published on an abnormal end.
-    will: Option<Will>,
+    /// Boxed, like `pending_connect`: most connections have none, and every byte here
+    /// is held by every connection task.
+    will: Option<Box<Will>>,
     /// Session Expiry Interval in force, in seconds (3.x: 0 or "never").
     expiry_interval: u32,
     version: ProtocolVersion,
@@ -86,7 +86,7 @@ struct Connection {
     /// An enhanced-authentication exchange in progress (§4.12).
     auth: Option<crate::auth::Exchange>,
     /// The CONNECT waiting for its authentication exchange to finish.
-    pending_connect: Option<protocol::Connect>,
+    pending_connect: Option<Box<protocol::Connect>>,
     /// The Authentication Method the connection was accepted with, which a
     /// re-authentication must use again [MQTT-4.12.1-1].
     auth_method: Option<ByteString>,
@@ -153,7 +153,6 @@ pub async fn serve_with<S>(
         budget,
         before_connect: Default::default(),
     };
-    let mut rbuf = BytesMut::new();
     let mut wbuf = BytesMut::new();
     loop {
         conn.drive().await;
@@ -173,6 +172,7 @@ pub async fn serve_with<S>(
                 conn.broker.metrics.bytes_sent.add(len as u64);
             }
             wbuf.clear();
+            io::trim_write_buffer(&mut wbuf, len);
         }
         if conn.session.is_closed() {
             break;
@@ -216,22 +216,20 @@ pub async fn serve_with<S>(
         let acked = async move { acks.next().await };
         let mut ack_result = None;
         let mut kick_result = None;
-        if rbuf.capacity() - rbuf.len() < 64 {
-            rbuf.reserve(READ_CHUNK);
-        }
         tokio::select! {
-            read = reader.read_buf(&mut rbuf) => match read {
-                Ok(0) | Err(_) => conn.session.handle_connection_lost(),
-                Ok(n) => {
+            read = io::read_sized(&mut reader) => match read {
+                Ok(mut bytes) if !bytes.is_empty() => {
+                    let n = bytes.len();
                     conn.broker.metrics.bytes_received.add(n as u64);
                     if conn.session.is_connected()
                         || conn.before_connect.take(n, &conn.broker, conn.peer)
                     {
-                        conn.session.handle_bytes(&mut rbuf, clock::now());
+                        conn.session.handle_bytes(&mut bytes, clock::now());
                     } else {
                         conn.session.handle_connection_lost();
                     }
                 }
+                Ok(_) | Err(_) => conn.session.handle_connection_lost(),
             },
             () = sleep => {
                 if conn.session.is_connected() || conn.attached.is_some() {
@@ -365,6 +363,9 @@ impl Connection {
         }
     }
 
+    /// The packets that wait on something (session attach, the store) run as boxed
+    /// futures: inlined, their state would be part of every connection task for its
+    /// whole life (it was ~6 KB), while they are live only for a moment.
     async fn handle_event(&mut self, event: ServerEvent) {
         match event {
             ServerEvent::Connect(mut connect) => {
@@ -372,18 +373,20 @@ impl Connection {
                     connect.username = Some(name.clone());
                 }
                 self.username = connect.username.clone();
-                self.on_connect(*connect).await;
+                Box::pin(self.on_connect(*connect)).await;
             }
             ServerEvent::Publish(publish) => self.on_publish(publish),
-            ServerEvent::Subscribe(subscribe) => self.on_subscribe(subscribe).await,
-            ServerEvent::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe).await,
+            ServerEvent::Subscribe(subscribe) => Box::pin(self.on_subscribe(subscribe)).await,
+            ServerEvent::Unsubscribe(unsubscribe) => {
+                Box::pin(self.on_unsubscribe(unsubscribe)).await
+            }
             ServerEvent::Delivered { packet_id, .. } => {
                 self.shared_inflight.finished(packet_id);
                 self.stored_delivered(packet_id);
             }
             ServerEvent::Received { packet_id } => self.stored_received(packet_id),
             ServerEvent::Released { packet_id } => self.stored_released(packet_id),
-            ServerEvent::Auth(auth) => self.on_auth(auth).await,
+            ServerEvent::Auth(auth) => Box::pin(self.on_auth(auth)).await,
             ServerEvent::Closed {
                 reason,
                 publish_will,

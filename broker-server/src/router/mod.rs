@@ -35,6 +35,10 @@ use trie::{Keyed, Trie};
 use crate::message::{Delivery, Message};
 use crate::session::Session;
 
+/// Up to this many deliveries collected, a subscriber matched by a second filter is
+/// found by a linear search instead of a hash index.
+const LINEAR_DEDUP: usize = 32;
+
 /// How a shared subscription group picks the member that gets a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -227,19 +231,30 @@ impl Router {
             let retain = entry.options.retain_as_published && message.retain;
             let ids: SmallVec<[NonZeroU32; 1]> = entry.id.into_iter().collect();
             if dedup {
-                if index.is_empty() {
-                    for (i, (session, _)) in out.iter().enumerate() {
-                        index.insert(Arc::as_ptr(session), i);
+                // A few collected deliveries are searched in place; the index (an
+                // allocation per message) is built only once there are many.
+                let found = if index.is_empty() && out.len() <= LINEAR_DEDUP {
+                    out.iter()
+                        .position(|(session, _)| Arc::ptr_eq(session, &entry.session))
+                } else {
+                    if index.is_empty() {
+                        for (i, (session, _)) in out.iter().enumerate() {
+                            index.insert(Arc::as_ptr(session), i);
+                        }
                     }
-                }
-                if let Some(&i) = index.get(&Arc::as_ptr(&entry.session)) {
+                    let found = index.get(&Arc::as_ptr(&entry.session)).copied();
+                    if found.is_none() {
+                        index.insert(Arc::as_ptr(&entry.session), out.len());
+                    }
+                    found
+                };
+                if let Some(i) = found {
                     let existing = &mut out[i].1;
                     existing.qos = existing.qos.max(qos);
                     existing.retain |= retain;
                     existing.subscription_ids.extend(ids);
                     return;
                 }
-                index.insert(Arc::as_ptr(&entry.session), out.len());
             }
             let delivery = Delivery {
                 message: message.clone(),
@@ -319,5 +334,78 @@ impl Router {
     /// The QoS used for a delivery, exposed for the retained-on-subscribe path.
     pub fn delivery_qos(message: &Message, options: &SubscriptionOptions) -> QoS {
         message.qos.min(options.qos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DropPolicy;
+    use crate::session::QueueLimits;
+
+    fn entry(session: &Arc<Session>, qos: QoS, id: u32) -> SubEntry {
+        SubEntry {
+            session: session.clone(),
+            options: SubscriptionOptions {
+                qos,
+                ..SubscriptionOptions::default()
+            },
+            id: NonZeroU32::new(id),
+        }
+    }
+
+    /// `clients` sessions each subscribed to `a/+` (QoS 0, id 1) and `a/#` (QoS 1, id 2):
+    /// a message on `a/b` reaches each once, at QoS 1, with both identifiers.
+    fn overlapping(clients: usize) {
+        let router = Router::default();
+        let limits = QueueLimits {
+            max_messages: 10,
+            max_bytes: 1000,
+            queue_qos0_offline: false,
+            policy: DropPolicy::DropNewest,
+        };
+        let plus = TopicFilter::new("a/+").unwrap();
+        let hash = TopicFilter::new("a/#").unwrap();
+        for i in 0..clients {
+            let session = Arc::new(Session::new(format!("c{i}").into(), limits));
+            router.subscribe(&plus, entry(&session, QoS::AtMostOnce, 1));
+            router.subscribe(&hash, entry(&session, QoS::AtLeastOnce, 2));
+        }
+        let message = Arc::new(Message {
+            topic: "a/b".into(),
+            payload: bytes::Bytes::from_static(b"x"),
+            qos: QoS::ExactlyOnce,
+            retain: false,
+            properties: Default::default(),
+            expires_at: None,
+            origin: "".into(),
+        });
+        let mut out = Vec::new();
+        router.route(&message, &mut out);
+        assert_eq!(out.len(), clients, "one delivery per client");
+        let mut clients_seen: Vec<_> = out.iter().map(|(s, _)| s.client_id.clone()).collect();
+        clients_seen.sort_unstable();
+        clients_seen.dedup();
+        assert_eq!(clients_seen.len(), clients);
+        for (_, delivery) in &out {
+            assert_eq!(delivery.qos, QoS::AtLeastOnce);
+            let mut ids: Vec<u32> = delivery
+                .subscription_ids
+                .iter()
+                .map(|id| id.get())
+                .collect();
+            ids.sort_unstable();
+            assert_eq!(ids, [1, 2]);
+        }
+    }
+
+    #[test]
+    fn overlapping_filters_deliver_once_with_few_subscribers() {
+        overlapping(3);
+    }
+
+    #[test]
+    fn overlapping_filters_deliver_once_with_many_subscribers() {
+        overlapping(LINEAR_DEDUP * 2);
     }
 }

@@ -399,6 +399,9 @@ pub fn encode(
     version: ProtocolVersion,
     buf: &mut BytesMut,
 ) -> Result<(), EncodeError> {
+    if let Packet::Publish(publish) = packet {
+        return encode_publish(publish, version, buf);
+    }
     let mut counter = Counter::default();
     encode_body(packet, version, &mut counter)?;
     let body_len = u32::try_from(counter.0)
@@ -409,6 +412,35 @@ pub fn encode(
     buf.put_u8(first_byte(packet));
     buf.put_varint(body_len);
     encode_body(packet, version, buf)
+}
+
+/// [`encode`] for a PUBLISH the caller holds by reference (a session's inflight copy),
+/// so sending it moves or clones nothing.
+pub(crate) fn encode_publish(
+    publish: &Publish,
+    version: ProtocolVersion,
+    buf: &mut BytesMut,
+) -> Result<(), EncodeError> {
+    let mut counter = Counter::default();
+    publish.encode(version, &mut counter)?;
+    let body_len = u32::try_from(counter.0)
+        .ok()
+        .filter(|&len| len <= wire::MAX_VARINT)
+        .ok_or(EncodeError::PacketTooLarge(counter.0))?;
+    buf.reserve(1 + wire::varint_len(body_len) + counter.0);
+    buf.put_u8((PacketType::Publish as u8) << 4 | publish.flags());
+    buf.put_varint(body_len);
+    publish.encode(version, buf)
+}
+
+/// [`encoded_len`] of a PUBLISH held by reference.
+pub(crate) fn publish_encoded_len(
+    publish: &Publish,
+    version: ProtocolVersion,
+) -> Result<usize, EncodeError> {
+    let mut counter = Counter::default();
+    publish.encode(version, &mut counter)?;
+    Ok(1 + wire::varint_len(counter.0.min(u32::MAX as usize) as u32) + counter.0)
 }
 
 /// The size in bytes of `packet` encoded for `version`, fixed header included; used to

@@ -23,7 +23,7 @@ use bytestring::ByteString;
 
 use super::ProtocolViolation;
 use crate::error::EncodeError;
-use crate::packet::{self, MAX_PACKET_SIZE, Packet, ProtocolVersion, Publish};
+use crate::packet::{self, MAX_PACKET_SIZE, ProtocolVersion, Publish};
 
 /// The receiver's side: alias → topic, as the peer established them.
 #[derive(Debug, Clone, Default)]
@@ -176,38 +176,44 @@ impl OutboundAliases {
         }
     }
 
-    /// Encodes `publish` (which carries its full topic) into `tx` for `version`, with an
-    /// alias when the peer accepts them. Should the alias property push the packet over
-    /// the peer's `maximum` size, the topic is sent instead of the alias.
+    /// Encodes `publish` (which carries its full topic; its own topic alias is
+    /// ignored) into `tx` for `version`, with an alias when the peer accepts them. Should
+    /// the alias property push the packet over the peer's `maximum` size, the topic is
+    /// sent instead of the alias. Without an alias nothing is copied: the PUBLISH is
+    /// encoded from the reference.
     pub(crate) fn write(
         &mut self,
         tx: &mut BytesMut,
-        mut publish: Publish,
+        publish: &Publish,
         version: ProtocolVersion,
         maximum: u32,
     ) -> Result<(), EncodeError> {
-        publish.properties.topic_alias = None;
         let alias = if version.is_v5() {
             self.assign(&publish.topic)
         } else {
             None
         };
         let Some(alias) = alias else {
-            return packet::encode(&Packet::Publish(publish), version, tx);
+            if publish.properties.topic_alias.is_none() {
+                return packet::encode_publish(publish, version, tx);
+            }
+            let mut plain = publish.clone();
+            plain.properties.topic_alias = None;
+            return packet::encode_publish(&plain, version, tx);
         };
-        let topic = publish.topic.clone();
-        Self::apply(&mut publish, alias);
-        let mut packet = Packet::Publish(publish);
+        let mut aliased = publish.clone();
+        Self::apply(&mut aliased, alias);
         let too_large = maximum < MAX_PACKET_SIZE
-            && packet::encoded_len(&packet, version).is_ok_and(|size| size > maximum as usize);
-        if too_large && let Packet::Publish(publish) = &mut packet {
-            publish.topic = topic.clone();
-            publish.properties.topic_alias = None;
+            && packet::publish_encoded_len(&aliased, version)
+                .is_ok_and(|size| size > maximum as usize);
+        if too_large {
+            aliased.topic = publish.topic.clone();
+            aliased.properties.topic_alias = None;
         }
-        let result = packet::encode(&packet, version, tx);
+        let result = packet::encode_publish(&aliased, version, tx);
         if (too_large || result.is_err()) && matches!(alias, AliasUse::Establish(_)) {
             // The mapping never reached the peer.
-            self.forget(&topic);
+            self.forget(&publish.topic);
         }
         result
     }

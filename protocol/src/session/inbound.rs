@@ -20,9 +20,8 @@
 //! carried over from an earlier connection do not count, because the peer's quota is
 //! re-initialised with each connection (§4.9).
 
-use std::collections::HashMap;
-
 use super::ProtocolViolation;
+use super::packet_id::IdMap;
 use crate::packet::{Packet, PacketId, PubAck, PubRec, QoS};
 use crate::reason::ReasonCode;
 
@@ -56,7 +55,7 @@ pub(crate) enum Arrival {
 /// Inbound QoS 1 and 2 flows of one session.
 #[derive(Debug)]
 pub(crate) struct Inbound {
-    flows: HashMap<PacketId, Flow>,
+    flows: IdMap<Flow>,
     /// Flows with `counted` set.
     counted: usize,
     /// Our Receive Maximum; `None` for MQTT 3.x, which has none.
@@ -67,7 +66,7 @@ impl Inbound {
     /// No flows; `receive_maximum` as advertised (`None`: not enforced).
     pub(crate) fn new(receive_maximum: Option<u16>) -> Self {
         Self {
-            flows: HashMap::new(),
+            flows: IdMap::default(),
             counted: 0,
             receive_maximum,
         }

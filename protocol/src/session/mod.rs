@@ -297,11 +297,12 @@ pub(crate) struct Rx {
 }
 
 impl Rx {
-    /// Takes every byte of `data`, leaving it empty. Without buffered bytes the two
-    /// buffers are swapped, so the common case copies nothing.
+    /// Takes every byte of `data`, leaving it empty. Without buffered bytes `data` is
+    /// taken as is, so the common case copies nothing; `data` is left without capacity
+    /// (the buffer is the session's now).
     pub(crate) fn push(&mut self, data: &mut BytesMut) {
         if self.buf.is_empty() {
-            std::mem::swap(&mut self.buf, data);
+            self.buf = std::mem::take(data);
         } else {
             self.buf.extend_from_slice(data);
             data.clear();
@@ -313,9 +314,15 @@ impl Rx {
         self.buf.extend_from_slice(data);
     }
 
-    /// The next whole packet, if there is one.
+    /// The next whole packet, if there is one. Once every buffered byte is decoded the
+    /// buffer is let go: an idle connection holds no receive memory (decoded payloads
+    /// keep the part of it they share).
     pub(crate) fn decode(&mut self, limits: &Limits) -> Result<Option<Packet>, DecodeError> {
-        packet::decode(&mut self.buf, limits)
+        let packet = packet::decode(&mut self.buf, limits);
+        if self.buf.is_empty() && self.buf.capacity() != 0 {
+            self.buf = BytesMut::new();
+        }
+        packet
     }
 
     /// The next whole packet from a server, if there is one. A packet type only clients
@@ -454,28 +461,58 @@ impl PeerLimits {
         check_publish_size(publish, version, self.maximum_packet_size)
     }
 
-    /// Checks a queued PUBLISH (`packet`) before it is sent on this connection: the
-    /// reason code to report it with when it cannot be.
+    /// Checks a queued PUBLISH before it is sent on this connection: the reason code
+    /// to report it with when it cannot be.
     pub(crate) fn admits(
         &self,
-        packet: &Packet,
+        publish: &Publish,
         version: ProtocolVersion,
     ) -> Result<(), ReasonCode> {
-        if let Packet::Publish(publish) = packet {
-            if publish.qos > self.maximum_qos {
-                return Err(ReasonCode::QoSNotSupported);
-            }
-            if publish.retain && !self.retain_available {
-                return Err(ReasonCode::RetainNotSupported);
-            }
+        if publish.qos > self.maximum_qos {
+            return Err(ReasonCode::QoSNotSupported);
+        }
+        if publish.retain && !self.retain_available {
+            return Err(ReasonCode::RetainNotSupported);
         }
         if self.limits_size() {
-            match packet::encoded_len(packet, version) {
+            match packet::publish_encoded_len(publish, version) {
                 Ok(size) if size <= self.maximum_packet_size as usize => {}
                 Ok(_) => return Err(ReasonCode::PacketTooLarge),
                 Err(_) => return Err(ReasonCode::ImplementationSpecificError),
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod rx_tests {
+    use super::*;
+    use crate::packet::{Publish, encode};
+
+    #[test]
+    fn rx_holds_no_memory_once_everything_buffered_is_decoded() {
+        let mut wire = BytesMut::new();
+        for _ in 0..3 {
+            let packet = Packet::Publish(Publish::new("a/b", vec![7u8; 100]));
+            encode(&packet, ProtocolVersion::V5, &mut wire).unwrap();
+        }
+        let whole = wire.len();
+        // A read that ends inside the third packet: the partial packet stays buffered.
+        let mut read = BytesMut::with_capacity(8192);
+        read.extend_from_slice(&wire[..whole - 10]);
+        let mut rx = Rx::default();
+        rx.push(&mut read);
+        assert_eq!(read.capacity(), 0, "the read buffer is the session's now");
+        let limits = Limits::default();
+        assert!(rx.decode(&limits).unwrap().is_some());
+        assert!(rx.decode(&limits).unwrap().is_some());
+        assert!(rx.decode(&limits).unwrap().is_none());
+        assert_eq!(rx.peek().len(), whole - 10 - 2 * (whole / 3));
+        rx.push_slice(&wire[whole - 10..]);
+        let last = rx.decode(&limits).unwrap();
+        assert!(matches!(last, Some(Packet::Publish(p)) if p.payload.len() == 100));
+        assert_eq!(rx.buf.capacity(), 0, "nothing held while idle");
+        assert!(rx.decode(&limits).unwrap().is_none());
     }
 }

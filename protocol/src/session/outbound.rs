@@ -2,7 +2,7 @@
 //! re-delivery (§4.4), shared by the client and the server session.
 //!
 //! ```text
-//!             enqueue                 pop_sendable (window has room)
+//!             enqueue                 flush (window has room)
 //!   Publish ───────────► pending ─────────────────────────────────► inflight
 //!   (id assigned)        (FIFO)                                        │
 //!                          ▲             connection lost:              │
@@ -20,12 +20,12 @@
 //! flows past PUBREC, since the peer counts a QoS 2 flow until its PUBCOMP [MQTT-3.3.4-7]
 //! [MQTT-3.3.4-9]. After a reconnect, re-sent flows go through the same window.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use bytes::BytesMut;
 
 use super::alias::OutboundAliases;
-use super::packet_id::PacketIdAllocator;
+use super::packet_id::{IdMap, PacketIdAllocator};
 use super::{OutboundMessage, PeerLimits, ProtocolViolation, SessionError};
 use crate::packet::{self, Packet, PacketId, PacketType, ProtocolVersion, PubRel, Publish, QoS};
 use crate::reason::ReasonCode;
@@ -51,19 +51,6 @@ enum FlowState {
     AwaitingPubComp,
 }
 
-/// What to do with the next flow the window lets through.
-// Consumed as soon as it is returned: boxing the packet would only add an allocation.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-pub(crate) enum Sendable {
-    /// Send this packet: a PUBLISH (topic without alias) or a PUBREL.
-    Send(Packet),
-    /// The flow was dropped without sending, because the peer cannot accept it on this
-    /// connection (it grew too large for a smaller Maximum Packet Size, ...); report it
-    /// with this reason code as if completed [MQTT-3.1.2-25].
-    Discarded(PacketId, ReasonCode),
-}
-
 /// What a PUBREC does to its flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PubRecOutcome {
@@ -82,7 +69,7 @@ pub(crate) struct Outbound {
     /// Identifiers of every flow here, and of the client's SUBSCRIBE / UNSUBSCRIBE.
     ids: PacketIdAllocator,
     /// Flows sent on the current connection, by packet identifier.
-    inflight: HashMap<PacketId, Inflight>,
+    inflight: IdMap<Inflight>,
     /// Flows waiting for a slot, in sending order.
     pending: VecDeque<OutboundMessage>,
     /// The peer's Receive Maximum on the current connection; 0 while there is none.
@@ -122,6 +109,9 @@ impl Outbound {
     /// Sends (encodes into `tx`) every flow the window lets through. A flow the peer
     /// cannot take on this connection is dropped and handed to `discarded` with the
     /// reason code to report it with.
+    ///
+    /// A PUBLISH moves from the queue into its inflight slot once and is encoded from
+    /// there, by reference: sending it copies nothing but its bytes into `tx`.
     pub(crate) fn flush(
         &mut self,
         tx: &mut BytesMut,
@@ -130,70 +120,52 @@ impl Outbound {
         limits: &PeerLimits,
         mut discarded: impl FnMut(PacketId, ReasonCode),
     ) {
-        while let Some(next) = self.pop_sendable(|packet| limits.admits(packet, version)) {
-            let (id, result) = match next {
-                Sendable::Send(Packet::Publish(publish)) => (
-                    publish.packet_id,
-                    aliases.write(tx, publish, version, limits.maximum_packet_size),
-                ),
-                Sendable::Send(packet) => {
-                    let id = match &packet {
-                        Packet::PubRel(rel) => Some(rel.packet_id),
-                        _ => None,
+        while self.inflight.len() < self.window {
+            let Some(message) = self.pending.pop_front() else {
+                return;
+            };
+            let (id, state) = match message {
+                OutboundMessage::Publish(publish) => {
+                    let Some(id) = publish.packet_id else {
+                        // Not produced by `enqueue` or `restore`; nothing to track.
+                        let _ = aliases.write(tx, &publish, version, limits.maximum_packet_size);
+                        continue;
                     };
-                    (id, packet::encode(&packet, version, tx))
+                    if let Err(reason) = limits.admits(&publish, version) {
+                        self.ids.release(id);
+                        discarded(id, reason);
+                        continue;
+                    }
+                    let state = match publish.qos {
+                        QoS::ExactlyOnce => FlowState::AwaitingPubRec(publish),
+                        _ => FlowState::AwaitingPubAck(publish),
+                    };
+                    (id, state)
                 }
-                Sendable::Discarded(id, reason) => {
-                    discarded(id, reason);
-                    continue;
+                OutboundMessage::Release(id) => (id, FlowState::AwaitingPubComp),
+            };
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            let flow = self
+                .inflight
+                .entry(id)
+                .insert_entry(Inflight { seq, state })
+                .into_mut();
+            let result = match &flow.state {
+                FlowState::AwaitingPubAck(publish) | FlowState::AwaitingPubRec(publish) => {
+                    aliases.write(tx, publish, version, limits.maximum_packet_size)
+                }
+                FlowState::AwaitingPubComp => {
+                    packet::encode(&Packet::PubRel(PubRel::new(id)), version, tx)
                 }
             };
-            if let (Err(_), Some(id)) = (result, id) {
+            if result.is_err() {
                 // Not on the wire (the codec writes nothing when it fails): the peer
                 // will never acknowledge it, so it must not hold a slot.
                 self.complete(id);
                 discarded(id, ReasonCode::ImplementationSpecificError);
             }
         }
-    }
-
-    /// The next flow to send, if the window has room. `check` says whether the peer can
-    /// take a PUBLISH on this connection (`Err` with the reason code discards it).
-    pub(crate) fn pop_sendable(
-        &mut self,
-        check: impl Fn(&Packet) -> Result<(), ReasonCode>,
-    ) -> Option<Sendable> {
-        if self.inflight.len() >= self.window {
-            return None;
-        }
-        let message = self.pending.pop_front()?;
-        let (id, state, packet) = match message {
-            OutboundMessage::Publish(publish) => {
-                let Some(id) = publish.packet_id else {
-                    // Not produced by `enqueue` or `restore`; nothing to track.
-                    return Some(Sendable::Send(Packet::Publish(publish)));
-                };
-                let state = match publish.qos {
-                    QoS::ExactlyOnce => FlowState::AwaitingPubRec(publish.clone()),
-                    _ => FlowState::AwaitingPubAck(publish.clone()),
-                };
-                let packet = Packet::Publish(publish);
-                if let Err(reason) = check(&packet) {
-                    self.ids.release(id);
-                    return Some(Sendable::Discarded(id, reason));
-                }
-                (id, state, packet)
-            }
-            OutboundMessage::Release(id) => (
-                id,
-                FlowState::AwaitingPubComp,
-                Packet::PubRel(PubRel::new(id)),
-            ),
-        };
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.inflight.insert(id, Inflight { seq, state });
-        Some(Sendable::Send(packet))
     }
 
     /// Handles PUBACK: completes a QoS 1 flow.
@@ -378,14 +350,34 @@ mod tests {
         publish
     }
 
+    /// What `flush` puts on the wire (MQTT 5, no limits), decoded again.
     fn sent(outbound: &mut Outbound) -> Vec<Packet> {
+        sent_with(outbound, &PeerLimits::default(), |id, reason| {
+            panic!("unexpected discard of {id} ({reason:?})")
+        })
+    }
+
+    fn sent_with(
+        outbound: &mut Outbound,
+        limits: &PeerLimits,
+        discarded: impl FnMut(PacketId, ReasonCode),
+    ) -> Vec<Packet> {
+        let mut tx = BytesMut::new();
+        let mut aliases = OutboundAliases::default();
+        outbound.flush(
+            &mut tx,
+            ProtocolVersion::V5,
+            &mut aliases,
+            limits,
+            discarded,
+        );
         let mut packets = Vec::new();
-        while let Some(next) = outbound.pop_sendable(|_| Ok(())) {
-            match next {
-                Sendable::Send(packet) => packets.push(packet),
-                Sendable::Discarded(id, _) => panic!("unexpected discard of {id}"),
-            }
+        while let Some(packet) = packet::decode(&mut tx, &crate::packet::Limits::default())
+            .expect("flush writes valid packets")
+        {
+            packets.push(packet);
         }
+        assert!(tx.is_empty(), "nothing but whole packets");
         packets
     }
 
@@ -520,10 +512,15 @@ mod tests {
         let mut out = Outbound::default();
         out.start(5);
         let a = out.enqueue(qos1("a")).unwrap();
-        let next = out.pop_sendable(|_| Err(ReasonCode::PacketTooLarge));
-        assert!(
-            matches!(next, Some(Sendable::Discarded(id, ReasonCode::PacketTooLarge)) if id == a)
-        );
+        let small = PeerLimits {
+            maximum_packet_size: 4,
+            ..PeerLimits::default()
+        };
+        let mut discarded = Vec::new();
+        let packets = sent_with(&mut out, &small, |id, reason| discarded.push((id, reason)));
+        assert!(packets.is_empty());
+        assert_eq!(discarded, [(a, ReasonCode::PacketTooLarge)]);
         assert!(!out.ids.is_in_use(a));
+        assert_eq!(out.inflight_len(), 0);
     }
 }

@@ -13,7 +13,7 @@ mod options;
 pub use event::{ClientEvent, LostReason};
 pub use options::ClientOptions;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::num::NonZeroU16;
 use std::time::Duration;
 
@@ -23,6 +23,7 @@ use web_time::Instant;
 use super::alias::{InboundAliases, OutboundAliases};
 use super::inbound::Inbound;
 use super::outbound::Outbound;
+use super::packet_id::IdMap;
 use super::{PeerLimits, Rx, SessionError, check_size, drain_transmit, write};
 use crate::packet::{
     Auth, Connect, Disconnect, Packet, PacketId, PacketType, Publish, QoS, Subscribe, Subscription,
@@ -91,7 +92,7 @@ pub struct ClientSession {
     inbound_aliases: InboundAliases,
     outbound_aliases: OutboundAliases,
     /// SUBSCRIBE / UNSUBSCRIBE sent and not yet answered, by packet identifier.
-    requests: HashMap<PacketId, PacketType>,
+    requests: IdMap<PacketType>,
     /// The server's limits from the last CONNACK.
     server: PeerLimits,
     /// The server's Receive Maximum from the last CONNACK.
@@ -126,7 +127,7 @@ impl ClientSession {
             inbound: Inbound::new(receive_maximum),
             inbound_aliases: InboundAliases::default(),
             outbound_aliases: OutboundAliases::default(),
-            requests: HashMap::new(),
+            requests: IdMap::default(),
             server: PeerLimits::default(),
             server_receive_maximum: u16::MAX,
             keep_alive: Duration::ZERO,
@@ -354,7 +355,7 @@ impl ClientSession {
         if qos == QoS::AtMostOnce {
             let maximum = self.server.maximum_packet_size;
             self.outbound_aliases
-                .write(&mut self.tx, publish, self.options.version, maximum)?;
+                .write(&mut self.tx, &publish, self.options.version, maximum)?;
             return Ok(None);
         }
         let id = self.outbound.enqueue(publish)?;

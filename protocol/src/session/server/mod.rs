@@ -92,6 +92,8 @@ pub struct ServerSession {
     rx: Rx,
     tx: BytesMut,
     events: VecDeque<ServerEvent>,
+    /// Events taken since the queue was last empty (see `poll_event`).
+    events_taken: usize,
     /// Our QoS 1 and 2 messages to the client.
     outbound: Outbound,
     /// The client's QoS 1 and 2 messages.
@@ -128,6 +130,7 @@ impl ServerSession {
             rx: Rx::default(),
             tx: BytesMut::new(),
             events: VecDeque::new(),
+            events_taken: 0,
             outbound: Outbound::default(),
             inbound: Inbound::new(None),
             inbound_aliases: InboundAliases::default(),
@@ -257,8 +260,21 @@ impl ServerSession {
     }
 
     /// The next event, in order.
+    ///
+    /// When the queue runs dry after a burst that used at most a quarter of its
+    /// capacity, the queue lets its memory go, so an idle connection holds none (and a
+    /// busy one keeps a queue sized to its bursts).
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if event.is_some() {
+            self.events_taken += 1;
+        } else {
+            if self.events_taken <= self.events.capacity() / 4 && self.events.capacity() != 0 {
+                self.events = VecDeque::new();
+            }
+            self.events_taken = 0;
+        }
+        event
     }
 
     /// Sends an application message to the client. The session assigns the packet
@@ -288,7 +304,7 @@ impl ServerSession {
         if publish.qos == QoS::AtMostOnce {
             let maximum = self.client.maximum_packet_size;
             self.outbound_aliases
-                .write(&mut self.tx, publish, self.version, maximum)?;
+                .write(&mut self.tx, &publish, self.version, maximum)?;
             return Ok(SendOutcome::Sent { packet_id: None });
         }
         let packet_id = self.outbound.enqueue(publish)?;
