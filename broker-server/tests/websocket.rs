@@ -201,3 +201,45 @@ async fn closing_the_websocket_without_disconnect_publishes_the_will() {
     assert_eq!(will.payload, "gone");
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn a_large_write_goes_out_as_several_bounded_messages() {
+    use futures::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    let (broker, addr) = ws_broker().await;
+    let mut ws = ws_connect(addr, ProtocolVersion::V5).await;
+    ws.connect("ws-big").await;
+    ws.send(&subscribe(1, &[("big", QoS::AtMostOnce)])).await;
+    assert!(matches!(ws.recv().await, Some(Packet::SubAck(_))));
+    let payload = Bytes::from(vec![7u8; 300 * 1024]);
+    let mut tcp = broker.client(ProtocolVersion::V5, "big-pub").await;
+    tcp.publish(protocol::Publish::new("big".to_string(), payload.clone()))
+        .await;
+    // Read the raw WebSocket messages until they hold the whole PUBLISH.
+    let mut sizes = Vec::new();
+    let mut bytes = bytes::BytesMut::new();
+    let limits = protocol::Limits {
+        version: ProtocolVersion::V5,
+        ..Default::default()
+    };
+    let packet = loop {
+        if let Some(packet) = protocol::decode(&mut bytes, &limits).expect("valid packet") {
+            break packet;
+        }
+        match ws.ws.next().await {
+            Some(Ok(Message::Binary(data))) => {
+                sizes.push(data.len());
+                bytes.extend_from_slice(&data);
+            }
+            other => panic!("expected a binary message, got {other:?}"),
+        }
+    };
+    match packet {
+        Packet::Publish(p) => assert_eq!(p.payload, payload),
+        other => panic!("expected PUBLISH, got {other:?}"),
+    }
+    let max = broker_server::transport::ws::MAX_WS_MESSAGE;
+    assert!(sizes.len() >= 5, "{sizes:?}");
+    assert!(sizes.iter().all(|&n| n <= max), "{sizes:?}");
+    broker.stop().await;
+}

@@ -34,6 +34,13 @@ use crate::http::{HttpState, PeerInfo};
 /// [MQTT-6.0.0-3]) and `mqttv3.1` (what MQTT 3.1 clients ask for).
 pub const SUBPROTOCOLS: [&str; 2] = ["mqtt", "mqttv3.1"];
 
+/// The largest WebSocket message the broker sends. A burst of deliveries (thousands of
+/// queued messages for a subscriber that fell behind) is written as several binary
+/// messages of at most this size, as MQTT over WebSocket allows: clients cap the
+/// messages they accept (tungstenite at 16 MiB by default, browsers by memory), and a
+/// burst must not become one huge message.
+pub const MAX_WS_MESSAGE: usize = 64 * 1024;
+
 /// A WebSocket as the byte stream the connection driver reads and writes.
 #[derive(Debug)]
 pub struct WsStream {
@@ -117,10 +124,11 @@ impl AsyncWrite for WsStream {
         }
         let this = self.get_mut();
         ready!(this.ws.poll_ready_unpin(cx)).map_err(ws_error)?;
+        let chunk = &buf[..buf.len().min(MAX_WS_MESSAGE)];
         this.ws
-            .start_send_unpin(Message::Binary(Bytes::copy_from_slice(buf)))
+            .start_send_unpin(Message::Binary(Bytes::copy_from_slice(chunk)))
             .map_err(ws_error)?;
-        Poll::Ready(Ok(buf.len()))
+        Poll::Ready(Ok(chunk.len()))
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
