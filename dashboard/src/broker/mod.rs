@@ -11,7 +11,7 @@ use leptos::task::spawn_local;
 use web_client::{Client, QoS};
 
 use crate::connection::{Connection, StatusIndicator};
-use crate::devices::chart::{History, Sparkline, WINDOWS, project};
+use crate::devices::chart::{History, Sparkline, WINDOWS, WindowSelect, project};
 
 /// Samples kept per chart.
 const SAMPLES: usize = 720;
@@ -118,10 +118,6 @@ pub fn BrokerPage() -> impl IntoView {
                 .unwrap_or_else(|| "waiting for $SYS…".to_owned())
         }
     };
-    let windows = WINDOWS
-        .iter()
-        .map(|(secs, label)| view! { <option value=secs.to_string()>{*label}</option> })
-        .collect_view();
     let rows = move || {
         stats
             .figures
@@ -141,20 +137,7 @@ pub fn BrokerPage() -> impl IntoView {
     view! {
         <section class="broker card" data-testid="broker">
             <h2>"Broker " <StatusIndicator /></h2>
-            <label>
-                "Window "
-                <select
-                    data-testid="broker-window"
-                    prop:value=move || window.get().to_string()
-                    on:change=move |ev| {
-                        if let Ok(secs) = event_target_value(&ev).parse() {
-                            window.set(secs);
-                        }
-                    }
-                >
-                    {windows}
-                </select>
-            </label>
+            <WindowSelect window testid="broker-window" />
             <div class="charts">
                 <figure class="chart">
                     <figcaption>"Messages/s: " <span data-testid="broker-rate">{last(stats.rate, "msg/s")}</span></figcaption>

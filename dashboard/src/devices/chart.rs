@@ -132,10 +132,6 @@ pub fn Chart(
         .iter()
         .map(|p| view! { <option value=p.path()>{p.name.clone()}</option> })
         .collect_view();
-    let windows = WINDOWS
-        .iter()
-        .map(|(secs, label)| view! { <option value=secs.to_string()>{*label}</option> })
-        .collect_view();
     let line = Memo::new(move |_| {
         let path = selected.get();
         let history = histories.get(&path);
@@ -169,20 +165,7 @@ pub fn Chart(
                         {options}
                     </select>
                 </label>
-                <label>
-                    "Window "
-                    <select
-                        data-testid="chart-window"
-                        prop:value=move || window.get().to_string()
-                        on:change=move |ev| {
-                            if let Ok(secs) = event_target_value(&ev).parse() {
-                                window.set(secs);
-                            }
-                        }
-                    >
-                        {windows}
-                    </select>
-                </label>
+                <WindowSelect window testid="chart-window" />
             </div>
             <Sparkline line=line.into() label="Chart of the selected property" testid="chart-line" />
             <figcaption data-testid="chart-range">{range}</figcaption>
@@ -214,6 +197,31 @@ pub fn Sparkline(
                 points=move || line.get().map(|l| l.points).unwrap_or_default()
             />
         </svg>
+    }
+}
+
+/// A select of the chart windows ([`WINDOWS`]) bound to `window` (seconds).
+#[component]
+pub fn WindowSelect(window: RwSignal<u32>, testid: &'static str) -> impl IntoView {
+    let options = WINDOWS
+        .iter()
+        .map(|(secs, label)| view! { <option value=secs.to_string()>{*label}</option> })
+        .collect_view();
+    view! {
+        <label>
+            "Window "
+            <select
+                data-testid=testid
+                prop:value=move || window.get().to_string()
+                on:change=move |ev| {
+                    if let Ok(secs) = event_target_value(&ev).parse() {
+                        window.set(secs);
+                    }
+                }
+            >
+                {options}
+            </select>
+        </label>
     }
 }
 
