@@ -56,17 +56,17 @@ pub struct Attached {
     pub session: Arc<Session>,
     /// Whether the session existed before (Session Present).
     pub present: bool,
-    /// Fires when another connection takes the session over.
-    kicked: Option<oneshot::Receiver<ReasonCode>>,
+    /// This attach's number: a takeover, an admin disconnect or a shutdown asks the
+    /// connection to close through [`Session::kick`] with it.
+    pub epoch: u32,
     /// Dropping this tells the taking-over connection that we let go.
     release: oneshot::Sender<()>,
 }
 
 impl Attached {
-    /// Separates the takeover signal, which the connection task polls on its own.
-    pub fn split_kick(mut self) -> (Self, oneshot::Receiver<ReasonCode>) {
-        let kick = self.kicked.take().unwrap_or_else(|| oneshot::channel().1);
-        (self, kick)
+    /// Why this connection was asked to close, if it was (takeover, admin, shutdown).
+    pub fn kicked(&self) -> Option<ReasonCode> {
+        self.session.kicked(self.epoch)
     }
 
     /// Tells a waiting takeover that this connection has stored its state.
@@ -178,16 +178,16 @@ impl Broker {
         loop {
             let previous = {
                 let sessions = self.sessions.lock();
-                sessions
-                    .get(client_id)
-                    .and_then(|s| s.attachment.lock().take())
+                sessions.get(client_id).and_then(|session| {
+                    let previous = session.attachment.lock().take()?;
+                    session.kick(previous.epoch, ReasonCode::SessionTakenOver);
+                    Some(previous)
+                })
             };
             let Some(previous) = previous else { break };
-            let _ = previous.kick.send(ReasonCode::SessionTakenOver);
             // The old connection stores its state, then drops its release sender.
             let _ = tokio::time::timeout(Duration::from_secs(10), previous.released).await;
         }
-        let (kick_tx, kick_rx) = oneshot::channel();
         let (release_tx, release_rx) = oneshot::channel();
         let mut sessions = self.sessions.lock();
         let existing = sessions.get(client_id).cloned();
@@ -199,8 +199,9 @@ impl Broker {
                 (session, false, existing)
             }
         };
+        let epoch = session.next_epoch();
         *session.attachment.lock() = Some(Attachment {
-            kick: kick_tx,
+            epoch,
             released: release_rx,
         });
         session.set_online(true);
@@ -208,7 +209,7 @@ impl Broker {
             Attached {
                 session,
                 present,
-                kicked: Some(kick_rx),
+                epoch,
                 release: release_tx,
             },
             ended,

@@ -11,15 +11,15 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use bytestring::ByteString;
 use parking_lot::Mutex;
-use protocol::ProtocolVersion;
-use tokio::sync::Notify;
+use protocol::{ProtocolVersion, ReasonCode};
 
 use crate::metrics::Counter;
+use crate::session::KickHandle;
 
 /// How a client reached the broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -102,19 +102,14 @@ pub struct ClientEntry {
     pub connected_at: SystemTime,
     /// Outbound QoS 1 and 2 messages in flight, kept current by the connection task.
     pub inflight: AtomicUsize,
-    /// Woken to make the connection close with 0x98 Administrative action.
-    kick: Notify,
+    /// Asks the connection to close, through its session.
+    kick: KickHandle,
 }
 
 impl ClientEntry {
     /// Asks the connection to close (MQTT 5 clients get DISCONNECT 0x98).
     pub fn disconnect(&self) {
-        self.kick.notify_one();
-    }
-
-    /// Resolves once [`Self::disconnect`] was called (now or before).
-    pub async fn disconnect_requested(&self) {
-        self.kick.notified().await;
+        self.kick.kick(ReasonCode::AdministrativeAction);
     }
 }
 
@@ -135,6 +130,9 @@ pub struct ClientRegistry {
     next_id: AtomicU64,
     entries: Mutex<HashMap<u64, Arc<ClientEntry>>>,
     listeners: Mutex<Vec<Arc<ListenerStats>>>,
+    /// Set by [`Self::disconnect_all`]: a connection registering after it is asked
+    /// to close at once.
+    closing: AtomicBool,
 }
 
 impl ClientRegistry {
@@ -145,6 +143,7 @@ impl ClientRegistry {
         username: Option<ByteString>,
         meta: ConnectionMeta,
         version: ProtocolVersion,
+        kick: KickHandle,
     ) -> Registration {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let entry = Arc::new(ClientEntry {
@@ -154,9 +153,12 @@ impl ClientRegistry {
             version,
             connected_at: SystemTime::now(),
             inflight: AtomicUsize::new(0),
-            kick: Notify::new(),
+            kick,
         });
         self.entries.lock().insert(id, entry.clone());
+        if self.closing.load(Ordering::Acquire) {
+            entry.kick.kick(ReasonCode::ServerShuttingDown);
+        }
         Registration {
             registry: self.clone(),
             id,
@@ -184,6 +186,20 @@ impl ClientRegistry {
             .filter(|(_, entry)| entry.client_id == client_id)
             .max_by_key(|(id, _)| **id)
             .map(|(_, entry)| entry.clone())
+    }
+
+    /// Asks every open connection, and every one that registers from now on, to close
+    /// with 0x8B Server shutting down.
+    pub fn disconnect_all(&self) {
+        self.closing.store(true, Ordering::Release);
+        for entry in self.entries.lock().values() {
+            entry.kick.kick(ReasonCode::ServerShuttingDown);
+        }
+    }
+
+    /// Whether [`Self::disconnect_all`] was called.
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
     }
 
     /// Asks every open connection of `client_id` to close; `false` if none is open.
@@ -246,8 +262,20 @@ mod tests {
     #[test]
     fn a_registration_lists_the_client_until_dropped() {
         let registry = Arc::new(ClientRegistry::default());
-        let first = registry.register("c".into(), None, meta(), ProtocolVersion::V5);
-        let second = registry.register("c".into(), None, meta(), ProtocolVersion::V3_1_1);
+        let first = registry.register(
+            "c".into(),
+            None,
+            meta(),
+            ProtocolVersion::V5,
+            KickHandle::default(),
+        );
+        let second = registry.register(
+            "c".into(),
+            None,
+            meta(),
+            ProtocolVersion::V3_1_1,
+            KickHandle::default(),
+        );
         assert_eq!(registry.list().len(), 2);
         assert_eq!(
             registry.get("c").map(|e| e.version),
@@ -263,11 +291,58 @@ mod tests {
         assert!(!registry.disconnect("c"));
     }
 
-    #[tokio::test]
-    async fn disconnect_wakes_the_connection_even_if_it_was_not_waiting_yet() {
+    fn session() -> Arc<crate::session::Session> {
+        let limits = crate::session::QueueLimits {
+            max_messages: 10,
+            max_bytes: 1000,
+            queue_qos0_offline: false,
+            policy: crate::config::DropPolicy::DropNewest,
+        };
+        Arc::new(crate::session::Session::new("c".into(), limits))
+    }
+
+    #[test]
+    fn disconnect_kicks_the_attach_it_was_registered_with() {
         let registry = Arc::new(ClientRegistry::default());
-        let registration = registry.register("c".into(), None, meta(), ProtocolVersion::V5);
+        let session = session();
+        let old = session.next_epoch();
+        let current = session.next_epoch();
+        let kick = KickHandle::new(&session, current);
+        let _registration = registry.register("c".into(), None, meta(), ProtocolVersion::V5, kick);
         assert!(registry.disconnect("c"));
-        registration.entry().disconnect_requested().await;
+        assert_eq!(
+            session.kicked(current),
+            Some(ReasonCode::AdministrativeAction)
+        );
+        assert_eq!(
+            session.kicked(old),
+            None,
+            "an older attach is not the one asked"
+        );
+    }
+
+    #[test]
+    fn after_disconnect_all_a_new_registration_is_kicked_at_once() {
+        let registry = Arc::new(ClientRegistry::default());
+        let session = session();
+        let first = session.next_epoch();
+        let _a = registry.register(
+            "c".into(),
+            None,
+            meta(),
+            ProtocolVersion::V5,
+            KickHandle::new(&session, first),
+        );
+        registry.disconnect_all();
+        assert_eq!(session.kicked(first), Some(ReasonCode::ServerShuttingDown));
+        let second = session.next_epoch();
+        let _b = registry.register(
+            "c".into(),
+            None,
+            meta(),
+            ProtocolVersion::V5,
+            KickHandle::new(&session, second),
+        );
+        assert_eq!(session.kicked(second), Some(ReasonCode::ServerShuttingDown));
     }
 }

@@ -19,7 +19,7 @@ pub fn arm(broker: Arc<Broker>, session: Arc<Session>, generation: u64) {
                 if detached.generation != generation {
                     return;
                 }
-                let will_at = detached.pending_will.as_ref().map(|(at, _)| *at);
+                let will_at = detached.pending_will.as_deref().map(|(at, _)| *at);
                 match (will_at, detached.expires_at) {
                     (Some(w), Some(e)) => Some(w.min(e)),
                     (w, e) => w.or(e),
@@ -36,12 +36,12 @@ pub fn arm(broker: Arc<Broker>, session: Arc<Session>, generation: u64) {
                 let expired = detached.expires_at.is_some_and(|e| now >= e);
                 let will_due = detached
                     .pending_will
-                    .as_ref()
+                    .as_deref()
                     .is_some_and(|(at, _)| now >= *at);
                 // The will goes out when its delay passes or when the session ends,
                 // whichever is first.
                 let will = if will_due || expired {
-                    detached.pending_will.take()
+                    detached.pending_will.take().map(|will| *will)
                 } else {
                     None
                 };

@@ -105,6 +105,7 @@ impl RunningBroker {
     /// waits for the listeners to stop.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
+        self.broker.clients.disconnect_all();
         while self.tasks.join_next().await.is_some() {}
         // Give connection tasks a moment to write their DISCONNECT.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

@@ -9,7 +9,8 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Weak;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use bytestring::ByteString;
 use parking_lot::Mutex;
@@ -75,10 +76,36 @@ pub struct StoredSubscription {
 /// How a new connection makes the one attached to this session let go.
 #[derive(Debug)]
 pub struct Attachment {
-    /// Tells the attached connection to close (with the reason for a v5 DISCONNECT).
-    pub kick: oneshot::Sender<protocol::ReasonCode>,
+    /// Which attach this is: [`Session::kick`] names it.
+    pub epoch: u32,
     /// Resolves when the attached connection has stored its state and let go.
     pub released: oneshot::Receiver<()>,
+}
+
+/// Asks the connection attached to a session at one attach (its epoch) to close: the
+/// admin API's disconnect and a broker shutdown use it. It does nothing once that
+/// connection let go, and holds no session alive.
+#[derive(Debug, Clone, Default)]
+pub struct KickHandle {
+    session: Weak<Session>,
+    epoch: u32,
+}
+
+impl KickHandle {
+    /// A handle for the connection attached to `session` at `epoch`.
+    pub fn new(session: &std::sync::Arc<Session>, epoch: u32) -> Self {
+        Self {
+            session: std::sync::Arc::downgrade(session),
+            epoch,
+        }
+    }
+
+    /// Asks that connection to close with `reason` (sent in a v5 DISCONNECT).
+    pub fn kick(&self, reason: protocol::ReasonCode) {
+        if let Some(session) = self.session.upgrade() {
+            session.kick(self.epoch, reason);
+        }
+    }
 }
 
 /// State that the connection task hands back when it lets go, and takes on attach.
@@ -94,7 +121,8 @@ pub struct Detached {
     /// When the session expires, if it is not resumed before.
     pub expires_at: Option<Instant>,
     /// A will waiting out its Will Delay Interval.
-    pub pending_will: Option<(Instant, Will)>,
+    /// Boxed: few sessions have one, and every session carries the field.
+    pub pending_will: Option<Box<(Instant, Will)>>,
     /// Bumped on each attach and detach, so timers armed for an older state do nothing.
     pub generation: u64,
 }
@@ -116,6 +144,13 @@ pub struct Session {
     pub detached: Mutex<Detached>,
     /// Where the session and its deliveries are stored ([`crate::storage`]).
     pub log: crate::storage::SessionLog,
+    /// The last attach's number ([`Attachment::epoch`]).
+    epochs: AtomicU32,
+    /// A request to close the connection of one attach: its epoch in the high bits,
+    /// the reason code in the low 8 (0: none). Signalled through `notify`, which the
+    /// attached connection waits on anyway, so a takeover, an admin disconnect or a
+    /// shutdown costs an idle connection no waiter of its own.
+    kick: AtomicU64,
 }
 
 impl Session {
@@ -131,7 +166,33 @@ impl Session {
             attachment: Mutex::new(None),
             detached: Mutex::new(Detached::default()),
             log: crate::storage::SessionLog::default(),
+            epochs: AtomicU32::new(0),
+            kick: AtomicU64::new(0),
         }
+    }
+
+    /// The number of a new attach (never 0).
+    pub fn next_epoch(&self) -> u32 {
+        self.epochs
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_add(1)
+            .max(1)
+    }
+
+    /// Asks the connection attached at `epoch` to close with `reason`, and wakes it.
+    pub fn kick(&self, epoch: u32, reason: protocol::ReasonCode) {
+        let value = (u64::from(epoch) << 8) | u64::from(reason as u8);
+        self.kick.store(value, Ordering::Release);
+        self.notify.notify_one();
+    }
+
+    /// The reason the connection attached at `epoch` was asked to close, if it was.
+    pub fn kicked(&self, epoch: u32) -> Option<protocol::ReasonCode> {
+        let value = self.kick.load(Ordering::Acquire);
+        if value >> 8 != u64::from(epoch) {
+            return None;
+        }
+        protocol::ReasonCode::from_u8((value & 0xff) as u8).filter(|code| *code as u8 != 0)
     }
 
     /// Whether a connection is attached.

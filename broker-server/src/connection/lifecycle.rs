@@ -30,6 +30,10 @@ impl Connection {
             let _ = self.session.reject(limit.connack_reason());
             return;
         }
+        if broker.clients.is_closing() {
+            let _ = self.session.reject(ReasonCode::ServerUnavailable);
+            return;
+        }
         if !broker
             .metrics
             .clients_connected
@@ -262,8 +266,6 @@ impl Connection {
         };
         self.auth_method = auth.map(|(method, _)| method);
         let present = attached.present;
-        let (attached, kick) = attached.split_kick();
-        self.kick = Some(kick);
         let session = attached.session.clone();
         self.attached = Some(attached);
         self.store_session(&session).await;
@@ -295,6 +297,7 @@ impl Connection {
             detached.pending_will.take()
         };
         self.broker.end_session(old);
+        let will = will.map(|will| *will);
         if let Some((_, will)) = will {
             publish_will(&self.broker, will, &old.client_id);
         }
@@ -359,16 +362,19 @@ impl Connection {
                 detached.expires_at = (self.expiry_interval != u32::MAX)
                     .then(|| now + Duration::from_secs(u64::from(self.expiry_interval)));
                 if let Some(will) = will.as_ref().filter(|_| will_delay > 0) {
-                    detached.pending_will = Some((
+                    detached.pending_will = Some(Box::new((
                         now + Duration::from_secs(u64::from(will_delay)),
                         will.clone(),
-                    ));
+                    )));
                 }
                 detached.generation
             };
             let (expires_at, pending_will) = {
                 let detached = session.detached.lock();
-                (detached.expires_at, detached.pending_will.clone())
+                (
+                    detached.expires_at,
+                    detached.pending_will.as_deref().cloned(),
+                )
             };
             let storage = &self.broker.storage;
             storage.put_session(&session, self.expiry_interval, expires_at, pending_will);

@@ -18,7 +18,6 @@ use bytestring::ByteString;
 use protocol::session::{CloseReason, SendOutcome, ServerEvent, ServerOptions, ServerSession};
 use protocol::{ProtocolVersion, Publish, ReasonCode, Will};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::watch;
 use tracing::{debug, info};
 use web_time::Instant;
 
@@ -78,11 +77,12 @@ struct Connection {
     route_scratch: Vec<(Arc<Session>, Delivery)>,
     batch: Vec<Delivery>,
     connected_counted: bool,
+    /// A PUBLISH read this turn woke other sessions' tasks and is to be acknowledged:
+    /// they run first (see `run`).
+    woke_others: bool,
     /// Shared-subscription deliveries in the protocol session, to re-route to their
     /// group if the session ends unacknowledged (`router::shared`).
     shared_inflight: SharedInflight,
-    /// Fires when a new connection takes the session over; `None` once it fired.
-    kick: Option<tokio::sync::oneshot::Receiver<ReasonCode>>,
     /// An enhanced-authentication exchange in progress (§4.12).
     auth: Option<crate::auth::Exchange>,
     /// The CONNECT waiting for its authentication exchange to finish.
@@ -99,26 +99,27 @@ struct Connection {
     before_connect: crate::limits::BeforeConnect,
 }
 
-/// Serves one client until the connection ends or `shutdown` changes to `true`.
-pub async fn serve<S>(
-    broker: Arc<Broker>,
-    stream: S,
-    peer: SocketAddr,
-    shutdown: watch::Receiver<bool>,
-) where
+/// Serves one client until the connection ends or the broker shuts down.
+pub async fn serve<S>(broker: Arc<Broker>, stream: S, peer: SocketAddr)
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    serve_with(broker, stream, ConnectionMeta::tcp(peer), shutdown).await;
+    serve_with(broker, stream, ConnectionMeta::tcp(peer)).await;
 }
 
 /// [`serve`] with what the transport knows about the connection (listener, TLS or
 /// WebSocket, certificate identity). The stream must deliver written bytes on `flush`.
-pub async fn serve_with<S>(
+///
+/// The returned future is the connection task's whole state for its life, so it is
+/// kept small: everything is built here and moved into one `async` block (an `async fn`
+/// would keep its arguments beside the locals made from them), the stream is not
+/// split, and the task waits on few things while idle (see [`wait`]).
+pub fn serve_with<S>(
     broker: Arc<Broker>,
     stream: S,
     meta: ConnectionMeta,
-    mut shutdown: watch::Receiver<bool>,
-) where
+) -> impl Future<Output = ()>
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let peer = meta.peer;
@@ -126,9 +127,8 @@ pub async fn serve_with<S>(
     let connect_deadline = now + broker.config.limits.connect_timeout();
     let session = ServerSession::new(server_options(&broker), now);
     let budget = crate::limits::ClientBudget::new(&broker.config.limits);
-    let (reader, mut writer) = tokio::io::split(stream);
-    let mut reader = crate::limits::LimitedRead::new(reader, budget.clone(), broker.clone(), peer);
-    let mut conn = Connection {
+    let stream = crate::limits::LimitedRead::new(stream, budget.clone(), broker.clone(), peer);
+    let conn = Connection {
         broker,
         peer,
         meta,
@@ -144,7 +144,7 @@ pub async fn serve_with<S>(
         route_scratch: Vec::new(),
         batch: Vec::new(),
         connected_counted: false,
-        kick: None,
+        woke_others: false,
         auth: None,
         pending_connect: None,
         auth_method: None,
@@ -153,72 +153,63 @@ pub async fn serve_with<S>(
         budget,
         before_connect: Default::default(),
     };
-    let mut wbuf = BytesMut::new();
-    loop {
-        conn.drive().await;
-        conn.acks.seal(&conn.broker.storage);
-        conn.update_registration();
-        if conn.session.poll_transmit(&mut wbuf) {
-            let len = wbuf.len();
-            let (broker, peer) = (&conn.broker, conn.peer);
-            if !conn.acks.writes_allowed(&broker.storage).await
-                || crate::limits::write_all(&mut writer, &wbuf, broker, peer, &conn.client_id)
-                    .await
-                    .is_err()
-            {
-                conn.session.handle_connection_lost();
-                conn.drive().await;
-            } else {
-                conn.broker.metrics.bytes_sent.add(len as u64);
+    run(conn, stream, connect_deadline)
+}
+
+/// What woke the connection task.
+enum Wake {
+    Read(std::io::Result<BytesMut>),
+    Timer,
+    Mailbox,
+    Acked(crate::storage::acks::Settled),
+}
+
+/// The connection task's loop: handle what the session reports, write what it queued,
+/// wait for the next thing to happen.
+fn run<S>(
+    mut conn: Connection,
+    mut stream: crate::limits::LimitedRead<S>,
+    connect_deadline: Instant,
+) -> impl Future<Output = ()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    // An `async` block, not an `async fn`: an `async fn` keeps its arguments beside
+    // the locals it moves them into, which doubled the task's size.
+    async move {
+        let mut wbuf = BytesMut::new();
+        loop {
+            conn.drive().await;
+            conn.acks.seal(&conn.broker.storage);
+            conn.update_registration();
+            if std::mem::take(&mut conn.woke_others) {
+                // The subscribers' tasks this turn woke wait on this worker until this
+                // task yields (tokio runs a woken task next, on the waker's worker): let
+                // them write their deliveries before this one writes the PUBACK, as a
+                // single-threaded broker would, instead of making them wait for the write.
+                tokio::task::yield_now().await;
             }
-            wbuf.clear();
-            io::trim_write_buffer(&mut wbuf, len);
-        }
-        if conn.session.is_closed() {
-            break;
-        }
-        let deadline = match conn.session.poll_timeout() {
-            _ if !conn.session.is_connected() && conn.attached.is_none() => Some(connect_deadline),
-            timeout => timeout,
-        };
-        let sleep = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(clock::to_tokio(at)).await,
-                None => std::future::pending().await,
+            if conn.session.poll_transmit(&mut wbuf) {
+                let len = wbuf.len();
+                let (broker, peer) = (&conn.broker, conn.peer);
+                if !conn.acks.writes_allowed(&broker.storage).await
+                    || crate::limits::write_all(&mut stream, &wbuf, broker, peer, &conn.client_id)
+                        .await
+                        .is_err()
+                {
+                    conn.session.handle_connection_lost();
+                    conn.drive().await;
+                } else {
+                    conn.broker.metrics.bytes_sent.add(len as u64);
+                }
+                wbuf.clear();
+                io::trim_write_buffer(&mut wbuf, len);
             }
-        };
-        let attached_session = conn
-            .attached
-            .as_ref()
-            .filter(|_| conn.session.is_connected())
-            .map(|attached| attached.session.clone());
-        let mailbox = async move {
-            match attached_session {
-                Some(session) => session.notified().await,
-                None => std::future::pending().await,
+            if conn.session.is_closed() {
+                break;
             }
-        };
-        let kick = &mut conn.kick;
-        let kicked = async move {
-            match kick.as_mut() {
-                Some(rx) => rx.await,
-                None => std::future::pending().await,
-            }
-        };
-        let client_entry = conn.registration.as_ref().map(|r| r.entry().clone());
-        let admin_kick = async move {
-            match client_entry {
-                Some(entry) => entry.disconnect_requested().await,
-                None => std::future::pending().await,
-            }
-        };
-        let acks = &mut conn.acks;
-        let acked = async move { acks.next().await };
-        let mut ack_result = None;
-        let mut kick_result = None;
-        tokio::select! {
-            read = io::read_sized(&mut reader) => match read {
-                Ok(mut bytes) if !bytes.is_empty() => {
+            match conn.wait(&mut stream, connect_deadline).await {
+                Wake::Read(Ok(mut bytes)) if !bytes.is_empty() => {
                     let n = bytes.len();
                     conn.broker.metrics.bytes_received.add(n as u64);
                     if conn.session.is_connected()
@@ -229,61 +220,109 @@ pub async fn serve_with<S>(
                         conn.session.handle_connection_lost();
                     }
                 }
-                Ok(_) | Err(_) => conn.session.handle_connection_lost(),
-            },
-            () = sleep => {
-                if conn.session.is_connected() || conn.attached.is_some() {
-                    conn.session.handle_timeout(clock::now());
-                } else {
-                    let hits = &conn.broker.metrics.limit_hits;
-                    hits.hit(crate::limits::Limit::ConnectTimeout, conn.peer, "");
-                    conn.session.handle_connection_lost();
+                Wake::Read(_) => conn.session.handle_connection_lost(),
+                Wake::Timer => {
+                    if conn.session.is_connected() || conn.attached.is_some() {
+                        conn.session.handle_timeout(clock::now());
+                    } else {
+                        let hits = &conn.broker.metrics.limit_hits;
+                        hits.hit(crate::limits::Limit::ConnectTimeout, conn.peer, "");
+                        conn.session.handle_connection_lost();
+                    }
                 }
+                Wake::Mailbox => {}
+                Wake::Acked(settled) => conn.settle(settled),
             }
-            () = mailbox => {}
-            reason = kicked => kick_result = Some(reason),
-            settled = acked => ack_result = Some(settled),
-            () = admin_kick => {
-                info!(client_id = %conn.client_id, "disconnected by the admin API");
-                conn.session.disconnect(ReasonCode::AdministrativeAction);
-            }
-            changed = shutdown.changed() => {
-                if changed.is_err() || *shutdown.borrow() {
-                    conn.session.disconnect(ReasonCode::ServerShuttingDown);
-                }
-            }
+            conn.check_kicked();
         }
-        if let Some(settled) = ack_result {
-            conn.settle(settled);
-        }
-        if let Some(result) = kick_result {
-            conn.kick = None;
-            if let Ok(reason) = result {
-                info!(client_id = %conn.client_id, "session taken over by a new connection");
-                conn.session.disconnect(reason);
-            }
-        }
+        let _ = stream.shutdown().await;
+        conn.settle_all().await;
+        conn.finish();
     }
-    let _ = writer.shutdown().await;
-    conn.settle_all().await;
-    conn.finish();
 }
 
 impl Connection {
+    /// Waits for the next thing to do: bytes from the client, the session's timer
+    /// (keep alive, or the CONNECT deadline before CONNECT), the session's mailbox
+    /// (deliveries, and requests to close: takeover, admin, shutdown, see
+    /// [`Self::check_kicked`]) or the store settling acknowledgements.
+    async fn wait<S: AsyncRead + Unpin>(&mut self, stream: &mut S, connect: Instant) -> Wake {
+        let deadline = match self.session.poll_timeout() {
+            _ if !self.session.is_connected() && self.attached.is_none() => Some(connect),
+            timeout => timeout,
+        };
+        let sleep = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(clock::to_tokio(at)).await,
+                None => std::future::pending().await,
+            }
+        };
+        let session = self.attached.as_ref().map(|a| &a.session);
+        let mailbox = async {
+            match session {
+                Some(session) => session.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            read = io::read_sized(stream) => Wake::Read(read),
+            () = sleep => Wake::Timer,
+            () = mailbox => Wake::Mailbox,
+            settled = self.acks.next() => Wake::Acked(settled),
+        }
+    }
+
+    /// Closes the connection if it was asked to: a new connection took the session
+    /// over, the admin API disconnected it, or the broker is shutting down.
+    fn check_kicked(&mut self) {
+        let Some(reason) = self.attached.as_ref().and_then(|a| a.kicked()) else {
+            return;
+        };
+        if self.session.is_closed() {
+            return;
+        }
+        match reason {
+            ReasonCode::SessionTakenOver => {
+                info!(client_id = %self.client_id, "session taken over by a new connection")
+            }
+            ReasonCode::AdministrativeAction => {
+                info!(client_id = %self.client_id, "disconnected by the admin API")
+            }
+            _ => debug!(client_id = %self.client_id, %reason, "disconnecting"),
+        }
+        self.session.disconnect(reason);
+    }
+
     /// Handles every event the session has, then fills the client's window from the
-    /// mailbox, until neither produces anything more.
+    /// mailbox, until neither produces anything more. Events that wait on something
+    /// run in a boxed future ([`Self::handle_waiting`]), so this one stays small.
     async fn drive(&mut self) {
+        // Not `while let`: its scrutinee would live across the `await`, inline.
+        loop {
+            let Some(event) = self.drive_ready() else {
+                return;
+            };
+            let waiting = Box::pin(self.handle_waiting(event));
+            waiting.await;
+        }
+    }
+
+    /// [`Self::drive`]'s part that waits for nothing; returns the first event that
+    /// needs to wait.
+    fn drive_ready(&mut self) -> Option<ServerEvent> {
         loop {
             let mut progressed = false;
             while let Some(event) = self.session.poll_event() {
                 progressed = true;
-                self.handle_event(event).await;
+                if let Some(waiting) = self.handle_event(event) {
+                    return Some(waiting);
+                }
             }
             if self.pull_mailbox() {
                 progressed = true;
             }
             if !progressed {
-                return;
+                return None;
             }
         }
     }
@@ -363,34 +402,45 @@ impl Connection {
         }
     }
 
-    /// The packets that wait on something (session attach, the store) run as boxed
-    /// futures: inlined, their state would be part of every connection task for its
-    /// whole life (it was ~6 KB), while they are live only for a moment.
-    async fn handle_event(&mut self, event: ServerEvent) {
+    /// Handles an event that needs no waiting; hands back the ones that do (session
+    /// attach, the store, authentication), for [`Self::handle_waiting`]. Those run as
+    /// boxed futures: inlined, their state would be part of every connection task for
+    /// its whole life (it was ~6 KB), while they are live only for a moment.
+    fn handle_event(&mut self, event: ServerEvent) -> Option<ServerEvent> {
         match event {
-            ServerEvent::Connect(mut connect) => {
-                if let Some(name) = &self.meta.cert_username {
-                    connect.username = Some(name.clone());
-                }
-                self.username = connect.username.clone();
-                Box::pin(self.on_connect(*connect)).await;
-            }
             ServerEvent::Publish(publish) => self.on_publish(publish),
-            ServerEvent::Subscribe(subscribe) => Box::pin(self.on_subscribe(subscribe)).await,
-            ServerEvent::Unsubscribe(unsubscribe) => {
-                Box::pin(self.on_unsubscribe(unsubscribe)).await
-            }
             ServerEvent::Delivered { packet_id, .. } => {
                 self.shared_inflight.finished(packet_id);
                 self.stored_delivered(packet_id);
             }
             ServerEvent::Received { packet_id } => self.stored_received(packet_id),
             ServerEvent::Released { packet_id } => self.stored_released(packet_id),
-            ServerEvent::Auth(auth) => Box::pin(self.on_auth(auth)).await,
             ServerEvent::Closed {
                 reason,
                 publish_will,
             } => self.on_closed(reason, publish_will),
+            waiting @ (ServerEvent::Connect(_)
+            | ServerEvent::Subscribe(_)
+            | ServerEvent::Unsubscribe(_)
+            | ServerEvent::Auth(_)) => return Some(waiting),
+            _ => {}
+        }
+        None
+    }
+
+    /// The events [`Self::handle_event`] handed back.
+    async fn handle_waiting(&mut self, event: ServerEvent) {
+        match event {
+            ServerEvent::Connect(mut connect) => {
+                if let Some(name) = &self.meta.cert_username {
+                    connect.username = Some(name.clone());
+                }
+                self.username = connect.username.clone();
+                self.on_connect(*connect).await;
+            }
+            ServerEvent::Subscribe(subscribe) => self.on_subscribe(subscribe).await,
+            ServerEvent::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe).await,
+            ServerEvent::Auth(auth) => self.on_auth(auth).await,
             _ => {}
         }
     }
@@ -405,11 +455,15 @@ impl Connection {
                 .username
                 .clone()
                 .or_else(|| self.username.clone());
+            let kick = self.attached.as_ref().map_or_else(Default::default, |a| {
+                crate::session::KickHandle::new(&a.session, a.epoch)
+            });
             let registration = self.broker.clients.register(
                 self.client_id.clone(),
                 username,
                 self.meta.clone(),
                 self.version,
+                kick,
             );
             self.registration = Some(registration);
         }

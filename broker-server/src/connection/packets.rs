@@ -80,6 +80,7 @@ impl Connection {
         let message = message_from(publish, self.client_id.clone(), clock::now());
         let (routed, stored) = self.broker.publish_stored(message, &mut self.route_scratch);
         if let Some(packet_id) = packet_id.filter(|_| qos != QoS::AtMostOnce) {
+            self.woke_others |= routed > 0;
             let reason = if routed == 0 && self.version.is_v5() {
                 ReasonCode::NoMatchingSubscribers
             } else {

@@ -167,6 +167,7 @@ impl ClientBudget {
 
 /// A reader that holds reads back while the client is over its [`ClientBudget`]: the
 /// socket is not read, so the kernel's buffer fills and TCP slows the client down.
+/// Writes pass through unchanged, so a connection keeps one stream (no split, no lock).
 #[derive(Debug)]
 pub struct LimitedRead<R> {
     inner: R,
@@ -232,6 +233,36 @@ impl<R: AsyncRead + Unpin> AsyncRead for LimitedRead<R> {
         buf.advance(n);
         this.budget.read(n, Instant::now());
         Poll::Ready(Ok(()))
+    }
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for LimitedRead<W> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 

@@ -153,7 +153,7 @@ fn restore_session(broker: &Arc<Broker>, stored: StoredSession, now: Instant) {
         detached.shared_inflight = shared_inflight;
         detached.expiry_interval = record.expiry_interval;
         detached.expires_at = expires_at;
-        detached.pending_will = record.will;
+        detached.pending_will = record.will.map(Box::new);
         detached.generation += 1;
         detached.generation
     };

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use futures::FutureExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -42,12 +43,11 @@ pub async fn accept_loop(
                     bearer_token: None,
                     refused_by: admitted.refusal,
                 };
-                let serve = connection::serve_with(broker.clone(), stream, meta, shutdown.clone());
-                tokio::spawn(async move {
-                    serve.await;
-                    // The connection's place in the per-IP count is given back here.
-                    drop(admitted);
-                });
+                // The connection's place in the per-IP count is given back when it ends.
+                // (`map`, not an `async` block around the future: that would hold the
+                // connection's state twice.)
+                let serve = connection::serve_with(broker.clone(), stream, meta);
+                tokio::spawn(serve.map(move |()| drop(admitted)));
             }
             Err(err) => {
                 // Out of file descriptors and the like: back off instead of spinning.

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytestring::ByteString;
+use futures::FutureExt;
 use parking_lot::RwLock;
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
@@ -283,13 +284,9 @@ pub async fn accept_loop(
                     tcp,
                     peer,
                     label.clone(),
-                    shutdown.clone(),
                     admitted.refusal,
                 );
-                tokio::spawn(async move {
-                    serve.await;
-                    drop(admitted);
-                });
+                tokio::spawn(serve.map(move |()| drop(admitted)));
             }
             Err(err) => {
                 warn!(%err, "accept failed");
@@ -305,7 +302,6 @@ async fn serve_tls(
     tcp: TcpStream,
     peer: SocketAddr,
     listener: Arc<str>,
-    shutdown: watch::Receiver<bool>,
     refused_by: Option<Limit>,
 ) {
     let (stream, cert_username) = match tls.handshake(TlsUse::Mqtt, tcp).await {
@@ -323,5 +319,5 @@ async fn serve_tls(
         bearer_token: None,
         refused_by,
     };
-    connection::serve_with(broker, stream, meta, shutdown).await;
+    connection::serve_with(broker, stream, meta).await;
 }

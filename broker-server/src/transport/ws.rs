@@ -231,7 +231,7 @@ pub fn upgrade(
                 bearer_token,
                 refused_by,
             };
-            connection::serve_with(broker, WsStream::new(socket), meta, state.shutdown).await;
+            connection::serve_with(broker, WsStream::new(socket), meta).await;
         })
 }
 
