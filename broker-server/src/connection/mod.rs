@@ -166,6 +166,7 @@ enum Wake {
 
 /// The connection task's loop: handle what the session reports, write what it queued,
 /// wait for the next thing to happen.
+#[allow(clippy::manual_async_fn)] // on purpose: see the comment in the body
 fn run<S>(
     mut conn: Connection,
     mut stream: crate::limits::LimitedRead<S>,
