@@ -47,7 +47,7 @@ impl InboundAliases {
     /// mapping when the PUBLISH carries both. Afterwards `publish` has a topic and no
     /// alias, so it can be forwarded as is.
     pub(crate) fn resolve(&mut self, publish: &mut Publish) -> Result<(), ProtocolViolation> {
-        let Some(alias) = publish.properties.topic_alias.take() else {
+        let Some(alias) = publish.properties.take_topic_alias() else {
             return Ok(());
         };
         if alias.get() > self.maximum {
@@ -198,7 +198,7 @@ impl OutboundAliases {
                 return packet::encode_publish(publish, version, tx);
             }
             let mut plain = publish.clone();
-            plain.properties.topic_alias = None;
+            plain.properties.set_topic_alias(None);
             return packet::encode_publish(&plain, version, tx);
         };
         let mut aliased = publish.clone();
@@ -208,7 +208,7 @@ impl OutboundAliases {
                 .is_ok_and(|size| size > maximum as usize);
         if too_large {
             aliased.topic = publish.topic.clone();
-            aliased.properties.topic_alias = None;
+            aliased.properties.set_topic_alias(None);
         }
         let result = packet::encode_publish(&aliased, version, tx);
         if (too_large || result.is_err()) && matches!(alias, AliasUse::Establish(_)) {
