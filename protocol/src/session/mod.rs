@@ -69,7 +69,7 @@ mod outbound;
 mod packet_id;
 mod server;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 
 pub use client::{ClientEvent, ClientOptions, ClientSession, LostReason};
 pub use server::{
@@ -77,7 +77,9 @@ pub use server::{
 };
 
 use crate::error::{DecodeError, EncodeError};
-use crate::packet::{self, Limits, Packet, PacketId, PacketType, ProtocolVersion, Publish, QoS};
+use crate::packet::{
+    self, BareAck, Limits, Packet, PacketId, PacketType, ProtocolVersion, Publish, QoS,
+};
 use crate::reason::ReasonCode;
 use crate::topic::TopicError;
 
@@ -319,10 +321,30 @@ impl Rx {
     /// keep the part of it they share).
     pub(crate) fn decode(&mut self, limits: &Limits) -> Result<Option<Packet>, DecodeError> {
         let packet = packet::decode(&mut self.buf, limits);
+        self.release_if_empty();
+        packet
+    }
+
+    /// The next packet if it is a bare PUBACK, PUBREC, PUBREL or PUBCOMP ([`BareAck`]),
+    /// taken without building a [`Packet`]; `None` (nothing consumed) for anything else,
+    /// which [`decode`](Self::decode) then reads. What `decode` would refuse is never
+    /// taken here, so the checks stay the decoder's.
+    pub(crate) fn take_bare_ack(&mut self, limits: &Limits) -> Option<BareAck> {
+        // A Maximum Packet Size under 4 bytes refuses these too: `decode` says so.
+        if limits.max_packet_size < 4 {
+            return None;
+        }
+        let ack = BareAck::peek(&self.buf)?;
+        self.buf.advance(4);
+        self.release_if_empty();
+        Some(ack)
+    }
+
+    /// Lets the buffer go once every byte is decoded.
+    fn release_if_empty(&mut self) {
         if self.buf.is_empty() && self.buf.capacity() != 0 {
             self.buf = BytesMut::new();
         }
-        packet
     }
 
     /// The next whole packet from a server, if there is one. A packet type only clients
