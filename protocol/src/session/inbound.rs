@@ -21,6 +21,7 @@
 //! re-initialised with each connection (§4.9).
 
 use super::ProtocolViolation;
+use super::outbound::KEEP;
 use super::packet_id::IdMap;
 use crate::packet::{Packet, PacketId, PubAck, PubRec, QoS};
 use crate::reason::ReasonCode;
@@ -151,6 +152,10 @@ impl Inbound {
         {
             self.counted -= 1;
         }
+        // A burst's room is let go once it is over (see `Outbound::release_spare`).
+        if self.flows.is_empty() && self.flows.capacity() > KEEP {
+            self.flows = IdMap::default();
+        }
     }
 
     /// Messages surfaced and not yet acknowledged.
@@ -201,6 +206,31 @@ mod tests {
 
     fn id(value: u16) -> PacketId {
         PacketId::new(value).expect("non-zero")
+    }
+
+    #[test]
+    fn the_flows_let_a_burst_go_once_it_is_acknowledged() {
+        let mut inbound = Inbound::new(Some(200));
+        for value in 1..=150 {
+            assert_eq!(
+                inbound.on_publish(id(value), QoS::AtLeastOnce),
+                Ok(Arrival::New)
+            );
+        }
+        for value in 1..150 {
+            assert!(
+                inbound
+                    .acknowledge(id(value), ReasonCode::Success)
+                    .is_some()
+            );
+        }
+        assert!(inbound.flows.capacity() > KEEP);
+        assert!(inbound.acknowledge(id(150), ReasonCode::Success).is_some());
+        assert!(
+            inbound.flows.capacity() <= KEEP,
+            "{}",
+            inbound.flows.capacity()
+        );
     }
 
     #[test]

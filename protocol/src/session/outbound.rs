@@ -63,6 +63,9 @@ pub(crate) enum PubRecOutcome {
     Unknown,
 }
 
+/// How many entries the flow tables keep room for once they are empty again.
+pub(crate) const KEEP: usize = 16;
+
 /// Outbound QoS 1 and 2 flows of one session.
 #[derive(Debug, Default)]
 pub(crate) struct Outbound {
@@ -230,6 +233,22 @@ impl Outbound {
     fn complete(&mut self, id: PacketId) {
         self.inflight.remove(&id);
         self.ids.release(id);
+        if self.inflight.is_empty() && self.pending.is_empty() {
+            self.release_spare();
+        }
+    }
+
+    /// Once no flow is left, lets go of the memory a burst grew the tables to, so an
+    /// idle connection does not keep its peak. Tables of up to [`KEEP`] entries stay: a
+    /// steady trickle of messages does not allocate for each one.
+    fn release_spare(&mut self) {
+        if self.inflight.capacity() > KEEP {
+            self.inflight = IdMap::default();
+        }
+        if self.pending.capacity() > KEEP {
+            self.pending = VecDeque::new();
+        }
+        self.ids.release_spare(KEEP);
     }
 
     /// The connection ended: closes the window and puts every flow in flight back at the
@@ -390,6 +409,33 @@ mod tests {
                 other => format!("{other:?}"),
             })
             .collect()
+    }
+
+    #[test]
+    fn the_tables_let_a_burst_go_once_every_flow_is_over() {
+        let mut out = Outbound::default();
+        out.start(100);
+        let ids: Vec<PacketId> = (0..300).map(|_| out.enqueue(qos1("t")).unwrap()).collect();
+        assert_eq!(sent(&mut out).len(), 100);
+        for &id in &ids[..299] {
+            out.on_puback(id).unwrap();
+            sent(&mut out);
+        }
+        // One flow left: the burst's room is still in use.
+        assert!(out.inflight.capacity() > KEEP);
+        out.on_puback(ids[299]).unwrap();
+        assert!(
+            out.inflight.capacity() <= KEEP,
+            "{}",
+            out.inflight.capacity()
+        );
+        assert!(out.pending.capacity() <= KEEP, "{}", out.pending.capacity());
+        assert!(out.ids.capacity() <= KEEP, "{}", out.ids.capacity());
+        // A trickle keeps its small table.
+        let id = out.enqueue(qos1("t")).unwrap();
+        sent(&mut out);
+        out.on_puback(id).unwrap();
+        assert!(out.inflight.capacity() > 0);
     }
 
     #[test]

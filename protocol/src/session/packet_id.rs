@@ -107,6 +107,19 @@ impl PacketIdAllocator {
         self.in_use.remove(&id);
     }
 
+    /// With no identifier in flight, lets go of a set grown past `keep` entries.
+    pub(crate) fn release_spare(&mut self, keep: usize) {
+        if self.in_use.is_empty() && self.in_use.capacity() > keep {
+            self.in_use = IdSet::default();
+        }
+    }
+
+    /// How many identifiers the set holds room for.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.in_use.capacity()
+    }
+
     /// Whether `id` is in flight.
     #[cfg(test)]
     pub(crate) fn is_in_use(&self, id: PacketId) -> bool {
