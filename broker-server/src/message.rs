@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use bytestring::ByteString;
-use protocol::{PublishProperties, QoS, TopicFilter};
+use protocol::{PublishProps, QoS, TopicFilter};
 use smallvec::SmallVec;
 use web_time::Instant;
 
@@ -22,8 +22,9 @@ pub struct Message {
     /// The publisher's retain flag.
     pub retain: bool,
     /// Properties forwarded to subscribers (topic alias and subscription identifiers
-    /// removed: those belong to one connection).
-    pub properties: PublishProperties,
+    /// removed: those belong to one connection). Nothing is allocated when there are
+    /// none, the common case.
+    pub properties: PublishProps,
     /// When the Message Expiry Interval runs out; `None` means never.
     pub expires_at: Option<Instant>,
     /// Client identifier of the publisher, for No Local; empty for the broker itself.
@@ -44,6 +45,22 @@ impl Message {
             let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
             u32::try_from(secs).unwrap_or(u32::MAX)
         })
+    }
+
+    /// The properties of one delivery of this message at `now`: its own, the remaining
+    /// Message Expiry Interval, and the identifiers of the subscriptions that matched.
+    /// Allocates nothing when there is none of these (the common case).
+    pub fn delivery_properties(
+        &self,
+        subscription_ids: &[NonZeroU32],
+        now: Instant,
+    ) -> PublishProps {
+        let mut properties = self.properties.clone();
+        properties.set_message_expiry_interval(self.remaining_expiry(now));
+        if !subscription_ids.is_empty() {
+            properties.subscription_identifiers = subscription_ids.to_vec();
+        }
+        properties
     }
 }
 
@@ -68,4 +85,73 @@ pub struct Delivery {
     /// durable store), so that acknowledging, dropping or expiring it deletes it there
     /// ([`crate::storage`]). `None`: held in memory only.
     pub stored: Option<crate::storage::StoredRef>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU16;
+    use std::time::Duration;
+
+    use protocol::{Publish, PublishProperties};
+
+    use super::*;
+    use crate::connection::message_from;
+
+    fn message(properties: PublishProperties, expires_at: Option<Instant>) -> Message {
+        Message {
+            topic: "t".into(),
+            payload: Bytes::from_static(b"x"),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            properties: properties.into(),
+            expires_at,
+            origin: ByteString::new(),
+        }
+    }
+
+    #[test]
+    fn a_delivery_without_properties_allocates_none() {
+        let now = Instant::now();
+        let plain = message(PublishProperties::default(), None);
+        assert!(!plain.properties.is_allocated());
+        let props = plain.delivery_properties(&[], now);
+        assert!(!props.is_allocated());
+        assert!(props.is_empty());
+    }
+
+    #[test]
+    fn a_delivery_carries_expiry_ids_and_the_messages_own_properties() {
+        let now = Instant::now();
+        let ids = [NonZeroU32::new(7).unwrap()];
+        let expiring = message(
+            PublishProperties::default(),
+            Some(now + Duration::from_millis(1500)),
+        );
+        let props = expiring.delivery_properties(&ids, now);
+        assert_eq!(props.message_expiry_interval, Some(2));
+        assert_eq!(props.subscription_identifiers, ids);
+
+        let typed = message(
+            PublishProperties {
+                content_type: Some("text/plain".into()),
+                ..PublishProperties::default()
+            },
+            None,
+        );
+        let props = typed.delivery_properties(&[], now);
+        assert_eq!(props.content_type.as_deref(), Some("text/plain"));
+        assert_eq!(props.message_expiry_interval, None);
+        assert!(props.subscription_identifiers.is_empty());
+    }
+
+    #[test]
+    fn a_publish_with_only_connection_properties_leaves_the_message_unallocated() {
+        let now = Instant::now();
+        let mut publish = Publish::new("t", "x");
+        publish.properties.topic_alias = NonZeroU16::new(1);
+        publish.properties.message_expiry_interval = Some(60);
+        let message = message_from(publish, ByteString::new(), now);
+        assert!(!message.properties.is_allocated());
+        assert_eq!(message.expires_at, Some(now + Duration::from_secs(60)));
+    }
 }

@@ -93,7 +93,8 @@ fn auth(reason_code: ReasonCode, data: String) -> Packet {
             authentication_method: Some(METHOD.into()),
             authentication_data: Some(Bytes::from(data)),
             ..Default::default()
-        },
+        }
+        .into(),
     })
 }
 

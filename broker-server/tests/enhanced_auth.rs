@@ -50,7 +50,8 @@ fn auth(reason_code: ReasonCode, method: &str, data: &'static [u8]) -> Packet {
             authentication_method: Some(method.into()),
             authentication_data: Some(Bytes::from_static(data)),
             ..Default::default()
-        },
+        }
+        .into(),
     })
 }
 

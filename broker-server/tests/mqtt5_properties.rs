@@ -60,7 +60,7 @@ async fn application_properties_are_forwarded_unchanged_and_in_order() {
             qos,
             (qos != QoS::AtMostOnce).then_some(9),
         );
-        p.properties = application_properties();
+        p.properties = application_properties().into();
         publisher.publish(p).await;
         if qos == QoS::AtLeastOnce {
             assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
@@ -78,7 +78,7 @@ async fn application_properties_are_forwarded_unchanged_and_in_order() {
     // Retained: the properties are stored with the message.
     let mut p = publish("props/kept", "v", QoS::AtMostOnce, None);
     p.retain = true;
-    p.properties = application_properties();
+    p.properties = application_properties().into();
     publisher.publish(p).await;
     assert_eq!(
         sub.recv_publish().await.properties,

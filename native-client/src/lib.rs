@@ -96,6 +96,6 @@ pub use transport::TransportError;
 pub use url::{BrokerUrl, Scheme, UrlError};
 
 pub use protocol::{
-    ProtocolVersion, PublishProperties, QoS, ReasonCode, RetainHandling, TopicFilter, TopicName,
-    Will, WillProperties,
+    ProtocolVersion, PublishProperties, PublishProps, QoS, ReasonCode, RetainHandling, TopicFilter,
+    TopicName, Will, WillProperties,
 };

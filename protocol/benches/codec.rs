@@ -98,7 +98,8 @@ fn publish_with_properties() -> Packet {
             user_properties: vec![("k".into(), "v".into())],
             content_type: Some("application/json".into()),
             ..PublishProperties::default()
-        },
+        }
+        .into(),
         ..Publish::new("iot/5/dev-0042/light/on/set", "true")
     })
 }

@@ -67,7 +67,8 @@ pub use packet::{
 };
 pub use property::{
     AckProperties, AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties,
-    PublishProperties, SubscribeProperties, UnsubscribeProperties, UserProperties, WillProperties,
+    PublishProperties, PublishProps, SubscribeProperties, UnsubscribeProperties, UserProperties,
+    WillProperties,
 };
 pub use reason::ReasonCode;
 pub use session::{

@@ -305,7 +305,7 @@ fn connack(version: ProtocolVersion) -> BoxedStrategy<Packet> {
                 Packet::ConnAck(ConnAck {
                     session_present: session_present && !reason_code.is_error(),
                     reason_code,
-                    properties,
+                    properties: Box::new(properties),
                 })
             })
             .boxed()
@@ -355,7 +355,7 @@ fn publish(version: ProtocolVersion) -> impl Strategy<Value = Packet> {
                     topic,
                     packet_id: (qos != QoS::AtMostOnce).then_some(id),
                     payload: payload.into(),
-                    properties,
+                    properties: properties.into(),
                 })
             },
         )
@@ -542,7 +542,7 @@ fn disconnect(version: ProtocolVersion) -> impl Strategy<Value = Packet> {
         Packet::Disconnect(if v5 {
             Disconnect {
                 reason_code,
-                properties,
+                properties: Box::new(properties),
             }
         } else {
             Disconnect::default()
@@ -564,7 +564,7 @@ fn auth() -> impl Strategy<Value = Packet> {
     (reason(PacketType::Auth), properties).prop_map(|(reason_code, properties)| {
         Packet::Auth(Auth {
             reason_code,
-            properties,
+            properties: Box::new(properties),
         })
     })
 }

@@ -70,6 +70,6 @@ pub use options::{
 pub use protocol::client::{DisconnectReason, DropSource, Event, Message};
 
 pub use protocol::{
-    ProtocolVersion, PublishProperties, QoS, ReasonCode, RetainHandling, SessionError, TopicFilter,
-    TopicName, Will, WillProperties,
+    ProtocolVersion, PublishProperties, PublishProps, QoS, ReasonCode, RetainHandling,
+    SessionError, TopicFilter, TopicName, Will, WillProperties,
 };

@@ -412,6 +412,7 @@ pub fn publish_will(broker: &Broker, will: Will, client_id: &ByteString) {
     properties.response_topic = wp.response_topic;
     properties.correlation_data = wp.correlation_data;
     properties.user_properties = wp.user_properties;
+    let properties = properties.into();
     let publish = Publish {
         dup: false,
         qos: will.qos,
@@ -433,6 +434,7 @@ fn auth_packet(reason_code: ReasonCode, method: ByteString, data: Option<Bytes>)
             authentication_method: Some(method),
             authentication_data: data,
             ..AuthProperties::default()
-        },
+        }
+        .into(),
     }
 }

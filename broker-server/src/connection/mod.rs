@@ -365,9 +365,7 @@ impl Connection {
             debug!(client_id = %self.client_id, topic = %message.topic, "delivery not authorized: dropped");
             return;
         }
-        let mut properties = message.properties.clone();
-        properties.message_expiry_interval = message.remaining_expiry(now);
-        properties.subscription_identifiers = delivery.subscription_ids.to_vec();
+        let properties = message.delivery_properties(&delivery.subscription_ids, now);
         let publish = Publish {
             dup: false,
             qos: delivery.qos,

@@ -223,12 +223,14 @@ impl Connection {
 /// Builds the broker's message from a client's PUBLISH received at `now`.
 pub fn message_from(publish: Publish, origin: ByteString, now: Instant) -> Message {
     let mut properties = publish.properties;
-    let expires_at = properties
-        .message_expiry_interval
-        .take()
-        .map(|secs| now + Duration::from_secs(u64::from(secs)));
-    properties.topic_alias = None;
-    properties.subscription_identifiers = Vec::new();
+    let expires_at = properties.get_mut().and_then(|props| {
+        props.topic_alias = None;
+        props.subscription_identifiers = Vec::new();
+        props.message_expiry_interval.take()
+    });
+    let expires_at = expires_at.map(|secs| now + Duration::from_secs(u64::from(secs)));
+    // A PUBLISH whose only properties were those leaves nothing for every delivery to copy.
+    properties.free_if_empty();
     Message {
         topic: publish.topic,
         payload: publish.payload,

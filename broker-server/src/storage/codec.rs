@@ -20,8 +20,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
 use protocol::{
-    Packet, ProtocolVersion, Publish, PublishProperties, QoS, RetainHandling, SubscriptionOptions,
-    TopicFilter, TopicName, Will, WillProperties,
+    Packet, ProtocolVersion, Publish, PublishProperties, PublishProps, QoS, RetainHandling,
+    SubscriptionOptions, TopicFilter, TopicName, Will, WillProperties,
 };
 use smallvec::SmallVec;
 use web_time::Instant;
@@ -177,9 +177,11 @@ pub fn encode_message(message: &Message) -> Bytes {
     out.put_u64_le(message.expires_at.map_or(0, to_unix_ms));
     put_string(&mut out, &message.origin);
     let mut properties = message.properties.clone();
-    properties.message_expiry_interval = None;
-    properties.topic_alias = None;
-    properties.subscription_identifiers = Vec::new();
+    if let Some(props) = properties.get_mut() {
+        props.message_expiry_interval = None;
+        props.topic_alias = None;
+        props.subscription_identifiers = Vec::new();
+    }
     let publish = Publish {
         dup: false,
         qos: message.qos,
@@ -317,7 +319,8 @@ fn will_publish(will: &Will) -> Publish {
         correlation_data: wp.correlation_data.clone(),
         user_properties: wp.user_properties.clone(),
         ..PublishProperties::default()
-    };
+    }
+    .into();
     Publish {
         dup: false,
         qos: will.qos,
@@ -330,7 +333,7 @@ fn will_publish(will: &Will) -> Publish {
 }
 
 fn will_from(publish: Publish) -> Result<Will, CodecError> {
-    let p = publish.properties;
+    let p = publish.properties.into_inner();
     Ok(Will {
         topic: TopicName::new(publish.topic).map_err(|e| damaged("session", e.to_string()))?,
         payload: publish.payload,
@@ -423,7 +426,7 @@ pub fn plain_message(
         payload: payload.into(),
         qos,
         retain,
-        properties: PublishProperties::default(),
+        properties: PublishProps::new(),
         expires_at: None,
         origin: ByteString::new(),
     })

@@ -164,9 +164,7 @@ fn restore_session(broker: &Arc<Broker>, stored: StoredSession, now: Instant) {
 /// The PUBLISH re-sent for a stored QoS 2 message that had gone out as `packet_id`.
 fn resend(delivery: &Delivery, packet_id: protocol::PacketId, now: Instant) -> Publish {
     let message = &delivery.message;
-    let mut properties = message.properties.clone();
-    properties.message_expiry_interval = message.remaining_expiry(now);
-    properties.subscription_identifiers = delivery.subscription_ids.to_vec();
+    let properties = message.delivery_properties(&delivery.subscription_ids, now);
     Publish {
         dup: true,
         qos: delivery.qos,

@@ -1,6 +1,6 @@
 //! [`Message`]: an application message received from the broker.
 
-use crate::{Publish, PublishProperties, QoS};
+use crate::{Publish, PublishProps, QoS};
 use bytes::Bytes;
 use bytestring::ByteString;
 
@@ -20,7 +20,7 @@ pub struct Message {
     pub retain: bool,
     /// MQTT 5 properties: content type, response topic, correlation data, user
     /// properties, subscription identifiers, message expiry.
-    pub properties: PublishProperties,
+    pub properties: PublishProps,
 }
 
 impl Message {

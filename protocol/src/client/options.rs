@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::{PublishProperties, QoS};
+use crate::{PublishProps, QoS};
 
 /// Reconnecting with exponential backoff and jitter.
 ///
@@ -115,7 +115,7 @@ pub struct PublishOptions {
     pub retain: bool,
     /// MQTT 5 properties (content type, response topic, correlation data, message
     /// expiry, user properties; ignored by MQTT 3.x). Default: none.
-    pub properties: PublishProperties,
+    pub properties: PublishProps,
 }
 
 impl PublishOptions {
@@ -134,8 +134,8 @@ impl PublishOptions {
     }
 
     /// Sets the MQTT 5 properties.
-    pub fn properties(mut self, properties: PublishProperties) -> Self {
-        self.properties = properties;
+    pub fn properties(mut self, properties: impl Into<PublishProps>) -> Self {
+        self.properties = properties.into();
         self
     }
 }

@@ -90,3 +90,104 @@ ack_packet!(
     PacketType::PubComp,
     "PUBCOMP"
 );
+
+/// Which of the four acknowledgements a [`BareAck`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)] // the spec's packet names
+pub(crate) enum AckKind {
+    PubAck,
+    PubRec,
+    PubRel,
+    PubComp,
+}
+
+/// A PUBACK, PUBREC, PUBREL or PUBCOMP of remaining length 2: a packet identifier and
+/// nothing else. It is the acknowledgement of every QoS 1 and 2 flow in MQTT 3.x and the
+/// usual one in MQTT 5, so the sessions take it without building a
+/// [`Packet`](super::Packet). [`decode`](super::decode) reads the same bytes as the same
+/// packet with reason code Success and no properties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BareAck {
+    pub(crate) kind: AckKind,
+    pub(crate) packet_id: PacketId,
+}
+
+impl BareAck {
+    /// The bare acknowledgement the first four bytes of `buf` hold, if they are one.
+    /// Anything else, a packet identifier of 0 included, is `None` and left to
+    /// [`decode`](super::decode), which refuses what is malformed.
+    pub(crate) fn peek(buf: &[u8]) -> Option<Self> {
+        let [first, 2, high, low, ..] = *buf else {
+            return None;
+        };
+        // The fixed header flags are part of the match: PUBREL's are 0b0010, the
+        // others' 0 [MQTT-2.1.3-1].
+        let kind = match first {
+            0x40 => AckKind::PubAck,
+            0x50 => AckKind::PubRec,
+            0x62 => AckKind::PubRel,
+            0x70 => AckKind::PubComp,
+            _ => return None,
+        };
+        let packet_id = PacketId::new(u16::from_be_bytes([high, low]))?;
+        Some(Self { kind, packet_id })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+
+    use super::*;
+    use crate::packet::{Limits, Packet, decode};
+
+    /// Every byte string `peek` takes decodes to the same acknowledgement, in every
+    /// version; every one it leaves is left to `decode`.
+    #[test]
+    fn peek_agrees_with_decode() {
+        let id = PacketId::new(0x1234).unwrap();
+        for first in 0..=u8::MAX {
+            for bytes in [
+                [first, 2, 0x12, 0x34],
+                [first, 2, 0, 0],
+                [first, 3, 0x12, 0x34],
+            ] {
+                let peeked = BareAck::peek(&bytes);
+                for version in [
+                    ProtocolVersion::V3_1,
+                    ProtocolVersion::V3_1_1,
+                    ProtocolVersion::V5,
+                ] {
+                    let limits = Limits {
+                        version,
+                        ..Limits::default()
+                    };
+                    let decoded = decode(&mut BytesMut::from(&bytes[..]), &limits);
+                    let expected = match decoded {
+                        Ok(Some(Packet::PubAck(a))) if a == PubAck::new(id) => {
+                            Some(AckKind::PubAck)
+                        }
+                        Ok(Some(Packet::PubRec(a))) if a == PubRec::new(id) => {
+                            Some(AckKind::PubRec)
+                        }
+                        Ok(Some(Packet::PubRel(a))) if a == PubRel::new(id) => {
+                            Some(AckKind::PubRel)
+                        }
+                        Ok(Some(Packet::PubComp(a))) if a == PubComp::new(id) => {
+                            Some(AckKind::PubComp)
+                        }
+                        _ => None,
+                    };
+                    assert_eq!(
+                        peeked.map(|ack| ack.kind),
+                        expected,
+                        "{bytes:02x?} {version:?}"
+                    );
+                }
+            }
+            assert!(BareAck::peek(&[first, 2, 0x12]).is_none());
+        }
+        let ack = BareAck::peek(&[0x40, 2, 0x12, 0x34, 0xFF]).unwrap();
+        assert_eq!(ack.packet_id, id);
+    }
+}

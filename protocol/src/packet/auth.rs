@@ -13,8 +13,9 @@ use crate::wire::{self, Sink};
 pub struct Auth {
     /// Success, Continue authentication or Re-authenticate.
     pub reason_code: ReasonCode,
-    /// Method and data of the exchange.
-    pub properties: AuthProperties,
+    /// Method and data of the exchange, boxed so that a rare packet does not make every
+    /// [`Packet`](super::Packet) and session event larger.
+    pub properties: Box<AuthProperties>,
 }
 
 impl Auth {
@@ -42,7 +43,7 @@ impl Auth {
             s.put_u8(self.reason_code as u8);
         }
         if !bare {
-            property::put_properties(s, &self.properties)?;
+            property::put_properties(s, &*self.properties)?;
         }
         Ok(())
     }

@@ -16,8 +16,9 @@ pub struct ConnAck {
     /// Success or why the connection is refused. For 3.x this is the reason code
     /// matching the return code ([`ReasonCode::to_v3_connack`]).
     pub reason_code: ReasonCode,
-    /// MQTT 5 properties.
-    pub properties: ConnAckProperties,
+    /// MQTT 5 properties, boxed: the set is large (about 250 bytes) and inline it
+    /// would make every [`Packet`](super::Packet) and client event that size.
+    pub properties: Box<ConnAckProperties>,
 }
 
 impl ConnAck {
@@ -26,7 +27,7 @@ impl ConnAck {
         Self {
             session_present: false,
             reason_code,
-            properties: ConnAckProperties::default(),
+            properties: Box::default(),
         }
     }
 
@@ -38,7 +39,7 @@ impl ConnAck {
         // MQTT 3.1 has no Session Present flag: its first byte is reserved and unused.
         let session_present = flags & 0x01 != 0 && version != ProtocolVersion::V3_1;
         let code = wire::read_u8(buf, "connect reason code")?;
-        let mut properties = ConnAckProperties::default();
+        let mut properties = Box::<ConnAckProperties>::default();
         let reason_code = if version.is_v5() {
             let reason_code = ReasonCode::from_u8(code)
                 .filter(|rc| rc.allowed_in(PacketType::ConnAck))
@@ -72,7 +73,7 @@ impl ConnAck {
         ));
         if version.is_v5() {
             s.put_u8(self.reason_code as u8);
-            property::put_properties(s, &self.properties)
+            property::put_properties(s, &*self.properties)
         } else {
             s.put_u8(self.reason_code.to_v3_connack());
             Ok(())

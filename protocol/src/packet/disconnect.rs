@@ -14,8 +14,9 @@ use crate::wire::{self, Sink};
 pub struct Disconnect {
     /// Why (MQTT 5); [`ReasonCode::NORMAL_DISCONNECTION`] in 3.x.
     pub reason_code: ReasonCode,
-    /// MQTT 5 properties.
-    pub properties: DisconnectProperties,
+    /// MQTT 5 properties, boxed so that a rare packet does not make every
+    /// [`Packet`](super::Packet) and session event larger.
+    pub properties: Box<DisconnectProperties>,
 }
 
 impl Disconnect {
@@ -23,7 +24,7 @@ impl Disconnect {
     pub fn new(reason_code: ReasonCode) -> Self {
         Self {
             reason_code,
-            properties: DisconnectProperties::default(),
+            properties: Box::default(),
         }
     }
 
@@ -56,7 +57,7 @@ impl Disconnect {
                 s.put_u8(self.reason_code as u8);
             }
             if !bare {
-                property::put_properties(s, &self.properties)?;
+                property::put_properties(s, &*self.properties)?;
             }
         }
         Ok(())

@@ -20,6 +20,7 @@ use std::num::NonZeroU16;
 
 use bytes::{Buf, Bytes, BytesMut};
 
+pub(crate) use ack::{AckKind, BareAck};
 pub use ack::{PubAck, PubComp, PubRec, PubRel};
 pub use auth::Auth;
 pub use connack::ConnAck;

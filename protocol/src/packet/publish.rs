@@ -1,11 +1,11 @@
 //! PUBLISH (§3.3).
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use bytestring::ByteString;
 
 use super::{PacketId, PacketType, ProtocolVersion, QoS, read_packet_id};
 use crate::error::{DecodeError, EncodeError};
-use crate::property::{self, PublishProperties};
+use crate::property::{self, PublishProperties, PublishProps};
 use crate::topic;
 use crate::wire::{self, Sink};
 
@@ -26,8 +26,8 @@ pub struct Publish {
     pub packet_id: Option<PacketId>,
     /// Application payload, shared with the receive buffer (no copy).
     pub payload: Bytes,
-    /// MQTT 5 properties.
-    pub properties: PublishProperties,
+    /// MQTT 5 properties, on the heap only when there are any.
+    pub properties: PublishProps,
 }
 
 /// Checks the PUBLISH fixed header flags: no QoS 3 [MQTT-3.3.1-4], no DUP at
@@ -53,7 +53,7 @@ impl Publish {
             topic: topic.into(),
             packet_id: None,
             payload: payload.into(),
-            properties: PublishProperties::default(),
+            properties: PublishProps::new(),
         }
     }
 
@@ -84,9 +84,16 @@ impl Publish {
             QoS::AtMostOnce => None,
             _ => Some(read_packet_id(buf, PacketType::Publish)?),
         };
-        let mut properties = PublishProperties::default();
+        // Most PUBLISHes carry no property: then nothing is allocated.
+        let mut properties = PublishProps::new();
         if version.is_v5() {
-            property::read_properties(buf, |p| properties.apply(p))?;
+            if buf.first() == Some(&0) {
+                buf.advance(1);
+            } else {
+                let mut set = PublishProperties::default();
+                property::read_properties(buf, |p| set.apply(p))?;
+                properties = set.into();
+            }
         }
         if topic.is_empty() && version.is_v5() {
             if properties.topic_alias.is_none() {
@@ -122,7 +129,7 @@ impl Publish {
             if self.properties.is_empty() {
                 s.put_u8(0);
             } else {
-                property::put_properties(s, &self.properties)?;
+                property::put_properties(s, &*self.properties)?;
             }
         }
         s.put_slice(&self.payload);

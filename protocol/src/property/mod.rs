@@ -361,8 +361,10 @@ fn put_subscription_id<S: Sink>(sink: &mut S, value: NonZeroU32) -> Result<(), E
     Ok(())
 }
 
+mod publish_props;
 mod sets;
 
+pub use publish_props::PublishProps;
 pub use sets::{
     AckProperties, AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties,
     PublishProperties, SubscribeProperties, UnsubscribeProperties, WillProperties,

@@ -316,6 +316,18 @@ pub struct PublishProperties {
 }
 
 impl PublishProperties {
+    /// No property set; `const`, so an empty set can live in a `static`.
+    pub const EMPTY: Self = Self {
+        payload_format_indicator: None,
+        message_expiry_interval: None,
+        topic_alias: None,
+        response_topic: None,
+        correlation_data: None,
+        user_properties: Vec::new(),
+        subscription_identifiers: Vec::new(),
+        content_type: None,
+    };
+
     pub(crate) fn apply(&mut self, property: Property) -> Result<(), DecodeError> {
         match property {
             Property::PayloadFormatIndicator(v) => self.payload_format_indicator = Some(v),

@@ -30,8 +30,10 @@ use crate::packet::{self, MAX_PACKET_SIZE, ProtocolVersion, Publish};
 pub(crate) struct InboundAliases {
     /// The Topic Alias Maximum we advertised; 0 accepts none.
     maximum: u16,
-    /// Mappings established on this connection.
-    topics: HashMap<NonZeroU16, ByteString>,
+    /// Mappings established on this connection, allocated with the first one: most
+    /// connections use no alias, and an empty map is still 48 bytes of every session.
+    #[allow(clippy::box_collection)] // the point: one word inline, not 48 bytes
+    topics: Option<Box<HashMap<NonZeroU16, ByteString>>>,
 }
 
 impl InboundAliases {
@@ -39,7 +41,7 @@ impl InboundAliases {
     pub(crate) fn new(maximum: u16) -> Self {
         Self {
             maximum,
-            topics: HashMap::new(),
+            topics: None,
         }
     }
 
@@ -47,7 +49,7 @@ impl InboundAliases {
     /// mapping when the PUBLISH carries both. Afterwards `publish` has a topic and no
     /// alias, so it can be forwarded as is.
     pub(crate) fn resolve(&mut self, publish: &mut Publish) -> Result<(), ProtocolViolation> {
-        let Some(alias) = publish.properties.topic_alias.take() else {
+        let Some(alias) = publish.properties.take_topic_alias() else {
             return Ok(());
         };
         if alias.get() > self.maximum {
@@ -59,11 +61,14 @@ impl InboundAliases {
         if publish.topic.is_empty() {
             let topic = self
                 .topics
-                .get(&alias)
+                .as_ref()
+                .and_then(|topics| topics.get(&alias))
                 .ok_or(ProtocolViolation::TopicAliasUnknown(alias))?;
             publish.topic = topic.clone();
         } else {
-            self.topics.insert(alias, publish.topic.clone());
+            self.topics
+                .get_or_insert_default()
+                .insert(alias, publish.topic.clone());
         }
         Ok(())
     }
@@ -80,6 +85,14 @@ impl InboundAliases {
 pub(crate) struct OutboundAliases {
     /// The peer's Topic Alias Maximum; 0 means we send no aliases.
     maximum: u16,
+    /// The mappings, allocated with the first alias handed out: most peers accept none,
+    /// and the empty table would be 130 bytes of every session.
+    table: Option<Box<OutboundTable>>,
+}
+
+/// The mappings of [`OutboundAliases`].
+#[derive(Debug, Clone, Default)]
+struct OutboundTable {
     /// Topic → its alias.
     by_topic: HashMap<ByteString, NonZeroU16>,
     /// Per alias handed out (index alias − 1): the topic it stands for (empty when
@@ -108,7 +121,7 @@ impl OutboundAliases {
     pub(crate) fn new(maximum: u16) -> Self {
         Self {
             maximum,
-            ..Self::default()
+            table: None,
         }
     }
 
@@ -118,6 +131,23 @@ impl OutboundAliases {
         if self.maximum == 0 || topic.is_empty() {
             return None;
         }
+        self.table
+            .get_or_insert_default()
+            .assign(topic, self.maximum)
+    }
+
+    /// Forgets `topic`'s mapping: the PUBLISH that would have established it was sent
+    /// without an alias after all.
+    pub(crate) fn forget(&mut self, topic: &ByteString) {
+        if let Some(table) = &mut self.table {
+            table.forget(topic);
+        }
+    }
+}
+
+impl OutboundTable {
+    /// [`OutboundAliases::assign`] for a peer that accepts aliases 1..=`maximum`.
+    fn assign(&mut self, topic: &ByteString, maximum: u16) -> Option<AliasUse> {
         self.tick += 1;
         if let Some(&alias) = self.by_topic.get(topic) {
             self.used(alias);
@@ -125,7 +155,7 @@ impl OutboundAliases {
         }
         let alias = if let Some(alias) = self.free.pop() {
             alias
-        } else if self.slots.len() < usize::from(self.maximum) {
+        } else if self.slots.len() < usize::from(maximum) {
             self.slots.push(Default::default());
             NonZeroU16::new(u16::try_from(self.slots.len()).ok()?)?
         } else {
@@ -166,16 +196,17 @@ impl OutboundAliases {
         None
     }
 
-    /// Forgets `topic`'s mapping: the PUBLISH that would have established it was sent
-    /// without an alias after all.
-    pub(crate) fn forget(&mut self, topic: &ByteString) {
+    /// [`OutboundAliases::forget`].
+    fn forget(&mut self, topic: &ByteString) {
         if let Some(alias) = self.by_topic.remove(topic) {
             // No tick is 0, so the alias's entries in `uses` are stale from now on.
             *self.slot(alias) = Default::default();
             self.free.push(alias);
         }
     }
+}
 
+impl OutboundAliases {
     /// Encodes `publish` (which carries its full topic; its own topic alias is
     /// ignored) into `tx` for `version`, with an alias when the peer accepts them. Should
     /// the alias property push the packet over the peer's `maximum` size, the topic is
@@ -198,7 +229,7 @@ impl OutboundAliases {
                 return packet::encode_publish(publish, version, tx);
             }
             let mut plain = publish.clone();
-            plain.properties.topic_alias = None;
+            plain.properties.set_topic_alias(None);
             return packet::encode_publish(&plain, version, tx);
         };
         let mut aliased = publish.clone();
@@ -208,7 +239,7 @@ impl OutboundAliases {
                 .is_ok_and(|size| size > maximum as usize);
         if too_large {
             aliased.topic = publish.topic.clone();
-            aliased.properties.topic_alias = None;
+            aliased.properties.set_topic_alias(None);
         }
         let result = packet::encode_publish(&aliased, version, tx);
         if (too_large || result.is_err()) && matches!(alias, AliasUse::Establish(_)) {
@@ -335,7 +366,8 @@ mod tests {
                 let (_, alias) = model.pop().expect("just pushed");
                 free.push(alias);
             }
-            assert!(aliases.uses.len() <= 2 * 5 + 9);
+            let uses = aliases.table.as_ref().map_or(0, |table| table.uses.len());
+            assert!(uses <= 2 * 5 + 9);
         }
     }
 
@@ -343,6 +375,10 @@ mod tests {
     fn maximum_zero_assigns_nothing() {
         let mut aliases = OutboundAliases::new(0);
         assert_eq!(aliases.assign(&topic("a")), None);
+        assert!(
+            aliases.table.is_none(),
+            "nothing allocated for a peer without aliases"
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@
 //! re-initialised with each connection (§4.9).
 
 use super::ProtocolViolation;
-use super::packet_id::IdMap;
+use super::packet_id::{BurstRoom, IdMap};
 use crate::packet::{Packet, PacketId, PubAck, PubRec, QoS};
 use crate::reason::ReasonCode;
 
@@ -60,6 +60,8 @@ pub(crate) struct Inbound {
     counted: usize,
     /// Our Receive Maximum; `None` for MQTT 3.x, which has none.
     receive_maximum: Option<u16>,
+    /// The most flows at once since `flows` was last empty.
+    burst: BurstRoom,
 }
 
 impl Inbound {
@@ -69,6 +71,7 @@ impl Inbound {
             flows: IdMap::default(),
             counted: 0,
             receive_maximum,
+            burst: BurstRoom::default(),
         }
     }
 
@@ -106,6 +109,7 @@ impl Inbound {
                     },
                 );
                 self.counted += 1;
+                self.burst.saw(self.flows.len());
                 Ok(Arrival::New)
             }
         }
@@ -150,6 +154,13 @@ impl Inbound {
             && flow.counted
         {
             self.counted -= 1;
+        }
+        // A burst's room is let go once the flows need far less ([`BurstRoom`]).
+        if self.flows.is_empty() {
+            if self.burst.spare(self.flows.capacity()) {
+                self.flows = IdMap::default();
+            }
+            self.burst.restart();
         }
     }
 
@@ -198,9 +209,43 @@ impl Inbound {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::packet_id::KEEP;
 
     fn id(value: u16) -> PacketId {
         PacketId::new(value).expect("non-zero")
+    }
+
+    #[test]
+    fn the_flows_let_a_burst_go_once_traffic_falls_back() {
+        let mut inbound = Inbound::new(Some(200));
+        let burst = |inbound: &mut Inbound, count: u16| {
+            for value in 1..=count {
+                assert_eq!(
+                    inbound.on_publish(id(value), QoS::AtLeastOnce),
+                    Ok(Arrival::New)
+                );
+            }
+            for value in 1..=count {
+                assert!(
+                    inbound
+                        .acknowledge(id(value), ReasonCode::Success)
+                        .is_some()
+                );
+            }
+        };
+        // Bursts of one size keep their room...
+        burst(&mut inbound, 150);
+        let room = inbound.flows.capacity();
+        assert!(room >= 150);
+        burst(&mut inbound, 150);
+        assert_eq!(inbound.flows.capacity(), room);
+        // ...which goes once the traffic is a trickle.
+        burst(&mut inbound, 1);
+        assert!(
+            inbound.flows.capacity() <= KEEP,
+            "{}",
+            inbound.flows.capacity()
+        );
     }
 
     #[test]

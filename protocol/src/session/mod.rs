@@ -69,7 +69,7 @@ mod outbound;
 mod packet_id;
 mod server;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 
 pub use client::{ClientEvent, ClientOptions, ClientSession, LostReason};
 pub use server::{
@@ -77,7 +77,9 @@ pub use server::{
 };
 
 use crate::error::{DecodeError, EncodeError};
-use crate::packet::{self, Limits, Packet, PacketId, PacketType, ProtocolVersion, Publish, QoS};
+use crate::packet::{
+    self, BareAck, Limits, Packet, PacketId, PacketType, ProtocolVersion, Publish, QoS,
+};
 use crate::reason::ReasonCode;
 use crate::topic::TopicError;
 
@@ -319,10 +321,30 @@ impl Rx {
     /// keep the part of it they share).
     pub(crate) fn decode(&mut self, limits: &Limits) -> Result<Option<Packet>, DecodeError> {
         let packet = packet::decode(&mut self.buf, limits);
+        self.release_if_empty();
+        packet
+    }
+
+    /// The next packet if it is a bare PUBACK, PUBREC, PUBREL or PUBCOMP ([`BareAck`]),
+    /// taken without building a [`Packet`]; `None` (nothing consumed) for anything else,
+    /// which [`decode`](Self::decode) then reads. What `decode` would refuse is never
+    /// taken here, so the checks stay the decoder's.
+    pub(crate) fn take_bare_ack(&mut self, limits: &Limits) -> Option<BareAck> {
+        // A Maximum Packet Size under 4 bytes refuses these too: `decode` says so.
+        if limits.max_packet_size < 4 {
+            return None;
+        }
+        let ack = BareAck::peek(&self.buf)?;
+        self.buf.advance(4);
+        self.release_if_empty();
+        Some(ack)
+    }
+
+    /// Lets the buffer go once every byte is decoded.
+    fn release_if_empty(&mut self) {
         if self.buf.is_empty() && self.buf.capacity() != 0 {
             self.buf = BytesMut::new();
         }
-        packet
     }
 
     /// The next whole packet from a server, if there is one. A packet type only clients
@@ -337,7 +359,9 @@ impl Rx {
         {
             return Err(ProtocolViolation::UnexpectedPacket(packet_type));
         }
-        Ok(packet::decode_from_server(&mut self.buf, limits)?)
+        let packet = packet::decode_from_server(&mut self.buf, limits);
+        self.release_if_empty();
+        Ok(packet?)
     }
 
     /// The buffered bytes, not consumed.
@@ -514,5 +538,46 @@ mod rx_tests {
         assert!(matches!(last, Some(Packet::Publish(p)) if p.payload.len() == 100));
         assert_eq!(rx.buf.capacity(), 0, "nothing held while idle");
         assert!(rx.decode(&limits).unwrap().is_none());
+    }
+
+    #[test]
+    fn bare_acks_are_taken_whole_and_anything_else_is_left() {
+        let limits = Limits::default();
+        let mut rx = Rx::default();
+        // PUBACK 1, PUBREL 2, then a PUBACK with a reason code (remaining length 3).
+        let mut read = BytesMut::from(&[0x40, 2, 0, 1, 0x62, 2, 0, 2, 0x40, 3, 0, 3, 0x10][..]);
+        rx.push(&mut read);
+        let first = rx.take_bare_ack(&limits).expect("a bare PUBACK");
+        assert_eq!(
+            (first.kind, first.packet_id.get()),
+            (packet::AckKind::PubAck, 1)
+        );
+        let second = rx.take_bare_ack(&limits).expect("a bare PUBREL");
+        assert_eq!(
+            (second.kind, second.packet_id.get()),
+            (packet::AckKind::PubRel, 2)
+        );
+        assert!(rx.take_bare_ack(&limits).is_none());
+        assert_eq!(rx.peek().len(), 5, "left to the decoder");
+        let ack = rx.decode(&limits).unwrap();
+        assert!(
+            matches!(ack, Some(Packet::PubAck(a)) if a.reason_code == ReasonCode::NoMatchingSubscribers)
+        );
+        // With too small a Maximum Packet Size the decoder has to refuse it.
+        let mut read = BytesMut::from(&[0x40, 2, 0, 1][..]);
+        rx.clear();
+        rx.push(&mut read);
+        let tiny = Limits {
+            max_packet_size: 3,
+            ..Limits::default()
+        };
+        assert!(rx.take_bare_ack(&tiny).is_none());
+        assert!(rx.decode(&tiny).is_err());
+        // Taking the last bytes lets the buffer go.
+        let mut read = BytesMut::from(&[0x70, 2, 0, 9][..]);
+        rx.clear();
+        rx.push(&mut read);
+        assert!(rx.take_bare_ack(&limits).is_some());
+        assert_eq!(rx.buf.capacity(), 0, "nothing held while idle");
     }
 }

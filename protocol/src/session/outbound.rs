@@ -25,7 +25,7 @@ use std::collections::VecDeque;
 use bytes::BytesMut;
 
 use super::alias::OutboundAliases;
-use super::packet_id::{IdMap, PacketIdAllocator};
+use super::packet_id::{BurstRoom, IdMap, PacketIdAllocator};
 use super::{OutboundMessage, PeerLimits, ProtocolViolation, SessionError};
 use crate::packet::{self, Packet, PacketId, PacketType, ProtocolVersion, PubRel, Publish, QoS};
 use crate::reason::ReasonCode;
@@ -73,9 +73,11 @@ pub(crate) struct Outbound {
     /// Flows waiting for a slot, in sending order.
     pending: VecDeque<OutboundMessage>,
     /// The peer's Receive Maximum on the current connection; 0 while there is none.
-    window: usize,
+    window: u16,
     /// Next value of [`Inflight::seq`].
     next_seq: u64,
+    /// The most flows at once since the tables were last empty.
+    burst: BurstRoom,
 }
 
 impl Outbound {
@@ -88,6 +90,7 @@ impl Outbound {
         publish.packet_id = Some(id);
         publish.dup = false;
         self.pending.push_back(OutboundMessage::Publish(publish));
+        self.burst.saw(self.ids.len());
         Ok(id)
     }
 
@@ -103,7 +106,7 @@ impl Outbound {
 
     /// Opens the window for a new connection: `window` is the peer's Receive Maximum.
     pub(crate) fn start(&mut self, window: u16) {
-        self.window = usize::from(window);
+        self.window = window;
     }
 
     /// Sends (encodes into `tx`) every flow the window lets through. A flow the peer
@@ -120,7 +123,7 @@ impl Outbound {
         limits: &PeerLimits,
         mut discarded: impl FnMut(PacketId, ReasonCode),
     ) {
-        while self.inflight.len() < self.window {
+        while self.inflight.len() < usize::from(self.window) {
             let Some(message) = self.pending.pop_front() else {
                 return;
             };
@@ -230,6 +233,24 @@ impl Outbound {
     fn complete(&mut self, id: PacketId) {
         self.inflight.remove(&id);
         self.ids.release(id);
+        if self.inflight.is_empty() && self.pending.is_empty() {
+            self.release_spare();
+        }
+    }
+
+    /// Once no flow is left, lets go of the room a burst grew the tables to when the
+    /// flows since then needed far less ([`BurstRoom`]), so a connection does not keep
+    /// its peak for good.
+    fn release_spare(&mut self) {
+        let burst = self.burst;
+        self.burst.restart();
+        if burst.spare(self.inflight.capacity()) {
+            self.inflight = IdMap::default();
+        }
+        if burst.spare(self.pending.capacity()) {
+            self.pending = VecDeque::new();
+        }
+        self.ids.release_spare(&burst);
     }
 
     /// The connection ended: closes the window and puts every flow in flight back at the
@@ -329,14 +350,14 @@ impl Outbound {
 
     /// How many more QoS 1 and 2 messages would be sent at once if queued now (§4.9).
     pub(crate) fn send_quota(&self) -> usize {
-        self.window
-            .saturating_sub(self.inflight.len() + self.pending.len())
+        usize::from(self.window).saturating_sub(self.inflight.len() + self.pending.len())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::packet_id::KEEP;
 
     fn qos1(topic: &'static str) -> Publish {
         let mut publish = Publish::new(topic, "x");
@@ -390,6 +411,49 @@ mod tests {
                 other => format!("{other:?}"),
             })
             .collect()
+    }
+
+    #[test]
+    fn the_tables_let_a_burst_go_once_traffic_falls_back() {
+        let mut out = Outbound::default();
+        out.start(100);
+        let burst = |out: &mut Outbound, count: usize| {
+            let ids: Vec<PacketId> = (0..count)
+                .map(|_| out.enqueue(qos1("t")).unwrap())
+                .collect();
+            sent(out);
+            for id in ids {
+                out.on_puback(id).unwrap();
+                sent(out);
+            }
+            assert_eq!((out.inflight_len(), out.pending_len()), (0, 0));
+        };
+        let room = |out: &Outbound| {
+            (
+                out.inflight.capacity(),
+                out.pending.capacity(),
+                out.ids.capacity(),
+            )
+        };
+        // Bursts of one size keep their room...
+        burst(&mut out, 300);
+        let peak = room(&out);
+        assert!(peak.0 >= 100 && peak.1 >= 200 && peak.2 >= 300, "{peak:?}");
+        burst(&mut out, 300);
+        assert_eq!(room(&out), peak);
+        // ...which goes once the traffic is a trickle; the trickle's own stays.
+        burst(&mut out, 1);
+        let (inflight, pending, ids) = room(&out);
+        assert!(
+            inflight <= KEEP && pending <= KEEP && ids <= KEEP,
+            "{:?}",
+            room(&out)
+        );
+        burst(&mut out, 1);
+        assert!(
+            out.inflight.capacity() > 0,
+            "a trickle does not allocate for each message"
+        );
     }
 
     #[test]

@@ -15,6 +15,38 @@ use crate::packet::PacketId;
 /// A map keyed by packet identifier, hashed with [`PacketIdHasher`].
 pub(crate) type IdMap<V> = HashMap<PacketId, V, BuildHasherDefault<PacketIdHasher>>;
 
+/// How many entries a flow table keeps room for once it is empty again.
+pub(crate) const KEEP: usize = 16;
+
+/// When a flow table gives back the room a burst grew it to: when it is empty again
+/// after a stretch of flows that needed at most a quarter of that room (the rule the
+/// event queues follow), and only past [`KEEP`] entries. A connection that keeps
+/// sending bursts of one size keeps its tables; one whose traffic fell back to a
+/// trickle lets the peak go with the first small stretch.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct BurstRoom {
+    /// The most entries at once in this stretch (packet identifiers bound it to
+    /// 65,535; two bytes keep it inside the sessions' padding).
+    peak: u16,
+}
+
+impl BurstRoom {
+    /// The table holds `len` entries now.
+    pub(crate) fn saw(&mut self, len: usize) {
+        self.peak = self.peak.max(u16::try_from(len).unwrap_or(u16::MAX));
+    }
+
+    /// Whether an empty table's `capacity` is spare after this stretch.
+    pub(crate) fn spare(&self, capacity: usize) -> bool {
+        capacity > KEEP && usize::from(self.peak) <= capacity / 4
+    }
+
+    /// The table is empty: a new stretch begins.
+    pub(crate) fn restart(&mut self) {
+        self.peak = 0;
+    }
+}
+
 /// A set of packet identifiers, hashed with [`PacketIdHasher`].
 pub(crate) type IdSet = HashSet<PacketId, BuildHasherDefault<PacketIdHasher>>;
 
@@ -105,6 +137,24 @@ impl PacketIdAllocator {
     /// Frees `id` for reuse.
     pub(crate) fn release(&mut self, id: PacketId) {
         self.in_use.remove(&id);
+    }
+
+    /// With no identifier in flight, lets go of room `burst` says is spare.
+    pub(crate) fn release_spare(&mut self, burst: &BurstRoom) {
+        if self.in_use.is_empty() && burst.spare(self.in_use.capacity()) {
+            self.in_use = IdSet::default();
+        }
+    }
+
+    /// How many identifiers are in flight.
+    pub(crate) fn len(&self) -> usize {
+        self.in_use.len()
+    }
+
+    /// How many identifiers the set holds room for.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.in_use.capacity()
     }
 
     /// Whether `id` is in flight.

@@ -272,7 +272,8 @@ pub(crate) fn connack() -> Vec<Vector> {
             server_reference: Some(s("srv")),
             authentication_method: Some(s("M")),
             authentication_data: Some(Bytes::from_static(&[0xFF])),
-        },
+        }
+        .into(),
     };
     vec![
         vector("connack-v3", V3_1, Packet::ConnAck(ConnAck::new(ReasonCode::Success)), &[
@@ -366,11 +367,12 @@ pub(crate) fn publish() -> Vec<Vector> {
             user_properties: user_kv(),
             subscription_identifiers: vec![NonZeroU32::new(7).unwrap(), NonZeroU32::new(128).unwrap()],
             content_type: Some(s("text/plain")),
-        },
+        }
+        .into(),
         ..Publish::new("a/b", "hi")
     });
     let alias_only = Packet::Publish(Publish {
-        properties: PublishProperties { topic_alias: NonZeroU16::new(7), ..Default::default() },
+        properties: PublishProperties { topic_alias: NonZeroU16::new(7), ..Default::default() }.into(),
         ..Publish::new("", "hi")
     });
     let long = Packet::Publish(Publish::new("a", vec![0x55; 200]));
@@ -728,7 +730,8 @@ pub(crate) fn disconnect() -> Vec<Vector> {
             reason_string: Some(s("bye")),
             user_properties: user_kv(),
             server_reference: Some(s("srv")),
-        },
+        }
+        .into(),
     };
     vec![
         vector("disconnect-v3", V3_1, Packet::Disconnect(Disconnect::default()), &[&[0xE0, 0x00]]),
@@ -761,7 +764,8 @@ pub(crate) fn auth() -> Vec<Vector> {
             authentication_data: Some(Bytes::from_static(&[1, 2, 3])),
             reason_string: Some(s("go")),
             user_properties: user_kv(),
-        },
+        }
+        .into(),
     };
     vec![
         // Success without properties: remaining length 0 (§3.15.2.1).

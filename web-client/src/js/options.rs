@@ -137,7 +137,7 @@ pub(super) fn publish_options(o: &JsValue) -> Result<PublishOptions, JsValue> {
     Ok(PublishOptions {
         qos: qos(o, "qos")?.unwrap_or_default(),
         retain: boolean(o, "retain")?.unwrap_or(false),
-        properties: publish_properties(&get(o, "properties"))?,
+        properties: publish_properties(&get(o, "properties"))?.into(),
     })
 }
 

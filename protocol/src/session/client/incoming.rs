@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::{ClientEvent, ClientSession, LostReason, Phase};
 use crate::packet::{
-    ConnAck, Disconnect, Limits, MAX_PACKET_SIZE, Packet, PacketId, PacketType, ProtocolVersion,
-    PubComp, PubRec, PubRel, Publish, QoS,
+    AckKind, ConnAck, Disconnect, Limits, MAX_PACKET_SIZE, Packet, PacketId, PacketType,
+    ProtocolVersion, PubComp, PubRec, PubRel, Publish, QoS,
 };
 use crate::reason::ReasonCode;
 use crate::session::alias::OutboundAliases;
@@ -41,6 +41,18 @@ impl ClientSession {
             version: self.options.version,
         };
         while self.phase != Phase::Disconnected {
+            // The common acknowledgement skips the decoder; the checks are the same.
+            if self.phase == Phase::Connected
+                && let Some(ack) = self.rx.take_bare_ack(&limits)
+            {
+                self.ping_sent = None;
+                if let Err(violation) =
+                    self.handle_ack(ack.kind, ack.packet_id, ReasonCode::Success)
+                {
+                    self.violation(violation);
+                }
+                continue;
+            }
             match self.rx.decode_from_server(&limits) {
                 Ok(Some(packet)) => {
                     // Anything from the server shows the connection is alive.
@@ -66,30 +78,16 @@ impl ClientSession {
             }
             Packet::Publish(publish) if connected => self.handle_publish(publish)?,
             Packet::PubAck(ack) if connected => {
-                self.outbound.on_puback(ack.packet_id)?;
-                self.acked(ack.packet_id, ack.reason_code);
+                self.handle_ack(AckKind::PubAck, ack.packet_id, ack.reason_code)?
             }
             Packet::PubRec(rec) if connected => {
-                match self.outbound.on_pubrec(rec.packet_id, rec.reason_code)? {
-                    PubRecOutcome::Release => self.send(Packet::PubRel(PubRel::new(rec.packet_id))),
-                    PubRecOutcome::Ended => self.acked(rec.packet_id, rec.reason_code),
-                    PubRecOutcome::Unknown => self.send(Packet::PubRel(PubRel::with_reason(
-                        rec.packet_id,
-                        ReasonCode::PacketIdentifierNotFound,
-                    ))),
-                }
+                self.handle_ack(AckKind::PubRec, rec.packet_id, rec.reason_code)?
             }
             Packet::PubComp(comp) if connected => {
-                self.outbound.on_pubcomp(comp.packet_id)?;
-                self.acked(comp.packet_id, comp.reason_code);
+                self.handle_ack(AckKind::PubComp, comp.packet_id, comp.reason_code)?
             }
             Packet::PubRel(rel) if connected => {
-                let reason = if self.inbound.on_pubrel(rel.packet_id)? {
-                    ReasonCode::Success
-                } else {
-                    ReasonCode::PacketIdentifierNotFound
-                };
-                self.send(Packet::PubComp(PubComp::with_reason(rel.packet_id, reason)));
+                self.handle_ack(AckKind::PubRel, rel.packet_id, rel.reason_code)?
             }
             Packet::SubAck(suback) if connected => {
                 self.answered(suback.packet_id, PacketType::SubAck)?;
@@ -177,6 +175,43 @@ impl ClientSession {
             Arrival::Duplicate => {}
             Arrival::AlreadyReceived => {
                 self.send(Packet::PubRec(PubRec::new(id)));
+            }
+        }
+        Ok(())
+    }
+
+    /// A PUBACK, PUBREC, PUBREL or PUBCOMP, decoded or taken bare (`reason_code` is then
+    /// Success). Their properties carry nothing the session acts on.
+    fn handle_ack(
+        &mut self,
+        kind: AckKind,
+        packet_id: PacketId,
+        reason_code: ReasonCode,
+    ) -> Result<(), ProtocolViolation> {
+        match kind {
+            AckKind::PubAck => {
+                self.outbound.on_puback(packet_id)?;
+                self.acked(packet_id, reason_code);
+            }
+            AckKind::PubRec => match self.outbound.on_pubrec(packet_id, reason_code)? {
+                PubRecOutcome::Release => self.send(Packet::PubRel(PubRel::new(packet_id))),
+                PubRecOutcome::Ended => self.acked(packet_id, reason_code),
+                PubRecOutcome::Unknown => self.send(Packet::PubRel(PubRel::with_reason(
+                    packet_id,
+                    ReasonCode::PacketIdentifierNotFound,
+                ))),
+            },
+            AckKind::PubComp => {
+                self.outbound.on_pubcomp(packet_id)?;
+                self.acked(packet_id, reason_code);
+            }
+            AckKind::PubRel => {
+                let reason = if self.inbound.on_pubrel(packet_id)? {
+                    ReasonCode::Success
+                } else {
+                    ReasonCode::PacketIdentifierNotFound
+                };
+                self.send(Packet::PubComp(PubComp::with_reason(packet_id, reason)));
             }
         }
         Ok(())

@@ -30,7 +30,7 @@ use crate::packet::{
     Unsubscribe,
 };
 use crate::property::{
-    ConnectProperties, PublishProperties, SubscribeProperties, UnsubscribeProperties,
+    ConnectProperties, PublishProps, SubscribeProperties, UnsubscribeProperties,
 };
 use crate::topic::{TopicFilter, TopicName};
 
@@ -331,14 +331,14 @@ impl ClientSession {
         payload: impl Into<Bytes>,
         qos: QoS,
         retain: bool,
-        mut properties: PublishProperties,
+        mut properties: PublishProps,
     ) -> Result<Option<PacketId>, SessionError>
     where
         T: TryInto<TopicName, Error: Into<SessionError>>,
     {
         let topic: TopicName = topic.try_into().map_err(Into::into)?;
-        properties.topic_alias = None;
-        properties.subscription_identifiers.clear();
+        properties.set_topic_alias(None);
+        properties.clear_subscription_identifiers();
         let publish = Publish {
             dup: false,
             qos,

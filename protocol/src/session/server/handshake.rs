@@ -40,7 +40,7 @@ impl ServerSession {
         let mut connack = ConnAck::new(ReasonCode::Success);
         connack.session_present = resumed.is_some();
         if v5 {
-            connack.properties = self.connack_properties(options, server_keep_alive);
+            connack.properties = Box::new(self.connack_properties(options, server_keep_alive));
             let mut packet = Packet::ConnAck(connack);
             if check_size(&packet, self.version, self.client.maximum_packet_size).is_err()
                 && let Packet::ConnAck(connack) = &mut packet

@@ -4,7 +4,8 @@
 use super::{CloseReason, Phase, ServerEvent, ServerSession, connack_code, peek_connect_level};
 use crate::error::DecodeError;
 use crate::packet::{
-    ConnAck, Disconnect, Limits, Packet, ProtocolVersion, PubComp, PubRec, PubRel, Publish,
+    AckKind, ConnAck, Disconnect, Limits, Packet, PacketId, ProtocolVersion, PubComp, PubRec,
+    PubRel, Publish,
 };
 use crate::reason::ReasonCode;
 use crate::session::ProtocolViolation;
@@ -37,10 +38,18 @@ impl ServerSession {
             } else {
                 None
             };
-            let result = match self.rx.decode(&limits) {
-                Ok(Some(packet)) => self.handle_packet(packet),
-                Ok(None) => return,
-                Err(err) => Err(err.into()),
+            // The common acknowledgement skips the decoder; the checks are the same.
+            let bare_ack = match self.phase {
+                Phase::Connected => self.rx.take_bare_ack(&limits),
+                _ => None,
+            };
+            let result = match bare_ack {
+                Some(ack) => self.handle_ack(ack.kind, ack.packet_id, ReasonCode::Success),
+                None => match self.rx.decode(&limits) {
+                    Ok(Some(packet)) => self.handle_packet(packet),
+                    Ok(None) => return,
+                    Err(err) => Err(err.into()),
+                },
             };
             if let Err(violation) = result {
                 self.violation(violation, level);
@@ -80,39 +89,16 @@ impl ServerSession {
         match packet {
             Packet::Publish(publish) => self.handle_publish(publish)?,
             Packet::PubAck(ack) => {
-                self.outbound.on_puback(ack.packet_id)?;
-                self.delivered(ack.packet_id, ack.reason_code);
+                self.handle_ack(AckKind::PubAck, ack.packet_id, ack.reason_code)?
             }
-            Packet::PubRec(rec) => match self.outbound.on_pubrec(rec.packet_id, rec.reason_code)? {
-                PubRecOutcome::Release => {
-                    self.send(Packet::PubRel(PubRel::new(rec.packet_id)));
-                    self.events.push_back(ServerEvent::Received {
-                        packet_id: rec.packet_id,
-                    });
-                }
-                PubRecOutcome::Ended => self.delivered(rec.packet_id, rec.reason_code),
-                PubRecOutcome::Unknown => self.send(Packet::PubRel(PubRel::with_reason(
-                    rec.packet_id,
-                    ReasonCode::PacketIdentifierNotFound,
-                ))),
-            },
+            Packet::PubRec(rec) => {
+                self.handle_ack(AckKind::PubRec, rec.packet_id, rec.reason_code)?
+            }
             Packet::PubComp(comp) => {
-                self.outbound.on_pubcomp(comp.packet_id)?;
-                self.delivered(comp.packet_id, comp.reason_code);
+                self.handle_ack(AckKind::PubComp, comp.packet_id, comp.reason_code)?
             }
             Packet::PubRel(rel) => {
-                let released = self.inbound.on_pubrel(rel.packet_id)?;
-                let reason = if released {
-                    ReasonCode::Success
-                } else {
-                    ReasonCode::PacketIdentifierNotFound
-                };
-                self.send(Packet::PubComp(PubComp::with_reason(rel.packet_id, reason)));
-                if released {
-                    self.events.push_back(ServerEvent::Released {
-                        packet_id: rel.packet_id,
-                    });
-                }
+                self.handle_ack(AckKind::PubRel, rel.packet_id, rel.reason_code)?
             }
             Packet::Subscribe(subscribe) => {
                 self.events.push_back(ServerEvent::Subscribe(subscribe))
@@ -135,6 +121,50 @@ impl ServerSession {
             Packet::Auth(auth) => self.events.push_back(ServerEvent::Auth(auth)),
             Packet::Connect(_) => return Err(ProtocolViolation::SecondConnect),
             other => return Err(ProtocolViolation::UnexpectedPacket(other.packet_type())),
+        }
+        Ok(())
+    }
+
+    /// A PUBACK, PUBREC, PUBREL or PUBCOMP, decoded or taken bare (`reason_code` is then
+    /// Success). Their properties carry nothing the session acts on.
+    fn handle_ack(
+        &mut self,
+        kind: AckKind,
+        packet_id: PacketId,
+        reason_code: ReasonCode,
+    ) -> Result<(), ProtocolViolation> {
+        match kind {
+            AckKind::PubAck => {
+                self.outbound.on_puback(packet_id)?;
+                self.delivered(packet_id, reason_code);
+            }
+            AckKind::PubRec => match self.outbound.on_pubrec(packet_id, reason_code)? {
+                PubRecOutcome::Release => {
+                    self.send(Packet::PubRel(PubRel::new(packet_id)));
+                    self.events.push_back(ServerEvent::Received { packet_id });
+                }
+                PubRecOutcome::Ended => self.delivered(packet_id, reason_code),
+                PubRecOutcome::Unknown => self.send(Packet::PubRel(PubRel::with_reason(
+                    packet_id,
+                    ReasonCode::PacketIdentifierNotFound,
+                ))),
+            },
+            AckKind::PubComp => {
+                self.outbound.on_pubcomp(packet_id)?;
+                self.delivered(packet_id, reason_code);
+            }
+            AckKind::PubRel => {
+                let released = self.inbound.on_pubrel(packet_id)?;
+                let reason = if released {
+                    ReasonCode::Success
+                } else {
+                    ReasonCode::PacketIdentifierNotFound
+                };
+                self.send(Packet::PubComp(PubComp::with_reason(packet_id, reason)));
+                if released {
+                    self.events.push_back(ServerEvent::Released { packet_id });
+                }
+            }
         }
         Ok(())
     }

@@ -290,7 +290,7 @@ impl ServerSession {
         }
         publish.dup = false;
         publish.packet_id = None;
-        publish.properties.topic_alias = None;
+        publish.properties.set_topic_alias(None);
         if self.client.limits_size() {
             publish =
                 match check_publish_size(publish, self.version, self.client.maximum_packet_size) {
