@@ -95,7 +95,7 @@ pub struct ClientEntry {
     /// The user name from CONNECT (or the certificate's Common Name).
     pub username: Option<ByteString>,
     /// Transport facts.
-    pub meta: ConnectionMeta,
+    pub meta: Arc<ConnectionMeta>,
     /// The MQTT version spoken.
     pub version: ProtocolVersion,
     /// Wall-clock time the CONNECT was accepted.
@@ -141,7 +141,7 @@ impl ClientRegistry {
         self: &Arc<Self>,
         client_id: ByteString,
         username: Option<ByteString>,
-        meta: ConnectionMeta,
+        meta: Arc<ConnectionMeta>,
         version: ProtocolVersion,
         kick: KickHandle,
     ) -> Registration {
@@ -255,8 +255,11 @@ impl Drop for Registration {
 mod tests {
     use super::*;
 
-    fn meta() -> ConnectionMeta {
-        ConnectionMeta::tcp(SocketAddr::from(([127, 0, 0, 1], 5000)))
+    fn meta() -> Arc<ConnectionMeta> {
+        Arc::new(ConnectionMeta::tcp(SocketAddr::from((
+            [127, 0, 0, 1],
+            5000,
+        ))))
     }
 
     #[test]

@@ -21,6 +21,28 @@ use crate::security::{Access, Identity, LoginRequest};
 use crate::session::Session;
 
 impl Connection {
+    fn enhanced(&mut self) -> &mut super::EnhancedAuth {
+        self.enhanced.get_or_insert_with(Default::default)
+    }
+
+    fn exchange(&self) -> Option<&Exchange> {
+        self.enhanced.as_ref()?.exchange.as_ref()
+    }
+
+    fn take_exchange(&mut self) -> Option<Exchange> {
+        self.enhanced.as_mut()?.exchange.take()
+    }
+
+    fn has_pending_connect(&self) -> bool {
+        self.enhanced
+            .as_ref()
+            .is_some_and(|e| e.pending_connect.is_some())
+    }
+
+    fn take_pending_connect(&mut self) -> Option<Connect> {
+        self.enhanced.as_mut()?.pending_connect.take()
+    }
+
     pub(super) async fn on_connect(&mut self, connect: Connect) {
         self.version = connect.protocol;
         let broker = self.broker.clone();
@@ -41,7 +63,7 @@ impl Connection {
         {
             broker.metrics.connections_refused.inc();
             let hits = &broker.metrics.limit_hits;
-            hits.hit(Limit::MaxConnections, self.peer, &connect.client_id);
+            hits.hit(Limit::MaxConnections, self.meta.peer, &connect.client_id);
             let _ = self.session.reject(ReasonCode::QuotaExceeded);
             return;
         }
@@ -51,7 +73,7 @@ impl Connection {
             Ok(identity) => self.identity = identity,
             Err(reason) => {
                 broker.metrics.auth_failures.inc();
-                warn!(peer = %self.peer, client_id = %connect.client_id, username = ?connect.username, %reason, "login refused");
+                warn!(peer = %self.meta.peer, client_id = %connect.client_id, username = ?connect.username, %reason, "login refused");
                 self.refuse_login(reason).await;
                 return;
             }
@@ -63,8 +85,9 @@ impl Connection {
             };
             let mut state = mechanism.begin(&connect.client_id, connect.username.as_deref());
             let step = state.step(connect.properties.authentication_data.as_deref());
-            self.auth = Some(Exchange { method, state });
-            self.pending_connect = Some(Box::new(connect));
+            let enhanced = self.enhanced();
+            enhanced.exchange = Some(Exchange { method, state });
+            enhanced.pending_connect = Some(connect);
             self.auth_step(step).await;
             return;
         }
@@ -74,7 +97,7 @@ impl Connection {
     /// Carries out what the authentication exchange asked for: a challenge, the end of
     /// the CONNECT (or re-authentication), or a refusal.
     pub(super) async fn auth_step(&mut self, step: AuthStep) {
-        let Some(method) = self.auth.as_ref().map(|e| e.method.clone()) else {
+        let Some(method) = self.exchange().map(|e| e.method.clone()) else {
             return;
         };
         match step {
@@ -85,9 +108,9 @@ impl Connection {
                 }
             }
             AuthStep::Success(data) => {
-                let identity = self.auth.take().and_then(|e| e.state.identity());
+                let identity = self.take_exchange().and_then(|e| e.state.identity());
                 if let Some(identity) = identity {
-                    let reauth = self.pending_connect.is_none();
+                    let reauth = !self.has_pending_connect();
                     if reauth && identity.username != self.identity.username {
                         // Re-authentication proves who the connection already is; it
                         // cannot switch users.
@@ -98,8 +121,8 @@ impl Connection {
                     }
                     self.identity = identity;
                 }
-                if let Some(connect) = self.pending_connect.take() {
-                    self.complete_connect(*connect, Some((method, data))).await;
+                if let Some(connect) = self.take_pending_connect() {
+                    self.complete_connect(connect, Some((method, data))).await;
                 } else if let Err(err) =
                     self.session
                         .send_auth(auth_packet(ReasonCode::Success, method, data))
@@ -108,10 +131,10 @@ impl Connection {
                 }
             }
             AuthStep::Failure(reason) => {
-                self.auth = None;
+                self.take_exchange();
                 self.broker.metrics.auth_failures.inc();
-                warn!(peer = %self.peer, %reason, "enhanced authentication failed");
-                if self.pending_connect.take().is_some() {
+                warn!(peer = %self.meta.peer, %reason, "enhanced authentication failed");
+                if self.take_pending_connect().is_some() {
                     self.refuse_login(reason).await;
                 } else {
                     self.session.disconnect(reason);
@@ -132,7 +155,7 @@ impl Connection {
         let bearer_token = self.meta.bearer_token.clone();
         let cert_username = self.meta.cert_username.clone();
         let method = connect.properties.authentication_method.clone();
-        let peer = self.peer;
+        let peer = self.meta.peer;
         let check = move || {
             broker.security.login(&LoginRequest {
                 client_id: &client_id,
@@ -170,16 +193,15 @@ impl Connection {
         let data = auth.properties.authentication_data.clone();
         let continuing = auth.reason_code == ReasonCode::ContinueAuthentication
             && self
-                .auth
-                .as_ref()
+                .exchange()
                 .is_some_and(|e| Some(&e.method) == method.as_ref());
         let reauth = auth.reason_code == ReasonCode::ReAuthenticate
-            && self.auth.is_none()
+            && self.exchange().is_none()
             && self.session.is_connected()
             && method.is_some()
-            && method == self.auth_method;
+            && method == self.enhanced.as_ref().and_then(|e| e.method.clone());
         if continuing {
-            let step = match self.auth.as_mut() {
+            let step = match self.enhanced.as_mut().and_then(|e| e.exchange.as_mut()) {
                 Some(exchange) => exchange.state.step(data.as_deref()),
                 None => return,
             };
@@ -191,9 +213,9 @@ impl Connection {
             };
             let mut state = mechanism.begin(&self.client_id, None);
             let step = state.step(data.as_deref());
-            self.auth = Some(Exchange { method, state });
+            self.enhanced().exchange = Some(Exchange { method, state });
             self.auth_step(step).await;
-        } else if self.pending_connect.take().is_some() {
+        } else if self.take_pending_connect().is_some() {
             // [MQTT-4.12.0-?]: a different method, or an unexpected reason code.
             let _ = self.session.reject(ReasonCode::ProtocolError);
         } else {
@@ -264,14 +286,16 @@ impl Connection {
             authentication_data: auth.as_ref().and_then(|(_, data)| data.clone()),
             ..AcceptOptions::default()
         };
-        self.auth_method = auth.map(|(method, _)| method);
+        if let Some((method, _)) = auth {
+            self.enhanced().method = Some(method);
+        }
         let present = attached.present;
         let session = attached.session.clone();
         self.attached = Some(attached);
         self.store_session(&session).await;
         match self.session.accept(options, resumed) {
             Ok(()) => {
-                info!(client_id = %self.client_id, peer = %self.peer, version = %self.version, present, "client connected");
+                info!(client_id = %self.client_id, peer = %self.meta.peer, version = %self.version, present, "client connected");
             }
             Err(err) => warn!(client_id = %self.client_id, %err, "accept failed"),
         }

@@ -26,7 +26,6 @@ use crate::clients::{ConnectionMeta, Registration};
 use crate::clock;
 use crate::message::Delivery;
 use crate::router::SharedInflight;
-use crate::session::Session;
 
 mod durable;
 mod io;
@@ -35,6 +34,18 @@ mod packets;
 
 pub use lifecycle::{publish_will, response_information};
 pub use packets::message_from;
+
+/// A connection's enhanced authentication (§4.12).
+#[derive(Default)]
+struct EnhancedAuth {
+    /// The exchange in progress.
+    exchange: Option<crate::auth::Exchange>,
+    /// The CONNECT waiting for its authentication exchange to finish.
+    pending_connect: Option<protocol::Connect>,
+    /// The Authentication Method the connection was accepted with, which a
+    /// re-authentication must use again [MQTT-4.12.1-1].
+    method: Option<ByteString>,
+}
 
 /// The session options every connection starts with, from the configuration.
 pub fn server_options(broker: &Broker) -> ServerOptions {
@@ -53,9 +64,9 @@ pub fn server_options(broker: &Broker) -> ServerOptions {
 /// Per-connection state beyond the protocol session.
 struct Connection {
     broker: Arc<Broker>,
-    peer: SocketAddr,
-    /// Listener, transport and certificate identity, for the client registry.
-    meta: ConnectionMeta,
+    /// Peer address, listener, transport and certificate identity; shared with the
+    /// client registry's entry.
+    meta: Arc<ConnectionMeta>,
     /// The user name from CONNECT (or the client certificate's Common Name).
     username: Option<ByteString>,
     /// Who the connection is once logged in (`security`): user name and the
@@ -66,16 +77,13 @@ struct Connection {
     session: ServerSession,
     attached: Option<Attached>,
     /// The client's will, published on an abnormal end.
-    /// Boxed, like `pending_connect`: most connections have none, and every byte here
+    /// Boxed, like `enhanced`: most connections have none, and every byte here
     /// is held by every connection task.
     will: Option<Box<Will>>,
     /// Session Expiry Interval in force, in seconds (3.x: 0 or "never").
     expiry_interval: u32,
     version: ProtocolVersion,
     client_id: ByteString,
-    /// Reused buffers: routing results and deliveries taken from the mailbox.
-    route_scratch: Vec<(Arc<Session>, Delivery)>,
-    batch: Vec<Delivery>,
     connected_counted: bool,
     /// A PUBLISH read this turn woke other sessions' tasks and is to be acknowledged:
     /// they run first (see `run`).
@@ -83,13 +91,8 @@ struct Connection {
     /// Shared-subscription deliveries in the protocol session, to re-route to their
     /// group if the session ends unacknowledged (`router::shared`).
     shared_inflight: SharedInflight,
-    /// An enhanced-authentication exchange in progress (§4.12).
-    auth: Option<crate::auth::Exchange>,
-    /// The CONNECT waiting for its authentication exchange to finish.
-    pending_connect: Option<Box<protocol::Connect>>,
-    /// The Authentication Method the connection was accepted with, which a
-    /// re-authentication must use again [MQTT-4.12.1-1].
-    auth_method: Option<ByteString>,
+    /// Enhanced authentication (§4.12), boxed: most connections never use it.
+    enhanced: Option<Box<EnhancedAuth>>,
     /// Acknowledgements waiting for the store, and the write barrier (`durable`).
     acks: crate::storage::acks::AckQueue,
     /// The client's publish and byte rate budgets (`crate::limits`), shared with the
@@ -130,8 +133,7 @@ where
     let stream = crate::limits::LimitedRead::new(stream, budget.clone(), broker.clone(), peer);
     let conn = Connection {
         broker,
-        peer,
-        meta,
+        meta: Arc::new(meta),
         username: None,
         identity: Default::default(),
         registration: None,
@@ -141,13 +143,9 @@ where
         expiry_interval: 0,
         version: ProtocolVersion::V5,
         client_id: ByteString::new(),
-        route_scratch: Vec::new(),
-        batch: Vec::new(),
         connected_counted: false,
         woke_others: false,
-        auth: None,
-        pending_connect: None,
-        auth_method: None,
+        enhanced: None,
         shared_inflight: SharedInflight::default(),
         acks: Default::default(),
         budget,
@@ -192,7 +190,7 @@ where
             }
             if conn.session.poll_transmit(&mut wbuf) {
                 let len = wbuf.len();
-                let (broker, peer) = (&conn.broker, conn.peer);
+                let (broker, peer) = (&conn.broker, conn.meta.peer);
                 if !conn.acks.writes_allowed(&broker.storage).await
                     || crate::limits::write_all(&mut stream, &wbuf, broker, peer, &conn.client_id)
                         .await
@@ -214,7 +212,7 @@ where
                     let n = bytes.len();
                     conn.broker.metrics.bytes_received.add(n as u64);
                     if conn.session.is_connected()
-                        || conn.before_connect.take(n, &conn.broker, conn.peer)
+                        || conn.before_connect.take(n, &conn.broker, conn.meta.peer)
                     {
                         conn.session.handle_bytes(&mut bytes, clock::now());
                     } else {
@@ -227,7 +225,7 @@ where
                         conn.session.handle_timeout(clock::now());
                     } else {
                         let hits = &conn.broker.metrics.limit_hits;
-                        hits.hit(crate::limits::Limit::ConnectTimeout, conn.peer, "");
+                        hits.hit(crate::limits::Limit::ConnectTimeout, conn.meta.peer, "");
                         conn.session.handle_connection_lost();
                     }
                 }
@@ -339,15 +337,15 @@ impl Connection {
         }
         let session = attached.session.clone();
         let quota = self.session.send_quota();
-        session.take(quota, &mut self.batch);
-        if self.batch.is_empty() {
-            return false;
-        }
+        let mut batch = io::take_batch();
+        session.take(quota, &mut batch);
+        let any = !batch.is_empty();
         let now = clock::now();
-        for delivery in std::mem::take(&mut self.batch) {
+        for delivery in batch.drain(..) {
             self.send_delivery(&delivery, now);
         }
-        true
+        io::give_batch(batch);
+        any
     }
 
     fn send_delivery(&mut self, delivery: &Delivery, now: Instant) {
@@ -487,9 +485,13 @@ impl Connection {
                 self.broker.metrics.protocol_errors.inc();
                 if violation.reason_code() == ReasonCode::PacketTooLarge {
                     let hits = &self.broker.metrics.limit_hits;
-                    hits.hit(crate::limits::Limit::PacketSize, self.peer, &self.client_id);
+                    hits.hit(
+                        crate::limits::Limit::PacketSize,
+                        self.meta.peer,
+                        &self.client_id,
+                    );
                 }
-                info!(client_id = %self.client_id, peer = %self.peer, %violation, "protocol violation");
+                info!(client_id = %self.client_id, peer = %self.meta.peer, %violation, "protocol violation");
             }
             CloseReason::ClientDisconnected(disconnect) => {
                 if let Some(expiry) = disconnect.properties.session_expiry_interval {

@@ -52,11 +52,11 @@ impl Connection {
             PublishVerdict::Allowed | PublishVerdict::StillThrottled => {}
             PublishVerdict::Throttled => {
                 let hits = &metrics.limit_hits;
-                hits.hit(Limit::PublishRate, self.peer, &self.client_id);
+                hits.hit(Limit::PublishRate, self.meta.peer, &self.client_id);
             }
             PublishVerdict::Flood => {
                 let hits = &metrics.limit_hits;
-                hits.hit(Limit::PublishFlood, self.peer, &self.client_id);
+                hits.hit(Limit::PublishFlood, self.meta.peer, &self.client_id);
                 self.session.disconnect(ReasonCode::MessageRateTooHigh);
                 return;
             }
@@ -78,7 +78,9 @@ impl Connection {
             return;
         }
         let message = message_from(publish, self.client_id.clone(), clock::now());
-        let (routed, stored) = self.broker.publish_stored(message, &mut self.route_scratch);
+        let broker = &self.broker;
+        let (routed, stored) =
+            super::io::with_route_scratch(|scratch| broker.publish_stored(message, scratch));
         if let Some(packet_id) = packet_id.filter(|_| qos != QoS::AtMostOnce) {
             self.woke_others |= routed > 0;
             let reason = if routed == 0 && self.version.is_v5() {
@@ -124,7 +126,7 @@ impl Connection {
                     && !stored.contains_key(&filter)
                 {
                     let hits = &broker.metrics.limit_hits;
-                    hits.hit(Limit::Subscriptions, self.peer, &self.client_id);
+                    hits.hit(Limit::Subscriptions, self.meta.peer, &self.client_id);
                     codes.push(ReasonCode::QuotaExceeded);
                     continue;
                 }
