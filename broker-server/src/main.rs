@@ -54,6 +54,7 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(&config);
+    raise_open_file_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -135,5 +136,18 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = terminate => {}
+    }
+}
+
+/// Every connection is a file descriptor: the soft limit (often 1024) is raised to the
+/// hard limit, as far as the system allows, and the result logged.
+fn raise_open_file_limit() {
+    #[cfg(unix)]
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(
+            limit,
+            "open-file limit (connections the process can hold, less a few)"
+        ),
+        Err(err) => tracing::warn!(%err, "cannot raise the open-file limit"),
     }
 }
