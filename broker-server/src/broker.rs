@@ -241,7 +241,7 @@ impl Broker {
     /// ([`crate::router::shared`]). Call once its subscriptions are gone.
     fn reroute_shared(&self, session: &Session) {
         let (state, inflight) = {
-            let mut detached = session.detached.lock();
+            let mut detached = session.detached();
             (
                 detached.protocol.take(),
                 std::mem::take(&mut detached.shared_inflight),

@@ -15,7 +15,7 @@ pub fn arm(broker: Arc<Broker>, session: Arc<Session>, generation: u64) {
     tokio::spawn(async move {
         loop {
             let next = {
-                let detached = session.detached.lock();
+                let detached = session.detached();
                 if detached.generation != generation {
                     return;
                 }
@@ -29,7 +29,7 @@ pub fn arm(broker: Arc<Broker>, session: Arc<Session>, generation: u64) {
             tokio::time::sleep_until(clock::to_tokio(at)).await;
             let now = clock::now();
             let (will, expired) = {
-                let mut detached = session.detached.lock();
+                let mut detached = session.detached();
                 if detached.generation != generation {
                     return;
                 }

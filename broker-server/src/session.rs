@@ -140,8 +140,9 @@ pub struct Session {
     pub subscriptions: Mutex<HashMap<TopicFilter, StoredSubscription>>,
     /// The connection attached now, if any.
     pub attachment: Mutex<Option<Attachment>>,
-    /// State kept while no connection is attached.
-    pub detached: Mutex<Detached>,
+    /// State kept while no connection is attached; allocated on first use
+    /// ([`Self::detached`]), so a session that was never detached costs a pointer.
+    detached: Mutex<Option<Box<Detached>>>,
     /// Where the session and its deliveries are stored ([`crate::storage`]).
     pub log: crate::storage::SessionLog,
     /// The last attach's number ([`Attachment::epoch`]).
@@ -164,11 +165,18 @@ impl Session {
             notify: Notify::new(),
             subscriptions: Mutex::new(HashMap::new()),
             attachment: Mutex::new(None),
-            detached: Mutex::new(Detached::default()),
+            detached: Mutex::new(None),
             log: crate::storage::SessionLog::default(),
             epochs: AtomicU32::new(0),
             kick: AtomicU64::new(0),
         }
+    }
+
+    /// The state kept while no connection is attached (locked; allocated on first use).
+    pub fn detached(&self) -> parking_lot::MappedMutexGuard<'_, Detached> {
+        parking_lot::MutexGuard::map(self.detached.lock(), |detached| {
+            &mut **detached.get_or_insert_with(Default::default)
+        })
     }
 
     /// The number of a new attach (never 0).

@@ -85,10 +85,7 @@ async fn a_will_waits_out_its_delay_across_a_restart() {
         let (dying, _) = Peer::connected(broker.addr, connect).await;
         drop(dying); // network loss: the will waits out its delay
         let session = broker.broker().session(id).unwrap();
-        wait_until("will pending", || {
-            session.detached.lock().pending_will.is_some()
-        })
-        .await;
+        wait_until("will pending", || session.detached().pending_will.is_some()).await;
     }
 
     // Down for 40 s: the first will's delay passed while the broker was down.

@@ -251,7 +251,9 @@ impl Connection {
             }
             id
         } else {
-            connect.client_id.clone()
+            // A copy, not a reference into the CONNECT's receive buffer, which it would
+            // keep alive for the session's life.
+            ByteString::from(String::from(&*connect.client_id))
         };
         let expiry = match connect.protocol {
             ProtocolVersion::V5 => connect.properties.session_expiry_interval.unwrap_or(0),
@@ -304,7 +306,7 @@ impl Connection {
     /// Takes a stored session's state for resumption and cancels its pending will
     /// [MQTT-3.1.3-9].
     pub(super) fn resume(&mut self, session: &Session) -> Option<protocol::session::SessionState> {
-        let mut detached = session.detached.lock();
+        let mut detached = session.detached();
         self.shared_inflight = std::mem::take(&mut detached.shared_inflight);
         detached.generation += 1;
         detached.pending_will = None;
@@ -316,7 +318,7 @@ impl Connection {
     /// its delay is published now that the session ended (§3.1.3.2.2).
     pub(super) fn end_replaced_session(&mut self, old: &Arc<Session>) {
         let will = {
-            let mut detached = old.detached.lock();
+            let mut detached = old.detached();
             detached.generation += 1;
             detached.pending_will.take()
         };
@@ -368,7 +370,7 @@ impl Connection {
         if self.expiry_interval == 0 {
             {
                 // `end_session` re-routes the unacknowledged shared messages in them.
-                let mut detached = session.detached.lock();
+                let mut detached = session.detached();
                 detached.protocol = Some(state);
                 detached.shared_inflight = shared_inflight;
             }
@@ -378,7 +380,7 @@ impl Connection {
             }
         } else {
             let generation = {
-                let mut detached = session.detached.lock();
+                let mut detached = session.detached();
                 detached.generation += 1;
                 detached.protocol = Some(state);
                 detached.shared_inflight = shared_inflight;
@@ -394,7 +396,7 @@ impl Connection {
                 detached.generation
             };
             let (expires_at, pending_will) = {
-                let detached = session.detached.lock();
+                let detached = session.detached();
                 (
                     detached.expires_at,
                     detached.pending_will.as_deref().cloned(),

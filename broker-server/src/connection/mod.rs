@@ -432,7 +432,11 @@ impl Connection {
                 if let Some(name) = &self.meta.cert_username {
                     connect.username = Some(name.clone());
                 }
-                self.username = connect.username.clone();
+                // Copied out of the receive buffer (see `complete_connect`).
+                self.username = connect
+                    .username
+                    .as_deref()
+                    .map(|name| String::from(name).into());
                 self.on_connect(*connect).await;
             }
             ServerEvent::Subscribe(subscribe) => self.on_subscribe(subscribe).await,

@@ -143,7 +143,7 @@ fn restore_session(broker: &Arc<Broker>, stored: StoredSession, now: Instant) {
         );
     }
     let generation = {
-        let mut detached = session.detached.lock();
+        let mut detached = session.detached();
         detached.protocol = Some(SessionState {
             outbound,
             inbound_awaiting_release: inbound,
