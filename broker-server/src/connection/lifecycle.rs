@@ -199,7 +199,7 @@ impl Connection {
             && self.exchange().is_none()
             && self.session.is_connected()
             && method.is_some()
-            && method == self.enhanced.as_ref().and_then(|e| e.method.clone());
+            && method.as_ref() == self.enhanced.as_ref().and_then(|e| e.method.as_ref());
         if continuing {
             let step = match self.enhanced.as_mut().and_then(|e| e.exchange.as_mut()) {
                 Some(exchange) => exchange.state.step(data.as_deref()),

@@ -62,6 +62,7 @@
 //!   command that cannot be carried out) and [`ProtocolViolation`] (a peer that broke
 //!   the protocol).
 
+mod acks;
 mod alias;
 mod client;
 mod inbound;

@@ -6,12 +6,12 @@ use std::time::Duration;
 use super::{ClientEvent, ClientSession, LostReason, Phase};
 use crate::packet::{
     AckKind, ConnAck, Disconnect, Limits, MAX_PACKET_SIZE, Packet, PacketId, PacketType,
-    ProtocolVersion, PubComp, PubRec, PubRel, Publish, QoS,
+    ProtocolVersion, PubRec, Publish, QoS,
 };
 use crate::reason::ReasonCode;
+use crate::session::acks::{self, AckEffect};
 use crate::session::alias::OutboundAliases;
 use crate::session::inbound::Arrival;
-use crate::session::outbound::PubRecOutcome;
 use crate::session::{PeerLimits, ProtocolViolation, write};
 
 impl ClientSession {
@@ -188,31 +188,18 @@ impl ClientSession {
         packet_id: PacketId,
         reason_code: ReasonCode,
     ) -> Result<(), ProtocolViolation> {
-        match kind {
-            AckKind::PubAck => {
-                self.outbound.on_puback(packet_id)?;
-                self.acked(packet_id, reason_code);
-            }
-            AckKind::PubRec => match self.outbound.on_pubrec(packet_id, reason_code)? {
-                PubRecOutcome::Release => self.send(Packet::PubRel(PubRel::new(packet_id))),
-                PubRecOutcome::Ended => self.acked(packet_id, reason_code),
-                PubRecOutcome::Unknown => self.send(Packet::PubRel(PubRel::with_reason(
-                    packet_id,
-                    ReasonCode::PacketIdentifierNotFound,
-                ))),
-            },
-            AckKind::PubComp => {
-                self.outbound.on_pubcomp(packet_id)?;
-                self.acked(packet_id, reason_code);
-            }
-            AckKind::PubRel => {
-                let reason = if self.inbound.on_pubrel(packet_id)? {
-                    ReasonCode::Success
-                } else {
-                    ReasonCode::PacketIdentifierNotFound
-                };
-                self.send(Packet::PubComp(PubComp::with_reason(packet_id, reason)));
-            }
+        let (answer, effect) = acks::apply(
+            &mut self.outbound,
+            &mut self.inbound,
+            kind,
+            packet_id,
+            reason_code,
+        )?;
+        if let Some(answer) = answer {
+            self.send(answer);
+        }
+        if let AckEffect::Finished(reason_code) = effect {
+            self.acked(packet_id, reason_code);
         }
         Ok(())
     }

@@ -4,13 +4,12 @@
 use super::{CloseReason, Phase, ServerEvent, ServerSession, connack_code, peek_connect_level};
 use crate::error::DecodeError;
 use crate::packet::{
-    AckKind, ConnAck, Disconnect, Limits, Packet, PacketId, ProtocolVersion, PubComp, PubRec,
-    PubRel, Publish,
+    AckKind, ConnAck, Disconnect, Limits, Packet, PacketId, ProtocolVersion, PubRec, Publish,
 };
 use crate::reason::ReasonCode;
 use crate::session::ProtocolViolation;
+use crate::session::acks::{self, AckEffect};
 use crate::session::inbound::Arrival;
-use crate::session::outbound::PubRecOutcome;
 use crate::session::write;
 
 impl ServerSession {
@@ -133,38 +132,21 @@ impl ServerSession {
         packet_id: PacketId,
         reason_code: ReasonCode,
     ) -> Result<(), ProtocolViolation> {
-        match kind {
-            AckKind::PubAck => {
-                self.outbound.on_puback(packet_id)?;
-                self.delivered(packet_id, reason_code);
-            }
-            AckKind::PubRec => match self.outbound.on_pubrec(packet_id, reason_code)? {
-                PubRecOutcome::Release => {
-                    self.send(Packet::PubRel(PubRel::new(packet_id)));
-                    self.events.push_back(ServerEvent::Received { packet_id });
-                }
-                PubRecOutcome::Ended => self.delivered(packet_id, reason_code),
-                PubRecOutcome::Unknown => self.send(Packet::PubRel(PubRel::with_reason(
-                    packet_id,
-                    ReasonCode::PacketIdentifierNotFound,
-                ))),
-            },
-            AckKind::PubComp => {
-                self.outbound.on_pubcomp(packet_id)?;
-                self.delivered(packet_id, reason_code);
-            }
-            AckKind::PubRel => {
-                let released = self.inbound.on_pubrel(packet_id)?;
-                let reason = if released {
-                    ReasonCode::Success
-                } else {
-                    ReasonCode::PacketIdentifierNotFound
-                };
-                self.send(Packet::PubComp(PubComp::with_reason(packet_id, reason)));
-                if released {
-                    self.events.push_back(ServerEvent::Released { packet_id });
-                }
-            }
+        let (answer, effect) = acks::apply(
+            &mut self.outbound,
+            &mut self.inbound,
+            kind,
+            packet_id,
+            reason_code,
+        )?;
+        if let Some(answer) = answer {
+            self.send(answer);
+        }
+        match effect {
+            AckEffect::Finished(reason_code) => self.delivered(packet_id, reason_code),
+            AckEffect::Received => self.events.push_back(ServerEvent::Received { packet_id }),
+            AckEffect::Released => self.events.push_back(ServerEvent::Released { packet_id }),
+            AckEffect::Nothing => {}
         }
         Ok(())
     }
