@@ -25,8 +25,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use fantoccini::{ClientBuilder, Locator, key::Key};
-use hyper_util::client::legacy::connect::HttpConnector;
+use fantoccini::{Locator, key::Key};
 
 use support::{Broker, ChromeDriver, PATIENCE, screenshot, wait_text};
 
@@ -82,11 +81,7 @@ async fn devices_values_commands_and_lost_devices_in_a_real_browser() {
         &scratch.join("device-sim.log"),
     );
     let driver = ChromeDriver::start(&setup.chromedriver).await;
-    let client = ClientBuilder::new(HttpConnector::new())
-        .capabilities(support::capabilities())
-        .connect(&driver.url)
-        .await
-        .expect("a headless Chromium session");
+    let client = driver.session().await;
 
     // The dashboard's defaults: the broker of the page's own origin, root `iot`.
     client

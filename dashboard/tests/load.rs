@@ -26,8 +26,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use fantoccini::{Client, ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
+use fantoccini::{Client, Locator};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use support::{Broker, ChromeDriver, screenshot, wait_text};
@@ -64,11 +63,7 @@ async fn frame_rate_and_main_thread_time_under_device_load() {
         &scratch.join("device-sim.log"),
     );
     let driver = ChromeDriver::start(&driver).await;
-    let client = ClientBuilder::new(HttpConnector::new())
-        .capabilities(support::capabilities())
-        .connect(&driver.url)
-        .await
-        .expect("a headless Chromium session");
+    let client = driver.session().await;
     client
         .goto(&format!("http://127.0.0.1:{}/", broker.http))
         .await

@@ -131,6 +131,15 @@ impl Drop for ChromeDriver {
 }
 
 impl ChromeDriver {
+    /// A new headless Chromium session on this driver, with the project's capabilities.
+    pub(crate) async fn session(&self) -> Client {
+        fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities())
+            .connect(&self.url)
+            .await
+            .expect("a headless Chromium session")
+    }
+
     /// Starts `binary`.
     pub(crate) async fn start(binary: &std::ffi::OsStr) -> Self {
         let port = free_port();
@@ -152,7 +161,7 @@ impl ChromeDriver {
 
 /// Chromium's options from the workspace's `webdriver.json`, plus headless and a
 /// desktop window size.
-pub(crate) fn capabilities() -> serde_json::Map<String, serde_json::Value> {
+fn capabilities() -> serde_json::Map<String, serde_json::Value> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../webdriver.json");
     let text = std::fs::read_to_string(&path).expect("webdriver.json at the workspace root");
     let mut capabilities: serde_json::Map<String, serde_json::Value> =
