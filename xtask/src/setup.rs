@@ -43,7 +43,7 @@ const BINARYEN_PACKAGE: &str = "binaryen@132.0.0";
 /// What `Trunk.toml`'s `wasm_opt = "version_132"` compares with.
 const WASM_OPT_VERSION: &str = "132";
 /// MQTT.js, the browser and Node MQTT client the WebSocket interop tests run
-/// (`broker-server/tests/mqttjs.rs`), installed next to wasm-opt in the tools directory.
+/// (`broker-server/tests/it/mqttjs.rs`), installed next to wasm-opt in the tools directory.
 const MQTTJS_VERSION: &str = "5.16.0";
 /// The wasm target every browser crate builds for.
 const WASM_TARGET: &str = "wasm32-unknown-unknown";

@@ -2,8 +2,8 @@
 //! 5.0: subscribe, publish at QoS 0, 1 and 2, receive everything back. `cargo xtask
 //! setup` installs paho-mqtt; without it the tests fail, they never skip.
 
-mod common;
-mod http_support;
+use crate::common;
+use crate::http_support;
 
 use common::*;
 use http_support::*;

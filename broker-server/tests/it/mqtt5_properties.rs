@@ -3,7 +3,7 @@
 //! not delivered); Request / Response Information in CONNACK; Maximum Packet Size in
 //! both directions.
 
-mod common;
+use crate::common;
 
 use std::num::{NonZeroU16, NonZeroU32};
 use std::time::Duration;

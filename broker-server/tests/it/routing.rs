@@ -7,7 +7,7 @@
 //! first and a matching marker last, from one connection, so the marker being the next
 //! PUBLISH the subscriber reads proves nothing came before it.
 
-mod common;
+use crate::common;
 
 use std::num::NonZeroU32;
 

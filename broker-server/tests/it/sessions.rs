@@ -2,9 +2,8 @@
 //! Clean Start, Session Present, the MQTT 5 Session Expiry Interval (in CONNECT and in
 //! DISCONNECT), session takeover, assigned client identifiers, and MQTT 3.1.
 
-mod common;
-#[macro_use]
-mod peer;
+use crate::common;
+use crate::peer;
 
 use common::TestBroker;
 use peer::*;

@@ -7,7 +7,7 @@
 //! jobs, then one `marker`, so a member reading up to its marker has seen every job the
 //! group gave it (routing keeps one publisher's order in every mailbox).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::num::NonZeroU16;

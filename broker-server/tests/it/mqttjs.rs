@@ -6,8 +6,8 @@
 //! default `~/.cache/mqtt-web/tools`); without Node or MQTT.js these tests fail and say
 //! so, they never skip.
 
-mod common;
-mod http_support;
+use crate::common;
+use crate::http_support;
 
 use std::path::PathBuf;
 

@@ -4,9 +4,8 @@
 //! and a full queue drops by `limits.queue_drop_policy`, counting each drop in
 //! `messages_dropped`.
 
-mod common;
-#[macro_use]
-mod peer;
+use crate::common;
+use crate::peer;
 
 use broker_server::Config;
 use broker_server::config::DropPolicy;

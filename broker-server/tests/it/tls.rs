@@ -3,8 +3,8 @@
 //! clients, and reloading the certificate (what SIGHUP does) without dropping open
 //! connections.
 
-mod common;
-mod http_support;
+use crate::common;
+use crate::http_support;
 
 use std::net::SocketAddr;
 

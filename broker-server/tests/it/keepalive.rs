@@ -3,9 +3,8 @@
 //! keeps a connection alive; MQTT 5 Server Keep Alive from `limits.max_keep_alive_secs`;
 //! and the connect timeout for sockets that never send CONNECT. All on a paused clock.
 
-mod common;
-#[macro_use]
-mod peer;
+use crate::common;
+use crate::peer;
 
 use std::time::Duration;
 

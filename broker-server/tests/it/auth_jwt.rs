@@ -3,8 +3,8 @@
 //! the WebSocket upgrade's `Authorization` header or cookie; expired, badly signed,
 //! wrong-audience and otherwise bad tokens refused.
 
-mod common;
-mod http_support;
+use crate::common;
+use crate::http_support;
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};

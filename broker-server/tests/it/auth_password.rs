@@ -4,7 +4,7 @@
 //! peers (`mosquitto_pub`/`mosquitto_sub`), and reloading users without dropping
 //! connections (in-process and by SIGHUP to the binary).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -4,7 +4,7 @@
 //! SUBSCRIBE: SUBACK 0x8F), and `limits.max_inflight`, advertised as Receive Maximum and
 //! enforced both ways.
 
-mod common;
+use crate::common;
 
 use std::num::NonZeroU16;
 use std::time::Duration;

@@ -2,8 +2,8 @@
 //! health and readiness, `/metrics` before and after MQTT traffic, the admin API with
 //! and without its token, and the dashboard from a temporary directory.
 
-mod common;
-mod http_support;
+use crate::common;
+use crate::http_support;
 
 use std::collections::HashMap;
 use std::io::Write as _;

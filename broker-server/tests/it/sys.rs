@@ -2,7 +2,7 @@
 //! connected clients, message counts and load averages; and `$SYS` topics are only for
 //! filters that name them (`#` does not match them [MQTT-4.7.2-1]).
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -5,9 +5,9 @@
 //! subscriptions and retained messages come back. The crash test (`crash.rs`) does the
 //! same with SIGKILL instead of a clean stop.
 
-mod common;
+use crate::common;
 #[allow(unused_macros)]
-mod peer;
+use crate::peer;
 
 use std::path::Path;
 

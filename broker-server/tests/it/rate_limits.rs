@@ -7,8 +7,8 @@
 //! WebSocket listener applies the same admission limits. Each hit is counted under its
 //! limit, as `/metrics` shows it.
 
-mod common;
-mod http_support;
+use crate::common;
+use crate::http_support;
 
 use std::time::Duration;
 

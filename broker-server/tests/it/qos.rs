@@ -1,7 +1,7 @@
 //! QoS 0, 1 and 2 through the broker, both directions, for 3.1.1 and 5.0: the flows,
 //! delivery QoS = min(publish QoS, subscription QoS).
 
-mod common;
+use crate::common;
 
 use common::*;
 use protocol::{Packet, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, QoS, ReasonCode};

@@ -4,8 +4,8 @@
 //! unknown subprotocols are refused, pings are answered, and WebSocket and TCP clients
 //! talk to each other.
 
-mod common;
-mod http_support;
+use crate::common;
+use crate::http_support;
 
 use bytes::Bytes;
 use common::*;

@@ -3,9 +3,8 @@
 //! RETAIN 0 on live forwarding unless Retain As Published, Retain Handling, No Local,
 //! and message expiry of retained messages.
 
-mod common;
-#[macro_use]
-mod peer;
+use crate::common;
+use crate::peer;
 
 use common::TestBroker;
 use peer::*;

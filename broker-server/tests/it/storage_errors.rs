@@ -11,7 +11,7 @@
 //!   PUBACK 0x97 Quota exceeded, MQTT 3.1.1 publishers are disconnected, and after a
 //!   restart with room again every message that was acknowledged is still there.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! interface, with a challenge-response mechanism defined here: CONNECT carries
 //! `hello`, the broker challenges with `nonce`, the client answers `nonce-signed`.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -3,8 +3,8 @@
 //! the server's signature, re-authentication, every failure), and MQTT.js as a real
 //! peer.
 
-mod common;
-mod http_support;
+use crate::common;
+use crate::http_support;
 
 use std::path::{Path, PathBuf};
 

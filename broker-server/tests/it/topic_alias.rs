@@ -3,7 +3,7 @@
 //! never set: 0x82), and the broker's own aliases towards a client that allows them in
 //! CONNECT (first PUBLISH of a topic: topic + alias; later ones: empty topic + alias).
 
-mod common;
+use crate::common;
 
 use std::num::NonZeroU16;
 

@@ -5,9 +5,8 @@
 //! reloading the file (in-process and by SIGHUP to the binary) with connections staying
 //! up; and a malformed file stopping the start with its file and line named.
 
-mod common;
-#[macro_use]
-mod peer;
+use crate::common;
+use crate::peer;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

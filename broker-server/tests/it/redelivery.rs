@@ -4,9 +4,8 @@
 //! QoS 2 message re-sent across a reconnect is delivered once, and no more QoS 1 and 2
 //! messages are in flight to a client than its window allows.
 
-mod common;
-#[macro_use]
-mod peer;
+use crate::common;
+use crate::peer;
 
 use common::{TestBroker, test_config};
 use peer::*;

@@ -16,7 +16,7 @@
 //! reconnect, the QoS 2 subscriber keeps the packet ids it answered with PUBREC until
 //! PUBREL, across reconnects, as MQTT requires of a receiver.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;

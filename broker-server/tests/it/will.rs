@@ -3,9 +3,8 @@
 //! MQTT 5 DISCONNECT 0x04), not on a normal DISCONNECT; the MQTT 5 Will Delay
 //! Interval; the will's QoS and retain flag.
 
-mod common;
-#[macro_use]
-mod peer;
+use crate::common;
+use crate::peer;
 
 use common::TestBroker;
 use peer::*;

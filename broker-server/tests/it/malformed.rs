@@ -4,7 +4,7 @@
 //! well-behaved publisher and subscriber on the same broker exchange a message after
 //! every case.
 
-mod common;
+use crate::common;
 
 use common::*;
 use protocol::{Connect, Packet, ProtocolVersion, QoS, ReasonCode};

@@ -1,0 +1,44 @@
+//! The broker's integration tests, in one binary: linking the whole broker once instead
+//! of once per file keeps CI faster and `target/` smaller.
+//!
+//! Each module is named after the behaviour it covers. `common` starts a broker in the
+//! test's process (or the real binary as a child process) on port 0 and holds the raw
+//! MQTT client; `peer` is the non-parking raw client for tests that must not depend on
+//! timing; `http_support` has the HTTP, WebSocket and TLS helpers and external peers.
+//!
+//! Run one module with `cargo test -p broker-server --test it acl::`.
+
+mod common;
+mod http_support;
+#[macro_use]
+mod peer;
+
+mod acl;
+mod auth_jwt;
+mod auth_password;
+mod auth_scram;
+mod crash;
+mod durability;
+mod enhanced_auth;
+mod hostile;
+mod http_api;
+mod keepalive;
+mod limits;
+mod malformed;
+mod mqtt5_properties;
+mod mqttjs;
+mod offline_queue;
+mod paho_websocket;
+mod qos;
+mod rate_limits;
+mod redelivery;
+mod retained;
+mod routing;
+mod sessions;
+mod shared;
+mod storage_errors;
+mod sys;
+mod tls;
+mod topic_alias;
+mod websocket;
+mod will;
