@@ -24,6 +24,7 @@ mod hostile;
 mod http_api;
 mod keepalive;
 mod limits;
+mod log_output;
 mod malformed;
 mod mqtt5_properties;
 mod mqttjs;

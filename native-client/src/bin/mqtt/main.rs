@@ -68,6 +68,11 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: a redirected log gets no escape sequences.
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none(),
+        )
         .with_env_filter(if debug { "debug" } else { "warn" })
         .init();
     let runtime = match tokio::runtime::Builder::new_current_thread()
