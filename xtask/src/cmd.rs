@@ -76,7 +76,10 @@ impl Context {
             .current_dir(&self.root)
             .env("PATH", &self.path)
             // Where tests find the npm tools setup installed (MQTT.js).
-            .env("MQTT_WEB_TOOLS_DIR", &self.tools_dir);
+            .env("MQTT_WEB_TOOLS_DIR", &self.tools_dir)
+            // Setup has installed every tool: a test that finds one missing fails
+            // instead of skipping itself.
+            .env("MQTT_WEB_REQUIRE_TOOLS", "1");
         command
     }
 
@@ -158,7 +161,7 @@ pub(crate) fn seconds(duration: Duration) -> String {
 pub(crate) fn display(command: &Command) -> String {
     let mut line = String::new();
     for (key, value) in command.get_envs() {
-        if key == "PATH" || key == "MQTT_WEB_TOOLS_DIR" {
+        if key == "PATH" || key == "MQTT_WEB_TOOLS_DIR" || key == "MQTT_WEB_REQUIRE_TOOLS" {
             continue;
         }
         if let Some(value) = value {

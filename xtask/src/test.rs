@@ -25,6 +25,21 @@ use crate::{
 
 const WASM: &str = "wasm32-unknown-unknown";
 
+/// The fuzz step's target triple: given explicitly so `RUSTFLAGS` instrument the fuzz
+/// binaries and not the build scripts.
+const FUZZ_TARGET: &str = "x86_64-unknown-linux-gnu";
+
+/// What `cargo fuzz build --sanitizer none` passes to rustc: libFuzzer's coverage
+/// counters and comparison tracing, `cfg(fuzzing)`, debug assertions on.
+const FUZZ_RUSTFLAGS: &str = "--cfg fuzzing -Cpasses=sancov-module \
+    -Cllvm-args=-sanitizer-coverage-level=4 \
+    -Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
+    -Cllvm-args=-sanitizer-coverage-pc-table \
+    -Cllvm-args=-sanitizer-coverage-trace-compares -Cdebug-assertions";
+
+/// How long the fuzz step runs each target: a smoke run, not a search.
+const FUZZ_SECONDS: u32 = 5;
+
 /// Parsed `cargo xtask test` arguments.
 #[derive(Debug, Default)]
 pub(crate) struct Options {
@@ -146,6 +161,62 @@ const STEPS: &[Step] = &[
         prepare: None,
         // Unit, integration and doc tests of every crate, natively.
         commands: |ctx| vec![ctx.cargo(&["test", "--workspace"])],
+    },
+    Step {
+        name: "test-redb",
+        slow: false,
+        prepare: None,
+        // The broker's integration suite again, every test on the embedded redb store
+        // instead of memory (`tests/it/common`'s `test_config`), in a temporary
+        // directory under target/ that each run starts afresh.
+        commands: |ctx| {
+            let tmp = ctx.target_dir().join("test-redb-tmp");
+            // A leftover of the last run; a failure to remove it shows in the test run.
+            let _ = std::fs::remove_dir_all(&tmp);
+            let _ = std::fs::create_dir_all(&tmp);
+            let mut command = ctx.cargo(&["test", "-p", "broker-server", "--test", "it"]);
+            command
+                .env("MQTT_WEB_TEST_STORAGE", "redb")
+                .env("TMPDIR", tmp);
+            vec![command]
+        },
+    },
+    Step {
+        name: "fuzz",
+        slow: true,
+        prepare: None,
+        // The fuzz targets (`protocol/fuzz`) build on the pinned stable toolchain with
+        // libFuzzer's coverage instrumentation (no sanitizer: that needs nightly), then
+        // each runs for a few seconds from its seed corpus, so they cannot rot. Longer
+        // runs: protocol/fuzz/README.md.
+        commands: |ctx| {
+            let fuzz = ctx.root.join("protocol/fuzz");
+            let target_dir = ctx.target_dir().join("fuzz");
+            let mut build = ctx.cargo(&["build", "--release", "--bins", "--target", FUZZ_TARGET]);
+            build
+                .current_dir(&fuzz)
+                .env("CARGO_TARGET_DIR", &target_dir)
+                .env("RUSTFLAGS", FUZZ_RUSTFLAGS);
+            let mut commands = vec![build];
+            for target in ["decode", "decode_stream", "session"] {
+                // New inputs go to target/, never into the checked-in seed corpus.
+                let found = target_dir.join("corpus").join(target);
+                let _ = std::fs::create_dir_all(&found);
+                let mut run = ctx.command(
+                    &target_dir
+                        .join(FUZZ_TARGET)
+                        .join("release")
+                        .join(target)
+                        .to_string_lossy(),
+                );
+                run.arg(format!("-max_total_time={FUZZ_SECONDS}"))
+                    .arg("-print_final_stats=1")
+                    .arg(found)
+                    .arg(fuzz.join("corpus").join(target));
+                commands.push(run);
+            }
+            commands
+        },
     },
     Step {
         name: "build-wasm",

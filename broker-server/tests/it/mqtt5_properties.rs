@@ -125,7 +125,7 @@ fn expiring(topic: &str, payload: &str, secs: u32, packet_id: u16) -> Publish {
 
 #[tokio::test(start_paused = true)]
 async fn message_expiry_forwards_the_remaining_interval() {
-    let broker = TestBroker::start().await;
+    let broker = TestBroker::with_config(memory_config()).await;
     let reconnect = offline_subscriber(&broker, "sub").await;
     let (mut publisher, _) = connected(&broker, connect_v5("pub")).await;
     publisher.publish(expiring("exp/a", "soon", 10, 1)).await;
@@ -157,7 +157,7 @@ async fn message_expiry_forwards_the_remaining_interval() {
 
 #[tokio::test(start_paused = true)]
 async fn an_expired_message_is_not_delivered() {
-    let broker = TestBroker::start().await;
+    let broker = TestBroker::with_config(memory_config()).await;
     let reconnect = offline_subscriber(&broker, "sub").await;
     let (mut publisher, _) = connected(&broker, connect_v5("pub")).await;
     publisher.publish(expiring("exp/a", "stale", 10, 1)).await;

@@ -430,7 +430,7 @@ async fn a_v311_clean_session_members_messages_go_to_the_rest_of_its_group() {
 
 #[tokio::test(start_paused = true)]
 async fn a_persistent_member_keeps_its_messages_until_its_session_expires() {
-    let broker = TestBroker::start().await;
+    let broker = TestBroker::with_config(memory_config()).await;
     let mut leaving = broker.raw(ProtocolVersion::V5).await;
     let mut connect = Connect::new(ProtocolVersion::V5, "leaving");
     connect.keep_alive = 0;

@@ -20,20 +20,34 @@ use tokio::net::TcpStream;
 pub const PATIENCE: Duration = Duration::from_secs(10);
 
 /// A broker configuration for tests: loopback, port 0, no HTTP listener, no `$SYS`
-/// chatter, nothing stored. With `MQTT_WEB_TEST_STORAGE=redb` every test runs on the
-/// embedded store instead, in a fresh directory under the system's temporary directory
-/// (left there).
+/// chatter, nothing stored. With `MQTT_WEB_TEST_STORAGE=redb` (the `test-redb` step of
+/// `cargo xtask test`) every test runs on the embedded store instead, in a fresh
+/// directory under the system's temporary directory (left there).
 pub fn test_config() -> Config {
+    let mut config = memory_config();
+    if stores_on_disk() {
+        config.storage.backend = broker_server::storage::Backend::Redb;
+        config.storage.dir = tempfile::tempdir().expect("temp dir").keep();
+    }
+    config
+}
+
+/// [`test_config`] on the in-memory store whatever `MQTT_WEB_TEST_STORAGE` says: for
+/// tests under tokio's paused clock that resume a session. The redb store reads on a
+/// thread of its own, which the paused clock does not wait for: it jumps ahead to the
+/// next timer (the test's receive timeout) while the read is still running.
+pub fn memory_config() -> Config {
     let mut config = Config::default();
     config.listeners.tcp = vec!["127.0.0.1:0".parse().unwrap()];
     config.http.listeners = Vec::new();
     config.sys.interval_secs = 0;
     config.storage = broker_server::storage::StorageConfig::memory();
-    if std::env::var("MQTT_WEB_TEST_STORAGE").is_ok_and(|v| v == "redb") {
-        config.storage.backend = broker_server::storage::Backend::Redb;
-        config.storage.dir = tempfile::tempdir().expect("temp dir").keep();
-    }
     config
+}
+
+/// Whether this run puts [`test_config`]'s brokers on the embedded store.
+pub fn stores_on_disk() -> bool {
+    std::env::var("MQTT_WEB_TEST_STORAGE").is_ok_and(|v| v == "redb")
 }
 
 /// A broker running in this test's runtime.
