@@ -47,6 +47,9 @@ pub struct Broker {
     /// Which new connections may open: per-IP sockets and connection rates
     /// ([`crate::limits`]).
     pub admission: crate::limits::Admission,
+    /// Every connection task, whatever its transport: shutdown kicks the clients, then
+    /// waits here for their tasks to end (sessions stored) before closing the store.
+    pub(crate) connections: tokio_util::task::TaskTracker,
 }
 
 /// The connection's side of an [`Attachment`]: dropped (or signalled) when it lets go.
@@ -97,6 +100,7 @@ impl Broker {
         let router = Router::new(config.sessions.shared_strategy);
         Self {
             admission: crate::limits::Admission::new(&config.limits),
+            connections: tokio_util::task::TaskTracker::new(),
             storage,
             config,
             router,

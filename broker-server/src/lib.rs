@@ -101,18 +101,35 @@ impl RunningBroker {
         Ok(())
     }
 
-    /// Stops accepting, disconnects every client (v5: 0x8B Server shutting down) and
-    /// waits for the listeners to stop.
+    /// Shuts down in a defined order:
+    /// 1. stop accepting (listeners and timers end; a CONNECT that still arrives gets
+    ///    0x88 Server unavailable),
+    /// 2. kick every client (v5: DISCONNECT 0x8B Server shutting down),
+    /// 3. wait for every connection task to end: each writes what it has queued and its
+    ///    DISCONNECT, then stores its session ([`SHUTDOWN_GRACE`] at most: a client that
+    ///    reads nothing is not waited for longer),
+    /// 4. flush and close the store.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         self.broker.clients.disconnect_all();
         while self.tasks.join_next().await.is_some() {}
-        // Give connection tasks a moment to write their DISCONNECT.
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        // Then let them store their sessions before the store closes.
+        let connections = &self.broker.connections;
+        connections.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = connections.len(),
+                "connections still open after the shutdown grace period; closing the store without them"
+            );
+        }
         storage::recovery::close(self.broker).await;
     }
 }
+
+/// How long [`RunningBroker::shutdown`] waits for the connection tasks to end.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Binds every listener of `config` and starts serving. Returns once bound, so the
 /// addresses are known (tests bind port 0).

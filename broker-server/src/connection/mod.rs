@@ -151,7 +151,10 @@ where
         budget,
         before_connect: Default::default(),
     };
-    run(conn, stream, connect_deadline)
+    // Counted by the broker's task tracker until the connection has ended (its session
+    // stored): shutdown waits for that before it closes the store.
+    let tracker = conn.broker.connections.clone();
+    tracker.track_future(run(conn, stream, connect_deadline))
 }
 
 /// What woke the connection task.

@@ -206,17 +206,12 @@ pub fn open(
     Ok(broker)
 }
 
-/// At shutdown: waits (a few seconds at most) for the connections to store their
-/// sessions, then applies everything queued, fsyncs and closes the store.
+/// At shutdown, once the connection tasks have ended (and stored their sessions):
+/// applies everything queued, fsyncs and closes the store.
 pub async fn close(broker: Arc<Broker>) {
     if !broker.storage.is_durable() {
         return;
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while broker.metrics.clients_connected.get() > 0 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(10)).await;
     let closing = broker.clone();
     let _ = tokio::task::spawn_blocking(move || closing.storage.close()).await;
 }
