@@ -21,7 +21,8 @@
 use std::fmt;
 use std::path::Path;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Block;
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
@@ -38,9 +39,15 @@ pub const SCRAM_ITERATIONS: u32 = 4096;
 const DECOY: &str = "$argon2id$v=19$m=19456,t=2,p=1$BYH9/2TmY19/pa3OOs7CuA$zctBVdr36vH99zKuUw9DLsA4KxQFmOsorSV9bgv34wE";
 
 /// Spends the time of one password check against the decoy hash (whose password nobody
-/// knows, so the outcome does not matter and is dropped).
-pub fn decoy_verify(password: &[u8]) {
-    let _ = Credential::Argon2(DECOY.to_string()).verify(password);
+/// knows, so the outcome does not matter and is dropped), in `memory` (see
+/// [`Credential::verify_in`]).
+pub fn decoy_verify(password: &[u8], memory: &mut Vec<Block>) {
+    let _ = decoy().verify_in(password, memory);
+}
+
+/// The decoy as a credential.
+pub fn decoy() -> Credential {
+    Credential::Argon2(DECOY.to_string())
 }
 
 /// A password file that could not be read or parsed.
@@ -228,14 +235,24 @@ impl Credential {
     }
 
     /// Whether `password` matches. Always false for a SCRAM credential (it is checked
-    /// by the SCRAM exchange, not against a password).
+    /// by the SCRAM exchange, not against a password). Allocates an argon2 hash's
+    /// memory for this one check: the broker checks logins with
+    /// [`verify_in`](Self::verify_in) instead.
     pub fn verify(&self, password: &[u8]) -> bool {
+        self.verify_in(password, &mut Vec::new())
+    }
+
+    /// [`verify`](Self::verify) with `memory` as argon2's working memory: grown to the
+    /// hash's `m` KiB if smaller, never shrunk, so a caller that keeps one buffer (a
+    /// [`super::pool`] worker) allocates it once instead of `m` KiB per check. (Left to
+    /// the `argon2` crate, each check allocates and frees 19 MiB; on glibc, checks
+    /// running on many threads at once keep those in per-thread arenas, and a login
+    /// flood took gigabytes.)
+    pub fn verify_in(&self, password: &[u8], memory: &mut Vec<Block>) -> bool {
         match self {
-            Self::Argon2(phc) => PasswordHash::new(phc).is_ok_and(|hash| {
-                argon2::Argon2::default()
-                    .verify_password(password, &hash)
-                    .is_ok()
-            }),
+            Self::Argon2(phc) => {
+                PasswordHash::new(phc).is_ok_and(|hash| argon2_matches(&hash, password, memory))
+            }
             Self::Pbkdf2Sha512 {
                 iterations,
                 salt,
@@ -258,6 +275,36 @@ impl Credential {
     fn is_scram(&self) -> bool {
         matches!(self, Self::Scram(_))
     }
+}
+
+/// Whether `password` hashes to `hash` (an argon2 PHC string), computed in `memory`.
+fn argon2_matches(hash: &PasswordHash<'_>, password: &[u8], memory: &mut Vec<Block>) -> bool {
+    let (Ok(algorithm), Ok(params), Some(salt), Some(expected)) = (
+        argon2::Algorithm::try_from(hash.algorithm),
+        argon2::Params::try_from(hash),
+        hash.salt,
+        hash.hash,
+    ) else {
+        return false;
+    };
+    let version = match hash.version.map(argon2::Version::try_from) {
+        None => argon2::Version::default(),
+        Some(Ok(version)) => version,
+        Some(Err(_)) => return false,
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    argon2::Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password, salt, &mut out, &mut memory[..blocks])
+        .is_ok()
+        && bool::from(out.as_slice().ct_eq(expected.as_bytes()))
 }
 
 impl fmt::Display for Credential {
