@@ -69,6 +69,7 @@ impl Connection {
         }
         // The slot is ours from here on; `finish` gives it back.
         self.connected_counted = true;
+        let received = tokio::time::Instant::now();
         match self.login(&connect).await {
             Ok(identity) => self.identity = identity,
             Err(LoginError::Busy) => {
@@ -80,7 +81,7 @@ impl Connection {
             Err(LoginError::Refused(reason)) => {
                 broker.metrics.auth_failures.inc();
                 warn!(peer = %self.meta.peer, client_id = %connect.client_id, username = ?connect.username, %reason, "login refused");
-                self.refuse_login(reason).await;
+                self.refuse_login(reason, received).await;
                 return;
             }
         }
@@ -141,7 +142,7 @@ impl Connection {
                 self.broker.metrics.auth_failures.inc();
                 warn!(peer = %self.meta.peer, %reason, "enhanced authentication failed");
                 if self.take_pending_connect().is_some() {
-                    self.refuse_login(reason).await;
+                    self.refuse_login(reason, tokio::time::Instant::now()).await;
                 } else {
                     self.session.disconnect(reason);
                 }
@@ -168,13 +169,12 @@ impl Connection {
             .await
     }
 
-    /// Refuses a CONNECT after `auth.failed_login_delay_ms`, which slows down password
-    /// guessing (each connection waits on its own task; nothing else is held up).
-    async fn refuse_login(&mut self, reason: ReasonCode) {
-        let delay = self.broker.security.failed_login_delay();
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
+    /// Refuses a CONNECT at [`crate::security::Security::refusal_delay`] after
+    /// `since` (when its credentials arrived), which slows down password guessing and
+    /// makes every refusal take as long, whatever the credential checked (each
+    /// connection waits on its own task, holding no password worker).
+    async fn refuse_login(&mut self, reason: ReasonCode, since: tokio::time::Instant) {
+        tokio::time::sleep_until(since + self.broker.security.refusal_delay()).await;
         let _ = self.session.reject(reason);
     }
 

@@ -19,8 +19,9 @@ pub struct AuthConfig {
     /// Let clients without credentials (no user name, password or token) connect.
     /// Default unset: true when no authentication is configured, false otherwise.
     pub allow_anonymous: Option<bool>,
-    /// Milliseconds a refused login waits before the refusal is sent (slows password
-    /// guessing; each connection waits on its own). Default 1000.
+    /// Milliseconds from a CONNECT's arrival to its refusal (slows password guessing;
+    /// each connection waits on its own). At least twice the slowest password check,
+    /// so that every refusal takes as long ([`crate::security`]). Default 1000.
     pub failed_login_delay_ms: u64,
     /// Threads that check passwords ([`crate::security::pool`]); each keeps one
     /// argon2 working memory (19 MiB at the default cost), so this bounds what

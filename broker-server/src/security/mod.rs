@@ -41,8 +41,14 @@
 //!    (refused with 0x87 Not authorized).
 //!
 //! Wrong credentials are refused with 0x86 Bad user name or password (3.x return code
-//! 4). A refusal waits `failed_login_delay_ms` first and counts in
-//! `metrics.auth_failures`. Passwords are checked on a bounded [`pool`]; when its queue
+//! 4), and count in `metrics.auth_failures`. The refusal is sent at a deadline counted
+//! from the CONNECT's arrival ([`Security::refusal_delay`]): `failed_login_delay_ms`,
+//! or twice the slowest password check the file can cause if that is longer. Not a
+//! delay after the check, whose length depends on the user's credential: an argon2id
+//! check (or the decoy, for an unknown user) takes tens of milliseconds, mosquitto's
+//! `$6$`/`$7$` well under one, so refusals timed from the check's end told imported
+//! users from unknown ones. Only a check that overruns the deadline (a saturated
+//! pool) is answered later, when it ends. Passwords are checked on a bounded [`pool`]; when its queue
 //! is full the login is refused at once with 0x9F Connection rate exceeded
 //! ([`LoginError::Busy`]), without checking anything.
 //!
@@ -215,8 +221,9 @@ struct Policy {
     /// Whether any authentication is configured (else the user name is taken as
     /// given).
     authenticating: bool,
-    /// How long a refused login waits.
-    failed_login_delay: Duration,
+    /// How long after the CONNECT a refusal is sent: `failed_login_delay_ms`, or twice
+    /// the slowest password check if longer (see the module's login rules).
+    refusal_delay: Duration,
     /// The ACL file's rules; `None` when `auth.acl_file` is not set.
     acl: Option<Acl>,
 }
@@ -229,7 +236,7 @@ impl Default for Policy {
             jwt: None,
             allow_anonymous: true,
             authenticating: false,
-            failed_login_delay: Duration::ZERO,
+            refusal_delay: Duration::ZERO,
             acl: None,
         }
     }
@@ -261,7 +268,7 @@ impl Policy {
             jwt,
             allow_anonymous: config.anonymous_allowed(),
             authenticating: config.configured(),
-            failed_login_delay: config.failed_login_delay(),
+            refusal_delay: config.failed_login_delay(),
         })
     }
 
@@ -352,7 +359,13 @@ impl Security {
     /// is checked against the new rules; new logins use the new users and keys. On
     /// error the old policy stays.
     pub fn reload(&self) -> Result<(), SecurityError> {
-        let policy = Policy::load(&self.config)?;
+        let mut policy = Policy::load(&self.config)?;
+        if let Some(passwords) = &policy.passwords {
+            // Twice the measured cost: a check on a busier machine than now still ends
+            // before the deadline.
+            let slowest = self.pool().slowest_check(&passwords.cost_samples());
+            policy.refusal_delay = policy.refusal_delay.max(slowest * 2);
+        }
         info!(
             users = policy
                 .passwords
@@ -360,6 +373,7 @@ impl Security {
                 .map_or(0, PasswordFile::user_count),
             jwt = policy.jwt.is_some(),
             anonymous = policy.allow_anonymous,
+            refusal_delay_ms = policy.refusal_delay.as_millis(),
             "security policy loaded"
         );
         let acl_loaded = policy.acl.is_some();
@@ -411,9 +425,10 @@ impl Security {
         })
     }
 
-    /// How long to wait before sending a login refusal.
-    pub fn failed_login_delay(&self) -> Duration {
-        self.policy().failed_login_delay
+    /// How long after a CONNECT arrived its refusal is sent (see the module's login
+    /// rules): the same for every refusal, whether or how the user exists.
+    pub fn refusal_delay(&self) -> Duration {
+        self.policy().refusal_delay
     }
 
     /// Checks a CONNECT's credentials (see the module's login rules). A password is

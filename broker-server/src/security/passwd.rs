@@ -275,6 +275,29 @@ impl Credential {
     fn is_scram(&self) -> bool {
         matches!(self, Self::Scram(_))
     }
+
+    /// What decides how long checking a password against this credential takes: its
+    /// kind and cost parameters, not its salt or hash. `None` for SCRAM (not checked
+    /// against a password).
+    fn cost_class(&self) -> Option<String> {
+        match self {
+            Self::Argon2(phc) => {
+                let hash = PasswordHash::new(phc).ok()?;
+                Some(format!(
+                    "{}/{:?}/{}/{}",
+                    hash.algorithm,
+                    hash.version,
+                    hash.params,
+                    hash.hash.map_or(0, |h| h.len())
+                ))
+            }
+            Self::Pbkdf2Sha512 {
+                iterations, hash, ..
+            } => Some(format!("pbkdf2/{iterations}/{}", hash.len())),
+            Self::Sha512 { .. } => Some("sha512".into()),
+            Self::Scram(_) => None,
+        }
+    }
 }
 
 /// Whether `password` hashes to `hash` (an argon2 PHC string), computed in `memory`.
@@ -448,6 +471,23 @@ impl PasswordFile {
         })
     }
 
+    /// One password credential of each cost class in the file (kind and cost
+    /// parameters), and the decoy: timing a check against each gives the cost of the
+    /// slowest check a login can cause.
+    pub fn cost_samples(&self) -> Vec<Credential> {
+        let mut seen = Vec::new();
+        let mut samples = Vec::new();
+        for credential in self.entries.iter().map(|(_, c)| c).chain([&decoy()]) {
+            if let Some(class) = credential.cost_class()
+                && !seen.contains(&class)
+            {
+                seen.push(class);
+                samples.push(credential.clone());
+            }
+        }
+        samples
+    }
+
     /// Whether any user has a SCRAM-SHA-256 credential.
     pub fn has_scram(&self) -> bool {
         self.entries.iter().any(|(_, c)| c.is_scram())
@@ -600,6 +640,41 @@ mod tests {
         file.save(&path).unwrap();
         assert_eq!(mode(&path), 0o640);
         assert_eq!(PasswordFile::load(&path).unwrap(), file);
+    }
+
+    #[test]
+    fn argon2_checks_follow_the_line_s_parameters_in_reused_memory() {
+        let params = argon2::Params::new(4096, 3, 2, Some(24)).unwrap();
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        let phc = argon2::Argon2::new(argon2::Algorithm::Argon2i, argon2::Version::V0x10, params)
+            .hash_password(b"pw", &salt)
+            .unwrap()
+            .to_string();
+        let credential = Credential::parse(&phc).unwrap();
+        let mut memory = Vec::new();
+        assert!(credential.verify_in(b"pw", &mut memory));
+        assert_eq!(memory.len(), 4096);
+        // A bigger hash grows the memory; a smaller one reuses it.
+        assert!(!decoy().verify_in(b"pw", &mut memory));
+        assert_eq!(memory.len(), 19 * 1024);
+        assert!(credential.verify_in(b"pw", &mut memory));
+        assert!(!credential.verify_in(b"px", &mut memory));
+        assert_eq!(memory.len(), 19 * 1024);
+    }
+
+    #[test]
+    fn cost_samples_hold_one_credential_per_kind_and_cost() {
+        let mut file = PasswordFile::parse(MOSQUITTO_7).unwrap();
+        file.set_password("a", b"1", true).unwrap();
+        file.set_password("b", b"2", false).unwrap();
+        let kinds: Vec<String> = file
+            .cost_samples()
+            .iter()
+            .map(|c| format!("{c:?}"))
+            .collect();
+        // $7$ alice, one argon2id (a and b share the default cost, as does the
+        // decoy), no SCRAM.
+        assert_eq!(kinds, ["Pbkdf2Sha512", "Argon2"]);
     }
 
     /// RFC 7677 §3's example: user `user`, password `pencil`.

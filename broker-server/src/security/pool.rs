@@ -25,6 +25,7 @@
 //! retry, as it does for the connection-rate limits (`crate::limits`).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use argon2::Block;
 use bytes::Bytes;
@@ -120,6 +121,24 @@ impl PasswordPool {
         })
         .await
         .map_err(|_| PoolError::Failed)
+    }
+
+    /// How long the slowest of `credentials` takes to check a wrong password, timed
+    /// here and now (on the calling thread, in a worker's memory; milliseconds to
+    /// tens of milliseconds each).
+    pub fn slowest_check(&self, credentials: &[Credential]) -> Duration {
+        let mut memory = self.memories.lock().pop().unwrap_or_default();
+        let slowest = credentials
+            .iter()
+            .map(|credential| {
+                let started = Instant::now();
+                let _ = credential.verify_in(b"\0 not the password", &mut memory);
+                started.elapsed()
+            })
+            .max()
+            .unwrap_or_default();
+        self.memories.lock().push(memory);
+        slowest
     }
 }
 
