@@ -1,4 +1,4 @@
-//! Password checks on a small pool of threads with a bounded queue.
+//! Password checks, a few at a time, with a bounded queue.
 //!
 //! An argon2id check costs tens of milliseconds of CPU and `m` KiB of memory (19 MiB
 //! at the default cost), by design. Run on tokio's blocking pool (up to 512 threads),
