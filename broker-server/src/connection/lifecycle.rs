@@ -17,7 +17,7 @@ use crate::auth::{AuthStep, Exchange};
 use crate::broker::Broker;
 use crate::clock;
 use crate::limits::Limit;
-use crate::security::{Access, Identity, LoginRequest};
+use crate::security::{Access, Identity, LoginError, LoginRequest};
 use crate::session::Session;
 
 impl Connection {
@@ -69,12 +69,19 @@ impl Connection {
         }
         // The slot is ours from here on; `finish` gives it back.
         self.connected_counted = true;
+        let received = tokio::time::Instant::now();
         match self.login(&connect).await {
             Ok(identity) => self.identity = identity,
-            Err(reason) => {
+            Err(LoginError::Busy) => {
+                let hits = &broker.metrics.limit_hits;
+                hits.hit(Limit::PasswordQueue, self.meta.peer, &connect.client_id);
+                let _ = self.session.reject(Limit::PasswordQueue.connack_reason());
+                return;
+            }
+            Err(LoginError::Refused(reason)) => {
                 broker.metrics.auth_failures.inc();
                 warn!(peer = %self.meta.peer, client_id = %connect.client_id, username = ?connect.username, %reason, "login refused");
-                self.refuse_login(reason).await;
+                self.refuse_login(reason, received).await;
                 return;
             }
         }
@@ -135,7 +142,7 @@ impl Connection {
                 self.broker.metrics.auth_failures.inc();
                 warn!(peer = %self.meta.peer, %reason, "enhanced authentication failed");
                 if self.take_pending_connect().is_some() {
-                    self.refuse_login(reason).await;
+                    self.refuse_login(reason, tokio::time::Instant::now()).await;
                 } else {
                     self.session.disconnect(reason);
                 }
@@ -145,44 +152,29 @@ impl Connection {
 
     /// Checks the CONNECT's credentials ([`crate::security::Security::login`]). A
     /// password check (argon2id costs milliseconds of CPU by design) runs on the
-    /// blocking pool, so it does not stall the other connections of this worker.
-    async fn login(&mut self, connect: &Connect) -> Result<Identity, ReasonCode> {
-        let hashing = connect.password.is_some() && self.broker.security.checks_passwords();
-        let broker = self.broker.clone();
-        let client_id = connect.client_id.clone();
-        let username = connect.username.clone();
-        let password = connect.password.clone();
-        let bearer_token = self.meta.bearer_token.clone();
-        let cert_username = self.meta.cert_username.clone();
-        let method = connect.properties.authentication_method.clone();
-        let peer = self.meta.peer;
-        let check = move || {
-            broker.security.login(&LoginRequest {
-                client_id: &client_id,
-                username: username.as_deref(),
-                password: password.as_deref(),
-                bearer_token: bearer_token.as_deref(),
-                cert_username: cert_username.as_deref(),
-                peer,
-                authentication_method: method.as_deref(),
+    /// security's bounded pool of threads, so it stalls neither this worker's other
+    /// connections nor, under a login flood, the broker's memory.
+    async fn login(&mut self, connect: &Connect) -> Result<Identity, LoginError> {
+        let security = &self.broker.security;
+        security
+            .login(&LoginRequest {
+                client_id: &connect.client_id,
+                username: connect.username.as_deref(),
+                password: connect.password.as_deref(),
+                bearer_token: self.meta.bearer_token.as_deref(),
+                cert_username: self.meta.cert_username.as_deref(),
+                peer: self.meta.peer,
+                authentication_method: connect.properties.authentication_method.as_deref(),
             })
-        };
-        if hashing {
-            tokio::task::spawn_blocking(check)
-                .await
-                .unwrap_or(Err(ReasonCode::UnspecifiedError))
-        } else {
-            check()
-        }
+            .await
     }
 
-    /// Refuses a CONNECT after `auth.failed_login_delay_ms`, which slows down password
-    /// guessing (each connection waits on its own task; nothing else is held up).
-    async fn refuse_login(&mut self, reason: ReasonCode) {
-        let delay = self.broker.security.failed_login_delay();
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
+    /// Refuses a CONNECT at [`crate::security::Security::refusal_delay`] after
+    /// `since` (when its credentials arrived), which slows down password guessing and
+    /// makes every refusal take as long, whatever the credential checked (each
+    /// connection waits on its own task, holding no password worker).
+    async fn refuse_login(&mut self, reason: ReasonCode, since: tokio::time::Instant) {
+        tokio::time::sleep_until(since + self.broker.security.refusal_delay()).await;
         let _ = self.session.reject(reason);
     }
 

@@ -9,7 +9,8 @@
 //!               │                           over → the socket is not read for a while
 //!               │                           (TCP back-pressure); a PUBLISH flood → 0x96
 //!  before CONNECT: connect timeout (from the accept), max_bytes_before_connect
-//!  CONNECT: max_connections (0x97); SUBSCRIBE: subscriptions per client (SUBACK 0x97)
+//!  CONNECT: max_connections (0x97); password checks queue full (auth.password_queue,
+//!           0x9F; `crate::security::pool`); SUBSCRIBE: subscriptions per client (0x97)
 //!  every packet: max_packet_size (0x95, from the fixed header, before it is buffered)
 //!  every write: write_timeout_secs (a client that stopped reading is disconnected)
 //! ```
@@ -105,11 +106,14 @@ pub enum Limit {
     WriteTimeout,
     /// `limits.max_bytes_before_connect`: too much sent before CONNECT was accepted.
     BytesBeforeConnect,
+    /// `auth.password_queue`: every password check worker busy and the queue full,
+    /// CONNACK 0x9F (3.x: server unavailable) without checking the password.
+    PasswordQueue,
 }
 
 impl Limit {
     /// Every limit, in the order `/metrics` lists them.
-    pub const ALL: [Limit; 13] = [
+    pub const ALL: [Limit; 14] = [
         Limit::MaxConnections,
         Limit::ConnectionsPerIp,
         Limit::ConnectionRate,
@@ -123,6 +127,7 @@ impl Limit {
         Limit::PacketSize,
         Limit::WriteTimeout,
         Limit::BytesBeforeConnect,
+        Limit::PasswordQueue,
     ];
 
     /// The configuration key: the `limit` label in `/metrics` and in the log.
@@ -141,6 +146,7 @@ impl Limit {
             Limit::PacketSize => "max_packet_size",
             Limit::WriteTimeout => "write_timeout_secs",
             Limit::BytesBeforeConnect => "max_bytes_before_connect",
+            Limit::PasswordQueue => "password_queue",
         }
     }
 
@@ -160,6 +166,9 @@ impl Limit {
             Limit::PacketSize => "connection closed (0x95 Packet too large)",
             Limit::WriteTimeout => "connection closed: the client stopped reading",
             Limit::BytesBeforeConnect => "connection closed: too much sent before CONNECT",
+            Limit::PasswordQueue => {
+                "CONNECT refused (0x9F Connection rate exceeded): password checks busy"
+            }
         }
     }
 
@@ -167,7 +176,7 @@ impl Limit {
     /// closest return code, "server unavailable").
     pub const fn connack_reason(self) -> ReasonCode {
         match self {
-            Limit::ConnectionRate | Limit::ConnectionRatePerIp => {
+            Limit::ConnectionRate | Limit::ConnectionRatePerIp | Limit::PasswordQueue => {
                 ReasonCode::ConnectionRateExceeded
             }
             _ => ReasonCode::QuotaExceeded,

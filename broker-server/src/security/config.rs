@@ -1,5 +1,5 @@
 //! The `[auth]` section of the configuration: password file, anonymous access, the
-//! failed-login delay and JWT bearer tokens (`[auth.jwt]`).
+//! failed-login delay, the password check pool and JWT bearer tokens (`[auth.jwt]`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,9 +19,19 @@ pub struct AuthConfig {
     /// Let clients without credentials (no user name, password or token) connect.
     /// Default unset: true when no authentication is configured, false otherwise.
     pub allow_anonymous: Option<bool>,
-    /// Milliseconds a refused login waits before the refusal is sent (slows password
-    /// guessing; each connection waits on its own). Default 1000.
+    /// Milliseconds from a CONNECT's arrival to its refusal (slows password guessing;
+    /// each connection waits on its own). At least twice the slowest password check,
+    /// so that every refusal takes as long ([`crate::security`]). Default 1000.
     pub failed_login_delay_ms: u64,
+    /// Threads that check passwords ([`crate::security::pool`]); each keeps one
+    /// argon2 working memory (19 MiB at the default cost), so this bounds what
+    /// password checks cost in memory and CPU under a login flood. Default 0: one per
+    /// core.
+    pub password_workers: usize,
+    /// Password checks that may wait for a worker; a CONNECT beyond them is refused at
+    /// once with 0x9F Connection rate exceeded (3.x: return code 3) and counted in
+    /// `mqtt_limit_hits_total{limit="password_queue"}`. Default 16.
+    pub password_queue: usize,
     /// JWT bearer tokens.
     pub jwt: JwtConfig,
     /// The ACL file: which topics each user and client may publish to, subscribe to
@@ -37,6 +47,8 @@ impl Default for AuthConfig {
             password_file: None,
             allow_anonymous: None,
             failed_login_delay_ms: 1000,
+            password_workers: 0,
+            password_queue: 16,
             jwt: JwtConfig::default(),
             acl_file: None,
         }

@@ -18,6 +18,7 @@
 //! - [`config`]: the `[auth]` section.
 //! - [`acl`]: the ACL file (mosquitto's format, plus `client` sections and `subscribe`).
 //! - [`passwd`]: the password file (argon2id, mosquitto's `$6$`/`$7$`, SCRAM lines).
+//! - [`pool`]: the threads that check passwords, and their bounded queue.
 //! - [`jwt`]: JWT bearer tokens (HS256, RS256, ES256; PEM key, secret or JWKS).
 //! - [`scram`]: SCRAM-SHA-256 over MQTT 5 AUTH.
 //!
@@ -40,8 +41,16 @@
 //!    (refused with 0x87 Not authorized).
 //!
 //! Wrong credentials are refused with 0x86 Bad user name or password (3.x return code
-//! 4). A refusal waits `failed_login_delay_ms` first and counts in
-//! `metrics.auth_failures`.
+//! 4), and count in `metrics.auth_failures`. The refusal is sent at a deadline counted
+//! from the CONNECT's arrival ([`Security::refusal_delay`]): `failed_login_delay_ms`,
+//! or twice the slowest password check the file can cause if that is longer. Not a
+//! delay after the check, whose length depends on the user's credential: an argon2id
+//! check (or the decoy, for an unknown user) takes tens of milliseconds, mosquitto's
+//! `$6$`/`$7$` well under one, so refusals timed from the check's end told imported
+//! users from unknown ones. Only a check that overruns the deadline (a saturated
+//! pool) is answered later, when it ends. Passwords are checked on a bounded [`pool`]; when its queue
+//! is full the login is refused at once with 0x9F Connection rate exceeded
+//! ([`LoginError::Busy`]), without checking anything.
 //!
 //! # How access is decided
 //!
@@ -57,14 +66,16 @@ pub mod acl;
 pub mod config;
 pub mod jwt;
 pub mod passwd;
+pub mod pool;
 pub mod scram;
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use bytes::Bytes;
 use bytestring::ByteString;
 use parking_lot::RwLock;
 use protocol::ReasonCode;
@@ -74,6 +85,7 @@ use self::acl::{Acl, AclError, Decision};
 use self::config::AuthConfig;
 use self::jwt::{JwtKeyError, JwtVerifier};
 use self::passwd::{PasswdError, PasswordFile};
+use self::pool::{PasswordPool, PoolError};
 
 /// What a client presented when it connected.
 #[derive(Debug, Clone, Copy)]
@@ -155,6 +167,34 @@ impl fmt::Display for Access {
     }
 }
 
+/// Why a login did not succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LoginError {
+    /// The credentials are wrong or missing: refused with this reason code (0x86 Bad
+    /// user name or password, 0x87 Not authorized; the protocol session maps it to a
+    /// 3.x return code) after the failed-login delay.
+    #[error("refused: {0}")]
+    Refused(ReasonCode),
+    /// The password could not be checked now: the [`pool`]'s queue is full. Refused
+    /// at once with [`LoginError::BUSY_REASON`], and counted as a limit hit, not an
+    /// authentication failure.
+    #[error("password checks busy")]
+    Busy,
+}
+
+impl LoginError {
+    /// The reason code a [`LoginError::Busy`] login is refused with: 0x9F Connection
+    /// rate exceeded (3.x: return code 3, server unavailable). See [`pool`] for why
+    /// not 0x88 Server unavailable.
+    pub const BUSY_REASON: ReasonCode = ReasonCode::ConnectionRateExceeded;
+}
+
+impl From<ReasonCode> for LoginError {
+    fn from(reason: ReasonCode) -> Self {
+        Self::Refused(reason)
+    }
+}
+
 /// The security configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum SecurityError {
@@ -181,8 +221,9 @@ struct Policy {
     /// Whether any authentication is configured (else the user name is taken as
     /// given).
     authenticating: bool,
-    /// How long a refused login waits.
-    failed_login_delay: Duration,
+    /// How long after the CONNECT a refusal is sent: `failed_login_delay_ms`, or twice
+    /// the slowest password check if longer (see the module's login rules).
+    refusal_delay: Duration,
     /// The ACL file's rules; `None` when `auth.acl_file` is not set.
     acl: Option<Acl>,
 }
@@ -195,7 +236,7 @@ impl Default for Policy {
             jwt: None,
             allow_anonymous: true,
             authenticating: false,
-            failed_login_delay: Duration::ZERO,
+            refusal_delay: Duration::ZERO,
             acl: None,
         }
     }
@@ -227,7 +268,7 @@ impl Policy {
             jwt,
             allow_anonymous: config.anonymous_allowed(),
             authenticating: config.configured(),
-            failed_login_delay: config.failed_login_delay(),
+            refusal_delay: config.failed_login_delay(),
         })
     }
 
@@ -249,21 +290,35 @@ impl Policy {
         })
     }
 
-    fn password(&self, username: Option<&str>, password: &[u8]) -> Result<Identity, ReasonCode> {
+    /// Checks `password` against `username`'s line on `pool`; an unknown user is
+    /// checked against the decoy, so it costs the same.
+    async fn password(
+        &self,
+        pool: &PasswordPool,
+        username: Option<&str>,
+        password: &[u8],
+    ) -> Result<Identity, LoginError> {
         let username = username
             .filter(|u| !u.is_empty())
             .ok_or(ReasonCode::BadUserNameOrPassword)?;
-        let Some(credential) = self.passwords.as_ref().and_then(|p| p.password(username)) else {
-            passwd::decoy_verify(password);
-            return Err(ReasonCode::BadUserNameOrPassword);
-        };
-        if !credential.verify(password) {
-            return Err(ReasonCode::BadUserNameOrPassword);
+        let credential = self
+            .passwords
+            .as_ref()
+            .and_then(|p| p.password(username))
+            .cloned();
+        let known = credential.is_some();
+        match pool
+            .verify(credential, Bytes::copy_from_slice(password))
+            .await
+        {
+            Ok(true) if known => Ok(Identity {
+                username: Some(username.into()),
+                permissions: None,
+            }),
+            Ok(_) => Err(ReasonCode::BadUserNameOrPassword.into()),
+            Err(PoolError::Busy) => Err(LoginError::Busy),
+            Err(PoolError::Failed) => Err(ReasonCode::UnspecifiedError.into()),
         }
-        Ok(Identity {
-            username: Some(username.into()),
-            permissions: None,
-        })
     }
 }
 
@@ -276,6 +331,9 @@ pub struct Security {
     /// Whether the policy holds an ACL: read without the lock on every check, so a
     /// broker without one pays nothing per message.
     acl_loaded: AtomicBool,
+    /// The password check workers, started by the first password login (a broker
+    /// without a password file never starts them).
+    pool: OnceLock<PasswordPool>,
 }
 
 impl Security {
@@ -301,7 +359,13 @@ impl Security {
     /// is checked against the new rules; new logins use the new users and keys. On
     /// error the old policy stays.
     pub fn reload(&self) -> Result<(), SecurityError> {
-        let policy = Policy::load(&self.config)?;
+        let mut policy = Policy::load(&self.config)?;
+        if let Some(passwords) = &policy.passwords {
+            // Twice the measured cost: a check on a busier machine than now still ends
+            // before the deadline.
+            let slowest = self.pool().slowest_check(&passwords.cost_samples());
+            policy.refusal_delay = policy.refusal_delay.max(slowest * 2);
+        }
         info!(
             users = policy
                 .passwords
@@ -309,6 +373,7 @@ impl Security {
                 .map_or(0, PasswordFile::user_count),
             jwt = policy.jwt.is_some(),
             anonymous = policy.allow_anonymous,
+            refusal_delay_ms = policy.refusal_delay.as_millis(),
             "security policy loaded"
         );
         let acl_loaded = policy.acl.is_some();
@@ -348,22 +413,27 @@ impl Security {
         scram::ScramMechanism::new(self.policy.clone())
     }
 
-    /// Whether logins with a password are checked against the password file (costly
-    /// by design: the caller may run [`Security::login`] off the async workers).
-    pub fn checks_passwords(&self) -> bool {
-        let policy = self.policy();
-        policy.authenticating && policy.passwords.is_some()
+    fn pool(&self) -> &PasswordPool {
+        self.pool.get_or_init(|| {
+            let pool = PasswordPool::new(self.config.password_workers, self.config.password_queue);
+            info!(
+                workers = pool.workers(),
+                queue = self.config.password_queue,
+                "password check pool started"
+            );
+            pool
+        })
     }
 
-    /// How long to wait before sending a login refusal.
-    pub fn failed_login_delay(&self) -> Duration {
-        self.policy().failed_login_delay
+    /// How long after a CONNECT arrived its refusal is sent (see the module's login
+    /// rules): the same for every refusal, whether or how the user exists.
+    pub fn refusal_delay(&self) -> Duration {
+        self.policy().refusal_delay
     }
 
-    /// Checks a CONNECT's credentials (see the module's login rules). `Err` carries the
-    /// reason code to refuse with (0x86 Bad user name or password, 0x87 Not
-    /// authorized; the protocol session maps it to a 3.x return code).
-    pub fn login(&self, request: &LoginRequest<'_>) -> Result<Identity, ReasonCode> {
+    /// Checks a CONNECT's credentials (see the module's login rules). A password is
+    /// checked on the [`pool`] (costly by design; the async workers only wait for it).
+    pub async fn login(&self, request: &LoginRequest<'_>) -> Result<Identity, LoginError> {
         let policy = self.policy();
         let open = !policy.authenticating && policy.allow_anonymous;
         if open || request.cert_username.is_some() {
@@ -382,14 +452,14 @@ impl Security {
         match (request.password, request.bearer_token, request.username) {
             (Some(password), _, username) => match std::str::from_utf8(password) {
                 Ok(text) if policy.jwt.is_some() && jwt::looks_like_jwt(text) => {
-                    policy.token(text, username)
+                    Ok(policy.token(text, username)?)
                 }
-                _ => policy.password(username, password),
+                _ => policy.password(self.pool(), username, password).await,
             },
-            (None, Some(token), username) => policy.token(token, username),
-            (None, None, Some(_)) => Err(ReasonCode::BadUserNameOrPassword),
+            (None, Some(token), username) => Ok(policy.token(token, username)?),
+            (None, None, Some(_)) => Err(ReasonCode::BadUserNameOrPassword.into()),
             (None, None, None) if policy.allow_anonymous => Ok(Identity::default()),
-            (None, None, None) => Err(ReasonCode::NotAuthorized),
+            (None, None, None) => Err(ReasonCode::NotAuthorized.into()),
         }
     }
 

@@ -21,7 +21,8 @@
 use std::fmt;
 use std::path::Path;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Block;
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
@@ -38,9 +39,15 @@ pub const SCRAM_ITERATIONS: u32 = 4096;
 const DECOY: &str = "$argon2id$v=19$m=19456,t=2,p=1$BYH9/2TmY19/pa3OOs7CuA$zctBVdr36vH99zKuUw9DLsA4KxQFmOsorSV9bgv34wE";
 
 /// Spends the time of one password check against the decoy hash (whose password nobody
-/// knows, so the outcome does not matter and is dropped).
-pub fn decoy_verify(password: &[u8]) {
-    let _ = Credential::Argon2(DECOY.to_string()).verify(password);
+/// knows, so the outcome does not matter and is dropped), in `memory` (see
+/// [`Credential::verify_in`]).
+pub fn decoy_verify(password: &[u8], memory: &mut Vec<Block>) {
+    let _ = decoy().verify_in(password, memory);
+}
+
+/// The decoy as a credential.
+pub fn decoy() -> Credential {
+    Credential::Argon2(DECOY.to_string())
 }
 
 /// A password file that could not be read or parsed.
@@ -228,14 +235,24 @@ impl Credential {
     }
 
     /// Whether `password` matches. Always false for a SCRAM credential (it is checked
-    /// by the SCRAM exchange, not against a password).
+    /// by the SCRAM exchange, not against a password). Allocates an argon2 hash's
+    /// memory for this one check: the broker checks logins with
+    /// [`verify_in`](Self::verify_in) instead.
     pub fn verify(&self, password: &[u8]) -> bool {
+        self.verify_in(password, &mut Vec::new())
+    }
+
+    /// [`verify`](Self::verify) with `memory` as argon2's working memory: grown to the
+    /// hash's `m` KiB if smaller, never shrunk, so a caller that keeps one buffer (a
+    /// [`super::pool`] worker) allocates it once instead of `m` KiB per check. (Left to
+    /// the `argon2` crate, each check allocates and frees 19 MiB; on glibc, checks
+    /// running on many threads at once keep those in per-thread arenas, and a login
+    /// flood took gigabytes.)
+    pub fn verify_in(&self, password: &[u8], memory: &mut Vec<Block>) -> bool {
         match self {
-            Self::Argon2(phc) => PasswordHash::new(phc).is_ok_and(|hash| {
-                argon2::Argon2::default()
-                    .verify_password(password, &hash)
-                    .is_ok()
-            }),
+            Self::Argon2(phc) => {
+                PasswordHash::new(phc).is_ok_and(|hash| argon2_matches(&hash, password, memory))
+            }
             Self::Pbkdf2Sha512 {
                 iterations,
                 salt,
@@ -258,6 +275,59 @@ impl Credential {
     fn is_scram(&self) -> bool {
         matches!(self, Self::Scram(_))
     }
+
+    /// What decides how long checking a password against this credential takes: its
+    /// kind and cost parameters, not its salt or hash. `None` for SCRAM (not checked
+    /// against a password).
+    fn cost_class(&self) -> Option<String> {
+        match self {
+            Self::Argon2(phc) => {
+                let hash = PasswordHash::new(phc).ok()?;
+                Some(format!(
+                    "{}/{:?}/{}/{}",
+                    hash.algorithm,
+                    hash.version,
+                    hash.params,
+                    hash.hash.map_or(0, |h| h.len())
+                ))
+            }
+            Self::Pbkdf2Sha512 {
+                iterations, hash, ..
+            } => Some(format!("pbkdf2/{iterations}/{}", hash.len())),
+            Self::Sha512 { .. } => Some("sha512".into()),
+            Self::Scram(_) => None,
+        }
+    }
+}
+
+/// Whether `password` hashes to `hash` (an argon2 PHC string), computed in `memory`.
+fn argon2_matches(hash: &PasswordHash<'_>, password: &[u8], memory: &mut Vec<Block>) -> bool {
+    let (Ok(algorithm), Ok(params), Some(salt), Some(expected)) = (
+        argon2::Algorithm::try_from(hash.algorithm),
+        argon2::Params::try_from(hash),
+        hash.salt,
+        hash.hash,
+    ) else {
+        return false;
+    };
+    let version = match hash.version.map(argon2::Version::try_from) {
+        None => argon2::Version::default(),
+        Some(Ok(version)) => version,
+        Some(Err(_)) => return false,
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    argon2::Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password, salt, &mut out, &mut memory[..blocks])
+        .is_ok()
+        && bool::from(out.as_slice().ct_eq(expected.as_bytes()))
 }
 
 impl fmt::Display for Credential {
@@ -399,6 +469,23 @@ impl PasswordFile {
             Credential::Scram(s) if u == user => Some(s),
             _ => None,
         })
+    }
+
+    /// One password credential of each cost class in the file (kind and cost
+    /// parameters), and the decoy: timing a check against each gives the cost of the
+    /// slowest check a login can cause.
+    pub fn cost_samples(&self) -> Vec<Credential> {
+        let mut seen = Vec::new();
+        let mut samples = Vec::new();
+        for credential in self.entries.iter().map(|(_, c)| c).chain([&decoy()]) {
+            if let Some(class) = credential.cost_class()
+                && !seen.contains(&class)
+            {
+                seen.push(class);
+                samples.push(credential.clone());
+            }
+        }
+        samples
     }
 
     /// Whether any user has a SCRAM-SHA-256 credential.
@@ -553,6 +640,41 @@ mod tests {
         file.save(&path).unwrap();
         assert_eq!(mode(&path), 0o640);
         assert_eq!(PasswordFile::load(&path).unwrap(), file);
+    }
+
+    #[test]
+    fn argon2_checks_follow_the_line_s_parameters_in_reused_memory() {
+        let params = argon2::Params::new(4096, 3, 2, Some(24)).unwrap();
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        let phc = argon2::Argon2::new(argon2::Algorithm::Argon2i, argon2::Version::V0x10, params)
+            .hash_password(b"pw", &salt)
+            .unwrap()
+            .to_string();
+        let credential = Credential::parse(&phc).unwrap();
+        let mut memory = Vec::new();
+        assert!(credential.verify_in(b"pw", &mut memory));
+        assert_eq!(memory.len(), 4096);
+        // A bigger hash grows the memory; a smaller one reuses it.
+        assert!(!decoy().verify_in(b"pw", &mut memory));
+        assert_eq!(memory.len(), 19 * 1024);
+        assert!(credential.verify_in(b"pw", &mut memory));
+        assert!(!credential.verify_in(b"px", &mut memory));
+        assert_eq!(memory.len(), 19 * 1024);
+    }
+
+    #[test]
+    fn cost_samples_hold_one_credential_per_kind_and_cost() {
+        let mut file = PasswordFile::parse(MOSQUITTO_7).unwrap();
+        file.set_password("a", b"1", true).unwrap();
+        file.set_password("b", b"2", false).unwrap();
+        let kinds: Vec<String> = file
+            .cost_samples()
+            .iter()
+            .map(|c| format!("{c:?}"))
+            .collect();
+        // $7$ alice, one argon2id (a and b share the default cost, as does the
+        // decoy), no SCRAM.
+        assert_eq!(kinds, ["Pbkdf2Sha512", "Argon2"]);
     }
 
     /// RFC 7677 §3's example: user `user`, password `pencil`.
