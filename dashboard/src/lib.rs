@@ -1,6 +1,6 @@
 //! The mqtt-web dashboard: a Leptos client-side-rendered app that shows devices (Homie 5
-//! convention, see `ARCHITECTURE.md`), a topic explorer and a broker view, and talks MQTT
-//! only through `web-client`.
+//! convention, see `docs/ARCHITECTURE.md`, "Device topic convention"), a topic explorer
+//! and a broker view, and talks MQTT only through `web-client`.
 //!
 //! `trunk build` from the workspace root builds it (`index.html` links this crate and
 //! `dashboard/style.css`); `trunk serve` serves it with `/mqtt` proxied to a broker on

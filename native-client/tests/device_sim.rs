@@ -1,6 +1,7 @@
 //! `device-sim` devices discovered and commanded by a test client following the
-//! Homie 5 convention of ARCHITECTURE.md: state, description, values, `/set` with a
-//! reply and echo, rejection, and dropout (the will says `lost`).
+//! Homie 5 convention (docs/ARCHITECTURE.md, "Device topic convention"): state,
+//! description, values, `/set` with a reply and echo, rejection, and dropout (the will
+//! says `lost`).
 
 mod common;
 

@@ -1,8 +1,9 @@
-//! Commands to a device (ARCHITECTURE.md): a `/set` with MQTT 5 Response Topic
-//! `dash/{client-id}/res/{dev}`, correlation data and Message Expiry, sent through
-//! `web-client`'s request/response, and the controls that send them: a switch, a slider
-//! with a number input, a number input, an enum select, a text input and an action
-//! button. Each shows where its last command stands: pending → ok / rejected / timed out.
+//! Commands to a device (docs/ARCHITECTURE.md, "Device topic convention"): a `/set`
+//! with MQTT 5 Response Topic `dash/{client-id}/res/{dev}`, correlation data and
+//! Message Expiry, sent through `web-client`'s request/response, and the controls that
+//! send them: a switch, a slider with a number input, a number input, an enum select, a
+//! text input and an action button. Each shows where its last command stands: pending
+//! → ok / rejected / timed out.
 
 use std::time::Duration;
 
@@ -111,7 +112,8 @@ pub fn PropertyControl(
     let pending = move || state.with(|c| *c == CommandState::Pending);
     // The value a pending command asked for. A device that cannot answer over MQTT 5
     // request/response (a 3.1.1 client) confirms by publishing the new value
-    // (ARCHITECTURE.md): that settles the command as ok too.
+    // (docs/ARCHITECTURE.md, "Device topic convention"): that settles the command as ok
+    // too.
     let target = RwSignal::new(None::<String>);
     Effect::new(move || {
         let echoed = value.get();

@@ -1,5 +1,6 @@
-//! The Homie 5 convention as the dashboard reads it (see `ARCHITECTURE.md`): device
-//! states, `$description` documents and topic paths. Pure functions, unit-tested natively.
+//! The Homie 5 convention as the dashboard reads it (see `docs/ARCHITECTURE.md`, "Device
+//! topic convention"): device states, `$description` documents and topic paths. Pure
+//! functions, unit-tested natively.
 
 use std::collections::BTreeMap;
 

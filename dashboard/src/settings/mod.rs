@@ -84,7 +84,7 @@ impl Settings {
     }
 
     /// The topic on which device `device` answers this dashboard's commands
-    /// (`dash/{client-id}/res/{dev}`, ARCHITECTURE.md).
+    /// (`dash/{client-id}/res/{dev}`, docs/ARCHITECTURE.md, "Device topic convention").
     pub fn response_topic(&self, device: &str) -> String {
         format!("dash/{}/res/{device}", self.client_id.trim())
     }

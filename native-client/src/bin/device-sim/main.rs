@@ -1,5 +1,6 @@
 //! `device-sim`: simulated devices publishing over TCP (or TLS) following the Homie 5
-//! convention of ARCHITECTURE.md, for the dashboard, demos and load tests.
+//! convention (docs/ARCHITECTURE.md, "Device topic convention"), for the dashboard,
+//! demos and load tests.
 //!
 //! ```text
 //! device-sim --devices 20 --rate 5                    # 20 devices, 5 telemetry msg/s each
