@@ -80,10 +80,13 @@ pub struct HttpConfig {
     /// Bearer token for the admin API (`/api/...`). Default unset: the admin API is
     /// disabled (403). Better given as `BROKER_HTTP__ADMIN_TOKEN` than in a file.
     pub admin_token: Option<String>,
-    /// Origins (`https://app.example.com`) whose pages may open `/mqtt`; `"*"` or an
-    /// empty list (default) allows any. Requests without an `Origin` header (not from a
-    /// browser) and pages of this listener itself (the dashboard) are always allowed:
-    /// the check protects browser users from other sites.
+    /// Origins (`https://app.example.com`: scheme, host, port) whose pages may open
+    /// `/mqtt`; `"*"` allows any. Default `[]`: only pages of the broker's own address
+    /// (an IP address, as the connection arrived) and pages from `localhost`, so the
+    /// dashboard works at `http://<ip>:8080/` and `http://localhost:8080/`; a dashboard
+    /// reached by a host name needs its origin listed. Requests without an `Origin`
+    /// header (not from a browser) are always allowed: the check protects browser
+    /// users from other sites (`crate::http::origin`).
     pub allowed_origins: Vec<String>,
 }
 

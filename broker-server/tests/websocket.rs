@@ -150,32 +150,91 @@ async fn a_ping_is_answered_with_a_pong() {
     broker.stop().await;
 }
 
+/// The status of a `/mqtt` upgrade carrying `headers` (a header given replaces the
+/// client's own, e.g. `Host`): 101 when accepted.
+async fn upgrade_status(addr: std::net::SocketAddr, headers: &[(&str, &str)]) -> u16 {
+    use tokio_tungstenite::tungstenite::http::HeaderName;
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut request = ws_request(&format!("ws://{addr}/mqtt"), &["mqtt"]);
+    for (name, value) in headers {
+        request
+            .headers_mut()
+            .insert(name.parse::<HeaderName>().unwrap(), value.parse().unwrap());
+    }
+    match tokio_tungstenite::client_async(request, tcp).await {
+        Ok((_, response)) => response.status().as_u16(),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("{headers:?}: unexpected {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn pages_from_origins_not_allowed_are_refused() {
     let mut config = http_config();
     config.http.allowed_origins = vec!["https://app.example.com".into()];
     let broker = TestBroker::with_config(config).await;
     let addr = broker.running.as_ref().unwrap().http_addrs[0];
-    for (origin, allowed) in [
-        (Some("https://evil.example"), false),
-        (Some("https://app.example.com"), true),
-        (None, true),
+    for (origin, status) in [
+        (Some("https://evil.example"), 403),
+        (Some("https://app.example.com"), 101),
+        // Case and the default port are normalised.
+        (Some("HTTPS://App.Example.COM:443"), 101),
+        // The scheme and the port are part of the origin.
+        (Some("http://app.example.com"), 403),
+        (Some("https://app.example.com:8443"), 403),
+        // Not a browser page.
+        (None, 101),
     ] {
-        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let mut request = ws_request(&format!("ws://{addr}/mqtt"), &["mqtt"]);
-        if let Some(origin) = origin {
-            request
-                .headers_mut()
-                .insert("Origin", origin.parse().unwrap());
-        }
-        let result = tokio_tungstenite::client_async(request, tcp).await;
-        match (result, allowed) {
-            (Ok(_), true) => {}
-            (Err(tokio_tungstenite::tungstenite::Error::Http(response)), false) => {
-                assert_eq!(response.status(), 403);
-            }
-            (other, _) => panic!("{origin:?}: unexpected {other:?}"),
-        }
+        let headers: Vec<_> = origin.map(|o| ("Origin", o)).into_iter().collect();
+        assert_eq!(upgrade_status(addr, &headers).await, status, "{origin:?}");
+    }
+    broker.stop().await;
+}
+
+/// DNS rebinding: a page of `http://evil.example` whose name now resolves to the
+/// broker sends `Host: evil.example`; matching `Origin` against `Host` let it in.
+#[tokio::test]
+async fn a_rebound_host_name_is_not_the_brokers_own_origin() {
+    let mut config = http_config();
+    config.http.allowed_origins = vec!["https://app.example.com".into()];
+    let broker = TestBroker::with_config(config).await;
+    let addr = broker.running.as_ref().unwrap().http_addrs[0];
+    let rebinding = [("Host", "evil.example"), ("Origin", "http://evil.example")];
+    assert_eq!(upgrade_status(addr, &rebinding).await, 403);
+    let with_port = format!("evil.example:{}", addr.port());
+    let origin = format!("http://evil.example:{}", addr.port());
+    let rebinding = [("Host", with_port.as_str()), ("Origin", origin.as_str())];
+    assert_eq!(upgrade_status(addr, &rebinding).await, 403);
+    broker.stop().await;
+}
+
+/// With no `http.allowed_origins` only the broker's own pages (its address as the
+/// socket sees it, and loopback pages such as `cargo xtask run`'s dashboard) may
+/// open `/mqtt`, never a page named by the `Host` the client sent.
+#[tokio::test]
+async fn without_a_list_only_the_brokers_own_and_loopback_pages_may_connect() {
+    let (broker, addr) = ws_broker().await;
+    let port = addr.port();
+    let own = format!("http://127.0.0.1:{port}");
+    let localhost = format!("http://localhost:{port}");
+    let other_port = format!("http://localhost:{}", port.wrapping_add(1));
+    let evil = format!("http://evil.example:{port}");
+    let evil_host = format!("evil.example:{port}");
+    let lan = format!("http://10.11.12.13:{port}");
+    for (headers, status) in [
+        (vec![("Origin", own.as_str())], 101),
+        (vec![("Origin", localhost.as_str())], 101),
+        (vec![("Origin", other_port.as_str())], 101),
+        (vec![], 101),
+        (
+            vec![("Host", evil_host.as_str()), ("Origin", evil.as_str())],
+            403,
+        ),
+        (vec![("Origin", "https://evil.example")], 403),
+        (vec![("Origin", lan.as_str())], 403),
+        (vec![("Origin", "null")], 403),
+    ] {
+        assert_eq!(upgrade_status(addr, &headers).await, status, "{headers:?}");
     }
     broker.stop().await;
 }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  browser ─HTTP GET /mqtt, Upgrade: websocket, Sec-WebSocket-Protocol: mqtt─► upgrade()
-//!      (origin checked, subprotocol negotiated)                                  │
+//!      (origin checked: crate::http::origin; subprotocol negotiated)             │
 //!  binary frames ◄──► WsStream (AsyncRead + AsyncWrite) ◄──► connection::serve_with
 //! ```
 //!
@@ -157,29 +157,6 @@ impl AsyncWrite for WsStream {
     }
 }
 
-/// Whether a request with `headers` may open `/mqtt` under `allowed` origins: any
-/// origin when the list is empty or holds `*`; requests without `Origin` (not sent by
-/// a browser page) always; pages served by this listener itself (the dashboard: the
-/// origin's host is the request's `Host`) always.
-pub fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return true;
-    };
-    if allowed.is_empty() || allowed.iter().any(|a| a == "*") {
-        return true;
-    }
-    let origin = origin.to_str().unwrap_or_default().trim_end_matches('/');
-    let same_origin = headers
-        .get(header::HOST)
-        .and_then(|host| host.to_str().ok())
-        .zip(origin.split_once("://"))
-        .is_some_and(|(host, (_, origin_host))| origin_host.eq_ignore_ascii_case(host));
-    same_origin
-        || allowed
-            .iter()
-            .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin))
-}
-
 /// `GET /mqtt`: checks the origin and the subprotocol, then upgrades and runs the
 /// connection driver over the WebSocket.
 pub fn upgrade(
@@ -189,10 +166,12 @@ pub fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     let config = &state.broker.config;
-    if !origin_allowed(&config.http.allowed_origins, headers) {
+    if !state.origins.allows(headers, peer.local, peer.tls) {
+        debug!(peer = %peer.addr, origin = ?headers.get(header::ORIGIN), "/mqtt refused: origin not allowed");
         return (
             StatusCode::FORBIDDEN,
-            "this origin may not open /mqtt (http.allowed_origins)\n",
+            "this web page's origin may not open /mqtt: list it in http.allowed_origins \
+             (by default only pages of the broker's own address and of localhost may)\n",
         )
             .into_response();
     }
@@ -269,12 +248,6 @@ mod tests {
     use super::*;
     use axum::http::HeaderValue;
 
-    fn with_origin(origin: &str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::ORIGIN, HeaderValue::from_str(origin).unwrap());
-        headers
-    }
-
     #[test]
     fn bearer_token_comes_from_the_header_then_the_cookie() {
         let mut headers = HeaderMap::new();
@@ -298,26 +271,5 @@ mod tests {
         );
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(bearer_token(&headers, None), None);
-    }
-
-    #[test]
-    fn origins_are_checked_only_for_browser_requests_when_a_list_is_set() {
-        let list = vec!["https://app.example.com".to_string()];
-        assert!(origin_allowed(&[], &with_origin("https://evil.example")));
-        assert!(origin_allowed(&list, &HeaderMap::new()));
-        assert!(origin_allowed(
-            &list,
-            &with_origin("https://APP.example.com")
-        ));
-        assert!(!origin_allowed(&list, &with_origin("https://evil.example")));
-        assert!(origin_allowed(
-            &["*".to_string()],
-            &with_origin("https://evil.example")
-        ));
-        let mut same = with_origin("http://broker.local:8080");
-        same.insert(header::HOST, HeaderValue::from_static("broker.local:8080"));
-        assert!(origin_allowed(&list, &same));
-        same.insert(header::HOST, HeaderValue::from_static("other.local:8080"));
-        assert!(!origin_allowed(&list, &same));
     }
 }
