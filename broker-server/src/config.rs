@@ -80,13 +80,13 @@ pub struct HttpConfig {
     /// Bearer token for the admin API (`/api/...`). Default unset: the admin API is
     /// disabled (403). Better given as `BROKER_HTTP__ADMIN_TOKEN` than in a file.
     pub admin_token: Option<String>,
-    /// Origins (`https://app.example.com`: scheme, host, port) whose pages may open
-    /// `/mqtt`; `"*"` allows any. Default `[]`: only pages of the broker's own address
-    /// (an IP address, as the connection arrived) and pages from `localhost`, so the
-    /// dashboard works at `http://<ip>:8080/` and `http://localhost:8080/`; a dashboard
-    /// reached by a host name needs its origin listed. Requests without an `Origin`
-    /// header (not from a browser) are always allowed: the check protects browser
-    /// users from other sites (`crate::http::origin`).
+    /// Origins (`https://app.example.com`: scheme, host, port; case and default ports
+    /// normalised) whose pages may open `/mqtt`. `"*"` or an empty list (default, for
+    /// development; a warning is logged at start) allows any. With a list, the
+    /// dashboard served by the broker is a page like any other: list its origin too
+    /// (the request's `Host` header is not trusted, it is the client's choice).
+    /// Requests without an `Origin` header (not from a browser) are always allowed:
+    /// the check protects browser users from other sites (`crate::http::origin`).
     pub allowed_origins: Vec<String>,
 }
 

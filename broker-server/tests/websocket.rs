@@ -210,34 +210,12 @@ async fn a_rebound_host_name_is_not_the_brokers_own_origin() {
     broker.stop().await;
 }
 
-/// With no `http.allowed_origins` only the broker's own pages (its address as the
-/// socket sees it, and loopback pages such as `cargo xtask run`'s dashboard) may
-/// open `/mqtt`, never a page named by the `Host` the client sent.
+/// The development default: with no `http.allowed_origins` any page may connect.
 #[tokio::test]
-async fn without_a_list_only_the_brokers_own_and_loopback_pages_may_connect() {
+async fn without_a_list_any_page_may_connect() {
     let (broker, addr) = ws_broker().await;
-    let port = addr.port();
-    let own = format!("http://127.0.0.1:{port}");
-    let localhost = format!("http://localhost:{port}");
-    let other_port = format!("http://localhost:{}", port.wrapping_add(1));
-    let evil = format!("http://evil.example:{port}");
-    let evil_host = format!("evil.example:{port}");
-    let lan = format!("http://10.11.12.13:{port}");
-    for (headers, status) in [
-        (vec![("Origin", own.as_str())], 101),
-        (vec![("Origin", localhost.as_str())], 101),
-        (vec![("Origin", other_port.as_str())], 101),
-        (vec![], 101),
-        (
-            vec![("Host", evil_host.as_str()), ("Origin", evil.as_str())],
-            403,
-        ),
-        (vec![("Origin", "https://evil.example")], 403),
-        (vec![("Origin", lan.as_str())], 403),
-        (vec![("Origin", "null")], 403),
-    ] {
-        assert_eq!(upgrade_status(addr, &headers).await, status, "{headers:?}");
-    }
+    let origin = [("Origin", "https://elsewhere.example")];
+    assert_eq!(upgrade_status(addr, &origin).await, 101);
     broker.stop().await;
 }
 

@@ -83,9 +83,6 @@ impl HttpState {
 pub struct PeerInfo {
     /// The TCP peer.
     pub addr: SocketAddr,
-    /// The address the connection arrived on (not the client's `Host` header): the
-    /// broker's own origin for the `/mqtt` origin check.
-    pub local: SocketAddr,
     /// Whether the connection is HTTPS.
     pub tls: bool,
     /// The client certificate's Common Name, with `tls.cert_cn_as_username`.
@@ -101,7 +98,6 @@ impl PeerInfo {
     fn unknown() -> Self {
         Self {
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-            local: SocketAddr::from(([0, 0, 0, 0], 0)),
             tls: false,
             cert_username: None,
             stats: Arc::new(ListenerStats {

@@ -8,26 +8,25 @@
 //!
 //! - A list of origins: only those pass, compared as (scheme, host, port) with the
 //!   host's case and the default ports (80 for `http`/`ws`, 443 for `https`/`wss`)
-//!   normalised. `"*"` in the list allows any origin.
-//! - An empty list (the default): only the broker's own pages and pages served from
-//!   the browser's own machine. That is an origin whose host is an IP address equal
-//!   to the address the connection arrived on, with the same port and the listener's
-//!   scheme (the dashboard opened as `http://192.168.1.5:8080/`), or a loopback host
-//!   (`localhost`, `127.0.0.0/8`, `[::1]`, any port: the dashboard of `cargo xtask
-//!   run`, `trunk serve`'s proxy, a local app). No remote site can have such an origin:
-//!   a DNS rebinding page keeps its own host name as its origin. A dashboard reached
-//!   by a host name (`http://broker.lan:8080/`, or through a proxy) needs its origin
-//!   listed.
+//!   normalised. The dashboard served by the broker itself is a page like any other:
+//!   its origin (`https://broker.example.com`) must be listed too.
+//! - `"*"`, or an empty list (the default): any origin, the development default, with
+//!   a warning at start. The broker cannot tell its own origin: behind a proxy, NAT or
+//!   Docker's port mapping, and under a host name, the address its socket sees is not
+//!   the one in the browser, so a default narrower than "any" would break the
+//!   dashboard of a plain `docker run -p 8080:8080`. Some non-browser clients also
+//!   send an `Origin` naming the host they connect to (paho-mqtt for Python does).
 //!
 //! The request's `Host` header is never used: the client chooses it (a DNS rebinding
-//! page sends `Host: evil.example` with `Origin: http://evil.example`), so a
-//! "same origin as Host" rule would let any site in.
+//! page sends `Host: evil.example` with `Origin: http://evil.example`, as paho-mqtt
+//! does for a broker reached by name), so a "same origin as Host" rule would let any
+//! site in.
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use axum::http::{HeaderMap, header};
-use tracing::{info, warn};
+use tracing::warn;
 
 /// A web origin, normalised: lowercase scheme and host, port always present.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +58,8 @@ impl Origin {
         }
         let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
             let (v6, after) = rest.split_once(']')?;
-            v6.parse::<std::net::Ipv6Addr>().ok()?;
+            // One spelling per address: `[0:0::1]` is `[::1]`.
+            let v6 = v6.parse::<std::net::Ipv6Addr>().ok()?.to_string();
             let port = match after {
                 "" => None,
                 _ => Some(after.strip_prefix(':')?),
@@ -67,8 +67,8 @@ impl Origin {
             (v6, port)
         } else {
             match authority.split_once(':') {
-                Some((host, port)) => (host, Some(port)),
-                None => (authority, None),
+                Some((host, port)) => (host.to_owned(), Some(port)),
+                None => (authority.to_owned(), None),
             }
         };
         let port = match port {
@@ -91,11 +91,6 @@ impl Origin {
     /// The host as an IP address, if it is one.
     fn ip(&self) -> Option<IpAddr> {
         self.host.parse().ok()
-    }
-
-    /// Whether the page was served from the browser's own machine.
-    fn is_loopback(&self) -> bool {
-        self.host == "localhost" || self.ip().is_some_and(|ip| ip.is_loopback())
     }
 }
 
@@ -121,33 +116,24 @@ fn web_scheme(scheme: &str) -> &str {
 /// `http.allowed_origins`, parsed once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AllowedOrigins {
-    /// `"*"`: any page.
+    /// `"*"` or the empty list: any page.
     Any,
     /// Only these.
     List(Vec<Origin>),
-    /// The empty list (default): the broker's own pages and loopback pages (see the
-    /// module docs).
-    Own,
 }
 
 impl AllowedOrigins {
     /// The policy `http.allowed_origins` names, logging what it means once: entries
     /// that are not origins are ignored with a warning (they could never match).
     pub fn from_config(list: &[String]) -> Self {
-        if list.iter().any(|entry| entry.trim() == "*") {
+        if list.is_empty() || list.iter().any(|entry| entry.trim() == "*") {
             warn!(
-                "http.allowed_origins has \"*\": any web site's pages may open /mqtt with \
-                 their visitors' cookies and network position"
+                "http.allowed_origins is {}: any web site's pages may open /mqtt with their \
+                 visitors' cookies and network position (fine for development); list your \
+                 web app's and the dashboard's origins, e.g. [\"https://broker.example.com\"]",
+                if list.is_empty() { "empty" } else { "\"*\"" }
             );
             return Self::Any;
-        }
-        if list.is_empty() {
-            info!(
-                "http.allowed_origins is empty: web pages may open /mqtt only from this \
-                 listener's own IP address or from localhost; list the origins of your web \
-                 app and of a dashboard reached by host name (e.g. \"https://broker.example.com\")"
-            );
-            return Self::Own;
         }
         let origins = list
             .iter()
@@ -165,29 +151,19 @@ impl AllowedOrigins {
         Self::List(origins)
     }
 
-    /// Whether a request with `headers` arriving on `local` (plain HTTP, or HTTPS when
-    /// `tls`) may open `/mqtt`. Requests without `Origin` are not from a browser page
-    /// and always may.
-    pub fn allows(&self, headers: &HeaderMap, local: SocketAddr, tls: bool) -> bool {
+    /// Whether a request with `headers` may open `/mqtt`. Requests without `Origin`
+    /// are not from a browser page and always may.
+    pub fn allows(&self, headers: &HeaderMap) -> bool {
         let Some(value) = headers.get(header::ORIGIN) else {
             return true;
         };
-        if *self == Self::Any {
-            return true;
-        }
-        let Some(origin) = value.to_str().ok().and_then(Origin::parse) else {
-            return false;
-        };
         match self {
             Self::Any => true,
-            Self::List(list) => list.contains(&origin),
-            Self::Own => {
-                let scheme = if tls { "https" } else { "http" };
-                origin.is_loopback()
-                    || (origin.scheme == scheme
-                        && origin.port == local.port()
-                        && origin.ip() == Some(local.ip().to_canonical()))
-            }
+            Self::List(list) => value
+                .to_str()
+                .ok()
+                .and_then(Origin::parse)
+                .is_some_and(|origin| list.contains(&origin)),
         }
     }
 }
@@ -247,46 +223,31 @@ mod tests {
 
     #[test]
     fn a_list_allows_exactly_its_origins_and_never_trusts_host() {
-        let policy = AllowedOrigins::from_config(&["https://app.example.com".into()]);
-        let local = SocketAddr::from(([127, 0, 0, 1], 8080));
-        let allows = |o: &str| policy.allows(&with_origin(o), local, false);
+        let policy = AllowedOrigins::from_config(&[
+            "https://app.example.com".into(),
+            "http://[::1]:8080".into(),
+            "not an origin".into(),
+        ]);
+        let allows = |o: &str| policy.allows(&with_origin(o));
         assert!(allows("https://app.example.com"));
         assert!(allows("https://APP.example.com:443"));
+        assert!(allows("http://[0:0::1]:8080"));
         assert!(!allows("http://app.example.com"));
         assert!(!allows("https://app.example.com:8443"));
         assert!(!allows("https://evil.example"));
         assert!(!allows("null"));
         let mut rebinding = with_origin("http://evil.example");
         rebinding.insert(header::HOST, HeaderValue::from_static("evil.example"));
-        assert!(!policy.allows(&rebinding, local, false));
-        assert!(policy.allows(&HeaderMap::new(), local, false));
+        assert!(!policy.allows(&rebinding));
+        assert!(policy.allows(&HeaderMap::new()));
     }
 
     #[test]
-    fn the_default_allows_the_listener_itself_and_loopback_pages() {
-        let policy = AllowedOrigins::from_config(&[]);
-        assert_eq!(policy, AllowedOrigins::Own);
-        let lan = SocketAddr::from(([192, 168, 1, 5], 8080));
-        let allows = |o: &str, tls| policy.allows(&with_origin(o), lan, tls);
-        assert!(allows("http://192.168.1.5:8080", false));
-        assert!(allows("https://192.168.1.5:8080", true));
-        assert!(!allows("https://192.168.1.5:8080", false));
-        assert!(!allows("http://192.168.1.5:9090", false));
-        assert!(!allows("http://192.168.1.6:8080", false));
-        assert!(allows("http://localhost:8081", false));
-        assert!(allows("http://127.0.0.1:3000", false));
-        assert!(allows("http://[::1]:8080", false));
-        assert!(!allows("http://evil.example:8080", false));
-        assert!(!allows("http://broker.lan:8080", false));
-        // A dual-stack listener sees IPv4 clients on an IPv4-mapped address.
-        let mapped: SocketAddr = "[::ffff:192.168.1.5]:8080".parse().unwrap();
-        assert!(policy.allows(&with_origin("http://192.168.1.5:8080"), mapped, false));
-    }
-
-    #[test]
-    fn a_star_allows_any_origin() {
-        let policy = AllowedOrigins::from_config(&["*".into()]);
-        let local = SocketAddr::from(([127, 0, 0, 1], 8080));
-        assert!(policy.allows(&with_origin("https://evil.example"), local, false));
+    fn an_empty_list_or_a_star_allows_any_origin() {
+        for list in [vec![], vec!["*".to_string()]] {
+            let policy = AllowedOrigins::from_config(&list);
+            assert_eq!(policy, AllowedOrigins::Any);
+            assert!(policy.allows(&with_origin("https://evil.example")));
+        }
     }
 }

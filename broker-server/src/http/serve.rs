@@ -66,7 +66,6 @@ pub async fn serve(
     let (tx, rx) = mpsc::channel(64);
     let acceptor = tokio::spawn(accept(
         broker.clone(),
-        local,
         tcp,
         tls,
         stats.clone(),
@@ -103,7 +102,6 @@ async fn wait_for(mut shutdown: watch::Receiver<bool>) {
 
 async fn accept(
     broker: Arc<Broker>,
-    local: SocketAddr,
     tcp: TcpListener,
     tls: Option<Arc<TlsStore>>,
     stats: Arc<ListenerStats>,
@@ -134,9 +132,6 @@ async fn accept(
         let _ = stream.set_nodelay(true);
         let peer = PeerInfo {
             addr,
-            // The accepted socket's own address (the listener's, or the interface's for
-            // a wildcard listener).
-            local: stream.local_addr().unwrap_or(local),
             tls: tls.is_some(),
             cert_username: None,
             stats: stats.clone(),
@@ -193,7 +188,6 @@ impl Listener for HttpListener {
     fn local_addr(&self) -> io::Result<Self::Addr> {
         Ok(PeerInfo {
             addr: self.local,
-            local: self.local,
             tls: false,
             cert_username: None,
             stats: self.stats.clone(),

@@ -227,12 +227,11 @@ pub fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     let config = &state.broker.config;
-    if !state.origins.allows(headers, peer.local, peer.tls) {
+    if !state.origins.allows(headers) {
         debug!(peer = %peer.addr, origin = ?headers.get(header::ORIGIN), "/mqtt refused: origin not allowed");
         return (
             StatusCode::FORBIDDEN,
-            "this web page's origin may not open /mqtt: list it in http.allowed_origins \
-             (by default only pages of the broker's own address and of localhost may)\n",
+            "this web page's origin may not open /mqtt: it is not in http.allowed_origins\n",
         )
             .into_response();
     }
