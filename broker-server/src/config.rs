@@ -80,10 +80,13 @@ pub struct HttpConfig {
     /// Bearer token for the admin API (`/api/...`). Default unset: the admin API is
     /// disabled (403). Better given as `BROKER_HTTP__ADMIN_TOKEN` than in a file.
     pub admin_token: Option<String>,
-    /// Origins (`https://app.example.com`) whose pages may open `/mqtt`; `"*"` or an
-    /// empty list (default) allows any. Requests without an `Origin` header (not from a
-    /// browser) and pages of this listener itself (the dashboard) are always allowed:
-    /// the check protects browser users from other sites.
+    /// Origins (`https://app.example.com`: scheme, host, port; case and default ports
+    /// normalised) whose pages may open `/mqtt`. `"*"` or an empty list (default, for
+    /// development; a warning is logged at start) allows any. With a list, the
+    /// dashboard served by the broker is a page like any other: list its origin too
+    /// (the request's `Host` header is not trusted, it is the client's choice).
+    /// Requests without an `Origin` header (not from a browser) are always allowed:
+    /// the check protects browser users from other sites (`crate::http::origin`).
     pub allowed_origins: Vec<String>,
 }
 

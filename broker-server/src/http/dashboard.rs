@@ -9,6 +9,11 @@
 //!   current hashes) is `no-cache`, so a new build is picked up at once.
 //! - A path without a file extension that names no file gets `index.html`, so client-side
 //!   routes survive a reload.
+//! - Only files inside the directory are served: a path with `..` is refused, and so is
+//!   a file that resolves (through symbolic links) outside the directory, which is a 404
+//!   (a link to `/etc/passwd` left in the directory must not publish it). Links that
+//!   stay inside, and a directory that is itself reached through a link (a release
+//!   switch such as `current -> releases/v3`), are fine.
 //! - Compression is the router's (`tower_http::compression`).
 
 use std::path::{Path, PathBuf};
@@ -17,6 +22,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use tracing::debug;
 
 use super::HttpState;
 use crate::config::HttpConfig;
@@ -54,19 +60,51 @@ impl Dashboard {
     }
 
     /// The file at `relative` (already checked by [`safe_path`]).
-    async fn read(&self, relative: &str) -> Option<Bytes> {
+    async fn read(&self, relative: &str) -> Result<Bytes, NotServed> {
         match self {
-            Self::Off => None,
-            Self::Dir(dir) => tokio::fs::read(dir.join(relative))
-                .await
-                .ok()
-                .map(Bytes::from),
+            Self::Off => Err(NotServed::Missing),
+            Self::Dir(dir) => read_inside(dir, relative).await,
             #[cfg(feature = "embed-dashboard")]
             Self::Embedded => EMBEDDED
                 .get_file(relative)
-                .map(|file| Bytes::from_static(file.contents())),
+                .map(|file| Bytes::from_static(file.contents()))
+                .ok_or(NotServed::Missing),
         }
     }
+}
+
+/// Why a dashboard path has no file to serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NotServed {
+    /// Nothing readable there: a client-side route may still get `index.html`.
+    Missing,
+    /// The path resolves outside the dashboard directory (a symbolic link): 404, and no
+    /// `index.html` either, so nothing tells what the link pointed at.
+    Outside,
+}
+
+/// Reads `relative` under `dir`, refusing a file whose real path (links resolved) is not
+/// inside `dir`'s real path. The resolved path is the one read, so a link is followed
+/// once, at the check.
+async fn read_inside(dir: &Path, relative: &str) -> Result<Bytes, NotServed> {
+    let root = tokio::fs::canonicalize(dir)
+        .await
+        .map_err(|_| NotServed::Missing)?;
+    let path = tokio::fs::canonicalize(root.join(relative))
+        .await
+        .map_err(|_| NotServed::Missing)?;
+    if !path.starts_with(&root) {
+        debug!(
+            path = %relative,
+            target = %path.display(),
+            "dashboard: not serving a file outside http.dashboard_dir"
+        );
+        return Err(NotServed::Outside);
+    }
+    tokio::fs::read(&path)
+        .await
+        .map(Bytes::from)
+        .map_err(|_| NotServed::Missing)
 }
 
 /// Whether a request path (without the leading `/`) stays inside the dashboard: no
@@ -147,12 +185,16 @@ pub(super) async fn handler(State(state): State<HttpState>, method: Method, uri:
     if !safe_path(&relative) {
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
     }
-    if let Some(body) = dashboard.read(&relative).await {
-        return file_response(&relative, body);
+    match dashboard.read(&relative).await {
+        Ok(body) => return file_response(&relative, body),
+        Err(NotServed::Outside) => {
+            return (StatusCode::NOT_FOUND, "not found\n").into_response();
+        }
+        Err(NotServed::Missing) => {}
     }
     let is_route = !relative.rsplit('/').next().unwrap_or("").contains('.');
     if is_route || relative.ends_with("index.html") {
-        if let Some(body) = dashboard.read("index.html").await {
+        if let Ok(body) = dashboard.read("index.html").await {
             return file_response("index.html", body);
         }
         let hint = match dashboard {

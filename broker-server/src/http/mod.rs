@@ -17,11 +17,13 @@
 //!
 //! - this module: [`HttpState`], [`PeerInfo`], [`app`], health;
 //! - [`serve`]: accepting (TLS handshakes off the accept path) and graceful shutdown;
+//! - [`origin`]: which web pages may open `/mqtt` (`http.allowed_origins`);
 //! - [`metrics`], [`admin`], [`dashboard`]: the routes.
 
 pub mod admin;
 pub mod dashboard;
 pub mod metrics;
+pub mod origin;
 mod serve;
 
 use std::net::SocketAddr;
@@ -55,16 +57,22 @@ pub struct HttpState {
     pub shutdown: watch::Receiver<bool>,
     /// Where the dashboard comes from.
     dashboard: Arc<dashboard::Dashboard>,
+    /// `http.allowed_origins`, parsed (and explained in the log) once.
+    pub origins: Arc<origin::AllowedOrigins>,
 }
 
 impl HttpState {
     /// The state for `broker`, with the dashboard its configuration names.
     pub fn new(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) -> Self {
         let dashboard = Arc::new(dashboard::Dashboard::from_config(&broker.config.http));
+        let origins = Arc::new(origin::AllowedOrigins::from_config(
+            &broker.config.http.allowed_origins,
+        ));
         Self {
             broker,
             shutdown,
             dashboard,
+            origins,
         }
     }
 }

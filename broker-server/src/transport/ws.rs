@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  browser ─HTTP GET /mqtt, Upgrade: websocket, Sec-WebSocket-Protocol: mqtt─► upgrade()
-//!      (origin checked, subprotocol negotiated)                                  │
+//!      (origin checked: crate::http::origin; subprotocol negotiated)             │
 //!  binary frames ◄──► WsStream (AsyncRead + AsyncWrite) ◄──► connection::serve_with
 //! ```
 //!
@@ -10,8 +10,23 @@
 //! may carry part of a packet or several packets, and every write of the driver (one
 //! batch of packets) leaves as one binary frame. Only binary frames carry MQTT
 //! [MQTT-6.0.0-1]: a text frame ends the connection with close code 1002 (protocol
-//! error). Pings are answered by the WebSocket layer; a close frame from the client
-//! ends the connection like a TCP close (the will is published).
+//! error). Pings are answered by the WebSocket layer.
+//!
+//! # Closing (RFC 6455 §5.5.1, §7.4.1)
+//!
+//! | what ends the connection | the broker's Close frame |
+//! |---|---|
+//! | the client's Close frame | the same code echoed (1002 for a code not allowed on the wire), then TCP close; the will is published as after a TCP close |
+//! | a text frame | 1002 |
+//! | a framing violation: unmasked frame, RSV bits without an extension, reserved opcode, control frame over 125 bytes or fragmented, stray continuation | 1002 |
+//! | a frame or message over the limit (`limits.max_packet_size` + 64 KiB) | 1009, refused from the frame header before buffering |
+//! | a text message or close reason that is not UTF-8 | 1007 |
+//! | the broker (DISCONNECT, takeover, shutdown, MQTT protocol error) | 1000 |
+//! | the TCP connection breaking | none |
+//!
+//! The WebSocket layer (tungstenite under axum) reports violations as errors without
+//! answering them; [`WsStream`] maps them to the code and sends it when the connection
+//! driver shuts the stream down, flushed before the TCP connection closes.
 
 use std::io;
 use std::pin::Pin;
@@ -49,10 +64,22 @@ pub struct WsStream {
     pending: Bytes,
     /// The client closed (or broke the framing rules): reads return end of stream.
     read_closed: bool,
-    /// The close code sent on shutdown: 1000, or 1002 after a text frame.
-    close_code: u16,
+    /// What shutdown sends: decided by how reading ended.
+    farewell: Farewell,
     /// Our close frame is queued.
     close_sent: bool,
+}
+
+/// How the broker ends the WebSocket on shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Farewell {
+    /// A Close frame with this code and reason: 1000, or why the connection failed.
+    Close(u16, &'static str),
+    /// The client sent a Close frame: the WebSocket layer queued the echo when it read
+    /// it, and shutdown flushes it (sending a Close of our own is not allowed then).
+    Echo,
+    /// The connection broke: nothing can be sent.
+    Nothing,
 }
 
 impl WsStream {
@@ -62,7 +89,7 @@ impl WsStream {
             ws,
             pending: Bytes::new(),
             read_closed: false,
-            close_code: close_code::NORMAL,
+            farewell: Farewell::Close(close_code::NORMAL, ""),
             close_sent: false,
         }
     }
@@ -70,6 +97,27 @@ impl WsStream {
 
 fn ws_error(err: axum::Error) -> io::Error {
     io::Error::other(err)
+}
+
+/// What to tell a client whose frames failed with `err` (RFC 6455 §7.4.1): 1002 for a
+/// broken framing rule, 1009 for a frame or message over the size limit, 1007 for text
+/// that is not UTF-8; nothing when the connection itself broke.
+///
+/// axum wraps tungstenite's error: it is told apart by downcasting, which needs the
+/// `tungstenite` version axum uses (a mismatch would fail the WebSocket tests, which
+/// check the codes on the wire).
+fn farewell_for(err: &axum::Error) -> Farewell {
+    use tungstenite::error::{Error, ProtocolError};
+    let Some(err) = std::error::Error::source(err).and_then(|e| e.downcast_ref::<Error>()) else {
+        return Farewell::Nothing;
+    };
+    match err {
+        Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => Farewell::Nothing,
+        Error::Protocol(_) => Farewell::Close(close_code::PROTOCOL, "WebSocket protocol error"),
+        Error::Capacity(_) => Farewell::Close(close_code::SIZE, "message too big"),
+        Error::Utf8(_) => Farewell::Close(close_code::INVALID, "invalid UTF-8"),
+        _ => Farewell::Nothing,
+    }
 }
 
 impl AsyncRead for WsStream {
@@ -94,18 +142,26 @@ impl AsyncRead for WsStream {
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(Message::Text(_))) => {
                     this.read_closed = true;
-                    this.close_code = close_code::PROTOCOL;
+                    this.farewell =
+                        Farewell::Close(close_code::PROTOCOL, "MQTT needs binary frames");
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::InvalidData,
                         "[MQTT-6.0.0-1] MQTT over WebSocket uses binary frames, got a text frame",
                     )));
                 }
-                Some(Ok(Message::Close(_))) | None => {
+                Some(Ok(Message::Close(_))) => {
                     this.read_closed = true;
+                    this.farewell = Farewell::Echo;
+                    return Poll::Ready(Ok(()));
+                }
+                None => {
+                    this.read_closed = true;
+                    this.farewell = Farewell::Nothing;
                     return Poll::Ready(Ok(()));
                 }
                 Some(Err(err)) => {
                     this.read_closed = true;
+                    this.farewell = farewell_for(&err);
                     return Poll::Ready(Err(ws_error(err)));
                 }
             }
@@ -135,49 +191,31 @@ impl AsyncWrite for WsStream {
         self.get_mut().ws.poll_flush_unpin(cx).map_err(ws_error)
     }
 
+    /// Ends the WebSocket as [`Farewell`] says, flushing the Close frame to the socket
+    /// before returning (the TCP connection closes when the stream is dropped).
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if !this.close_sent {
-            ready!(this.ws.poll_ready_unpin(cx)).map_err(ws_error)?;
-            let reason = if this.close_code == close_code::PROTOCOL {
-                "MQTT needs binary frames"
-            } else {
-                ""
-            };
-            let frame = CloseFrame {
-                code: this.close_code,
-                reason: reason.into(),
-            };
-            this.ws
-                .start_send_unpin(Message::Close(Some(frame)))
-                .map_err(ws_error)?;
-            this.close_sent = true;
+        match this.farewell {
+            Farewell::Nothing => Poll::Ready(Ok(())),
+            // Flushing writes the queued echo; the WebSocket layer then reports the
+            // handshake complete, which `poll_flush` turns into success.
+            Farewell::Echo => this.ws.poll_flush_unpin(cx).map_err(ws_error),
+            Farewell::Close(code, reason) => {
+                if !this.close_sent {
+                    ready!(this.ws.poll_ready_unpin(cx)).map_err(ws_error)?;
+                    let frame = CloseFrame {
+                        code,
+                        reason: reason.into(),
+                    };
+                    this.close_sent = true;
+                    this.ws
+                        .start_send_unpin(Message::Close(Some(frame)))
+                        .map_err(ws_error)?;
+                }
+                this.ws.poll_close_unpin(cx).map_err(ws_error)
+            }
         }
-        this.ws.poll_close_unpin(cx).map_err(ws_error)
     }
-}
-
-/// Whether a request with `headers` may open `/mqtt` under `allowed` origins: any
-/// origin when the list is empty or holds `*`; requests without `Origin` (not sent by
-/// a browser page) always; pages served by this listener itself (the dashboard: the
-/// origin's host is the request's `Host`) always.
-pub fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return true;
-    };
-    if allowed.is_empty() || allowed.iter().any(|a| a == "*") {
-        return true;
-    }
-    let origin = origin.to_str().unwrap_or_default().trim_end_matches('/');
-    let same_origin = headers
-        .get(header::HOST)
-        .and_then(|host| host.to_str().ok())
-        .zip(origin.split_once("://"))
-        .is_some_and(|(host, (_, origin_host))| origin_host.eq_ignore_ascii_case(host));
-    same_origin
-        || allowed
-            .iter()
-            .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin))
 }
 
 /// `GET /mqtt`: checks the origin and the subprotocol, then upgrades and runs the
@@ -189,10 +227,11 @@ pub fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     let config = &state.broker.config;
-    if !origin_allowed(&config.http.allowed_origins, headers) {
+    if !state.origins.allows(headers) {
+        debug!(peer = %peer.addr, origin = ?headers.get(header::ORIGIN), "/mqtt refused: origin not allowed");
         return (
             StatusCode::FORBIDDEN,
-            "this origin may not open /mqtt (http.allowed_origins)\n",
+            "this web page's origin may not open /mqtt: it is not in http.allowed_origins\n",
         )
             .into_response();
     }
@@ -269,12 +308,6 @@ mod tests {
     use super::*;
     use axum::http::HeaderValue;
 
-    fn with_origin(origin: &str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::ORIGIN, HeaderValue::from_str(origin).unwrap());
-        headers
-    }
-
     #[test]
     fn bearer_token_comes_from_the_header_then_the_cookie() {
         let mut headers = HeaderMap::new();
@@ -298,26 +331,5 @@ mod tests {
         );
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(bearer_token(&headers, None), None);
-    }
-
-    #[test]
-    fn origins_are_checked_only_for_browser_requests_when_a_list_is_set() {
-        let list = vec!["https://app.example.com".to_string()];
-        assert!(origin_allowed(&[], &with_origin("https://evil.example")));
-        assert!(origin_allowed(&list, &HeaderMap::new()));
-        assert!(origin_allowed(
-            &list,
-            &with_origin("https://APP.example.com")
-        ));
-        assert!(!origin_allowed(&list, &with_origin("https://evil.example")));
-        assert!(origin_allowed(
-            &["*".to_string()],
-            &with_origin("https://evil.example")
-        ));
-        let mut same = with_origin("http://broker.local:8080");
-        same.insert(header::HOST, HeaderValue::from_static("broker.local:8080"));
-        assert!(origin_allowed(&list, &same));
-        same.insert(header::HOST, HeaderValue::from_static("other.local:8080"));
-        assert!(!origin_allowed(&list, &same));
     }
 }

@@ -350,6 +350,57 @@ async fn dashboard_that_is_not_built_says_how_to_build_it() {
     assert!(text.contains("trunk build"), "{text}");
 }
 
+/// A link in the dashboard directory that leads out of it (planted, or left by a
+/// careless deployment) must not expose the file it names: `/etc/passwd` was served.
+#[cfg(unix)]
+#[tokio::test]
+async fn dashboard_does_not_follow_links_out_of_its_directory() {
+    use std::os::unix::fs::symlink;
+    let outside = tempfile::tempdir().unwrap();
+    let secret = "root:x:0:0:the secret outside the dashboard";
+    std::fs::write(outside.path().join("secret.txt"), secret).unwrap();
+    std::fs::write(outside.path().join("index.html"), secret).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let index = "<!doctype html><title>dashboard</title>";
+    std::fs::write(dir.path().join("index.html"), index).unwrap();
+    symlink(
+        outside.path().join("secret.txt"),
+        dir.path().join("leak.txt"),
+    )
+    .unwrap();
+    // Without an extension the path would otherwise be a client-side route.
+    symlink(outside.path().join("secret.txt"), dir.path().join("leak")).unwrap();
+    symlink(outside.path(), dir.path().join("assets")).unwrap();
+    std::fs::create_dir(dir.path().join("v2")).unwrap();
+    symlink("../index.html", dir.path().join("v2").join("start.html")).unwrap();
+    let state = dashboard_state(dir.path());
+
+    for path in [
+        "/leak.txt",
+        "/leak",
+        "/assets/secret.txt",
+        "/assets/",
+        "/assets",
+    ] {
+        let response = oneshot_with(state.clone(), get(path)).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        let body = std::str::from_utf8(response.body()).unwrap();
+        assert!(!body.contains("secret"), "{path}: {body}");
+    }
+    // A link that stays inside the directory is served.
+    let inside = oneshot_with(state.clone(), get("/v2/start.html")).await;
+    assert_eq!(inside.status(), StatusCode::OK);
+    assert_eq!(inside.body().as_ref(), index.as_bytes());
+    // So is the directory itself when it is reached through a link (a release switch).
+    let releases = tempfile::tempdir().unwrap();
+    symlink(dir.path(), releases.path().join("current")).unwrap();
+    let linked = dashboard_state(&releases.path().join("current"));
+    let root = oneshot_with(linked.clone(), get("/")).await;
+    assert_eq!(root.body().as_ref(), index.as_bytes());
+    let leak = oneshot_with(linked, get("/leak.txt")).await;
+    assert_eq!(leak.status(), StatusCode::NOT_FOUND);
+}
+
 #[tokio::test]
 async fn plain_get_of_mqtt_explains_it_is_a_websocket_endpoint() {
     let state = Arc::new(Broker::new(test_config()));
