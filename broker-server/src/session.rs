@@ -108,6 +108,42 @@ impl KickHandle {
     }
 }
 
+/// Whose a session is: the user it was created under. A client identifier is not a
+/// credential, so [`crate::broker::Broker::attach`] lets a connection take a session
+/// over (resume it, or end it with a clean start) only if it belongs to the same user,
+/// unless `sessions.allow_cross_user_takeover` is set. Stored with the session
+/// ([`crate::storage::codec`]), so this holds across a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Owner {
+    /// Not recorded: a session stored by a broker that did not store owners. The
+    /// first client to attach claims it; what it gets is checked against its own read
+    /// rules, as after any takeover, so it cannot read what it may not. Refusing
+    /// everyone would lock the real owner out of every session stored before the
+    /// upgrade; the ACL check at resume keeps the claim from leaking messages.
+    #[default]
+    Unknown,
+    /// Created by a client without a user name.
+    Anonymous,
+    /// Created under this user name.
+    User(ByteString),
+}
+
+impl Owner {
+    /// The owner a connection acting as `username` gives a session it creates.
+    pub fn of(username: Option<&ByteString>) -> Self {
+        match username {
+            Some(name) => Self::User(name.clone()),
+            None => Self::Anonymous,
+        }
+    }
+
+    /// Whether a connection that would own a new session as `other` may attach to a
+    /// session owned by `self` without a cross-user takeover.
+    pub fn admits(&self, other: &Owner) -> bool {
+        matches!(self, Self::Unknown) || self == other
+    }
+}
+
 /// State that the connection task hands back when it lets go, and takes on attach.
 #[derive(Debug, Default)]
 pub struct Detached {
@@ -132,6 +168,9 @@ pub struct Detached {
 pub struct Session {
     /// The client identifier (assigned by the broker for empty ones).
     pub client_id: ByteString,
+    /// The user the session belongs to ([`Owner`]); changes only when a takeover
+    /// passes it on (an unknown owner claimed, or a cross-user takeover allowed).
+    owner: Mutex<Owner>,
     online: AtomicBool,
     limits: QueueLimits,
     mailbox: Mutex<Mailbox>,
@@ -159,6 +198,7 @@ impl Session {
     pub fn new(client_id: ByteString, limits: QueueLimits) -> Self {
         Self {
             client_id,
+            owner: Mutex::new(Owner::Unknown),
             online: AtomicBool::new(false),
             limits,
             mailbox: Mutex::new(Mailbox::default()),
@@ -170,6 +210,22 @@ impl Session {
             epochs: AtomicU32::new(0),
             kick: AtomicU64::new(0),
         }
+    }
+
+    /// The user the session belongs to.
+    pub fn owner(&self) -> Owner {
+        self.owner.lock().clone()
+    }
+
+    /// Gives the session to `owner` (a new session, a restored one, a takeover).
+    pub fn set_owner(&self, owner: Owner) {
+        *self.owner.lock() = owner;
+    }
+
+    /// Whether a connection acting as `owner` may attach without a cross-user
+    /// takeover ([`Owner::admits`]).
+    pub fn admits(&self, owner: &Owner) -> bool {
+        self.owner.lock().admits(owner)
     }
 
     /// The state kept while no connection is attached (locked; allocated on first use).
