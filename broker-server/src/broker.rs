@@ -78,6 +78,12 @@ impl Attached {
         self.session.kicked(self.epoch)
     }
 
+    /// Whether a takeover by a connection that continues the session (no clean start)
+    /// asked this connection to close.
+    pub fn taken_over_continuing(&self) -> bool {
+        self.session.taken_over_continuing(self.epoch)
+    }
+
     /// Tells a waiting takeover that this connection has stored its state.
     pub fn release(self) {
         let _ = self.release.send(());
@@ -188,6 +194,10 @@ impl Broker {
     /// client identifier alone decide; MQTT leaves authorization to the server
     /// (§5.4.2), and we refuse by default. A resumed session passes to `owner` (which
     /// claims a session whose owner is unknown).
+    ///
+    /// The connection taken over learns whether the new one continues the session (no
+    /// `clean_start`): an MQTT 3.x will is not published then (see
+    /// `Connection::check_kicked`).
     pub async fn attach(
         &self,
         client_id: &ByteString,
@@ -211,7 +221,7 @@ impl Broker {
                     Some(session) => {
                         refuse(session)?;
                         session.attachment.lock().take().map(|previous| {
-                            session.kick(previous.epoch, ReasonCode::SessionTakenOver);
+                            session.kick_takeover(previous.epoch, !clean_start);
                             previous
                         })
                     }

@@ -163,6 +163,9 @@ pub struct Detached {
     pub generation: u64,
 }
 
+/// [`Session::kick`]'s flag: the takeover continues the session.
+const KICK_CONTINUES: u64 = 1 << 40;
+
 /// One client's session.
 #[derive(Debug)]
 pub struct Session {
@@ -186,8 +189,9 @@ pub struct Session {
     pub log: crate::storage::SessionLog,
     /// The last attach's number ([`Attachment::epoch`]).
     epochs: AtomicU32,
-    /// A request to close the connection of one attach: its epoch in the high bits,
-    /// the reason code in the low 8 (0: none). Signalled through `notify`, which the
+    /// A request to close the connection of one attach: the reason code in bits 0-7
+    /// (0: none), its epoch in bits 8-39, [`KICK_CONTINUES`] for a takeover that
+    /// continues the session. Signalled through `notify`, which the
     /// attached connection waits on anyway, so a takeover, an admin disconnect or a
     /// shutdown costs an idle connection no waiter of its own.
     kick: AtomicU64,
@@ -245,18 +249,40 @@ impl Session {
 
     /// Asks the connection attached at `epoch` to close with `reason`, and wakes it.
     pub fn kick(&self, epoch: u32, reason: protocol::ReasonCode) {
-        let value = (u64::from(epoch) << 8) | u64::from(reason as u8);
+        self.kick_with(epoch, reason, 0);
+    }
+
+    /// Asks the connection attached at `epoch` to close because a new connection takes
+    /// the session over (0x8E Session taken over), telling it whether the new one
+    /// `continues` the session (no clean start), which decides its will in MQTT 3.x.
+    pub fn kick_takeover(&self, epoch: u32, continues: bool) {
+        let flags = if continues { KICK_CONTINUES } else { 0 };
+        self.kick_with(epoch, protocol::ReasonCode::SessionTakenOver, flags);
+    }
+
+    fn kick_with(&self, epoch: u32, reason: protocol::ReasonCode, flags: u64) {
+        let value = flags | (u64::from(epoch) << 8) | u64::from(reason as u8);
         self.kick.store(value, Ordering::Release);
         self.notify.notify_one();
     }
 
+    /// The kick request for the connection attached at `epoch`, if there is one.
+    fn kick_for(&self, epoch: u32) -> Option<u64> {
+        let value = self.kick.load(Ordering::Acquire);
+        ((value >> 8) & u64::from(u32::MAX) == u64::from(epoch)).then_some(value)
+    }
+
     /// The reason the connection attached at `epoch` was asked to close, if it was.
     pub fn kicked(&self, epoch: u32) -> Option<protocol::ReasonCode> {
-        let value = self.kick.load(Ordering::Acquire);
-        if value >> 8 != u64::from(epoch) {
-            return None;
-        }
+        let value = self.kick_for(epoch)?;
         protocol::ReasonCode::from_u8((value & 0xff) as u8).filter(|code| *code as u8 != 0)
+    }
+
+    /// Whether the connection attached at `epoch` was taken over by one that continues
+    /// the session ([`Self::kick_takeover`]).
+    pub fn taken_over_continuing(&self, epoch: u32) -> bool {
+        self.kick_for(epoch)
+            .is_some_and(|value| value & KICK_CONTINUES != 0)
     }
 
     /// Whether a connection is attached.
