@@ -220,9 +220,8 @@ impl Broker {
                 match sessions.get(client_id) {
                     Some(session) => {
                         refuse(session)?;
-                        session.attachment.lock().take().map(|previous| {
+                        session.attachment.lock().take().inspect(|previous| {
                             session.kick_takeover(previous.epoch, !clean_start);
-                            previous
                         })
                     }
                     None => None,

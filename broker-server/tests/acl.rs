@@ -638,7 +638,10 @@ async fn bob_with_three_unacked(broker: &TestBroker, version: ProtocolVersion) -
     }
     for n in 1..=3 {
         let p = bob.recv_publish().await;
-        assert_eq!((&*p.topic, text(&p)), ("bobonly/secret", &*format!("secret {n}")));
+        assert_eq!(
+            (&*p.topic, text(&p)),
+            ("bobonly/secret", &*format!("secret {n}"))
+        );
     }
     dave.disconnect().await;
     bob
@@ -691,7 +694,13 @@ async fn alice_takes_bob_phone(
             other => panic!("expected SUBACK or PUBLISH, got {other:?}"),
         }
     }
-    topics.extend(alice.receive_all().await.iter().map(|p| p.topic.to_string()));
+    topics.extend(
+        alice
+            .receive_all()
+            .await
+            .iter()
+            .map(|p| p.topic.to_string()),
+    );
     (connack.reason_code, Some(alice), topics)
 }
 
@@ -714,7 +723,10 @@ async fn another_user_cannot_take_over_an_offline_session(version: ProtocolVersi
     offline(&broker, "bob-phone").await;
 
     let (code, _alice, leaked) = alice_takes_bob_phone(&broker, version).await;
-    assert_eq!((code, leaked), (ReasonCode::NotAuthorized, Vec::<String>::new()));
+    assert_eq!(
+        (code, leaked),
+        (ReasonCode::NotAuthorized, Vec::<String>::new())
+    );
     // Nor with a clean session, which would have ended bob's session.
     let mut fresh = as_user(version, "bob-phone", "alice");
     fresh.clean_start = true;
@@ -731,7 +743,10 @@ async fn another_user_cannot_take_over_an_online_session(version: ProtocolVersio
     let mut bob = bob_with_three_unacked(&broker, version).await;
 
     let (code, _alice, leaked) = alice_takes_bob_phone(&broker, version).await;
-    assert_eq!((code, leaked), (ReasonCode::NotAuthorized, Vec::<String>::new()));
+    assert_eq!(
+        (code, leaked),
+        (ReasonCode::NotAuthorized, Vec::<String>::new())
+    );
     // Bob was not kicked, and his messages are still his.
     bob.ping().await;
     drop(bob);
@@ -787,7 +802,10 @@ async fn the_session_owner_survives_a_restart() {
 
     let broker = takeover_broker(dir.path(), false, Some(storage)).await;
     let (code, _alice, leaked) = alice_takes_bob_phone(&broker, version).await;
-    assert_eq!((code, leaked), (ReasonCode::NotAuthorized, Vec::<String>::new()));
+    assert_eq!(
+        (code, leaked),
+        (ReasonCode::NotAuthorized, Vec::<String>::new())
+    );
     bob_gets_his_three_back(&broker, version).await;
     broker.stop().await;
 }

@@ -109,9 +109,7 @@ each_version!(will_is_published_when_the_connection_is_taken_over);
 /// closes the old connection [MQTT-3.1.4-3] without a DISCONNECT 0x00 from the client,
 /// so the will goes out (its delay, if any, is cut short by the resume [MQTT-3.1.3-9]:
 /// see `v5_takeover_within_the_will_delay_does_not_publish_the_will`).
-async fn a_takeover_continuing_the_session_publishes_the_will_only_in_v5(
-    version: ProtocolVersion,
-) {
+async fn a_takeover_continuing_the_session_publishes_the_will_only_in_v5(version: ProtocolVersion) {
     let broker = TestBroker::start().await;
     let mut watcher = watcher(&broker, version).await;
     let connect = with_will(persistent(version, "dying", 600));

@@ -277,8 +277,7 @@ impl Connection {
         let granted_expiry = expiry.min(limits.max_session_expiry_secs);
 
         let owner = Owner::of(self.identity.username.as_ref());
-        let (attached, ended) = match broker.attach(&client_id, connect.clean_start, owner).await
-        {
+        let (attached, ended) = match broker.attach(&client_id, connect.clean_start, owner).await {
             Ok(attached) => attached,
             Err(err) => {
                 broker.metrics.auth_failures.inc();
