@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use broker_server::session::StoredSubscription;
+use broker_server::session::{Owner, StoredSubscription};
 use broker_server::storage::{
     self, Backend, FsyncPolicy, Op, QueueEntry, SessionRecord, StorageConfig, StoredRef,
 };
@@ -53,6 +53,7 @@ fn main() -> anyhow::Result<()> {
                 expires_at: None,
                 subscriptions: vec![(filter, subscription)],
                 will: None,
+                owner: Owner::Anonymous,
             }),
         });
         for m in 0..per_session {

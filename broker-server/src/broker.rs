@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::message::{Delivery, Message};
 use crate::metrics::Metrics;
 use crate::router::Router;
-use crate::session::{Attachment, QueueLimits, Session};
+use crate::session::{Attachment, Owner, QueueLimits, Session};
 
 /// Everything connection tasks share.
 #[derive(Debug)]
@@ -66,10 +66,25 @@ pub struct Attached {
     release: oneshot::Sender<()>,
 }
 
+/// Why [`Broker::attach`] refused: the session belongs to another user and
+/// `sessions.allow_cross_user_takeover` is off.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the session belongs to another user ({owner:?})")]
+pub struct NotOwner {
+    /// Whose the session is, for the log.
+    pub owner: Owner,
+}
+
 impl Attached {
     /// Why this connection was asked to close, if it was (takeover, admin, shutdown).
     pub fn kicked(&self) -> Option<ReasonCode> {
         self.session.kicked(self.epoch)
+    }
+
+    /// Whether a takeover by a connection that continues the session (no clean start)
+    /// asked this connection to close.
+    pub fn taken_over_continuing(&self) -> bool {
+        self.session.taken_over_continuing(self.epoch)
     }
 
     /// Tells a waiting takeover that this connection has stored its state.
@@ -170,23 +185,51 @@ impl Broker {
         (routed, stored)
     }
 
-    /// Attaches a new connection to the session of `client_id`: makes any attached
-    /// connection let go first (session takeover, [MQTT-3.1.4-3]), then resumes the
-    /// session or, with `clean_start` (or none stored), starts a new one. The caller
-    /// ends a replaced session's subscriptions via the returned `ended` session.
+    /// Attaches a new connection, acting as `owner`, to the session of `client_id`:
+    /// makes any attached connection let go first (session takeover,
+    /// [MQTT-3.1.4-3]), then resumes the session or, with `clean_start` (or none
+    /// stored), starts a new one. The caller ends a replaced session's subscriptions via
+    /// the returned `ended` session.
+    ///
+    /// A session another user owns ([`Owner`]) is refused, before its connection is
+    /// asked to let go, unless `sessions.allow_cross_user_takeover`: a client
+    /// identifier is not a credential, and resuming would hand over the session's
+    /// messages; a clean start would end someone else's session. Mosquitto lets the
+    /// client identifier alone decide; MQTT leaves authorization to the server
+    /// (§5.4.2), and we refuse by default. A resumed session passes to `owner` (which
+    /// claims a session whose owner is unknown).
+    ///
+    /// The connection taken over learns whether the new one continues the session (no
+    /// `clean_start`): an MQTT 3.x will is not published then (see
+    /// `Connection::check_kicked`).
     pub async fn attach(
         &self,
         client_id: &ByteString,
         clean_start: bool,
-    ) -> (Attached, Option<Arc<Session>>) {
+        owner: Owner,
+    ) -> Result<(Attached, Option<Arc<Session>>), NotOwner> {
+        let cross_user = self.config.sessions.allow_cross_user_takeover;
+        let refuse = |session: &Session| -> Result<(), NotOwner> {
+            if cross_user || session.admits(&owner) {
+                Ok(())
+            } else {
+                Err(NotOwner {
+                    owner: session.owner(),
+                })
+            }
+        };
         loop {
             let previous = {
                 let sessions = self.sessions.lock();
-                sessions.get(client_id).and_then(|session| {
-                    let previous = session.attachment.lock().take()?;
-                    session.kick(previous.epoch, ReasonCode::SessionTakenOver);
-                    Some(previous)
-                })
+                match sessions.get(client_id) {
+                    Some(session) => {
+                        refuse(session)?;
+                        session.attachment.lock().take().inspect(|previous| {
+                            session.kick_takeover(previous.epoch, !clean_start);
+                        })
+                    }
+                    None => None,
+                }
             };
             let Some(previous) = previous else { break };
             // The old connection stores its state, then drops its release sender.
@@ -195,10 +238,18 @@ impl Broker {
         let (release_tx, release_rx) = oneshot::channel();
         let mut sessions = self.sessions.lock();
         let existing = sessions.get(client_id).cloned();
+        if let Some(session) = &existing {
+            // Another connection may have created or claimed it while we waited.
+            refuse(session)?;
+        }
         let (session, present, ended) = match existing {
-            Some(session) if !clean_start => (session, true, None),
+            Some(session) if !clean_start => {
+                session.set_owner(owner);
+                (session, true, None)
+            }
             existing => {
                 let session = Arc::new(Session::new(client_id.clone(), self.queue_limits()));
+                session.set_owner(owner);
                 sessions.insert(client_id.clone(), session.clone());
                 (session, false, existing)
             }
@@ -209,7 +260,7 @@ impl Broker {
             released: release_rx,
         });
         session.set_online(true);
-        (
+        Ok((
             Attached {
                 session,
                 present,
@@ -217,7 +268,7 @@ impl Broker {
                 release: release_tx,
             },
             ended,
-        )
+        ))
     }
 
     /// Removes `session` from the registry if it is still the registered one for its

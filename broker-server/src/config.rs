@@ -270,6 +270,17 @@ pub struct SessionsConfig {
     /// How shared subscription groups pick a member: `round-robin` (default),
     /// `random` or `sticky`.
     pub shared_strategy: SharedStrategy,
+    /// Whether a client may take over (resume, or end with a clean start) a session
+    /// that another user owns: one created under another user name, or anonymously
+    /// when the new client has a user name (or the other way round). Default false: a
+    /// client identifier is not a credential, so such a CONNECT is refused with CONNACK
+    /// 0x87 Not authorized (3.x: return code 5) and the session, its connection and its
+    /// messages are left alone. `true` behaves like mosquitto (the client identifier
+    /// alone picks the session): the session passes to the new user, and every message
+    /// in flight or queued in it is checked against the new user's read rules; those it
+    /// may not read are dropped and counted as refused deliveries. See
+    /// [`crate::broker::Broker::attach`] and [`crate::session::Owner`].
+    pub allow_cross_user_takeover: bool,
 }
 
 impl Default for SessionsConfig {
@@ -277,6 +288,7 @@ impl Default for SessionsConfig {
         Self {
             queue_qos0_offline: false,
             shared_strategy: SharedStrategy::RoundRobin,
+            allow_cross_user_takeover: false,
         }
     }
 }

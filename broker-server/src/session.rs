@@ -108,6 +108,42 @@ impl KickHandle {
     }
 }
 
+/// Whose a session is: the user it was created under. A client identifier is not a
+/// credential, so [`crate::broker::Broker::attach`] lets a connection take a session
+/// over (resume it, or end it with a clean start) only if it belongs to the same user,
+/// unless `sessions.allow_cross_user_takeover` is set. Stored with the session
+/// ([`crate::storage::codec`]), so this holds across a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Owner {
+    /// Not recorded: a session stored by a broker that did not store owners. The
+    /// first client to attach claims it; what it gets is checked against its own read
+    /// rules, as after any takeover, so it cannot read what it may not. Refusing
+    /// everyone would lock the real owner out of every session stored before the
+    /// upgrade; the ACL check at resume keeps the claim from leaking messages.
+    #[default]
+    Unknown,
+    /// Created by a client without a user name.
+    Anonymous,
+    /// Created under this user name.
+    User(ByteString),
+}
+
+impl Owner {
+    /// The owner a connection acting as `username` gives a session it creates.
+    pub fn of(username: Option<&ByteString>) -> Self {
+        match username {
+            Some(name) => Self::User(name.clone()),
+            None => Self::Anonymous,
+        }
+    }
+
+    /// Whether a connection that would own a new session as `other` may attach to a
+    /// session owned by `self` without a cross-user takeover.
+    pub fn admits(&self, other: &Owner) -> bool {
+        matches!(self, Self::Unknown) || self == other
+    }
+}
+
 /// State that the connection task hands back when it lets go, and takes on attach.
 #[derive(Debug, Default)]
 pub struct Detached {
@@ -127,11 +163,17 @@ pub struct Detached {
     pub generation: u64,
 }
 
+/// [`Session::kick`]'s flag: the takeover continues the session.
+const KICK_CONTINUES: u64 = 1 << 40;
+
 /// One client's session.
 #[derive(Debug)]
 pub struct Session {
     /// The client identifier (assigned by the broker for empty ones).
     pub client_id: ByteString,
+    /// The user the session belongs to ([`Owner`]); changes only when a takeover
+    /// passes it on (an unknown owner claimed, or a cross-user takeover allowed).
+    owner: Mutex<Owner>,
     online: AtomicBool,
     limits: QueueLimits,
     mailbox: Mutex<Mailbox>,
@@ -147,8 +189,9 @@ pub struct Session {
     pub log: crate::storage::SessionLog,
     /// The last attach's number ([`Attachment::epoch`]).
     epochs: AtomicU32,
-    /// A request to close the connection of one attach: its epoch in the high bits,
-    /// the reason code in the low 8 (0: none). Signalled through `notify`, which the
+    /// A request to close the connection of one attach: the reason code in bits 0-7
+    /// (0: none), its epoch in bits 8-39, [`KICK_CONTINUES`] for a takeover that
+    /// continues the session. Signalled through `notify`, which the
     /// attached connection waits on anyway, so a takeover, an admin disconnect or a
     /// shutdown costs an idle connection no waiter of its own.
     kick: AtomicU64,
@@ -159,6 +202,7 @@ impl Session {
     pub fn new(client_id: ByteString, limits: QueueLimits) -> Self {
         Self {
             client_id,
+            owner: Mutex::new(Owner::Unknown),
             online: AtomicBool::new(false),
             limits,
             mailbox: Mutex::new(Mailbox::default()),
@@ -170,6 +214,22 @@ impl Session {
             epochs: AtomicU32::new(0),
             kick: AtomicU64::new(0),
         }
+    }
+
+    /// The user the session belongs to.
+    pub fn owner(&self) -> Owner {
+        self.owner.lock().clone()
+    }
+
+    /// Gives the session to `owner` (a new session, a restored one, a takeover).
+    pub fn set_owner(&self, owner: Owner) {
+        *self.owner.lock() = owner;
+    }
+
+    /// Whether a connection acting as `owner` may attach without a cross-user
+    /// takeover ([`Owner::admits`]).
+    pub fn admits(&self, owner: &Owner) -> bool {
+        self.owner.lock().admits(owner)
     }
 
     /// The state kept while no connection is attached (locked; allocated on first use).
@@ -189,18 +249,40 @@ impl Session {
 
     /// Asks the connection attached at `epoch` to close with `reason`, and wakes it.
     pub fn kick(&self, epoch: u32, reason: protocol::ReasonCode) {
-        let value = (u64::from(epoch) << 8) | u64::from(reason as u8);
+        self.kick_with(epoch, reason, 0);
+    }
+
+    /// Asks the connection attached at `epoch` to close because a new connection takes
+    /// the session over (0x8E Session taken over), telling it whether the new one
+    /// `continues` the session (no clean start), which decides its will in MQTT 3.x.
+    pub fn kick_takeover(&self, epoch: u32, continues: bool) {
+        let flags = if continues { KICK_CONTINUES } else { 0 };
+        self.kick_with(epoch, protocol::ReasonCode::SessionTakenOver, flags);
+    }
+
+    fn kick_with(&self, epoch: u32, reason: protocol::ReasonCode, flags: u64) {
+        let value = flags | (u64::from(epoch) << 8) | u64::from(reason as u8);
         self.kick.store(value, Ordering::Release);
         self.notify.notify_one();
     }
 
+    /// The kick request for the connection attached at `epoch`, if there is one.
+    fn kick_for(&self, epoch: u32) -> Option<u64> {
+        let value = self.kick.load(Ordering::Acquire);
+        ((value >> 8) & u64::from(u32::MAX) == u64::from(epoch)).then_some(value)
+    }
+
     /// The reason the connection attached at `epoch` was asked to close, if it was.
     pub fn kicked(&self, epoch: u32) -> Option<protocol::ReasonCode> {
-        let value = self.kick.load(Ordering::Acquire);
-        if value >> 8 != u64::from(epoch) {
-            return None;
-        }
+        let value = self.kick_for(epoch)?;
         protocol::ReasonCode::from_u8((value & 0xff) as u8).filter(|code| *code as u8 != 0)
+    }
+
+    /// Whether the connection attached at `epoch` was taken over by one that continues
+    /// the session ([`Self::kick_takeover`]).
+    pub fn taken_over_continuing(&self, epoch: u32) -> bool {
+        self.kick_for(epoch)
+            .is_some_and(|value| value & KICK_CONTINUES != 0)
     }
 
     /// Whether a connection is attached.

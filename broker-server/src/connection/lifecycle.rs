@@ -1,12 +1,26 @@
 //! A connection's start and end: CONNECT (limits, client identifier, session attach,
 //! takeover, resume) and what happens to the session and the will when it closes.
+//!
+//! # Takeover and who a session belongs to
+//!
+//! A session belongs to the user it was created under ([`Owner`]). A CONNECT whose
+//! identity is another user (or anonymous against a named owner, or the other way
+//! round) for that client identifier is refused with CONNACK 0x87 Not authorized
+//! (3.x: return code 5), whether the session is online or offline, and its connection
+//! and messages are left as they were: nothing is lost. With
+//! `sessions.allow_cross_user_takeover` (mosquitto's behaviour) it is let in, the
+//! session passes to it, and what it is then sent is authorized for it: the messages
+//! in flight by [`Connection::resume`], the queued ones as they leave the mailbox.
+//! What it may not read is dropped and counted (`acl_denied.receive`), and is lost to
+//! the previous owner too; the subscriptions stay, and deliveries on them are checked
+//! one by one.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use bytestring::ByteString;
-use protocol::session::AcceptOptions;
+use protocol::session::{AcceptOptions, OutboundMessage};
 use protocol::{
     Auth, AuthProperties, Connect, ProtocolVersion, Publish, PublishProperties, ReasonCode, Will,
 };
@@ -18,7 +32,7 @@ use crate::broker::Broker;
 use crate::clock;
 use crate::limits::Limit;
 use crate::security::{Access, Identity, LoginError, LoginRequest};
-use crate::session::Session;
+use crate::session::{Owner, Session};
 
 impl Connection {
     fn enhanced(&mut self) -> &mut super::EnhancedAuth {
@@ -254,16 +268,26 @@ impl Connection {
         };
         let granted_expiry = expiry.min(limits.max_session_expiry_secs);
 
-        let (attached, ended) = broker.attach(&client_id, connect.clean_start).await;
+        let owner = Owner::of(self.identity.username.as_ref());
+        let (attached, ended) = match broker.attach(&client_id, connect.clean_start, owner).await {
+            Ok(attached) => attached,
+            Err(err) => {
+                broker.metrics.auth_failures.inc();
+                warn!(peer = %self.meta.peer, %client_id, username = ?self.identity.username, %err, "session takeover by another user refused");
+                let _ = self.session.reject(ReasonCode::NotAuthorized);
+                return;
+            }
+        };
         if let Some(old) = ended {
             self.end_replaced_session(&old);
         }
+        // Set before `resume`, which checks read access (`%c` patterns need it).
+        self.client_id = client_id;
         let resumed = if attached.present {
             self.resume(&attached.session)
         } else {
             None
         };
-        self.client_id = client_id;
         self.expiry_interval = granted_expiry;
         self.will = connect.will.map(Box::new);
         let options = AcceptOptions {
@@ -297,13 +321,44 @@ impl Connection {
 
     /// Takes a stored session's state for resumption and cancels its pending will
     /// [MQTT-3.1.3-9].
+    ///
+    /// The messages in flight in it (sent before, unacknowledged; re-sent after
+    /// CONNACK) are checked against the read rules of the identity connecting now, as
+    /// every queued message is when it leaves the mailbox
+    /// ([`Connection::send_delivery`]): the session may have passed to another user
+    /// (`sessions.allow_cross_user_takeover`, or a session stored without an owner),
+    /// and the rules may have been reloaded since they were sent. One that may not be
+    /// read is dropped, its stored copy deleted, and counted as a refused delivery.
+    /// This runs once per resume, not per message sent.
     pub(super) fn resume(&mut self, session: &Session) -> Option<protocol::session::SessionState> {
-        let mut detached = session.detached();
-        self.shared_inflight = std::mem::take(&mut detached.shared_inflight);
-        detached.generation += 1;
-        detached.pending_will = None;
-        detached.expires_at = None;
-        detached.protocol.take()
+        let mut state = {
+            let mut detached = session.detached();
+            self.shared_inflight = std::mem::take(&mut detached.shared_inflight);
+            detached.generation += 1;
+            detached.pending_will = None;
+            detached.expires_at = None;
+            detached.protocol.take()
+        };
+        if let Some(state) = &mut state
+            && self.broker.security.enforces(&self.identity)
+        {
+            let mut denied = Vec::new();
+            state.outbound.retain(|flow| match flow {
+                // A PUBREL carries no message: it always goes.
+                OutboundMessage::Publish(publish) if !self.may(Access::Receive, &publish.topic) => {
+                    debug!(client_id = %self.client_id, username = ?self.identity.username, topic = %publish.topic, "in-flight message not authorized for this identity: dropped");
+                    denied.extend(publish.packet_id);
+                    false
+                }
+                _ => true,
+            });
+            for packet_id in denied {
+                self.broker.metrics.acl_denied.receive.inc();
+                self.broker.storage.delivered(session, packet_id);
+                self.shared_inflight.finished(packet_id);
+            }
+        }
+        state
     }
 
     /// A Clean Start replaced `old`: its subscriptions go, and a will still waiting out

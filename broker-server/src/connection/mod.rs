@@ -276,8 +276,21 @@ impl Connection {
 
     /// Closes the connection if it was asked to: a new connection took the session
     /// over, the admin API disconnected it, or the broker is shutting down.
+    ///
+    /// The will of an MQTT 3.x connection taken over by one that continues its session
+    /// (clean session 0 on both) is dropped, not published: 3.1.1 does not list a
+    /// takeover among the will's triggers (§3.1.2.5, "include, but are not limited
+    /// to", so publishing would be allowed too), the session goes on, and mosquitto does
+    /// not publish it either. When the takeover ends the session (either side has
+    /// clean session 1) the will goes out, as mosquitto does. MQTT 5 keeps publishing it
+    /// (subject to its delay, which the resume cancels [MQTT-3.1.3-9]): the server
+    /// closes the connection without the client's DISCONNECT 0x00 (§3.1.2.5,
+    /// [MQTT-3.1.4-3]).
     fn check_kicked(&mut self) {
-        let Some(reason) = self.attached.as_ref().and_then(|a| a.kicked()) else {
+        let Some(attached) = &self.attached else {
+            return;
+        };
+        let Some(reason) = attached.kicked() else {
             return;
         };
         if self.session.is_closed() {
@@ -285,6 +298,13 @@ impl Connection {
         }
         match reason {
             ReasonCode::SessionTakenOver => {
+                if !self.version.is_v5()
+                    && self.expiry_interval != 0
+                    && attached.taken_over_continuing()
+                    && self.will.take().is_some()
+                {
+                    debug!(client_id = %self.client_id, "taken over, session continues: 3.x will not published");
+                }
                 info!(client_id = %self.client_id, "session taken over by a new connection")
             }
             ReasonCode::AdministrativeAction => {

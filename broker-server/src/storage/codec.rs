@@ -8,7 +8,10 @@
 //!   n subscription ids u32 | shared group (u16 len + UTF-8)`.
 //! - A session record: `1 | id u64 | expiry u32 | expires_at u64 | n u32 | n × (filter
 //!   u16 len + UTF-8, options u8, subscription id u32) | will flag u8 [| due u64 | will
-//!   as PUBLISH (u32 len + bytes)]`.
+//!   as PUBLISH (u32 len + bytes)] | owner u8 (0 unknown, 1 anonymous, 2 user) [| user
+//!   name (u16 len + UTF-8)]`. The owner came later, at the end: a record that ends
+//!   before it (written by an older broker) decodes with an unknown owner, and an
+//!   older broker reading a newer record ignores it.
 //!
 //! Instants are stored as wall-clock milliseconds ([`to_unix_ms`]): a monotonic instant
 //! means nothing to the next process.
@@ -28,11 +31,14 @@ use web_time::Instant;
 
 use super::{QueueEntry, SessionRecord};
 use crate::message::Message;
-use crate::session::StoredSubscription;
+use crate::session::{Owner, StoredSubscription};
 
 const VERSION: u8 = 1;
 const FLAG_RETAIN: u8 = 1;
 const FLAG_RELEASED: u8 = 2;
+const OWNER_UNKNOWN: u8 = 0;
+const OWNER_ANONYMOUS: u8 = 1;
+const OWNER_USER: u8 = 2;
 
 /// A stored record that cannot be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -375,6 +381,14 @@ pub fn encode_session(record: &SessionRecord) -> Vec<u8> {
             out.put_slice(&body);
         }
     }
+    match &record.owner {
+        Owner::Unknown => out.put_u8(OWNER_UNKNOWN),
+        Owner::Anonymous => out.put_u8(OWNER_ANONYMOUS),
+        Owner::User(name) => {
+            out.put_u8(OWNER_USER);
+            put_string(&mut out, name);
+        }
+    }
     out.to_vec()
 }
 
@@ -405,12 +419,23 @@ pub fn decode_session(data: &[u8]) -> Result<SessionRecord, CodecError> {
             Some((due, will_from(publish)?))
         }
     };
+    // Absent in records written before owners were stored.
+    let owner = match r.data.first() {
+        None => Owner::Unknown,
+        Some(_) => match r.u8()? {
+            OWNER_UNKNOWN => Owner::Unknown,
+            OWNER_ANONYMOUS => Owner::Anonymous,
+            OWNER_USER => Owner::User(r.string()?),
+            other => return Err(damaged("session", format!("unknown owner kind {other}"))),
+        },
+    };
     Ok(SessionRecord {
         id,
         expiry_interval,
         expires_at,
         subscriptions,
         will,
+        owner,
     })
 }
 
@@ -500,14 +525,47 @@ mod tests {
                 },
             )],
             will: None,
+            owner: Owner::User("bob".into()),
         };
         assert_eq!(decode_session(&encode_session(&record)).unwrap(), record);
+        for owner in [Owner::Anonymous, Owner::Unknown] {
+            let record = SessionRecord {
+                owner,
+                ..record.clone()
+            };
+            assert_eq!(decode_session(&encode_session(&record)).unwrap(), record);
+        }
         let with_will = SessionRecord {
             will: Some((Instant::now(), will.clone())),
             ..record
         };
         let back = decode_session(&encode_session(&with_will)).unwrap();
         assert_eq!(back.will.map(|(_, w)| w), Some(will));
+    }
+
+    #[test]
+    fn a_session_stored_before_owners_decodes_with_an_unknown_owner() {
+        let record = SessionRecord {
+            id: 4,
+            expiry_interval: u32::MAX,
+            expires_at: None,
+            subscriptions: Vec::new(),
+            will: None,
+            owner: Owner::User("bob".into()),
+        };
+        let bytes = encode_session(&record);
+        // The old format: everything up to the owner ("bob": kind, length, 3 bytes).
+        let old = &bytes[..bytes.len() - 6];
+        let back = decode_session(old).unwrap();
+        assert_eq!(back.owner, Owner::Unknown);
+        assert_eq!(
+            back,
+            SessionRecord {
+                owner: Owner::Unknown,
+                ..record
+            }
+        );
+        assert!(decode_session(&bytes[..bytes.len() - 1]).is_err());
     }
 
     #[test]

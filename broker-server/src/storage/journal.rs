@@ -321,6 +321,7 @@ impl Storage {
                 expires_at,
                 subscriptions,
                 will,
+                owner: session.owner(),
             }),
         });
         true

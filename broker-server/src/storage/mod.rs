@@ -11,7 +11,7 @@
 //! | outbound QoS 2: the packet id a queued message got | it is handed to the client's session | the PUBLISH leaves |
 //! | outbound QoS 2: PUBREC received (message no longer needed) | PUBREC arrives | the PUBREL leaves |
 //! | outbound QoS 1/2 flow finished (PUBACK / PUBCOMP) | the acknowledgement arrives | (next commit; losing it means one re-send) |
-//! | a persistent session: expiry, subscriptions | CONNECT, SUBSCRIBE, UNSUBSCRIBE | CONNACK, SUBACK, UNSUBACK |
+//! | a persistent session: expiry, subscriptions, owner (user name) | CONNECT, SUBSCRIBE, UNSUBSCRIBE | CONNACK, SUBACK, UNSUBACK |
 //! | its disconnect time and a will waiting out its delay | the connection ends | (next commit) |
 //!
 //! Non-persistent sessions (expiry 0) and QoS 0 cost nothing here: the hot path of a
@@ -277,6 +277,12 @@ pub struct SessionRecord {
     pub subscriptions: Vec<(TopicFilter, StoredSubscription)>,
     /// A will waiting out its Will Delay Interval, and when it is due.
     pub will: Option<(Instant, Will)>,
+    /// The user the session belongs to ([`crate::session::Owner`]), so a restart does
+    /// not let another user take it over. [`Owner::Unknown`] in records written before
+    /// owners were stored.
+    ///
+    /// [`Owner::Unknown`]: crate::session::Owner::Unknown
+    pub owner: crate::session::Owner,
 }
 
 /// An operation on the stored state. Applied in submission order.

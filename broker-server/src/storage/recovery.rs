@@ -7,6 +7,10 @@
 //!   same id, or as PUBREL once the client had answered PUBREC), everything else goes
 //!   back into the mailbox in order. Inbound QoS 2 ids awaiting PUBREL are restored, so
 //!   a client's re-send is acknowledged but not delivered twice.
+//! - A session keeps the user that owns it ([`crate::session::Owner`]; unknown for a
+//!   record stored before owners were), which a takeover by another user is checked
+//!   against; its in-flight messages are checked against the read rules of whoever
+//!   resumes it (`connection::lifecycle`).
 //! - A session that was connected when the broker stopped counts as disconnected now:
 //!   its expiry starts at this start.
 //! - A session that expired while the broker was down is deleted, and its pending will
@@ -82,6 +86,7 @@ fn restore_session(broker: &Arc<Broker>, stored: StoredSession, now: Instant) {
         inbound,
     } = stored;
     let session = Arc::new(Session::new(client_id, broker.queue_limits()));
+    session.set_owner(record.owner.clone());
     session.log.set_id(record.id);
     {
         let mut subscriptions = session.subscriptions.lock();

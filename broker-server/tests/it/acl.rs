@@ -554,3 +554,280 @@ async fn sighup_reloads_the_acl_without_dropping_connections() {
     }
     drop(binary);
 }
+
+// Session takeover across users: a client id is not a credential. A user who connects
+// with another user's client id must not be handed that session's messages.
+
+/// The takeover scenario's policy: `alice` owns `allowed/`, `bob` reads everything,
+/// `dave` writes everything.
+const TAKEOVER_RULES: &str = "\
+user alice
+topic readwrite allowed/#
+
+user bob
+topic read #
+
+user dave
+topic write #
+";
+
+/// A broker with a password file (`alice`, `bob`, `dave`, each with password
+/// `{name}-pw`), [`TAKEOVER_RULES`] and `sessions.allow_cross_user_takeover` =
+/// `allow`, storing in `storage` (`None`: the test default).
+async fn takeover_broker(
+    dir: &Path,
+    allow: bool,
+    storage: Option<broker_server::storage::StorageConfig>,
+) -> TestBroker {
+    TestBroker::with_config(takeover_config(dir, allow, storage)).await
+}
+
+fn takeover_config(
+    dir: &Path,
+    allow: bool,
+    storage: Option<broker_server::storage::StorageConfig>,
+) -> broker_server::Config {
+    let passwd = dir.join("passwd");
+    if !passwd.exists() {
+        let mut text = String::new();
+        for user in ["alice", "bob", "dave"] {
+            let password = format!("{user}-pw");
+            let credential =
+                broker_server::security::passwd::Credential::argon2id(password.as_bytes())
+                    .expect("hashes");
+            text.push_str(&format!("{user}:{credential}\n"));
+        }
+        std::fs::write(&passwd, text).expect("write password file");
+    }
+    let acl = dir.join("acl.conf");
+    if !acl.exists() {
+        std::fs::write(&acl, TAKEOVER_RULES).expect("write ACL");
+    }
+    let mut config = test_config();
+    config.auth.password_file = Some(passwd);
+    config.auth.acl_file = Some(acl);
+    config.auth.failed_login_delay_ms = 0;
+    config.sessions.allow_cross_user_takeover = allow;
+    if let Some(storage) = storage {
+        config.storage = storage;
+    }
+    config
+}
+
+/// A CONNECT as `user` (password `{user}-pw`) with `client_id`, persistent (clean
+/// session 0; MQTT 5: expiry one hour).
+fn as_user(version: ProtocolVersion, client_id: &str, user: &str) -> Connect {
+    let mut connect = persistent(version, client_id, 3600);
+    connect.username = Some(user.into());
+    connect.password = Some(format!("{user}-pw").into_bytes().into());
+    connect
+}
+
+/// Bob's persistent session `bob-phone`, subscribed to `bobonly/#` at QoS 1, holding
+/// dave's three QoS 1 messages to `bobonly/secret` in flight: sent to bob, who read
+/// them and did not acknowledge them. Returns bob's connection (still open).
+async fn bob_with_three_unacked(broker: &TestBroker, version: ProtocolVersion) -> Peer {
+    let (mut bob, _) = Peer::connected(broker.addr, as_user(version, "bob-phone", "bob")).await;
+    bob.subscribe(1, "bobonly/#", QoS::AtLeastOnce).await;
+    let (mut dave, _) = Peer::connected(broker.addr, as_user(version, "dave-1", "dave")).await;
+    for n in 1..=3u16 {
+        let body = format!("secret {n}");
+        dave.publish(message("bobonly/secret", &body, QoS::AtLeastOnce, Some(n)))
+            .await;
+    }
+    for n in 1..=3 {
+        let p = bob.recv_publish().await;
+        assert_eq!(
+            (&*p.topic, text(&p)),
+            ("bobonly/secret", &*format!("secret {n}"))
+        );
+    }
+    dave.disconnect().await;
+    bob
+}
+
+/// Waits until `client_id`'s session has no connection attached.
+async fn offline(broker: &TestBroker, client_id: &str) {
+    wait_until("session offline", || {
+        broker
+            .broker()
+            .session(client_id)
+            .is_some_and(|s| !s.is_online())
+    })
+    .await;
+}
+
+/// Alice connects as `bob-phone` (clean session 0) and, if she is let in, subscribes
+/// to `allowed/#` and reads everything the broker sends her. Returns her CONNACK's
+/// code, her connection if open, and the topics of what she received.
+async fn alice_takes_bob_phone(
+    broker: &TestBroker,
+    version: ProtocolVersion,
+) -> (ReasonCode, Option<Peer>, Vec<String>) {
+    let (mut alice, connack) =
+        Peer::connect(broker.addr, as_user(version, "bob-phone", "alice")).await;
+    if connack.reason_code != ReasonCode::Success {
+        assert!(alice.expect_closed().await.is_empty());
+        return (connack.reason_code, None, Vec::new());
+    }
+    // In-flight messages are re-sent right after CONNACK, before any SUBACK.
+    let mut topics = Vec::new();
+    let id = pid(1);
+    alice
+        .send(&Packet::Subscribe(protocol::Subscribe {
+            packet_id: id,
+            subscriptions: vec![subscription(
+                "allowed/#",
+                SubscriptionOptions::new(QoS::AtLeastOnce),
+            )],
+            properties: Default::default(),
+        }))
+        .await;
+    loop {
+        match alice.recv().await {
+            Packet::SubAck(ack) if ack.packet_id == id => break,
+            Packet::Publish(p) => {
+                alice.acknowledge(&p).await;
+                topics.push(p.topic.to_string());
+            }
+            other => panic!("expected SUBACK or PUBLISH, got {other:?}"),
+        }
+    }
+    topics.extend(
+        alice
+            .receive_all()
+            .await
+            .iter()
+            .map(|p| p.topic.to_string()),
+    );
+    (connack.reason_code, Some(alice), topics)
+}
+
+/// Bob reconnects to `bob-phone` and gets his three messages again.
+async fn bob_gets_his_three_back(broker: &TestBroker, version: ProtocolVersion) {
+    let (mut bob, present) =
+        Peer::connected(broker.addr, as_user(version, "bob-phone", "bob")).await;
+    assert!(present, "bob's session is still there");
+    let got = bob.receive_all().await;
+    let bodies: Vec<&str> = got.iter().map(text).collect();
+    assert_eq!(bodies, ["secret 1", "secret 2", "secret 3"]);
+    bob.disconnect().await;
+}
+
+async fn another_user_cannot_take_over_an_offline_session(version: ProtocolVersion) {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = takeover_broker(dir.path(), false, None).await;
+    let bob = bob_with_three_unacked(&broker, version).await;
+    drop(bob);
+    offline(&broker, "bob-phone").await;
+
+    let (code, _alice, leaked) = alice_takes_bob_phone(&broker, version).await;
+    assert_eq!(
+        (code, leaked),
+        (ReasonCode::NotAuthorized, Vec::<String>::new())
+    );
+    // Nor with a clean session, which would have ended bob's session.
+    let mut fresh = as_user(version, "bob-phone", "alice");
+    fresh.clean_start = true;
+    let (_, connack) = Peer::connect(broker.addr, fresh).await;
+    assert_eq!(connack.reason_code, ReasonCode::NotAuthorized);
+    bob_gets_his_three_back(&broker, version).await;
+    broker.stop().await;
+}
+each_version!(another_user_cannot_take_over_an_offline_session);
+
+async fn another_user_cannot_take_over_an_online_session(version: ProtocolVersion) {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = takeover_broker(dir.path(), false, None).await;
+    let mut bob = bob_with_three_unacked(&broker, version).await;
+
+    let (code, _alice, leaked) = alice_takes_bob_phone(&broker, version).await;
+    assert_eq!(
+        (code, leaked),
+        (ReasonCode::NotAuthorized, Vec::<String>::new())
+    );
+    // Bob was not kicked, and his messages are still his.
+    bob.ping().await;
+    drop(bob);
+    offline(&broker, "bob-phone").await;
+    bob_gets_his_three_back(&broker, version).await;
+    broker.stop().await;
+}
+each_version!(another_user_cannot_take_over_an_online_session);
+
+async fn an_allowed_cross_user_takeover_delivers_nothing_the_new_user_may_not_read(
+    version: ProtocolVersion,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = takeover_broker(dir.path(), true, None).await;
+    let mut bob = bob_with_three_unacked(&broker, version).await;
+
+    let (code, alice, leaked) = alice_takes_bob_phone(&broker, version).await;
+    assert_eq!((code, leaked), (ReasonCode::Success, Vec::<String>::new()));
+    // The takeover closed bob's connection, as any takeover does.
+    bob.expect_closed().await;
+    let metrics = &broker.broker().metrics;
+    assert_eq!(metrics.acl_denied.receive.get(), 3, "dropped and counted");
+    // What alice may read still reaches her on the session she took.
+    let mut alice = alice.expect("alice is connected");
+    let (mut dave, _) = Peer::connected(broker.addr, as_user(version, "dave-1", "dave")).await;
+    dave.publish(message("bobonly/secret", "4", QoS::AtLeastOnce, Some(1)))
+        .await;
+    dave.publish(message("allowed/x", "5", QoS::AtLeastOnce, Some(2)))
+        .await;
+    let got = alice.receive_all().await;
+    let topics: Vec<&str> = got.iter().map(|p| p.topic.as_ref()).collect();
+    assert_eq!(topics, ["allowed/x"]);
+    broker.stop().await;
+}
+each_version!(an_allowed_cross_user_takeover_delivers_nothing_the_new_user_may_not_read);
+
+/// The owner is stored with the session: after a restart alice is still refused, and
+/// bob gets his messages.
+#[tokio::test]
+async fn the_session_owner_survives_a_restart() {
+    let version = ProtocolVersion::V3_1_1;
+    let dir = tempfile::tempdir().unwrap();
+    let storage = broker_server::storage::StorageConfig {
+        backend: broker_server::storage::Backend::Redb,
+        dir: dir.path().join("data"),
+        ..Default::default()
+    };
+    let broker = takeover_broker(dir.path(), false, Some(storage.clone())).await;
+    let bob = bob_with_three_unacked(&broker, version).await;
+    drop(bob);
+    offline(&broker, "bob-phone").await;
+    broker.stop().await;
+
+    let broker = takeover_broker(dir.path(), false, Some(storage)).await;
+    let (code, _alice, leaked) = alice_takes_bob_phone(&broker, version).await;
+    assert_eq!(
+        (code, leaked),
+        (ReasonCode::NotAuthorized, Vec::<String>::new())
+    );
+    bob_gets_his_three_back(&broker, version).await;
+    broker.stop().await;
+}
+
+/// Messages in flight when the rules change are checked again when the session
+/// resumes: a reload that takes away bob's read access keeps them from him.
+#[tokio::test]
+async fn resumed_in_flight_messages_follow_reloaded_rules() {
+    let version = ProtocolVersion::V5;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = takeover_broker(dir.path(), false, None).await;
+    let bob = bob_with_three_unacked(&broker, version).await;
+    drop(bob);
+    offline(&broker, "bob-phone").await;
+    let rules = TAKEOVER_RULES.replace("topic read #", "topic read #\ntopic deny bobonly/#");
+    std::fs::write(dir.path().join("acl.conf"), rules).unwrap();
+    broker.broker().security.reload().expect("reloads");
+
+    let (mut bob, present) =
+        Peer::connected(broker.addr, as_user(version, "bob-phone", "bob")).await;
+    assert!(present);
+    let got = bob.receive_all().await;
+    assert!(got.is_empty(), "{got:?}");
+    assert_eq!(broker.broker().metrics.acl_denied.receive.get(), 3);
+    broker.stop().await;
+}

@@ -1,7 +1,8 @@
 //! The will message (§3.1.2.5, §3.1.3.2): published when a connection ends other than
 //! by a normal DISCONNECT (keep alive timeout, network loss, protocol error, takeover,
-//! MQTT 5 DISCONNECT 0x04), not on a normal DISCONNECT; the MQTT 5 Will Delay
-//! Interval; the will's QoS and retain flag.
+//! MQTT 5 DISCONNECT 0x04), not on a normal DISCONNECT, nor (3.x) on a takeover that
+//! continues the session; the MQTT 5 Will Delay Interval; the will's QoS and retain
+//! flag.
 
 use crate::common;
 use crate::peer;
@@ -100,6 +101,42 @@ async fn will_is_published_when_the_connection_is_taken_over(version: ProtocolVe
     broker.stop().await;
 }
 each_version!(will_is_published_when_the_connection_is_taken_over);
+
+/// A takeover by a connection that continues the session (clean session / clean
+/// start 0): MQTT 3.1.1 does not list a takeover among the will's triggers (§3.1.2.5)
+/// and mosquitto does not publish the will then, so neither do we; in MQTT 5 the server
+/// closes the old connection [MQTT-3.1.4-3] without a DISCONNECT 0x00 from the client,
+/// so the will goes out (its delay, if any, is cut short by the resume [MQTT-3.1.3-9]:
+/// see `v5_takeover_within_the_will_delay_does_not_publish_the_will`).
+async fn a_takeover_continuing_the_session_publishes_the_will_only_in_v5(version: ProtocolVersion) {
+    let broker = TestBroker::start().await;
+    let mut watcher = watcher(&broker, version).await;
+    let connect = with_will(persistent(version, "dying", 600));
+    let (mut old, _) = Peer::connected(broker.addr, connect).await;
+    let (new, present) = Peer::connected(broker.addr, persistent(version, "dying", 600)).await;
+    assert!(present);
+    old.expect_closed().await;
+    if version.is_v5() {
+        expect_will(&mut watcher).await;
+    } else {
+        watcher.expect_idle().await;
+    }
+    // Nor later, when the session ends normally.
+    new.disconnect().await;
+    let (fresh, _) = Peer::connected(broker.addr, clean(version, "dying")).await;
+    fresh.disconnect().await;
+    watcher.expect_idle().await;
+
+    // A takeover that ends the session (clean start) publishes it in both versions.
+    let connect = with_will(persistent(version, "dying", 600));
+    let (mut old, _) = Peer::connected(broker.addr, connect).await;
+    let (_new, present) = Peer::connected(broker.addr, clean(version, "dying")).await;
+    assert!(!present);
+    old.expect_closed().await;
+    expect_will(&mut watcher).await;
+    broker.stop().await;
+}
+each_version!(a_takeover_continuing_the_session_publishes_the_will_only_in_v5);
 
 #[tokio::test]
 async fn v5_disconnect_with_will_message_publishes_the_will() {
