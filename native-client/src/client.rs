@@ -10,14 +10,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use bytestring::ByteString;
 use futures::Stream;
-use protocol::{PacketId, ProtocolVersion, QoS, ReasonCode, TopicFilter, TopicName};
+use protocol::client::{ConnectFailure, Event, Message, Outgoing, PublishOutcome};
+use protocol::{ProtocolVersion, QoS, ReasonCode, TopicFilter};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::driver::{Command, Driver, Outgoing};
+use crate::driver::{Command, Driver};
 use crate::error::{ConnectError, Error};
 use crate::options::{ConnectOptions, PublishOptions, SubscribeOptions};
-use protocol::client::Event;
-use protocol::client::Message;
 
 /// What the handles and the driver share.
 #[derive(Debug)]
@@ -31,16 +30,6 @@ pub(crate) struct Shared {
     /// Local subscription numbers.
     next_local: AtomicU64,
     subscription_capacity: usize,
-}
-
-/// How a publication ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct PublishOutcome {
-    /// The packet identifier of a QoS 1 or 2 message; `None` for QoS 0.
-    pub packet_id: Option<PacketId>,
-    /// Success (QoS 0: written to the socket), or No matching subscribers (0x10).
-    pub reason_code: ReasonCode,
 }
 
 /// A handle to an MQTT connection: cheap to clone, usable from any task.
@@ -58,7 +47,7 @@ pub struct Client {
 
 impl Client {
     /// Connects, and returns once the broker accepted the connection (CONNACK). A
-    /// refusal is [`ConnectError::Refused`] with the reason code; the first connection
+    /// refusal is [`ConnectError::Handshake`] with the reason code; the first connection
     /// is not retried.
     pub async fn connect(options: ConnectOptions) -> Result<Self, ConnectError> {
         let (events, _) = broadcast::channel(options.event_capacity.max(1));
@@ -78,7 +67,7 @@ impl Client {
         match connected.await {
             Ok(Ok(())) => Ok(Self { commands, shared }),
             Ok(Err(err)) => Err(err),
-            Err(_) => Err(ConnectError::Closed("the client task stopped".into())),
+            Err(_) => Err(ConnectFailure::Closed("the client task stopped".into()).into()),
         }
     }
 
@@ -106,11 +95,7 @@ impl Client {
         payload: impl Into<Bytes>,
         options: impl Into<PublishOptions>,
     ) -> Result<PublishOutcome, Error> {
-        let outgoing = Outgoing {
-            topic: TopicName::new(topic)?,
-            payload: payload.into(),
-            options: options.into(),
-        };
+        let outgoing = Outgoing::new(topic, payload, options)?;
         self.call(|reply| Command::Publish(outgoing, reply)).await
     }
 
@@ -170,7 +155,9 @@ impl Client {
     }
 
     /// [`request`](Client::request) with explicit options (QoS, message expiry, content
-    /// type, user properties; response topic and correlation data are set here).
+    /// type, user properties). Correlation data is set here; the response topic is
+    /// `options.properties.response_topic` when given, else the client's. The client
+    /// subscribes to each response topic it uses, once.
     pub async fn request_with(
         &self,
         topic: impl Into<ByteString>,
@@ -178,18 +165,8 @@ impl Client {
         options: PublishOptions,
         timeout: Duration,
     ) -> Result<Message, Error> {
-        if !self.shared.version.is_v5() {
-            return Err(Error::NeedsV5("request/response"));
-        }
-        let outgoing = Outgoing {
-            topic: TopicName::new(topic)?,
-            payload: payload.into(),
-            options,
-        };
-        let mut correlation = [0u8; 16];
-        correlation[..8].copy_from_slice(&fastrand::u64(..).to_be_bytes());
-        correlation[8..].copy_from_slice(&fastrand::u64(..).to_be_bytes());
-        let correlation = Bytes::copy_from_slice(&correlation);
+        let outgoing = Outgoing::request(self.shared.version, topic, payload, options)?;
+        let correlation = protocol::client::correlation_data(fastrand::u128(..));
         let answer = self.call(|reply| Command::Request {
             outgoing,
             correlation: correlation.clone(),
@@ -210,11 +187,10 @@ impl Client {
         &self,
         request: &Message,
         payload: impl Into<Bytes>,
-        mut options: PublishOptions,
+        options: PublishOptions,
     ) -> Result<PublishOutcome, Error> {
-        let topic = request.response_topic().ok_or(Error::NoResponseTopic)?;
-        options.properties.correlation_data = request.correlation_data().cloned();
-        self.publish(topic.to_owned(), payload, options).await
+        let outgoing = Outgoing::response(request, payload, options)?;
+        self.call(|reply| Command::Publish(outgoing, reply)).await
     }
 
     /// A receiver of connection events from now on.

@@ -1,9 +1,10 @@
-//! [`ConnectError`] (the first connection failed) and [`Error`] (an operation on a
-//! connected client failed), layered over the transport, TLS and session errors.
+//! [`ConnectError`]: why the first connection failed, layered over the URL, TLS and
+//! transport errors of this client and `protocol`'s [`ConnectFailure`]. [`Error`] (an
+//! operation on a connected client failed) is `protocol::client`'s, shared with
+//! `web-client`.
 
 use protocol::ReasonCode;
-use protocol::session::SessionError;
-use protocol::topic::TopicError;
+pub use protocol::client::{ConnectFailure, Error};
 
 use crate::tls::TlsConfigError;
 use crate::transport::TransportError;
@@ -22,86 +23,18 @@ pub enum ConnectError {
     /// The transport could not be opened: resolution, refused, unreachable, TLS.
     #[error(transparent)]
     Transport(#[from] TransportError),
-    /// Neither the transport nor CONNACK came within the connect timeout.
-    #[error("no answer from the broker within {0:?}")]
-    Timeout(std::time::Duration),
-    /// The broker answered CONNACK with an error: not authorized (0x87), bad user name
-    /// or password (0x86), ... MQTT 3.x return codes are mapped to these.
-    #[error("connection refused by the broker: {reason_code}{}", fmt_reason(.reason_string))]
-    Refused {
-        /// The CONNACK reason code.
-        reason_code: ReasonCode,
-        /// The MQTT 5 reason string, if the broker sent one.
-        reason_string: Option<String>,
-    },
-    /// The connection ended before CONNACK (the broker closed it, sent DISCONNECT, or
-    /// broke the protocol).
-    #[error("the broker closed the connection before accepting it: {0}")]
-    Closed(String),
-    /// The options contradict each other or the session refused them.
-    #[error("invalid options: {0}")]
-    Options(String),
+    /// No CONNACK within the connect timeout, or the broker refused the connection or
+    /// closed it before accepting it.
+    #[error(transparent)]
+    Handshake(#[from] ConnectFailure),
 }
 
 impl ConnectError {
     /// The broker's reason code when it refused the connection.
     pub fn reason_code(&self) -> Option<ReasonCode> {
         match self {
-            Self::Refused { reason_code, .. } => Some(*reason_code),
+            Self::Handshake(failure) => failure.reason_code(),
             _ => None,
         }
     }
-}
-
-fn fmt_reason(reason: &Option<String>) -> String {
-    reason
-        .as_ref()
-        .map(|reason| format!(": {reason}"))
-        .unwrap_or_default()
-}
-
-/// Why an operation of a [`Client`](crate::Client) failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// The client has ended (`disconnect`, a connection that could not be resumed with
-    /// reconnect disabled, or the driver task stopped).
-    #[error("the client is closed")]
-    Closed,
-    /// A topic name or filter is invalid.
-    #[error(transparent)]
-    Topic(#[from] TopicError),
-    /// The session refused the command (QoS above the server's maximum, packet too
-    /// large, retain not available, ...).
-    #[error(transparent)]
-    Session(#[from] SessionError),
-    /// The broker answered a publication with an error reason code (PUBACK or PUBREC
-    /// ≥ 0x80), e.g. Not authorized (0x87) or Quota exceeded (0x97).
-    #[error("publication refused by the broker: {0}")]
-    PublishRejected(ReasonCode),
-    /// The broker refused a subscription (SUBACK ≥ 0x80), e.g. Not authorized (0x87).
-    #[error("subscription refused by the broker: {0}")]
-    SubscribeRejected(ReasonCode),
-    /// A QoS 0 message could not be written before the connection dropped.
-    #[error("the connection dropped before the message was sent")]
-    ConnectionLost,
-    /// A QoS 2 message was sent but the broker lost the session before completing the
-    /// flow: it may or may not have been delivered. (QoS 1 messages are re-published.)
-    #[error("the broker lost the session before acknowledging the message")]
-    SessionLost,
-    /// The offline queue was full and its policy dropped this message.
-    #[error("the offline queue was full and the message was dropped")]
-    Dropped,
-    /// The offline queue was full and its policy is to reject.
-    #[error("the offline queue is full")]
-    QueueFull,
-    /// No response within the request's timeout.
-    #[error("no response within {0:?}")]
-    Timeout(std::time::Duration),
-    /// The feature needs MQTT 5 (request/response).
-    #[error("{0} needs MQTT 5")]
-    NeedsV5(&'static str),
-    /// The message carries no response topic to respond to.
-    #[error("the request carries no response topic")]
-    NoResponseTopic,
 }

@@ -57,20 +57,24 @@
 //!
 //! # Layout
 //!
-//! - [`client`](Client): [`Client`] (the cloneable handle), [`Subscription`],
-//!   [`PublishOutcome`].
-//! - `options`: [`ConnectOptions`], [`SubscribeOptions`]; [`ReconnectOptions`],
-//!   [`OfflineQueueOptions`], [`DropPolicy`] and [`PublishOptions`] are
-//!   `protocol::client`'s, shared with `web-client`.
-//! - `driver` (private): the task that owns the socket and the session: the
-//!   `select!` loop, reconnect backoff (`driver/link.rs`), and the tokio channels under
-//!   `protocol::client::SubscriptionRegistry` (`driver/subscriptions.rs`).
+//! All MQTT client behaviour (session events, commands, the offline queue, request
+//! correlation, reconnect backoff) is `protocol::client::Connection`, sans-IO and
+//! shared with `web-client`; this crate is its tokio glue.
+//!
+//! - [`client`](Client): [`Client`] (the cloneable handle), [`Subscription`].
+//! - `options`: [`ConnectOptions`] (`protocol::client::ConnectOptions` with
+//!   [`TlsOptions`] as its transport part, set with [`ConnectOptionsExt::tls`]);
+//!   [`SubscribeOptions`], [`ReconnectOptions`], [`OfflineQueueOptions`],
+//!   [`DropPolicy`] and [`PublishOptions`] are `protocol::client`'s.
+//! - `driver` (private): the task that owns the socket and the `Connection`: the
+//!   `select!` loop (`driver/link.rs`) and the tokio channels it answers through.
 //! - `transport` (private): opening TCP, TLS and WebSocket streams, and
 //!   [`TransportError`].
 //! - `tls`: [`TlsOptions`] and the rustls configuration.
 //! - `url`: [`BrokerUrl`] parsing.
-//! - `error`: [`ConnectError`] and [`Error`]. [`Event`] and [`Message`] are
-//!   `protocol::client`'s (the same types as `web_client`'s).
+//! - `error`: [`ConnectError`]. [`Error`], [`ConnectFailure`], [`Event`],
+//!   [`Message`] and [`PublishOutcome`] are `protocol::client`'s (the same types as
+//!   `web_client`'s).
 //! - `bin/mqtt/`: the `mqtt pub` / `mqtt sub` command line.
 //! - `bin/device-sim/`: simulated devices following the Homie 5 topic convention.
 
@@ -84,13 +88,13 @@ mod tls;
 mod transport;
 mod url;
 
-pub use client::{Client, PublishOutcome, Subscription};
-pub use error::{ConnectError, Error};
+pub use client::{Client, Subscription};
+pub use error::{ConnectError, ConnectFailure, Error};
 pub use options::{
-    ConnectOptions, DropPolicy, OfflineQueueOptions, PublishOptions, ReconnectOptions,
-    SubscribeOptions,
+    ConnectOptions, ConnectOptionsExt, DropPolicy, OfflineQueueOptions, PublishOptions,
+    ReconnectOptions, SubscribeOptions,
 };
-pub use protocol::client::{DisconnectReason, DropSource, Event, Message};
+pub use protocol::client::{DisconnectReason, DropSource, Event, Message, PublishOutcome};
 pub use tls::{TlsConfigError, TlsOptions};
 pub use transport::TransportError;
 pub use url::{BrokerUrl, Scheme, UrlError};

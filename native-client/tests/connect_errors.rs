@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use native_client::{
-    Client, ConnectError, ConnectOptions, ProtocolVersion, ReasonCode, TransportError,
+    Client, ConnectError, ConnectFailure, ConnectOptions, ProtocolVersion, ReasonCode,
+    TransportError,
 };
 use protocol::{ConnAck, Packet};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -74,7 +75,10 @@ async fn a_silent_server_times_out() {
     let mut options = ConnectOptions::new(url);
     options.session.connect_timeout = Duration::from_millis(200);
     let err = Client::connect(options).await.unwrap_err();
-    assert!(matches!(err, ConnectError::Timeout(_)), "{err}");
+    assert!(
+        matches!(err, ConnectError::Handshake(ConnectFailure::Timeout(_))),
+        "{err}"
+    );
     drop(listener);
 }
 

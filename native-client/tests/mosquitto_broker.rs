@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use common::{PATIENCE, Pki, TempDir, next, options, wait_event};
 use native_client::{
-    Client, ConnectError, Event, ProtocolVersion, PublishOptions, QoS, ReasonCode, TlsOptions,
-    TransportError,
+    Client, ConnectError, ConnectFailure, ConnectOptionsExt, Event, ProtocolVersion,
+    PublishOptions, QoS, ReasonCode, TlsOptions, TransportError,
 };
 
 /// Where Debian's `mosquitto` package puts the broker.
@@ -461,7 +461,8 @@ async fn mutual_tls_with_mosquitto_needs_the_client_certificate() {
     assert!(
         matches!(
             refused,
-            ConnectError::Transport(TransportError::Tls { .. }) | ConnectError::Closed(_)
+            ConnectError::Transport(TransportError::Tls { .. })
+                | ConnectError::Handshake(ConnectFailure::Closed(_))
         ),
         "{refused}"
     );

@@ -4,7 +4,10 @@
 mod common;
 
 use common::{Forwarder, Outside, Pki, TestBroker, next, options};
-use native_client::{Client, ConnectError, QoS, ReasonCode, TlsOptions, TransportError};
+use native_client::{
+    Client, ConnectError, ConnectFailure, ConnectOptionsExt, QoS, ReasonCode, TlsOptions,
+    TransportError,
+};
 
 async fn round_trip(client: &Client) {
     let mut subscription = client.subscribe("tls/t", QoS::AtLeastOnce).await.unwrap();
@@ -45,7 +48,8 @@ async fn mutual_tls_needs_the_client_certificate() {
     assert!(
         matches!(
             refused,
-            ConnectError::Transport(TransportError::Tls { .. }) | ConnectError::Closed(_)
+            ConnectError::Transport(TransportError::Tls { .. })
+                | ConnectError::Handshake(ConnectFailure::Closed(_))
         ),
         "{refused}"
     );

@@ -28,9 +28,10 @@
 //!   subscriptions.
 //! - [`session`]: the sans-IO state machines, [`ClientSession`] and [`ServerSession`]:
 //!   handshake, QoS 1/2 flows, flow control, topic aliases, keep alive.
-//! - [`client`]: what both MQTT clients share above the session: [`client::Message`],
-//!   [`client::Event`], reconnect backoff and offline queue options, the subscription
-//!   registry. Sans-IO like the rest; the clients keep only their runtime glue.
+//! - [`client`]: the MQTT client above the session, shared by both clients:
+//!   [`client::Connection`] (commands, session events, the offline queue, request
+//!   correlation, reconnect backoff), its options, errors and events. Sans-IO like the
+//!   rest; `native-client` and `web-client` keep only their socket, timer and channels.
 //! - `wire` (private): the spec's primitive data types.
 //!
 //! # Example

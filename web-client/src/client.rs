@@ -11,26 +11,15 @@ use crate::queue::oneshot;
 use bytes::Bytes;
 use bytestring::ByteString;
 use futures::Stream;
-use protocol::{PacketId, ProtocolVersion, QoS, ReasonCode, TopicFilter, TopicName};
+use protocol::client::{ConnectFailure, Event, Message, Outgoing, PublishOutcome};
+use protocol::{ProtocolVersion, QoS, ReasonCode, TopicFilter};
 
-use crate::driver::{Command, Input, Outgoing, Shared};
+use crate::driver::{Command, Input, Shared};
 use crate::error::{ConnectError, Error};
 use crate::options::{ConnectOptions, PublishOptions, SubscribeOptions, TimerMode};
 use crate::queue;
 use crate::socket;
 use crate::timer;
-use protocol::client::Event;
-use protocol::client::Message;
-
-/// How a publication ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct PublishOutcome {
-    /// The packet identifier of a QoS 1 or 2 message; `None` for QoS 0.
-    pub packet_id: Option<PacketId>,
-    /// Success (QoS 0: handed to the WebSocket), or No matching subscribers (0x10).
-    pub reason_code: ReasonCode,
-}
 
 /// A handle to an MQTT connection over a browser WebSocket: cheap to clone.
 ///
@@ -63,7 +52,7 @@ pub struct Client {
 
 impl Client {
     /// Connects, and returns once the broker accepted the connection (CONNACK). A
-    /// refusal is [`ConnectError::Refused`] with the reason code; the first connection
+    /// refusal is [`ConnectError::Handshake`] with the reason code; the first connection
     /// is not retried.
     pub async fn connect(options: ConnectOptions) -> Result<Self, ConnectError> {
         let url = socket::resolve_url(&options.url).map_err(|reason| ConnectError::Url {
@@ -78,7 +67,7 @@ impl Client {
         match connected.await {
             Ok(Ok(())) => Ok(client),
             Ok(Err(err)) => Err(err),
-            Err(_) => Err(ConnectError::Closed("the client stopped".into())),
+            Err(_) => Err(ConnectFailure::Closed("the client stopped".into()).into()),
         }
     }
 
@@ -106,11 +95,7 @@ impl Client {
         payload: impl Into<Bytes>,
         options: impl Into<PublishOptions>,
     ) -> Result<PublishOutcome, Error> {
-        let outgoing = Outgoing {
-            topic: TopicName::new(topic)?,
-            payload: payload.into(),
-            options: options.into(),
-        };
+        let outgoing = Outgoing::new(topic, payload, options)?;
         self.call(|reply| Command::Publish(outgoing, reply)).await
     }
 
@@ -185,17 +170,7 @@ impl Client {
         options: PublishOptions,
         timeout: Duration,
     ) -> Result<Message, Error> {
-        if !self.shared.status.version.is_v5() {
-            return Err(Error::NeedsV5("request/response"));
-        }
-        if let Some(response_topic) = &options.properties.response_topic {
-            TopicName::new(response_topic.clone())?;
-        }
-        let outgoing = Outgoing {
-            topic: TopicName::new(topic)?,
-            payload: payload.into(),
-            options,
-        };
+        let outgoing = Outgoing::request(self.shared.status.version, topic, payload, options)?;
         let correlation = correlation_data();
         let answer = self.call(|reply| Command::Request {
             outgoing,
@@ -218,11 +193,10 @@ impl Client {
         &self,
         request: &Message,
         payload: impl Into<Bytes>,
-        mut options: PublishOptions,
+        options: PublishOptions,
     ) -> Result<PublishOutcome, Error> {
-        let topic = request.response_topic().ok_or(Error::NoResponseTopic)?;
-        options.properties.correlation_data = request.correlation_data().cloned();
-        self.publish(topic.to_owned(), payload, options).await
+        let outgoing = Outgoing::response(request, payload, options)?;
+        self.call(|reply| Command::Publish(outgoing, reply)).await
     }
 
     /// A stream of connection events from now on. A reader that falls
@@ -292,20 +266,16 @@ impl Client {
     }
 }
 
-/// 16 bytes of fresh correlation data: the browser's random numbers and a counter, so
-/// two requests of one page never share one.
+/// 16 bytes of fresh correlation data: 96 bits of the browser's random numbers and a
+/// counter, so two requests of one page never share one.
 fn correlation_data() -> Bytes {
     thread_local!(static COUNTER: std::cell::Cell<u32> = const { std::cell::Cell::new(0) });
     let count = COUNTER.with(|counter| {
         counter.set(counter.get().wrapping_add(1));
         counter.get()
     });
-    let mut data = [0u8; 16];
-    let random = |bits: f64| (js_sys::Math::random() * bits) as u64;
-    data[..6].copy_from_slice(&random(281_474_976_710_656.0).to_be_bytes()[2..]);
-    data[6..12].copy_from_slice(&random(281_474_976_710_656.0).to_be_bytes()[2..]);
-    data[12..].copy_from_slice(&count.to_be_bytes());
-    Bytes::copy_from_slice(&data)
+    let random = || (js_sys::Math::random() * 281_474_976_710_656.0) as u128;
+    protocol::client::correlation_data((random() << 80) | (random() << 32) | u128::from(count))
 }
 
 /// Awaits `a` and `b` together: `Some` with `a`'s output if it finished first, `None`

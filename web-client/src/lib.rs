@@ -28,21 +28,25 @@
 //!
 //! # Layout
 //!
+//! All MQTT client behaviour (session events, commands, the offline queue, request
+//! correlation, reconnect backoff) is `protocol::client::Connection`, sans-IO and
+//! shared with `native-client`; this crate is its browser glue.
+//!
 //! - [`client`](Client): [`Client`] (the cloneable handle), [`Subscription`],
-//!   [`EventStream`], [`PublishOutcome`].
-//! - `options`: [`ConnectOptions`], [`TimerMode`], [`SubscribeOptions`];
-//!   [`ReconnectOptions`], [`OfflineQueueOptions`], [`DropPolicy`] and
-//!   [`PublishOptions`] are `protocol::client`'s, shared with `native-client`.
-//! - `driver` (private): the state that owns the WebSocket, the timer and the session,
-//!   fed one input at a time; commands and the offline queue (`driver/command.rs`),
-//!   reconnect backoff (`driver/link.rs`), and this crate's queues under
-//!   `protocol::client::SubscriptionRegistry` (`driver/subscriptions.rs`).
+//!   [`EventStream`].
+//! - `options`: [`ConnectOptions`] (`protocol::client::ConnectOptions` with
+//!   [`TimerMode`] as its transport part, set with [`ConnectOptionsExt::timer`]);
+//!   [`SubscribeOptions`], [`ReconnectOptions`], [`OfflineQueueOptions`],
+//!   [`DropPolicy`] and [`PublishOptions`] are `protocol::client`'s.
+//! - `driver` (private): the state that owns the WebSocket, the timer and the
+//!   `Connection`, fed one input at a time (`driver/link.rs`: the WebSocket and the
+//!   timer), with this crate's queues as the connection's channels.
 //! - `socket` (private): the `web_sys::WebSocket` adapter.
 //! - `timer` (private): timers in a Web Worker or on the main thread.
 //! - `queue` (private): the single-threaded bounded queues behind the streams.
-//! - `error`: [`ConnectError`] and [`Error`]. [`Event`] and [`Message`] are
-//!   `protocol::client`'s (the same types as `native_client`'s); the small tables use
-//!   `protocol::client::SmallMap`.
+//! - `error`: [`ConnectError`]. [`Error`], [`ConnectFailure`], [`Event`],
+//!   [`Message`] and [`PublishOutcome`] are `protocol::client`'s (the same types as
+//!   `native_client`'s); the small tables use `protocol::client::SmallMap`.
 //! - [`js`]: the `#[wasm_bindgen]` JavaScript API.
 //! - `examples/`: a page using the JavaScript API from a plain `<script type="module">`.
 //! - `tests/`: `wasm-bindgen-test` tests that run in headless Chromium against a real
@@ -61,13 +65,13 @@ mod queue;
 mod socket;
 mod timer;
 
-pub use client::{Client, EventStream, PublishOutcome, Subscription};
-pub use error::{ConnectError, Error};
+pub use client::{Client, EventStream, Subscription};
+pub use error::{ConnectError, ConnectFailure, Error};
 pub use options::{
-    ConnectOptions, DropPolicy, OfflineQueueOptions, PublishOptions, ReconnectOptions,
-    SubscribeOptions, TimerMode,
+    ConnectOptions, ConnectOptionsExt, DropPolicy, OfflineQueueOptions, PublishOptions,
+    ReconnectOptions, SubscribeOptions, TimerMode,
 };
-pub use protocol::client::{DisconnectReason, DropSource, Event, Message};
+pub use protocol::client::{DisconnectReason, DropSource, Event, Message, PublishOutcome};
 
 pub use protocol::{
     ProtocolVersion, PublishProperties, PublishProps, QoS, ReasonCode, RetainHandling,

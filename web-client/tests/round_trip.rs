@@ -14,8 +14,8 @@ use bytes::Bytes;
 use common::{broker, connect, next, options, unique};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 use web_client::{
-    Error, ProtocolVersion, PublishOptions, QoS, ReasonCode, SessionError, SubscribeOptions,
-    TimerMode,
+    ConnectOptionsExt, Error, ProtocolVersion, PublishOptions, QoS, ReasonCode, SessionError,
+    SubscribeOptions, TimerMode,
 };
 
 wasm_bindgen_test_configure!(run_in_browser);

@@ -1,46 +1,35 @@
-//! The connection's life inside the driver: opening the transport, waiting on it (read,
-//! write, timer, commands in one `select!`), closing it, and the backoff before the
-//! next attempt.
+//! The transport inside the driver: opening it, waiting on it (read, write, timer,
+//! commands in one `select!`), and closing it. When to open, close and retry is the
+//! [`Connection`](protocol::client::Connection)'s decision.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
-use protocol::ReasonCode;
+use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::time::Instant as TokioInstant;
-use web_time::Instant;
 
 use super::{Command, Driver};
-use crate::error::{ConnectError, Error};
-use crate::transport::{self, BoxIo};
-use protocol::client::{DisconnectReason, Event};
+use crate::transport::{self, BoxIo, TransportError};
 
-type Opening = Pin<Box<dyn Future<Output = Result<BoxIo, ConnectError>> + Send>>;
+type Opening = Pin<Box<dyn Future<Output = Result<BoxIo, TransportError>> + Send>>;
 
 /// How long a closing connection may take to write its last bytes (a DISCONNECT).
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// The state of the transport.
 pub(super) enum Link {
-    /// No transport; the next attempt starts at `retry_at` (`None`: none planned).
-    Down { retry_at: Option<TokioInstant> },
-    /// Connecting (TCP, TLS, WebSocket).
+    /// No transport.
+    Down,
+    /// Connecting (TCP, TLS, WebSocket); the connection's timer bounds it.
     Opening(Opening),
-    /// Open; the session's CONNECT has been queued.
+    /// Open.
     Up {
         reader: ReadHalf<BoxIo>,
         writer: WriteHalf<BoxIo>,
     },
-}
-
-impl Link {
-    pub(super) fn is_up(&self) -> bool {
-        matches!(self, Self::Up { .. })
-    }
 }
 
 /// What woke the driver. Lives on the stack for one turn of the loop, so the size of
@@ -50,7 +39,7 @@ pub(super) enum Wake {
     Command(Option<Command>),
     Read(io::Result<usize>),
     Wrote(io::Result<Written>),
-    Opened(Result<BoxIo, ConnectError>),
+    Opened(Result<BoxIo, TransportError>),
     Timer,
 }
 
@@ -65,24 +54,15 @@ impl Driver {
     pub(super) fn start_opening(&mut self) {
         let url = self.url.clone();
         let tls = self.tls.clone();
-        let server_name = self.options.tls.server_name.clone();
-        let timeout = self.session.options().connect_timeout;
+        let server_name = self.server_name.clone();
         self.link = Link::Opening(Box::pin(async move {
-            let open = transport::open(&url, tls.as_ref(), server_name.as_deref());
-            match tokio::time::timeout(timeout, open).await {
-                Ok(result) => result.map_err(ConnectError::Transport),
-                Err(_) => Err(ConnectError::Timeout(timeout)),
-            }
+            transport::open(&url, tls.as_ref(), server_name.as_deref()).await
         }));
     }
 
     /// Waits for the next input.
     pub(super) async fn wait(&mut self) -> Wake {
-        let timer = match &self.link {
-            Link::Up { .. } => self.session.poll_timeout().map(TokioInstant::from_std),
-            Link::Down { retry_at } => *retry_at,
-            Link::Opening(_) => None,
-        };
+        let timer = self.connection.poll_timeout().map(TokioInstant::from_std);
         let Self {
             commands,
             link,
@@ -94,7 +74,7 @@ impl Driver {
         let (reader, writer, opening) = match link {
             Link::Up { reader, writer } => (Some(reader), Some(writer), None),
             Link::Opening(opening) => (None, None, Some(opening)),
-            Link::Down { .. } => (None, None, None),
+            Link::Down => (None, None, None),
         };
         tokio::select! {
             command = commands.recv() => Wake::Command(command),
@@ -105,74 +85,10 @@ impl Driver {
         }
     }
 
-    /// Feeds one input to the session (or the link).
-    pub(super) fn handle(&mut self, wake: Wake) {
-        match wake {
-            Wake::Command(command) => self.handle_command(command),
-            Wake::Read(Ok(0)) => self.session.handle_connection_lost(),
-            Wake::Read(Ok(_)) => self.session.handle_bytes(&mut self.read_buf),
-            Wake::Read(Err(err)) | Wake::Wrote(Err(err)) => {
-                self.io_error = Some(err.to_string());
-                self.session.handle_connection_lost();
-            }
-            Wake::Wrote(Ok(Written::Bytes(n))) => {
-                self.out.advance(n);
-                self.written += n as u64;
-                self.needs_flush = true;
-                self.resolve_written();
-            }
-            Wake::Wrote(Ok(Written::Flushed)) => self.needs_flush = false,
-            Wake::Opened(Ok(io)) => {
-                let (reader, writer) = tokio::io::split(io);
-                self.link = Link::Up { reader, writer };
-                self.io_error = None;
-                if let Err(err) = self.session.connect(Instant::now()) {
-                    self.down_reason = Some(DisconnectReason::Transport(err.to_string()));
-                    if let Some(ready) = self.ready.take() {
-                        let _ = ready.send(Err(ConnectError::Options(err.to_string())));
-                    }
-                    self.stopping = true;
-                }
-            }
-            Wake::Opened(Err(err)) => {
-                self.link = Link::Down { retry_at: None };
-                if let Some(ready) = self.ready.take() {
-                    let _ = ready.send(Err(err));
-                    self.finished = true;
-                } else if self.stopping {
-                    self.finished = true;
-                } else {
-                    tracing::warn!("reconnecting to {}: {err}", self.url);
-                    self.schedule_retry();
-                }
-            }
-            Wake::Timer => match self.link {
-                Link::Up { .. } => self.session.handle_timeout(Instant::now()),
-                Link::Down { .. } => self.start_opening(),
-                Link::Opening(_) => {}
-            },
-        }
-    }
-
-    /// QoS 0 publications whose last byte is written are done.
-    fn resolve_written(&mut self) {
-        while let Some((end, _)) = self.qos0.front() {
-            if *end > self.written {
-                break;
-            }
-            if let Some((_, reply)) = self.qos0.pop_front() {
-                let _ = reply.send(Ok(crate::PublishOutcome {
-                    packet_id: None,
-                    reason_code: ReasonCode::Success,
-                }));
-            }
-        }
-    }
-
-    /// The session says the connection is over: write what it queued last (a
-    /// DISCONNECT), close the transport, then reconnect or end.
+    /// The connection is over: write what it gave last (a DISCONNECT), then close the
+    /// transport, or abandon the opening.
     pub(super) async fn close_link(&mut self) {
-        let link = std::mem::replace(&mut self.link, Link::Down { retry_at: None });
+        let link = std::mem::replace(&mut self.link, Link::Down);
         if let Link::Up { reader, mut writer } = link {
             let out = std::mem::take(&mut self.out);
             let _ = tokio::time::timeout(CLOSE_GRACE, async {
@@ -185,74 +101,6 @@ impl Driver {
         }
         self.out.clear();
         self.needs_flush = false;
-        self.written = self.queued;
-        for (_, reply) in self.qos0.drain(..) {
-            let _ = reply.send(Err(Error::ConnectionLost));
-        }
-        self.shared.connected.store(false, Ordering::Release);
-        self.subscriptions.connection_lost();
-        let reason = self
-            .down_reason
-            .take()
-            .unwrap_or_else(|| DisconnectReason::Transport("connection closed".into()));
-        if let Some(ready) = self.ready.take() {
-            let _ = ready.send(Err(first_connect_error(&reason, self)));
-            self.finished = true;
-            return;
-        }
-        let taken_over = matches!(
-            reason,
-            DisconnectReason::Server {
-                reason_code: ReasonCode::SessionTakenOver,
-                ..
-            }
-        );
-        let will_reconnect = !self.stopping && !taken_over && self.options.reconnect.enabled;
-        self.emit(Event::Disconnected {
-            reason,
-            will_reconnect,
-        });
-        if will_reconnect {
-            self.schedule_retry();
-        } else {
-            self.finished = true;
-        }
-    }
-
-    /// Plans the next attempt with exponential backoff and jitter.
-    fn schedule_retry(&mut self) {
-        self.attempt = self.attempt.saturating_add(1);
-        let delay = self.options.reconnect.delay(self.attempt, fastrand::f64());
-        self.link = Link::Down {
-            retry_at: Some(TokioInstant::now() + delay),
-        };
-        self.emit(Event::Reconnecting {
-            attempt: self.attempt,
-            delay,
-        });
-    }
-}
-
-fn first_connect_error(reason: &DisconnectReason, driver: &Driver) -> ConnectError {
-    match reason {
-        DisconnectReason::Refused(code) => ConnectError::Refused {
-            reason_code: *code,
-            reason_string: None,
-        },
-        DisconnectReason::ConnectTimeout => {
-            ConnectError::Timeout(driver.session.options().connect_timeout)
-        }
-        DisconnectReason::Server {
-            reason_code,
-            reason_string,
-        } => ConnectError::Closed(match reason_string {
-            Some(text) => format!("DISCONNECT {reason_code}: {text}"),
-            None => format!("DISCONNECT {reason_code}"),
-        }),
-        DisconnectReason::Transport(text) | DisconnectReason::ProtocolViolation(text) => {
-            ConnectError::Closed(text.clone())
-        }
-        other => ConnectError::Closed(format!("{other:?}")),
     }
 }
 
@@ -286,7 +134,7 @@ async fn write_some(
     }
 }
 
-async fn open_some(opening: Option<&mut Opening>) -> Result<BoxIo, ConnectError> {
+async fn open_some(opening: Option<&mut Opening>) -> Result<BoxIo, TransportError> {
     match opening {
         Some(opening) => opening.await,
         None => std::future::pending().await,

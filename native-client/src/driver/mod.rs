@@ -1,166 +1,95 @@
-//! The driver task: the one place that owns the transport and the
-//! [`ClientSession`], and the only code here that awaits on IO.
+//! The driver task: the one place that owns the transport and the sans-IO
+//! [`Connection`] of `protocol::client` (the behaviour both clients share), and the
+//! only code here that awaits on IO.
 //!
 //! ```text
 //!  Client handles ──Command──► ┌──────────── driver task ────────────┐
-//!  (mpsc, any number)          │ ClientSession (sans IO)             │ ◄── read ── socket
-//!                              │ subscriptions, offline queue,       │ ─── write ─► (one buffer:
-//!  Subscription streams ◄───── │ publish waiters, requests           │      everything poll_transmit
-//!  events (broadcast)  ◄────── │ one timer: poll_timeout / backoff   │      gave, written together)
+//!  (mpsc, any number)          │ Connection (protocol::client):      │ ◄── read ── socket
+//!                              │ session, subscriptions, offline     │ ─── write ─► (one buffer:
+//!  Subscription streams ◄───── │ queue, requests, reconnect backoff  │      everything poll gave,
+//!  events (broadcast)  ◄────── │ one timer: poll_timeout             │      written together)
 //!                              └─────────────────────────────────────┘
 //! ```
 //!
-//! Each turn of the loop follows the session's driving contract: after any input
-//! (bytes, a command, the timer) [`Driver::pump`] moves every byte `poll_transmit`
-//! gives into the write buffer and handles every `poll_event`; then the loop waits for
-//! the next input. Reading and writing are separate `select!` branches, so a broker
-//! that floods us never stops us from writing, nor the reverse.
+//! Each turn of the loop follows the connection's driving contract (see
+//! [`protocol::client::connection`]): after any input (bytes, a command, the timer, the
+//! transport opening) [`Driver::settle`] polls the connection until it is drained,
+//! opening or closing the transport as it asks, then the events go out and the loop
+//! waits for the next input. Reading and writing are separate `select!` branches, so
+//! a broker that floods us never stops us from writing, nor the reverse.
 //!
-//! - `event`: the session's events: CONNACK and what follows it, acknowledgements,
-//!   messages routed to subscriptions and requests.
-//! - `link`: opening, the connection's life and its end, reconnect backoff.
-//! - `subscriptions`: the filter registry and message routing.
-//! - this module: the loop, commands and session events.
+//! - `link`: the transport and waiting on it (read, write, timer, commands, opening).
+//! - this module: the tokio [`Channels`], the loop, and handing inputs over.
 
-mod event;
 mod link;
-mod subscriptions;
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use bytes::{Bytes, BytesMut};
-use protocol::session::ClientSession;
-use protocol::{
-    Disconnect, PacketId, QoS, ReasonCode, SubscribeProperties,
-    Subscription as SubscriptionRequest, SubscriptionOptions, TopicFilter, TopicName,
-    UnsubscribeProperties,
-};
+use bytes::{Buf, Bytes, BytesMut};
+use protocol::client::{Channels, Connection, Event, LinkAction, Message};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 use web_time::Instant;
 
-use crate::client::{PublishOutcome, Shared};
+use crate::client::Shared;
 use crate::error::{ConnectError, Error};
-use crate::options::{ConnectOptions, DropPolicy, PublishOptions};
+use crate::options::ConnectOptions;
 use crate::url::BrokerUrl;
-use link::Link;
-use protocol::client::Message;
-use protocol::client::{DisconnectReason, DropSource, Event};
-use subscriptions::Subscriptions;
+use link::{Link, Wake, Written};
 
-/// The answer to a command.
-pub(crate) type Reply<T> = oneshot::Sender<Result<T, Error>>;
+/// The tokio channel types behind the [`Connection`]: each local
+/// [`Subscription`](crate::Subscription) reads a bounded `mpsc` channel; every call
+/// waits on a `oneshot`.
+#[derive(Debug)]
+pub(crate) struct Tokio;
+
+impl Channels for Tokio {
+    type Sender = mpsc::Sender<Message>;
+    type Reply<T: std::fmt::Debug> = oneshot::Sender<Result<T, Error>>;
+    type ConnectError = ConnectError;
+    type Ready = oneshot::Sender<Result<(), ConnectError>>;
+
+    fn deliver(sender: &Self::Sender, message: Message) -> bool {
+        !matches!(sender.try_send(message), Err(TrySendError::Full(_)))
+    }
+
+    fn answer<T: std::fmt::Debug>(reply: Self::Reply<T>, result: Result<T, Error>) {
+        let _ = reply.send(result);
+    }
+
+    fn ready(ready: Self::Ready, result: Result<(), ConnectError>) {
+        let _ = ready.send(result);
+    }
+}
 
 /// What a [`Client`](crate::Client) asks of the driver.
-#[derive(Debug)]
-pub(crate) enum Command {
-    Publish(Outgoing, Reply<PublishOutcome>),
-    Subscribe {
-        local: u64,
-        filter: TopicFilter,
-        options: SubscriptionOptions,
-        sender: mpsc::Sender<Message>,
-        reply: Reply<QoS>,
-    },
-    /// A [`Subscription`](crate::Subscription) was dropped.
-    Unsubscribe {
-        local: u64,
-    },
-    Request {
-        outgoing: Outgoing,
-        correlation: Bytes,
-        reply: Reply<Message>,
-    },
-    /// The requester stopped waiting.
-    CancelRequest(Bytes),
-    Disconnect {
-        reason: ReasonCode,
-        done: oneshot::Sender<()>,
-    },
-    /// Close the transport without DISCONNECT; reconnect or end.
-    DropConnection {
-        reconnect: bool,
-    },
-}
-
-/// A publication on its way.
-#[derive(Debug, Clone)]
-pub(crate) struct Outgoing {
-    pub(crate) topic: TopicName,
-    pub(crate) payload: Bytes,
-    pub(crate) options: PublishOptions,
-}
-
-/// Who waits for a publication's outcome.
-#[derive(Debug)]
-enum Waiter {
-    Publish(Reply<PublishOutcome>),
-    /// A request's own message: failures fail the request; success waits for the
-    /// response.
-    Request(Bytes),
-}
+pub(crate) type Command = protocol::client::Command<Tokio>;
 
 /// The driver: see the module docs.
 pub(crate) struct Driver {
-    session: ClientSession,
-    options: ConnectOptions,
+    connection: Connection<Tokio>,
     url: BrokerUrl,
+    /// The rustls configuration for `mqtts://` and `wss://`, built once.
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// The name the server's certificate is checked against, if not the URL's host.
+    server_name: Option<String>,
     shared: Arc<Shared>,
     commands: mpsc::UnboundedReceiver<Command>,
     link: Link,
-    /// Bytes read, handed to the session (which swaps in an empty buffer).
+    /// Bytes read, handed to the connection (which swaps in an empty buffer).
     read_buf: BytesMut,
-    /// Bytes to write: everything `poll_transmit` gave and the socket did not take yet.
+    /// Bytes to write: everything `poll` gave and the socket did not take yet.
     out: BytesMut,
     /// Bytes went out since the last flush (TLS and WebSocket buffer).
     needs_flush: bool,
-    /// Total bytes put into `out` and total written, to resolve QoS 0 publications
-    /// when their bytes are written.
-    queued: u64,
-    written: u64,
-    /// Reconnect attempts since the last CONNACK.
-    attempt: u32,
-    /// `Client::connect` waiting for the first CONNACK.
-    ready: Option<oneshot::Sender<Result<(), ConnectError>>>,
-    /// QoS 1 and 2 publications in the session, with a copy to publish again if the
-    /// broker loses the session (QoS 1 only).
-    in_flight: HashMap<PacketId, (Outgoing, Waiter)>,
-    /// QoS 0 publications waiting for their last byte to be written.
-    qos0: VecDeque<(u64, Reply<PublishOutcome>)>,
-    /// Publications made while disconnected.
-    offline: VecDeque<(Outgoing, Waiter)>,
-    /// QoS 1 publications the broker forgot, to publish again.
-    republish: Vec<(Outgoing, Waiter)>,
-    subscriptions: Subscriptions,
-    /// Requests waiting for a response, by correlation data.
-    requests: HashMap<Bytes, Reply<Message>>,
-    /// Where responses to our requests arrive (known from the first CONNACK).
-    response_topic: Option<TopicName>,
-    /// Whether the broker takes Subscription Identifiers on this connection.
-    use_ids: bool,
-    /// CONNACK arrived; `Some(session_present)` until the follow-up is done.
-    just_connected: Option<bool>,
-    /// Why the current connection is ending (the first cause wins).
-    down_reason: Option<DisconnectReason>,
-    /// The last IO error, to explain a transport loss.
-    io_error: Option<String>,
-    /// Offline publications dropped by the policy, not yet reported.
-    dropped_offline: u64,
-    /// No reconnect: the client ends when the connection does.
-    stopping: bool,
-    /// The loop is over.
-    finished: bool,
-    /// `disconnect` calls waiting for the end.
-    done: Vec<oneshot::Sender<()>>,
 }
 
 impl std::fmt::Debug for Driver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Driver")
             .field("url", &self.url)
-            .field("connected", &self.session.is_connected())
+            .field("connected", &self.connection.is_connected())
             .finish_non_exhaustive()
     }
 }
@@ -181,285 +110,118 @@ impl Driver {
             options.session.password = url.password.clone().map(Bytes::from);
         }
         let tls = if url.scheme.is_tls() {
-            Some(options.tls.client_config()?)
+            Some(options.transport.client_config()?)
         } else {
             None
         };
         Ok(Self {
-            session: ClientSession::new(options.session.clone()),
-            options,
+            connection: Connection::new(&options, ready, fastrand::u64(..)),
             url,
             tls,
+            server_name: options.transport.server_name.clone(),
             shared,
             commands,
-            link: Link::Down { retry_at: None },
+            link: Link::Down,
             read_buf: BytesMut::with_capacity(16 * 1024),
             out: BytesMut::with_capacity(16 * 1024),
             needs_flush: false,
-            queued: 0,
-            written: 0,
-            attempt: 0,
-            ready: Some(ready),
-            in_flight: HashMap::new(),
-            qos0: VecDeque::new(),
-            offline: VecDeque::new(),
-            republish: Vec::new(),
-            subscriptions: Subscriptions::new(subscriptions::UNKNOWN_IDS),
-            requests: HashMap::new(),
-            response_topic: None,
-            use_ids: false,
-            just_connected: None,
-            down_reason: None,
-            io_error: None,
-            dropped_offline: 0,
-            stopping: false,
-            finished: false,
-            done: Vec::new(),
         })
     }
 
     /// Runs until the client ends.
     pub(crate) async fn run(mut self) {
-        self.start_opening();
+        self.connection.start(Instant::now());
         loop {
-            self.pump();
-            if self.link.is_up() && !self.session.is_open() {
-                self.close_link().await;
-            }
-            if self.finished {
+            self.settle().await;
+            self.publish_status();
+            if self.connection.is_finished() {
                 break;
             }
             let wake = self.wait().await;
             self.handle(wake);
         }
-        self.finish();
-    }
-
-    /// Drains the session: bytes to `out`, events to their handlers, until both are
-    /// empty; then reports drops.
-    fn pump(&mut self) {
-        loop {
-            self.transmit();
-            if let Some(event) = self.session.poll_event() {
-                self.on_event(event);
-                continue;
-            }
-            if let Some(session_present) = self.just_connected.take() {
-                self.after_connect(session_present);
-                continue;
-            }
-            break;
-        }
-        if self.dropped_offline > 0 {
-            let count = std::mem::take(&mut self.dropped_offline);
-            self.emit(Event::MessagesDropped {
-                count,
-                source: DropSource::OfflineQueue,
-            });
-        }
-    }
-
-    fn transmit(&mut self) {
-        let before = self.out.len();
-        if self.session.poll_transmit(Instant::now(), &mut self.out) {
-            self.queued += (self.out.len() - before) as u64;
-        }
-    }
-
-    fn emit(&self, event: Event) {
-        let _ = self.shared.events.send(event);
-    }
-
-    fn handle_command(&mut self, command: Option<Command>) {
-        let Some(command) = command else {
-            // Every `Client` is gone: end the session politely.
-            self.disconnect(ReasonCode::Success);
-            return;
-        };
-        match command {
-            Command::Publish(outgoing, reply) => self.publish(outgoing, Waiter::Publish(reply)),
-            Command::Subscribe {
-                local,
-                filter,
-                options,
-                sender,
-                reply,
-            } => {
-                self.subscriptions
-                    .add(local, filter, options, sender, reply);
-                self.send_subscribes();
-            }
-            Command::Unsubscribe { local } => {
-                if let Some(filter) = self.subscriptions.remove_local(local) {
-                    self.unsubscribe(filter);
-                }
-            }
-            Command::Request {
-                mut outgoing,
-                correlation,
-                reply,
-            } => {
-                let Some(topic) = self.response_topic.clone() else {
-                    let _ = reply.send(Err(Error::NeedsV5("request/response")));
-                    return;
-                };
-                if let Ok(filter) = TopicFilter::new(topic.clone().into_inner()) {
-                    self.subscriptions.ensure_internal(filter);
-                    self.send_subscribes();
-                }
-                let properties = &mut outgoing.options.properties;
-                properties.response_topic = Some(topic.into_inner());
-                properties.correlation_data = Some(correlation.clone());
-                self.requests.insert(correlation.clone(), reply);
-                self.publish(outgoing, Waiter::Request(correlation));
-            }
-            Command::CancelRequest(correlation) => {
-                self.requests.remove(&correlation);
-            }
-            Command::Disconnect { reason, done } => {
-                self.done.push(done);
-                self.disconnect(reason);
-            }
-            Command::DropConnection { reconnect } => {
-                self.stopping |= !reconnect;
-                if self.link.is_up() {
-                    self.down_reason.get_or_insert(DisconnectReason::Dropped);
-                    self.session.handle_connection_lost();
-                } else if self.stopping {
-                    self.finished = true;
-                }
-            }
-        }
-    }
-
-    fn disconnect(&mut self, reason: ReasonCode) {
-        self.stopping = true;
-        if self.link.is_up() && self.session.is_open() {
-            self.down_reason.get_or_insert(DisconnectReason::Local);
-            if self.session.disconnect(Disconnect::new(reason)).is_err() {
-                self.session.handle_connection_lost();
-            }
-        } else {
-            self.finished = true;
-        }
-    }
-
-    fn publish(&mut self, outgoing: Outgoing, waiter: Waiter) {
-        if self.session.is_connected() {
-            return self.publish_now(outgoing, waiter);
-        }
-        let queue = self.options.offline_queue;
-        if self.offline.len() < queue.capacity {
-            self.offline.push_back((outgoing, waiter));
-            return;
-        }
-        match queue.policy {
-            DropPolicy::Reject => self.fail(waiter, Error::QueueFull),
-            DropPolicy::DropOldest if queue.capacity > 0 => {
-                if let Some((_, oldest)) = self.offline.pop_front() {
-                    self.fail(oldest, Error::Dropped);
-                }
-                self.offline.push_back((outgoing, waiter));
-                self.dropped_offline += 1;
-            }
-            _ => {
-                self.fail(waiter, Error::Dropped);
-                self.dropped_offline += 1;
-            }
-        }
-    }
-
-    fn publish_now(&mut self, outgoing: Outgoing, waiter: Waiter) {
-        let PublishOptions {
-            qos,
-            retain,
-            properties,
-        } = outgoing.options.clone();
-        let topic = outgoing.topic.clone();
-        match self
-            .session
-            .publish(topic, outgoing.payload.clone(), qos, retain, properties)
-        {
-            Err(err) => self.fail(waiter, Error::Session(err)),
-            Ok(Some(packet_id)) => {
-                self.in_flight.insert(packet_id, (outgoing, waiter));
-            }
-            Ok(None) => {
-                self.transmit();
-                match waiter {
-                    Waiter::Publish(reply) => self.qos0.push_back((self.queued, reply)),
-                    Waiter::Request(_) => {}
-                }
-            }
-        }
-    }
-
-    fn fail(&mut self, waiter: Waiter, error: Error) {
-        match waiter {
-            Waiter::Publish(reply) => {
-                let _ = reply.send(Err(error));
-            }
-            Waiter::Request(correlation) => {
-                if let Some(reply) = self.requests.remove(&correlation) {
-                    let _ = reply.send(Err(error));
-                }
-            }
-        }
-    }
-
-    fn send_subscribes(&mut self) {
-        if !self.session.is_connected() {
-            return;
-        }
-        for (filter, options, id) in self.subscriptions.unsent() {
-            let properties = SubscribeProperties {
-                subscription_identifier: self.use_ids.then_some(id),
-                ..SubscribeProperties::default()
-            };
-            let request = SubscriptionRequest {
-                filter: filter.clone(),
-                options,
-            };
-            match self.session.subscribe(vec![request], properties) {
-                Ok(packet_id) => self.subscriptions.requested(&filter, packet_id),
-                Err(err) => self.subscriptions.failed(&filter, Error::Session(err)),
-            }
-        }
-    }
-
-    fn unsubscribe(&mut self, filter: TopicFilter) {
-        if !self.session.is_connected() {
-            return self.subscriptions.defer_unsubscribe(filter);
-        }
-        let properties = UnsubscribeProperties::default();
-        if let Ok(packet_id) = self.session.unsubscribe(vec![filter.clone()], properties) {
-            self.subscriptions.unsubscribing(filter, packet_id);
-        }
-    }
-
-    /// The client ends: everyone waiting hears so.
-    fn finish(&mut self) {
+        self.link = Link::Down;
         self.shared.connected.store(false, Ordering::Release);
         self.shared.closed.store(true, Ordering::Release);
-        if let Some(ready) = self.ready.take() {
-            let _ = ready.send(Err(ConnectError::Closed("the client stopped".into())));
+    }
+
+    /// Polls the connection until it is drained, opening and closing the transport as
+    /// it asks.
+    async fn settle(&mut self) {
+        loop {
+            match self.connection.poll(Instant::now(), &mut self.out) {
+                Some(LinkAction::Open) => self.start_opening(),
+                Some(LinkAction::Close) => self.close_link().await,
+                Some(_) => {}
+                None => break,
+            }
         }
-        for (_, (_, waiter)) in std::mem::take(&mut self.in_flight) {
-            self.fail(waiter, Error::Closed);
+    }
+
+    /// Copies the connection state to the handles and delivers the events.
+    fn publish_status(&mut self) {
+        let connected = self.connection.is_connected();
+        self.shared.connected.store(connected, Ordering::Release);
+        if connected {
+            let id = &self.connection.options().client_id;
+            let mut client_id = self
+                .shared
+                .client_id
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if client_id.as_str() != &**id {
+                *client_id = id.to_string();
+            }
         }
-        for (outgoing, waiter) in std::mem::take(&mut self.offline) {
-            drop(outgoing);
-            self.fail(waiter, Error::Closed);
+        while let Some(event) = self.connection.poll_event() {
+            if let Event::SubscriptionRefused {
+                filter,
+                reason_code,
+            } = &event
+            {
+                tracing::warn!(
+                    "the broker refused to restore subscription {filter}: {reason_code}"
+                );
+            }
+            let _ = self.shared.events.send(event);
         }
-        for (_, reply) in self.qos0.drain(..) {
-            let _ = reply.send(Err(Error::Closed));
-        }
-        for (_, reply) in self.requests.drain() {
-            let _ = reply.send(Err(Error::Closed));
-        }
-        self.subscriptions.close();
-        for done in self.done.drain(..) {
-            let _ = done.send(());
+    }
+
+    /// Feeds one input to the connection (or the link).
+    fn handle(&mut self, wake: Wake) {
+        match wake {
+            Wake::Command(Some(command)) => self.connection.handle_command(command),
+            // Every `Client` is gone: end the session politely.
+            Wake::Command(None) => self.connection.handle_handles_dropped(),
+            Wake::Read(Ok(0)) => self.connection.handle_connection_lost(None),
+            Wake::Read(Ok(_)) => self.connection.handle_bytes(&mut self.read_buf),
+            Wake::Read(Err(err)) | Wake::Wrote(Err(err)) => {
+                self.connection
+                    .handle_connection_lost(Some(err.to_string()));
+            }
+            Wake::Wrote(Ok(Written::Bytes(n))) => {
+                self.out.advance(n);
+                self.needs_flush = true;
+                self.connection.handle_written(n);
+            }
+            Wake::Wrote(Ok(Written::Flushed)) => self.needs_flush = false,
+            Wake::Opened(Ok(io)) => {
+                let (reader, writer) = tokio::io::split(io);
+                self.link = Link::Up { reader, writer };
+                self.connection.handle_opened(Instant::now());
+            }
+            Wake::Opened(Err(err)) => {
+                self.link = Link::Down;
+                let transient = err.is_transient();
+                let text = err.to_string();
+                let now = Instant::now();
+                self.connection
+                    .handle_open_failed(ConnectError::Transport(err), transient, now);
+                if !self.connection.is_finished() {
+                    tracing::warn!("reconnecting to {}: {text}", self.url);
+                }
+            }
+            Wake::Timer => self.connection.handle_timeout(Instant::now()),
         }
     }
 }

@@ -30,6 +30,16 @@ pub enum Event {
         /// The backoff before it.
         delay: Duration,
     },
+    /// The broker refused a filter the client subscribed again by itself (after a
+    /// reconnect to a broker that had lost the session). No `subscribe` call waits
+    /// for it any more, so the application hears it here; the filter's
+    /// `Subscription`s stay open and receive nothing.
+    SubscriptionRefused {
+        /// The filter.
+        filter: String,
+        /// The SUBACK reason code, e.g. Not authorized (0x87).
+        reason_code: ReasonCode,
+    },
     /// Messages were dropped.
     MessagesDropped {
         /// How many.

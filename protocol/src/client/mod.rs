@@ -3,31 +3,52 @@
 //! and the adapter state that does not depend on a runtime.
 //!
 //! Like the rest of this crate it is sans-IO: no tasks, no sockets, no clock reads.
-//! Time and randomness are arguments ([`ReconnectOptions::delay`]), and the channel
-//! types a client delivers into are its own ([`SubscriptionChannels`]). Each client
+//! Time and randomness are arguments (`now` on every call of [`Connection`], a seed
+//! for the reconnect jitter), and the channel types a client delivers into are its own
+//! ([`Channels`]). Each client
 //! re-exports these types under its own name, so `native_client::Message` and
 //! `web_client::Message` are the same type.
 //!
 //! # Layout
 //!
+//! - [`connection`]: [`Connection`], the client's state machine: session events,
+//!   commands, the offline queue, publications in flight, request correlation,
+//!   reconnect backoff. Its module docs give the driving contract the adapters follow.
+//! - [`command`]: [`Command`], what a client's handles ask of the connection, with
+//!   [`Outgoing`] and [`PublishOutcome`].
+//! - [`channels`]: [`Channels`], the channel types a client fills in.
+//! - [`error`]: [`Error`] (an operation failed) and [`ConnectFailure`] (the first
+//!   connection failed above the transport).
 //! - [`message`]: [`Message`], an application message received.
 //! - [`event`]: [`Event`], [`DisconnectReason`], [`DropSource`]: what happens to a
 //!   client's connection.
-//! - [`options`]: [`ReconnectOptions`] (exponential backoff with jitter),
-//!   [`OfflineQueueOptions`] and [`DropPolicy`], [`PublishOptions`].
+//! - [`options`]: [`ConnectOptions`], [`ReconnectOptions`] (exponential backoff with
+//!   jitter), [`OfflineQueueOptions`] and [`DropPolicy`], [`PublishOptions`],
+//!   [`SubscribeOptions`].
 //! - [`subscription`]: [`SubscriptionRegistry`], local subscriptions over shared
 //!   filters, Subscription Identifiers and routing of incoming messages.
 //! - [`small_map`]: [`SmallMap`], the insertion-ordered table the registry (and the
 //!   browser client's other small tables) use.
 
+pub mod channels;
+pub mod command;
+pub mod connection;
+pub mod error;
 pub mod event;
 pub mod message;
 pub mod options;
 pub mod small_map;
 pub mod subscription;
 
+pub use channels::Channels;
+pub use command::{Command, Outgoing, PublishOutcome, correlation_data};
+pub use connection::{Connection, LinkAction};
+pub use error::{ConnectFailure, Error};
 pub use event::{DisconnectReason, DropSource, Event};
 pub use message::Message;
-pub use options::{DropPolicy, OfflineQueueOptions, PublishOptions, ReconnectOptions};
+pub use options::{
+    ConnectOptions, DropPolicy, OfflineQueueOptions, PublishOptions, ReconnectOptions,
+    SubscribeOptions,
+};
 pub use small_map::SmallMap;
-pub use subscription::{SubscriptionChannels, SubscriptionRegistry, UnknownIdRouting};
+pub use subscription::{SubscriptionRegistry, UnknownIdRouting};

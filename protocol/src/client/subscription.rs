@@ -10,52 +10,36 @@
 //! filters are matched here with [`TopicFilter::matches`].
 //!
 //! The registry is sans-IO: it owns no channel and no task. What a client delivers
-//! messages into and answers `subscribe` calls with is its [`SubscriptionChannels`]
-//! (tokio channels in `native-client`, single-threaded queues in `web-client`).
+//! messages into and answers `subscribe` calls with is its [`Channels`] (tokio
+//! channels in `native-client`, single-threaded queues in `web-client`).
 
-use std::fmt;
 use std::marker::PhantomData;
 use std::num::NonZeroU32;
 
 use bytestring::ByteString;
 
-use super::Message;
 use super::small_map::SmallMap;
+use super::{Channels, Error, Message};
 use crate::{PacketId, QoS, ReasonCode, SubscriptionOptions, TopicFilter};
-
-/// The channel types of one client: how the registry hands a message to a local
-/// subscription and answers a `subscribe` call. Implemented by a marker type in each
-/// client.
-pub trait SubscriptionChannels: fmt::Debug {
-    /// The sending end of one local subscription's message buffer.
-    type Sender: fmt::Debug;
-    /// The answer to one `subscribe` call, sent at the SUBACK.
-    type Waiter: fmt::Debug;
-    /// The client's error type, as `subscribe` calls fail with it.
-    type Error: Clone;
-
-    /// Hands `message` to `sender`. Returns `false` only when it was dropped because
-    /// the buffer was full (a reader that is gone is not a loss to report).
-    fn deliver(sender: &Self::Sender, message: Message) -> bool;
-    /// Answers a `subscribe` call.
-    fn answer(waiter: Self::Waiter, result: Result<QoS, Self::Error>);
-    /// The error for a filter the broker refused in SUBACK.
-    fn rejected(code: ReasonCode) -> Self::Error;
-    /// The error for a `subscribe` call still waiting when the client closes.
-    fn closed() -> Self::Error;
-}
 
 /// Where a message goes whose MQTT 5 Subscription Identifiers name no filter the
 /// registry holds (the filters were dropped and the UNSUBSCRIBE is on its way).
 ///
-/// The two clients differ here, and each keeps the behaviour its tests expect.
+/// Both clients route [`UnknownIdRouting::Nowhere`] (the
+/// [`Connection`](super::Connection) builds its registry so). They used to differ:
+/// `native-client` matched the topic instead, which delivers a second copy to a local
+/// subscription whose overlapping filter the broker also serves under its own
+/// identifier (a broker may send one copy per matching subscription, §3.3.4, as
+/// mosquitto does). A message that names only identifiers no filter holds any more
+/// was meant for a subscription the application has given up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum UnknownIdRouting {
-    /// Match the topic against every filter instead (`native-client`).
+    /// Match the topic against every filter instead (`native-client` before the
+    /// clients shared this core; kept for tests of the difference).
     MatchTopic,
     /// Nowhere: matching the topic would deliver a second copy to an overlapping
-    /// filter that gets the message under its own identifier (`web-client`).
+    /// filter that gets the message under its own identifier.
     Nowhere,
 }
 
@@ -73,7 +57,7 @@ pub enum State {
 
 /// One topic filter as the broker sees it.
 #[derive(Debug)]
-struct Entry<C: SubscriptionChannels> {
+struct Entry<C: Channels> {
     filter: TopicFilter,
     options: SubscriptionOptions,
     /// Its MQTT 5 Subscription Identifier, stable for the life of the client.
@@ -86,7 +70,7 @@ struct Entry<C: SubscriptionChannels> {
     /// Local subscriptions reading this filter.
     locals: SmallMap<u64, C::Sender>,
     /// `subscribe` calls waiting for the SUBACK.
-    waiters: Vec<(u64, C::Waiter)>,
+    waiters: Vec<(u64, C::Reply<QoS>)>,
     /// Held by the client itself (the request/response topic): kept without locals.
     internal: bool,
 }
@@ -94,7 +78,7 @@ struct Entry<C: SubscriptionChannels> {
 /// Every filter of a client and every local subscription (see the module docs).
 /// Local subscriptions are named by the client's own `u64` ids.
 #[derive(Debug)]
-pub struct SubscriptionRegistry<C: SubscriptionChannels> {
+pub struct SubscriptionRegistry<C: Channels> {
     entries: SmallMap<ByteString, Entry<C>>,
     /// Local subscription → its filter.
     local_filters: SmallMap<u64, ByteString>,
@@ -114,7 +98,7 @@ pub struct SubscriptionRegistry<C: SubscriptionChannels> {
 /// A SUBSCRIBE to send: the filter, its options and identifier.
 pub type Pending = (TopicFilter, SubscriptionOptions, NonZeroU32);
 
-impl<C: SubscriptionChannels> SubscriptionRegistry<C> {
+impl<C: Channels> SubscriptionRegistry<C> {
     /// An empty registry; `unknown_ids` routes identifiers no filter holds.
     pub fn new(unknown_ids: UnknownIdRouting) -> Self {
         Self {
@@ -136,7 +120,7 @@ impl<C: SubscriptionChannels> SubscriptionRegistry<C> {
         filter: TopicFilter,
         options: SubscriptionOptions,
         sender: C::Sender,
-        reply: C::Waiter,
+        reply: C::Reply<QoS>,
     ) {
         let key = filter.clone().into_inner();
         let entry = self.entry(filter, false);
@@ -215,7 +199,7 @@ impl<C: SubscriptionChannels> SubscriptionRegistry<C> {
     }
 
     /// SUBSCRIBE for `filter` could not be sent: its waiters fail with `error`.
-    pub fn failed(&mut self, filter: &str, error: C::Error) {
+    pub fn failed(&mut self, filter: &str, error: Error) {
         let Some(entry) = self.entries.get_mut(filter) else {
             return;
         };
@@ -261,7 +245,7 @@ impl<C: SubscriptionChannels> SubscriptionRegistry<C> {
         entry.state = State::Active;
         let had_waiters = !waiters.is_empty();
         for (local, reply) in waiters {
-            C::answer(reply, Err(C::rejected(code)));
+            C::answer(reply, Err(Error::SubscribeRejected(code)));
             self.remove_local(local);
         }
         if had_waiters {
@@ -354,7 +338,7 @@ impl<C: SubscriptionChannels> SubscriptionRegistry<C> {
     pub fn close(&mut self) {
         for entry in self.entries.values_mut() {
             for (_, reply) in entry.waiters.drain(..) {
-                C::answer(reply, Err(C::closed()));
+                C::answer(reply, Err(Error::Closed));
             }
             entry.locals.clear();
         }
@@ -368,6 +352,8 @@ mod tests {
     use std::cell::RefCell;
     use std::rc::Rc;
 
+    use std::fmt;
+
     use super::*;
 
     /// Buffers of capacity 1; waiters record their answer.
@@ -376,10 +362,11 @@ mod tests {
 
     type Buffer = Rc<RefCell<Vec<Message>>>;
 
-    impl SubscriptionChannels for Test {
+    impl Channels for Test {
         type Sender = Buffer;
-        type Waiter = Rc<RefCell<Option<Result<QoS, String>>>>;
-        type Error = String;
+        type Reply<T: fmt::Debug> = Rc<RefCell<Option<Result<T, Error>>>>;
+        type ConnectError = super::super::ConnectFailure;
+        type Ready = ();
 
         fn deliver(sender: &Buffer, message: Message) -> bool {
             let mut buffer = sender.borrow_mut();
@@ -391,17 +378,11 @@ mod tests {
             }
         }
 
-        fn answer(waiter: Self::Waiter, result: Result<QoS, String>) {
-            *waiter.borrow_mut() = Some(result);
+        fn answer<T: fmt::Debug>(reply: Self::Reply<T>, result: Result<T, Error>) {
+            *reply.borrow_mut() = Some(result);
         }
 
-        fn rejected(code: ReasonCode) -> String {
-            format!("rejected {code}")
-        }
-
-        fn closed() -> String {
-            "closed".into()
-        }
+        fn ready(_: (), _: Result<(), Self::ConnectError>) {}
     }
 
     fn add(subs: &mut SubscriptionRegistry<Test>, local: u64, filter: &str) -> Buffer {
@@ -487,7 +468,7 @@ mod tests {
     #[test]
     fn a_refused_subscription_fails_its_waiters_and_close_fails_the_rest() {
         let mut subs = SubscriptionRegistry::<Test>::new(UnknownIdRouting::Nowhere);
-        let waiter: <Test as SubscriptionChannels>::Waiter = Rc::default();
+        let waiter: <Test as Channels>::Reply<QoS> = Rc::default();
         let filter = TopicFilter::new("a".to_owned()).unwrap();
         subs.add(
             1,
@@ -503,7 +484,7 @@ mod tests {
                 .is_empty()
         );
         assert!(waiter.borrow().as_ref().unwrap().is_err());
-        let waiter: <Test as SubscriptionChannels>::Waiter = Rc::default();
+        let waiter: <Test as Channels>::Reply<QoS> = Rc::default();
         let filter = TopicFilter::new("b".to_owned()).unwrap();
         subs.add(
             2,
@@ -513,6 +494,6 @@ mod tests {
             waiter.clone(),
         );
         subs.close();
-        assert_eq!(*waiter.borrow(), Some(Err("closed".to_owned())));
+        assert_eq!(*waiter.borrow(), Some(Err(Error::Closed)));
     }
 }

@@ -10,9 +10,15 @@
 
 #![allow(dead_code, unreachable_pub)] // each test binary uses its own part
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use protocol::client::{
+    self, Channels, Command, ConnectFailure, ConnectOptions, Connection, Event, LinkAction,
+    Message, Outgoing, PublishOutcome,
+};
 use protocol::session::{
     AcceptOptions, ClientEvent, ClientOptions, ClientSession, CloseReason, SendOutcome,
     ServerEvent, ServerOptions, ServerSession, SessionState,
@@ -40,6 +46,8 @@ pub struct Broker {
     pub auto_ack: bool,
     /// Subscriptions of the client: filter and granted QoS.
     pub subscriptions: Vec<(TopicFilter, QoS)>,
+    /// Filters SUBACK refuses (Not authorized).
+    pub refused_filters: Vec<String>,
     /// The session state stored when the last connection closed.
     pub stored: Option<SessionState>,
     /// Whether the current connection's session outlives it.
@@ -66,6 +74,7 @@ impl Default for Broker {
             auto_accept: true,
             auto_ack: true,
             subscriptions: Vec::new(),
+            refused_filters: Vec::new(),
             stored: None,
             persistent: false,
             connects: Vec::new(),
@@ -75,6 +84,104 @@ impl Default for Broker {
             delivered: Vec::new(),
             released: Vec::new(),
             closed: Vec::new(),
+        }
+    }
+}
+
+impl Broker {
+    /// The broker's part of a server event: accept, store, route, acknowledge.
+    pub fn handle(&mut self, server: &mut ServerSession, event: ServerEvent) {
+        let broker = self;
+        match event {
+            ServerEvent::Connect(connect) => {
+                broker.persistent = !connect.clean_start
+                    || connect
+                        .properties
+                        .session_expiry_interval
+                        .is_some_and(|e| e > 0);
+                if connect.clean_start {
+                    broker.stored = None;
+                    broker.subscriptions.clear();
+                }
+                let assigned = connect.client_id.is_empty().then(|| "assigned-1".into());
+                broker.connects.push(*connect);
+                if broker.auto_accept {
+                    let options = AcceptOptions {
+                        assigned_client_identifier: assigned,
+                        ..AcceptOptions::default()
+                    };
+                    let resumed = broker.stored.take();
+                    server.accept(options, resumed).expect("accept");
+                }
+            }
+            ServerEvent::Publish(publish) => {
+                broker.received.push(publish.clone());
+                let granted = broker
+                    .subscriptions
+                    .iter()
+                    .filter(|(filter, _)| filter.matches(&publish.topic))
+                    .map(|&(_, qos)| qos)
+                    .max();
+                if let Some(qos) = granted {
+                    let mut copy = publish.clone();
+                    copy.qos = copy.qos.min(qos);
+                    copy.retain = false;
+                    let outcome = server.send_publish(copy).expect("send_publish");
+                    broker.sent.push(outcome);
+                }
+                if let Some(id) = publish.packet_id {
+                    if broker.auto_ack {
+                        server
+                            .ack_publish(id, ReasonCode::Success)
+                            .expect("ack_publish");
+                    } else {
+                        broker.unacked.push(id);
+                    }
+                }
+            }
+            ServerEvent::Subscribe(subscribe) => {
+                let mut codes = Vec::new();
+                for Subscription { filter, options } in subscribe.subscriptions {
+                    if broker.refused_filters.iter().any(|f| f == filter.as_str()) {
+                        codes.push(ReasonCode::NotAuthorized);
+                        continue;
+                    }
+                    broker.subscriptions.retain(|(f, _)| *f != filter);
+                    broker.subscriptions.push((filter, options.qos));
+                    codes.push(match options.qos {
+                        QoS::AtMostOnce => ReasonCode::GRANTED_QOS_0,
+                        QoS::AtLeastOnce => ReasonCode::GrantedQoS1,
+                        QoS::ExactlyOnce => ReasonCode::GrantedQoS2,
+                    });
+                }
+                server
+                    .suback(subscribe.packet_id, codes, Default::default())
+                    .expect("suback");
+            }
+            ServerEvent::Unsubscribe(unsubscribe) => {
+                broker
+                    .subscriptions
+                    .retain(|(f, _)| !unsubscribe.filters.contains(f));
+                let codes = vec![ReasonCode::Success; unsubscribe.filters.len()];
+                server
+                    .unsuback(unsubscribe.packet_id, codes, Default::default())
+                    .expect("unsuback");
+            }
+            ServerEvent::Delivered {
+                packet_id,
+                reason_code,
+            } => broker.delivered.push((packet_id, reason_code)),
+            ServerEvent::Released { packet_id } => broker.released.push(packet_id),
+            ServerEvent::Closed {
+                reason,
+                publish_will,
+            } => {
+                broker.closed.push((reason, publish_will));
+                if broker.persistent {
+                    broker.stored = Some(server.take_state());
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -275,95 +382,7 @@ impl Pair {
     }
 
     fn broker_handle(&mut self, event: ServerEvent) {
-        let broker = &mut self.broker;
-        let server = &mut self.server;
-        match event {
-            ServerEvent::Connect(connect) => {
-                broker.persistent = !connect.clean_start
-                    || connect
-                        .properties
-                        .session_expiry_interval
-                        .is_some_and(|e| e > 0);
-                if connect.clean_start {
-                    broker.stored = None;
-                    broker.subscriptions.clear();
-                }
-                let assigned = connect.client_id.is_empty().then(|| "assigned-1".into());
-                broker.connects.push(*connect);
-                if broker.auto_accept {
-                    let options = AcceptOptions {
-                        assigned_client_identifier: assigned,
-                        ..AcceptOptions::default()
-                    };
-                    let resumed = broker.stored.take();
-                    server.accept(options, resumed).expect("accept");
-                }
-            }
-            ServerEvent::Publish(publish) => {
-                broker.received.push(publish.clone());
-                let granted = broker
-                    .subscriptions
-                    .iter()
-                    .filter(|(filter, _)| filter.matches(&publish.topic))
-                    .map(|&(_, qos)| qos)
-                    .max();
-                if let Some(qos) = granted {
-                    let mut copy = publish.clone();
-                    copy.qos = copy.qos.min(qos);
-                    copy.retain = false;
-                    let outcome = server.send_publish(copy).expect("send_publish");
-                    broker.sent.push(outcome);
-                }
-                if let Some(id) = publish.packet_id {
-                    if broker.auto_ack {
-                        server
-                            .ack_publish(id, ReasonCode::Success)
-                            .expect("ack_publish");
-                    } else {
-                        broker.unacked.push(id);
-                    }
-                }
-            }
-            ServerEvent::Subscribe(subscribe) => {
-                let mut codes = Vec::new();
-                for Subscription { filter, options } in subscribe.subscriptions {
-                    broker.subscriptions.retain(|(f, _)| *f != filter);
-                    broker.subscriptions.push((filter, options.qos));
-                    codes.push(match options.qos {
-                        QoS::AtMostOnce => ReasonCode::GRANTED_QOS_0,
-                        QoS::AtLeastOnce => ReasonCode::GrantedQoS1,
-                        QoS::ExactlyOnce => ReasonCode::GrantedQoS2,
-                    });
-                }
-                server
-                    .suback(subscribe.packet_id, codes, Default::default())
-                    .expect("suback");
-            }
-            ServerEvent::Unsubscribe(unsubscribe) => {
-                broker
-                    .subscriptions
-                    .retain(|(f, _)| !unsubscribe.filters.contains(f));
-                let codes = vec![ReasonCode::Success; unsubscribe.filters.len()];
-                server
-                    .unsuback(unsubscribe.packet_id, codes, Default::default())
-                    .expect("unsuback");
-            }
-            ServerEvent::Delivered {
-                packet_id,
-                reason_code,
-            } => broker.delivered.push((packet_id, reason_code)),
-            ServerEvent::Released { packet_id } => broker.released.push(packet_id),
-            ServerEvent::Closed {
-                reason,
-                publish_will,
-            } => {
-                broker.closed.push((reason, publish_will));
-                if broker.persistent {
-                    broker.stored = Some(server.take_state());
-                }
-            }
-            _ => {}
-        }
+        self.broker.handle(&mut self.server, event);
     }
 
     /// The broker acknowledges every message it holds back.
@@ -603,4 +622,239 @@ pub fn persistent_v311(client_id: &str) -> ClientOptions {
     ClientOptions::new(client_id.to_owned())
         .version(ProtocolVersion::V3_1_1)
         .clean_start(false)
+}
+
+/// The channels of the client core under test: unbounded message buffers and answer
+/// slots anyone can read.
+#[derive(Debug)]
+pub struct Cells;
+
+/// Where an answer lands.
+pub type Slot<T> = Rc<RefCell<Option<Result<T, client::Error>>>>;
+
+/// A local subscription's messages.
+pub type Inbox = Rc<RefCell<Vec<Message>>>;
+
+impl Channels for Cells {
+    type Sender = Inbox;
+    type Reply<T: std::fmt::Debug> = Slot<T>;
+    type ConnectError = ConnectFailure;
+    type Ready = Rc<RefCell<Option<Result<(), ConnectFailure>>>>;
+
+    fn deliver(sender: &Inbox, message: Message) -> bool {
+        sender.borrow_mut().push(message);
+        true
+    }
+
+    fn answer<T: std::fmt::Debug>(reply: Slot<T>, result: Result<T, client::Error>) {
+        *reply.borrow_mut() = Some(result);
+    }
+
+    fn ready(ready: Self::Ready, result: Result<(), ConnectFailure>) {
+        *ready.borrow_mut() = Some(result);
+    }
+}
+
+/// The client core ([`Connection`]) and a server session on a simulated link and
+/// clock, with the same in-test [`Broker`] as [`Pair`]. The harness is the adapter: it
+/// opens the "transport" when the connection asks (a fresh server session each time,
+/// unless `refuse_open`), moves bytes both ways and reports them written.
+#[derive(Debug)]
+pub struct ClientPair {
+    pub now: Instant,
+    pub conn: Connection<Cells>,
+    /// `Client::connect`'s answer.
+    pub ready: <Cells as Channels>::Ready,
+    pub server: ServerSession,
+    pub server_options: ServerOptions,
+    pub broker: Broker,
+    /// Whether the transport is up.
+    pub link_up: bool,
+    /// Opening attempts fail (the broker is unreachable).
+    pub refuse_open: bool,
+    /// How many transports the connection asked for.
+    pub opens: usize,
+    /// Packets that crossed the link, in order.
+    pub to_server: Vec<Packet>,
+    pub to_client: Vec<Packet>,
+    /// The connection's events, in order.
+    pub events: Vec<Event>,
+    /// Local subscription numbers.
+    next_local: u64,
+    version: ProtocolVersion,
+}
+
+impl ClientPair {
+    /// A started client core, connected unless the options or the server refuse it.
+    /// `seed` seeds the reconnect jitter.
+    pub fn connected(options: ConnectOptions<()>, server: ServerOptions, seed: u64) -> Self {
+        let now = Instant::now();
+        let ready = Rc::default();
+        let version = options.session.version;
+        let mut pair = Self {
+            now,
+            conn: Connection::new(&options, Rc::clone(&ready), seed),
+            ready,
+            server: ServerSession::new(server.clone(), now),
+            server_options: server,
+            broker: Broker::default(),
+            link_up: false,
+            refuse_open: false,
+            opens: 0,
+            to_server: Vec::new(),
+            to_client: Vec::new(),
+            events: Vec::new(),
+            next_local: 1,
+            version,
+        };
+        pair.conn.start(now);
+        pair.drive();
+        pair
+    }
+
+    /// Moves bytes, transport actions and events until nothing moves any more.
+    pub fn drive(&mut self) {
+        for _ in 0..10_000 {
+            let mut progress = false;
+            let mut out = BytesMut::new();
+            let action = self.conn.poll(self.now, &mut out);
+            if !out.is_empty() && self.link_up {
+                progress = true;
+                self.conn.handle_written(out.len());
+                self.to_server.extend(
+                    split_packets(out.clone(), self.version)
+                        .into_iter()
+                        .filter_map(|(_, p)| p),
+                );
+                self.server.handle_bytes(&mut out, self.now);
+            }
+            match action {
+                Some(LinkAction::Open) => {
+                    progress = true;
+                    self.opens += 1;
+                    if self.refuse_open {
+                        let failure = ConnectFailure::Closed("unreachable".into());
+                        self.conn.handle_open_failed(failure, true, self.now);
+                    } else {
+                        self.server = ServerSession::new(self.server_options.clone(), self.now);
+                        self.link_up = true;
+                        self.conn.handle_opened(self.now);
+                    }
+                }
+                Some(LinkAction::Close) => {
+                    progress = true;
+                    if self.link_up {
+                        self.link_up = false;
+                        self.server.handle_connection_lost();
+                    }
+                }
+                _ => {}
+            }
+            let mut buf = BytesMut::new();
+            if self.server.poll_transmit(&mut buf) && self.link_up {
+                progress = true;
+                self.to_client.extend(
+                    split_packets(buf.clone(), self.version)
+                        .into_iter()
+                        .filter_map(|(_, p)| p),
+                );
+                self.conn.handle_bytes(&mut buf);
+            }
+            while let Some(event) = self.server.poll_event() {
+                progress = true;
+                self.broker.handle(&mut self.server, event);
+            }
+            if self.link_up && self.server.is_closed() {
+                self.link_up = false;
+                self.conn.handle_connection_lost(None);
+                self.server.handle_connection_lost();
+                progress = true;
+            }
+            while let Some(event) = self.conn.poll_event() {
+                progress = true;
+                self.events.push(event);
+            }
+            if !progress {
+                return;
+            }
+        }
+        panic!("the client pair never settles");
+    }
+
+    /// Cuts the link: both sides learn that the transport failed.
+    pub fn cut(&mut self) {
+        self.link_up = false;
+        self.conn.handle_connection_lost(Some("cut".into()));
+        self.server.handle_connection_lost();
+        self.drive();
+    }
+
+    /// Advances the clock by `by`, firing every timer that falls due on the way.
+    pub fn advance(&mut self, by: Duration) {
+        let target = self.now + by;
+        for _ in 0..100_000 {
+            let server = self.link_up.then(|| self.server.poll_timeout()).flatten();
+            let next = [self.conn.poll_timeout(), server]
+                .into_iter()
+                .flatten()
+                .min();
+            match next {
+                Some(at) if at <= target => {
+                    self.now = self.now.max(at);
+                    if server.is_some_and(|t| t <= self.now) {
+                        self.server.handle_timeout(self.now);
+                    }
+                    if self.conn.poll_timeout().is_some_and(|t| t <= self.now) {
+                        self.conn.handle_timeout(self.now);
+                    }
+                    self.drive();
+                }
+                _ => {
+                    self.now = target;
+                    return;
+                }
+            }
+        }
+        panic!("timers keep firing without time passing");
+    }
+
+    /// Subscribes a new local subscription to `filter`; returns its number, its inbox
+    /// and the slot of the `subscribe` call.
+    pub fn subscribe(&mut self, filter: &str, qos: QoS) -> (u64, Inbox, Slot<QoS>) {
+        let local = self.next_local;
+        self.next_local += 1;
+        let inbox = Inbox::default();
+        let reply = Slot::default();
+        self.conn.handle_command(Command::Subscribe {
+            local,
+            filter: TopicFilter::new(filter.to_owned()).expect("valid filter"),
+            options: SubscriptionOptions::new(qos),
+            sender: Rc::clone(&inbox),
+            reply: Rc::clone(&reply),
+        });
+        self.drive();
+        (local, inbox, reply)
+    }
+
+    /// Publishes through the core; returns the slot of the `publish` call.
+    pub fn publish(
+        &mut self,
+        topic: &str,
+        payload: &'static str,
+        qos: QoS,
+    ) -> Slot<PublishOutcome> {
+        let reply = Slot::default();
+        let outgoing = Outgoing::new(topic.to_owned(), payload, qos).expect("valid topic");
+        self.conn
+            .handle_command(Command::Publish(outgoing, Rc::clone(&reply)));
+        self.drive();
+        reply
+    }
+
+    /// The broker sends `publish` to the client.
+    pub fn broker_sends(&mut self, publish: Publish) {
+        let outcome = self.server.send_publish(publish).expect("send_publish");
+        self.broker.sent.push(outcome);
+        self.drive();
+    }
 }

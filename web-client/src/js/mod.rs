@@ -52,11 +52,12 @@ use protocol::{QoS, ReasonCode};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, spawn_local};
 
-use crate::client::{Client, PublishOutcome, Subscription};
+use crate::client::{Client, Subscription};
 use crate::error::{ConnectError, Error};
 use crate::options::TimerMode;
 use convert::{MS, bytes, bytes_field, duration, error, get, qos, set, string};
 use options::{connect_options, publish_options, subscribe_options};
+use protocol::client::PublishOutcome;
 use protocol::client::SmallMap;
 use protocol::client::{DisconnectReason, DropSource, Event};
 

@@ -102,7 +102,7 @@ pub(super) fn connect_options(url: String, o: &JsValue) -> Result<ConnectOptions
             }
         };
     }
-    options.timer = match string(o, "timer")?.as_deref() {
+    options.transport = match string(o, "timer")?.as_deref() {
         None | Some("worker") => TimerMode::Worker,
         Some("main") => TimerMode::MainThread,
         Some(_) => return Err(type_error("timer", "\"worker\" or \"main\"")),

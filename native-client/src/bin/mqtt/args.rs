@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args};
 use native_client::{
-    BrokerUrl, ConnectOptions, ProtocolVersion, QoS, ReconnectOptions, TlsOptions, Will,
-    WillProperties,
+    BrokerUrl, ConnectOptions, ConnectOptionsExt, ProtocolVersion, QoS, ReconnectOptions,
+    TlsOptions, Will, WillProperties,
 };
 
 use crate::failure::Failure;

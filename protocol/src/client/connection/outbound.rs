@@ -1,41 +1,19 @@
 //! Commands from the handles: publishing (at once, or into the offline queue with its
 //! drop policy), subscribing and unsubscribing, requests, disconnecting.
 
-use protocol::{
-    Disconnect, ReasonCode, SubscribeProperties, Subscription as SubscriptionRequest, TopicFilter,
-    TopicName, UnsubscribeProperties,
+use super::{Channels, Connection, Waiter};
+use crate::client::{Command, DisconnectReason, DropPolicy, Error, Outgoing, PublishOptions};
+use crate::{
+    Disconnect, ReasonCode, SubscribeProperties, Subscription, TopicFilter, TopicName,
+    UnsubscribeProperties,
 };
 
-use super::{Command, Driver, Input, Outgoing, Waiter};
-use crate::error::Error;
-use crate::options::{DropPolicy, PublishOptions};
-use protocol::client::DisconnectReason;
-
-impl Driver {
-    /// An input after the end: commands fail with [`Error::Closed`].
-    pub(super) fn refuse(&mut self, input: Input) {
-        if let Input::Command(command) = input {
-            match command {
-                Command::Publish(_, reply) => {
-                    let _ = reply.send(Err(Error::Closed));
-                }
-                Command::Subscribe { reply, .. } => {
-                    let _ = reply.send(Err(Error::Closed));
-                }
-                Command::Request { reply, .. } => {
-                    let _ = reply.send(Err(Error::Closed));
-                }
-                Command::Disconnect { done, .. } => {
-                    let _ = done.send(());
-                }
-                Command::Unsubscribe { .. }
-                | Command::CancelRequest(_)
-                | Command::DropConnection { .. } => {}
-            }
+impl<C: Channels> Connection<C> {
+    /// A command from a handle. After the end it fails with [`Error::Closed`].
+    pub fn handle_command(&mut self, command: Command<C>) {
+        if self.finished {
+            return Self::refuse(command);
         }
-    }
-
-    pub(super) fn handle_command(&mut self, command: Command) {
         match command {
             Command::Publish(outgoing, reply) => self.publish(outgoing, Waiter::Publish(reply)),
             Command::Subscribe {
@@ -59,15 +37,14 @@ impl Driver {
                 correlation,
                 reply,
             } => {
-                // The request's own Response Topic (validated by `Client::request_with`),
+                // The request's own Response Topic (checked by `Outgoing::request`),
                 // else the client's.
                 let own = outgoing.options.properties.response_topic.take();
                 let Some(topic) = own
                     .and_then(|topic| TopicName::new(topic).ok())
                     .or_else(|| self.response_topic.clone())
                 else {
-                    let _ = reply.send(Err(Error::NeedsV5("request/response")));
-                    return;
+                    return C::answer(reply, Err(Error::NeedsV5("request/response")));
                 };
                 if let Ok(filter) = TopicFilter::new(topic.clone().into_inner()) {
                     self.subscriptions.ensure_internal(filter);
@@ -88,7 +65,7 @@ impl Driver {
             }
             Command::DropConnection { reconnect } => {
                 self.stopping |= !reconnect;
-                if self.link.is_up() {
+                if matches!(self.link, super::Link::Up) {
                     self.down_reason.get_or_insert(DisconnectReason::Dropped);
                     self.session.handle_connection_lost();
                 } else if self.stopping {
@@ -100,7 +77,7 @@ impl Driver {
 
     pub(super) fn disconnect(&mut self, reason: ReasonCode) {
         self.stopping = true;
-        if self.link.is_up() && self.session.is_open() {
+        if matches!(self.link, super::Link::Up) && self.session.is_open() {
             self.down_reason.get_or_insert(DisconnectReason::Local);
             if self.session.disconnect(Disconnect::new(reason)).is_err() {
                 self.session.handle_connection_lost();
@@ -110,11 +87,11 @@ impl Driver {
         }
     }
 
-    pub(super) fn publish(&mut self, outgoing: Outgoing, waiter: Waiter) {
+    fn publish(&mut self, outgoing: Outgoing, waiter: Waiter<C>) {
         if self.session.is_connected() {
             return self.publish_now(outgoing, waiter);
         }
-        let queue = self.options.offline_queue;
+        let queue = self.offline_queue;
         if self.offline.len() < queue.capacity {
             self.offline.push_back((outgoing, waiter));
             return;
@@ -135,7 +112,7 @@ impl Driver {
         }
     }
 
-    pub(super) fn publish_now(&mut self, outgoing: Outgoing, waiter: Waiter) {
+    pub(super) fn publish_now(&mut self, outgoing: Outgoing, waiter: Waiter<C>) {
         let PublishOptions {
             qos,
             retain,
@@ -147,26 +124,10 @@ impl Driver {
             .publish(topic, outgoing.payload.clone(), qos, retain, properties)
         {
             Err(err) => self.fail(waiter, Error::Session(err)),
-            Ok(Some(packet_id)) => {
-                self.in_flight.0.push_back((packet_id, outgoing, waiter));
-            }
+            Ok(Some(packet_id)) => self.in_flight.push_back((packet_id, outgoing, waiter)),
             Ok(None) => {
                 if let Waiter::Publish(reply) = waiter {
-                    self.qos0.push(reply);
-                }
-                self.transmit();
-            }
-        }
-    }
-
-    pub(super) fn fail(&mut self, waiter: Waiter, error: Error) {
-        match waiter {
-            Waiter::Publish(reply) => {
-                let _ = reply.send(Err(error));
-            }
-            Waiter::Request(correlation) => {
-                if let Some((_, reply)) = self.requests.remove(&correlation) {
-                    let _ = reply.send(Err(error));
+                    self.qos0_unsent.push(reply);
                 }
             }
         }
@@ -181,7 +142,7 @@ impl Driver {
                 subscription_identifier: self.use_ids.then_some(id),
                 ..SubscribeProperties::default()
             };
-            let request = SubscriptionRequest {
+            let request = Subscription {
                 filter: filter.clone(),
                 options,
             };

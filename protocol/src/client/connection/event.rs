@@ -1,18 +1,16 @@
-//! The session's events, handled in the driver: CONNACK (and restoring subscriptions,
-//! re-publishing what the broker forgot, draining the offline queue), acknowledgements
-//! resolving publications and subscriptions, messages routed to subscriptions or to a
-//! waiting request, and the reasons a connection ends.
+//! The session's events: CONNACK (and restoring subscriptions, re-publishing what the
+//! broker forgot, draining the offline queue), acknowledgements resolving publications
+//! and subscriptions, messages routed to subscriptions or to a waiting request, and the
+//! reasons a connection ends.
 
-use protocol::session::{ClientEvent, LostReason};
-use protocol::{Publish, QoS, TopicName};
+use super::{Channels, Connection, Waiter};
+use crate::client::{
+    ConnectFailure, DisconnectReason, DropSource, Error, Event, Message, PublishOutcome,
+};
+use crate::session::{ClientEvent, LostReason};
+use crate::{Publish, TopicName};
 
-use super::{Driver, Waiter};
-use crate::client::PublishOutcome;
-use crate::error::{ConnectError, Error};
-use protocol::client::Message;
-use protocol::client::{DisconnectReason, DropSource, Event};
-
-impl Driver {
+impl<C: Channels> Connection<C> {
     pub(super) fn on_event(&mut self, event: ClientEvent) {
         match event {
             ClientEvent::Connected { connack } => {
@@ -23,15 +21,14 @@ impl Driver {
                 if v5 && self.response_topic.is_none() {
                     let client_id = &self.session.options().client_id;
                     let topic = self
-                        .options
-                        .response_topic
+                        .response_topic_option
                         .clone()
                         .unwrap_or_else(|| format!("res/{client_id}"));
                     self.response_topic = TopicName::new(topic).ok();
                 }
                 self.just_connected = Some(connack.session_present);
                 if let Some(ready) = self.ready.take() {
-                    let _ = ready.send(Ok(()));
+                    C::ready(ready, Ok(()));
                 }
                 self.emit(Event::Connected {
                     session_present: connack.session_present,
@@ -39,23 +36,23 @@ impl Driver {
             }
             ClientEvent::SessionLost { discarded } => {
                 for packet_id in discarded {
-                    let Some((outgoing, waiter)) = self.in_flight.remove(packet_id) else {
+                    let Some(index) = self.in_flight.iter().position(|(id, ..)| *id == packet_id)
+                    else {
                         continue;
                     };
-                    if outgoing.options.qos == QoS::AtLeastOnce {
-                        self.republish.push((outgoing, waiter));
-                    } else {
-                        self.fail(waiter, Error::SessionLost);
+                    if let Some((_, outgoing, waiter)) = self.in_flight.remove(index) {
+                        self.republish_or_fail(outgoing, waiter);
                     }
                 }
             }
             ClientEvent::ConnectionRefused(connack) => {
                 let code = connack.reason_code;
                 if let Some(ready) = self.ready.take() {
-                    let _ = ready.send(Err(ConnectError::Refused {
+                    let failure = ConnectFailure::Refused {
                         reason_code: code,
                         reason_string: connack.properties.reason_string.map(|s| s.to_string()),
-                    }));
+                    };
+                    C::ready(ready, Err(failure.into()));
                     self.stopping = true;
                 }
                 self.down_reason
@@ -66,25 +63,37 @@ impl Driver {
                 packet_id,
                 reason_code,
             } => {
-                let Some((_, waiter)) = self.in_flight.remove(packet_id) else {
+                let Some(index) = self.in_flight.iter().position(|(id, ..)| *id == packet_id)
+                else {
+                    return;
+                };
+                let Some((_, _, waiter)) = self.in_flight.remove(index) else {
                     return;
                 };
                 if reason_code.is_error() {
                     return self.fail(waiter, Error::PublishRejected(reason_code));
                 }
                 if let Waiter::Publish(reply) = waiter {
-                    let _ = reply.send(Ok(PublishOutcome {
+                    let outcome = PublishOutcome {
                         packet_id: Some(packet_id),
                         reason_code,
-                    }));
+                    };
+                    C::answer(reply, Ok(outcome));
                 }
             }
             ClientEvent::Subscribed(suback) => {
-                // A filter the broker refuses on a resubscription has no caller to
-                // tell; its readers keep waiting, as for a filter nothing matches.
-                let _refused = self
+                // A filter refused on a resubscription has no caller to tell: the
+                // application hears it as an event. Its readers keep waiting, as for a
+                // filter nothing matches.
+                let refused = self
                     .subscriptions
                     .on_suback(suback.packet_id, &suback.reason_codes);
+                for (filter, reason_code) in refused {
+                    self.emit(Event::SubscriptionRefused {
+                        filter: filter.to_string(),
+                        reason_code,
+                    });
+                }
             }
             ClientEvent::Unsubscribed(unsuback) => {
                 self.subscriptions.on_unsuback(unsuback.packet_id);
@@ -112,7 +121,6 @@ impl Driver {
             }
             // Enhanced authentication (§4.12) is not offered: a broker sends AUTH only
             // to clients that asked for a method.
-            ClientEvent::Auth(_) => {}
             _ => {}
         }
     }
@@ -134,6 +142,9 @@ impl Driver {
         }
     }
 
+    /// A response goes to its request when both its correlation data and its topic
+    /// match the request's (see the module docs); every other message to the local
+    /// subscriptions it is for.
     fn on_message(&mut self, publish: Publish) {
         let message = Message::from(publish);
         if let Some(correlation) = message.correlation_data()
@@ -143,7 +154,7 @@ impl Driver {
                 .is_some_and(|(topic, _)| message.topic == topic.as_str())
             && let Some((_, reply)) = self.requests.remove(correlation)
         {
-            let _ = reply.send(Ok(message));
+            C::answer(reply, Ok(message));
             return;
         }
         for (filter, count) in self.subscriptions.route(&message, self.use_ids) {
