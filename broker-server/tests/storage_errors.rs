@@ -17,7 +17,7 @@
 //!   had checksums still loads.
 
 mod common;
-#[allow(unused_macros, dead_code)]
+#[allow(unused_macros)]
 mod peer;
 
 use std::net::SocketAddr;
@@ -479,7 +479,11 @@ fn binary(args: &[&str], dir: &Path) -> std::process::Output {
         command.arg("--dir").arg(dir);
     }
     // A broker that started (it should not) is stopped by the test's timeout guard.
-    let child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let started = std::time::Instant::now();
     let mut child = child;
     loop {
@@ -563,12 +567,17 @@ async fn a_zeroed_page_is_a_clean_error_without_a_panic() {
     let tmp = tempfile::tempdir().unwrap();
     fill(tmp.path()).await;
     zero_page(tmp.path(), &queued_payload(3));
+    let damaged = std::fs::read(store_file(tmp.path())).unwrap();
     let output = binary(&[], tmp.path());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "refused: {stderr}");
     assert!(!stderr.contains("panicked"), "no panic: {stderr}");
     assert!(!stderr.contains("backtrace"), "no backtrace: {stderr}");
     assert_refused_with_what_to_do(&stderr, tmp.path());
+    assert!(
+        std::fs::read(store_file(tmp.path())).unwrap() == damaged,
+        "the file was not changed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -626,11 +635,8 @@ async fn store_check_reports_damage_and_store_repair_keeps_everything_intact() {
 
     // The broker starts on the repaired store and serves everything intact.
     let broker = common::TestBroker::with_config(config_in(&dir)).await;
-    let (mut reader, _) = Peer::connected(
-        broker.addr,
-        peer::clean(ProtocolVersion::V5, "reader"),
-    )
-    .await;
+    let (mut reader, _) =
+        Peer::connected(broker.addr, peer::clean(ProtocolVersion::V5, "reader")).await;
     reader.subscribe(1, "r/#", QoS::AtMostOnce).await;
     let mut retained: Vec<(String, String)> = reader
         .receive_all()
@@ -700,6 +706,39 @@ async fn a_store_written_before_checksums_still_loads() {
         Peer::connected(broker.addr, peer::clean(ProtocolVersion::V5, "reader")).await;
     reader.subscribe(1, "old/#", QoS::AtMostOnce).await;
     let got = reader.receive_all().await;
-    assert_eq!(got.iter().map(peer::text).collect::<Vec<_>>(), ["from before"]);
+    assert_eq!(
+        got.iter().map(peer::text).collect::<Vec<_>>(),
+        ["from before"]
+    );
     broker.stop().await;
+}
+
+/// After a crash redb repairs the file as it opens it, which writes to it. A damaged
+/// store left by a crash is refused all the same, and the repair's writes never reach
+/// the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_store_left_by_a_crash_is_refused_unchanged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    fill(&dir).await;
+    let log = tmp.path().join("crash.log");
+    let (broker, _) = Broker::start(&dir, None, &log).await;
+    drop(broker); // SIGKILL: the file is left "not closed cleanly"
+    flip(&dir, &retained_payload(7));
+    let damaged = std::fs::read(store_file(&dir)).unwrap();
+
+    let err = start_error(&dir).await;
+    assert_refused_with_what_to_do(&err, &dir);
+    assert!(
+        std::fs::read(store_file(&dir)).unwrap() == damaged,
+        "the file was not changed"
+    );
+    let check = binary(&["store", "check"], &dir);
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(1), "{report}");
+    assert!(report.contains("not closed cleanly"), "{report}");
+    assert!(
+        std::fs::read(store_file(&dir)).unwrap() == damaged,
+        "check writes nothing"
+    );
 }
