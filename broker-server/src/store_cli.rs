@@ -34,7 +34,10 @@ struct DirArgs {
 }
 
 /// Runs the subcommand; `configured` is `storage.dir` of the configuration.
-pub(crate) fn run(args: StoreArgs, configured: impl FnOnce() -> anyhow::Result<PathBuf>) -> ExitCode {
+pub(crate) fn run(
+    args: StoreArgs,
+    configured: impl FnOnce() -> anyhow::Result<PathBuf>,
+) -> ExitCode {
     let (Action::Check(dir) | Action::Repair(dir)) = &args.action;
     let dir = match dir.dir.clone().map_or_else(configured, Ok) {
         Ok(dir) => dir,

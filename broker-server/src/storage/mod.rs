@@ -64,8 +64,10 @@
 //! with DUP and their packet id, QoS 2 messages past PUBREC get their PUBREL again),
 //! inbound QoS 2 ids and wills waiting out their delay. What expired while the broker
 //! was down is dropped (a will whose delay or session ended is published), orphaned
-//! data is collected and the file is compacted when much of it is free. A session that
-//! was connected when the broker stopped counts as disconnected at restart.
+//! records are removed with a WARN giving their counts, and the file is compacted when
+//! much of it is free. A session that was connected when the broker stopped counts as
+//! disconnected at restart. Before any of that the whole store is verified (a checksum
+//! per record, redb's page checksums) without writing to it: see [`embedded`].
 //!
 //! # Errors
 //!

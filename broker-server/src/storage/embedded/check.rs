@@ -207,61 +207,83 @@ pub(super) fn read_contents(txn: &ReadTransaction) -> (Contents, Vec<Damage>) {
             c.format = Some(value);
         }
     });
-    scan(txn, RETAINED, "retained", &mut damage, |topic, body| {
-        match codec::decode_message(body, topic.as_bytes()) {
+    scan(
+        txn,
+        RETAINED,
+        "retained",
+        &mut damage,
+        |topic, body| match codec::decode_message(body, topic.as_bytes()) {
             Ok(message) => {
                 c.intact[0] += 1;
                 c.unchecked += u64::from(!codec::is_checked(body));
                 c.retained.push((topic.to_string(), Arc::new(message)));
             }
             Err(err) => bad("retained", quoted(topic), err),
-        }
-    });
-    scan(txn, SESSIONS, "sessions", &mut damage, |client_id, value| {
-        match codec::decode_session(value, client_id.as_bytes()) {
+        },
+    );
+    scan(
+        txn,
+        SESSIONS,
+        "sessions",
+        &mut damage,
+        |client_id, value| match codec::decode_session(value, client_id.as_bytes()) {
             Ok(record) => {
                 c.intact[1] += 1;
                 c.unchecked += u64::from(!codec::is_checked(value));
                 c.sessions.push((ByteString::from(client_id), record));
             }
             Err(err) => bad("sessions", quoted(client_id), err),
-        }
-    });
-    scan(txn, MESSAGES, "messages", &mut damage, |id, body| {
-        match codec::decode_message(body, &codec::message_key(id)) {
+        },
+    );
+    scan(
+        txn,
+        MESSAGES,
+        "messages",
+        &mut damage,
+        |id, body| match codec::decode_message(body, &codec::message_key(id)) {
             Ok(message) => {
                 c.intact[2] += 1;
                 c.unchecked += u64::from(!codec::is_checked(body));
                 c.bodies.insert(id, Arc::new(message));
             }
             Err(err) => bad("messages", format!("body {id}"), err),
-        }
-    });
-    scan(txn, QUEUE, "queue", &mut damage, |(session, seq), value| {
-        match codec::decode_entry(value, &codec::queue_key(session, seq)) {
+        },
+    );
+    scan(
+        txn,
+        QUEUE,
+        "queue",
+        &mut damage,
+        |(session, seq), value| match codec::decode_entry(value, &codec::queue_key(session, seq)) {
             Ok(entry) => {
                 c.intact[3] += 1;
                 c.unchecked += u64::from(!codec::is_checked(value));
                 c.queue.push(((session, seq), entry));
             }
             Err(err) => bad("queue", queue_name(session, seq), err),
-        }
-    });
-    scan(txn, INBOUND, "inbound", &mut damage, |(session, packet_id), ()| {
-        if packet_id == 0 {
-            bad(
-                "inbound",
-                format!("session {session} packet id 0"),
-                codec::CodecError {
-                    what: "inbound",
-                    why: "packet id 0".into(),
-                },
-            );
-        } else {
-            c.intact[4] += 1;
-            c.inbound.push((session, packet_id));
-        }
-    });
+        },
+    );
+    scan(
+        txn,
+        INBOUND,
+        "inbound",
+        &mut damage,
+        |(session, packet_id), ()| {
+            if packet_id == 0 {
+                bad(
+                    "inbound",
+                    format!("session {session} packet id 0"),
+                    codec::CodecError {
+                        what: "inbound",
+                        why: "packet id 0".into(),
+                    },
+                );
+            } else {
+                c.intact[4] += 1;
+                c.inbound.push((session, packet_id));
+            }
+        },
+    );
     // A scan that read only part of a table visits its entries out of order.
     c.queue.sort_unstable_by_key(|(key, _)| *key);
     c.queue.dedup_by_key(|(key, _)| *key);

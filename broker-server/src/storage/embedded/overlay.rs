@@ -110,7 +110,9 @@ impl OverlayBackend {
         // File bytes past `zero_from` were cut off (and may have been grown back as zeros).
         let end = offset + out.len() as u64;
         let from_file = end.min(held.zero_from).saturating_sub(offset);
-        let from_file = usize::try_from(from_file).unwrap_or(out.len()).min(out.len());
+        let from_file = usize::try_from(from_file)
+            .unwrap_or(out.len())
+            .min(out.len());
         if from_file > 0 {
             self.file.read(offset, &mut out[..from_file])?;
         }
@@ -166,7 +168,7 @@ impl StorageBackend for OverlayBackend {
             let first_gone = len.div_ceil(BLOCK);
             held.blocks.retain(|block, _| *block < first_gone);
             // The block that now ends the store keeps its bytes up to `len` only.
-            if len % BLOCK != 0
+            if !len.is_multiple_of(BLOCK)
                 && let Some(data) = held.blocks.get_mut(&(len / BLOCK))
             {
                 data[(len % BLOCK) as usize..].fill(0);
@@ -301,7 +303,10 @@ mod tests {
         assert_eq!(get(&db, 2).map(|v| v.len()), Some(100_000));
         drop(db);
         drop(overlay);
-        assert!(std::fs::read(&path).unwrap() == before, "dropped: unchanged");
+        assert!(
+            std::fs::read(&path).unwrap() == before,
+            "dropped: unchanged"
+        );
 
         let (overlay, db) = held(&path);
         put(&db, 2, b"two");

@@ -125,7 +125,11 @@ impl fmt::Display for RepairReport {
         for (table, count) in &self.kept {
             writeln!(f, "  {table}: {count} kept")?;
         }
-        writeln!(f, "lost: {} damaged records (listed above)", self.check.damage.len())?;
+        writeln!(
+            f,
+            "lost: {} damaged records (listed above)",
+            self.check.damage.len()
+        )?;
         if !self.check.orphans.is_empty() {
             writeln!(
                 f,
@@ -272,10 +276,7 @@ pub fn repair(dir: &Path) -> Result<RepairReport, StorageError> {
 
 /// Writes `contents` (what references hold together: queue entries with their session
 /// and body, inbound ids with their session) as a new store at `path`.
-fn write_store(
-    path: &Path,
-    contents: &Contents,
-) -> Result<Vec<(&'static str, u64)>, StorageError> {
+fn write_store(path: &Path, contents: &Contents) -> Result<Vec<(&'static str, u64)>, StorageError> {
     let e = |err: redb::Error| error(path, err);
     let db = Database::builder().create(path).map_err(|x| e(x.into()))?;
     let mut kept = [0u64; 5];

@@ -332,9 +332,8 @@ impl Batch<'_> {
         released: bool,
     ) -> Result<(), redb::Error> {
         let current = self.queue.get(key)?.map(|v| v.value().to_vec());
-        let patched = current.map(|v| {
-            codec::patch_entry(&v, &codec::queue_key(key.0, key.1), packet_id, released)
-        });
+        let patched = current
+            .map(|v| codec::patch_entry(&v, &codec::queue_key(key.0, key.1), packet_id, released));
         if let Some(Ok(patched)) = patched {
             self.queue.insert(key, patched.as_slice())?;
         }
