@@ -742,3 +742,59 @@ async fn a_damaged_store_left_by_a_crash_is_refused_unchanged() {
         "check writes nothing"
     );
 }
+
+/// A queue entry whose session is gone (a stop between the commit that replaced a
+/// session and the one that dropped its old incarnation) is not damage: `store check`
+/// counts it as orphaned and passes, and the broker starts and removes it (with a
+/// WARN giving the counts).
+#[tokio::test]
+async fn an_orphaned_queue_entry_is_reported_and_removed_not_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    fill(tmp.path()).await;
+    let config = config_in(tmp.path()).storage;
+    tokio::task::spawn_blocking(move || {
+        let store = storage::open(&config).unwrap();
+        let next = store.load().unwrap().next_id;
+        let at = StoredRef {
+            session: next + 100, // no session record has this incarnation
+            seq: next,
+            message: next + 1,
+        };
+        let entry = QueueEntry {
+            message: at.message,
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            subscription_ids: Default::default(),
+            shared_group: None,
+            packet_id: None,
+            released: false,
+        };
+        let message = storage::codec::plain_message("q/x", "orphan", QoS::AtLeastOnce, false);
+        store.submit(Op::Enqueue { at, entry, message });
+        store.barrier().blocking_recv().unwrap().unwrap();
+        store.close();
+    })
+    .await
+    .unwrap();
+
+    let check = binary(&["store", "check"], tmp.path());
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(0), "{report}");
+    assert!(
+        report.contains(
+            "orphaned (removed at start, not damage): 1 queue entries, 0 inbound ids, 1 bodies"
+        ),
+        "{report}"
+    );
+
+    let broker = common::TestBroker::with_config(config_in(tmp.path())).await;
+    broker.stop().await;
+    let check = binary(&["store", "check"], tmp.path());
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(0), "{report}");
+    assert!(!report.contains("orphaned"), "removed at start: {report}");
+    assert!(
+        report.contains(&format!("queue: {QUEUED} intact")),
+        "{report}"
+    );
+}
