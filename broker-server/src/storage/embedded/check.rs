@@ -94,11 +94,17 @@ impl Orphans {
 /// Every record that is intact, decoded.
 #[derive(Debug, Default)]
 pub(super) struct Contents {
+    /// `meta` `format` (`None`: a new store, or a meta table that could not be read).
     pub(super) format: Option<u64>,
+    /// Retained messages by topic.
     pub(super) retained: Vec<(String, Arc<Message>)>,
+    /// Session records by client id.
     pub(super) sessions: Vec<(ByteString, SessionRecord)>,
+    /// Message bodies by id, for the queue entries that reference them.
     pub(super) bodies: HashMap<u64, Arc<Message>>,
+    /// Queue entries by (session incarnation, position), in key order.
     pub(super) queue: Vec<((u64, u64), QueueEntry)>,
+    /// Inbound QoS 2 ids by (session incarnation, packet id).
     pub(super) inbound: Vec<(u64, u16)>,
     /// Records per table, intact (checked or written before checksums).
     pub(super) intact: [u64; 5],
