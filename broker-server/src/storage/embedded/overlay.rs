@@ -195,13 +195,9 @@ impl StorageBackend for OverlayBackend {
             drop(held);
             return self.file.write(offset, data);
         }
+        // A write past the end grows the store, as it grows a file.
         let end = offset + data.len() as u64;
-        if end > held.len {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "write past the end of the store",
-            ));
-        }
+        held.len = held.len.max(end);
         let mut done = 0usize;
         while done < data.len() {
             let at = offset + done as u64;
