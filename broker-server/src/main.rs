@@ -1,7 +1,9 @@
 //! `broker-server`: parse the command line, load the configuration, start logging, run;
-//! or `broker-server passwd …`: edit a password file.
+//! or `broker-server passwd …`: edit a password file; or `broker-server store …`: check
+//! or repair the embedded store.
 
 mod passwd_cli;
+mod store_cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,18 +35,26 @@ struct Cli {
 enum Command {
     /// Add, change or delete users of a password file (auth.password_file).
     Passwd(passwd_cli::PasswdArgs),
+    /// Check or repair the embedded store (storage.dir).
+    Store(store_cli::StoreArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Some(Command::Passwd(args)) = cli.command {
-        return match passwd_cli::run(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(err) => {
-                eprintln!("broker-server passwd: {err:#}");
-                ExitCode::FAILURE
-            }
-        };
+    let mut cli = Cli::parse();
+    match cli.command.take() {
+        Some(Command::Passwd(args)) => {
+            return match passwd_cli::run(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("broker-server passwd: {err:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Some(Command::Store(args)) => {
+            return store_cli::run(args, || Ok(load(&cli)?.storage.dir));
+        }
+        None => {}
     }
     let config = match load(&cli) {
         Ok(config) => config,

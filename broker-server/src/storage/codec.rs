@@ -1,17 +1,33 @@
 //! The on-disk encoding: compact, versioned, little-endian records, read back with
 //! every length checked (a damaged record is a [`CodecError`], never a panic).
 //!
-//! - A message body: `1 | expires_at (u64 unix ms, 0: never) | origin (u16 len + UTF-8)
+//! Every record starts with a version byte, then (version 2) a CRC-32 of the record's
+//! key and the rest of its value, then the body:
+//!
+//! - A message body: `expires_at (u64 unix ms, 0: never) | origin (u16 len + UTF-8)
 //!   | the message as an MQTT 5 PUBLISH`, so every property the protocol knows (user
 //!   properties, correlation data, ...) round-trips through the tested codec.
-//! - A queue entry: `1 | body id u64 | qos u8 | flags u8 | packet id u16 | n u8 |
+//! - A queue entry: `body id u64 | qos u8 | flags u8 | packet id u16 | n u8 |
 //!   n subscription ids u32 | shared group (u16 len + UTF-8)`.
-//! - A session record: `1 | id u64 | expiry u32 | expires_at u64 | n u32 | n × (filter
+//! - A session record: `id u64 | expiry u32 | expires_at u64 | n u32 | n × (filter
 //!   u16 len + UTF-8, options u8, subscription id u32) | will flag u8 [| due u64 | will
 //!   as PUBLISH (u32 len + bytes)] | owner u8 (0 unknown, 1 anonymous, 2 user) [| user
 //!   name (u16 len + UTF-8)]`. The owner came later, at the end: a record that ends
 //!   before it (written by an older broker) decodes with an unknown owner, and an
 //!   older broker reading a newer record ignores it.
+//!
+//! # Checksums
+//!
+//! Version 2 records carry `crc32 (u32) = CRC-32 (IEEE, the `crc32fast` crate already in
+//! the dependency tree) of key bytes ‖ body`. redb checksums its pages too, but a page
+//! checksum says only that *some* page is damaged, and a read that does not verify it
+//! (every ordinary read) returns the damaged bytes. The record checksum lets the broker
+//! refuse a damaged store naming the record, and `store repair` keep every record that
+//! is intact. The key is covered so that a damaged key (a queue entry moved to another
+//! session, a retained message moved to another topic) is caught as well. Version 1
+//! records (written before checksums existed) still load, unchecked; the broker writes
+//! only version 2. The key bytes: the topic or client id as UTF-8, a body id as u64 LE,
+//! a queue key as session u64 LE ‖ position u64 LE ([`message_key`], [`queue_key`]).
 //!
 //! Instants are stored as wall-clock milliseconds ([`to_unix_ms`]): a monotonic instant
 //! means nothing to the next process.
@@ -33,12 +49,54 @@ use super::{QueueEntry, SessionRecord};
 use crate::message::Message;
 use crate::session::{Owner, StoredSubscription};
 
-const VERSION: u8 = 1;
+/// Records written before checksums: no checksum, still read.
+const VERSION_UNCHECKED: u8 = 1;
+/// Records with a CRC-32 of key and body after the version byte (what is written).
+const VERSION: u8 = 2;
 const FLAG_RETAIN: u8 = 1;
 const FLAG_RELEASED: u8 = 2;
 const OWNER_UNKNOWN: u8 = 0;
 const OWNER_ANONYMOUS: u8 = 1;
 const OWNER_USER: u8 = 2;
+
+/// The key bytes a body's checksum covers: its id, little-endian.
+pub fn message_key(id: u64) -> [u8; 8] {
+    id.to_le_bytes()
+}
+
+/// The key bytes a queue entry's checksum covers: session, then position, little-endian.
+pub fn queue_key(session: u64, seq: u64) -> [u8; 16] {
+    let mut key = [0; 16];
+    key[..8].copy_from_slice(&session.to_le_bytes());
+    key[8..].copy_from_slice(&seq.to_le_bytes());
+    key
+}
+
+fn checksum(key: &[u8], body: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(key);
+    hasher.update(body);
+    hasher.finalize()
+}
+
+/// Starts a record: version byte and room for the checksum [`seal`] fills in.
+fn start(capacity: usize) -> BytesMut {
+    let mut out = BytesMut::with_capacity(capacity + 5);
+    out.put_u8(VERSION);
+    out.put_u32_le(0);
+    out
+}
+
+/// Fills in the checksum of a record begun by [`start`].
+fn seal(out: &mut BytesMut, key: &[u8]) {
+    let sum = checksum(key, &out[5..]);
+    out[1..5].copy_from_slice(&sum.to_le_bytes());
+}
+
+/// Whether a stored record carries a checksum (`false`: written by an older broker).
+pub fn is_checked(data: &[u8]) -> bool {
+    data.first() == Some(&VERSION)
+}
 
 /// A stored record that cannot be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -102,11 +160,29 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn new(what: &'static str, data: &'a [u8]) -> Result<Self, CodecError> {
+    /// A reader of the record's body, after its checksum is verified against `key`.
+    fn new(what: &'static str, data: &'a [u8], key: &[u8]) -> Result<Self, CodecError> {
+        let reader = Self::unchecked(what, data)?;
+        if data.first() == Some(&VERSION) {
+            let stored = data.get(1..5).and_then(|b| <[u8; 4]>::try_from(b).ok());
+            if stored.map(u32::from_le_bytes) != Some(checksum(key, reader.data)) {
+                return Err(damaged(what, "checksum mismatch"));
+            }
+        }
+        Ok(reader)
+    }
+
+    /// A reader of the record's body, its checksum not verified.
+    fn unchecked(what: &'static str, data: &'a [u8]) -> Result<Self, CodecError> {
         let mut reader = Self { what, data };
-        let version = reader.u8()?;
-        if version != VERSION {
-            return Err(damaged(what, format!("unknown format version {version}")));
+        match reader.u8()? {
+            VERSION_UNCHECKED => {}
+            VERSION => {
+                reader.u32()?;
+            }
+            version => {
+                return Err(damaged(what, format!("unknown format version {version}")));
+            }
         }
         Ok(reader)
     }
@@ -176,10 +252,10 @@ fn decode_publish(what: &'static str, data: &[u8]) -> Result<Publish, CodecError
     }
 }
 
-/// Encodes a message body.
-pub fn encode_message(message: &Message) -> Bytes {
-    let mut out = BytesMut::with_capacity(32 + message.topic.len() + message.payload.len());
-    out.put_u8(VERSION);
+/// Encodes a message body stored under `key` (a retained message's topic, or
+/// [`message_key`]).
+pub fn encode_message(message: &Message, key: &[u8]) -> Bytes {
+    let mut out = start(32 + message.topic.len() + message.payload.len());
     out.put_u64_le(message.expires_at.map_or(0, to_unix_ms));
     put_string(&mut out, &message.origin);
     let mut properties = message.properties.clone();
@@ -198,12 +274,13 @@ pub fn encode_message(message: &Message) -> Bytes {
         properties,
     };
     encode_publish(publish, &mut out);
+    seal(&mut out, key);
     out.freeze()
 }
 
-/// Decodes a message body.
-pub fn decode_message(data: &[u8]) -> Result<Message, CodecError> {
-    let mut reader = Reader::new("message", data)?;
+/// Decodes a message body stored under `key`, verifying its checksum.
+pub fn decode_message(data: &[u8], key: &[u8]) -> Result<Message, CodecError> {
+    let mut reader = Reader::new("message", data, key)?;
     let expires_at = match reader.u64()? {
         0 => None,
         ms => Some(from_unix_ms(ms)),
@@ -221,10 +298,9 @@ pub fn decode_message(data: &[u8]) -> Result<Message, CodecError> {
     })
 }
 
-/// Encodes a queue entry.
-pub fn encode_entry(entry: &QueueEntry) -> Vec<u8> {
-    let mut out = BytesMut::with_capacity(24);
-    out.put_u8(VERSION);
+/// Encodes a queue entry stored under `key` ([`queue_key`]).
+pub fn encode_entry(entry: &QueueEntry, key: &[u8]) -> Vec<u8> {
+    let mut out = start(24);
     out.put_u64_le(entry.message);
     out.put_u8(entry.qos as u8);
     let mut flags = 0;
@@ -242,17 +318,19 @@ pub fn encode_entry(entry: &QueueEntry) -> Vec<u8> {
         out.put_u32_le(id.get());
     }
     put_string(&mut out, entry.shared_group.as_deref().unwrap_or(""));
+    seal(&mut out, key);
     out.to_vec()
 }
 
-/// The body id of an encoded queue entry (what the writer needs to count references).
+/// The body id of an encoded queue entry (what the writer needs to count references;
+/// not verified: the writer only releases a reference with it).
 pub fn entry_message(data: &[u8]) -> Result<u64, CodecError> {
-    Reader::new("queue", data)?.u64()
+    Reader::unchecked("queue", data)?.u64()
 }
 
-/// Decodes a queue entry.
-pub fn decode_entry(data: &[u8]) -> Result<QueueEntry, CodecError> {
-    let mut r = Reader::new("queue", data)?;
+/// Decodes a queue entry stored under `key`, verifying its checksum.
+pub fn decode_entry(data: &[u8], key: &[u8]) -> Result<QueueEntry, CodecError> {
+    let mut r = Reader::new("queue", data, key)?;
     let message = r.u64()?;
     let qos = QoS::from_u8(r.u8()?).ok_or_else(|| damaged("queue", "bad QoS"))?;
     let flags = r.u8()?;
@@ -283,15 +361,16 @@ pub fn decode_entry(data: &[u8]) -> Result<QueueEntry, CodecError> {
 /// A queue entry with its packet id or release recorded (the writer's in-place edits).
 pub fn patch_entry(
     data: &[u8],
+    key: &[u8],
     packet_id: Option<NonZeroU16>,
     released: bool,
 ) -> Result<Vec<u8>, CodecError> {
-    let mut entry = decode_entry(data)?;
+    let mut entry = decode_entry(data, key)?;
     if packet_id.is_some() {
         entry.packet_id = packet_id;
     }
     entry.released |= released;
-    Ok(encode_entry(&entry))
+    Ok(encode_entry(&entry, key))
 }
 
 fn options_byte(options: &SubscriptionOptions) -> u8 {
@@ -357,10 +436,9 @@ fn will_from(publish: Publish) -> Result<Will, CodecError> {
     })
 }
 
-/// Encodes a session record.
-pub fn encode_session(record: &SessionRecord) -> Vec<u8> {
-    let mut out = BytesMut::with_capacity(64);
-    out.put_u8(VERSION);
+/// Encodes a session record stored under `key` (the client id).
+pub fn encode_session(record: &SessionRecord, key: &[u8]) -> Vec<u8> {
+    let mut out = start(64);
     out.put_u64_le(record.id);
     out.put_u32_le(record.expiry_interval);
     out.put_u64_le(record.expires_at.map_or(0, to_unix_ms));
@@ -389,12 +467,19 @@ pub fn encode_session(record: &SessionRecord) -> Vec<u8> {
             put_string(&mut out, name);
         }
     }
+    seal(&mut out, key);
     out.to_vec()
 }
 
-/// Decodes a session record.
-pub fn decode_session(data: &[u8]) -> Result<SessionRecord, CodecError> {
-    let mut r = Reader::new("session", data)?;
+/// The incarnation id of an encoded session record (not verified: the writer only
+/// compares it).
+pub fn session_id(data: &[u8]) -> Result<u64, CodecError> {
+    Reader::unchecked("session", data)?.u64()
+}
+
+/// Decodes a session record stored under `key`, verifying its checksum.
+pub fn decode_session(data: &[u8], key: &[u8]) -> Result<SessionRecord, CodecError> {
+    let mut r = Reader::new("session", data, key)?;
     let id = r.u64()?;
     let expiry_interval = r.u32()?;
     let expires_at = match r.u64()? {
@@ -472,7 +557,7 @@ mod tests {
         message.properties.correlation_data = Some(Bytes::from_static(b"\x00\x01"));
         message.expires_at = Some(now + Duration::from_secs(90));
         message.origin = "pub-1".into();
-        let back = decode_message(&encode_message(&message)).unwrap();
+        let back = decode_message(&encode_message(&message, b"a/b"), b"a/b").unwrap();
         let drift = back
             .expires_at
             .unwrap()
@@ -493,11 +578,13 @@ mod tests {
             packet_id: None,
             released: false,
         };
-        let bytes = encode_entry(&entry);
-        assert_eq!(decode_entry(&bytes).unwrap(), entry);
+        let key = queue_key(4, 5);
+        let bytes = encode_entry(&entry, &key);
+        assert_eq!(decode_entry(&bytes, &key).unwrap(), entry);
         assert_eq!(entry_message(&bytes).unwrap(), 77);
-        let patched = patch_entry(&bytes, NonZeroU16::new(9), false).unwrap();
-        let patched = decode_entry(&patch_entry(&patched, None, true).unwrap()).unwrap();
+        let patched = patch_entry(&bytes, &key, NonZeroU16::new(9), false).unwrap();
+        let patched =
+            decode_entry(&patch_entry(&patched, &key, None, true).unwrap(), &key).unwrap();
         assert_eq!(
             (patched.packet_id, patched.released),
             (NonZeroU16::new(9), true)
@@ -527,19 +614,26 @@ mod tests {
             will: None,
             owner: Owner::User("bob".into()),
         };
-        assert_eq!(decode_session(&encode_session(&record)).unwrap(), record);
+        assert_eq!(
+            decode_session(&encode_session(&record, b"c"), b"c").unwrap(),
+            record
+        );
+        assert_eq!(session_id(&encode_session(&record, b"c")).unwrap(), 3);
         for owner in [Owner::Anonymous, Owner::Unknown] {
             let record = SessionRecord {
                 owner,
                 ..record.clone()
             };
-            assert_eq!(decode_session(&encode_session(&record)).unwrap(), record);
+            assert_eq!(
+                decode_session(&encode_session(&record, b"c"), b"c").unwrap(),
+                record
+            );
         }
         let with_will = SessionRecord {
             will: Some((Instant::now(), will.clone())),
             ..record
         };
-        let back = decode_session(&encode_session(&with_will)).unwrap();
+        let back = decode_session(&encode_session(&with_will, b"c"), b"c").unwrap();
         assert_eq!(back.will.map(|(_, w)| w), Some(will));
     }
 
@@ -553,10 +647,12 @@ mod tests {
             will: None,
             owner: Owner::User("bob".into()),
         };
-        let bytes = encode_session(&record);
-        // The old format: everything up to the owner ("bob": kind, length, 3 bytes).
-        let old = &bytes[..bytes.len() - 6];
-        let back = decode_session(old).unwrap();
+        let bytes = encode_session(&record, b"c");
+        // The old format: version 1 (no checksum), everything up to the owner ("bob":
+        // kind, length, 3 bytes).
+        let mut old = vec![VERSION_UNCHECKED];
+        old.extend_from_slice(&bytes[5..bytes.len() - 6]);
+        let back = decode_session(&old, b"c").unwrap();
         assert_eq!(back.owner, Owner::Unknown);
         assert_eq!(
             back,
@@ -565,25 +661,76 @@ mod tests {
                 ..record
             }
         );
-        assert!(decode_session(&bytes[..bytes.len() - 1]).is_err());
+        assert!(decode_session(&bytes[..bytes.len() - 1], b"c").is_err());
     }
 
     #[test]
     fn damaged_records_are_errors_not_panics() {
-        let entry = encode_entry(&QueueEntry {
-            message: 1,
+        let key = queue_key(1, 1);
+        let entry = encode_entry(
+            &QueueEntry {
+                message: 1,
+                qos: QoS::AtLeastOnce,
+                retain: false,
+                subscription_ids: SmallVec::new(),
+                shared_group: None,
+                packet_id: None,
+                released: false,
+            },
+            &key,
+        );
+        for cut in 0..entry.len() {
+            assert!(decode_entry(&entry[..cut], &key).is_err());
+        }
+        assert!(decode_message(&[1, 0, 0], b"").is_err());
+        assert!(decode_message(&[2, 0, 0], b"").is_err());
+        assert!(decode_session(&[9], b"").is_err());
+        assert!(decode_message(&[], b"").is_err());
+    }
+
+    /// Any flipped bit of the body or of the key it is stored under is caught, where
+    /// the body alone would still decode (a payload byte).
+    #[test]
+    fn a_flipped_bit_in_a_record_or_its_key_fails_its_checksum() {
+        let message = plain_message("t/1", "payload", QoS::AtLeastOnce, true);
+        let bytes = encode_message(&message, b"t/1").to_vec();
+        for at in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= 0x10;
+            assert!(decode_message(&damaged, b"t/1").is_err(), "byte {at}");
+        }
+        let err = decode_message(&bytes, b"t/2").unwrap_err();
+        assert_eq!(err.why, "checksum mismatch");
+        let key = message_key(7);
+        let body = encode_message(&message, &key);
+        assert!(decode_message(&body, &message_key(8)).is_err());
+        assert!(is_checked(&body));
+    }
+
+    /// Records written before checksums (version 1: no checksum after the version
+    /// byte) still decode.
+    #[test]
+    fn records_without_a_checksum_still_decode() {
+        let legacy = |record: &[u8]| -> Vec<u8> {
+            let mut old = vec![VERSION_UNCHECKED];
+            old.extend_from_slice(&record[5..]);
+            old
+        };
+        let message = plain_message("t/1", "payload", QoS::AtLeastOnce, true);
+        let old = legacy(&encode_message(&message, b"t/1"));
+        assert!(!is_checked(&old));
+        assert_eq!(decode_message(&old, b"any key").unwrap(), *message);
+        let entry = QueueEntry {
+            message: 9,
             qos: QoS::AtLeastOnce,
             retain: false,
             subscription_ids: SmallVec::new(),
             shared_group: None,
             packet_id: None,
             released: false,
-        });
-        for cut in 0..entry.len() {
-            assert!(decode_entry(&entry[..cut]).is_err());
-        }
-        assert!(decode_message(&[1, 0, 0]).is_err());
-        assert!(decode_session(&[9]).is_err());
-        assert!(decode_message(&[]).is_err());
+        };
+        let old = legacy(&encode_entry(&entry, &queue_key(1, 2)));
+        assert_eq!(decode_entry(&old, &queue_key(1, 2)).unwrap(), entry);
+        assert_eq!(entry_message(&old).unwrap(), 9);
     }
 }

@@ -64,12 +64,18 @@
 //! with DUP and their packet id, QoS 2 messages past PUBREC get their PUBREL again),
 //! inbound QoS 2 ids and wills waiting out their delay. What expired while the broker
 //! was down is dropped (a will whose delay or session ended is published), orphaned
-//! data is collected and the file is compacted when much of it is free. A session that
-//! was connected when the broker stopped counts as disconnected at restart.
+//! records are removed with a WARN giving their counts, and the file is compacted when
+//! much of it is free. A session that was connected when the broker stopped counts as
+//! disconnected at restart. Before any of that the whole store is verified (a checksum
+//! per record, redb's page checksums) without writing to it: see [`embedded`].
 //!
 //! # Errors
 //!
-//! A store that cannot be opened stops the broker with the path and what to do. A
+//! A store that cannot be opened stops the broker with the path and what to do: a
+//! damaged one (a record that fails its checksum, a page redb's integrity check
+//! rejects, an empty file) before anything is written to it, naming the damaged
+//! records and the commands that report and repair it (`broker-server store check` /
+//! `store repair`, see [`embedded`]). A
 //! write that fails (disk full, I/O error) fails every barrier of its commit: the
 //! publishers get PUBACK / PUBREC 0x97 Quota exceeded (disk full) or 0x80 Unspecified
 //! error (MQTT 5), or are disconnected (3.x, which has no negative acknowledgement),
@@ -195,13 +201,28 @@ pub enum StorageError {
         /// What failed.
         message: String,
     },
-    /// The file is damaged or not a store of this broker.
+    /// The file is damaged or not a store of this broker. Raised before anything is
+    /// written to it (see [`embedded`]), so "nothing was changed" is true.
     #[error(
-        "{path}: the store is corrupt ({detail}). Nothing was changed. Restore the file from a \
-         backup, or move it aside to start with an empty store (stored sessions, queued and \
-         retained messages are then lost)"
+        "{path}: the store is corrupt: {detail}. Nothing was changed. `broker-server store \
+         check --dir {dir}` reports what is intact and what is not; `broker-server store \
+         repair --dir {dir}` writes a new store with everything intact and keeps this file \
+         renamed. Or restore the file from a backup, or move it aside to start with an empty \
+         store (stored sessions, queued and retained messages are then lost)",
+        dir = shown_dir(.path)
     )]
     Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Nothing in the store can be read, so `store repair` has nothing to keep.
+    #[error(
+        "{path}: nothing in the store can be read ({detail}); restore it from a backup, or move \
+         it aside to start with an empty store"
+    )]
+    Unreadable {
         /// The file.
         path: PathBuf,
         /// What is wrong.
@@ -216,6 +237,18 @@ pub enum StorageError {
     /// The writer stopped (the broker is shutting down, or it failed before).
     #[error("the store is closed")]
     Closed,
+}
+
+/// The directory of a store file, as the user passes it to `--dir`.
+fn shown_dir(path: &std::path::Path) -> String {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let dir = dir.unwrap_or(std::path::Path::new("."));
+    let text = dir.display().to_string();
+    if text.contains(char::is_whitespace) {
+        format!("{text:?}")
+    } else {
+        text
+    }
 }
 
 impl StorageError {

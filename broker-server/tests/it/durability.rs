@@ -6,7 +6,6 @@
 //! same with SIGKILL instead of a clean stop.
 
 use crate::common;
-#[allow(unused_macros)]
 use crate::peer;
 
 use std::path::Path;

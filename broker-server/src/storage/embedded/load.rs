@@ -1,18 +1,16 @@
-//! Reading the store at start: every table into a [`Snapshot`], then one write
-//! transaction that removes what nothing references any more (queue entries and
-//! inbound ids of sessions that are gone, unreferenced bodies, expired retained
-//! messages), then compaction when much of the file is free.
+//! Reading the store at start: every record verified ([`check`]) into a [`Snapshot`];
+//! damage refuses the store before anything is written. Then the writes redb held
+//! back are applied, and one write transaction removes what nothing references any
+//! more (orphans, with a WARN) and expired retained messages, then the file is
+//! compacted when much of it is free.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 
-use bytestring::ByteString;
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{Database, ReadableDatabase};
 
-use super::{FORMAT, INBOUND, MESSAGES, META, QUEUE, RETAINED, SESSIONS, error};
-use crate::message::Message;
-use crate::storage::codec::{self, CodecError};
+use super::overlay::Overlay;
+use super::{FORMAT, INBOUND, MESSAGES, META, QUEUE, RETAINED, SESSIONS, check, error, io_error};
 use crate::storage::{Snapshot, StorageError, StoredSession};
 
 /// Compact when the free space inside the file is more than this share of it...
@@ -20,40 +18,37 @@ const COMPACT_FREE_SHARE: u64 = 2;
 /// ... and the file is at least this large.
 const COMPACT_MIN_BYTES: u64 = 4 * 1024 * 1024;
 
-fn corrupt(path: &Path, err: CodecError) -> StorageError {
-    StorageError::Corrupt {
-        path: path.into(),
-        detail: err.to_string(),
-    }
-}
-
 /// Loads everything; returns the database (for the writer), the snapshot and each
-/// stored body's reference count.
+/// stored body's reference count. `overlay`: redb's held-back writes, applied once the
+/// store is found intact (dropped with the database otherwise).
 pub(super) fn load(
     mut db: Database,
+    overlay: Option<&Overlay>,
     path: &Path,
 ) -> Result<(Database, Snapshot, HashMap<u64, u32>), StorageError> {
     let e = |err: redb::Error| error(path, err);
-    // Create the tables of a new store, and check the format of an old one.
+    let (contents, mut damage) = {
+        let txn = db.begin_read().map_err(|x| e(x.into()))?;
+        check::read_contents(&txn)
+    };
+    let orphans = check::check_references(&contents, &mut damage);
+    if !damage.is_empty() {
+        return Err(StorageError::Corrupt {
+            path: path.into(),
+            detail: check::summary(&damage),
+        });
+    }
+    // Intact: from here on the broker writes.
+    if let Some(overlay) = overlay {
+        overlay.apply().map_err(|err| io_error(path, &err))?;
+    }
+    // Create the tables of a new store, and mark the format.
     {
         let txn = db.begin_write().map_err(|x| e(x.into()))?;
         {
             let mut meta = txn.open_table(META).map_err(|x| e(x.into()))?;
-            let format = meta
-                .get("format")
-                .map_err(|x| e(x.into()))?
-                .map(|v| v.value());
-            match format {
-                None => {
-                    meta.insert("format", FORMAT).map_err(|x| e(x.into()))?;
-                }
-                Some(FORMAT) => {}
-                Some(other) => {
-                    return Err(StorageError::Corrupt {
-                        path: path.into(),
-                        detail: format!("store format {other}, this broker reads {FORMAT}"),
-                    });
-                }
+            if contents.format != Some(FORMAT) {
+                meta.insert("format", FORMAT).map_err(|x| e(x.into()))?;
             }
             txn.open_table(RETAINED).map_err(|x| e(x.into()))?;
             txn.open_table(SESSIONS).map_err(|x| e(x.into()))?;
@@ -63,91 +58,75 @@ pub(super) fn load(
         }
         txn.commit().map_err(|x| e(x.into()))?;
     }
+    if contents.unchecked > 0 {
+        tracing::info!(
+            records = contents.unchecked,
+            "store: records written before checksums (format 1) are read without one; they \
+             get one when rewritten"
+        );
+    }
 
     let now = crate::clock::now();
     let mut snapshot = Snapshot::default();
+    let mut garbage = Garbage {
+        queue: orphans.queue.clone(),
+        bodies: orphans.bodies.clone(),
+        inbound: orphans.inbound.clone(),
+        retained: Vec::new(),
+    };
     let mut max_id = 0u64;
-    let mut garbage = Garbage::default();
+    for (topic, message) in contents.retained {
+        if message.is_expired(now) {
+            garbage.retained.push(topic);
+        } else {
+            snapshot.retained.push(message);
+        }
+    }
+    let mut by_id: HashMap<u64, usize> = HashMap::new();
+    for (client_id, record) in contents.sessions {
+        max_id = max_id.max(record.id);
+        by_id.insert(record.id, snapshot.sessions.len());
+        snapshot.sessions.push(StoredSession {
+            client_id,
+            record,
+            queue: Vec::new(),
+            inbound: Vec::new(),
+        });
+    }
+    max_id = max_id.max(contents.bodies.keys().copied().max().unwrap_or(0));
     let mut refs: HashMap<u64, u32> = HashMap::new();
-    {
-        let txn = db.begin_read().map_err(|x| e(x.into()))?;
-        let retained = txn.open_table(RETAINED).map_err(|x| e(x.into()))?;
-        for item in retained.iter().map_err(|x| e(x.into()))? {
-            let (topic, body) = item.map_err(|x| e(x.into()))?;
-            let message = codec::decode_message(body.value()).map_err(|x| corrupt(path, x))?;
-            if message.is_expired(now) {
-                garbage.retained.push(topic.value().into());
-            } else {
-                snapshot.retained.push(Arc::new(message));
-            }
-        }
-
-        let sessions = txn.open_table(SESSIONS).map_err(|x| e(x.into()))?;
-        let mut by_id: HashMap<u64, usize> = HashMap::new();
-        for item in sessions.iter().map_err(|x| e(x.into()))? {
-            let (client_id, value) = item.map_err(|x| e(x.into()))?;
-            let record = codec::decode_session(value.value()).map_err(|x| corrupt(path, x))?;
-            max_id = max_id.max(record.id);
-            by_id.insert(record.id, snapshot.sessions.len());
-            snapshot.sessions.push(StoredSession {
-                client_id: ByteString::from(client_id.value()),
-                record,
-                queue: Vec::new(),
-                inbound: Vec::new(),
-            });
-        }
-
-        let messages = txn.open_table(MESSAGES).map_err(|x| e(x.into()))?;
-        let mut bodies: HashMap<u64, Arc<Message>> = HashMap::with_capacity(
-            usize::try_from(messages.len().map_err(|x| e(x.into()))?).unwrap_or(0),
-        );
-        for item in messages.iter().map_err(|x| e(x.into()))? {
-            let (id, body) = item.map_err(|x| e(x.into()))?;
-            let id = id.value();
-            max_id = max_id.max(id);
-            let message = codec::decode_message(body.value()).map_err(|x| corrupt(path, x))?;
-            bodies.insert(id, Arc::new(message));
-        }
-
-        let queue = txn.open_table(QUEUE).map_err(|x| e(x.into()))?;
-        for item in queue.iter().map_err(|x| e(x.into()))? {
-            let (key, value) = item.map_err(|x| e(x.into()))?;
-            let (session, seq) = key.value();
-            max_id = max_id.max(seq);
-            let entry = codec::decode_entry(value.value()).map_err(|x| corrupt(path, x))?;
-            let (Some(&index), Some(body)) = (by_id.get(&session), bodies.get(&entry.message))
-            else {
-                garbage.queue.push((session, seq));
-                continue;
-            };
-            *refs.entry(entry.message).or_insert(0) += 1;
-            snapshot.sessions[index]
-                .queue
-                .push((seq, entry, body.clone()));
-        }
-        let referenced: HashSet<u64> = refs.keys().copied().collect();
-        garbage
-            .bodies
-            .extend(bodies.keys().filter(|id| !referenced.contains(id)));
-
-        let inbound = txn.open_table(INBOUND).map_err(|x| e(x.into()))?;
-        for item in inbound.iter().map_err(|x| e(x.into()))? {
-            let (key, _) = item.map_err(|x| e(x.into()))?;
-            let (session, packet_id) = key.value();
-            match (by_id.get(&session), protocol::PacketId::new(packet_id)) {
-                (Some(&index), Some(id)) => snapshot.sessions[index].inbound.push(id),
-                _ => garbage.inbound.push((session, packet_id)),
-            }
+    for ((session, seq), entry) in contents.queue {
+        max_id = max_id.max(seq);
+        let (Some(&index), Some(body)) = (by_id.get(&session), contents.bodies.get(&entry.message))
+        else {
+            continue; // an orphan (checked above), collected below
+        };
+        *refs.entry(entry.message).or_insert(0) += 1;
+        let body = body.clone();
+        snapshot.sessions[index].queue.push((seq, entry, body));
+    }
+    for (session, packet_id) in contents.inbound {
+        if let (Some(&index), Some(id)) = (by_id.get(&session), protocol::PacketId::new(packet_id))
+        {
+            snapshot.sessions[index].inbound.push(id);
         }
     }
     snapshot.next_id = max_id.saturating_add(1);
+    if !orphans.is_empty() {
+        tracing::warn!(
+            path = %path.display(),
+            queue = orphans.queue.len(),
+            inbound = orphans.inbound.len(),
+            bodies = orphans.bodies.len(),
+            "store: removing orphaned records (queue entries and inbound ids of sessions that \
+             are gone, bodies nothing references: left by a stop between two commits that \
+             belong together)"
+        );
+    }
     if !garbage.is_empty() {
-        tracing::info!(
-            queue = garbage.queue.len(),
-            bodies = garbage.bodies.len(),
-            inbound = garbage.inbound.len(),
+        tracing::debug!(
             retained = garbage.retained.len(),
-            "store: removing orphaned and expired data"
+            "store: removing expired retained messages"
         );
         garbage.remove(&db).map_err(e)?;
     }

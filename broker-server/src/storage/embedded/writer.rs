@@ -244,21 +244,21 @@ impl Batch<'_> {
     fn apply(&mut self, op: &Op) -> Result<(), redb::Error> {
         match op {
             Op::Retain(message) => {
-                let body = codec::encode_message(message);
+                let body = codec::encode_message(message, message.topic.as_bytes());
                 self.retained.insert(&*message.topic, &*body)?;
             }
             Op::Unretain(topic) => {
                 self.retained.remove(&**topic)?;
             }
             Op::PutSession { client_id, record } => {
-                let value = codec::encode_session(record);
+                let value = codec::encode_session(record, client_id.as_bytes());
                 self.sessions.insert(&**client_id, value.as_slice())?;
             }
             Op::DropSession { client_id, id } => {
                 let current = self
                     .sessions
                     .get(&**client_id)?
-                    .map(|v| codec::decode_session(v.value()).map(|r| r.id));
+                    .map(|v| codec::session_id(v.value()));
                 if matches!(current, Some(Ok(current)) if current == *id)
                     || matches!(current, Some(Err(_)))
                 {
@@ -281,11 +281,11 @@ impl Batch<'_> {
             }
             Op::Enqueue { at, entry, message } => {
                 if self.count(at.message) <= 0 {
-                    let body = codec::encode_message(message);
+                    let body = codec::encode_message(message, &codec::message_key(at.message));
                     self.messages.insert(at.message, body.as_ref())?;
                 }
                 *self.delta.entry(at.message).or_insert(0) += 1;
-                let value = codec::encode_entry(entry);
+                let value = codec::encode_entry(entry, &codec::queue_key(at.session, at.seq));
                 let replaced = self
                     .queue
                     .insert((at.session, at.seq), value.as_slice())?
@@ -332,7 +332,9 @@ impl Batch<'_> {
         released: bool,
     ) -> Result<(), redb::Error> {
         let current = self.queue.get(key)?.map(|v| v.value().to_vec());
-        if let Some(Ok(patched)) = current.map(|v| codec::patch_entry(&v, packet_id, released)) {
+        let patched = current
+            .map(|v| codec::patch_entry(&v, &codec::queue_key(key.0, key.1), packet_id, released));
+        if let Some(Ok(patched)) = patched {
             self.queue.insert(key, patched.as_slice())?;
         }
         Ok(())
