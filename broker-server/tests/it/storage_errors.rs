@@ -392,6 +392,7 @@ async fn fill(dir: &Path) {
                     },
                 )],
                 will: None,
+                owner: broker_server::session::Owner::Anonymous,
             }),
         });
         for n in 0..QUEUED {
