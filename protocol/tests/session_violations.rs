@@ -326,6 +326,27 @@ fn unknown_acknowledgements_and_unexpected_packets_are_protocol_errors() {
     assert!(!raw.server.is_closed());
 }
 
+/// MQTT 3.1 sets DUP on a re-sent PUBREL; after a reconnect the server may no longer
+/// know its flow, and must still answer PUBCOMP, or the client's flow never ends.
+#[test]
+fn a_3_1_pubrel_with_dup_is_answered_with_pubcomp() {
+    let mut raw = RawClient::new(ServerOptions::default(), ProtocolVersion::V3_1);
+    raw.connect(|_| {});
+    // Known flow: PUBLISH QoS 2, PUBREC, then PUBREL re-sent with DUP.
+    raw.send(&[Packet::Publish(publish("t", QoS::ExactlyOnce, 3))]);
+    raw.server.ack_publish(pid(3), ReasonCode::Success).expect("ack");
+    assert_eq!(
+        raw.transmitted(),
+        [Packet::PubRec(protocol::PubRec::new(pid(3)))]
+    );
+    let out = raw.send_bytes(bytes::BytesMut::from(&[0x6A, 0x02, 0x00, 0x03][..]));
+    assert_eq!(out, [Packet::PubComp(protocol::PubComp::new(pid(3)))]);
+    // Unknown flow (the server lost it): answered all the same.
+    let out = raw.send_bytes(bytes::BytesMut::from(&[0x6A, 0x02, 0x00, 0x09][..]));
+    assert_eq!(out, [Packet::PubComp(protocol::PubComp::new(pid(9)))]);
+    assert!(!raw.server.is_closed());
+}
+
 #[test]
 fn session_expiry_in_disconnect_after_zero_is_a_protocol_error() {
     let mut raw = RawClient::new(ServerOptions::default(), ProtocolVersion::V5);
