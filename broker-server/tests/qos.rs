@@ -163,3 +163,33 @@ async fn a_3_1_pubrel_with_dup_after_a_reconnect_gets_pubcomp() {
     assert_eq!(client.recv().await, Packet::PubComp(PubComp::new(pid(6))));
     broker.stop().await;
 }
+
+/// PUBACK, PUBREC or PUBCOMP for a packet identifier not in flight does not end the
+/// connection (the spec makes none of them a protocol error; mosquitto ignores them):
+/// PUBACK and PUBCOMP are ignored, PUBREC answered with PUBREL (0x92 in MQTT 5,
+/// §3.6.2.1), and each is counted in `mqtt_unknown_acks_total`.
+#[tokio::test]
+async fn acknowledgements_for_packet_ids_not_in_flight_are_ignored_and_counted() {
+    let broker = TestBroker::start().await;
+    for version in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+        let mut client = broker.client(version, "acks").await;
+        client.send(&Packet::PubAck(PubAck::new(pid(4)))).await;
+        client.send(&Packet::PubComp(PubComp::new(pid(5)))).await;
+        client.send(&Packet::PubRec(PubRec::new(pid(6)))).await;
+        let expected = if version.is_v5() {
+            PubRel::with_reason(pid(6), ReasonCode::PacketIdentifierNotFound)
+        } else {
+            PubRel::new(pid(6))
+        };
+        assert_eq!(client.recv().await, Packet::PubRel(expected), "{version:?}");
+        // Still connected, and nothing else was sent.
+        client.send(&Packet::PingReq).await;
+        assert_eq!(client.recv().await, Packet::PingResp, "{version:?}");
+    }
+    let counted = &broker.broker().metrics.acks_not_in_flight;
+    assert_eq!(
+        counted.by_packet(),
+        [("puback", 2), ("pubrec", 2), ("pubrel", 0), ("pubcomp", 2)]
+    );
+    broker.stop().await;
+}

@@ -412,6 +412,10 @@ impl Connection {
             }
             ServerEvent::Received { packet_id } => self.stored_received(packet_id),
             ServerEvent::Released { packet_id } => self.stored_released(packet_id),
+            ServerEvent::AckNotInFlight { packet, packet_id } => {
+                self.broker.metrics.acks_not_in_flight.hit(packet);
+                debug!(client_id = %self.client_id, %packet, packet_id, "acknowledgement for a packet identifier not in flight");
+            }
             ServerEvent::Closed {
                 reason,
                 publish_will,
