@@ -294,7 +294,10 @@ async fn a_client_still_sending_after_disconnect_reads_it_without_a_reset() {
     let end = tokio::time::timeout(PATIENCE, client.stream.read_to_end(&mut received))
         .await
         .expect("the broker closes");
-    assert!(end.is_ok(), "the stream ended with {end:?}, not a clean FIN");
+    assert!(
+        end.is_ok(),
+        "the stream ended with {end:?}, not a clean FIN"
+    );
     let mut received = bytes::BytesMut::from(&received[..]);
     let limits = protocol::Limits::default();
     let mut packets = Vec::new();

@@ -119,7 +119,11 @@ async fn a_pubrel_for_an_unknown_packet_id_gets_pubcomp() {
         } else {
             PubComp::new(pid(9))
         };
-        assert_eq!(client.recv().await, Packet::PubComp(expected), "{version:?}");
+        assert_eq!(
+            client.recv().await,
+            Packet::PubComp(expected),
+            "{version:?}"
+        );
     }
     broker.stop().await;
 }

@@ -337,7 +337,12 @@ fn acknowledgements_for_identifiers_not_in_flight_are_ignored_or_answered() {
         use protocol::PacketType as T;
         assert_eq!(
             reported,
-            [(T::PubAck, 4), (T::PubComp, 5), (T::PubRec, 6), (T::PubRel, 7)]
+            [
+                (T::PubAck, 4),
+                (T::PubComp, 5),
+                (T::PubRec, 6),
+                (T::PubRel, 7)
+            ]
         );
         // The connection goes on.
         assert_eq!(raw.send(&[Packet::PingReq]), [Packet::PingResp]);
@@ -389,7 +394,9 @@ fn a_3_1_pubrel_with_dup_is_answered_with_pubcomp() {
     raw.connect(|_| {});
     // Known flow: PUBLISH QoS 2, PUBREC, then PUBREL re-sent with DUP.
     raw.send(&[Packet::Publish(publish("t", QoS::ExactlyOnce, 3))]);
-    raw.server.ack_publish(pid(3), ReasonCode::Success).expect("ack");
+    raw.server
+        .ack_publish(pid(3), ReasonCode::Success)
+        .expect("ack");
     assert_eq!(
         raw.transmitted(),
         [Packet::PubRec(protocol::PubRec::new(pid(3)))]
