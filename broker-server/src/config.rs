@@ -208,7 +208,9 @@ pub struct LimitsConfig {
     pub publish_burst: u32,
     /// Seconds a write to a client may make no progress (it stopped reading: its socket
     /// buffer is full) before the connection is closed, as EMQX's `send_timeout`. A
-    /// client that reads slowly but steadily is not affected. 0 = wait forever.
+    /// client that reads slowly but steadily is not affected: progress is one byte
+    /// taken, and the kernel reports it every few KiB (`limits::bound_unsent`). 0 =
+    /// wait forever.
     /// Default 15.
     pub write_timeout_secs: u64,
     /// Bytes per second read from one client, every packet counted. Over it the broker

@@ -89,6 +89,48 @@ pub struct Metrics {
     pub limit_hits: crate::limits::LimitHits,
     /// Accesses the ACL or the credential's permissions refused ([`crate::security`]).
     pub acl_denied: AclDenials,
+    /// Acknowledgements for a packet identifier no flow had: ignored or answered 0x92
+    /// rather than closing the connection, and counted here so that a client whose
+    /// session state disagrees with the broker's still shows.
+    pub acks_not_in_flight: AcksNotInFlight,
+}
+
+/// Acknowledgements for a packet identifier not in flight, by packet
+/// ([`protocol::session::ServerEvent::AckNotInFlight`]).
+#[derive(Debug, Default)]
+pub struct AcksNotInFlight {
+    /// PUBACK (ignored).
+    pub puback: Counter,
+    /// PUBREC (answered PUBREL 0x92).
+    pub pubrec: Counter,
+    /// PUBREL (answered PUBCOMP 0x92): usual after a reconnect.
+    pub pubrel: Counter,
+    /// PUBCOMP (ignored).
+    pub pubcomp: Counter,
+}
+
+impl AcksNotInFlight {
+    /// Counts one `packet`; other packet types are not acknowledgements and ignored.
+    pub fn hit(&self, packet: protocol::PacketType) {
+        use protocol::PacketType as T;
+        match packet {
+            T::PubAck => self.puback.inc(),
+            T::PubRec => self.pubrec.inc(),
+            T::PubRel => self.pubrel.inc(),
+            T::PubComp => self.pubcomp.inc(),
+            _ => {}
+        }
+    }
+
+    /// `(label, count)` for each packet, for `/metrics`.
+    pub fn by_packet(&self) -> [(&'static str, u64); 4] {
+        [
+            ("puback", self.puback.get()),
+            ("pubrec", self.pubrec.get()),
+            ("pubrel", self.pubrel.get()),
+            ("pubcomp", self.pubcomp.get()),
+        ]
+    }
 }
 
 /// Refused accesses, by what was attempted.

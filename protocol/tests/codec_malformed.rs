@@ -49,6 +49,8 @@ malformed! {
     puback_with_reserved_flags: V5, [0x42, 0x02, 0x00, 0x01] => E::InvalidFlags { packet: P::PubAck, flags: 2 }, R::MalformedPacket;
     pubrec_with_reserved_flags: V5, [0x51, 0x02, 0x00, 0x01] => E::InvalidFlags { packet: P::PubRec, flags: 1 }, R::MalformedPacket;
     pubrel_without_its_required_flags: V3_1_1, [0x60, 0x02, 0x00, 0x01] => E::InvalidFlags { packet: P::PubRel, flags: 0 }, R::MalformedPacket;
+    pubrel_with_dup_after_3_1: V3_1_1, [0x6A, 0x02, 0x00, 0x01] => E::InvalidFlags { packet: P::PubRel, flags: 0b1010 }, R::MalformedPacket;
+    pubrel_with_dup_at_v5: V5, [0x6A, 0x02, 0x00, 0x01] => E::InvalidFlags { packet: P::PubRel, flags: 0b1010 }, R::MalformedPacket;
     pubcomp_with_reserved_flags: V5, [0x74, 0x02, 0x00, 0x01] => E::InvalidFlags { packet: P::PubComp, flags: 4 }, R::MalformedPacket;
     subscribe_without_its_required_flags: V3_1_1, [0x80, 0x00] => E::InvalidFlags { packet: P::Subscribe, flags: 0 }, R::MalformedPacket;
     suback_with_reserved_flags: V5, [0x92, 0x00] => E::InvalidFlags { packet: P::SubAck, flags: 2 }, R::MalformedPacket;
@@ -59,6 +61,35 @@ malformed! {
     disconnect_with_reserved_flags: V5, [0xE2, 0x00] => E::InvalidFlags { packet: P::Disconnect, flags: 2 }, R::MalformedPacket;
     auth_with_reserved_flags: V5, [0xF1, 0x00] => E::InvalidFlags { packet: P::Auth, flags: 1 }, R::MalformedPacket;
     packet_type_zero_is_reserved: V5, [0x00, 0x00] => E::InvalidPacketType(0), R::MalformedPacket;
+}
+
+/// MQTT 3.1 set DUP on a re-sent PUBREL, SUBSCRIBE or UNSUBSCRIBE (3.1 §3.6, §3.8,
+/// §3.10); only 3.1.1 fixed their flags at 0010.
+#[test]
+fn dup_on_pubrel_subscribe_and_unsubscribe_is_accepted_at_3_1() {
+    let limits = Limits {
+        version: V3_1,
+        ..Limits::default()
+    };
+    let mut pubrel = BytesMut::from(&[0x6A, 0x02, 0x00, 0x07][..]);
+    let packet = decode(&mut pubrel, &limits).unwrap().unwrap();
+    assert!(
+        matches!(&packet, protocol::Packet::PubRel(rel) if rel.packet_id.get() == 7),
+        "{packet:?}"
+    );
+    let mut unsubscribe = BytesMut::from(&[0xAA, 0x05, 0x00, 0x01, 0x00, 0x01, b't'][..]);
+    assert!(matches!(
+        decode(&mut unsubscribe, &limits),
+        Ok(Some(protocol::Packet::Unsubscribe(_)))
+    ));
+    // Any other flag is still refused.
+    assert_eq!(
+        decode_err(V3_1, &[0x6B, 0x02, 0x00, 0x01]),
+        E::InvalidFlags {
+            packet: P::PubRel,
+            flags: 0b1011
+        }
+    );
 }
 
 // The fixed header and the Remaining Length.

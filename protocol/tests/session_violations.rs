@@ -296,33 +296,116 @@ fn an_oversized_packet_is_0x95() {
     );
 }
 
+/// An acknowledgement for a packet identifier no flow has is not a protocol error (the
+/// spec names none; mosquitto ignores it): PUBACK and PUBCOMP are ignored, PUBREC and
+/// PUBREL answered with 0x92 (§3.6.2.1, §3.7.2.1), and each is reported for counting.
 #[test]
-fn unknown_acknowledgements_and_unexpected_packets_are_protocol_errors() {
+fn acknowledgements_for_identifiers_not_in_flight_are_ignored_or_answered() {
+    for version in [ProtocolVersion::V5, ProtocolVersion::V3_1_1] {
+        let mut raw = RawClient::new(ServerOptions::default(), version);
+        raw.connect(|_| {});
+        let out = raw.send(&[
+            Packet::PubAck(PubAck::new(pid(4))),
+            Packet::PubComp(protocol::PubComp::new(pid(5))),
+            Packet::PubRec(protocol::PubRec::new(pid(6))),
+            Packet::PubRel(PubRel::new(pid(7))),
+        ]);
+        let not_found = if version.is_v5() {
+            ReasonCode::PacketIdentifierNotFound
+        } else {
+            ReasonCode::Success // 3.x acknowledgements carry no reason code
+        };
+        assert_eq!(
+            out,
+            [
+                Packet::PubRel(PubRel::with_reason(pid(6), not_found)),
+                Packet::PubComp(protocol::PubComp::with_reason(pid(7), not_found)),
+            ],
+            "{version:?}"
+        );
+        assert!(!raw.server.is_closed(), "{version:?}");
+        let reported: Vec<_> = raw
+            .events()
+            .into_iter()
+            .filter_map(|event| match event {
+                ServerEvent::AckNotInFlight { packet, packet_id } => {
+                    Some((packet, packet_id.get()))
+                }
+                _ => None,
+            })
+            .collect();
+        use protocol::PacketType as T;
+        assert_eq!(
+            reported,
+            [
+                (T::PubAck, 4),
+                (T::PubComp, 5),
+                (T::PubRec, 6),
+                (T::PubRel, 7)
+            ]
+        );
+        // The connection goes on.
+        assert_eq!(raw.send(&[Packet::PingReq]), [Packet::PingResp]);
+    }
+}
+
+/// An acknowledgement of the wrong kind for a flow in flight shows the two sides'
+/// state disagree: still a protocol error, as in mosquitto.
+#[test]
+fn an_acknowledgement_of_the_wrong_kind_is_a_protocol_error() {
     let mut raw = RawClient::new(ServerOptions::default(), ProtocolVersion::V5);
     raw.connect(|_| {});
+    raw.server
+        .send_publish(publish("t", QoS::ExactlyOnce, 1))
+        .expect("sent");
+    let sent = raw.transmitted();
+    let Some(Packet::Publish(sent)) = sent.first() else {
+        panic!("{sent:?}");
+    };
+    let id = sent.packet_id.expect("QoS 2");
     assert_eq!(
-        raw.send(&[Packet::PubAck(PubAck::new(pid(4)))]),
+        raw.send(&[Packet::PubAck(PubAck::new(id))]),
         [disconnect(ReasonCode::ProtocolError)]
     );
+    let events = raw.events();
+    assert!(matches!(
+        RawClient::closed(&events),
+        Some(CloseReason::ProtocolViolation(
+            ProtocolViolation::UnknownPacketId { .. }
+        ))
+    ));
+}
 
+#[test]
+fn unexpected_packets_are_protocol_errors() {
     let mut raw = RawClient::new(ServerOptions::default(), ProtocolVersion::V5);
     raw.connect(|_| {});
     assert_eq!(
         raw.send(&[Packet::PingResp]),
         [disconnect(ReasonCode::ProtocolError)]
     );
+}
 
-    // PUBREL for an unknown identifier is answered, not fatal (§3.7.2.1).
-    let mut raw = RawClient::new(ServerOptions::default(), ProtocolVersion::V5);
+/// MQTT 3.1 sets DUP on a re-sent PUBREL; after a reconnect the server may no longer
+/// know its flow, and must still answer PUBCOMP, or the client's flow never ends.
+#[test]
+fn a_3_1_pubrel_with_dup_is_answered_with_pubcomp() {
+    let mut raw = RawClient::new(ServerOptions::default(), ProtocolVersion::V3_1);
     raw.connect(|_| {});
-    let out = raw.send(&[Packet::PubRel(PubRel::new(pid(4)))]);
+    // Known flow: PUBLISH QoS 2, PUBREC, then PUBREL re-sent with DUP.
+    raw.send(&[Packet::Publish(publish("t", QoS::ExactlyOnce, 3))]);
+    raw.server
+        .ack_publish(pid(3), ReasonCode::Success)
+        .expect("ack");
     assert_eq!(
-        out,
-        [Packet::PubComp(protocol::PubComp::with_reason(
-            pid(4),
-            ReasonCode::PacketIdentifierNotFound
-        ))]
+        raw.transmitted(),
+        [Packet::PubRec(protocol::PubRec::new(pid(3)))]
     );
+    let out = raw.send_bytes(bytes::BytesMut::from(&[0x6A, 0x02, 0x00, 0x03][..]));
+    assert_eq!(out, [Packet::PubComp(protocol::PubComp::new(pid(3)))]);
+    // Unknown flow (the server lost it): answered all the same.
+    let out = raw.send_bytes(bytes::BytesMut::from(&[0x6A, 0x02, 0x00, 0x09][..]));
+    assert_eq!(out, [Packet::PubComp(protocol::PubComp::new(pid(9)))]);
     assert!(!raw.server.is_closed());
 }
 
@@ -445,7 +528,13 @@ fn raw_server(options: ClientOptions) -> ClientSession {
 #[test]
 fn the_client_disconnects_a_server_that_breaks_the_protocol() {
     let mut client = raw_server(ClientOptions::new("c"));
-    let mut bytes = encode_all(&[Packet::PubAck(PubAck::new(pid(77)))], ProtocolVersion::V5);
+    // A SUBACK for a SUBSCRIBE never sent.
+    let suback = protocol::SubAck {
+        packet_id: pid(77),
+        reason_codes: vec![ReasonCode::Success],
+        properties: Default::default(),
+    };
+    let mut bytes = encode_all(&[Packet::SubAck(suback)], ProtocolVersion::V5);
     client.handle_bytes(&mut bytes);
     let mut out = BytesMut::new();
     client.poll_transmit(web_time::Instant::now(), &mut out);

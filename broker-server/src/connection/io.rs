@@ -76,6 +76,45 @@ pub(super) async fn read_sized<R: AsyncRead + Unpin>(reader: &mut R) -> io::Resu
     .await
 }
 
+/// Longest [`drain`] lingers for the client's end of the stream.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Most bytes [`drain`] reads and discards.
+const DRAIN_BYTES: usize = 1024 * 1024;
+
+/// Reads and discards what the client still sends, until it closes its side, fails,
+/// or [`DRAIN_TIME`] or [`DRAIN_BYTES`] is reached; called after the broker ended the
+/// connection (DISCONNECT or CONNACK with a reason code, then FIN).
+///
+/// Closing a socket with unread input makes the kernel answer with a reset instead of
+/// a FIN, and so do the client's later writes; a client still sending (PUBRELs after
+/// it exceeded Receive Maximum, a burst of PUBLISH) then sees its writes fail, and its
+/// socket may drop the DISCONNECT it has not read yet, so it never learns why.
+/// Draining lets it read the DISCONNECT and the end of the stream. mosquitto closes at
+/// once; the spec only asks that the server close the connection after DISCONNECT
+/// [MQTT-3.14.4-1], and a client that never stops sending costs at most these bounds.
+pub(super) async fn drain<R: AsyncRead + Unpin>(reader: &mut R) {
+    let mut left = DRAIN_BYTES;
+    let read_all = poll_fn(|cx| {
+        SCRATCH_BUF.with_borrow_mut(|scratch| {
+            loop {
+                let mut buf = ReadBuf::new(scratch);
+                match Pin::new(&mut *reader).poll_read(cx, &mut buf) {
+                    Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                        left = left.saturating_sub(buf.filled().len());
+                        if left == 0 {
+                            return Poll::Ready(());
+                        }
+                    }
+                    Poll::Ready(_) => return Poll::Ready(()),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        })
+    });
+    let _ = tokio::time::timeout(DRAIN_TIME, read_all).await;
+}
+
 /// After a burst of `written` bytes went out of `wbuf` (now cleared): drops its
 /// capacity unless it is small or the burst used at least a quarter of it.
 pub(super) fn trim_write_buffer(wbuf: &mut BytesMut, written: usize) {

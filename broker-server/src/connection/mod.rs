@@ -100,6 +100,9 @@ struct Connection {
     budget: crate::limits::ClientBudget,
     /// Bytes read before CONNECT was accepted (`crate::limits`).
     before_connect: crate::limits::BeforeConnect,
+    /// The broker ended the connection while the client may still be sending: its
+    /// input is drained for a moment before the socket closes ([`io::drain`]).
+    linger: bool,
 }
 
 /// Serves one client until the connection ends or the broker shuts down.
@@ -150,6 +153,7 @@ where
         acks: Default::default(),
         budget,
         before_connect: Default::default(),
+        linger: false,
     };
     // Counted by the broker's task tracker until the connection has ended (its session
     // stored): shutdown waits for that before it closes the store.
@@ -237,9 +241,15 @@ where
             }
             conn.check_kicked();
         }
+        // FIN once the last packet (a DISCONNECT or CONNACK with its reason code) is
+        // flushed, so the client reads it before the end of the stream.
         let _ = stream.shutdown().await;
         conn.settle_all().await;
+        let linger = std::mem::take(&mut conn.linger);
         conn.finish();
+        if linger {
+            io::drain(&mut stream).await;
+        }
     }
 }
 
@@ -435,6 +445,10 @@ impl Connection {
             }
             ServerEvent::Received { packet_id } => self.stored_received(packet_id),
             ServerEvent::Released { packet_id } => self.stored_released(packet_id),
+            ServerEvent::AckNotInFlight { packet, packet_id } => {
+                self.broker.metrics.acks_not_in_flight.hit(packet);
+                debug!(client_id = %self.client_id, %packet, packet_id, "acknowledgement for a packet identifier not in flight");
+            }
             ServerEvent::Closed {
                 reason,
                 publish_will,
@@ -507,6 +521,15 @@ impl Connection {
     }
 
     fn on_closed(&mut self, reason: CloseReason, publish_will: bool) {
+        // Closed by the broker, the client maybe mid-stream: linger. Not when the client
+        // disconnected or the connection is gone already.
+        self.linger = matches!(
+            reason,
+            CloseReason::ProtocolViolation(_)
+                | CloseReason::ServerDisconnected(_)
+                | CloseReason::KeepAliveTimeout
+                | CloseReason::Rejected(_)
+        );
         match &reason {
             CloseReason::ProtocolViolation(violation) => {
                 self.broker.metrics.protocol_errors.inc();

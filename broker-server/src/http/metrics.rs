@@ -15,6 +15,7 @@
 //! | `mqtt_inflight_messages`, `mqtt_queued_messages` | gauge | |
 //! | `mqtt_auth_failures_total`, `mqtt_protocol_errors_total` | counter | |
 //! | `mqtt_acl_denied_total` | counter | `access` (`publish`, `subscribe`, `receive`, `will`) |
+//! | `mqtt_unknown_acks_total` | counter | `packet` (`puback`, `pubrec`, `pubrel`, `pubcomp`) |
 //! | `mqtt_limit_hits_total` | counter | `limit` (configuration key, [`crate::limits`]) |
 //! | `mqtt_uptime_seconds` | gauge | |
 //! | `mqtt_build_info` | gauge (1) | `version` |
@@ -256,6 +257,16 @@ pub fn render(broker: &Broker) -> String {
         "Connections closed for a protocol violation.",
         m.protocol_errors.get(),
     );
+    w.header(
+        "mqtt_unknown_acks_total",
+        "counter",
+        "Acknowledgements for a packet identifier not in flight, by packet: PUBACK and \
+         PUBCOMP ignored, PUBREC and PUBREL answered with 0x92. Usual for PUBREL after a \
+         reconnect; otherwise the client's session state disagrees with the broker's.",
+    );
+    for (packet, count) in m.acks_not_in_flight.by_packet() {
+        w.sample("mqtt_unknown_acks_total", &[("packet", packet)], count);
+    }
     w.header(
         "mqtt_limit_hits_total",
         "counter",

@@ -289,11 +289,38 @@ impl BeforeConnect {
     }
 }
 
+/// Unsent bytes the kernel may hold for a client beyond those in flight
+/// (`TCP_NOTSENT_LOWAT`, see [`bound_unsent`]): a write is woken once fewer than half
+/// of them are left, so a reader taking 8 KiB per `write_timeout_secs` makes progress.
+pub const UNSENT_LOWAT: u32 = 16 * 1024;
+
+/// Bounds what a client's TCP socket holds unsent to [`UNSENT_LOWAT`], so that
+/// [`write_all`]'s timeout sees a slow reader's progress.
+///
+/// Without it the kernel grows the send buffer to megabytes (on loopback as soon as a
+/// burst goes out) and wakes a blocked writer only once a third of it has drained: a
+/// subscriber reading a steady 50 KB/s behind a backlog then let no byte in for longer
+/// than `write_timeout_secs` and was disconnected as if it had stopped reading. With
+/// it, the writer is woken whenever the client took a few KiB; bytes already sent and
+/// awaiting acknowledgement are not limited, so a fast link keeps its throughput. The
+/// backlog stays in the session's queue instead, where `queue_drop_policy` bounds it.
+/// Linux and Android only (elsewhere the option is not set).
+pub fn bound_unsent(stream: &tokio::net::TcpStream) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let _ = socket2::SockRef::from(stream).set_tcp_notsent_lowat(UNSENT_LOWAT);
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = stream;
+}
+
 /// Writes all of `buf` to `writer` and flushes it, as long as the client keeps taking
-/// bytes: when one write makes no progress for `limits.write_timeout_secs` (a client
-/// that stopped reading, a half-open socket), the hit is counted and an error
-/// returned, and the connection is to be closed. Without it such a connection would
-/// sit in its write forever, deaf to keep alive, takeover and shutdown.
+/// bytes: when one write makes no progress (not one byte accepted) for
+/// `limits.write_timeout_secs` (a client that stopped reading, a half-open socket),
+/// the hit is counted and an error returned, and the connection is to be closed.
+/// Without it such a connection would sit in its write forever, deaf to keep alive,
+/// takeover and shutdown. The time to write all of `buf` is not limited: a slow but
+/// steady reader is served at its pace (its socket reports each step: [`bound_unsent`]).
 pub async fn write_all<W: AsyncWrite + Unpin>(
     writer: &mut W,
     buf: &[u8],

@@ -72,7 +72,9 @@ mod admission;
 mod client;
 
 pub use admission::{Admission, Admitted};
-pub use client::{BeforeConnect, ClientBudget, LimitedRead, PublishVerdict, write_all};
+pub use client::{
+    BeforeConnect, ClientBudget, LimitedRead, PublishVerdict, UNSENT_LOWAT, bound_unsent, write_all,
+};
 
 /// One limit, as counted and logged. The label is the configuration key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

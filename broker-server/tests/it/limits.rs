@@ -257,6 +257,60 @@ async fn max_inflight_is_advertised_as_receive_maximum_and_enforced_on_v5_client
     broker.stop().await;
 }
 
+/// A client that goes on sending after the broker's DISCONNECT (here PUBLISH packets
+/// after exceeding Receive Maximum) still reads that DISCONNECT and then a clean end of
+/// the stream: the broker shuts its side down and drains the client's input for a
+/// moment, instead of closing a socket with unread input, which resets the connection.
+#[tokio::test]
+async fn a_client_still_sending_after_disconnect_reads_it_without_a_reset() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let broker = broker_with(|c| c.limits.max_inflight = 2).await;
+    let mut client = broker.client(ProtocolVersion::V5, "c").await;
+    for id in [1, 2] {
+        client
+            .publish(publish("t", "x", QoS::ExactlyOnce, Some(id)))
+            .await;
+        assert!(matches!(client.recv().await, Packet::PubRec(_)));
+    }
+    // The third flow exceeds the window; the client keeps sending for a while before it
+    // reads, as a client busy publishing does.
+    let mut burst = bytes::BytesMut::new();
+    for id in 3..=6 {
+        let packet = Packet::Publish(publish("t", "x", QoS::ExactlyOnce, Some(id)));
+        protocol::encode(&packet, ProtocolVersion::V5, &mut burst).unwrap();
+    }
+    let mut more = bytes::BytesMut::new();
+    let filler = Packet::Publish(publish("t", &"y".repeat(1000), QoS::AtMostOnce, None));
+    protocol::encode(&filler, ProtocolVersion::V5, &mut more).unwrap();
+    client.stream.write_all(&burst).await.unwrap();
+    for i in 0..30 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        if let Err(err) = client.stream.write_all(&more).await {
+            panic!("write {i} after the DISCONNECT failed: {err}");
+        }
+    }
+    client.stream.shutdown().await.unwrap();
+    let mut received = Vec::new();
+    let end = tokio::time::timeout(PATIENCE, client.stream.read_to_end(&mut received))
+        .await
+        .expect("the broker closes");
+    assert!(
+        end.is_ok(),
+        "the stream ended with {end:?}, not a clean FIN"
+    );
+    let mut received = bytes::BytesMut::from(&received[..]);
+    let limits = protocol::Limits::default();
+    let mut packets = Vec::new();
+    while let Some(packet) = protocol::decode(&mut received, &limits).unwrap() {
+        packets.push(packet);
+    }
+    assert!(
+        matches!(&packets[..], [Packet::Disconnect(d)] if d.reason_code == ReasonCode::ReceiveMaximumExceeded),
+        "{packets:?}"
+    );
+    broker.stop().await;
+}
+
 #[tokio::test]
 async fn completed_flows_free_the_receive_window() {
     let broker = broker_with(|c| c.limits.max_inflight = 2).await;

@@ -104,3 +104,96 @@ async fn qos2_duplicate_publish_is_delivered_once() {
         .await;
     broker.stop().await;
 }
+
+/// A PUBREL the broker has no flow for (a QoS 2 flow it no longer knows, e.g. after a
+/// reconnect) is still answered with PUBCOMP, 0x92 Packet Identifier not found in
+/// MQTT 5 (§3.7.2.1), so the client's flow ends.
+#[tokio::test]
+async fn a_pubrel_for_an_unknown_packet_id_gets_pubcomp() {
+    let broker = TestBroker::start().await;
+    for version in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+        let mut client = broker.client(version, "rel").await;
+        client.send(&Packet::PubRel(PubRel::new(pid(9)))).await;
+        let expected = if version.is_v5() {
+            PubComp::with_reason(pid(9), ReasonCode::PacketIdentifierNotFound)
+        } else {
+            PubComp::new(pid(9))
+        };
+        assert_eq!(
+            client.recv().await,
+            Packet::PubComp(expected),
+            "{version:?}"
+        );
+    }
+    broker.stop().await;
+}
+
+/// MQTT 3.1 sets DUP on a PUBREL it re-sends after a reconnect (only 3.1.1 fixed the
+/// flags at 0010): the broker must take it and answer PUBCOMP, whether it still has
+/// the flow or not.
+#[tokio::test]
+async fn a_3_1_pubrel_with_dup_after_a_reconnect_gets_pubcomp() {
+    let broker = TestBroker::start().await;
+    let version = ProtocolVersion::V3_1;
+    let persistent = || {
+        let mut connect = protocol::Connect::new(version, "old-client");
+        connect.clean_start = false;
+        connect
+    };
+    let mut client = broker.raw(version).await;
+    client.connect(persistent()).await;
+    client
+        .publish(publish("t", "two", QoS::ExactlyOnce, Some(5)))
+        .await;
+    assert_eq!(client.recv().await, Packet::PubRec(PubRec::new(pid(5))));
+    drop(client);
+
+    let mut client = broker.raw(version).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    // The broker may still be closing the first connection: retry until accepted.
+    loop {
+        let connack = client.connect(persistent()).await;
+        if connack.reason_code == ReasonCode::Success {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{connack:?}");
+        client = broker.raw(version).await;
+    }
+    // PUBREL, DUP set, QoS 1: 0110 1010.
+    client.send_bytes(&[0x6A, 0x02, 0x00, 0x05]).await;
+    assert_eq!(client.recv().await, Packet::PubComp(PubComp::new(pid(5))));
+    // And for a flow the broker never had.
+    client.send_bytes(&[0x6A, 0x02, 0x00, 0x06]).await;
+    assert_eq!(client.recv().await, Packet::PubComp(PubComp::new(pid(6))));
+    broker.stop().await;
+}
+
+/// PUBACK, PUBREC or PUBCOMP for a packet identifier not in flight does not end the
+/// connection (the spec makes none of them a protocol error; mosquitto ignores them):
+/// PUBACK and PUBCOMP are ignored, PUBREC answered with PUBREL (0x92 in MQTT 5,
+/// §3.6.2.1), and each is counted in `mqtt_unknown_acks_total`.
+#[tokio::test]
+async fn acknowledgements_for_packet_ids_not_in_flight_are_ignored_and_counted() {
+    let broker = TestBroker::start().await;
+    for version in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+        let mut client = broker.client(version, "acks").await;
+        client.send(&Packet::PubAck(PubAck::new(pid(4)))).await;
+        client.send(&Packet::PubComp(PubComp::new(pid(5)))).await;
+        client.send(&Packet::PubRec(PubRec::new(pid(6)))).await;
+        let expected = if version.is_v5() {
+            PubRel::with_reason(pid(6), ReasonCode::PacketIdentifierNotFound)
+        } else {
+            PubRel::new(pid(6))
+        };
+        assert_eq!(client.recv().await, Packet::PubRel(expected), "{version:?}");
+        // Still connected, and nothing else was sent.
+        client.send(&Packet::PingReq).await;
+        assert_eq!(client.recv().await, Packet::PingResp, "{version:?}");
+    }
+    let counted = &broker.broker().metrics.acks_not_in_flight;
+    assert_eq!(
+        counted.by_packet(),
+        [("puback", 2), ("pubrec", 2), ("pubrel", 0), ("pubcomp", 2)]
+    );
+    broker.stop().await;
+}

@@ -462,6 +462,108 @@ async fn a_client_that_stops_reading_is_disconnected_at_the_write_timeout() {
     broker.stop().await;
 }
 
+/// A subscriber on a socket with a small receive buffer that reads `read_bytes` every
+/// `tick` (`None`: nothing at all) until `run_for` has passed or the broker ends its
+/// connection. Returns when the broker ended it (counted from its SUBACK; seen in the
+/// broker's client list, as the bytes it had sent may still be on their way), `None` if
+/// it did not, and the client, still open.
+async fn subscriber_reading(
+    broker: &TestBroker,
+    client_id: &str,
+    read_bytes: Option<usize>,
+    tick: Duration,
+    run_for: Duration,
+) -> (Option<Duration>, RawClient) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(8 * 1024).unwrap();
+    let stream = socket.connect(broker.addr).await.unwrap();
+    let mut client = RawClient::from_stream(stream, ProtocolVersion::V5);
+    let connack = client
+        .connect(Connect::new(ProtocolVersion::V5, client_id))
+        .await;
+    assert_eq!(connack.reason_code, ReasonCode::Success);
+    client.subscribe(1, &[("flood", QoS::AtMostOnce)]).await;
+    let start = tokio::time::Instant::now();
+    let Some(want) = read_bytes else {
+        tokio::time::sleep(run_for).await;
+        return (None, client);
+    };
+    let mut buf = vec![0u8; want];
+    let mut ticks = tokio::time::interval(tick);
+    while start.elapsed() < run_for {
+        ticks.tick().await;
+        if broker.broker().clients.get(client_id).is_none() {
+            return (Some(start.elapsed()), client);
+        }
+        let mut got = 0;
+        while got < want {
+            match client.stream.read(&mut buf[got..]).await {
+                Ok(0) | Err(_) => return (Some(start.elapsed()), client),
+                Ok(n) => got += n,
+            }
+        }
+    }
+    (None, client)
+}
+
+/// `write_timeout_secs` measures a lack of progress, not the time to drain a backlog:
+/// with a publisher offering ~1 MB/s of QoS 0, a subscriber that reads a steady 50 KB/s
+/// through a small socket buffer stays connected for several times the timeout, while
+/// the queue drops what it cannot take (counted); one that stops reading is cut off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_but_steady_reader_stays_connected_under_a_flood() {
+    let broker = broker_with(|c| {
+        c.limits.write_timeout_secs = 2;
+        c.limits.max_queued_messages = 20;
+    })
+    .await;
+    let write_timeout = Duration::from_secs(2);
+    let run_for = write_timeout * 4;
+    let flooding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let mut publisher = broker.client(ProtocolVersion::V5, "pub").await;
+    let publishing = {
+        let flooding = flooding.clone();
+        tokio::spawn(async move {
+            let payload = "x".repeat(10 * 1024);
+            // ~100 messages of 10 KB a second.
+            let mut ticks = tokio::time::interval(Duration::from_millis(10));
+            while flooding.load(std::sync::atomic::Ordering::Relaxed) {
+                ticks.tick().await;
+                publisher
+                    .publish(publish("flood", &payload, QoS::AtMostOnce, None))
+                    .await;
+            }
+            publisher
+        })
+    };
+    let tick = Duration::from_millis(200);
+    let ((steady, _steady), (_, _deaf)) = tokio::join!(
+        subscriber_reading(&broker, "steady", Some(10 * 1024), tick, run_for),
+        subscriber_reading(&broker, "deaf", None, tick, run_for),
+    );
+    flooding.store(false, std::sync::atomic::Ordering::Relaxed);
+    let _publisher = publishing.await.unwrap();
+    assert_eq!(
+        steady, None,
+        "the steady reader was disconnected after {steady:?} (write timeout {write_timeout:?})"
+    );
+    assert!(broker.broker().clients.get("steady").is_some());
+    assert!(
+        broker.broker().clients.get("deaf").is_none(),
+        "the reader that stopped was not disconnected"
+    );
+    assert_eq!(
+        hits(&broker, Limit::WriteTimeout),
+        1,
+        "only the deaf reader"
+    );
+    assert!(
+        broker.broker().metrics.messages_dropped.get() > 0,
+        "the overflow is dropped and counted"
+    );
+    broker.stop().await;
+}
+
 #[tokio::test]
 async fn a_connection_sending_too_much_before_connect_is_closed() {
     let broker = broker_with(|c| c.limits.max_bytes_before_connect = 4096).await;

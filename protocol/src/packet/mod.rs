@@ -183,6 +183,17 @@ impl PacketType {
             _ => 0,
         }
     }
+
+    /// Whether a packet of this type (not PUBLISH) may carry fixed header `flags` in
+    /// `version`. MQTT 3.1 had PUBREL, SUBSCRIBE and UNSUBSCRIBE use the QoS 1 and DUP
+    /// flags, DUP set on a re-send (3.1 §3.6, §3.8, §3.10); 3.1.1 fixed them at 0010
+    /// [MQTT-3.6.1-1]. A 3.1 client re-sending PUBREL after a reconnect sets DUP, and
+    /// refusing it would leave its QoS 2 flow without the PUBCOMP that ends it.
+    const fn flags_allowed(self, flags: u8, version: ProtocolVersion) -> bool {
+        let required = self.required_flags();
+        flags == required
+            || (matches!(version, ProtocolVersion::V3_1) && required == 0b0010 && flags == 0b1010)
+    }
 }
 
 impl fmt::Display for PacketType {
@@ -334,7 +345,7 @@ fn check_first_byte(first: u8, version: ProtocolVersion) -> Result<PacketType, D
     };
     if packet_type == PacketType::Publish {
         publish::check_flags(flags)?;
-    } else if flags != packet_type.required_flags() {
+    } else if !packet_type.flags_allowed(flags, version) {
         return Err(DecodeError::InvalidFlags {
             packet: packet_type,
             flags,

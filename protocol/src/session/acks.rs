@@ -17,8 +17,11 @@ pub(crate) enum AckEffect {
     Received,
     /// Inbound QoS 2: the PUBREL released the message (PUBCOMP sent).
     Released,
-    /// Nothing to report: an unknown packet identifier, answered with 0x92.
-    Nothing,
+    /// No flow has this packet identifier: ignored, or for PUBREC and PUBREL answered
+    /// with 0x92 Packet Identifier not found (§3.6.2.1, §3.7.2.1). Not an error: it
+    /// happens in recovery (see `Outbound::on_pubcomp`); the session reports it so the
+    /// broker can count it.
+    NotInFlight(AckKind),
 }
 
 /// Applies acknowledgement `kind` for `packet_id` to the flow tables: the packet to send
@@ -31,10 +34,10 @@ pub(crate) fn apply(
     reason_code: ReasonCode,
 ) -> Result<(Option<Packet>, AckEffect), ProtocolViolation> {
     Ok(match kind {
-        AckKind::PubAck => {
-            outbound.on_puback(packet_id)?;
-            (None, AckEffect::Finished(reason_code))
-        }
+        AckKind::PubAck => match outbound.on_puback(packet_id)? {
+            true => (None, AckEffect::Finished(reason_code)),
+            false => (None, AckEffect::NotInFlight(kind)),
+        },
         AckKind::PubRec => match outbound.on_pubrec(packet_id, reason_code)? {
             PubRecOutcome::Release => (
                 Some(Packet::PubRel(PubRel::new(packet_id))),
@@ -46,13 +49,13 @@ pub(crate) fn apply(
                     packet_id,
                     ReasonCode::PacketIdentifierNotFound,
                 ))),
-                AckEffect::Nothing,
+                AckEffect::NotInFlight(kind),
             ),
         },
-        AckKind::PubComp => {
-            outbound.on_pubcomp(packet_id)?;
-            (None, AckEffect::Finished(reason_code))
-        }
+        AckKind::PubComp => match outbound.on_pubcomp(packet_id)? {
+            true => (None, AckEffect::Finished(reason_code)),
+            false => (None, AckEffect::NotInFlight(kind)),
+        },
         AckKind::PubRel => {
             let released = inbound.on_pubrel(packet_id)?;
             let reason = if released {
@@ -63,7 +66,7 @@ pub(crate) fn apply(
             let effect = if released {
                 AckEffect::Released
             } else {
-                AckEffect::Nothing
+                AckEffect::NotInFlight(kind)
             };
             (
                 Some(Packet::PubComp(PubComp::with_reason(packet_id, reason))),

@@ -209,8 +209,10 @@ pub enum ProtocolViolation {
     /// DISCONNECT during enhanced authentication [MQTT-3.1.2-30]).
     #[error("[MQTT-4.13] unexpected {0}")]
     UnexpectedPacket(PacketType),
-    /// An acknowledgement for a packet identifier that is not in flight (or is in
-    /// another state, e.g. PUBACK for a QoS 2 message).
+    /// An acknowledgement for a flow in another state (PUBACK for a QoS 2 message,
+    /// PUBCOMP before PUBREC), or a SUBACK / UNSUBACK for no request. (One for an
+    /// identifier not in flight at all is no violation: see
+    /// [`ServerEvent::AckNotInFlight`].)
     #[error("[MQTT-4.3] {packet} for packet identifier {packet_id}, which is not in flight")]
     UnknownPacketId {
         /// The acknowledgement received.

@@ -171,17 +171,16 @@ impl Outbound {
         }
     }
 
-    /// Handles PUBACK: completes a QoS 1 flow.
-    pub(crate) fn on_puback(&mut self, id: PacketId) -> Result<(), ProtocolViolation> {
-        match self.inflight.get(&id) {
-            Some(Inflight {
-                state: FlowState::AwaitingPubAck(_),
-                ..
-            }) => {
+    /// Handles PUBACK: completes a QoS 1 flow. `false` if no flow has identifier `id`
+    /// (see [`Self::on_pubcomp`] for why that is not an error).
+    pub(crate) fn on_puback(&mut self, id: PacketId) -> Result<bool, ProtocolViolation> {
+        match self.inflight.get(&id).map(|flow| &flow.state) {
+            Some(FlowState::AwaitingPubAck(_)) => {
                 self.complete(id);
-                Ok(())
+                Ok(true)
             }
-            _ => Err(ProtocolViolation::UnknownPacketId {
+            None => Ok(false),
+            Some(_) => Err(ProtocolViolation::UnknownPacketId {
                 packet: PacketType::PubAck,
                 packet_id: id,
             }),
@@ -213,17 +212,22 @@ impl Outbound {
         }
     }
 
-    /// Handles PUBCOMP: completes a QoS 2 flow.
-    pub(crate) fn on_pubcomp(&mut self, id: PacketId) -> Result<(), ProtocolViolation> {
-        match self.inflight.get(&id) {
-            Some(Inflight {
-                state: FlowState::AwaitingPubComp,
-                ..
-            }) => {
+    /// Handles PUBCOMP: completes a QoS 2 flow. `false` if no flow has identifier `id`.
+    ///
+    /// An acknowledgement for an identifier not in flight at all is ignored, not a
+    /// protocol error: the spec names none for it, and it happens without fault (a
+    /// PUBACK re-sent after a reconnect for a message the broker already let go, an
+    /// acknowledgement crossing a session takeover). mosquitto ignores it too. One for
+    /// a flow in another state (PUBACK for a QoS 2 message, PUBCOMP before PUBREC) is a
+    /// mismatch of the two sides' state and stays a protocol error, as in mosquitto.
+    pub(crate) fn on_pubcomp(&mut self, id: PacketId) -> Result<bool, ProtocolViolation> {
+        match self.inflight.get(&id).map(|flow| &flow.state) {
+            Some(FlowState::AwaitingPubComp) => {
                 self.complete(id);
-                Ok(())
+                Ok(true)
             }
-            _ => Err(ProtocolViolation::UnknownPacketId {
+            None => Ok(false),
+            Some(_) => Err(ProtocolViolation::UnknownPacketId {
                 packet: PacketType::PubComp,
                 packet_id: id,
             }),

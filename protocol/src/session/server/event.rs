@@ -1,7 +1,9 @@
 //! [`ServerEvent`]: what a [`ServerSession`](super::ServerSession) reports, and what
 //! became of a message it was asked to send.
 
-use crate::packet::{Auth, Connect, Disconnect, PacketId, Publish, Subscribe, Unsubscribe};
+use crate::packet::{
+    Auth, Connect, Disconnect, PacketId, PacketType, Publish, Subscribe, Unsubscribe,
+};
 use crate::reason::ReasonCode;
 use crate::session::ProtocolViolation;
 
@@ -47,6 +49,18 @@ pub enum ServerEvent {
     /// has completed the flow [MQTT-4.3.3-5].
     Received {
         /// The message's packet identifier.
+        packet_id: PacketId,
+    },
+    /// A PUBACK, PUBREC, PUBREL or PUBCOMP for a packet identifier no flow has. Not a
+    /// protocol error (mosquitto ignores it too): PUBACK and PUBCOMP are ignored, PUBREC
+    /// answered with PUBREL and PUBREL with PUBCOMP, both 0x92 Packet Identifier not
+    /// found in MQTT 5 (§3.6.2.1, §3.7.2.1). After a reconnect this is recovery; at
+    /// other times it shows the two sides' session state disagree, so the broker counts
+    /// it.
+    AckNotInFlight {
+        /// The acknowledgement received.
+        packet: PacketType,
+        /// Its packet identifier.
         packet_id: PacketId,
     },
     /// AUTH (enhanced authentication or re-authentication, §4.12): answer with

@@ -146,7 +146,10 @@ impl ServerSession {
             AckEffect::Finished(reason_code) => self.delivered(packet_id, reason_code),
             AckEffect::Received => self.events.push_back(ServerEvent::Received { packet_id }),
             AckEffect::Released => self.events.push_back(ServerEvent::Released { packet_id }),
-            AckEffect::Nothing => {}
+            AckEffect::NotInFlight(kind) => self.events.push_back(ServerEvent::AckNotInFlight {
+                packet: kind.packet_type(),
+                packet_id,
+            }),
         }
         Ok(())
     }
