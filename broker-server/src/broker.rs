@@ -50,6 +50,9 @@ pub struct Broker {
     /// Every connection task, whatever its transport: shutdown kicks the clients, then
     /// waits here for their tasks to end (sessions stored) before closing the store.
     pub(crate) connections: tokio_util::task::TaskTracker,
+    /// Cancelled when shutdown begins: what a connection waits for after it has ended
+    /// (draining a client's input after a DISCONNECT) stops at once.
+    pub(crate) stopping: tokio_util::sync::CancellationToken,
 }
 
 /// The connection's side of an [`Attachment`]: dropped (or signalled) when it lets go.
@@ -116,6 +119,7 @@ impl Broker {
         Self {
             admission: crate::limits::Admission::new(&config.limits),
             connections: tokio_util::task::TaskTracker::new(),
+            stopping: tokio_util::sync::CancellationToken::new(),
             storage,
             config,
             router,

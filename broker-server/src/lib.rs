@@ -111,6 +111,7 @@ impl RunningBroker {
     /// 4. flush and close the store.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
+        self.broker.stopping.cancel();
         self.broker.clients.disconnect_all();
         while self.tasks.join_next().await.is_some() {}
         let connections = &self.broker.connections;

@@ -246,9 +246,14 @@ where
         let _ = stream.shutdown().await;
         conn.settle_all().await;
         let linger = std::mem::take(&mut conn.linger);
+        let stopping = conn.broker.stopping.clone();
         conn.finish();
         if linger {
-            io::drain(&mut stream).await;
+            // Not past a shutdown: it waits for this task.
+            tokio::select! {
+                () = io::drain(&mut stream) => {}
+                () = stopping.cancelled() => {}
+            }
         }
     }
 }
