@@ -343,8 +343,8 @@ impl Session {
         outcome
     }
 
-    /// Takes up to `max` deliveries, oldest first, into `out`. QoS 0 deliveries do not
-    /// count towards `max` when `qos0_free` (they need no inflight slot).
+    /// Takes deliveries, oldest first, into `out`: QoS 0 ones as they come (they need no
+    /// inflight slot), QoS 1 and 2 ones up to `max_acked` (the free inflight slots).
     pub fn take(&self, max_acked: usize, out: &mut Vec<Delivery>) {
         let mut mailbox = self.mailbox.lock();
         let mut acked = 0;

@@ -218,7 +218,8 @@ impl Router {
     /// A client with several matching subscriptions gets one copy at the highest QoS
     /// and with every Subscription Identifier (§3.3.4, allowed for 3.x and 5); No Local
     /// subscriptions skip the publisher [MQTT-3.8.3-3]; each shared group adds one
-    /// member [MQTT-4.8.2-?].
+    /// member (§4.8.2: a message to a shared subscription goes to one session of the
+    /// group).
     pub fn route(&self, message: &Arc<Message>, out: &mut Vec<(Arc<Session>, Delivery)>) {
         out.clear();
         let mut slices = 0usize;
