@@ -156,6 +156,11 @@ pub(super) async fn traffic(kind: Kind, args: TrafficArgs) -> Result<Report, Fai
         .await
         .map_err(|_| Failure::Timeout("timed out connecting the clients".into()))?
         .map_err(failed)?;
+    if kind == Kind::Sub {
+        // On stderr, so that `--json` stays one object: tells a script (or a person)
+        // when to start the publishers.
+        eprintln!("mqtt bench: {subscribers} subscribers ready on {filter}");
+    }
 
     let cpu = CpuWindow::start(common.broker_pid);
     let start = Instant::now();
