@@ -157,7 +157,7 @@ struct ConnArgs {
 struct TrafficArgs {
     #[command(flatten)]
     common: CommonArgs,
-    /// Clients: publishers (pub, fanin) or subscribers (sub, fanout).
+    /// Clients: publishers (pub, fanin) or subscribers (sub, fanout, latency).
     #[arg(short = 'c', long = "clients")]
     clients: Option<u64>,
     /// Messages per publisher (sub: per subscriber, then stop; 0 = no limit).

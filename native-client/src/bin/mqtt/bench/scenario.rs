@@ -178,7 +178,12 @@ pub(super) async fn traffic(kind: Kind, args: TrafficArgs) -> Result<Report, Fai
             } else {
                 0
             },
-            until: until.map_or(deadline, |u| u.min(deadline)),
+            // With publishers in this run, a subscriber stops when it has what they
+            // sent (or after the drain), not when they stop sending.
+            until: match (kind, until) {
+                (Kind::Sub, Some(until)) => until.min(deadline),
+                _ => deadline,
+            },
             drain: secs(args.drain)?,
             warmup_end_ns,
         };
