@@ -633,26 +633,32 @@ async fn mqtt_bench_conn_opens_holds_and_times_every_connection() {
 }
 
 #[tokio::test]
-async fn mqtt_bench_latency_times_only_what_follows_the_warmup() {
+async fn mqtt_bench_latency_times_only_what_follows_the_warmup_and_waits_for_the_last() {
     let broker = TestBroker::start().await;
     let port = broker.addr.port().to_string();
+    // A rate high enough that messages are still on their way when sending stops: the
+    // subscriber must wait for them rather than stop with the publisher.
     let report = bench(&[
         "latency",
         "-p",
         &port,
         "-r",
-        "200",
+        "5000",
         "--warmup",
-        "0.3",
+        "0.1",
         "--duration",
-        "0.5",
+        "0.3",
+        "-q",
+        "1",
     ])
     .await;
     let traffic = &report["traffic"];
     let sent = traffic["sent"].as_u64().unwrap();
-    // 200 msgs/s for 0.8 s: about 160, fewer if this machine stalls the publisher.
-    assert!((40..=170).contains(&sent), "{report}");
+    // 5000 msgs/s for 0.4 s: about 2000, fewer if this machine stalls the publisher.
+    assert!((200..=2001).contains(&sent), "{report}");
+    assert_eq!(traffic["acked"], sent, "{report}");
     assert_eq!(traffic["received"], sent, "{report}");
+    assert_eq!(traffic["lost"], 0, "{report}");
     let timed = traffic["latency_us"]["count"].as_u64().unwrap();
     assert!(timed > 0 && timed < sent, "{report}");
     broker.stop().await;

@@ -33,7 +33,7 @@ impl Latency {
     /// The percentiles, `None` when nothing was recorded.
     pub(super) fn summary(&self) -> Option<LatencySummary> {
         let h = &self.0;
-        (h.len() > 0).then(|| LatencySummary {
+        (!h.is_empty()).then(|| LatencySummary {
             count: h.len(),
             min: h.min(),
             mean: (h.mean() * 10.0).round() / 10.0,
