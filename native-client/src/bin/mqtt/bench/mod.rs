@@ -61,7 +61,7 @@ enum Scenario {
     #[command(name = "pub", disable_help_flag = true)]
     Pub(TrafficArgs),
     /// Subscribers (`-c`, default 1) on `-t` (default `bench/#`) counting and timing
-    /// what arrives, until `--count` each, `--duration` or `--timeout`.
+    /// what arrives, until `-m` messages each, `--duration`, `--timeout` or Ctrl-C.
     #[command(name = "sub", disable_help_flag = true)]
     Sub(TrafficArgs),
     /// Fan-in: publishers (`-c`, default 8) on `<topic>/<i>` → one subscriber on

@@ -240,14 +240,21 @@ impl Report {
                     self.publishers, self.subscribers
                 ),
             );
-            line("sent / acked", format!("{} / {}", t.sent, t.acked));
-            if self.subscribers > 0 {
+            if self.publishers > 0 {
+                line("sent / acked", format!("{} / {}", t.sent, t.acked));
+            }
+            if self.subscribers > 0 && self.publishers > 0 {
                 line(
                     "received",
                     format!(
                         "{} of {} expected ({} lost, {} duplicates)",
                         t.received, t.expected, t.lost, t.duplicates
                     ),
+                );
+            } else if self.subscribers > 0 {
+                line(
+                    "received",
+                    format!("{} ({} duplicates)", t.received, t.duplicates),
                 );
             }
             if self.publishers > 0 {

@@ -238,7 +238,19 @@ pub(super) async fn traffic(kind: Kind, args: TrafficArgs) -> Result<Report, Fai
     let mut first_delivery: Option<Instant> = None;
     let mut last_delivery: Option<Instant> = None;
     let mut measured = 0;
-    while let Some(joined) = receiving.join_next().await {
+    let mut interrupted = false;
+    loop {
+        let joined = tokio::select! {
+            joined = receiving.join_next() => joined,
+            // `sub` without --count or --duration ends with Ctrl-C, and still reports:
+            // an expected count of 0 is one every subscriber has reached.
+            _ = tokio::signal::ctrl_c(), if kind == Kind::Sub && !interrupted => {
+                interrupted = true;
+                let _ = expected_tx.send(Some(0));
+                continue;
+            }
+        };
+        let Some(joined) = joined else { break };
         let (link, delivered) = joined
             .map_err(|err| Failure::Operation(format!("subscriber: {err}")))?
             .map_err(failed)?;
