@@ -15,8 +15,10 @@
 #   mosquitto  Debian's `mosquitto` (apt-get install mosquitto), TCP listener on
 #              127.0.0.1 only; its WebSocket listener is never opened (Debian's 2.0.x
 #              binds it on every interface whatever address it is given)
-#   rumqttd    optional: cargo install rumqttd --locked --root "$BENCH_TOOLS"
-#              (default BENCH_TOOLS: target/bench-tools); or set RUMQTTD=/path
+#   rumqttd    optional: cargo install rumqttd --root "$BENCH_TOOLS" (from crates.io;
+#              default BENCH_TOOLS: target/bench-tools), or set RUMQTTD=/path. Not
+#              --locked: rumqttd 0.20.0's lock file pins metrics 0.22.1, which Rust 1.95
+#              no longer compiles (E0521); the resolver picks the fixed 0.22.4.
 #
 # Every broker speaks MQTT 3.1.1 here (rumqttd's MQTT 5 listener is separate and
 # partial). The tool and the broker share the machine: compare brokers by the figures
@@ -171,7 +173,7 @@ available() { # broker
   case "$1" in
     ours) [[ -x $BROKER_SERVER ]] || { echo "skipped: $BROKER_SERVER not built"; return 1; } ;;
     mosquitto) [[ -x $MOSQUITTO ]] || { echo "skipped: mosquitto not installed (apt-get install mosquitto)"; return 1; } ;;
-    rumqttd) [[ -x $RUMQTTD ]] || { echo "skipped: rumqttd not installed (cargo install rumqttd --locked --root $BENCH_TOOLS)"; return 1; } ;;
+    rumqttd) [[ -x $RUMQTTD ]] || { echo "skipped: rumqttd not installed (cargo install rumqttd --root $BENCH_TOOLS)"; return 1; } ;;
     *) echo "unknown broker $1" >&2; exit 2 ;;
   esac
 }
