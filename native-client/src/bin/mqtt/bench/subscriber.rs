@@ -44,25 +44,40 @@ pub(super) struct Delivered {
 }
 
 /// Which (publisher, sequence) pairs arrived: one bit each, grown as needed.
+///
+/// The stamps are peer input (anything published on the filter, not only this tool's
+/// messages), so the set grows only as a bench publisher's sequence does: by at most
+/// [`Seen::MAX_JUMP_WORDS`] at once, for at most [`Seen::MAX_PUBLISHERS`] publishers.
+/// A stamp beyond that is not tracked.
 #[derive(Debug, Default)]
 struct Seen(Vec<Vec<u64>>);
 
 impl Seen {
-    /// Marks `stamp` as seen; `false` if it was already.
-    fn insert(&mut self, stamp: Stamp) -> bool {
+    const MAX_PUBLISHERS: usize = 1 << 16;
+    /// 64 Ki words: a sequence number up to 4 Mi ahead of the highest seen so far.
+    const MAX_JUMP_WORDS: usize = 1 << 16;
+
+    /// Marks `stamp` as seen: `Some(false)` if it was already, `None` if untracked.
+    fn insert(&mut self, stamp: Stamp) -> Option<bool> {
         let publisher = stamp.publisher as usize;
+        if publisher >= Self::MAX_PUBLISHERS {
+            return None;
+        }
         if self.0.len() <= publisher {
             self.0.resize_with(publisher + 1, Vec::new);
         }
         let bits = &mut self.0[publisher];
-        let word = (stamp.seq / 64) as usize;
+        let word = usize::try_from(stamp.seq / 64).ok()?;
+        if word >= bits.len() + Self::MAX_JUMP_WORDS {
+            return None;
+        }
         if bits.len() <= word {
             bits.resize(word + 1, 0);
         }
         let mask = 1u64 << (stamp.seq % 64);
         let new = bits[word] & mask == 0;
         bits[word] |= mask;
-        new
+        Some(new)
     }
 }
 
@@ -108,7 +123,7 @@ pub(super) async fn receive(
                     let Some(stamp) = Stamp::read(&publish.payload) else {
                         continue;
                     };
-                    if !seen.insert(stamp) {
+                    if seen.insert(stamp) == Some(false) {
                         out.duplicates += 1;
                     }
                     if stamp.sent_ns >= plan.warmup_end_ns {
@@ -164,4 +179,39 @@ pub(super) async fn receive(
         }
     }
     Ok((link, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Seen, Stamp};
+
+    fn stamp(publisher: u32, seq: u64) -> Stamp {
+        Stamp {
+            sent_ns: 0,
+            publisher,
+            seq,
+        }
+    }
+
+    #[test]
+    fn seen_counts_a_repeat_as_a_duplicate() {
+        let mut seen = Seen::default();
+        assert_eq!(seen.insert(stamp(3, 70)), Some(true));
+        assert_eq!(seen.insert(stamp(3, 71)), Some(true));
+        assert_eq!(seen.insert(stamp(3, 70)), Some(false));
+        assert_eq!(seen.insert(stamp(0, 70)), Some(true));
+    }
+
+    #[test]
+    fn seen_does_not_grow_for_a_foreign_stamp() {
+        let mut seen = Seen::default();
+        // Someone else's payload on the bench topic: not tracked, nothing allocated.
+        assert_eq!(seen.insert(stamp(u32::MAX, 0)), None);
+        assert_eq!(seen.insert(stamp(1, u64::MAX)), None);
+        assert_eq!(seen.0.iter().map(Vec::len).sum::<usize>(), 0);
+        // A bench publisher's sequence still grows as it goes.
+        for seq in 0..10_000 {
+            assert_eq!(seen.insert(stamp(1, seq)), Some(true));
+        }
+    }
 }
