@@ -181,7 +181,10 @@ struct TrafficArgs {
     /// Topic prefix (sub: topic filter).
     #[arg(short = 't', long)]
     topic: Option<String>,
-    /// QoS 1 and 2: unacknowledged messages per publisher.
+    /// QoS 1 and 2: unacknowledged messages per publisher (MQTT 5: at most the
+    /// broker's Receive Maximum). MQTT 3.1.1 has no such limit on the wire: keep this at
+    /// or under the broker's (mosquitto 2.0 acknowledges QoS 2 messages beyond its
+    /// max_inflight_messages, 20 by default, and drops them; they show as lost).
     #[arg(long, default_value_t = 100)]
     inflight: u16,
     /// Seconds a subscriber waits for stragglers after the publishers are done;
