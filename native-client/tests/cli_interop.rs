@@ -1,6 +1,7 @@
 //! The `mqtt` command line against the in-process broker, interoperating with
 //! `mosquitto_pub` / `mosquitto_sub` (Debian mosquitto-clients) in both directions,
-//! over MQTT 3.1.1 and 5 with properties; exit codes and error messages.
+//! over MQTT 3.1.1 and 5 with properties; exit codes and error messages; and the
+//! figures of `mqtt bench` (its JSON reports must add up).
 
 mod common;
 
@@ -474,5 +475,199 @@ async fn mqtt_pub_and_sub_speak_tls_with_a_ca_file_and_client_certificate() {
     );
     let _ = std::fs::remove_dir_all(&dir);
     tls.stop().await;
+    broker.stop().await;
+}
+
+// `mqtt bench`: the load tool's figures against the in-process broker. Tiny counts, so
+// the broker's default queue limits drop nothing and every figure must add up.
+
+/// Runs `mqtt bench ARGS --json` and parses its report.
+async fn bench(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["bench"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--json", "--timeout", "20"]);
+    let output = run(MQTT, &all).await;
+    assert!(output.status.success(), "{all:?}: {}", text(&output.stderr));
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|err| panic!("{all:?}: not JSON ({err}): {}", text(&output.stdout)))
+}
+
+/// Asserts that every message sent was acknowledged and delivered once to each of
+/// `subscribers`, and that each delivery was timed.
+fn assert_all_delivered(report: &serde_json::Value, sent: u64, subscribers: u64) {
+    let traffic = &report["traffic"];
+    assert_eq!(traffic["sent"], sent, "{report}");
+    assert_eq!(traffic["acked"], sent, "{report}");
+    assert_eq!(traffic["expected"], sent * subscribers, "{report}");
+    assert_eq!(traffic["received"], sent * subscribers, "{report}");
+    assert_eq!(traffic["lost"], 0, "{report}");
+    assert_eq!(traffic["duplicates"], 0, "{report}");
+    assert_eq!(
+        traffic["latency_us"]["count"],
+        sent * subscribers,
+        "{report}"
+    );
+    assert!(traffic["pub_rate"].as_f64().unwrap() > 0.0, "{report}");
+}
+
+#[tokio::test]
+async fn mqtt_bench_fanin_and_fanout_deliver_every_message_at_qos_1_and_2() {
+    let broker = TestBroker::start().await;
+    let port = broker.addr.port().to_string();
+    for version in ["5", "311"] {
+        let report = bench(&[
+            "fanin", "-p", &port, "-V", version, "-c", "4", "-m", "150", "-q", "1",
+        ])
+        .await;
+        assert_eq!(report["publishers"], 4);
+        assert_eq!(report["subscribers"], 1);
+        assert_all_delivered(&report, 600, 1);
+        assert_eq!(
+            report["traffic"]["ack_latency_us"]["count"], 600,
+            "{report}"
+        );
+    }
+    let report = bench(&["fanout", "-p", &port, "-c", "3", "-m", "100", "-q", "2"]).await;
+    assert_all_delivered(&report, 100, 3);
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn mqtt_bench_fanin_speaks_tls_and_websocket() {
+    let broker = TestBroker::start().await;
+    let pki = Pki::generate();
+    let dir = pki.write_files("bench-tls");
+    let ca = dir.join("ca.pem").to_str().unwrap().to_owned();
+    let tls = Forwarder::start(broker.addr, Outside::Tls(pki.server_config(false))).await;
+    let ws = Forwarder::start(broker.addr, Outside::WebSocket).await;
+    let tls_url = format!("mqtts://localhost:{}", tls.addr.port());
+    let ws_url = format!("ws://127.0.0.1:{}/mqtt", ws.addr.port());
+    for url in [&tls_url, &ws_url] {
+        let report = bench(&[
+            "fanin", "-L", url, "--cafile", &ca, "-c", "2", "-m", "100", "-q", "1",
+        ])
+        .await;
+        assert_all_delivered(&report, 200, 1);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    tls.stop().await;
+    ws.stop().await;
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn mqtt_bench_pub_and_sub_in_two_processes_count_the_same_messages() {
+    let broker = TestBroker::start().await;
+    let port = broker.addr.port().to_string();
+    let mut subscriber = command(
+        MQTT,
+        &[
+            "bench",
+            "sub",
+            "-p",
+            &port,
+            "-t",
+            "load/#",
+            "-c",
+            "2",
+            "-m",
+            "300",
+            "-q",
+            "1",
+            "--json",
+            "--timeout",
+            "20",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    // The subscriber says on stderr when its subscriptions are in place.
+    let mut stderr = tokio::io::BufReader::new(subscriber.stderr.take().unwrap());
+    let mut line = String::new();
+    common::within("the bench subscribers", async {
+        use tokio::io::AsyncBufReadExt;
+        stderr.read_line(&mut line).await.unwrap();
+    })
+    .await;
+    assert!(line.contains("2 subscribers ready"), "{line}");
+
+    let published = bench(&[
+        "pub", "-p", &port, "-t", "load", "-c", "3", "-m", "100", "-q", "1",
+    ])
+    .await;
+    assert_eq!(published["traffic"]["sent"], 300, "{published}");
+    assert_eq!(published["traffic"]["acked"], 300, "{published}");
+    assert_eq!(published["traffic"]["ack_latency_us"]["count"], 300);
+
+    let output = common::within("the bench subscribers", subscriber.wait_with_output())
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let received: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(received["subscribers"], 2);
+    assert_eq!(received["traffic"]["received"], 600, "{received}");
+    assert_eq!(received["traffic"]["duplicates"], 0, "{received}");
+    assert_eq!(received["traffic"]["latency_us"]["count"], 600);
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn mqtt_bench_conn_opens_holds_and_times_every_connection() {
+    let broker = TestBroker::start().await;
+    let port = broker.addr.port().to_string();
+    let report = bench(&[
+        "conn",
+        "-p",
+        &port,
+        "-c",
+        "40",
+        "--rate",
+        "0",
+        "--concurrency",
+        "10",
+        "--hold",
+        "0.2",
+    ])
+    .await;
+    let connections = &report["connections"];
+    assert_eq!(connections["requested"], 40, "{report}");
+    assert_eq!(connections["connected"], 40, "{report}");
+    assert_eq!(connections["refused"], 0, "{report}");
+    assert_eq!(connections["errors"], 0, "{report}");
+    assert_eq!(connections["held"], 40, "{report}");
+    assert_eq!(connections["connack_latency_us"]["count"], 40, "{report}");
+    assert!(connections["time_to_all_ms"].as_f64().unwrap() > 0.0);
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn mqtt_bench_latency_times_only_what_follows_the_warmup_and_waits_for_the_last() {
+    let broker = TestBroker::start().await;
+    let port = broker.addr.port().to_string();
+    // A rate high enough that messages are still on their way when sending stops: the
+    // subscriber must wait for them rather than stop with the publisher.
+    let report = bench(&[
+        "latency",
+        "-p",
+        &port,
+        "-r",
+        "5000",
+        "--warmup",
+        "0.1",
+        "--duration",
+        "0.3",
+        "-q",
+        "1",
+    ])
+    .await;
+    let traffic = &report["traffic"];
+    let sent = traffic["sent"].as_u64().unwrap();
+    // 5000 msgs/s for 0.4 s: about 2000, fewer if this machine stalls the publisher.
+    assert!((200..=2001).contains(&sent), "{report}");
+    assert_eq!(traffic["acked"], sent, "{report}");
+    assert_eq!(traffic["received"], sent, "{report}");
+    assert_eq!(traffic["lost"], 0, "{report}");
+    let timed = traffic["latency_us"]["count"].as_u64().unwrap();
+    assert!(timed > 0 && timed < sent, "{report}");
     broker.stop().await;
 }

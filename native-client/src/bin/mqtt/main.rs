@@ -4,6 +4,7 @@
 //! ```text
 //! mqtt sub -t 'iot/5/+/$state' -v
 //! mqtt pub -t iot/5/sim-001/lamp/switch/set -m true -q 1 --response-topic dash/me/res/sim-001
+//! mqtt bench fanin -c 8 -m 10000 -q 1 --json
 //! ```
 //!
 //! Exit codes: 0 success; 1 usage error or no connection (refused, unreachable,
@@ -15,8 +16,10 @@
 //! - `args`: the connection options both subcommands share.
 //! - `publish`: `mqtt pub`; `subscribe`: `mqtt sub` and its output formats.
 //! - `failure`: errors and their exit codes.
+//! - `bench/`: `mqtt bench`, the load generator (its own lean connection, not `Client`).
 
 mod args;
+mod bench;
 mod failure;
 mod publish;
 mod subscribe;
@@ -47,6 +50,9 @@ enum Command {
     /// Subscribe and print messages (like mosquitto_sub).
     #[command(name = "sub", disable_help_flag = true)]
     Sub(subscribe::SubArgs),
+    /// Load a broker and measure it (like emqtt-bench): conn, pub, sub, fanin, fanout,
+    /// latency.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +71,7 @@ fn main() -> ExitCode {
     let debug = match &cli.command {
         Command::Pub(args) => args.conn.debug,
         Command::Sub(args) => args.conn.debug,
+        Command::Bench(_) => false,
     };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -75,22 +82,12 @@ fn main() -> ExitCode {
         )
         .with_env_filter(if debug { "debug" } else { "warn" })
         .init();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("mqtt: cannot start: {err}");
-            return ExitCode::from(1);
-        }
+    let result = match cli.command {
+        Command::Pub(args) => on_one_thread(publish::run(args)),
+        Command::Sub(args) => on_one_thread(subscribe::run(args)),
+        // `mqtt bench` builds its own runtime (`--threads`).
+        Command::Bench(args) => bench::run(args),
     };
-    let result: Result<(), Failure> = runtime.block_on(async {
-        match cli.command {
-            Command::Pub(args) => publish::run(args).await,
-            Command::Sub(args) => subscribe::run(args).await,
-        }
-    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
@@ -100,6 +97,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs `pub` or `sub` on a current-thread runtime: one connection needs no more.
+fn on_one_thread(command: impl Future<Output = Result<(), Failure>>) -> Result<(), Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| Failure::Usage(format!("cannot start: {err}")))?
+        .block_on(command)
+}
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
