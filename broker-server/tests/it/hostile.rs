@@ -71,7 +71,10 @@ impl Broker {
             .args(["--set", "http.listeners=[\"127.0.0.1:0\"]"])
             .args(["--set", "sys.interval_secs=0"])
             .args(["--set", "storage.backend=\"memory\""])
-            .args(["--set", "limits.connect_timeout_secs=2"])
+            // Long enough that the thousand idle sockets are all still open when the
+            // ones over the per-IP limit arrive, also on a loaded 2-core machine
+            // (with 2 s, opening them outlasted the timeout under parallel builds).
+            .args(["--set", "limits.connect_timeout_secs=5"])
             .args([
                 "--set",
                 &format!("limits.max_connections_per_ip={IDLE_SOCKETS}"),
