@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""Draws the compare.sh table as an SVG bar chart: one row per case and metric, one bar
+"""Draws a comparison table as an SVG bar chart: one row per case and metric, one bar
 per broker, each bar's length relative to the largest value in its row.
 
 Usage: python3 broker-server/benches/chart.py [--all] TABLE.md OUT.svg
 
-TABLE.md holds the markdown table compare.sh prints (other lines are ignored; the
-table in BENCHMARKS.md works too). Without --all only the headline metrics are drawn
-(throughput, broker CPU per message, latency p50/p99, connects, memory per connection),
-not the CPU-share, loss and noise rows. Standard library only.
+TABLE.md holds a markdown table in the format of run A's full comparison table in
+BENCHMARKS.md (`case | metric | <broker> median [min–max] | ...`; other lines are
+ignored), e.g. BENCHMARKS.md itself. scripts/bench-compare.sh prints another format
+(one row per scenario and broker), which this script does not read. Without --all only
+the headline metrics are drawn (throughput, broker CPU per message, latency p50/p99,
+connects, memory per connection), not the CPU-share, loss and noise rows. Standard
+library only.
 """
 
 import re
@@ -44,7 +47,7 @@ def read_table(path):
             values = [(name, parse_value(cells[i])) for i, name in brokers]
             rows.append((cells[0], cells[1], values))
     if not rows:
-        sys.exit(f"{path}: no compare.sh table found")
+        sys.exit(f"{path}: no comparison table (run A's format) found")
     return [name for _, name in names], rows
 
 
