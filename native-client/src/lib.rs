@@ -85,7 +85,7 @@ mod driver;
 mod error;
 mod options;
 mod tls;
-mod transport;
+pub mod transport;
 mod url;
 
 pub use client::{Client, Subscription};
@@ -96,7 +96,6 @@ pub use options::{
 };
 pub use protocol::client::{DisconnectReason, DropSource, Event, Message, PublishOutcome};
 pub use tls::{TlsConfigError, TlsOptions};
-pub use transport::TransportError;
 pub use url::{BrokerUrl, Scheme, UrlError};
 
 pub use protocol::{

@@ -84,7 +84,7 @@ impl TlsOptions {
 
     /// Builds the rustls configuration (ALPN `mqtt` is not set: brokers do not need it
     /// on a dedicated port).
-    pub(crate) fn client_config(&self) -> Result<Arc<ClientConfig>, TlsConfigError> {
+    pub fn client_config(&self) -> Result<Arc<ClientConfig>, TlsConfigError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()

@@ -1,6 +1,10 @@
 //! Opening the byte stream to the broker: TCP, TLS over TCP, and (feature `websocket`)
 //! WebSocket over either. Everything above this module sees one boxed
 //! `AsyncRead + AsyncWrite` stream, so the driver is the same for every transport.
+//!
+//! Public for programs that speak MQTT bytes themselves over the same transports (the
+//! `mqtt bench` load tool): [`open`] gives the stream, [`crate::TlsOptions::client_config`]
+//! the TLS configuration to share between many connections.
 
 #[cfg(feature = "websocket")]
 mod ws;
@@ -16,12 +20,12 @@ use tokio::net::TcpStream;
 use crate::url::{BrokerUrl, Scheme};
 
 /// A byte stream to the broker.
-pub(crate) trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 
 /// An open transport, whatever its kind.
-pub(crate) type BoxIo = Box<dyn Io>;
+pub type BoxIo = Box<dyn Io>;
 
 /// Why the transport could not be opened. Each variant names the cause the way a person
 /// debugging a connection needs it: name resolution, refused port, unreachable network,
@@ -93,7 +97,7 @@ impl TransportError {
 
 /// Opens a transport to `url`. `tls` is the configuration for `mqtts` and `wss`, and
 /// `server_name` overrides the name its certificate is checked against.
-pub(crate) async fn open(
+pub async fn open(
     url: &BrokerUrl,
     tls: Option<&Arc<ClientConfig>>,
     server_name: Option<&str>,

@@ -12,18 +12,12 @@ use std::time::Duration;
 use anyhow::{Context as _, anyhow, bail};
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt as _;
-use native_client::{BrokerUrl, ProtocolVersion, QoS, ReasonCode, Scheme, TopicFilter};
+use native_client::transport::BoxIo;
+use native_client::{BrokerUrl, ProtocolVersion, QoS, ReasonCode, TopicFilter};
 use protocol::packet::{self, Connect, Disconnect, Limits, Packet, Subscribe, Subscription};
 use protocol::{ConnAck, SubscriptionOptions};
 use rustls::ClientConfig;
-use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-/// A byte stream to the broker.
-pub(super) trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
-
-impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Where and how every client of a run connects.
 #[derive(Debug, Clone)]
@@ -49,7 +43,7 @@ const READ_CAPACITY: usize = 64 * 1024;
 
 /// One open MQTT connection.
 pub(super) struct Link {
-    io: Box<dyn Io>,
+    io: BoxIo,
     /// Bytes received and not yet decoded.
     read: BytesMut,
     /// Packets queued for the next [`Link::flush`].
@@ -238,29 +232,8 @@ impl Link {
     }
 }
 
-/// Opens TCP, then TLS for `mqtts`/`wss`, then the WebSocket upgrade for `ws`/`wss`.
-async fn open(target: &Target) -> anyhow::Result<Box<dyn Io>> {
-    let url = &target.url;
-    let tcp = TcpStream::connect(url.authority())
-        .await
-        .with_context(|| format!("TCP connect to {}", url.authority()))?;
-    // Small packets, latency measured: no Nagle delay. Writes are batched already.
-    tcp.set_nodelay(true)?;
-    let stream: Box<dyn Io> = match (&target.tls, url.scheme.is_tls()) {
-        (Some(config), true) => {
-            let name = ServerName::try_from(url.host.clone())
-                .map_err(|_| anyhow!("`{}` is not a valid TLS server name", url.host))?;
-            Box::new(
-                tokio_rustls::TlsConnector::from(config.clone())
-                    .connect(name, tcp)
-                    .await
-                    .context("TLS handshake")?,
-            )
-        }
-        _ => Box::new(tcp),
-    };
-    match url.scheme {
-        Scheme::Ws | Scheme::Wss => super::ws::handshake(url, stream).await,
-        _ => Ok(stream),
-    }
+/// Opens TCP, then TLS for `mqtts`/`wss`, then the WebSocket upgrade for `ws`/`wss`
+/// (native-client's transports).
+async fn open(target: &Target) -> anyhow::Result<BoxIo> {
+    Ok(native_client::transport::open(&target.url, target.tls.as_ref(), None).await?)
 }

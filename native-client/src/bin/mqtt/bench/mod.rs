@@ -29,8 +29,6 @@ mod publisher;
 mod report;
 mod scenario;
 mod subscriber;
-mod tls;
-mod ws;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -222,11 +220,25 @@ impl CommonArgs {
         Ok(url)
     }
 
+    /// `--cafile` (else the system's CAs) and `--insecure` as native-client's options.
+    fn tls_options(&self) -> Result<native_client::TlsOptions, Failure> {
+        let mut options =
+            native_client::TlsOptions::default().danger_accept_invalid_certs(self.insecure);
+        if let Some(path) = &self.cafile {
+            let pem = std::fs::read(path).map_err(|err| {
+                Failure::Usage(format!("cannot read CA file {}: {err}", path.display()))
+            })?;
+            options = options.ca_pem(pem);
+        }
+        Ok(options)
+    }
+
     fn target(&self) -> Result<Target, Failure> {
         let url = self.broker_url()?;
         let tls = if url.scheme.is_tls() {
             Some(
-                tls::client_config(self.cafile.as_deref(), self.insecure)
+                self.tls_options()?
+                    .client_config()
                     .map_err(|err| Failure::Usage(format!("{err:#}")))?,
             )
         } else {
