@@ -96,6 +96,7 @@ pub use options::{
 };
 pub use protocol::client::{DisconnectReason, DropSource, Event, Message, PublishOutcome};
 pub use tls::{TlsConfigError, TlsOptions};
+pub use transport::TransportError;
 pub use url::{BrokerUrl, Scheme, UrlError};
 
 pub use protocol::{
