@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytestring::ByteString;
 use parking_lot::Mutex;
-use protocol::{QoS, ReasonCode};
+use protocol::{QoS, ReasonCode, Will};
 use tokio::sync::oneshot;
 use web_time::Instant;
 
@@ -187,6 +187,16 @@ impl Broker {
             }
         }
         (routed, stored)
+    }
+
+    /// Publishes `will` as a message from `client_id` (§3.1.2.5). Whoever decides
+    /// that a will is due calls this: the connection task when it ends, the expiry
+    /// timer when a will delay or a session runs out, recovery for a session that
+    /// expired while the broker was down.
+    pub fn publish_will(&self, will: Will, client_id: &ByteString) {
+        tracing::info!(%client_id, topic = %will.topic, "publishing will");
+        let message = Message::from_will(will, client_id.clone(), crate::clock::now());
+        self.publish(message, &mut Vec::new());
     }
 
     /// Attaches a new connection, acting as `owner`, to the session of `client_id`:

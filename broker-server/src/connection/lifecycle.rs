@@ -21,14 +21,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use bytestring::ByteString;
 use protocol::session::{AcceptOptions, OutboundMessage};
-use protocol::{
-    Auth, AuthProperties, Connect, ProtocolVersion, Publish, PublishProperties, ReasonCode, Will,
-};
+use protocol::{Auth, AuthProperties, Connect, ProtocolVersion, ReasonCode, Will};
 use tracing::{debug, info, warn};
 
-use super::{Connection, message_from};
+use super::Connection;
 use crate::auth::{AuthStep, Exchange};
-use crate::broker::Broker;
 use crate::clock;
 use crate::limits::Limit;
 use crate::security::{Access, Identity, LoginError, LoginRequest};
@@ -372,7 +369,7 @@ impl Connection {
         self.broker.end_session(old);
         let will = will.map(|will| *will);
         if let Some((_, will)) = will {
-            publish_will(&self.broker, will, &old.client_id);
+            self.broker.publish_will(will, &old.client_id);
         }
     }
 
@@ -423,7 +420,7 @@ impl Connection {
             }
             self.broker.end_session(&session);
             if let Some(will) = will {
-                publish_will(&self.broker, will, &self.client_id);
+                self.broker.publish_will(will, &self.client_id);
             }
         } else {
             let generation = {
@@ -452,7 +449,7 @@ impl Connection {
             let storage = &self.broker.storage;
             storage.put_session(&session, self.expiry_interval, expires_at, pending_will);
             if let Some(will) = will.filter(|_| will_delay == 0) {
-                publish_will(&self.broker, will, &self.client_id);
+                self.broker.publish_will(will, &self.client_id);
             }
             crate::expiry::arm(self.broker.clone(), session, generation);
         }
@@ -472,32 +469,6 @@ pub fn response_information(client_id: &str) -> Option<ByteString> {
     protocol::topic::validate_topic_name(&prefix)
         .is_ok()
         .then(|| prefix.into())
-}
-
-/// Publishes a will as a message from `client_id` (§3.1.2.5).
-pub fn publish_will(broker: &Broker, will: Will, client_id: &ByteString) {
-    let now = clock::now();
-    let mut properties = PublishProperties::default();
-    let wp = will.properties;
-    properties.payload_format_indicator = wp.payload_format_indicator;
-    properties.message_expiry_interval = wp.message_expiry_interval;
-    properties.content_type = wp.content_type;
-    properties.response_topic = wp.response_topic;
-    properties.correlation_data = wp.correlation_data;
-    properties.user_properties = wp.user_properties;
-    let properties = properties.into();
-    let publish = Publish {
-        dup: false,
-        qos: will.qos,
-        retain: will.retain,
-        topic: will.topic.into_inner(),
-        packet_id: None,
-        payload: will.payload,
-        properties,
-    };
-    info!(%client_id, topic = %publish.topic, "publishing will");
-    let message = message_from(publish, client_id.clone(), now);
-    broker.publish(message, &mut Vec::new());
 }
 
 fn auth_packet(reason_code: ReasonCode, method: ByteString, data: Option<Bytes>) -> Auth {

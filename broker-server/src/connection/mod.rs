@@ -32,8 +32,7 @@ mod io;
 mod lifecycle;
 mod packets;
 
-pub use lifecycle::{publish_will, response_information};
-pub use packets::message_from;
+pub use lifecycle::response_information;
 
 /// A connection's enhanced authentication (§4.12).
 #[derive(Default)]

@@ -1,12 +1,8 @@
 //! What a connected client asks for: PUBLISH (route, then acknowledge), SUBSCRIBE
 //! (with retained messages) and UNSUBSCRIBE.
 
-use std::time::Duration;
-
-use bytestring::ByteString;
 use protocol::{AckProperties, Publish, QoS, ReasonCode, RetainHandling, Subscribe, Unsubscribe};
 use tracing::{debug, info, warn};
-use web_time::Instant;
 
 use super::Connection;
 use crate::clock;
@@ -77,7 +73,7 @@ impl Connection {
             }
             return;
         }
-        let message = message_from(publish, self.client_id.clone(), clock::now());
+        let message = Message::from_publish(publish, self.client_id.clone(), clock::now());
         let broker = &self.broker;
         let (routed, stored) =
             super::io::with_route_scratch(|scratch| broker.publish_stored(message, scratch));
@@ -219,27 +215,5 @@ impl Connection {
         {
             debug!(client_id = %self.client_id, %err, "UNSUBACK failed");
         }
-    }
-}
-
-/// Builds the broker's message from a client's PUBLISH received at `now`.
-pub fn message_from(publish: Publish, origin: ByteString, now: Instant) -> Message {
-    let mut properties = publish.properties;
-    let expires_at = properties.get_mut().and_then(|props| {
-        props.topic_alias = None;
-        props.subscription_identifiers = Vec::new();
-        props.message_expiry_interval.take()
-    });
-    let expires_at = expires_at.map(|secs| now + Duration::from_secs(u64::from(secs)));
-    // A PUBLISH whose only properties were those leaves nothing for every delivery to copy.
-    properties.free_if_empty();
-    Message {
-        topic: publish.topic,
-        payload: publish.payload,
-        qos: publish.qos,
-        retain: publish.retain,
-        properties,
-        expires_at,
-        origin,
     }
 }

@@ -73,7 +73,7 @@ pub fn restore(broker: &Arc<Broker>, snapshot: Snapshot) -> Recovered {
         restore_session(broker, stored, now);
     }
     for (will, client_id) in wills {
-        crate::connection::publish_will(broker, will, &client_id);
+        broker.publish_will(will, &client_id);
     }
     recovered
 }
