@@ -13,11 +13,11 @@ use protocol::{QoS, ReasonCode, Will};
 use tokio::sync::oneshot;
 use web_time::Instant;
 
-use crate::auth::AuthRegistry;
 use crate::config::Config;
 use crate::message::{Delivery, Message};
 use crate::metrics::Metrics;
 use crate::router::Router;
+use crate::security::enhanced::AuthRegistry;
 use crate::session::{Attachment, Owner, QueueLimits, Session};
 
 /// Everything connection tasks share.

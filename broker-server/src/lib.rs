@@ -26,8 +26,9 @@
 //! - [`router`]: subscription trie, shared groups, retained messages (no IO).
 //! - [`session`]: what outlives a connection: mailbox, subscriptions, stored state.
 //! - [`storage`]: durable state (embedded redb by default): group commit, recovery.
-//! - [`auth`]: the enhanced-authentication (AUTH) interface and mechanism registry.
-//! - [`security`]: login (password file, JWT) and topic access (ACL), reloadable.
+//! - [`security`]: login (password file, JWT, certificate), topic access (ACL), and
+//!   enhanced authentication (AUTH: the mechanism interface and registry, SCRAM);
+//!   reloadable.
 //! - [`expiry`]: will-delay and session-expiry timers.
 //! - [`message`]: the shared message and per-subscriber delivery.
 //! - [`limits`]: abuse limits: connections per IP, connection and publish rates,
@@ -35,7 +36,6 @@
 //! - [`sys`]: `$SYS` topics; [`metrics`]: counters.
 //! - `main.rs`: parse the command line, load the config, init tracing, call [`run`].
 
-pub mod auth;
 pub mod broker;
 pub mod clients;
 pub mod clock;

@@ -25,9 +25,9 @@ use protocol::{Auth, AuthProperties, Connect, ProtocolVersion, ReasonCode, Will}
 use tracing::{debug, info, warn};
 
 use super::Connection;
-use crate::auth::{AuthStep, Exchange};
 use crate::clock;
 use crate::limits::Limit;
+use crate::security::enhanced::{AuthStep, Exchange};
 use crate::security::{Access, Identity, LoginError, LoginRequest};
 use crate::session::{Owner, Session};
 

@@ -38,7 +38,7 @@ pub use lifecycle::response_information;
 #[derive(Default)]
 struct EnhancedAuth {
     /// The exchange in progress.
-    exchange: Option<crate::auth::Exchange>,
+    exchange: Option<crate::security::enhanced::Exchange>,
     /// The CONNECT waiting for its authentication exchange to finish.
     pending_connect: Option<protocol::Connect>,
     /// The Authentication Method the connection was accepted with, which a

@@ -25,9 +25,9 @@ use protocol::ReasonCode;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::enhanced::{AuthExchange, AuthMechanism, AuthStep};
 use super::passwd::{SCRAM_ITERATIONS, ScramCredential, hmac_sha256};
 use super::{Identity, Policy};
-use crate::auth::{AuthExchange, AuthMechanism, AuthStep};
 
 /// The Authentication Method name.
 pub const METHOD: &str = "SCRAM-SHA-256";
