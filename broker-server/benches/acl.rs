@@ -12,7 +12,7 @@
 
 use std::hint::black_box;
 
-use broker_server::security::config::AuthConfig;
+use broker_server::config::AuthConfig;
 use broker_server::security::{Access, Identity, Security};
 use criterion::{Criterion, criterion_group, criterion_main};
 

@@ -25,32 +25,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytestring::ByteString;
 use parking_lot::RwLock;
 use protocol::{QoS, SubscriptionOptions, TopicFilter};
-use serde::Deserialize;
 use smallvec::SmallVec;
 
 pub use retained::RetainedStore;
 pub use shared::SharedInflight;
 use trie::{Keyed, Trie};
 
+use crate::config::SharedStrategy;
 use crate::message::{Delivery, Message};
 use crate::session::Session;
 
 /// Up to this many deliveries collected, a subscriber matched by a second filter is
 /// found by a linear search instead of a hash index.
 const LINEAR_DEDUP: usize = 32;
-
-/// How a shared subscription group picks the member that gets a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SharedStrategy {
-    /// Each member in turn (default), skipping members that are offline.
-    #[default]
-    RoundRobin,
-    /// A random online member.
-    Random,
-    /// The same member until it goes offline.
-    Sticky,
-}
 
 /// One client's subscription to one filter.
 #[derive(Debug, Clone)]

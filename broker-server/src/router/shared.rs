@@ -139,7 +139,7 @@ impl SharedInflight {
 mod tests {
     use super::*;
     use crate::config::DropPolicy;
-    use crate::router::SharedStrategy;
+    use crate::config::SharedStrategy;
     use crate::session::QueueLimits;
     use protocol::{Publish, QoS, SubscriptionOptions, TopicFilter};
 

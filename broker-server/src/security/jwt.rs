@@ -16,7 +16,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 
 use super::Permissions;
-use super::config::JwtConfig;
+use crate::config::JwtConfig;
 
 /// `[auth.jwt]` keys that could not be loaded.
 #[derive(Debug, thiserror::Error)]

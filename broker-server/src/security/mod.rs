@@ -65,7 +65,6 @@
 //!   held to them even when no ACL file is configured.
 
 pub mod acl;
-pub mod config;
 pub mod enhanced;
 pub mod jwt;
 pub mod passwd;
@@ -85,10 +84,10 @@ use protocol::ReasonCode;
 use tracing::info;
 
 use self::acl::{Acl, AclError, Decision};
-use self::config::AuthConfig;
 use self::jwt::{JwtKeyError, JwtVerifier};
 use self::passwd::{PasswdError, PasswordFile};
 use self::pool::{PasswordPool, PoolError};
+use crate::config::AuthConfig;
 
 /// What a client presented when it connected.
 #[derive(Debug, Clone, Copy)]

@@ -11,7 +11,7 @@ use crate::peer;
 use std::path::Path;
 
 use broker_server::Config;
-use broker_server::storage::{Backend, StorageConfig};
+use broker_server::config::{Backend, StorageConfig};
 use common::{TestBroker, test_config};
 use peer::*;
 use protocol::{Packet, ProtocolVersion, PubComp, PubRec, PubRel, QoS};

@@ -415,7 +415,7 @@ async fn retained_messages_deleted_by_the_admin_api_stay_deleted_after_a_restart
     let dir = tempfile::tempdir().unwrap();
     let config = || {
         let mut config = admin_config(Some("t"));
-        config.storage.backend = broker_server::storage::Backend::Redb;
+        config.storage.backend = broker_server::config::Backend::Redb;
         config.storage.dir = dir.path().to_path_buf();
         config
     };
