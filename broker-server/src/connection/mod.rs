@@ -25,13 +25,14 @@ use crate::broker::{Attached, Broker};
 use crate::clients::{ConnectionMeta, Registration};
 use crate::clock;
 use crate::message::Delivery;
-use crate::router::SharedInflight;
 
 mod durable;
+mod inflight;
 mod io;
 mod lifecycle;
 mod packets;
 
+pub use inflight::SharedInflight;
 pub use lifecycle::response_information;
 
 /// A connection's enhanced authentication (§4.12).

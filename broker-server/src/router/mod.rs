@@ -28,7 +28,6 @@ use protocol::{QoS, SubscriptionOptions, TopicFilter};
 use smallvec::SmallVec;
 
 pub use retained::RetainedStore;
-pub use shared::SharedInflight;
 use trie::{Keyed, Trie};
 
 use crate::config::SharedStrategy;

@@ -28,8 +28,9 @@ use web_time::Instant;
 use super::{Snapshot, Storage, StorageError, StoredRef, StoredSession};
 use crate::broker::Broker;
 use crate::clock;
+use crate::connection::SharedInflight;
 use crate::message::Delivery;
-use crate::router::{SharedInflight, SubEntry};
+use crate::router::SubEntry;
 use crate::session::Session;
 
 /// What recovery restored, for the log.
