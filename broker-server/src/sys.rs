@@ -142,7 +142,6 @@ impl SysPublisher {
 
     /// Publishes the snapshot as retained QoS 0 messages.
     pub fn publish(&mut self, broker: &Broker, now: Instant) {
-        let mut scratch = Vec::new();
         for (topic, value) in self.snapshot(broker, now) {
             let message = Message {
                 topic: topic.into(),
@@ -153,7 +152,7 @@ impl SysPublisher {
                 expires_at: None,
                 origin: "".into(),
             };
-            broker.publish(message, &mut scratch);
+            broker.publish(message);
         }
     }
 }

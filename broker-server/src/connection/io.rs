@@ -16,13 +16,10 @@ use std::io;
 use std::pin::Pin;
 use std::task::Poll;
 
-use std::sync::Arc;
-
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::message::Delivery;
-use crate::session::Session;
 
 /// Size of the per-thread read scratch buffer: the most one read takes.
 pub(super) const SCRATCH: usize = 64 * 1024;
@@ -32,17 +29,7 @@ const WRITE_KEEP: usize = 4 * 1024;
 
 thread_local! {
     static SCRATCH_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH].into_boxed_slice());
-    static ROUTED: RefCell<Vec<(Arc<Session>, Delivery)>> = const { RefCell::new(Vec::new()) };
     static BATCH: RefCell<Vec<Delivery>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Runs `f` with this thread's routing scratch vector (empty): routing results are
-/// collected there, so no connection holds such a vector of its own.
-pub(super) fn with_route_scratch<R>(f: impl FnOnce(&mut Vec<(Arc<Session>, Delivery)>) -> R) -> R {
-    ROUTED.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut scratch) => f(&mut scratch),
-        Err(_) => f(&mut Vec::new()),
-    })
 }
 
 /// Takes this thread's delivery batch vector (empty, with its capacity) for a moment;

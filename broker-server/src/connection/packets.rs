@@ -74,9 +74,7 @@ impl Connection {
             return;
         }
         let message = Message::from_publish(publish, self.client_id.clone(), clock::now());
-        let broker = &self.broker;
-        let (routed, stored) =
-            super::io::with_route_scratch(|scratch| broker.publish_stored(message, scratch));
+        let (routed, stored) = self.broker.publish_stored(message);
         if let Some(packet_id) = packet_id.filter(|_| qos != QoS::AtMostOnce) {
             self.woke_others |= routed > 0;
             let reason = if routed == 0 && self.version.is_v5() {

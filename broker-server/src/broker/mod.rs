@@ -1,6 +1,14 @@
 //! The broker's shared state and the operations every connection task performs on it:
-//! publishing (retain, route, enqueue) and opening, resuming and ending sessions.
-//! Synchronous except where a takeover must wait for the old connection to let go.
+//! publishing (retain, route, deliver into mailboxes) and opening, resuming and ending
+//! sessions. Synchronous except where a takeover must wait for the old connection to
+//! let go.
+//!
+//! # Layout
+//!
+//! - this module: [`Broker`], the session registry, attach (takeover), end, wills;
+//! - `deliver`: the publish path: retain, route, deliver into the sessions' mailboxes
+//!   (recording in the store what must be durable), and re-routing a departed shared
+//!   member's messages.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,16 +17,18 @@ use std::time::Duration;
 
 use bytestring::ByteString;
 use parking_lot::Mutex;
-use protocol::{QoS, ReasonCode, Will};
+use protocol::{ReasonCode, Will};
 use tokio::sync::oneshot;
 use web_time::Instant;
 
 use crate::config::Config;
-use crate::message::{Delivery, Message};
+use crate::message::Message;
 use crate::metrics::Metrics;
 use crate::router::Router;
 use crate::security::enhanced::AuthRegistry;
 use crate::session::{Attachment, Owner, QueueLimits, Session};
+
+mod deliver;
 
 /// Everything connection tasks share.
 #[derive(Debug)]
@@ -154,41 +164,6 @@ impl Broker {
         .into()
     }
 
-    /// Publishes `message`: stores it if retained, then delivers it to every matching
-    /// session. Returns how many sessions it was routed to.
-    pub fn publish(&self, message: Message, scratch: &mut Vec<(Arc<Session>, Delivery)>) -> usize {
-        self.publish_stored(message, scratch).0
-    }
-
-    /// [`publish`](Self::publish), also telling whether it submitted anything to the
-    /// store (a retained message, a QoS 1/2 delivery to a persistent session): the
-    /// publisher's acknowledgement then waits for a barrier ([`crate::storage`]).
-    pub fn publish_stored(
-        &self,
-        message: Message,
-        scratch: &mut Vec<(Arc<Session>, Delivery)>,
-    ) -> (usize, bool) {
-        let message = Arc::new(message);
-        let mut stored = false;
-        if message.retain {
-            // Stored under the lock, so the store keeps the same last message per topic.
-            let mut retained = self.router.retained_mut();
-            retained.set(message.clone());
-            stored = self.storage.retain(&message);
-        }
-        self.router.route(&message, scratch);
-        let routed = scratch.len();
-        let mut body = None;
-        for (session, delivery) in scratch.drain(..) {
-            let (outcome, queued) = self.storage.deliver(&session, delivery, &mut body);
-            stored |= queued;
-            if outcome.dropped_one() {
-                self.metrics.messages_dropped.inc();
-            }
-        }
-        (routed, stored)
-    }
-
     /// Publishes `will` as a message from `client_id` (§3.1.2.5). Whoever decides
     /// that a will is due calls this: the connection task when it ends, the expiry
     /// timer when a will delay or a session runs out, recovery for a session that
@@ -196,7 +171,7 @@ impl Broker {
     pub fn publish_will(&self, will: Will, client_id: &ByteString) {
         tracing::info!(%client_id, topic = %will.topic, "publishing will");
         let message = Message::from_will(will, client_id.clone(), crate::clock::now());
-        self.publish(message, &mut Vec::new());
+        self.publish(message);
     }
 
     /// Attaches a new connection, acting as `owner`, to the session of `client_id`:
@@ -302,45 +277,6 @@ impl Broker {
         self.reroute_shared(session);
         session.clear_queue();
         self.storage.drop_session(session);
-    }
-
-    /// Re-routes the QoS 1 and 2 messages that came to `session` through a shared
-    /// subscription and that it did not acknowledge (in its stored protocol state) or
-    /// never got (in its mailbox) to another member of their group
-    /// ([`crate::router::shared`]). Call once its subscriptions are gone.
-    fn reroute_shared(&self, session: &Session) {
-        let (state, inflight) = {
-            let mut detached = session.detached();
-            (
-                detached.protocol.take(),
-                std::mem::take(&mut detached.shared_inflight),
-            )
-        };
-        let mut owed = match &state {
-            Some(state) if !inflight.is_empty() => inflight.unacknowledged(state),
-            _ => Vec::new(),
-        };
-        let mut queued = Vec::new();
-        session.take(usize::MAX, &mut queued);
-        owed.extend(
-            queued
-                .into_iter()
-                .filter(|d| d.shared_group.is_some() && d.qos != QoS::AtMostOnce),
-        );
-        for delivery in owed {
-            let dropped = self
-                .router
-                .reroute_shared(&delivery)
-                .is_none_or(|(member, rerouted)| {
-                    // The same stored body, if it is stored: no second copy.
-                    let mut body = delivery.stored.map(|at| at.message);
-                    let (outcome, _) = self.storage.deliver(&member, rerouted, &mut body);
-                    outcome.dropped_one()
-                });
-            if dropped {
-                self.metrics.messages_dropped.inc();
-            }
-        }
     }
 
     /// Removes every subscription `session` holds from the router.
