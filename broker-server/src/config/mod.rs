@@ -218,7 +218,7 @@ pub struct LimitsConfig {
     /// Seconds a write to a client may make no progress (it stopped reading: its socket
     /// buffer is full) before the connection is closed, as EMQX's `send_timeout`. A
     /// client that reads slowly but steadily is not affected: progress is one byte
-    /// taken, and the kernel reports it every few KiB (`limits::bound_unsent`). 0 =
+    /// taken, and the kernel reports it every few KiB (`transport::bound_unsent`). 0 =
     /// wait forever.
     /// Default 15.
     pub write_timeout_secs: u64,

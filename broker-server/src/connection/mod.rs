@@ -133,7 +133,7 @@ where
     let connect_deadline = now + broker.config.limits.connect_timeout();
     let session = ServerSession::new(server_options(&broker), now);
     let budget = crate::limits::ClientBudget::new(&broker.config.limits);
-    let stream = crate::limits::LimitedRead::new(stream, budget.clone(), broker.clone(), peer);
+    let stream = io::LimitedRead::new(stream, budget.clone(), broker.clone(), peer);
     let conn = Connection {
         broker,
         meta: Arc::new(meta),
@@ -174,7 +174,7 @@ enum Wake {
 #[allow(clippy::manual_async_fn)] // on purpose: see the comment in the body
 fn run<S>(
     mut conn: Connection,
-    mut stream: crate::limits::LimitedRead<S>,
+    mut stream: io::LimitedRead<S>,
     connect_deadline: Instant,
 ) -> impl Future<Output = ()>
 where
@@ -199,7 +199,7 @@ where
                 let len = wbuf.len();
                 let (broker, peer) = (&conn.broker, conn.meta.peer);
                 if !conn.acks.writes_allowed(&broker.storage).await
-                    || crate::limits::write_all(&mut stream, &wbuf, broker, peer, &conn.client_id)
+                    || io::write_all(&mut stream, &wbuf, broker, peer, &conn.client_id)
                         .await
                         .is_err()
                 {
@@ -219,7 +219,12 @@ where
                     let n = bytes.len();
                     conn.broker.metrics.bytes_received.add(n as u64);
                     if conn.session.is_connected()
-                        || conn.before_connect.take(n, &conn.broker, conn.meta.peer)
+                        || conn.before_connect.take(
+                            n,
+                            conn.broker.config.limits.max_bytes_before_connect,
+                            &conn.broker.metrics.limit_hits,
+                            conn.meta.peer,
+                        )
                     {
                         conn.session.handle_bytes(&mut bytes, clock::now());
                     } else {

@@ -130,7 +130,7 @@ async fn accept(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        crate::limits::bound_unsent(&stream);
+        crate::transport::bound_unsent(&stream);
         let peer = PeerInfo {
             addr,
             tls: tls.is_some(),

@@ -5,7 +5,7 @@
 //!               │                      connection rate (broker, per IP): over → the
 //!               │                      CONNECT is answered CONNACK 0x9F and closed
 //!               ▼
-//!  connection task: LimitedRead(socket) ── ClientBudget: bytes/s and PUBLISH/s buckets
+//!  connection task: reads ask ClientBudget: bytes/s and PUBLISH/s buckets
 //!               │                           over → the socket is not read for a while
 //!               │                           (TCP back-pressure); a PUBLISH flood → 0x96
 //!  before CONNECT: connect timeout (from the accept), max_bytes_before_connect
@@ -50,8 +50,12 @@
 //!
 //! - this module: [`Limit`], [`LimitHits`] (counters and the log), [`TokenBucket`];
 //! - `admission`: [`Admission`], decided at accept time for every listener;
-//! - `client`: one connection's budgets ([`ClientBudget`], [`LimitedRead`],
-//!   [`BeforeConnect`]) and [`write_all`] with the write timeout.
+//! - `client`: one connection's budgets ([`ClientBudget`], [`BeforeConnect`]).
+//!
+//! This module only keeps accounts and gives verdicts; it does no IO. The connection
+//! task's reader (`connection::io::LimitedRead`) asks [`ClientBudget`] how long to hold
+//! a read back, and its writes (`connection::io::write_all`) apply
+//! `limits.write_timeout_secs`; both count their hits in [`LimitHits`].
 //!
 //! The hot path stays cheap: with a limit off (0, the default) its check is one branch;
 //! with it on, a client's buckets sit behind its own uncontended lock, and only the
@@ -72,9 +76,7 @@ mod admission;
 mod client;
 
 pub use admission::{Admission, Admitted};
-pub use client::{
-    BeforeConnect, ClientBudget, LimitedRead, PublishVerdict, UNSENT_LOWAT, bound_unsent, write_all,
-};
+pub use client::{BeforeConnect, ClientBudget, PublishVerdict};
 
 /// One limit, as counted and logged. The label is the configuration key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -35,7 +35,7 @@ pub async fn accept_loop(
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                crate::limits::bound_unsent(&stream);
+                crate::transport::bound_unsent(&stream);
                 let meta = ConnectionMeta {
                     peer,
                     listener: label.clone(),

@@ -276,7 +276,7 @@ pub async fn accept_loop(
                     continue;
                 };
                 let _ = tcp.set_nodelay(true);
-                crate::limits::bound_unsent(&tcp);
+                crate::transport::bound_unsent(&tcp);
                 // The handshake runs in the connection's task, so a slow client never
                 // holds up the accept loop.
                 let serve = serve_tls(
