@@ -1,6 +1,10 @@
 //! The publish path: a message is retained if it asks to be, routed to the matching
 //! sessions, and delivered into each one's mailbox.
 //!
+//! Delivering is the broker's decision and the broker's act ([`Broker::deliver`]):
+//! storage is asked only to record a queue entry that must survive a restart (and to
+//! forget one the mailbox dropped); it never touches a mailbox.
+//!
 //! Routing collects its results in a per-thread scratch vector the broker owns
 //! ([`with_route_scratch`]), so publishing allocates nothing per message for them and
 //! no caller holds such a vector.
@@ -12,7 +16,7 @@ use protocol::QoS;
 
 use super::Broker;
 use crate::message::{Delivery, Message};
-use crate::session::Session;
+use crate::session::{Enqueued, Session};
 
 thread_local! {
     /// The routing results of the publish running on this thread (empty between
@@ -53,7 +57,7 @@ impl Broker {
             let routed = scratch.len();
             let mut body = None;
             for (session, delivery) in scratch.drain(..) {
-                let (outcome, queued) = self.storage.deliver(&session, delivery, &mut body);
+                let (outcome, queued) = self.deliver(&session, delivery, &mut body);
                 stored |= queued;
                 if outcome.dropped_one() {
                     self.metrics.messages_dropped.inc();
@@ -93,12 +97,36 @@ impl Broker {
                 .is_none_or(|(member, rerouted)| {
                     // The same stored body, if it is stored: no second copy.
                     let mut body = delivery.stored.map(|at| at.message);
-                    let (outcome, _) = self.storage.deliver(&member, rerouted, &mut body);
+                    let (outcome, _) = self.deliver(&member, rerouted, &mut body);
                     outcome.dropped_one()
                 });
             if dropped {
                 self.metrics.messages_dropped.inc();
             }
         }
+    }
+
+    /// Puts `delivery` into `session`'s mailbox. A QoS 1 or 2 delivery to a stored
+    /// session is recorded in the store first ([`crate::storage::Storage::enqueue`]),
+    /// so its later `Dequeue` always follows its `Enqueue`; what the mailbox then drops
+    /// (a full queue: the delivery itself, or with `drop-oldest` an evicted one) is
+    /// deleted from the store again. `body`: the message's stored body id, shared by
+    /// every delivery of one message. Returns the mailbox's answer and whether
+    /// something was submitted to the store.
+    fn deliver(
+        &self,
+        session: &Session,
+        mut delivery: Delivery,
+        body: &mut Option<u64>,
+    ) -> (Enqueued, bool) {
+        if !self.storage.enqueue(&session.log, &mut delivery, body) {
+            return (session.deliver(delivery), false);
+        }
+        let at = delivery.stored;
+        let outcome = session.deliver_with(delivery, |evicted| self.storage.discarded(&evicted));
+        if outcome == Enqueued::Dropped {
+            self.storage.forget(at);
+        }
+        (outcome, true)
     }
 }
