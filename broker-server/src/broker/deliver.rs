@@ -15,6 +15,7 @@ use std::sync::Arc;
 use protocol::QoS;
 
 use super::Broker;
+use super::backplane::Backplane;
 use crate::message::{Delivery, Message};
 use crate::session::{Enqueued, Session};
 
@@ -52,7 +53,7 @@ impl Broker {
             retained.set(message.clone());
             stored = self.storage.retain(&message);
         }
-        with_route_scratch(|scratch| {
+        let published = with_route_scratch(|scratch| {
             self.router.route(&message, scratch);
             let routed = scratch.len();
             let mut body = None;
@@ -64,7 +65,11 @@ impl Broker {
                 }
             }
             (routed, stored)
-        })
+        });
+        // Beyond this node. `Local` completes at once; a cluster's acknowledgement is
+        // to hold the publisher's PUBACK (planned: `backplane` module docs).
+        let _forwarded = self.backplane.forward(&message);
+        published
     }
 
     /// Re-routes the QoS 1 and 2 messages that came to `session` through a shared

@@ -6,6 +6,8 @@
 //! # Layout
 //!
 //! - this module: [`Broker`], the session registry, attach (takeover), end, wills;
+//! - [`backplane`]: the seam to what lies beyond this node (a cluster), with its
+//!   single-node implementation `Local`;
 //! - `deliver`: the publish path: retain, route, deliver into the sessions' mailboxes
 //!   (recording in the store what must be durable), and re-routing a departed shared
 //!   member's messages.
@@ -17,18 +19,21 @@ use std::time::Duration;
 
 use bytestring::ByteString;
 use parking_lot::Mutex;
-use protocol::{ReasonCode, Will};
+use protocol::{ReasonCode, TopicFilter, Will};
 use tokio::sync::oneshot;
 use web_time::Instant;
 
 use crate::config::Config;
 use crate::message::Message;
 use crate::metrics::Metrics;
-use crate::router::Router;
+use crate::router::{Router, SubEntry, SubscribeOutcome};
 use crate::security::enhanced::AuthRegistry;
 use crate::session::{Attachment, Owner, QueueLimits, Session};
 
+pub mod backplane;
 mod deliver;
+
+use backplane::{Backplane, Claim, Interest, Plane, Release};
 
 /// Everything connection tasks share.
 #[derive(Debug)]
@@ -60,6 +65,8 @@ pub struct Broker {
     /// Every connection task, whatever its transport: shutdown kicks the clients, then
     /// waits here for their tasks to end (sessions stored) before closing the store.
     pub(crate) connections: tokio_util::task::TaskTracker,
+    /// What lies beyond this node ([`backplane`]): nothing, on a single node.
+    pub(crate) backplane: Plane,
     /// Cancelled when shutdown begins: what a connection waits for after it has ended
     /// (draining a client's input after a DISCONNECT) stops at once.
     pub(crate) stopping: tokio_util::sync::CancellationToken,
@@ -79,13 +86,19 @@ pub struct Attached {
     release: oneshot::Sender<()>,
 }
 
-/// Why [`Broker::attach`] refused: the session belongs to another user and
-/// `sessions.allow_cross_user_takeover` is off.
+/// Why [`Broker::attach`] refused.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("the session belongs to another user ({owner:?})")]
-pub struct NotOwner {
-    /// Whose the session is, for the log.
-    pub owner: Owner,
+pub enum AttachError {
+    /// The session belongs to another user and `sessions.allow_cross_user_takeover` is
+    /// off (CONNACK 0x87).
+    #[error("the session belongs to another user ({owner:?})")]
+    NotOwner {
+        /// Whose the session is, for the log.
+        owner: Owner,
+    },
+    /// The backplane did not give this node the session ([`backplane::Claim`]).
+    #[error("session not claimed: {0}")]
+    NotClaimed(backplane::Refused),
 }
 
 impl Attached {
@@ -130,6 +143,7 @@ impl Broker {
             admission: crate::limits::Admission::new(&config.limits),
             connections: tokio_util::task::TaskTracker::new(),
             stopping: tokio_util::sync::CancellationToken::new(),
+            backplane: Plane::default(),
             storage,
             config,
             router,
@@ -196,13 +210,13 @@ impl Broker {
         client_id: &ByteString,
         clean_start: bool,
         owner: Owner,
-    ) -> Result<(Attached, Option<Arc<Session>>), NotOwner> {
+    ) -> Result<(Attached, Option<Arc<Session>>), AttachError> {
         let cross_user = self.config.sessions.allow_cross_user_takeover;
-        let refuse = |session: &Session| -> Result<(), NotOwner> {
+        let refuse = |session: &Session| -> Result<(), AttachError> {
             if cross_user || session.admits(&owner) {
                 Ok(())
             } else {
-                Err(NotOwner {
+                Err(AttachError::NotOwner {
                     owner: session.owner(),
                 })
             }
@@ -223,6 +237,10 @@ impl Broker {
             let Some(previous) = previous else { break };
             // The old connection stores its state, then drops its release sender.
             let _ = tokio::time::timeout(Duration::from_secs(10), previous.released).await;
+        }
+        // Once any previous connection let go: the session may be owned elsewhere.
+        if let Claim::Refused(refused) = self.backplane.claim(client_id, &owner) {
+            return Err(AttachError::NotClaimed(refused));
         }
         let (release_tx, release_rx) = oneshot::channel();
         let mut sessions = self.sessions.lock();
@@ -277,13 +295,52 @@ impl Broker {
         self.reroute_shared(session);
         session.clear_queue();
         self.storage.drop_session(session);
+        self.backplane.release(&session.client_id, Release::Ended);
+    }
+
+    /// `session`'s connection let go and the session stays, offline, on this node.
+    pub fn detached(&self, session: &Session) {
+        self.backplane
+            .release(&session.client_id, Release::Detached);
+    }
+
+    /// Adds or replaces a subscription of `entry`'s session to `filter`; the backplane
+    /// hears of a filter new to this node.
+    pub fn subscribe(&self, filter: &TopicFilter, entry: SubEntry) -> SubscribeOutcome {
+        let (outcome, first) = self.router.subscribe_counted(filter, entry);
+        if first {
+            self.backplane.interest(filter, Interest::Gained);
+        }
+        outcome
+    }
+
+    /// Removes `client_id`'s subscription to `filter`; `false` if it had none. The
+    /// backplane hears of a filter this node no longer needs.
+    pub fn unsubscribe(&self, filter: &TopicFilter, client_id: &ByteString) -> bool {
+        match self.router.unsubscribe_counted(filter, client_id) {
+            Some(last) => {
+                if last {
+                    self.backplane.interest(filter, Interest::Lost);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The retained messages matching `filter` at `now`, for a new subscription: this
+    /// node's, then any the backplane keeps elsewhere.
+    pub fn retained_matching(&self, filter: &TopicFilter, now: Instant) -> Vec<Arc<Message>> {
+        let mut out = self.router.retained().matching(filter.filter(), now);
+        self.backplane.retained(filter, now, &mut out);
+        out
     }
 
     /// Removes every subscription `session` holds from the router.
     pub fn drop_subscriptions(&self, session: &Session) {
         let subscriptions = std::mem::take(&mut *session.subscriptions.lock());
         for filter in subscriptions.keys() {
-            self.router.unsubscribe(filter, &session.client_id);
+            self.unsubscribe(filter, &session.client_id);
         }
     }
 

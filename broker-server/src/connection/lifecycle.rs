@@ -25,6 +25,7 @@ use protocol::{Auth, AuthProperties, Connect, ProtocolVersion, ReasonCode, Will}
 use tracing::{debug, info, warn};
 
 use super::Connection;
+use crate::broker::AttachError;
 use crate::clock;
 use crate::limits::Limit;
 use crate::security::enhanced::{AuthStep, Exchange};
@@ -268,10 +269,15 @@ impl Connection {
         let owner = Owner::of(self.identity.username.as_ref());
         let (attached, ended) = match broker.attach(&client_id, connect.clean_start, owner).await {
             Ok(attached) => attached,
-            Err(err) => {
+            Err(err @ AttachError::NotOwner { .. }) => {
                 broker.metrics.auth_failures.inc();
                 warn!(peer = %self.meta.peer, %client_id, username = ?self.identity.username, %err, "session takeover by another user refused");
                 let _ = self.session.reject(ReasonCode::NotAuthorized);
+                return;
+            }
+            Err(AttachError::NotClaimed(refused)) => {
+                warn!(peer = %self.meta.peer, %client_id, %refused, "session not claimed");
+                let _ = self.session.reject(refused.reason);
                 return;
             }
         };
@@ -451,6 +457,7 @@ impl Connection {
             if let Some(will) = will.filter(|_| will_delay == 0) {
                 self.broker.publish_will(will, &self.client_id);
             }
+            self.broker.detached(&session);
             crate::expiry::arm(self.broker.clone(), session, generation);
         }
         attached.release();

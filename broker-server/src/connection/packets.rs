@@ -130,7 +130,7 @@ impl Connection {
                 options,
                 id: subscription_id,
             };
-            let outcome = broker.router.subscribe(&filter, entry);
+            let outcome = broker.subscribe(&filter, entry);
             session.subscriptions.lock().insert(
                 filter.clone(),
                 StoredSubscription {
@@ -153,7 +153,7 @@ impl Connection {
                     RetainHandling::DoNotSend => false,
                 };
             if send_retained {
-                for message in broker.router.retained().matching(filter.filter(), now) {
+                for message in broker.retained_matching(&filter, now) {
                     let qos = message.qos.min(options.qos);
                     let ids = subscription_id.into_iter().collect();
                     retained.push(Delivery {
@@ -171,7 +171,7 @@ impl Connection {
         // cannot be, they are refused (and undone).
         if !self.store_subscriptions(&session).await {
             for (index, filter) in granted {
-                broker.router.unsubscribe(&filter, &session.client_id);
+                broker.unsubscribe(&filter, &session.client_id);
                 session.subscriptions.lock().remove(&filter);
                 codes[index] = ReasonCode::UnspecifiedError;
             }
@@ -197,7 +197,7 @@ impl Connection {
             .filters
             .iter()
             .map(|filter| {
-                let existed = self.broker.router.unsubscribe(filter, &session.client_id);
+                let existed = self.broker.unsubscribe(filter, &session.client_id);
                 session.subscriptions.lock().remove(filter);
                 if existed {
                     ReasonCode::Success

@@ -97,7 +97,7 @@ fn restore_session(broker: &Arc<Broker>, stored: StoredSession, now: Instant) {
                 options: subscription.options,
                 id: subscription.id,
             };
-            broker.router.subscribe(filter, entry);
+            broker.subscribe(filter, entry);
             subscriptions.insert(filter.clone(), subscription.clone());
         }
     }
