@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use broker_server::config::{Backend, FsyncPolicy, StorageConfig};
-use broker_server::session::{Owner, StoredSubscription};
-use broker_server::storage::{self, Op, QueueEntry, SessionRecord, StoredRef};
+use broker_server::internals::session::{Owner, StoredSubscription};
+use broker_server::internals::storage::{self, Op, QueueEntry, SessionRecord, StoredRef};
 use protocol::{QoS, SubscriptionOptions, TopicFilter};
 
 fn main() -> anyhow::Result<()> {

@@ -10,7 +10,7 @@ use crate::clock;
 use crate::session::Session;
 
 /// Starts the timer task for `session`, detached at `generation`.
-pub fn arm(broker: Arc<Broker>, session: Arc<Session>, generation: u64) {
+pub(crate) fn arm(broker: Arc<Broker>, session: Arc<Session>, generation: u64) {
     tokio::spawn(async move {
         loop {
             let next = {

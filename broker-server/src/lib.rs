@@ -36,22 +36,22 @@
 //! - [`sys`]: `$SYS` topics; [`metrics`]: counters.
 //! - `main.rs`: parse the command line, load the config, init tracing, call [`run`].
 
-pub mod broker;
-pub mod clients;
-pub mod clock;
+mod broker;
+mod clients;
+mod clock;
 pub mod config;
-pub mod connection;
-pub mod expiry;
-pub mod http;
-pub mod limits;
-pub mod message;
-pub mod metrics;
-pub mod router;
-pub mod security;
-pub mod session;
-pub mod storage;
-pub mod sys;
-pub mod transport;
+mod connection;
+mod expiry;
+mod http;
+mod limits;
+mod message;
+mod metrics;
+mod router;
+mod security;
+mod session;
+mod storage;
+mod sys;
+mod transport;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,7 +61,55 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use broker::Broker;
+pub use broker::backplane::{Backplane, Claim, Interest, Local, Refused, Release};
 pub use config::Config;
+pub use security::enhanced::{AuthExchange, AuthMechanism, AuthRegistry, AuthStep};
+pub use security::{Identity, SecurityError};
+pub use transport::tls::{TlsError, TlsStore};
+
+/// Not a stable interface: the internals that the binary's `passwd` and `store`
+/// subcommands, the benchmarks, the `fill_store` example and the integration tests
+/// reach into (the store's format for damaged-store tests, the router for its
+/// benchmark, …). Gathered here so that the library's public surface stays the
+/// items above.
+#[doc(hidden)]
+pub mod internals {
+    /// [`crate::storage`]: opening a store, its operations and format.
+    pub mod storage {
+        pub use crate::storage::{
+            Op, QueueEntry, SessionRecord, StoreStats, StoredRef, codec, embedded, open, sys_topics,
+        };
+    }
+    /// [`crate::session`]: sessions as the router and the store see them.
+    pub mod session {
+        pub use crate::session::{Owner, QueueLimits, Session, StoredSubscription};
+    }
+    /// [`crate::router`]: the subscription trie (its benchmark).
+    pub mod router {
+        pub use crate::router::{Router, SubEntry};
+    }
+    /// [`crate::message`]: the shared message and one delivery of it.
+    pub mod message {
+        pub use crate::message::{Delivery, Message};
+    }
+    /// [`crate::security`]: access checks and the password file.
+    pub mod security {
+        pub use crate::security::{Access, Identity, Security, passwd};
+    }
+    /// [`crate::http`]: the axum app, without a socket.
+    pub mod http {
+        pub use crate::http::metrics::render;
+        pub use crate::http::{HttpState, app};
+    }
+    /// [`crate::limits`]: the limits as counted.
+    pub mod limits {
+        pub use crate::limits::Limit;
+    }
+    /// [`crate::transport`]: the WebSocket message bound.
+    pub mod transport {
+        pub use crate::transport::ws::MAX_WS_MESSAGE;
+    }
+}
 
 /// A running broker: its bound addresses and the handle to stop it.
 #[derive(Debug)]

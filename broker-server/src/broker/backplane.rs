@@ -36,7 +36,7 @@ use crate::session::Owner;
 
 /// The backplane this build uses. Only [`Local`] exists yet; a cluster makes this an
 /// enum (static dispatch, see the module docs).
-pub type Plane = Local;
+pub(crate) type Plane = Local;
 
 /// Why the world beyond this node did not take a message or a session.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

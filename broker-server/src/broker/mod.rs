@@ -30,7 +30,7 @@ use crate::router::{Router, SubEntry, SubscribeOutcome};
 use crate::security::enhanced::AuthRegistry;
 use crate::session::{Attachment, Owner, QueueLimits, Session};
 
-pub mod backplane;
+pub(crate) mod backplane;
 mod deliver;
 
 use backplane::{Backplane, Claim, Interest, Plane, Release};

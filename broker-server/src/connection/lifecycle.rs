@@ -471,7 +471,7 @@ impl Connection {
 /// client may publish the response and ordinary filters see it; the broker reserves
 /// nothing else about it. `None` (nothing sent) when the client identifier would not
 /// make a valid topic (it contains `+`, `#` or U+0000).
-pub fn response_information(client_id: &str) -> Option<ByteString> {
+pub(super) fn response_information(client_id: &str) -> Option<ByteString> {
     let prefix = format!("response/{client_id}");
     protocol::topic::validate_topic_name(&prefix)
         .is_ok()

@@ -9,7 +9,6 @@
 //! - `lifecycle`: CONNECT, session attach/resume/takeover, and the end of a connection;
 //! - `packets`: PUBLISH, SUBSCRIBE, UNSUBSCRIBE.
 
-use std::net::SocketAddr;
 use std::num::{NonZeroU16, NonZeroU32};
 use std::sync::Arc;
 
@@ -32,8 +31,7 @@ mod io;
 mod lifecycle;
 mod packets;
 
-pub use inflight::SharedInflight;
-pub use lifecycle::response_information;
+pub(crate) use inflight::SharedInflight;
 
 /// A connection's enhanced authentication (§4.12).
 #[derive(Default)]
@@ -48,7 +46,7 @@ struct EnhancedAuth {
 }
 
 /// The session options every connection starts with, from the configuration.
-pub fn server_options(broker: &Broker) -> ServerOptions {
+pub(crate) fn server_options(broker: &Broker) -> ServerOptions {
     let limits = &broker.config.limits;
     let inflight = NonZeroU16::new(limits.max_inflight).unwrap_or(NonZeroU16::MIN);
     ServerOptions {
@@ -105,22 +103,15 @@ struct Connection {
     linger: bool,
 }
 
-/// Serves one client until the connection ends or the broker shuts down.
-pub async fn serve<S>(broker: Arc<Broker>, stream: S, peer: SocketAddr)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    serve_with(broker, stream, ConnectionMeta::tcp(peer)).await;
-}
-
-/// [`serve`] with what the transport knows about the connection (listener, TLS or
-/// WebSocket, certificate identity). The stream must deliver written bytes on `flush`.
+/// Serves one client until the connection ends or the broker shuts down, with what
+/// the transport knows about the connection (listener, TLS or WebSocket, certificate
+/// identity). The stream must deliver written bytes on `flush`.
 ///
 /// The returned future is the connection task's whole state for its life, so it is
 /// kept small: everything is built here and moved into one `async` block (an `async fn`
 /// would keep its arguments beside the locals made from them), the stream is not
 /// split, and the task waits on few things while idle (see [`wait`]).
-pub fn serve_with<S>(
+pub(crate) fn serve_with<S>(
     broker: Arc<Broker>,
     stream: S,
     meta: ConnectionMeta,
@@ -569,6 +560,8 @@ impl Connection {
 
 #[cfg(test)]
 mod tests {
+    use std::net::SocketAddr;
+
     use super::*;
 
     /// The connection task's future is what every open connection holds for its whole

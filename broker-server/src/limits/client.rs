@@ -14,7 +14,7 @@ use crate::config::LimitsConfig;
 
 /// What a PUBLISH did to the client's publish budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PublishVerdict {
+pub(crate) enum PublishVerdict {
     /// Within the rate.
     Allowed,
     /// Over the rate: this PUBLISH is the first of a throttled stretch.
@@ -31,7 +31,7 @@ pub enum PublishVerdict {
 /// packets) and its reader, `connection::io::LimitedRead` (which counts bytes and holds
 /// reads back).
 #[derive(Debug, Clone, Default)]
-pub struct ClientBudget {
+pub(crate) struct ClientBudget {
     inner: Option<Arc<Mutex<Budgets>>>,
 }
 
@@ -52,7 +52,7 @@ struct Budgets {
 
 impl ClientBudget {
     /// The budgets `config` sets (none when both rates are 0).
-    pub fn new(config: &LimitsConfig) -> Self {
+    pub(crate) fn new(config: &LimitsConfig) -> Self {
         if config.max_publish_per_sec == 0 && config.max_inbound_bytes_per_sec == 0 {
             return Self::default();
         }
@@ -84,7 +84,7 @@ impl ClientBudget {
     }
 
     /// Counts one PUBLISH from the client.
-    pub fn publish(&self) -> PublishVerdict {
+    pub(crate) fn publish(&self) -> PublishVerdict {
         let Some(inner) = &self.inner else {
             return PublishVerdict::Allowed;
         };
@@ -172,7 +172,7 @@ impl ClientBudget {
 /// `limits.max_bytes_before_connect`: what a socket that never completes a CONNECT can
 /// make the broker buffer is bounded by this rather than by `max_packet_size`.
 #[derive(Debug, Default)]
-pub struct BeforeConnect {
+pub(crate) struct BeforeConnect {
     received: usize,
 }
 
@@ -181,7 +181,13 @@ impl BeforeConnect {
     /// they are over the limit and the connection is to be closed.
     /// `limit` is `limits.max_bytes_before_connect` (0: none); the hit is counted in
     /// `hits`.
-    pub fn take(&mut self, n: usize, limit: usize, hits: &LimitHits, peer: SocketAddr) -> bool {
+    pub(crate) fn take(
+        &mut self,
+        n: usize,
+        limit: usize,
+        hits: &LimitHits,
+        peer: SocketAddr,
+    ) -> bool {
         self.received = self.received.saturating_add(n);
         if limit > 0 && self.received > limit {
             hits.hit(Limit::BytesBeforeConnect, peer, "");

@@ -14,7 +14,7 @@
 //! - this module: [`Router`], overlapping subscriptions, No Local, shared groups.
 
 pub(crate) mod retained;
-pub mod shared;
+pub(crate) mod shared;
 pub(crate) mod trie;
 
 use std::collections::HashMap;
@@ -27,7 +27,7 @@ use parking_lot::RwLock;
 use protocol::{QoS, SubscriptionOptions, TopicFilter};
 use smallvec::SmallVec;
 
-pub use retained::RetainedStore;
+pub(crate) use retained::RetainedStore;
 use trie::{Keyed, Trie};
 
 use crate::config::SharedStrategy;

@@ -82,7 +82,7 @@ impl AuthRegistry {
 
 /// An exchange in progress on a connection, with its method name.
 #[derive(Debug)]
-pub struct Exchange {
+pub(crate) struct Exchange {
     /// The Authentication Method of the exchange.
     pub method: ByteString,
     /// The mechanism's state.

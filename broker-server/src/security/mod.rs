@@ -64,12 +64,12 @@
 //!   the ACL file but cannot lift its deny rules, and a credential with permissions is
 //!   held to them even when no ACL file is configured.
 
-pub mod acl;
-pub mod enhanced;
-pub mod jwt;
+pub(crate) mod acl;
+pub(crate) mod enhanced;
+pub(crate) mod jwt;
 pub mod passwd;
-pub mod pool;
-pub mod scram;
+pub(crate) mod pool;
+pub(crate) mod scram;
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -30,7 +30,7 @@ use super::passwd::{SCRAM_ITERATIONS, ScramCredential, hmac_sha256};
 use super::{Identity, Policy};
 
 /// The Authentication Method name.
-pub const METHOD: &str = "SCRAM-SHA-256";
+pub(crate) const METHOD: &str = "SCRAM-SHA-256";
 
 /// The SCRAM-SHA-256 mechanism, reading credentials from the broker's current policy.
 #[derive(Debug)]
@@ -86,7 +86,7 @@ enum State {
 
 /// One SCRAM-SHA-256 exchange.
 #[derive(Debug)]
-pub struct ScramExchange {
+pub(crate) struct ScramExchange {
     policy: Arc<Policy>,
     secret: [u8; 32],
     connect_username: Option<String>,

@@ -96,12 +96,12 @@
 //! - [`acks`]: a connection's acknowledgements waiting for their barrier.
 //! - [`recovery`]: loading a [`Snapshot`] into a starting broker.
 
-pub mod acks;
+pub(crate) mod acks;
 pub mod codec;
 pub mod embedded;
-pub mod journal;
-pub mod memory;
-pub mod recovery;
+pub(crate) mod journal;
+pub(crate) mod memory;
+pub(crate) mod recovery;
 
 use std::fmt;
 use std::num::NonZeroU32;
@@ -118,7 +118,7 @@ use web_time::Instant;
 use crate::message::Message;
 use crate::session::StoredSubscription;
 
-pub use journal::{SessionLog, Storage};
+pub(crate) use journal::{SessionLog, Storage};
 
 use crate::config::{Backend, StorageConfig};
 
@@ -204,7 +204,7 @@ impl StorageError {
 }
 
 /// Resolves when every operation submitted before it is durable (or failed).
-pub type Barrier = oneshot::Receiver<Result<(), StorageError>>;
+pub(crate) type Barrier = oneshot::Receiver<Result<(), StorageError>>;
 
 /// Where one queued delivery lives in the store: its session's storage id, its
 /// position in the queue and the stored message body it references.

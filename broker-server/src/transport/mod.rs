@@ -1,14 +1,14 @@
 //! Listeners: the only code besides the connection task that awaits on IO. Each accepts
-//! byte streams and hands them to [`crate::connection::serve`].
+//! byte streams and hands them to [`crate::connection::serve_with`].
 
-pub mod tcp;
-pub mod tls;
-pub mod ws;
+pub(crate) mod tcp;
+pub(crate) mod tls;
+pub(crate) mod ws;
 
 /// Unsent bytes the kernel may hold for a client beyond those in flight
 /// (`TCP_NOTSENT_LOWAT`, see [`bound_unsent`]): a write is woken once fewer than half
 /// of them are left, so a reader taking 8 KiB per `write_timeout_secs` makes progress.
-pub const UNSENT_LOWAT: u32 = 16 * 1024;
+pub(crate) const UNSENT_LOWAT: u32 = 16 * 1024;
 
 /// Bounds what a client's TCP socket holds unsent to [`UNSENT_LOWAT`], so that
 /// the connection's write timeout sees a slow reader's progress.
@@ -21,7 +21,7 @@ pub const UNSENT_LOWAT: u32 = 16 * 1024;
 /// awaiting acknowledgement are not limited, so a fast link keeps its throughput. The
 /// backlog stays in the session's queue instead, where `queue_drop_policy` bounds it.
 /// Linux and Android only (elsewhere the option is not set).
-pub fn bound_unsent(stream: &tokio::net::TcpStream) {
+pub(crate) fn bound_unsent(stream: &tokio::net::TcpStream) {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         let _ = socket2::SockRef::from(stream).set_tcp_notsent_lowat(UNSENT_LOWAT);

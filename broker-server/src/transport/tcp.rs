@@ -12,7 +12,7 @@ use crate::clients::{ConnectionMeta, Transport};
 use crate::connection;
 
 /// Accepts connections on `listener` until `shutdown` turns `true`.
-pub async fn accept_loop(
+pub(crate) async fn accept_loop(
     broker: Arc<Broker>,
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,

@@ -592,9 +592,10 @@ fn takeover_config(
         let mut text = String::new();
         for user in ["alice", "bob", "dave"] {
             let password = format!("{user}-pw");
-            let credential =
-                broker_server::security::passwd::Credential::argon2id(password.as_bytes())
-                    .expect("hashes");
+            let credential = broker_server::internals::security::passwd::Credential::argon2id(
+                password.as_bytes(),
+            )
+            .expect("hashes");
             text.push_str(&format!("{user}:{credential}\n"));
         }
         std::fs::write(&passwd, text).expect("write password file");

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use broker_server::Broker;
-use broker_server::http::HttpState;
+use broker_server::internals::http::HttpState;
 use common::*;
 use http_support::*;
 use protocol::{Packet, ProtocolVersion, QoS, ReasonCode};
