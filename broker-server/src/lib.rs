@@ -7,34 +7,57 @@
 //!
 //! ```text
 //!  client ─TCP─► transport::tcp ─► connection task ──► Broker::publish ─► Router ─► Session mailboxes
-//!                                   (ServerSession)       (retain, route)              │
+//!                                   (ServerSession)    (retain, route,                 │
+//!                                                       deliver, forward)              │
 //!  client ◄──────────────────────── connection task ◄── mailbox (bounded) ◄────────────┘
 //!
 //!  client ─TLS─► transport::tls ────────────────────┐
 //!  browser ─WS/WSS─► http (/mqtt) ─► transport::ws ─┴─► the same connection task
 //! ```
 //!
+//! Calls go one way, down the data path: transport → connection → broker (route,
+//! deliver) → session / mailbox. Storage, security and limits are leaves the layers
+//! above consult; the broker's [`Backplane`] is where what lies beyond this node (a
+//! cluster) plugs in.
+//!
 //! # Layout
 //!
-//! - [`config`]: the TOML configuration, every limit a key with a documented default.
-//! - [`transport`]: listeners (TCP, TLS, WebSocket); hand byte streams to the
-//!   connection task.
-//! - [`http`]: the HTTP listener: `/mqtt`, dashboard, `/metrics`, health, admin API.
-//! - [`clients`]: the connections open now (admin API, metrics per listener).
-//! - [`connection`]: one task per client: socket + `protocol::session::ServerSession`.
-//! - [`broker`]: shared state: publishing, session attach/takeover/end.
-//! - [`router`]: subscription trie, shared groups, retained messages (no IO).
-//! - [`session`]: what outlives a connection: mailbox, subscriptions, stored state.
-//! - [`storage`]: durable state (embedded redb by default): group commit, recovery.
-//! - [`security`]: login (password file, JWT, certificate), topic access (ACL), and
+//! Down the data path:
+//! - `transport`: listeners (TCP, TLS, WebSocket); hand byte streams to the
+//!   connection task. `http`: the HTTP listener (`/mqtt`, dashboard, `/metrics`,
+//!   health, admin API).
+//! - `connection`: one task per client: the socket (reads held back by the client's
+//!   budgets, writes with a timeout: `connection::io`) and its
+//!   `protocol::session::ServerSession`; CONNECT, PUBLISH, SUBSCRIBE, acknowledgements.
+//! - `broker`: the shared state. Publishing (retain, route, deliver into mailboxes,
+//!   forward beyond the node), wills, session attach/takeover/end, and the
+//!   [`Backplane`] seam with its single-node [`Local`].
+//! - `router`: subscription trie, shared groups, retained messages (no IO).
+//! - `session`: what outlives a connection: mailbox, subscriptions, detached state.
+//!
+//! Leaves, called from above and never calling up:
+//! - `storage`: durable state (embedded redb by default): records operations, answers
+//!   barriers, group commit, recovery.
+//! - `security`: login (password file, JWT, certificate), topic access (ACL), and
 //!   enhanced authentication (AUTH: the mechanism interface and registry, SCRAM);
 //!   reloadable.
-//! - [`expiry`]: will-delay and session-expiry timers.
-//! - [`message`]: the shared message and per-subscriber delivery.
-//! - [`limits`]: abuse limits: connections per IP, connection and publish rates,
-//!   inbound bandwidth; the counters of every limit reached.
-//! - [`sys`]: `$SYS` topics; [`metrics`]: counters.
-//! - `main.rs`: parse the command line, load the config, init tracing, call [`run`].
+//! - `limits`: abuse limits as accounting: connections per IP, connection and publish
+//!   rates, inbound bandwidth budgets; the counters of every limit reached.
+//! - `message`: the shared message and per-subscriber delivery.
+//! - [`config`]: the TOML configuration and its plain types, every limit a key with a
+//!   documented default.
+//!
+//! Beside the path: `expiry` (will-delay and session-expiry timers), `clients` (the
+//! connections open now), `sys` (`$SYS` topics), `metrics` (counters). `main.rs`:
+//! parse the command line, load the config, init tracing, call [`run`].
+//!
+//! # Public interface
+//!
+//! [`start`] / [`run`] / [`RunningBroker`], [`Broker`], [`config`], the
+//! enhanced-authentication interface ([`AuthMechanism`], …) and the [`Backplane`] seam.
+//! Everything else is internal; what the binary's subcommands, the benchmarks, the
+//! example and the integration tests need of it is re-exported from the hidden
+//! `internals` module, which is not a stable interface.
 
 mod broker;
 mod clients;
