@@ -1,4 +1,4 @@
-//! The cost of an access check ([`broker_server::security::Security::allows`]), which the
+//! The cost of an access check ([`broker_server::internals::security::Security::allows`]), which the
 //! broker makes for every PUBLISH, SUBSCRIBE filter and delivered message.
 //!
 //! Run with `cargo bench -p broker-server --bench acl`; figures are in BENCHMARKS.md.
@@ -12,8 +12,8 @@
 
 use std::hint::black_box;
 
-use broker_server::security::config::AuthConfig;
-use broker_server::security::{Access, Identity, Security};
+use broker_server::config::AuthConfig;
+use broker_server::internals::security::{Access, Identity, Security};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 const USERS: usize = 10_000;

@@ -20,10 +20,10 @@ use bytestring::ByteString;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use protocol::{QoS, SubscriptionOptions, TopicFilter};
 
-use broker_server::config::DropPolicy;
-use broker_server::message::{Delivery, Message};
-use broker_server::router::{Router, SharedStrategy, SubEntry};
-use broker_server::session::{QueueLimits, Session};
+use broker_server::config::{DropPolicy, SharedStrategy};
+use broker_server::internals::message::{Delivery, Message};
+use broker_server::internals::router::{Router, SubEntry};
+use broker_server::internals::session::{QueueLimits, Session};
 
 const SITES: usize = 1_000;
 const DEVICES: usize = 80;

@@ -10,10 +10,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use broker_server::session::{Owner, StoredSubscription};
-use broker_server::storage::{
-    self, Backend, FsyncPolicy, Op, QueueEntry, SessionRecord, StorageConfig, StoredRef,
-};
+use broker_server::config::{Backend, FsyncPolicy, StorageConfig};
+use broker_server::internals::session::{Owner, StoredSubscription};
+use broker_server::internals::storage::{self, Op, QueueEntry, SessionRecord, StoredRef};
 use protocol::{QoS, SubscriptionOptions, TopicFilter};
 
 fn main() -> anyhow::Result<()> {

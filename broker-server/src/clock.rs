@@ -4,11 +4,11 @@
 use web_time::Instant;
 
 /// Now, as tokio sees it.
-pub fn now() -> Instant {
+pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
 /// An instant on tokio's timer wheel.
-pub fn to_tokio(at: Instant) -> tokio::time::Instant {
+pub(crate) fn to_tokio(at: Instant) -> tokio::time::Instant {
     tokio::time::Instant::from_std(at)
 }

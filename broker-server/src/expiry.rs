@@ -7,11 +7,10 @@ use std::sync::Arc;
 
 use crate::broker::Broker;
 use crate::clock;
-use crate::connection::publish_will;
 use crate::session::Session;
 
 /// Starts the timer task for `session`, detached at `generation`.
-pub fn arm(broker: Arc<Broker>, session: Arc<Session>, generation: u64) {
+pub(crate) fn arm(broker: Arc<Broker>, session: Arc<Session>, generation: u64) {
     tokio::spawn(async move {
         loop {
             let next = {
@@ -61,7 +60,7 @@ pub fn arm(broker: Arc<Broker>, session: Arc<Session>, generation: u64) {
                 (will, expired)
             };
             if let Some((_, will)) = will {
-                publish_will(&broker, will, &session.client_id);
+                broker.publish_will(will, &session.client_id);
             }
             if expired {
                 tracing::debug!(client_id = %session.client_id, "session expired");

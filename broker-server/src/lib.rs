@@ -7,51 +7,74 @@
 //!
 //! ```text
 //!  client ─TCP─► transport::tcp ─► connection task ──► Broker::publish ─► Router ─► Session mailboxes
-//!                                   (ServerSession)       (retain, route)              │
+//!                                   (ServerSession)    (retain, route,                 │
+//!                                                       deliver, forward)              │
 //!  client ◄──────────────────────── connection task ◄── mailbox (bounded) ◄────────────┘
 //!
 //!  client ─TLS─► transport::tls ────────────────────┐
 //!  browser ─WS/WSS─► http (/mqtt) ─► transport::ws ─┴─► the same connection task
 //! ```
 //!
+//! Calls go one way, down the data path: transport → connection → broker (route,
+//! deliver) → session / mailbox. Storage, security and limits are leaves the layers
+//! above consult; the broker's [`Backplane`] is where what lies beyond this node (a
+//! cluster) plugs in.
+//!
 //! # Layout
 //!
-//! - [`config`]: the TOML configuration, every limit a key with a documented default.
-//! - [`transport`]: listeners (TCP, TLS, WebSocket); hand byte streams to the
-//!   connection task.
-//! - [`http`]: the HTTP listener: `/mqtt`, dashboard, `/metrics`, health, admin API.
-//! - [`clients`]: the connections open now (admin API, metrics per listener).
-//! - [`connection`]: one task per client: socket + `protocol::session::ServerSession`.
-//! - [`broker`]: shared state: publishing, session attach/takeover/end.
-//! - [`router`]: subscription trie, shared groups, retained messages (no IO).
-//! - [`session`]: what outlives a connection: mailbox, subscriptions, stored state.
-//! - [`storage`]: durable state (embedded redb by default): group commit, recovery.
-//! - [`auth`]: the enhanced-authentication (AUTH) interface and mechanism registry.
-//! - [`security`]: login (password file, JWT) and topic access (ACL), reloadable.
-//! - [`expiry`]: will-delay and session-expiry timers.
-//! - [`message`]: the shared message and per-subscriber delivery.
-//! - [`limits`]: abuse limits: connections per IP, connection and publish rates,
-//!   inbound bandwidth; the counters of every limit reached.
-//! - [`sys`]: `$SYS` topics; [`metrics`]: counters.
-//! - `main.rs`: parse the command line, load the config, init tracing, call [`run`].
+//! Down the data path:
+//! - `transport`: listeners (TCP, TLS, WebSocket); hand byte streams to the
+//!   connection task. `http`: the HTTP listener (`/mqtt`, dashboard, `/metrics`,
+//!   health, admin API).
+//! - `connection`: one task per client: the socket (reads held back by the client's
+//!   budgets, writes with a timeout: `connection::io`) and its
+//!   `protocol::session::ServerSession`; CONNECT, PUBLISH, SUBSCRIBE, acknowledgements.
+//! - `broker`: the shared state. Publishing (retain, route, deliver into mailboxes,
+//!   forward beyond the node), wills, session attach/takeover/end, and the
+//!   [`Backplane`] seam with its single-node [`Local`].
+//! - `router`: subscription trie, shared groups, retained messages (no IO).
+//! - `session`: what outlives a connection: mailbox, subscriptions, detached state.
+//!
+//! Leaves, called from above and never calling up:
+//! - `storage`: durable state (embedded redb by default): records operations, answers
+//!   barriers, group commit, recovery.
+//! - `security`: login (password file, JWT, certificate), topic access (ACL), and
+//!   enhanced authentication (AUTH: the mechanism interface and registry, SCRAM);
+//!   reloadable.
+//! - `limits`: abuse limits as accounting: connections per IP, connection and publish
+//!   rates, inbound bandwidth budgets; the counters of every limit reached.
+//! - `message`: the shared message and per-subscriber delivery.
+//! - [`config`]: the TOML configuration and its plain types, every limit a key with a
+//!   documented default.
+//!
+//! Beside the path: `expiry` (will-delay and session-expiry timers), `clients` (the
+//! connections open now), `sys` (`$SYS` topics), `metrics` (counters). `main.rs`:
+//! parse the command line, load the config, init tracing, call [`run`].
+//!
+//! # Public interface
+//!
+//! [`start`] / [`run`] / [`RunningBroker`], [`Broker`], [`config`], the
+//! enhanced-authentication interface ([`AuthMechanism`], …) and the [`Backplane`] seam.
+//! Everything else is internal; what the binary's subcommands, the benchmarks, the
+//! example and the integration tests need of it is re-exported from the hidden
+//! `internals` module, which is not a stable interface.
 
-pub mod auth;
-pub mod broker;
-pub mod clients;
-pub mod clock;
+mod broker;
+mod clients;
+mod clock;
 pub mod config;
-pub mod connection;
-pub mod expiry;
-pub mod http;
-pub mod limits;
-pub mod message;
-pub mod metrics;
-pub mod router;
-pub mod security;
-pub mod session;
-pub mod storage;
-pub mod sys;
-pub mod transport;
+mod connection;
+mod expiry;
+mod http;
+mod limits;
+mod message;
+mod metrics;
+mod router;
+mod security;
+mod session;
+mod storage;
+mod sys;
+mod transport;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,7 +84,55 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use broker::Broker;
+pub use broker::backplane::{Backplane, Claim, Interest, Local, Refused, Release};
 pub use config::Config;
+pub use security::enhanced::{AuthExchange, AuthMechanism, AuthRegistry, AuthStep};
+pub use security::{Identity, SecurityError};
+pub use transport::tls::{TlsError, TlsStore};
+
+/// Not a stable interface: the internals that the binary's `passwd` and `store`
+/// subcommands, the benchmarks, the `fill_store` example and the integration tests
+/// reach into (the store's format for damaged-store tests, the router for its
+/// benchmark, …). Gathered here so that the library's public surface stays the
+/// items above.
+#[doc(hidden)]
+pub mod internals {
+    /// [`crate::storage`]: opening a store, its operations and format.
+    pub mod storage {
+        pub use crate::storage::{
+            Op, QueueEntry, SessionRecord, StoreStats, StoredRef, codec, embedded, open, sys_topics,
+        };
+    }
+    /// [`crate::session`]: sessions as the router and the store see them.
+    pub mod session {
+        pub use crate::session::{Owner, QueueLimits, Session, StoredSubscription};
+    }
+    /// [`crate::router`]: the subscription trie (its benchmark).
+    pub mod router {
+        pub use crate::router::{Router, SubEntry};
+    }
+    /// [`crate::message`]: the shared message and one delivery of it.
+    pub mod message {
+        pub use crate::message::{Delivery, Message};
+    }
+    /// [`crate::security`]: access checks and the password file.
+    pub mod security {
+        pub use crate::security::{Access, Identity, Security, passwd};
+    }
+    /// [`crate::http`]: the axum app, without a socket.
+    pub mod http {
+        pub use crate::http::metrics::render;
+        pub use crate::http::{HttpState, app};
+    }
+    /// [`crate::limits`]: the limits as counted.
+    pub mod limits {
+        pub use crate::limits::Limit;
+    }
+    /// [`crate::transport`]: the WebSocket message bound.
+    pub mod transport {
+        pub use crate::transport::ws::MAX_WS_MESSAGE;
+    }
+}
 
 /// A running broker: its bound addresses and the handle to stop it.
 #[derive(Debug)]

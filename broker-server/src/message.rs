@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use bytestring::ByteString;
-use protocol::{PublishProps, QoS, TopicFilter};
+use protocol::{Publish, PublishProperties, PublishProps, QoS, TopicFilter, Will};
 use smallvec::SmallVec;
 use web_time::Instant;
 
@@ -32,6 +32,57 @@ pub struct Message {
 }
 
 impl Message {
+    /// The broker's message for a client's PUBLISH received at `now`: the topic alias
+    /// and Subscription Identifiers (which belong to one connection) removed, the
+    /// Message Expiry Interval turned into an instant.
+    pub fn from_publish(publish: Publish, origin: ByteString, now: Instant) -> Self {
+        let mut properties = publish.properties;
+        let expires_at = properties.get_mut().and_then(|props| {
+            props.topic_alias = None;
+            props.subscription_identifiers = Vec::new();
+            props.message_expiry_interval.take()
+        });
+        let expires_at =
+            expires_at.map(|secs| now + std::time::Duration::from_secs(u64::from(secs)));
+        // A PUBLISH whose only properties were those leaves nothing for every delivery
+        // to copy.
+        properties.free_if_empty();
+        Self {
+            topic: publish.topic,
+            payload: publish.payload,
+            qos: publish.qos,
+            retain: publish.retain,
+            properties,
+            expires_at,
+            origin,
+        }
+    }
+
+    /// The message a will becomes when it is published at `now`, as from `client_id`
+    /// (§3.1.2.5): the will's properties that a PUBLISH carries go with it.
+    pub fn from_will(will: Will, client_id: ByteString, now: Instant) -> Self {
+        let wp = will.properties;
+        let properties = PublishProperties {
+            payload_format_indicator: wp.payload_format_indicator,
+            message_expiry_interval: wp.message_expiry_interval,
+            content_type: wp.content_type,
+            response_topic: wp.response_topic,
+            correlation_data: wp.correlation_data,
+            user_properties: wp.user_properties,
+            ..PublishProperties::default()
+        };
+        let publish = Publish {
+            dup: false,
+            qos: will.qos,
+            retain: will.retain,
+            topic: will.topic.into_inner(),
+            packet_id: None,
+            payload: will.payload,
+            properties: properties.into(),
+        };
+        Self::from_publish(publish, client_id, now)
+    }
+
     /// Whether the message expired at `now` (§3.3.2.3.3).
     pub fn is_expired(&self, now: Instant) -> bool {
         self.expires_at.is_some_and(|at| now >= at)
@@ -92,10 +143,7 @@ mod tests {
     use std::num::NonZeroU16;
     use std::time::Duration;
 
-    use protocol::{Publish, PublishProperties};
-
     use super::*;
-    use crate::connection::message_from;
 
     fn message(properties: PublishProperties, expires_at: Option<Instant>) -> Message {
         Message {
@@ -150,7 +198,7 @@ mod tests {
         let mut publish = Publish::new("t", "x");
         publish.properties.topic_alias = NonZeroU16::new(1);
         publish.properties.message_expiry_interval = Some(60);
-        let message = message_from(publish, ByteString::new(), now);
+        let message = Message::from_publish(publish, ByteString::new(), now);
         assert!(!message.properties.is_allocated());
         assert_eq!(message.expires_at, Some(now + Duration::from_secs(60)));
     }

@@ -161,7 +161,7 @@ impl AclDenials {
 
 /// The store's figures for `/metrics` ([`crate::storage`]), as `(name, type, help,
 /// value)`: render each as one sample without labels.
-pub fn store_figures(
+pub(crate) fn store_figures(
     storage: &crate::storage::Storage,
 ) -> Vec<(&'static str, &'static str, &'static str, u64)> {
     let stats = storage.stats();

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context as _, bail};
-use broker_server::security::passwd::PasswordFile;
+use broker_server::internals::security::passwd::PasswordFile;
 use clap::{Args, Subcommand};
 
 /// Manage the password file (`auth.password_file`).

@@ -19,8 +19,8 @@ use tokio::sync::{Notify, oneshot};
 use web_time::Instant;
 
 use crate::config::DropPolicy;
+use crate::connection::SharedInflight;
 use crate::message::Delivery;
-use crate::router::SharedInflight;
 
 /// Bounds of a session's mailbox.
 #[derive(Debug, Clone, Copy)]

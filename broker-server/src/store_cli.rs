@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use broker_server::storage::embedded::tool;
+use broker_server::internals::storage::embedded::tool;
 use clap::{Args, Subcommand};
 
 /// Check or repair the embedded store (`storage.dir`).

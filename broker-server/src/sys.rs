@@ -31,14 +31,14 @@ const WINDOWS: [(&str, f64); 3] = [("1min", 60.0), ("5min", 300.0), ("15min", 90
 /// Per-minute exponential moving averages of a counter over 1, 5 and 15 minutes, as
 /// mosquitto computes its `load` figures.
 #[derive(Debug, Clone, Default)]
-pub struct Load {
+pub(crate) struct Load {
     last: u64,
     averages: [f64; 3],
 }
 
 impl Load {
     /// Feeds the counter's value after `elapsed`.
-    pub fn update(&mut self, value: u64, elapsed: Duration) {
+    pub(crate) fn update(&mut self, value: u64, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
         if secs <= 0.0 {
             return;
@@ -53,14 +53,14 @@ impl Load {
 
 /// The `$SYS` publisher's memory between ticks.
 #[derive(Debug)]
-pub struct SysPublisher {
+pub(crate) struct SysPublisher {
     last_tick: Instant,
     loads: Vec<(&'static str, Load)>,
 }
 
 impl SysPublisher {
     /// A publisher starting at `now`.
-    pub fn new(now: Instant) -> Self {
+    pub(crate) fn new(now: Instant) -> Self {
         let names = [
             "messages/received",
             "messages/sent",
@@ -75,7 +75,7 @@ impl SysPublisher {
     }
 
     /// The `$SYS` topics and values at `now`.
-    pub fn snapshot(&mut self, broker: &Broker, now: Instant) -> Vec<(String, String)> {
+    pub(crate) fn snapshot(&mut self, broker: &Broker, now: Instant) -> Vec<(String, String)> {
         let m = &broker.metrics;
         let elapsed = now.saturating_duration_since(self.last_tick);
         self.last_tick = now;
@@ -141,8 +141,7 @@ impl SysPublisher {
     }
 
     /// Publishes the snapshot as retained QoS 0 messages.
-    pub fn publish(&mut self, broker: &Broker, now: Instant) {
-        let mut scratch = Vec::new();
+    pub(crate) fn publish(&mut self, broker: &Broker, now: Instant) {
         for (topic, value) in self.snapshot(broker, now) {
             let message = Message {
                 topic: topic.into(),
@@ -153,7 +152,7 @@ impl SysPublisher {
                 expires_at: None,
                 origin: "".into(),
             };
-            broker.publish(message, &mut scratch);
+            broker.publish(message);
         }
     }
 }

@@ -14,7 +14,7 @@ pub fn test_config() -> Config {
     config.listeners.tcp = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
     config.http.listeners = Vec::new();
     config.sys.interval_secs = 0;
-    config.storage = broker_server::storage::StorageConfig::memory();
+    config.storage = broker_server::config::StorageConfig::memory();
     config
 }
 

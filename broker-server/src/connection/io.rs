@@ -6,6 +6,11 @@
 //! only one). The session lets its buffer go once everything in it is decoded. One read
 //! takes up to [`SCRATCH`] bytes, so a busy publisher needs few system calls.
 //!
+//! Reads go through [`LimitedRead`], which holds them back while the client is over its
+//! byte or PUBLISH budget ([`crate::limits`] does the accounting); every write goes
+//! through [`write_all`], which gives up on a client that takes nothing for
+//! `limits.write_timeout_secs`.
+//!
 //! The write buffer is kept between bursts only while bursts fill a good part of it
 //! ([`trim_write_buffer`]), so a connection that was busy once does not keep a large
 //! buffer while it idles.
@@ -13,16 +18,19 @@
 use std::cell::RefCell;
 use std::future::poll_fn;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
-use std::task::Poll;
-
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::time::{Instant, Sleep};
 
+use crate::broker::Broker;
+use crate::limits::{ClientBudget, Limit};
 use crate::message::Delivery;
-use crate::session::Session;
 
 /// Size of the per-thread read scratch buffer: the most one read takes.
 pub(super) const SCRATCH: usize = 64 * 1024;
@@ -32,17 +40,7 @@ const WRITE_KEEP: usize = 4 * 1024;
 
 thread_local! {
     static SCRATCH_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH].into_boxed_slice());
-    static ROUTED: RefCell<Vec<(Arc<Session>, Delivery)>> = const { RefCell::new(Vec::new()) };
     static BATCH: RefCell<Vec<Delivery>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Runs `f` with this thread's routing scratch vector (empty): routing results are
-/// collected there, so no connection holds such a vector of its own.
-pub(super) fn with_route_scratch<R>(f: impl FnOnce(&mut Vec<(Arc<Session>, Delivery)>) -> R) -> R {
-    ROUTED.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut scratch) => f(&mut scratch),
-        Err(_) => f(&mut Vec::new()),
-    })
 }
 
 /// Takes this thread's delivery batch vector (empty, with its capacity) for a moment;
@@ -74,6 +72,148 @@ pub(super) async fn read_sized<R: AsyncRead + Unpin>(reader: &mut R) -> io::Resu
         })
     })
     .await
+}
+
+/// A reader that holds reads back while the client is over its [`ClientBudget`]: the
+/// socket is not read, so the kernel's buffer fills and TCP slows the client down.
+/// Writes pass through unchanged, so a connection keeps one stream (no split, no lock).
+#[derive(Debug)]
+pub(super) struct LimitedRead<R> {
+    inner: R,
+    budget: ClientBudget,
+    max_read: usize,
+    sleep: Option<Pin<Box<Sleep>>>,
+    /// Where throttling is counted, and who is throttled.
+    broker: Arc<Broker>,
+    peer: SocketAddr,
+}
+
+impl<R> LimitedRead<R> {
+    /// Wraps `inner` with the budgets of `broker`'s configuration; hits are counted in
+    /// its metrics under `peer`.
+    pub(super) fn new(
+        inner: R,
+        budget: ClientBudget,
+        broker: Arc<Broker>,
+        peer: SocketAddr,
+    ) -> Self {
+        let max_read = budget.read_size(broker.config.limits.max_inbound_bytes_per_sec);
+        Self {
+            inner,
+            budget,
+            max_read,
+            sleep: None,
+            broker,
+            peer,
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for LimitedRead<R> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.budget.is_limited() {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        loop {
+            if let Some(sleep) = &mut this.sleep {
+                ready!(sleep.as_mut().poll(cx));
+                this.sleep = None;
+            }
+            let now = Instant::now();
+            let (wait, began) = this.budget.read_wait(now);
+            if began {
+                let hits = &this.broker.metrics.limit_hits;
+                hits.hit(Limit::InboundBandwidth, this.peer, "");
+            }
+            if wait.is_zero() {
+                break;
+            }
+            this.sleep = Some(Box::pin(tokio::time::sleep_until(now + wait)));
+        }
+        let want = buf.remaining().min(this.max_read);
+        let mut limited = ReadBuf::new(buf.initialize_unfilled_to(want));
+        ready!(Pin::new(&mut this.inner).poll_read(cx, &mut limited))?;
+        let n = limited.filled().len();
+        buf.advance(n);
+        this.budget.read(n, Instant::now());
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for LimitedRead<W> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// Writes all of `buf` to `writer` and flushes it, as long as the client keeps taking
+/// bytes: when one write makes no progress (not one byte accepted) for
+/// `limits.write_timeout_secs` (a client that stopped reading, a half-open socket),
+/// the hit is counted and an error returned, and the connection is to be closed.
+/// Without it such a connection would sit in its write forever, deaf to keep alive,
+/// takeover and shutdown. The time to write all of `buf` is not limited: a slow but
+/// steady reader is served at its pace (its socket reports each step: [`crate::transport::bound_unsent`]).
+pub(super) async fn write_all<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    buf: &[u8],
+    broker: &Broker,
+    peer: SocketAddr,
+    client_id: &str,
+) -> io::Result<()> {
+    let secs = broker.config.limits.write_timeout_secs;
+    if secs == 0 {
+        writer.write_all(buf).await?;
+        return writer.flush().await;
+    }
+    let timeout = Duration::from_secs(secs);
+    let stalled = || {
+        broker
+            .metrics
+            .limit_hits
+            .hit(Limit::WriteTimeout, peer, client_id);
+        io::Error::new(io::ErrorKind::TimedOut, "write_timeout_secs")
+    };
+    let mut rest = buf;
+    while !rest.is_empty() {
+        match tokio::time::timeout(timeout, writer.write(rest)).await {
+            Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(Ok(n)) => rest = &rest[n..],
+            Ok(Err(err)) => return Err(err),
+            Err(_) => return Err(stalled()),
+        }
+    }
+    tokio::time::timeout(timeout, writer.flush())
+        .await
+        .map_err(|_| stalled())?
 }
 
 /// Longest [`drain`] lingers for the client's end of the stream.
@@ -151,5 +291,36 @@ mod tests {
         let mut small = BytesMut::with_capacity(1024);
         trim_write_buffer(&mut small, 2);
         assert_eq!(small.capacity(), 1024, "small buffers are kept");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reader_over_its_byte_rate_is_held_back() {
+        use tokio::io::AsyncReadExt as _;
+        let mut config = crate::Config::default();
+        config.limits.max_inbound_bytes_per_sec = 1000;
+        let broker = Arc::new(Broker::new(config));
+        let budget = ClientBudget::new(&broker.config.limits);
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let peer = SocketAddr::from(([127, 0, 0, 1], 1));
+        let mut reader = LimitedRead::new(server, budget, broker.clone(), peer);
+        client.write_all(&[7u8; 5000]).await.unwrap();
+        let start = Instant::now();
+        let mut buf = vec![0u8; 8192];
+        let mut got = 0;
+        while got < 5000 {
+            let n = reader.read(&mut buf).await.unwrap();
+            assert!(n <= 1000, "one second's worth per read at most");
+            got += n;
+            // On the (paused, virtual) clock: never more than the bucket and one read
+            // ahead of the rate.
+            let secs = start.elapsed().as_secs_f64();
+            assert!(
+                got as f64 <= 2000.0 + 1000.0 * secs,
+                "{got} bytes by {secs} s"
+            );
+        }
+        assert!(start.elapsed() >= Duration::from_secs(3));
+        let hits = &broker.metrics.limit_hits;
+        assert!(hits.get(Limit::InboundBandwidth) >= 1);
     }
 }

@@ -21,16 +21,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use bytestring::ByteString;
 use protocol::session::{AcceptOptions, OutboundMessage};
-use protocol::{
-    Auth, AuthProperties, Connect, ProtocolVersion, Publish, PublishProperties, ReasonCode, Will,
-};
+use protocol::{Auth, AuthProperties, Connect, ProtocolVersion, ReasonCode, Will};
 use tracing::{debug, info, warn};
 
-use super::{Connection, message_from};
-use crate::auth::{AuthStep, Exchange};
-use crate::broker::Broker;
+use super::Connection;
+use crate::broker::AttachError;
 use crate::clock;
 use crate::limits::Limit;
+use crate::security::enhanced::{AuthStep, Exchange};
 use crate::security::{Access, Identity, LoginError, LoginRequest};
 use crate::session::{Owner, Session};
 
@@ -271,10 +269,15 @@ impl Connection {
         let owner = Owner::of(self.identity.username.as_ref());
         let (attached, ended) = match broker.attach(&client_id, connect.clean_start, owner).await {
             Ok(attached) => attached,
-            Err(err) => {
+            Err(err @ AttachError::NotOwner { .. }) => {
                 broker.metrics.auth_failures.inc();
                 warn!(peer = %self.meta.peer, %client_id, username = ?self.identity.username, %err, "session takeover by another user refused");
                 let _ = self.session.reject(ReasonCode::NotAuthorized);
+                return;
+            }
+            Err(AttachError::NotClaimed(refused)) => {
+                warn!(peer = %self.meta.peer, %client_id, %refused, "session not claimed");
+                let _ = self.session.reject(refused.reason);
                 return;
             }
         };
@@ -372,7 +375,7 @@ impl Connection {
         self.broker.end_session(old);
         let will = will.map(|will| *will);
         if let Some((_, will)) = will {
-            publish_will(&self.broker, will, &old.client_id);
+            self.broker.publish_will(will, &old.client_id);
         }
     }
 
@@ -423,7 +426,7 @@ impl Connection {
             }
             self.broker.end_session(&session);
             if let Some(will) = will {
-                publish_will(&self.broker, will, &self.client_id);
+                self.broker.publish_will(will, &self.client_id);
             }
         } else {
             let generation = {
@@ -452,8 +455,9 @@ impl Connection {
             let storage = &self.broker.storage;
             storage.put_session(&session, self.expiry_interval, expires_at, pending_will);
             if let Some(will) = will.filter(|_| will_delay == 0) {
-                publish_will(&self.broker, will, &self.client_id);
+                self.broker.publish_will(will, &self.client_id);
             }
+            self.broker.detached(&session);
             crate::expiry::arm(self.broker.clone(), session, generation);
         }
         attached.release();
@@ -467,37 +471,11 @@ impl Connection {
 /// client may publish the response and ordinary filters see it; the broker reserves
 /// nothing else about it. `None` (nothing sent) when the client identifier would not
 /// make a valid topic (it contains `+`, `#` or U+0000).
-pub fn response_information(client_id: &str) -> Option<ByteString> {
+pub(super) fn response_information(client_id: &str) -> Option<ByteString> {
     let prefix = format!("response/{client_id}");
     protocol::topic::validate_topic_name(&prefix)
         .is_ok()
         .then(|| prefix.into())
-}
-
-/// Publishes a will as a message from `client_id` (§3.1.2.5).
-pub fn publish_will(broker: &Broker, will: Will, client_id: &ByteString) {
-    let now = clock::now();
-    let mut properties = PublishProperties::default();
-    let wp = will.properties;
-    properties.payload_format_indicator = wp.payload_format_indicator;
-    properties.message_expiry_interval = wp.message_expiry_interval;
-    properties.content_type = wp.content_type;
-    properties.response_topic = wp.response_topic;
-    properties.correlation_data = wp.correlation_data;
-    properties.user_properties = wp.user_properties;
-    let properties = properties.into();
-    let publish = Publish {
-        dup: false,
-        qos: will.qos,
-        retain: will.retain,
-        topic: will.topic.into_inner(),
-        packet_id: None,
-        payload: will.payload,
-        properties,
-    };
-    info!(%client_id, topic = %publish.topic, "publishing will");
-    let message = message_from(publish, client_id.clone(), now);
-    broker.publish(message, &mut Vec::new());
 }
 
 fn auth_packet(reason_code: ReasonCode, method: ByteString, data: Option<Bytes>) -> Auth {

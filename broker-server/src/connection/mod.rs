@@ -9,7 +9,6 @@
 //! - `lifecycle`: CONNECT, session attach/resume/takeover, and the end of a connection;
 //! - `packets`: PUBLISH, SUBSCRIBE, UNSUBSCRIBE.
 
-use std::net::SocketAddr;
 use std::num::{NonZeroU16, NonZeroU32};
 use std::sync::Arc;
 
@@ -25,21 +24,20 @@ use crate::broker::{Attached, Broker};
 use crate::clients::{ConnectionMeta, Registration};
 use crate::clock;
 use crate::message::Delivery;
-use crate::router::SharedInflight;
 
 mod durable;
+mod inflight;
 mod io;
 mod lifecycle;
 mod packets;
 
-pub use lifecycle::{publish_will, response_information};
-pub use packets::message_from;
+pub(crate) use inflight::SharedInflight;
 
 /// A connection's enhanced authentication (§4.12).
 #[derive(Default)]
 struct EnhancedAuth {
     /// The exchange in progress.
-    exchange: Option<crate::auth::Exchange>,
+    exchange: Option<crate::security::enhanced::Exchange>,
     /// The CONNECT waiting for its authentication exchange to finish.
     pending_connect: Option<protocol::Connect>,
     /// The Authentication Method the connection was accepted with, which a
@@ -48,7 +46,7 @@ struct EnhancedAuth {
 }
 
 /// The session options every connection starts with, from the configuration.
-pub fn server_options(broker: &Broker) -> ServerOptions {
+pub(crate) fn server_options(broker: &Broker) -> ServerOptions {
     let limits = &broker.config.limits;
     let inflight = NonZeroU16::new(limits.max_inflight).unwrap_or(NonZeroU16::MIN);
     ServerOptions {
@@ -105,22 +103,15 @@ struct Connection {
     linger: bool,
 }
 
-/// Serves one client until the connection ends or the broker shuts down.
-pub async fn serve<S>(broker: Arc<Broker>, stream: S, peer: SocketAddr)
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    serve_with(broker, stream, ConnectionMeta::tcp(peer)).await;
-}
-
-/// [`serve`] with what the transport knows about the connection (listener, TLS or
-/// WebSocket, certificate identity). The stream must deliver written bytes on `flush`.
+/// Serves one client until the connection ends or the broker shuts down, with what
+/// the transport knows about the connection (listener, TLS or WebSocket, certificate
+/// identity). The stream must deliver written bytes on `flush`.
 ///
 /// The returned future is the connection task's whole state for its life, so it is
 /// kept small: everything is built here and moved into one `async` block (an `async fn`
 /// would keep its arguments beside the locals made from them), the stream is not
 /// split, and the task waits on few things while idle (see [`wait`]).
-pub fn serve_with<S>(
+pub(crate) fn serve_with<S>(
     broker: Arc<Broker>,
     stream: S,
     meta: ConnectionMeta,
@@ -133,7 +124,7 @@ where
     let connect_deadline = now + broker.config.limits.connect_timeout();
     let session = ServerSession::new(server_options(&broker), now);
     let budget = crate::limits::ClientBudget::new(&broker.config.limits);
-    let stream = crate::limits::LimitedRead::new(stream, budget.clone(), broker.clone(), peer);
+    let stream = io::LimitedRead::new(stream, budget.clone(), broker.clone(), peer);
     let conn = Connection {
         broker,
         meta: Arc::new(meta),
@@ -174,7 +165,7 @@ enum Wake {
 #[allow(clippy::manual_async_fn)] // on purpose: see the comment in the body
 fn run<S>(
     mut conn: Connection,
-    mut stream: crate::limits::LimitedRead<S>,
+    mut stream: io::LimitedRead<S>,
     connect_deadline: Instant,
 ) -> impl Future<Output = ()>
 where
@@ -199,7 +190,7 @@ where
                 let len = wbuf.len();
                 let (broker, peer) = (&conn.broker, conn.meta.peer);
                 if !conn.acks.writes_allowed(&broker.storage).await
-                    || crate::limits::write_all(&mut stream, &wbuf, broker, peer, &conn.client_id)
+                    || io::write_all(&mut stream, &wbuf, broker, peer, &conn.client_id)
                         .await
                         .is_err()
                 {
@@ -219,7 +210,12 @@ where
                     let n = bytes.len();
                     conn.broker.metrics.bytes_received.add(n as u64);
                     if conn.session.is_connected()
-                        || conn.before_connect.take(n, &conn.broker, conn.meta.peer)
+                        || conn.before_connect.take(
+                            n,
+                            conn.broker.config.limits.max_bytes_before_connect,
+                            &conn.broker.metrics.limit_hits,
+                            conn.meta.peer,
+                        )
                     {
                         conn.session.handle_bytes(&mut bytes, clock::now());
                     } else {
@@ -564,6 +560,8 @@ impl Connection {
 
 #[cfg(test)]
 mod tests {
+    use std::net::SocketAddr;
+
     use super::*;
 
     /// The connection task's future is what every open connection holds for its whole

@@ -1,12 +1,8 @@
 //! What a connected client asks for: PUBLISH (route, then acknowledge), SUBSCRIBE
 //! (with retained messages) and UNSUBSCRIBE.
 
-use std::time::Duration;
-
-use bytestring::ByteString;
 use protocol::{AckProperties, Publish, QoS, ReasonCode, RetainHandling, Subscribe, Unsubscribe};
 use tracing::{debug, info, warn};
-use web_time::Instant;
 
 use super::Connection;
 use crate::clock;
@@ -77,10 +73,8 @@ impl Connection {
             }
             return;
         }
-        let message = message_from(publish, self.client_id.clone(), clock::now());
-        let broker = &self.broker;
-        let (routed, stored) =
-            super::io::with_route_scratch(|scratch| broker.publish_stored(message, scratch));
+        let message = Message::from_publish(publish, self.client_id.clone(), clock::now());
+        let (routed, stored) = self.broker.publish_stored(message);
         if let Some(packet_id) = packet_id.filter(|_| qos != QoS::AtMostOnce) {
             self.woke_others |= routed > 0;
             let reason = if routed == 0 && self.version.is_v5() {
@@ -136,7 +130,7 @@ impl Connection {
                 options,
                 id: subscription_id,
             };
-            let outcome = broker.router.subscribe(&filter, entry);
+            let outcome = broker.subscribe(&filter, entry);
             session.subscriptions.lock().insert(
                 filter.clone(),
                 StoredSubscription {
@@ -159,7 +153,7 @@ impl Connection {
                     RetainHandling::DoNotSend => false,
                 };
             if send_retained {
-                for message in broker.router.retained().matching(filter.filter(), now) {
+                for message in broker.retained_matching(&filter, now) {
                     let qos = message.qos.min(options.qos);
                     let ids = subscription_id.into_iter().collect();
                     retained.push(Delivery {
@@ -177,7 +171,7 @@ impl Connection {
         // cannot be, they are refused (and undone).
         if !self.store_subscriptions(&session).await {
             for (index, filter) in granted {
-                broker.router.unsubscribe(&filter, &session.client_id);
+                broker.unsubscribe(&filter, &session.client_id);
                 session.subscriptions.lock().remove(&filter);
                 codes[index] = ReasonCode::UnspecifiedError;
             }
@@ -203,7 +197,7 @@ impl Connection {
             .filters
             .iter()
             .map(|filter| {
-                let existed = self.broker.router.unsubscribe(filter, &session.client_id);
+                let existed = self.broker.unsubscribe(filter, &session.client_id);
                 session.subscriptions.lock().remove(filter);
                 if existed {
                     ReasonCode::Success
@@ -219,27 +213,5 @@ impl Connection {
         {
             debug!(client_id = %self.client_id, %err, "UNSUBACK failed");
         }
-    }
-}
-
-/// Builds the broker's message from a client's PUBLISH received at `now`.
-pub fn message_from(publish: Publish, origin: ByteString, now: Instant) -> Message {
-    let mut properties = publish.properties;
-    let expires_at = properties.get_mut().and_then(|props| {
-        props.topic_alias = None;
-        props.subscription_identifiers = Vec::new();
-        props.message_expiry_interval.take()
-    });
-    let expires_at = expires_at.map(|secs| now + Duration::from_secs(u64::from(secs)));
-    // A PUBLISH whose only properties were those leaves nothing for every delivery to copy.
-    properties.free_if_empty();
-    Message {
-        topic: publish.topic,
-        payload: publish.payload,
-        qos: publish.qos,
-        retain: publish.retain,
-        properties,
-        expires_at,
-        origin,
     }
 }

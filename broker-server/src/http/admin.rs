@@ -33,7 +33,7 @@ use crate::clock;
 use crate::storage::Op;
 
 /// The OpenAPI 3.1 document of this API.
-pub const OPENAPI: &str = include_str!("openapi.json");
+pub(crate) const OPENAPI: &str = include_str!("openapi.json");
 
 /// Most retained messages one `GET /api/retained` returns unless `limit` says otherwise.
 const DEFAULT_LIMIT: usize = 1000;

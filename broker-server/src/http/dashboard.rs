@@ -34,7 +34,7 @@ static EMBEDDED: include_dir::Dir<'static> = include_dir::include_dir!("$DASHBOA
 
 /// Where the dashboard's files come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Dashboard {
+pub(crate) enum Dashboard {
     /// `http.dashboard = false`.
     Off,
     /// Files read from this directory on each request.
@@ -46,7 +46,7 @@ pub enum Dashboard {
 
 impl Dashboard {
     /// The source the configuration names (see `http.dashboard_dir`).
-    pub fn from_config(config: &HttpConfig) -> Self {
+    pub(crate) fn from_config(config: &HttpConfig) -> Self {
         if !config.dashboard {
             return Self::Off;
         }
@@ -119,7 +119,7 @@ fn safe_path(relative: &str) -> bool {
 
 /// Whether `name` carries a build hash, as trunk writes them: a `-` followed by at
 /// least 8 hex digits, e.g. `dashboard-fcceb03c5cfcf84.js`, `..._bg.wasm`.
-pub fn is_hashed(name: &str) -> bool {
+pub(crate) fn is_hashed(name: &str) -> bool {
     let file = name.rsplit('/').next().unwrap_or(name);
     let stem = file.split('.').next().unwrap_or(file);
     let Some((_, tail)) = stem.rsplit_once('-') else {
@@ -130,7 +130,7 @@ pub fn is_hashed(name: &str) -> bool {
 }
 
 /// The `Content-Type` for a file name.
-pub fn content_type(name: &str) -> String {
+pub(crate) fn content_type(name: &str) -> String {
     match Path::new(name).extension().and_then(|e| e.to_str()) {
         Some("html") => "text/html; charset=utf-8".into(),
         Some("js" | "mjs") => "text/javascript; charset=utf-8".into(),

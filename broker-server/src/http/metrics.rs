@@ -38,7 +38,7 @@ use crate::broker::Broker;
 use crate::metrics::PerQoS;
 
 /// The content type of the text format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 pub(super) async fn handler(State(state): State<HttpState>) -> impl IntoResponse {
     (
@@ -48,7 +48,7 @@ pub(super) async fn handler(State(state): State<HttpState>) -> impl IntoResponse
 }
 
 /// The protocol version as a label value: `3.1`, `3.1.1`, `5.0`.
-pub fn version_label(version: ProtocolVersion) -> &'static str {
+pub(crate) fn version_label(version: ProtocolVersion) -> &'static str {
     match version {
         ProtocolVersion::V3_1 => "3.1",
         ProtocolVersion::V3_1_1 => "3.1.1",

@@ -20,10 +20,10 @@
 //! - [`origin`]: which web pages may open `/mqtt` (`http.allowed_origins`);
 //! - [`metrics`], [`admin`], [`dashboard`]: the routes.
 
-pub mod admin;
-pub mod dashboard;
-pub mod metrics;
-pub mod origin;
+pub(crate) mod admin;
+pub(crate) mod dashboard;
+pub(crate) mod metrics;
+pub(crate) mod origin;
 mod serve;
 
 use std::net::SocketAddr;
@@ -40,7 +40,7 @@ use bytestring::ByteString;
 use tokio::sync::watch;
 use tower_http::compression::CompressionLayer;
 
-pub use serve::serve;
+pub(crate) use serve::serve;
 
 use crate::broker::Broker;
 use crate::clients::{ListenerStats, Transport};
@@ -80,7 +80,7 @@ impl HttpState {
 /// Who is on the other end of an HTTP connection (a request extension set by
 /// [`serve`]; absent in `oneshot` tests).
 #[derive(Debug, Clone)]
-pub struct PeerInfo {
+pub(crate) struct PeerInfo {
     /// The TCP peer.
     pub addr: SocketAddr,
     /// Whether the connection is HTTPS.
@@ -90,7 +90,9 @@ pub struct PeerInfo {
     /// The listener's figures.
     pub stats: Arc<ListenerStats>,
     /// The connection's place in the per-IP count (`crate::limits`), held as long as
-    /// the HTTP connection or the WebSocket on it.
+    /// the HTTP connection or the WebSocket on it: held, never read (dropping it gives
+    /// the place back).
+    #[allow(dead_code)]
     pub admitted: Option<Arc<crate::limits::Admitted>>,
 }
 

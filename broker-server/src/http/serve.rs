@@ -39,7 +39,7 @@ use crate::transport::tls::{TlsStore, TlsUse};
 const GRACE: Duration = Duration::from_secs(5);
 
 /// Serves `app` on `tcp` (HTTPS when `tls` is given) until `shutdown` turns `true`.
-pub async fn serve(
+pub(crate) async fn serve(
     broker: Arc<Broker>,
     tcp: TcpListener,
     tls: Option<Arc<TlsStore>>,
@@ -130,7 +130,7 @@ async fn accept(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        crate::limits::bound_unsent(&stream);
+        crate::transport::bound_unsent(&stream);
         let peer = PeerInfo {
             addr,
             tls: tls.is_some(),

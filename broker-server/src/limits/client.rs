@@ -1,23 +1,20 @@
 //! One client's budgets: PUBLISH rate and inbound bytes (throttled by holding reads
-//! back), bytes before CONNECT, and writes that must make progress.
+//! back) and bytes before CONNECT. Accounting only: the connection's reader
+//! (`connection::io::LimitedRead`) asks these how long to hold a read back.
 
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
-use super::{Limit, TokenBucket};
+use super::{Limit, LimitHits, TokenBucket};
 use crate::config::LimitsConfig;
 
 /// What a PUBLISH did to the client's publish budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PublishVerdict {
+pub(crate) enum PublishVerdict {
     /// Within the rate.
     Allowed,
     /// Over the rate: this PUBLISH is the first of a throttled stretch.
@@ -31,9 +28,10 @@ pub enum PublishVerdict {
 }
 
 /// One client's rate budgets, shared by its connection task (which counts PUBLISH
-/// packets) and its [`LimitedRead`] (which counts bytes and holds reads back).
+/// packets) and its reader, `connection::io::LimitedRead` (which counts bytes and holds
+/// reads back).
 #[derive(Debug, Clone, Default)]
-pub struct ClientBudget {
+pub(crate) struct ClientBudget {
     inner: Option<Arc<Mutex<Budgets>>>,
 }
 
@@ -54,7 +52,7 @@ struct Budgets {
 
 impl ClientBudget {
     /// The budgets `config` sets (none when both rates are 0).
-    pub fn new(config: &LimitsConfig) -> Self {
+    pub(crate) fn new(config: &LimitsConfig) -> Self {
         if config.max_publish_per_sec == 0 && config.max_inbound_bytes_per_sec == 0 {
             return Self::default();
         }
@@ -80,8 +78,13 @@ impl ClientBudget {
         }
     }
 
+    /// Whether any rate applies (else reads are never held back).
+    pub(crate) fn is_limited(&self) -> bool {
+        self.inner.is_some()
+    }
+
     /// Counts one PUBLISH from the client.
-    pub fn publish(&self) -> PublishVerdict {
+    pub(crate) fn publish(&self) -> PublishVerdict {
         let Some(inner) = &self.inner else {
             return PublishVerdict::Allowed;
         };
@@ -122,7 +125,7 @@ impl ClientBudget {
 
     /// How long reading must wait, and whether a byte-rate throttle just began (to be
     /// counted once).
-    fn read_wait(&self, now: Instant) -> (Duration, bool) {
+    pub(crate) fn read_wait(&self, now: Instant) -> (Duration, bool) {
         let Some(inner) = &self.inner else {
             return (Duration::ZERO, false);
         };
@@ -146,7 +149,7 @@ impl ClientBudget {
     }
 
     /// Counts `n` bytes read.
-    fn read(&self, n: usize, now: Instant) {
+    pub(crate) fn read(&self, n: usize, now: Instant) {
         if let Some(inner) = &self.inner
             && let Some(bucket) = &mut inner.lock().bytes
         {
@@ -156,7 +159,7 @@ impl ClientBudget {
 
     /// Largest read while a byte rate applies: one second's worth, so a throttled
     /// client is read in steps rather than in one large gulp followed by a long pause.
-    fn read_size(&self, config_rate: u64) -> usize {
+    pub(crate) fn read_size(&self, config_rate: u64) -> usize {
         if self.inner.is_some() && config_rate > 0 {
             usize::try_from(config_rate).unwrap_or(usize::MAX).max(1)
         } else {
@@ -165,194 +168,33 @@ impl ClientBudget {
     }
 }
 
-/// A reader that holds reads back while the client is over its [`ClientBudget`]: the
-/// socket is not read, so the kernel's buffer fills and TCP slows the client down.
-/// Writes pass through unchanged, so a connection keeps one stream (no split, no lock).
-#[derive(Debug)]
-pub struct LimitedRead<R> {
-    inner: R,
-    budget: ClientBudget,
-    max_read: usize,
-    sleep: Option<Pin<Box<Sleep>>>,
-    /// Where throttling is counted, and who is throttled.
-    broker: Arc<crate::broker::Broker>,
-    peer: SocketAddr,
-}
-
-impl<R> LimitedRead<R> {
-    /// Wraps `inner` with the budgets of `broker`'s configuration; hits are counted in
-    /// its metrics under `peer`.
-    pub fn new(
-        inner: R,
-        budget: ClientBudget,
-        broker: Arc<crate::broker::Broker>,
-        peer: SocketAddr,
-    ) -> Self {
-        let max_read = budget.read_size(broker.config.limits.max_inbound_bytes_per_sec);
-        Self {
-            inner,
-            budget,
-            max_read,
-            sleep: None,
-            broker,
-            peer,
-        }
-    }
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for LimitedRead<R> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.budget.inner.is_none() {
-            return Pin::new(&mut this.inner).poll_read(cx, buf);
-        }
-        loop {
-            if let Some(sleep) = &mut this.sleep {
-                ready!(sleep.as_mut().poll(cx));
-                this.sleep = None;
-            }
-            let now = Instant::now();
-            let (wait, began) = this.budget.read_wait(now);
-            if began {
-                let hits = &this.broker.metrics.limit_hits;
-                hits.hit(Limit::InboundBandwidth, this.peer, "");
-            }
-            if wait.is_zero() {
-                break;
-            }
-            this.sleep = Some(Box::pin(tokio::time::sleep_until(now + wait)));
-        }
-        let want = buf.remaining().min(this.max_read);
-        let mut limited = ReadBuf::new(buf.initialize_unfilled_to(want));
-        ready!(Pin::new(&mut this.inner).poll_read(cx, &mut limited))?;
-        let n = limited.filled().len();
-        buf.advance(n);
-        this.budget.read(n, Instant::now());
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<W: AsyncWrite + Unpin> AsyncWrite for LimitedRead<W> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
-
 /// Counts what a connection sends before its CONNECT is accepted, against
 /// `limits.max_bytes_before_connect`: what a socket that never completes a CONNECT can
 /// make the broker buffer is bounded by this rather than by `max_packet_size`.
 #[derive(Debug, Default)]
-pub struct BeforeConnect {
+pub(crate) struct BeforeConnect {
     received: usize,
 }
 
 impl BeforeConnect {
     /// Counts `n` bytes read before CONNECT was accepted; `false` (the hit counted) once
     /// they are over the limit and the connection is to be closed.
-    pub fn take(&mut self, n: usize, broker: &crate::broker::Broker, peer: SocketAddr) -> bool {
-        let limit = broker.config.limits.max_bytes_before_connect;
+    /// `limit` is `limits.max_bytes_before_connect` (0: none); the hit is counted in
+    /// `hits`.
+    pub(crate) fn take(
+        &mut self,
+        n: usize,
+        limit: usize,
+        hits: &LimitHits,
+        peer: SocketAddr,
+    ) -> bool {
         self.received = self.received.saturating_add(n);
         if limit > 0 && self.received > limit {
-            let hits = &broker.metrics.limit_hits;
             hits.hit(Limit::BytesBeforeConnect, peer, "");
             return false;
         }
         true
     }
-}
-
-/// Unsent bytes the kernel may hold for a client beyond those in flight
-/// (`TCP_NOTSENT_LOWAT`, see [`bound_unsent`]): a write is woken once fewer than half
-/// of them are left, so a reader taking 8 KiB per `write_timeout_secs` makes progress.
-pub const UNSENT_LOWAT: u32 = 16 * 1024;
-
-/// Bounds what a client's TCP socket holds unsent to [`UNSENT_LOWAT`], so that
-/// [`write_all`]'s timeout sees a slow reader's progress.
-///
-/// Without it the kernel grows the send buffer to megabytes (on loopback as soon as a
-/// burst goes out) and wakes a blocked writer only once a third of it has drained: a
-/// subscriber reading a steady 50 KB/s behind a backlog then let no byte in for longer
-/// than `write_timeout_secs` and was disconnected as if it had stopped reading. With
-/// it, the writer is woken whenever the client took a few KiB; bytes already sent and
-/// awaiting acknowledgement are not limited, so a fast link keeps its throughput. The
-/// backlog stays in the session's queue instead, where `queue_drop_policy` bounds it.
-/// Linux and Android only (elsewhere the option is not set).
-pub fn bound_unsent(stream: &tokio::net::TcpStream) {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        let _ = socket2::SockRef::from(stream).set_tcp_notsent_lowat(UNSENT_LOWAT);
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let _ = stream;
-}
-
-/// Writes all of `buf` to `writer` and flushes it, as long as the client keeps taking
-/// bytes: when one write makes no progress (not one byte accepted) for
-/// `limits.write_timeout_secs` (a client that stopped reading, a half-open socket),
-/// the hit is counted and an error returned, and the connection is to be closed.
-/// Without it such a connection would sit in its write forever, deaf to keep alive,
-/// takeover and shutdown. The time to write all of `buf` is not limited: a slow but
-/// steady reader is served at its pace (its socket reports each step: [`bound_unsent`]).
-pub async fn write_all<W: AsyncWrite + Unpin>(
-    writer: &mut W,
-    buf: &[u8],
-    broker: &crate::broker::Broker,
-    peer: SocketAddr,
-    client_id: &str,
-) -> io::Result<()> {
-    let secs = broker.config.limits.write_timeout_secs;
-    if secs == 0 {
-        writer.write_all(buf).await?;
-        return writer.flush().await;
-    }
-    let timeout = Duration::from_secs(secs);
-    let stalled = || {
-        broker
-            .metrics
-            .limit_hits
-            .hit(Limit::WriteTimeout, peer, client_id);
-        io::Error::new(io::ErrorKind::TimedOut, "write_timeout_secs")
-    };
-    let mut rest = buf;
-    while !rest.is_empty() {
-        match tokio::time::timeout(timeout, writer.write(rest)).await {
-            Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(Ok(n)) => rest = &rest[n..],
-            Ok(Err(err)) => return Err(err),
-            Err(_) => return Err(stalled()),
-        }
-    }
-    tokio::time::timeout(timeout, writer.flush())
-        .await
-        .map_err(|_| stalled())?
 }
 
 #[cfg(test)]
@@ -381,36 +223,5 @@ mod tests {
         );
         assert_eq!(verdicts[10], PublishVerdict::Flood);
         assert_eq!(budget.publish(), PublishVerdict::Refused);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_reader_over_its_byte_rate_is_held_back() {
-        use tokio::io::AsyncReadExt as _;
-        let mut config = crate::Config::default();
-        config.limits.max_inbound_bytes_per_sec = 1000;
-        let broker = Arc::new(crate::Broker::new(config));
-        let budget = ClientBudget::new(&broker.config.limits);
-        let (mut client, server) = tokio::io::duplex(64 * 1024);
-        let peer = SocketAddr::from(([127, 0, 0, 1], 1));
-        let mut reader = LimitedRead::new(server, budget, broker.clone(), peer);
-        client.write_all(&[7u8; 5000]).await.unwrap();
-        let start = Instant::now();
-        let mut buf = vec![0u8; 8192];
-        let mut got = 0;
-        while got < 5000 {
-            let n = reader.read(&mut buf).await.unwrap();
-            assert!(n <= 1000, "one second's worth per read at most");
-            got += n;
-            // On the (paused, virtual) clock: never more than the bucket and one read
-            // ahead of the rate.
-            let secs = start.elapsed().as_secs_f64();
-            assert!(
-                got as f64 <= 2000.0 + 1000.0 * secs,
-                "{got} bytes by {secs} s"
-            );
-        }
-        assert!(start.elapsed() >= Duration::from_secs(3));
-        let hits = &broker.metrics.limit_hits;
-        assert!(hits.get(Limit::InboundBandwidth) >= 1);
     }
 }

@@ -5,7 +5,7 @@
 //!               │                      connection rate (broker, per IP): over → the
 //!               │                      CONNECT is answered CONNACK 0x9F and closed
 //!               ▼
-//!  connection task: LimitedRead(socket) ── ClientBudget: bytes/s and PUBLISH/s buckets
+//!  connection task: reads ask ClientBudget: bytes/s and PUBLISH/s buckets
 //!               │                           over → the socket is not read for a while
 //!               │                           (TCP back-pressure); a PUBLISH flood → 0x96
 //!  before CONNECT: connect timeout (from the accept), max_bytes_before_connect
@@ -50,8 +50,12 @@
 //!
 //! - this module: [`Limit`], [`LimitHits`] (counters and the log), [`TokenBucket`];
 //! - `admission`: [`Admission`], decided at accept time for every listener;
-//! - `client`: one connection's budgets ([`ClientBudget`], [`LimitedRead`],
-//!   [`BeforeConnect`]) and [`write_all`] with the write timeout.
+//! - `client`: one connection's budgets ([`ClientBudget`], [`BeforeConnect`]).
+//!
+//! This module only keeps accounts and gives verdicts; it does no IO. The connection
+//! task's reader (`connection::io::LimitedRead`) asks [`ClientBudget`] how long to hold
+//! a read back, and its writes (`connection::io::write_all`) apply
+//! `limits.write_timeout_secs`; both count their hits in [`LimitHits`].
 //!
 //! The hot path stays cheap: with a limit off (0, the default) its check is one branch;
 //! with it on, a client's buckets sit behind its own uncontended lock, and only the
@@ -71,10 +75,8 @@ use crate::metrics::Counter;
 mod admission;
 mod client;
 
-pub use admission::{Admission, Admitted};
-pub use client::{
-    BeforeConnect, ClientBudget, LimitedRead, PublishVerdict, UNSENT_LOWAT, bound_unsent, write_all,
-};
+pub(crate) use admission::{Admission, Admitted};
+pub(crate) use client::{BeforeConnect, ClientBudget, PublishVerdict};
 
 /// One limit, as counted and logged. The label is the configuration key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,7 +225,7 @@ impl LimitHits {
 /// A token bucket: `rate` tokens a second, at most `burst` saved up. Taking may run
 /// into debt, which is paid back before the bucket lets anything through again.
 #[derive(Debug, Clone)]
-pub struct TokenBucket {
+pub(crate) struct TokenBucket {
     rate: f64,
     burst: f64,
     tokens: f64,
@@ -232,7 +234,7 @@ pub struct TokenBucket {
 
 impl TokenBucket {
     /// A full bucket at `now`.
-    pub fn new(rate: f64, burst: f64, now: Instant) -> Self {
+    pub(crate) fn new(rate: f64, burst: f64, now: Instant) -> Self {
         let burst = burst.max(1.0);
         Self {
             rate: rate.max(f64::MIN_POSITIVE),
@@ -249,7 +251,7 @@ impl TokenBucket {
     }
 
     /// Takes `n` tokens if there are that many.
-    pub fn try_take(&mut self, n: f64, now: Instant) -> bool {
+    pub(crate) fn try_take(&mut self, n: f64, now: Instant) -> bool {
         self.refill(now);
         if self.tokens >= n {
             self.tokens -= n;
@@ -260,14 +262,14 @@ impl TokenBucket {
     }
 
     /// Takes `n` tokens, into debt if need be; returns what is left (negative: debt).
-    pub fn charge(&mut self, n: f64, now: Instant) -> f64 {
+    pub(crate) fn charge(&mut self, n: f64, now: Instant) -> f64 {
         self.refill(now);
         self.tokens -= n;
         self.tokens
     }
 
     /// How long until the bucket is out of debt (zero when it is not in debt).
-    pub fn wait(&mut self, now: Instant) -> Duration {
+    pub(crate) fn wait(&mut self, now: Instant) -> Duration {
         self.refill(now);
         if self.tokens >= 0.0 {
             Duration::ZERO
@@ -277,7 +279,7 @@ impl TokenBucket {
     }
 
     /// Whether the bucket has refilled completely (it then remembers nothing).
-    pub fn is_full(&mut self, now: Instant) -> bool {
+    pub(crate) fn is_full(&mut self, now: Instant) -> bool {
         self.refill(now);
         self.tokens >= self.burst
     }

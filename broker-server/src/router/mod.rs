@@ -14,7 +14,7 @@
 //! - this module: [`Router`], overlapping subscriptions, No Local, shared groups.
 
 pub(crate) mod retained;
-pub mod shared;
+pub(crate) mod shared;
 pub(crate) mod trie;
 
 use std::collections::HashMap;
@@ -25,32 +25,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytestring::ByteString;
 use parking_lot::RwLock;
 use protocol::{QoS, SubscriptionOptions, TopicFilter};
-use serde::Deserialize;
 use smallvec::SmallVec;
 
-pub use retained::RetainedStore;
-pub use shared::SharedInflight;
+pub(crate) use retained::RetainedStore;
 use trie::{Keyed, Trie};
 
+use crate::config::SharedStrategy;
 use crate::message::{Delivery, Message};
 use crate::session::Session;
 
 /// Up to this many deliveries collected, a subscriber matched by a second filter is
 /// found by a linear search instead of a hash index.
 const LINEAR_DEDUP: usize = 32;
-
-/// How a shared subscription group picks the member that gets a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SharedStrategy {
-    /// Each member in turn (default), skipping members that are offline.
-    #[default]
-    RoundRobin,
-    /// A random online member.
-    Random,
-    /// The same member until it goes offline.
-    Sticky,
-}
 
 /// One client's subscription to one filter.
 #[derive(Debug, Clone)]
@@ -141,24 +127,38 @@ impl Router {
 
     /// Adds or replaces `entry`'s subscription to `filter`.
     pub fn subscribe(&self, filter: &TopicFilter, entry: SubEntry) -> SubscribeOutcome {
-        let replaced = match filter.share_group() {
-            None => self
-                .subscriptions
-                .write()
-                .insert(filter.filter(), entry)
-                .is_some(),
+        self.subscribe_counted(filter, entry).0
+    }
+
+    /// [`subscribe`](Self::subscribe), also telling whether `filter` is new among
+    /// this node's subscriptions (its first subscriber; for a shared filter, its
+    /// group's first member): the broker tells the backplane
+    /// ([`crate::broker::backplane`]).
+    pub fn subscribe_counted(
+        &self,
+        filter: &TopicFilter,
+        entry: SubEntry,
+    ) -> (SubscribeOutcome, bool) {
+        let (replaced, first) = match filter.share_group() {
+            None => {
+                let (replaced, count) = self
+                    .subscriptions
+                    .write()
+                    .insert_counted(filter.filter(), entry);
+                (replaced.is_some(), count == 1 && replaced.is_none())
+            }
             Some(group) => {
                 let mut shared = self.shared.write();
                 if let Some(existing) = shared.get_mut(filter.filter(), &ByteString::from(group)) {
                     match existing.members.iter_mut().find(|m| m.key() == entry.key()) {
                         Some(member) => {
                             *member = entry;
-                            true
+                            (true, false)
                         }
                         None => {
                             existing.members.push(entry);
                             self.shared_members.fetch_add(1, Ordering::Relaxed);
-                            false
+                            (false, false)
                         }
                     }
                 } else {
@@ -170,39 +170,50 @@ impl Router {
                         cursor: AtomicUsize::new(0),
                     };
                     shared.insert(filter.filter(), group);
-                    false
+                    (false, true)
                 }
             }
         };
-        if replaced {
+        let outcome = if replaced {
             SubscribeOutcome::Replaced
         } else {
             SubscribeOutcome::New
-        }
+        };
+        (outcome, first)
     }
 
     /// Removes `client_id`'s subscription to `filter`; `false` if it had none.
     pub fn unsubscribe(&self, filter: &TopicFilter, client_id: &ByteString) -> bool {
+        self.unsubscribe_counted(filter, client_id).is_some()
+    }
+
+    /// [`unsubscribe`](Self::unsubscribe): `None` if it had none, else whether that
+    /// was the filter's last subscriber on this node (for a shared filter: its group's
+    /// last member).
+    pub fn unsubscribe_counted(
+        &self,
+        filter: &TopicFilter,
+        client_id: &ByteString,
+    ) -> Option<bool> {
         match filter.share_group() {
             None => self
                 .subscriptions
                 .write()
-                .remove(filter.filter(), client_id)
-                .is_some(),
+                .remove_counted(filter.filter(), client_id)
+                .map(|(_, left)| left == 0),
             Some(group) => {
                 let mut shared = self.shared.write();
                 let group_key = ByteString::from(group);
-                let Some(existing) = shared.get_mut(filter.filter(), &group_key) else {
-                    return false;
-                };
+                let existing = shared.get_mut(filter.filter(), &group_key)?;
                 let removed = existing.remove_member(client_id);
                 if removed {
                     self.shared_members.fetch_sub(1, Ordering::Relaxed);
                 }
-                if existing.members.is_empty() {
+                let last = existing.members.is_empty();
+                if last {
                     shared.remove(filter.filter(), &group_key);
                 }
-                removed
+                removed.then_some(last)
             }
         }
     }
@@ -397,6 +408,47 @@ mod tests {
                 .collect();
             ids.sort_unstable();
             assert_eq!(ids, [1, 2]);
+        }
+    }
+
+    /// The backplane hears of a filter once: when its first subscriber on this node
+    /// comes and when its last goes (a shared filter: per group).
+    #[test]
+    fn interest_changes_only_with_the_first_and_last_subscriber() {
+        let limits = QueueLimits {
+            max_messages: 10,
+            max_bytes: 1000,
+            queue_qos0_offline: false,
+            policy: DropPolicy::DropNewest,
+        };
+        let router = Router::default();
+        let (a, b) = (
+            Arc::new(Session::new("a".into(), limits)),
+            Arc::new(Session::new("b".into(), limits)),
+        );
+        for text in ["x/+", "$share/g/x/+"] {
+            let filter = TopicFilter::new(text).unwrap();
+            assert!(
+                router
+                    .subscribe_counted(&filter, entry(&a, QoS::AtMostOnce, 0))
+                    .1
+            );
+            assert!(
+                !router
+                    .subscribe_counted(&filter, entry(&b, QoS::AtMostOnce, 0))
+                    .1
+            );
+            assert!(
+                !router
+                    .subscribe_counted(&filter, entry(&a, QoS::AtLeastOnce, 0))
+                    .1
+            );
+            assert_eq!(
+                router.unsubscribe_counted(&filter, &"a".into()),
+                Some(false)
+            );
+            assert_eq!(router.unsubscribe_counted(&filter, &"a".into()), None);
+            assert_eq!(router.unsubscribe_counted(&filter, &"b".into()), Some(true));
         }
     }
 

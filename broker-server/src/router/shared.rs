@@ -11,7 +11,7 @@
 //! - Every [`Delivery`] chosen through a group carries the group's filter
 //!   ([`Delivery::shared_group`]).
 //! - The connection task records the shared deliveries it handed to the protocol session
-//!   in a [`SharedInflight`] (packet id → delivery) and forgets each one when the
+//!   in a [`SharedInflight`](crate::connection::SharedInflight) (packet id → delivery) and forgets each one when the
 //!   session reports its flow finished (`ServerEvent::Delivered`). While the session is
 //!   detached the table is kept next to the protocol state
 //!   ([`crate::session::Detached::shared_inflight`]) and taken back on resume.
@@ -28,12 +28,9 @@
 //! A persistent member that merely disconnects keeps its messages: the spec lets the
 //! server wait for it to come back, and a resumed session re-sends them itself.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytestring::ByteString;
-use protocol::session::OutboundMessage;
-use protocol::{PacketId, SessionState};
 use smallvec::SmallVec;
 
 use super::{Router, SharedGroup, SubEntry};
@@ -89,59 +86,13 @@ impl Router {
     }
 }
 
-/// Shared-group deliveries handed to one client's protocol session and not yet
-/// finished, by packet identifier.
-#[derive(Debug, Default)]
-pub struct SharedInflight(HashMap<PacketId, Delivery>);
-
-impl SharedInflight {
-    /// Records that `delivery` went out (or was queued in the protocol session) as
-    /// `packet_id`; ordinary deliveries are not recorded.
-    pub fn sent(&mut self, packet_id: PacketId, delivery: &Delivery) {
-        if delivery.shared_group.is_some() {
-            self.0.insert(packet_id, delivery.clone());
-        }
-    }
-
-    /// The flow `packet_id` finished (PUBACK, PUBCOMP, error PUBREC, or dropped).
-    pub fn finished(&mut self, packet_id: PacketId) {
-        // Called for every finished flow; most connections record none.
-        if !self.0.is_empty() {
-            self.0.remove(&packet_id);
-        }
-    }
-
-    /// Number of shared deliveries recorded.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether nothing is recorded.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The recorded deliveries whose PUBLISH the client has not acknowledged according
-    /// to `state` (the session's stored protocol state), in sending order.
-    pub fn unacknowledged(mut self, state: &SessionState) -> Vec<Delivery> {
-        state
-            .outbound
-            .iter()
-            .filter_map(|message| match message {
-                OutboundMessage::Publish(publish) => self.0.remove(&publish.packet_id?),
-                _ => None,
-            })
-            .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::DropPolicy;
-    use crate::router::SharedStrategy;
+    use crate::config::SharedStrategy;
     use crate::session::QueueLimits;
-    use protocol::{Publish, QoS, SubscriptionOptions, TopicFilter};
+    use protocol::{QoS, SubscriptionOptions, TopicFilter};
 
     fn session(id: &str) -> Arc<Session> {
         let limits = QueueLimits {
@@ -236,39 +187,5 @@ mod tests {
         assert_eq!(again.shared_group.as_ref(), Some(&filter));
         router.unsubscribe(&filter, &other.client_id);
         assert!(router.reroute_shared(&delivery).is_none(), "no member left");
-    }
-
-    #[test]
-    fn unacknowledged_follows_the_stored_state() {
-        let mut inflight = SharedInflight::default();
-        let mut delivery = Delivery {
-            message: message(),
-            qos: QoS::ExactlyOnce,
-            retain: false,
-            subscription_ids: SmallVec::new(),
-            shared_group: Some(TopicFilter::new("$share/g/jobs/+").unwrap()),
-            stored: None,
-        };
-        let id = |n| PacketId::new(n).unwrap();
-        inflight.sent(id(1), &delivery);
-        inflight.sent(id(2), &delivery);
-        inflight.sent(id(3), &delivery);
-        inflight.sent(id(4), &delivery);
-        inflight.finished(id(4));
-        delivery.shared_group = None;
-        inflight.sent(id(5), &delivery);
-        assert_eq!(inflight.len(), 3);
-        let publish = |n| {
-            let mut p = Publish::new("jobs/1", "p");
-            p.qos = QoS::ExactlyOnce;
-            p.packet_id = Some(id(n));
-            OutboundMessage::Publish(p)
-        };
-        let state = SessionState {
-            // 2 was PUBREC'd (arrived); 1 and 3 were not acknowledged.
-            outbound: vec![publish(3), OutboundMessage::Release(id(2)), publish(1)],
-            ..SessionState::default()
-        };
-        assert_eq!(inflight.unacknowledged(&state).len(), 2);
     }
 }

@@ -78,21 +78,31 @@ impl<V: Keyed> Trie<V> {
     /// Stores `value` under `filter` (a valid, non-shared filter), replacing and
     /// returning the value with the same key.
     pub(crate) fn insert(&mut self, filter: &str, value: V) -> Option<V> {
+        self.insert_counted(filter, value).0
+    }
+
+    /// [`insert`](Self::insert), also telling how many values `filter` has now.
+    pub(crate) fn insert_counted(&mut self, filter: &str, value: V) -> (Option<V>, usize) {
         let mut node = &mut self.root;
         for level in topic::levels(filter) {
             node = node.child_mut(level);
         }
         if let Some(slot) = node.values.iter_mut().find(|v| v.key() == value.key()) {
-            return Some(std::mem::replace(slot, value));
+            return (Some(std::mem::replace(slot, value)), node.values.len());
         }
         node.values.push(value);
         self.len += 1;
-        None
+        (None, node.values.len())
     }
 
     /// Removes the value with `key` under `filter`, pruning emptied nodes.
     pub(crate) fn remove(&mut self, filter: &str, key: &V::Key) -> Option<V> {
-        let levels: Vec<&str> = topic::levels(filter).collect();
+        self.remove_counted(filter, key).map(|(value, _)| value)
+    }
+
+    /// [`remove`](Self::remove), also telling how many values `filter` has left.
+    pub(crate) fn remove_counted(&mut self, filter: &str, key: &V::Key) -> Option<(V, usize)> {
+        let levels: smallvec::SmallVec<[&str; 16]> = topic::levels(filter).collect();
         let removed = remove_at(&mut self.root, &levels, key);
         if removed.is_some() {
             self.len -= 1;
@@ -152,10 +162,11 @@ fn visit<'a, V>(
     }
 }
 
-fn remove_at<V: Keyed>(node: &mut Node<V>, levels: &[&str], key: &V::Key) -> Option<V> {
+fn remove_at<V: Keyed>(node: &mut Node<V>, levels: &[&str], key: &V::Key) -> Option<(V, usize)> {
     let Some((level, rest)) = levels.split_first() else {
         let index = node.values.iter().position(|v| v.key() == key)?;
-        return Some(node.values.swap_remove(index));
+        let removed = node.values.swap_remove(index);
+        return Some((removed, node.values.len()));
     };
     match *level {
         "+" => {

@@ -134,7 +134,7 @@ struct Rule {
 
 /// A parsed ACL file: immutable, checked on every publish, subscribe and delivery.
 #[derive(Debug, Default)]
-pub struct Acl {
+pub(crate) struct Acl {
     /// Top-level `topic` rules: for clients without a user name.
     anonymous: Vec<Rule>,
     /// `user` sections by user name.
@@ -147,7 +147,7 @@ pub struct Acl {
 
 /// What an ACL says about one access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// An allow rule matches and no deny rule does.
     Allow,
     /// A deny rule matches.
@@ -158,7 +158,7 @@ pub enum Decision {
 
 impl Acl {
     /// Reads and parses `path`.
-    pub fn load(path: &Path) -> Result<Self, AclError> {
+    pub(crate) fn load(path: &Path) -> Result<Self, AclError> {
         let text = std::fs::read_to_string(path).map_err(|source| AclError::Read {
             path: path.into(),
             source,
@@ -167,7 +167,7 @@ impl Acl {
     }
 
     /// Parses the text of an ACL file read from `path` (used in error messages).
-    pub fn parse(text: &str, path: &Path) -> Result<Self, AclError> {
+    pub(crate) fn parse(text: &str, path: &Path) -> Result<Self, AclError> {
         /// Where `topic` lines go.
         enum Section {
             Anonymous,
@@ -219,7 +219,7 @@ impl Acl {
     }
 
     /// How many rules the file holds (for the log line after a load).
-    pub fn rule_count(&self) -> usize {
+    pub(crate) fn rule_count(&self) -> usize {
         self.anonymous.len()
             + self.patterns.len()
             + self.users.values().map(Vec::len).sum::<usize>()
@@ -230,7 +230,7 @@ impl Acl {
     /// `topic` (a topic name, or the filter of a SUBSCRIBE without its `$share/{group}/`
     /// prefix). See the [module docs](self) for how rules combine. Allocates nothing:
     /// patterns are matched with their placeholders resolved level by level.
-    pub fn check(
+    pub(crate) fn check(
         &self,
         username: Option<&str>,
         client_id: &str,
@@ -330,7 +330,7 @@ fn level_equals(mut level: &str, mut text: &str, values: Values<'_>) -> bool {
 
 /// Whether a rule's `filter` concerns `topic` for `access`: it matches the topic name,
 /// or (SUBSCRIBE) it covers the requested filter.
-pub fn applies(filter: &str, access: Access, topic: &str) -> bool {
+pub(crate) fn applies(filter: &str, access: Access, topic: &str) -> bool {
     applies_with(filter, access, topic, |level, text| level == text)
 }
 
@@ -370,11 +370,13 @@ fn matches_with(filter: &str, topic: &str, equals: impl Fn(&str, &str) -> bool) 
 
 /// Whether every topic name `requested` matches is matched by `rule` too (both valid,
 /// non-shared filters).
-pub fn covers(rule: &str, requested: &str) -> bool {
+#[cfg(test)]
+fn covers(rule: &str, requested: &str) -> bool {
     covers_with(rule, requested, |level, text| level == text)
 }
 
-/// [`covers`] with a custom comparison of literal levels.
+/// Whether every topic name `requested` matches is matched by `rule` too (both valid,
+/// non-shared filters), comparing literal levels with `equals`.
 fn covers_with(rule: &str, requested: &str, equals: impl Fn(&str, &str) -> bool) -> bool {
     // As in matching: a leading wildcard does not reach `$` topics [MQTT-4.7.2-1].
     if rule.starts_with(['+', '#']) && requested.starts_with('$') {

@@ -16,7 +16,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 
 use super::Permissions;
-use super::config::JwtConfig;
+use crate::config::JwtConfig;
 
 /// `[auth.jwt]` keys that could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +41,7 @@ pub enum JwtKeyError {
 
 /// Why a token was refused (logged; the client only sees "bad user name or password").
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TokenError {
+pub(crate) enum TokenError {
     /// `exp` is in the past.
     #[error("token expired")]
     Expired,
@@ -59,7 +59,7 @@ pub enum TokenError {
 
 /// What a valid token says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenClaims {
+pub(crate) struct TokenClaims {
     /// The user name (from `username_claim`).
     pub username: ByteString,
     /// Topic permissions (from `permissions_claim`), if the token has them.
@@ -74,7 +74,7 @@ struct Key {
 }
 
 /// The loaded `[auth.jwt]` keys and rules.
-pub struct JwtVerifier {
+pub(crate) struct JwtVerifier {
     keys: Vec<Key>,
     config: JwtConfig,
 }
@@ -104,7 +104,7 @@ fn key_error(path: &Path, message: impl Into<String>) -> JwtKeyError {
 
 impl JwtVerifier {
     /// Loads the keys `config` names.
-    pub fn load(config: &JwtConfig) -> Result<Self, JwtKeyError> {
+    pub(crate) fn load(config: &JwtConfig) -> Result<Self, JwtKeyError> {
         let mut keys = Vec::new();
         if let Some(secret) = &config.hmac_secret {
             keys.push(Key {
@@ -196,7 +196,7 @@ impl JwtVerifier {
     }
 
     /// Checks `token` (compact JWS) and reads its user name and permissions.
-    pub fn verify(&self, token: &str) -> Result<TokenClaims, TokenError> {
+    pub(crate) fn verify(&self, token: &str) -> Result<TokenClaims, TokenError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|err| TokenError::Invalid(err.to_string()))?;
         if !matches!(
@@ -282,7 +282,7 @@ fn permissions(value: &Value) -> Option<Permissions> {
 
 /// Whether `text` looks like a compact JWS (three base64url parts, a JSON header):
 /// the password field holds a token rather than a password.
-pub fn looks_like_jwt(text: &str) -> bool {
+pub(crate) fn looks_like_jwt(text: &str) -> bool {
     text.starts_with("eyJ")
         && text.split('.').count() == 3
         && text

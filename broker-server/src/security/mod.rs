@@ -3,7 +3,7 @@
 //! - **Login** ([`Security::login`]): the credentials of a CONNECT (user name and
 //!   password, a bearer token the WebSocket upgrade carried, the client certificate's
 //!   name) become an [`Identity`] or a reason code. Enhanced authentication (MQTT 5
-//!   AUTH, e.g. SCRAM-SHA-256) goes through [`crate::auth`] instead and ends in an
+//!   AUTH, e.g. SCRAM-SHA-256) goes through [`enhanced`] instead and ends in an
 //!   identity too.
 //! - **Access** ([`Security::allows`]): whether an identity may publish to, subscribe
 //!   to or receive from a topic, by the ACL file ([`acl`], `auth.acl_file`) and the
@@ -20,6 +20,8 @@
 //! - [`passwd`]: the password file (argon2id, mosquitto's `$6$`/`$7$`, SCRAM lines).
 //! - [`pool`]: the threads that check passwords, and their bounded queue.
 //! - [`jwt`]: JWT bearer tokens (HS256, RS256, ES256; PEM key, secret or JWKS).
+//! - [`enhanced`]: enhanced authentication (MQTT 5 AUTH): the mechanism interface
+//!   and the registry the connection task finds mechanisms in.
 //! - [`scram`]: SCRAM-SHA-256 over MQTT 5 AUTH.
 //!
 //! # Login rules
@@ -62,12 +64,12 @@
 //!   the ACL file but cannot lift its deny rules, and a credential with permissions is
 //!   held to them even when no ACL file is configured.
 
-pub mod acl;
-pub mod config;
-pub mod jwt;
+pub(crate) mod acl;
+pub(crate) mod enhanced;
+pub(crate) mod jwt;
 pub mod passwd;
-pub mod pool;
-pub mod scram;
+pub(crate) mod pool;
+pub(crate) mod scram;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -82,10 +84,10 @@ use protocol::ReasonCode;
 use tracing::info;
 
 use self::acl::{Acl, AclError, Decision};
-use self::config::AuthConfig;
 use self::jwt::{JwtKeyError, JwtVerifier};
 use self::passwd::{PasswdError, PasswordFile};
 use self::pool::{PasswordPool, PoolError};
+use crate::config::AuthConfig;
 
 /// What a client presented when it connected.
 #[derive(Debug, Clone, Copy)]
@@ -408,7 +410,7 @@ impl Security {
     }
 
     /// The SCRAM-SHA-256 mechanism over this policy's password file (it follows
-    /// reloads), to register in [`crate::auth::AuthRegistry`].
+    /// reloads), to register in [`enhanced::AuthRegistry`].
     pub fn scram_mechanism(&self) -> scram::ScramMechanism {
         scram::ScramMechanism::new(self.policy.clone())
     }

@@ -36,7 +36,7 @@ use super::passwd::{self, Credential};
 
 /// A password check the pool could not run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum PoolError {
+pub(crate) enum PoolError {
     /// Every worker is busy and the queue is full.
     #[error("password checks: queue full")]
     Busy,
@@ -52,7 +52,7 @@ pub enum PoolError {
 /// at most `workers` memories exist. The blocking task itself gives the memory back
 /// and then the slot, so a login abandoned mid-check frees neither early.
 #[derive(Debug)]
-pub struct PasswordPool {
+pub(crate) struct PasswordPool {
     /// Checks admitted: running or waiting for a worker (`workers + queue` permits).
     admitted: Arc<Semaphore>,
     /// Checks running (`workers` permits).
@@ -66,7 +66,7 @@ pub struct PasswordPool {
 impl PasswordPool {
     /// A pool running `workers` checks at once (0: one per core), with `queue` more
     /// waiting for a worker.
-    pub fn new(workers: usize, queue: usize) -> Self {
+    pub(crate) fn new(workers: usize, queue: usize) -> Self {
         let workers = match workers {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
@@ -80,14 +80,14 @@ impl PasswordPool {
     }
 
     /// How many checks may run at once.
-    pub fn workers(&self) -> usize {
+    pub(crate) fn workers(&self) -> usize {
         self.workers
     }
 
     /// Whether `password` matches `credential` (`None`: an unknown user, checked
     /// against the decoy and never matching), checked on a worker; [`PoolError::Busy`]
     /// at once when every worker is busy and the queue is full.
-    pub async fn verify(
+    pub(crate) async fn verify(
         &self,
         credential: Option<Credential>,
         password: Bytes,
@@ -126,7 +126,7 @@ impl PasswordPool {
     /// How long the slowest of `credentials` takes to check a wrong password, timed
     /// here and now (on the calling thread, in a worker's memory; milliseconds to
     /// tens of milliseconds each).
-    pub fn slowest_check(&self, credentials: &[Credential]) -> Duration {
+    pub(crate) fn slowest_check(&self, credentials: &[Credential]) -> Duration {
         let mut memory = self.memories.lock().pop().unwrap_or_default();
         let slowest = credentials
             .iter()

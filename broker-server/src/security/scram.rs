@@ -25,12 +25,12 @@ use protocol::ReasonCode;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::enhanced::{AuthExchange, AuthMechanism, AuthStep};
 use super::passwd::{SCRAM_ITERATIONS, ScramCredential, hmac_sha256};
 use super::{Identity, Policy};
-use crate::auth::{AuthExchange, AuthMechanism, AuthStep};
 
 /// The Authentication Method name.
-pub const METHOD: &str = "SCRAM-SHA-256";
+pub(crate) const METHOD: &str = "SCRAM-SHA-256";
 
 /// The SCRAM-SHA-256 mechanism, reading credentials from the broker's current policy.
 #[derive(Debug)]
@@ -86,7 +86,7 @@ enum State {
 
 /// One SCRAM-SHA-256 exchange.
 #[derive(Debug)]
-pub struct ScramExchange {
+pub(crate) struct ScramExchange {
     policy: Arc<Policy>,
     secret: [u8; 32],
     connect_username: Option<String>,

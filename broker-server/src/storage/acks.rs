@@ -21,7 +21,7 @@ use super::{Barrier, Storage, StorageError};
 
 /// Acknowledgements waiting for the store, in PUBLISH order.
 #[derive(Debug, Default)]
-pub struct AckQueue {
+pub(crate) struct AckQueue {
     /// Groups behind a barrier, oldest first.
     sealed: VecDeque<(Barrier, Vec<(PacketId, ReasonCode)>)>,
     /// Pushed since the last seal.
@@ -33,12 +33,12 @@ pub struct AckQueue {
 }
 
 /// A group of acknowledgements whose barrier resolved.
-pub type Settled = (Result<(), StorageError>, Vec<(PacketId, ReasonCode)>);
+pub(crate) type Settled = (Result<(), StorageError>, Vec<(PacketId, ReasonCode)>);
 
 impl AckQueue {
     /// An acknowledgement for `packet_id`; `stored`: its PUBLISH submitted operations.
     /// Returns it back when it can be sent at once (nothing waits before it).
-    pub fn push(
+    pub(crate) fn push(
         &mut self,
         packet_id: PacketId,
         reason: ReasonCode,
@@ -53,7 +53,7 @@ impl AckQueue {
     }
 
     /// Puts what was pushed since the last seal behind one barrier.
-    pub fn seal(&mut self, storage: &Storage) {
+    pub(crate) fn seal(&mut self, storage: &Storage) {
         if self.open.is_empty() {
             return;
         }
@@ -70,13 +70,13 @@ impl AckQueue {
     }
 
     /// Whether acknowledgements are waiting.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.sealed.is_empty() && self.open.is_empty()
     }
 
     /// The oldest group, once its barrier resolves; never resolves when none waits.
     /// Cancel safe: a group leaves the queue only when returned.
-    pub async fn next(&mut self) -> Settled {
+    pub(crate) async fn next(&mut self) -> Settled {
         let Some((barrier, _)) = self.sealed.front_mut() else {
             return std::future::pending().await;
         };
@@ -86,7 +86,7 @@ impl AckQueue {
     }
 
     /// The oldest group if its barrier has resolved already.
-    pub fn ready(&mut self) -> Option<Settled> {
+    pub(crate) fn ready(&mut self) -> Option<Settled> {
         let (barrier, _) = self.sealed.front_mut()?;
         let result = match barrier.try_recv() {
             Ok(result) => result,
@@ -98,13 +98,13 @@ impl AckQueue {
     }
 
     /// The next write carries a packet that depends on a submitted operation.
-    pub fn hold_writes(&mut self) {
+    pub(crate) fn hold_writes(&mut self) {
         self.hold_writes = true;
     }
 
     /// Waits, if the next write must, until what it depends on is stored; `false`: the
     /// store failed and the write must not happen.
-    pub async fn writes_allowed(&mut self, storage: &Storage) -> bool {
+    pub(crate) async fn writes_allowed(&mut self, storage: &Storage) -> bool {
         if !std::mem::take(&mut self.hold_writes) {
             return true;
         }

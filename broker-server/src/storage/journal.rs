@@ -7,6 +7,10 @@
 //! sending it. With a store that is not durable every method is a no-op returning
 //! `false`, so the in-memory broker pays one branch.
 //!
+//! Storage records; it never delivers. The broker ([`crate::broker`]) decides where a
+//! message goes and pushes it into the mailboxes, asking [`Storage::enqueue`] first to
+//! record what must be durable.
+//!
 //! Ordering: a queue entry is submitted before its delivery enters the mailbox, so its
 //! `Dequeue` (submitted by whichever connection acknowledges it later) always follows
 //! its `Enqueue` in the writer's single queue.
@@ -25,7 +29,7 @@ use super::{
     memory::MemoryStore,
 };
 use crate::message::{Delivery, Message};
-use crate::session::{Enqueued, Session};
+use crate::session::Session;
 
 /// Where a session's deliveries live in the store.
 #[derive(Debug, Default)]
@@ -162,21 +166,23 @@ impl Storage {
         true
     }
 
-    /// Puts `delivery` into `session`'s mailbox, storing it first when the session is
-    /// stored and the delivery is QoS 1 or 2. `body` is the message's body id, shared
-    /// by every delivery of one message (allocated by the first one stored). Returns
-    /// the mailbox's answer and whether something was stored.
-    pub fn deliver(
+    /// Records queued `delivery` for the session stored as `log` says, if it must be
+    /// durable: a QoS 1 or 2 delivery to a stored session with a durable store. `body`
+    /// is the message's body id, shared by every delivery of one message (allocated by
+    /// the first one stored). Sets [`Delivery::stored`] (cleared when nothing is
+    /// stored) and returns whether an operation was submitted. Touches no mailbox: the
+    /// broker delivers ([`crate::broker`]).
+    pub fn enqueue(
         &self,
-        session: &Session,
-        mut delivery: Delivery,
+        log: &SessionLog,
+        delivery: &mut Delivery,
         body: &mut Option<u64>,
-    ) -> (Enqueued, bool) {
-        let stored = match session.log.id() {
+    ) -> bool {
+        let stored = match log.id() {
             Some(id) if self.durable && delivery.qos != QoS::AtMostOnce => id,
             _ => {
                 delivery.stored = None;
-                return (session.deliver(delivery), false);
+                return false;
             }
         };
         let message = *body.get_or_insert_with(|| self.next_id());
@@ -199,11 +205,7 @@ impl Storage {
             },
             message: delivery.message.clone(),
         });
-        let outcome = session.deliver_with(delivery, |evicted| self.discarded(&evicted));
-        if outcome == Enqueued::Dropped {
-            self.dequeue(at);
-        }
-        (outcome, true)
+        true
     }
 
     fn dequeue(&self, at: StoredRef) {
@@ -211,6 +213,14 @@ impl Storage {
             session: at.session,
             seq: at.seq,
         });
+    }
+
+    /// Deletes the queue entry at `at`, if any: the mailbox refused the delivery
+    /// recorded there.
+    pub fn forget(&self, at: Option<StoredRef>) {
+        if let Some(at) = at {
+            self.dequeue(at);
+        }
     }
 
     /// A stored delivery left without reaching the client (expired, too large for it,

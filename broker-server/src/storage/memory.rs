@@ -10,7 +10,7 @@ use super::{Barrier, Op, Snapshot, StorageError, Store, StoreStats};
 
 /// A store that keeps nothing.
 #[derive(Debug, Default)]
-pub struct MemoryStore {
+pub(crate) struct MemoryStore {
     stats: Arc<StoreStats>,
 }
 

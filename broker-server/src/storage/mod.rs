@@ -96,12 +96,12 @@
 //! - [`acks`]: a connection's acknowledgements waiting for their barrier.
 //! - [`recovery`]: loading a [`Snapshot`] into a starting broker.
 
-pub mod acks;
+pub(crate) mod acks;
 pub mod codec;
 pub mod embedded;
-pub mod journal;
-pub mod memory;
-pub mod recovery;
+pub(crate) mod journal;
+pub(crate) mod memory;
+pub(crate) mod recovery;
 
 use std::fmt;
 use std::num::NonZeroU32;
@@ -111,7 +111,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytestring::ByteString;
 use protocol::{PacketId, QoS, ReasonCode, TopicFilter, Will};
-use serde::Deserialize;
 use smallvec::SmallVec;
 use tokio::sync::oneshot;
 use web_time::Instant;
@@ -119,67 +118,9 @@ use web_time::Instant;
 use crate::message::Message;
 use crate::session::StoredSubscription;
 
-pub use journal::{SessionLog, Storage};
+pub(crate) use journal::{SessionLog, Storage};
 
-/// Which backend stores the broker's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    /// The embedded redb database in `storage.dir` (default).
-    #[default]
-    Redb,
-    /// Nothing is stored: a restart starts empty.
-    Memory,
-}
-
-/// When commits are flushed to the disk (see the module docs for the trade-offs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FsyncPolicy {
-    /// Before any acknowledgement that depends on the commit (default).
-    #[default]
-    Always,
-    /// Every `fsync_interval_ms`.
-    Periodic,
-    /// Only at a clean shutdown.
-    Never,
-}
-
-/// `[storage]`: where and how the broker keeps what must survive a restart.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct StorageConfig {
-    /// `redb` (default) or `memory`.
-    pub backend: Backend,
-    /// Data directory of the `redb` backend, created if missing. Default `data`
-    /// (relative to the working directory).
-    pub dir: PathBuf,
-    /// `always` (default), `periodic` or `never`.
-    pub fsync: FsyncPolicy,
-    /// With `fsync = "periodic"`: milliseconds between fsyncs. Default 1000.
-    pub fsync_interval_ms: u64,
-}
-
-impl Default for StorageConfig {
-    fn default() -> Self {
-        Self {
-            backend: Backend::Redb,
-            dir: PathBuf::from("data"),
-            fsync: FsyncPolicy::Always,
-            fsync_interval_ms: 1000,
-        }
-    }
-}
-
-impl StorageConfig {
-    /// The in-memory configuration (tests, and users who want no disk).
-    pub fn memory() -> Self {
-        Self {
-            backend: Backend::Memory,
-            ..Self::default()
-        }
-    }
-}
+use crate::config::{Backend, StorageConfig};
 
 /// Why something could not be stored or loaded.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -263,7 +204,7 @@ impl StorageError {
 }
 
 /// Resolves when every operation submitted before it is durable (or failed).
-pub type Barrier = oneshot::Receiver<Result<(), StorageError>>;
+pub(crate) type Barrier = oneshot::Receiver<Result<(), StorageError>>;
 
 /// Where one queued delivery lives in the store: its session's storage id, its
 /// position in the queue and the stored message body it references.

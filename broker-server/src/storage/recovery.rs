@@ -28,13 +28,14 @@ use web_time::Instant;
 use super::{Snapshot, Storage, StorageError, StoredRef, StoredSession};
 use crate::broker::Broker;
 use crate::clock;
+use crate::connection::SharedInflight;
 use crate::message::Delivery;
-use crate::router::{SharedInflight, SubEntry};
+use crate::router::SubEntry;
 use crate::session::Session;
 
 /// What recovery restored, for the log.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Recovered {
+pub(crate) struct Recovered {
     /// Retained messages.
     pub retained: usize,
     /// Sessions restored.
@@ -46,7 +47,7 @@ pub struct Recovered {
 }
 
 /// Restores `snapshot` into `broker` (before any listener opens).
-pub fn restore(broker: &Arc<Broker>, snapshot: Snapshot) -> Recovered {
+pub(crate) fn restore(broker: &Arc<Broker>, snapshot: Snapshot) -> Recovered {
     let now = clock::now();
     let mut recovered = Recovered::default();
     {
@@ -73,7 +74,7 @@ pub fn restore(broker: &Arc<Broker>, snapshot: Snapshot) -> Recovered {
         restore_session(broker, stored, now);
     }
     for (will, client_id) in wills {
-        crate::connection::publish_will(broker, will, &client_id);
+        broker.publish_will(will, &client_id);
     }
     recovered
 }
@@ -96,7 +97,7 @@ fn restore_session(broker: &Arc<Broker>, stored: StoredSession, now: Instant) {
                 options: subscription.options,
                 id: subscription.id,
             };
-            broker.router.subscribe(filter, entry);
+            broker.subscribe(filter, entry);
             subscriptions.insert(filter.clone(), subscription.clone());
         }
     }
@@ -183,7 +184,7 @@ fn resend(delivery: &Delivery, packet_id: protocol::PacketId, now: Instant) -> P
 
 /// Opens the store `config` asks for, builds the broker on it and restores what the
 /// store holds. Errors name the store's path and what to do.
-pub fn open(
+pub(crate) fn open(
     config: crate::Config,
     security: crate::security::Security,
 ) -> Result<Arc<Broker>, StorageError> {
@@ -213,7 +214,7 @@ pub fn open(
 
 /// At shutdown, once the connection tasks have ended (and stored their sessions):
 /// applies everything queued, fsyncs and closes the store.
-pub async fn close(broker: Arc<Broker>) {
+pub(crate) async fn close(broker: Arc<Broker>) {
     if !broker.storage.is_durable() {
         return;
     }

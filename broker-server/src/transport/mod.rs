@@ -1,6 +1,31 @@
 //! Listeners: the only code besides the connection task that awaits on IO. Each accepts
-//! byte streams and hands them to [`crate::connection::serve`].
+//! byte streams and hands them to [`crate::connection::serve_with`].
 
-pub mod tcp;
-pub mod tls;
-pub mod ws;
+pub(crate) mod tcp;
+pub(crate) mod tls;
+pub(crate) mod ws;
+
+/// Unsent bytes the kernel may hold for a client beyond those in flight
+/// (`TCP_NOTSENT_LOWAT`, see [`bound_unsent`]): a write is woken once fewer than half
+/// of them are left, so a reader taking 8 KiB per `write_timeout_secs` makes progress.
+pub(crate) const UNSENT_LOWAT: u32 = 16 * 1024;
+
+/// Bounds what a client's TCP socket holds unsent to [`UNSENT_LOWAT`], so that
+/// the connection's write timeout sees a slow reader's progress.
+///
+/// Without it the kernel grows the send buffer to megabytes (on loopback as soon as a
+/// burst goes out) and wakes a blocked writer only once a third of it has drained: a
+/// subscriber reading a steady 50 KB/s behind a backlog then let no byte in for longer
+/// than `write_timeout_secs` and was disconnected as if it had stopped reading. With
+/// it, the writer is woken whenever the client took a few KiB; bytes already sent and
+/// awaiting acknowledgement are not limited, so a fast link keeps its throughput. The
+/// backlog stays in the session's queue instead, where `queue_drop_policy` bounds it.
+/// Linux and Android only (elsewhere the option is not set).
+pub(crate) fn bound_unsent(stream: &tokio::net::TcpStream) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let _ = socket2::SockRef::from(stream).set_tcp_notsent_lowat(UNSENT_LOWAT);
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = stream;
+}

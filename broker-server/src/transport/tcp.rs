@@ -12,7 +12,7 @@ use crate::clients::{ConnectionMeta, Transport};
 use crate::connection;
 
 /// Accepts connections on `listener` until `shutdown` turns `true`.
-pub async fn accept_loop(
+pub(crate) async fn accept_loop(
     broker: Arc<Broker>,
     listener: TcpListener,
     mut shutdown: watch::Receiver<bool>,
@@ -35,7 +35,7 @@ pub async fn accept_loop(
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                crate::limits::bound_unsent(&stream);
+                crate::transport::bound_unsent(&stream);
                 let meta = ConnectionMeta {
                     peer,
                     listener: label.clone(),

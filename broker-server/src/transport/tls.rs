@@ -165,7 +165,7 @@ impl TlsStore {
 }
 
 /// The Common Name of a DER certificate's subject, if it has one in UTF-8.
-pub fn common_name(der: &CertificateDer<'_>) -> Option<String> {
+pub(crate) fn common_name(der: &CertificateDer<'_>) -> Option<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
     let name = cert.subject().iter_common_name().next()?;
     name.as_str().ok().map(str::to_owned)
@@ -240,7 +240,7 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
 
 /// Logs a failed handshake; one that timed out counts as a limit reached
 /// ([`Limit::TlsHandshakeTimeout`]).
-pub fn handshake_failed(broker: &Broker, peer: SocketAddr, err: &std::io::Error) {
+pub(crate) fn handshake_failed(broker: &Broker, peer: SocketAddr, err: &std::io::Error) {
     if err.kind() == std::io::ErrorKind::TimedOut {
         broker
             .metrics
@@ -252,7 +252,7 @@ pub fn handshake_failed(broker: &Broker, peer: SocketAddr, err: &std::io::Error)
 }
 
 /// Accepts MQTT over TLS connections on `listener` until `shutdown` turns `true`.
-pub async fn accept_loop(
+pub(crate) async fn accept_loop(
     broker: Arc<Broker>,
     listener: TcpListener,
     tls: Arc<TlsStore>,
@@ -276,7 +276,7 @@ pub async fn accept_loop(
                     continue;
                 };
                 let _ = tcp.set_nodelay(true);
-                crate::limits::bound_unsent(&tcp);
+                crate::transport::bound_unsent(&tcp);
                 // The handshake runs in the connection's task, so a slow client never
                 // holds up the accept loop.
                 let serve = serve_tls(

@@ -47,7 +47,7 @@ use crate::http::{HttpState, PeerInfo};
 
 /// The subprotocols accepted, in order of preference: `mqtt` (MQTT 3.1.1 and 5.0
 /// [MQTT-6.0.0-3]) and `mqttv3.1` (what MQTT 3.1 clients ask for).
-pub const SUBPROTOCOLS: [&str; 2] = ["mqtt", "mqttv3.1"];
+pub(crate) const SUBPROTOCOLS: [&str; 2] = ["mqtt", "mqttv3.1"];
 
 /// The largest WebSocket message the broker sends. A burst of deliveries (thousands of
 /// queued messages for a subscriber that fell behind) is written as several binary
@@ -58,7 +58,7 @@ pub const MAX_WS_MESSAGE: usize = 64 * 1024;
 
 /// A WebSocket as the byte stream the connection driver reads and writes.
 #[derive(Debug)]
-pub struct WsStream {
+pub(crate) struct WsStream {
     ws: WebSocket,
     /// The rest of the last binary frame, not yet read.
     pending: Bytes,
@@ -84,7 +84,7 @@ enum Farewell {
 
 impl WsStream {
     /// Wraps an upgraded WebSocket.
-    pub fn new(ws: WebSocket) -> Self {
+    pub(crate) fn new(ws: WebSocket) -> Self {
         Self {
             ws,
             pending: Bytes::new(),
@@ -220,7 +220,7 @@ impl AsyncWrite for WsStream {
 
 /// `GET /mqtt`: checks the origin and the subprotocol, then upgrades and runs the
 /// connection driver over the WebSocket.
-pub fn upgrade(
+pub(crate) fn upgrade(
     state: HttpState,
     peer: PeerInfo,
     headers: &HeaderMap,
@@ -276,7 +276,7 @@ pub fn upgrade(
 
 /// The bearer token of an upgrade request: `Authorization: Bearer <token>`, else the
 /// value of the cookie named `cookie` (`auth.jwt.cookie`). Checked at CONNECT.
-pub fn bearer_token(headers: &HeaderMap, cookie: Option<&str>) -> Option<Arc<str>> {
+pub(crate) fn bearer_token(headers: &HeaderMap, cookie: Option<&str>) -> Option<Arc<str>> {
     let from_header = headers
         .get_all(header::AUTHORIZATION)
         .iter()

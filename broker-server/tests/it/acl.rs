@@ -577,7 +577,7 @@ topic write #
 async fn takeover_broker(
     dir: &Path,
     allow: bool,
-    storage: Option<broker_server::storage::StorageConfig>,
+    storage: Option<broker_server::config::StorageConfig>,
 ) -> TestBroker {
     TestBroker::with_config(takeover_config(dir, allow, storage)).await
 }
@@ -585,16 +585,17 @@ async fn takeover_broker(
 fn takeover_config(
     dir: &Path,
     allow: bool,
-    storage: Option<broker_server::storage::StorageConfig>,
+    storage: Option<broker_server::config::StorageConfig>,
 ) -> broker_server::Config {
     let passwd = dir.join("passwd");
     if !passwd.exists() {
         let mut text = String::new();
         for user in ["alice", "bob", "dave"] {
             let password = format!("{user}-pw");
-            let credential =
-                broker_server::security::passwd::Credential::argon2id(password.as_bytes())
-                    .expect("hashes");
+            let credential = broker_server::internals::security::passwd::Credential::argon2id(
+                password.as_bytes(),
+            )
+            .expect("hashes");
             text.push_str(&format!("{user}:{credential}\n"));
         }
         std::fs::write(&passwd, text).expect("write password file");
@@ -788,8 +789,8 @@ each_version!(an_allowed_cross_user_takeover_delivers_nothing_the_new_user_may_n
 async fn the_session_owner_survives_a_restart() {
     let version = ProtocolVersion::V3_1_1;
     let dir = tempfile::tempdir().unwrap();
-    let storage = broker_server::storage::StorageConfig {
-        backend: broker_server::storage::Backend::Redb,
+    let storage = broker_server::config::StorageConfig {
+        backend: broker_server::config::Backend::Redb,
         dir: dir.path().join("data"),
         ..Default::default()
     };

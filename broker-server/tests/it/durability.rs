@@ -11,7 +11,7 @@ use crate::peer;
 use std::path::Path;
 
 use broker_server::Config;
-use broker_server::storage::{Backend, StorageConfig};
+use broker_server::config::{Backend, StorageConfig};
 use common::{TestBroker, test_config};
 use peer::*;
 use protocol::{Packet, ProtocolVersion, PubComp, PubRec, PubRel, QoS};
@@ -239,7 +239,7 @@ async fn retained_messages_and_queues_come_back_in_order() {
 
     let broker = restart(broker, dir.path(), 0).await;
     // What the start recovered is in $SYS (and /metrics).
-    let sys = broker_server::storage::sys_topics(&broker.broker().storage);
+    let sys = broker_server::internals::storage::sys_topics(&broker.broker().storage);
     let value = |key: &str| sys.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
     assert_eq!(value("store/backend").as_deref(), Some("redb"));
     assert_eq!(value("store/recovery/messages").as_deref(), Some("20"));
@@ -269,6 +269,9 @@ async fn retained_messages_and_queues_come_back_in_order() {
         Peer::connected(broker.addr, persistent(ProtocolVersion::V5, "sub", 3600)).await;
     sub.expect_idle().await;
     let stats = broker.broker().storage.stats();
-    assert_eq!(broker_server::storage::StoreStats::get(&stats.queued), 0);
+    assert_eq!(
+        broker_server::internals::storage::StoreStats::get(&stats.queued),
+        0
+    );
     broker.stop().await;
 }

@@ -6,7 +6,7 @@ use crate::common;
 
 use std::sync::Arc;
 
-use broker_server::auth::{AuthExchange, AuthMechanism, AuthStep};
+use broker_server::{AuthExchange, AuthMechanism, AuthStep};
 use bytes::Bytes;
 use common::*;
 use protocol::{Auth, AuthProperties, Connect, Packet, ProtocolVersion, ReasonCode};

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use broker_server::Broker;
-use broker_server::http::HttpState;
+use broker_server::internals::http::HttpState;
 use common::*;
 use http_support::*;
 use protocol::{Packet, ProtocolVersion, QoS, ReasonCode};
@@ -415,7 +415,7 @@ async fn retained_messages_deleted_by_the_admin_api_stay_deleted_after_a_restart
     let dir = tempfile::tempdir().unwrap();
     let config = || {
         let mut config = admin_config(Some("t"));
-        config.storage.backend = broker_server::storage::Backend::Redb;
+        config.storage.backend = broker_server::config::Backend::Redb;
         config.storage.dir = dir.path().to_path_buf();
         config
     };

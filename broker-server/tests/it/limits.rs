@@ -63,7 +63,10 @@ async fn connections_beyond_max_connections_are_refused() {
     assert!(refused.expect_closed().await.is_empty());
     assert_eq!(broker.broker().metrics.connections_refused.get(), 2);
     let hits = &broker.broker().metrics.limit_hits;
-    assert_eq!(hits.get(broker_server::limits::Limit::MaxConnections), 2);
+    assert_eq!(
+        hits.get(broker_server::internals::limits::Limit::MaxConnections),
+        2
+    );
     assert!(
         broker.broker().session("third").is_none(),
         "no session for a refused client"

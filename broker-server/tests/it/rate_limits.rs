@@ -13,7 +13,7 @@ use crate::http_support;
 use std::time::Duration;
 
 use broker_server::Config;
-use broker_server::limits::Limit;
+use broker_server::internals::limits::Limit;
 use bytes::BytesMut;
 use common::*;
 use http_support::*;
@@ -370,7 +370,7 @@ async fn refused_subscriptions_are_counted_under_their_limit() {
         [ReasonCode::GRANTED_QOS_0, ReasonCode::QuotaExceeded]
     );
     assert_eq!(hits(&broker, Limit::Subscriptions), 1);
-    let text = broker_server::http::metrics::render(broker.broker());
+    let text = broker_server::internals::http::render(broker.broker());
     assert!(
         text.contains("mqtt_limit_hits_total{limit=\"max_subscriptions_per_client\"} 1\n"),
         "{text}"

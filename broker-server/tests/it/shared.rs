@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::num::NonZeroU16;
 use std::time::Duration;
 
-use broker_server::router::SharedStrategy;
+use broker_server::config::SharedStrategy;
 use common::*;
 use protocol::{
     Connect, Packet, ProtocolVersion, PubAck, PubRec, PubRel, Publish, QoS, ReasonCode,

@@ -24,10 +24,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use broker_server::session::StoredSubscription;
-use broker_server::storage::{
-    self, Backend, Op, QueueEntry, SessionRecord, StorageConfig, StoredRef,
-};
+use broker_server::config::{Backend, StorageConfig};
+use broker_server::internals::session::StoredSubscription;
+use broker_server::internals::storage::{self, Op, QueueEntry, SessionRecord, StoredRef};
 use bytes::BytesMut;
 use common::test_config;
 use peer::Peer;
@@ -392,7 +391,7 @@ async fn fill(dir: &Path) {
                     },
                 )],
                 will: None,
-                owner: broker_server::session::Owner::Anonymous,
+                owner: broker_server::internals::session::Owner::Anonymous,
             }),
         });
         for n in 0..QUEUED {

@@ -277,7 +277,7 @@ async fn a_large_write_goes_out_as_several_bounded_messages() {
         Packet::Publish(p) => assert_eq!(p.payload, payload),
         other => panic!("expected PUBLISH, got {other:?}"),
     }
-    let max = broker_server::transport::ws::MAX_WS_MESSAGE;
+    let max = broker_server::internals::transport::MAX_WS_MESSAGE;
     assert!(sizes.len() >= 5, "{sizes:?}");
     assert!(sizes.iter().all(|&n| n <= max), "{sizes:?}");
     broker.stop().await;

@@ -23,7 +23,7 @@ pub fn test_config(addr: SocketAddr) -> Config {
     config.listeners.tcp = vec![addr];
     config.http.listeners = Vec::new();
     config.sys.interval_secs = 0;
-    config.storage = broker_server::storage::StorageConfig::memory();
+    config.storage = broker_server::config::StorageConfig::memory();
     config
 }
 
@@ -41,21 +41,21 @@ impl TestBroker {
     /// Starts on `addr` (used to restart on the port a stopped broker had). Retries
     /// briefly while the old listener's port is released.
     pub async fn start_on(addr: SocketAddr) -> Self {
-        Self::start_with_storage(addr, broker_server::storage::StorageConfig::memory()).await
+        Self::start_with_storage(addr, broker_server::config::StorageConfig::memory()).await
     }
 
     /// Starts on `addr` with durable redb storage in `dir` (a restart on the same
     /// `addr` and `dir` recovers the sessions).
     pub async fn start_durable(addr: SocketAddr, dir: &std::path::Path) -> Self {
-        let mut storage = broker_server::storage::StorageConfig::default();
-        storage.backend = broker_server::storage::Backend::Redb;
+        let mut storage = broker_server::config::StorageConfig::default();
+        storage.backend = broker_server::config::Backend::Redb;
         storage.dir = dir.to_path_buf();
         Self::start_with_storage(addr, storage).await
     }
 
     async fn start_with_storage(
         addr: SocketAddr,
-        storage: broker_server::storage::StorageConfig,
+        storage: broker_server::config::StorageConfig,
     ) -> Self {
         let mut last = None;
         for _ in 0..50 {

@@ -62,7 +62,8 @@ use std::thread::JoinHandle;
 use redb::{Database, ReadableDatabase, TableDefinition};
 use tokio::sync::oneshot;
 
-use super::{Barrier, FsyncPolicy, Op, Snapshot, StorageConfig, StorageError, Store, StoreStats};
+use super::{Barrier, Op, Snapshot, StorageError, Store, StoreStats};
+use crate::config::{FsyncPolicy, StorageConfig};
 
 /// The store file's name inside `storage.dir`.
 pub const FILE_NAME: &str = "broker.redb";

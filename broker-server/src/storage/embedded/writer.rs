@@ -24,8 +24,9 @@ use std::time::{Duration, Instant};
 use redb::{Database, Durability, ReadableTable, Table};
 
 use super::{Command, INBOUND, MESSAGES, QUEUE, RETAINED, SESSIONS, error, file_size};
+use crate::config::FsyncPolicy;
 use crate::storage::codec;
-use crate::storage::{FsyncPolicy, Op, StorageError, StoreStats};
+use crate::storage::{Op, StorageError, StoreStats};
 
 /// Most commands applied in one transaction.
 const MAX_BATCH: usize = 16_384;

@@ -26,7 +26,7 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 pub fn test_config() -> Config {
     let mut config = memory_config();
     if stores_on_disk() {
-        config.storage.backend = broker_server::storage::Backend::Redb;
+        config.storage.backend = broker_server::config::Backend::Redb;
         config.storage.dir = tempfile::tempdir().expect("temp dir").keep();
     }
     config
@@ -41,7 +41,7 @@ pub fn memory_config() -> Config {
     config.listeners.tcp = vec!["127.0.0.1:0".parse().unwrap()];
     config.http.listeners = Vec::new();
     config.sys.interval_secs = 0;
-    config.storage = broker_server::storage::StorageConfig::memory();
+    config.storage = broker_server::config::StorageConfig::memory();
     config
 }
 

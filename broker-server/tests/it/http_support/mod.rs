@@ -1,6 +1,6 @@
 //! Helpers for the HTTP, WebSocket and TLS tests: a broker with an HTTP listener on
 //! `127.0.0.1:0`, a throwaway PKI written to a temporary directory, a raw WebSocket
-//! MQTT client, `oneshot` requests against [`broker_server::http::app`], and external
+//! MQTT client, `oneshot` requests against [`broker_server::internals::http::app`], and external
 //! peers (Node + MQTT.js, Python + paho-mqtt) as child processes.
 #![allow(dead_code, unreachable_pub)]
 
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, Response};
 use broker_server::Config;
-use broker_server::http::{HttpState, app};
+use broker_server::internals::http::{HttpState, app};
 use bytes::{Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
 use http_body_util::BodyExt;

@@ -8,6 +8,11 @@
 //! `BROKER_LIMITS__MAX_CONNECTIONS=500` in the environment (prefix `BROKER_`, `__`
 //! between sections and keys). Values are TOML (`500`, `"text"`, `true`, `["a", "b"]`);
 //! a bare word is taken as a string.
+//!
+//! This module owns every plain configuration type (the `[storage]` backend and fsync
+//! policy in `storage`, the `[auth]` section in `auth`, the shared-subscription
+//! strategy): the modules that act on them import them from here, and the
+//! configuration depends on none of them.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,7 +20,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::router::SharedStrategy;
+mod auth;
+mod storage;
+
+pub use auth::{AuthConfig, JwtConfig};
+pub use storage::{Backend, FsyncPolicy, StorageConfig};
 
 /// The broker's whole configuration.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -36,10 +45,10 @@ pub struct Config {
     /// Certificate and key of the TLS listeners (MQTT over TLS, HTTPS/WSS).
     pub tls: TlsConfig,
     /// Durable state: backend, data directory, fsync policy ([`crate::storage`]).
-    pub storage: crate::storage::StorageConfig,
+    pub storage: StorageConfig,
     /// Who may connect and what they may do: password file, JWT, anonymous access,
     /// ACL file ([`crate::security`]).
-    pub auth: crate::security::config::AuthConfig,
+    pub auth: AuthConfig,
 }
 
 /// Where the broker listens.
@@ -209,7 +218,7 @@ pub struct LimitsConfig {
     /// Seconds a write to a client may make no progress (it stopped reading: its socket
     /// buffer is full) before the connection is closed, as EMQX's `send_timeout`. A
     /// client that reads slowly but steadily is not affected: progress is one byte
-    /// taken, and the kernel reports it every few KiB (`limits::bound_unsent`). 0 =
+    /// taken, and the kernel reports it every few KiB (`transport::bound_unsent`). 0 =
     /// wait forever.
     /// Default 15.
     pub write_timeout_secs: u64,
@@ -293,6 +302,19 @@ impl Default for SessionsConfig {
             allow_cross_user_takeover: false,
         }
     }
+}
+
+/// How a shared subscription group picks the member that gets a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SharedStrategy {
+    /// Each member in turn (default), skipping members that are offline.
+    #[default]
+    RoundRobin,
+    /// A random online member.
+    Random,
+    /// The same member until it goes offline.
+    Sticky,
 }
 
 /// `$SYS` topics.
@@ -540,7 +562,7 @@ mod tests {
 
     #[test]
     fn example_file_parses_and_matches_defaults() {
-        let text = include_str!("../broker.toml");
+        let text = include_str!("../../broker.toml");
         assert_eq!(
             Config::from_toml(text, Path::new(PATH)).unwrap(),
             Config::default()

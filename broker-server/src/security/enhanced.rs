@@ -8,7 +8,7 @@
 //! send a challenge (AUTH 0x18), accept (CONNACK 0x00, or AUTH 0x00 when
 //! re-authenticating), or refuse with a reason code. Mechanisms are synchronous and
 //! socket-free, so they are unit-testable like the router. SCRAM-SHA-256
-//! ([`crate::security::scram`]) is registered when the password file has SCRAM
+//! ([`super::scram`]) is registered when the password file has SCRAM
 //! credentials; a CONNECT naming an unknown method is refused with 0x8C Bad
 //! authentication method.
 
@@ -42,7 +42,7 @@ pub trait AuthExchange: Send + Debug {
     /// Who the client proved to be, once [`AuthStep::Success`] was returned: the
     /// connection acts as this identity. `None` (the default): the identity from
     /// CONNECT's login stays.
-    fn identity(&self) -> Option<crate::security::Identity> {
+    fn identity(&self) -> Option<super::Identity> {
         None
     }
 }
@@ -82,7 +82,7 @@ impl AuthRegistry {
 
 /// An exchange in progress on a connection, with its method name.
 #[derive(Debug)]
-pub struct Exchange {
+pub(crate) struct Exchange {
     /// The Authentication Method of the exchange.
     pub method: ByteString,
     /// The mechanism's state.

@@ -1,6 +1,16 @@
 //! The broker's shared state and the operations every connection task performs on it:
-//! publishing (retain, route, enqueue) and opening, resuming and ending sessions.
-//! Synchronous except where a takeover must wait for the old connection to let go.
+//! publishing (retain, route, deliver into mailboxes) and opening, resuming and ending
+//! sessions. Synchronous except where a takeover must wait for the old connection to
+//! let go.
+//!
+//! # Layout
+//!
+//! - this module: [`Broker`], the session registry, attach (takeover), end, wills;
+//! - [`backplane`]: the seam to what lies beyond this node (a cluster), with its
+//!   single-node implementation `Local`;
+//! - `deliver`: the publish path: retain, route, deliver into the sessions' mailboxes
+//!   (recording in the store what must be durable), and re-routing a departed shared
+//!   member's messages.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,16 +19,21 @@ use std::time::Duration;
 
 use bytestring::ByteString;
 use parking_lot::Mutex;
-use protocol::{QoS, ReasonCode};
+use protocol::{ReasonCode, TopicFilter, Will};
 use tokio::sync::oneshot;
 use web_time::Instant;
 
-use crate::auth::AuthRegistry;
 use crate::config::Config;
-use crate::message::{Delivery, Message};
+use crate::message::Message;
 use crate::metrics::Metrics;
-use crate::router::Router;
+use crate::router::{Router, SubEntry, SubscribeOutcome};
+use crate::security::enhanced::AuthRegistry;
 use crate::session::{Attachment, Owner, QueueLimits, Session};
+
+pub(crate) mod backplane;
+mod deliver;
+
+use backplane::{Backplane, Claim, Interest, Plane, Release};
 
 /// Everything connection tasks share.
 #[derive(Debug)]
@@ -50,6 +65,8 @@ pub struct Broker {
     /// Every connection task, whatever its transport: shutdown kicks the clients, then
     /// waits here for their tasks to end (sessions stored) before closing the store.
     pub(crate) connections: tokio_util::task::TaskTracker,
+    /// What lies beyond this node ([`backplane`]): nothing, on a single node.
+    pub(crate) backplane: Plane,
     /// Cancelled when shutdown begins: what a connection waits for after it has ended
     /// (draining a client's input after a DISCONNECT) stops at once.
     pub(crate) stopping: tokio_util::sync::CancellationToken,
@@ -69,13 +86,19 @@ pub struct Attached {
     release: oneshot::Sender<()>,
 }
 
-/// Why [`Broker::attach`] refused: the session belongs to another user and
-/// `sessions.allow_cross_user_takeover` is off.
+/// Why [`Broker::attach`] refused.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("the session belongs to another user ({owner:?})")]
-pub struct NotOwner {
-    /// Whose the session is, for the log.
-    pub owner: Owner,
+pub enum AttachError {
+    /// The session belongs to another user and `sessions.allow_cross_user_takeover` is
+    /// off (CONNACK 0x87).
+    #[error("the session belongs to another user ({owner:?})")]
+    NotOwner {
+        /// Whose the session is, for the log.
+        owner: Owner,
+    },
+    /// The backplane did not give this node the session ([`backplane::Claim`]).
+    #[error("session not claimed: {0}")]
+    NotClaimed(backplane::Refused),
 }
 
 impl Attached {
@@ -120,6 +143,7 @@ impl Broker {
             admission: crate::limits::Admission::new(&config.limits),
             connections: tokio_util::task::TaskTracker::new(),
             stopping: tokio_util::sync::CancellationToken::new(),
+            backplane: Plane::default(),
             storage,
             config,
             router,
@@ -154,39 +178,14 @@ impl Broker {
         .into()
     }
 
-    /// Publishes `message`: stores it if retained, then delivers it to every matching
-    /// session. Returns how many sessions it was routed to.
-    pub fn publish(&self, message: Message, scratch: &mut Vec<(Arc<Session>, Delivery)>) -> usize {
-        self.publish_stored(message, scratch).0
-    }
-
-    /// [`publish`](Self::publish), also telling whether it submitted anything to the
-    /// store (a retained message, a QoS 1/2 delivery to a persistent session): the
-    /// publisher's acknowledgement then waits for a barrier ([`crate::storage`]).
-    pub fn publish_stored(
-        &self,
-        message: Message,
-        scratch: &mut Vec<(Arc<Session>, Delivery)>,
-    ) -> (usize, bool) {
-        let message = Arc::new(message);
-        let mut stored = false;
-        if message.retain {
-            // Stored under the lock, so the store keeps the same last message per topic.
-            let mut retained = self.router.retained_mut();
-            retained.set(message.clone());
-            stored = self.storage.retain(&message);
-        }
-        self.router.route(&message, scratch);
-        let routed = scratch.len();
-        let mut body = None;
-        for (session, delivery) in scratch.drain(..) {
-            let (outcome, queued) = self.storage.deliver(&session, delivery, &mut body);
-            stored |= queued;
-            if outcome.dropped_one() {
-                self.metrics.messages_dropped.inc();
-            }
-        }
-        (routed, stored)
+    /// Publishes `will` as a message from `client_id` (§3.1.2.5). Whoever decides
+    /// that a will is due calls this: the connection task when it ends, the expiry
+    /// timer when a will delay or a session runs out, recovery for a session that
+    /// expired while the broker was down.
+    pub fn publish_will(&self, will: Will, client_id: &ByteString) {
+        tracing::info!(%client_id, topic = %will.topic, "publishing will");
+        let message = Message::from_will(will, client_id.clone(), crate::clock::now());
+        self.publish(message);
     }
 
     /// Attaches a new connection, acting as `owner`, to the session of `client_id`:
@@ -211,13 +210,13 @@ impl Broker {
         client_id: &ByteString,
         clean_start: bool,
         owner: Owner,
-    ) -> Result<(Attached, Option<Arc<Session>>), NotOwner> {
+    ) -> Result<(Attached, Option<Arc<Session>>), AttachError> {
         let cross_user = self.config.sessions.allow_cross_user_takeover;
-        let refuse = |session: &Session| -> Result<(), NotOwner> {
+        let refuse = |session: &Session| -> Result<(), AttachError> {
             if cross_user || session.admits(&owner) {
                 Ok(())
             } else {
-                Err(NotOwner {
+                Err(AttachError::NotOwner {
                     owner: session.owner(),
                 })
             }
@@ -238,6 +237,10 @@ impl Broker {
             let Some(previous) = previous else { break };
             // The old connection stores its state, then drops its release sender.
             let _ = tokio::time::timeout(Duration::from_secs(10), previous.released).await;
+        }
+        // Once any previous connection let go: the session may be owned elsewhere.
+        if let Claim::Refused(refused) = self.backplane.claim(client_id, &owner) {
+            return Err(AttachError::NotClaimed(refused));
         }
         let (release_tx, release_rx) = oneshot::channel();
         let mut sessions = self.sessions.lock();
@@ -292,52 +295,52 @@ impl Broker {
         self.reroute_shared(session);
         session.clear_queue();
         self.storage.drop_session(session);
+        self.backplane.release(&session.client_id, Release::Ended);
     }
 
-    /// Re-routes the QoS 1 and 2 messages that came to `session` through a shared
-    /// subscription and that it did not acknowledge (in its stored protocol state) or
-    /// never got (in its mailbox) to another member of their group
-    /// ([`crate::router::shared`]). Call once its subscriptions are gone.
-    fn reroute_shared(&self, session: &Session) {
-        let (state, inflight) = {
-            let mut detached = session.detached();
-            (
-                detached.protocol.take(),
-                std::mem::take(&mut detached.shared_inflight),
-            )
-        };
-        let mut owed = match &state {
-            Some(state) if !inflight.is_empty() => inflight.unacknowledged(state),
-            _ => Vec::new(),
-        };
-        let mut queued = Vec::new();
-        session.take(usize::MAX, &mut queued);
-        owed.extend(
-            queued
-                .into_iter()
-                .filter(|d| d.shared_group.is_some() && d.qos != QoS::AtMostOnce),
-        );
-        for delivery in owed {
-            let dropped = self
-                .router
-                .reroute_shared(&delivery)
-                .is_none_or(|(member, rerouted)| {
-                    // The same stored body, if it is stored: no second copy.
-                    let mut body = delivery.stored.map(|at| at.message);
-                    let (outcome, _) = self.storage.deliver(&member, rerouted, &mut body);
-                    outcome.dropped_one()
-                });
-            if dropped {
-                self.metrics.messages_dropped.inc();
-            }
+    /// `session`'s connection let go and the session stays, offline, on this node.
+    pub fn detached(&self, session: &Session) {
+        self.backplane
+            .release(&session.client_id, Release::Detached);
+    }
+
+    /// Adds or replaces a subscription of `entry`'s session to `filter`; the backplane
+    /// hears of a filter new to this node.
+    pub fn subscribe(&self, filter: &TopicFilter, entry: SubEntry) -> SubscribeOutcome {
+        let (outcome, first) = self.router.subscribe_counted(filter, entry);
+        if first {
+            self.backplane.interest(filter, Interest::Gained);
         }
+        outcome
+    }
+
+    /// Removes `client_id`'s subscription to `filter`; `false` if it had none. The
+    /// backplane hears of a filter this node no longer needs.
+    pub fn unsubscribe(&self, filter: &TopicFilter, client_id: &ByteString) -> bool {
+        match self.router.unsubscribe_counted(filter, client_id) {
+            Some(last) => {
+                if last {
+                    self.backplane.interest(filter, Interest::Lost);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The retained messages matching `filter` at `now`, for a new subscription: this
+    /// node's, then any the backplane keeps elsewhere.
+    pub fn retained_matching(&self, filter: &TopicFilter, now: Instant) -> Vec<Arc<Message>> {
+        let mut out = self.router.retained().matching(filter.filter(), now);
+        self.backplane.retained(filter, now, &mut out);
+        out
     }
 
     /// Removes every subscription `session` holds from the router.
     pub fn drop_subscriptions(&self, session: &Session) {
         let subscriptions = std::mem::take(&mut *session.subscriptions.lock());
         for filter in subscriptions.keys() {
-            self.router.unsubscribe(filter, &session.client_id);
+            self.unsubscribe(filter, &session.client_id);
         }
     }
 

@@ -1,0 +1,137 @@
+//! The publish path: a message is retained if it asks to be, routed to the matching
+//! sessions, and delivered into each one's mailbox.
+//!
+//! Delivering is the broker's decision and the broker's act ([`Broker::deliver`]):
+//! storage is asked only to record a queue entry that must survive a restart (and to
+//! forget one the mailbox dropped); it never touches a mailbox.
+//!
+//! Routing collects its results in a per-thread scratch vector the broker owns
+//! ([`with_route_scratch`]), so publishing allocates nothing per message for them and
+//! no caller holds such a vector.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use protocol::QoS;
+
+use super::Broker;
+use super::backplane::Backplane;
+use crate::message::{Delivery, Message};
+use crate::session::{Enqueued, Session};
+
+thread_local! {
+    /// The routing results of the publish running on this thread (empty between
+    /// publishes, its capacity kept).
+    static ROUTED: RefCell<Vec<(Arc<Session>, Delivery)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's routing scratch vector (empty). A publish made from
+/// inside another (none today) gets a fresh vector instead of the borrowed one.
+fn with_route_scratch<R>(f: impl FnOnce(&mut Vec<(Arc<Session>, Delivery)>) -> R) -> R {
+    ROUTED.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => f(&mut scratch),
+        Err(_) => f(&mut Vec::new()),
+    })
+}
+
+impl Broker {
+    /// Publishes `message`: stores it if retained, then delivers it to every matching
+    /// session. Returns how many sessions it was routed to.
+    pub fn publish(&self, message: Message) -> usize {
+        self.publish_stored(message).0
+    }
+
+    /// [`publish`](Self::publish), also telling whether it submitted anything to the
+    /// store (a retained message, a QoS 1/2 delivery to a persistent session): the
+    /// publisher's acknowledgement then waits for a barrier ([`crate::storage`]).
+    pub fn publish_stored(&self, message: Message) -> (usize, bool) {
+        let message = Arc::new(message);
+        let mut stored = false;
+        if message.retain {
+            // Stored under the lock, so the store keeps the same last message per topic.
+            let mut retained = self.router.retained_mut();
+            retained.set(message.clone());
+            stored = self.storage.retain(&message);
+        }
+        let published = with_route_scratch(|scratch| {
+            self.router.route(&message, scratch);
+            let routed = scratch.len();
+            let mut body = None;
+            for (session, delivery) in scratch.drain(..) {
+                let (outcome, queued) = self.deliver(&session, delivery, &mut body);
+                stored |= queued;
+                if outcome.dropped_one() {
+                    self.metrics.messages_dropped.inc();
+                }
+            }
+            (routed, stored)
+        });
+        // Beyond this node. `Local` completes at once; a cluster's acknowledgement is
+        // to hold the publisher's PUBACK (planned: `backplane` module docs).
+        let _forwarded = self.backplane.forward(&message);
+        published
+    }
+
+    /// Re-routes the QoS 1 and 2 messages that came to `session` through a shared
+    /// subscription and that it did not acknowledge (in its stored protocol state) or
+    /// never got (in its mailbox) to another member of their group
+    /// ([`crate::router::shared`]). Call once its subscriptions are gone.
+    pub(super) fn reroute_shared(&self, session: &Session) {
+        let (state, inflight) = {
+            let mut detached = session.detached();
+            (
+                detached.protocol.take(),
+                std::mem::take(&mut detached.shared_inflight),
+            )
+        };
+        let mut owed = match &state {
+            Some(state) if !inflight.is_empty() => inflight.unacknowledged(state),
+            _ => Vec::new(),
+        };
+        let mut queued = Vec::new();
+        session.take(usize::MAX, &mut queued);
+        owed.extend(
+            queued
+                .into_iter()
+                .filter(|d| d.shared_group.is_some() && d.qos != QoS::AtMostOnce),
+        );
+        for delivery in owed {
+            let dropped = self
+                .router
+                .reroute_shared(&delivery)
+                .is_none_or(|(member, rerouted)| {
+                    // The same stored body, if it is stored: no second copy.
+                    let mut body = delivery.stored.map(|at| at.message);
+                    let (outcome, _) = self.deliver(&member, rerouted, &mut body);
+                    outcome.dropped_one()
+                });
+            if dropped {
+                self.metrics.messages_dropped.inc();
+            }
+        }
+    }
+
+    /// Puts `delivery` into `session`'s mailbox. A QoS 1 or 2 delivery to a stored
+    /// session is recorded in the store first ([`crate::storage::Storage::enqueue`]),
+    /// so its later `Dequeue` always follows its `Enqueue`; what the mailbox then drops
+    /// (a full queue: the delivery itself, or with `drop-oldest` an evicted one) is
+    /// deleted from the store again. `body`: the message's stored body id, shared by
+    /// every delivery of one message. Returns the mailbox's answer and whether
+    /// something was submitted to the store.
+    fn deliver(
+        &self,
+        session: &Session,
+        mut delivery: Delivery,
+        body: &mut Option<u64>,
+    ) -> (Enqueued, bool) {
+        if !self.storage.enqueue(&session.log, &mut delivery, body) {
+            return (session.deliver(delivery), false);
+        }
+        let at = delivery.stored;
+        let outcome = session.deliver_with(delivery, |evicted| self.storage.discarded(&evicted));
+        if outcome == Enqueued::Dropped {
+            self.storage.forget(at);
+        }
+        (outcome, true)
+    }
+}
