@@ -39,6 +39,7 @@ pub mod auth;
 pub mod broker;
 pub mod clients;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod expiry;
