@@ -4,5 +4,7 @@
 //!
 //! # Layout
 //!
+//! - [`config`]: the `[cluster]` section and its checks.
 //! - [`subject`]: MQTT topics and filters ↔ NATS subjects, exact and reversible.
+pub mod config;
 pub mod subject;
