@@ -141,6 +141,7 @@ const MAX_SHARDS: u16 = 1024;
 const MAX_REPLICAS: u8 = 5;
 /// Smallest `max_control_line` accepted: room for a subject beyond the line's reserve.
 const MIN_CONTROL_LINE: usize = 1024;
+const _: () = assert!(MIN_CONTROL_LINE > CONTROL_LINE_RESERVE);
 
 /// A `[cluster]` section that cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -263,7 +264,6 @@ impl ClusterConfig {
             MIN_CONTROL_LINE as u64,
             u64::MAX,
         )?;
-        debug_assert!(MIN_CONTROL_LINE > CONTROL_LINE_RESERVE);
         self.nats.validate_credentials()
     }
 }
