@@ -62,6 +62,7 @@
 mod broker;
 mod clients;
 mod clock;
+pub mod cluster;
 pub mod config;
 mod connection;
 mod expiry;

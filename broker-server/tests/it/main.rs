@@ -28,6 +28,7 @@ mod log_output;
 mod malformed;
 mod mqtt5_properties;
 mod mqttjs;
+mod nats;
 mod offline_queue;
 mod paho_websocket;
 mod qos;
