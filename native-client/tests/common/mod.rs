@@ -47,9 +47,11 @@ impl TestBroker {
     /// Starts on `addr` with durable redb storage in `dir` (a restart on the same
     /// `addr` and `dir` recovers the sessions).
     pub async fn start_durable(addr: SocketAddr, dir: &std::path::Path) -> Self {
-        let mut storage = broker_server::config::StorageConfig::default();
-        storage.backend = broker_server::config::Backend::Redb;
-        storage.dir = dir.to_path_buf();
+        let storage = broker_server::config::StorageConfig {
+            backend: broker_server::config::Backend::Redb,
+            dir: dir.to_path_buf(),
+            ..Default::default()
+        };
         Self::start_with_storage(addr, storage).await
     }
 
