@@ -207,6 +207,11 @@ pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5
 /// Binds every listener of `config` and starts serving. Returns once bound, so the
 /// addresses are known (tests bind port 0).
 pub async fn start(config: Config) -> anyhow::Result<RunningBroker> {
+    // Loading a file refuses this already; a `Config` built in code must not run a
+    // broker meant for a cluster as a single node either.
+    if config.cluster.backend != cluster::config::ClusterBackend::None {
+        anyhow::bail!(cluster::config::ClusterConfigError::BackendNotBuilt);
+    }
     // The security files and the store are read before any listener opens.
     let security = security::Security::load(&config.auth)
         .map_err(|err| anyhow::anyhow!("cannot load the [auth] settings: {err}"))?;

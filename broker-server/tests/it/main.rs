@@ -38,6 +38,7 @@ mod retained;
 mod routing;
 mod sessions;
 mod shared;
+mod startup;
 mod storage_errors;
 mod sys;
 mod tls;
