@@ -100,6 +100,40 @@ pub(crate) fn parse_version(text: &str) -> Result<ProtocolVersion, String> {
     }
 }
 
+/// The broker URL of `mqtt pub`, `sub` and `bench`: `url` (`-L`) with `port` (`-p`)
+/// replacing its port if given, else `host` and `port` with `mqtts://` when `tls`.
+pub(crate) fn broker_url(
+    url: Option<&str>,
+    host: &str,
+    port: Option<u16>,
+    tls: bool,
+) -> Result<BrokerUrl, Failure> {
+    let text = match url {
+        Some(url) => url.to_owned(),
+        None => {
+            let scheme = if tls { "mqtts" } else { "mqtt" };
+            let host = if host.contains(':') {
+                format!("[{host}]")
+            } else {
+                host.to_owned()
+            };
+            match port {
+                Some(port) => format!("{scheme}://{host}:{port}"),
+                None => format!("{scheme}://{host}"),
+            }
+        }
+    };
+    let mut parsed: BrokerUrl = text
+        .parse()
+        .map_err(|err| Failure::Usage(format!("{err}")))?;
+    if url.is_some()
+        && let Some(port) = port
+    {
+        parsed.port = port;
+    }
+    Ok(parsed)
+}
+
 /// `-q`: 0, 1 or 2.
 pub(crate) fn parse_qos(text: &str) -> Result<QoS, String> {
     text.parse::<u8>()
@@ -116,33 +150,11 @@ impl ConnArgs {
 
     /// The broker URL: `-L`, or host and port with the scheme the TLS options imply.
     pub(crate) fn broker_url(&self) -> Result<BrokerUrl, Failure> {
-        let url = match &self.url {
-            Some(url) => url.clone(),
-            None => {
-                let scheme = if self.wants_tls() { "mqtts" } else { "mqtt" };
-                let host = if self.host.contains(':') {
-                    format!("[{}]", self.host)
-                } else {
-                    self.host.clone()
-                };
-                match self.port {
-                    Some(port) => format!("{scheme}://{host}:{port}"),
-                    None => format!("{scheme}://{host}"),
-                }
-            }
-        };
-        let mut parsed: BrokerUrl = url
-            .parse()
-            .map_err(|err| Failure::Usage(format!("{err}")))?;
+        let parsed = broker_url(self.url.as_deref(), &self.host, self.port, self.wants_tls())?;
         if self.url.is_some() && self.wants_tls() && !parsed.scheme.is_tls() {
             return Err(Failure::Usage(format!(
                 "TLS options given but the URL `{parsed}` is not mqtts:// or wss://"
             )));
-        }
-        if self.url.is_some()
-            && let Some(port) = self.port
-        {
-            parsed.port = port;
         }
         Ok(parsed)
     }

@@ -194,30 +194,7 @@ struct TrafficArgs {
 impl CommonArgs {
     fn broker_url(&self) -> Result<BrokerUrl, Failure> {
         let tls = self.cafile.is_some() || self.insecure;
-        let text = match &self.url {
-            Some(url) => url.clone(),
-            None => {
-                let scheme = if tls { "mqtts" } else { "mqtt" };
-                let host = if self.host.contains(':') {
-                    format!("[{}]", self.host)
-                } else {
-                    self.host.clone()
-                };
-                match self.port {
-                    Some(port) => format!("{scheme}://{host}:{port}"),
-                    None => format!("{scheme}://{host}"),
-                }
-            }
-        };
-        let mut url: BrokerUrl = text
-            .parse()
-            .map_err(|err| Failure::Usage(format!("{err}")))?;
-        if self.url.is_some()
-            && let Some(port) = self.port
-        {
-            url.port = port;
-        }
-        Ok(url)
+        crate::args::broker_url(self.url.as_deref(), &self.host, self.port, tls)
     }
 
     /// `--cafile` (else the system's CAs) and `--insecure` as native-client's options.
