@@ -21,10 +21,13 @@
 //!   viewer, diff, retained deletion, search, publish panel.
 //! - [`broker`]: `$SYS` figures and live charts.
 //! - [`keyed`]: a map of signals by key, owned by the page that made it.
+//! - [`components`]: what several pages use: the chart, and [`components::FrameBatch`]
+//!   (network updates applied once per animation frame).
 //!
 //! Everything a test touches has a `data-testid`.
 
 pub mod broker;
+pub mod components;
 pub mod connection;
 pub mod devices;
 pub mod explorer;

@@ -10,8 +10,8 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use web_client::{Client, QoS};
 
+use crate::components::chart::{History, Sparkline, WINDOWS, WindowSelect, project};
 use crate::connection::{Connection, StatusIndicator};
-use crate::devices::chart::{History, Sparkline, WINDOWS, WindowSelect, project};
 
 /// Samples kept per chart.
 const SAMPLES: usize = 720;

@@ -8,7 +8,6 @@
 //! Property values, the bulk of the traffic, wait in a buffer and are applied once per
 //! animation frame.
 
-pub mod chart;
 pub mod command;
 pub mod homie;
 pub mod list;
@@ -21,6 +20,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use web_client::{Client, QoS};
 
+use crate::components::FrameBatch;
 use crate::connection::Connection;
 use crate::settings::Settings;
 use homie::{Description, DescriptionError, DeviceState};
@@ -60,8 +60,8 @@ type Pending = HashMap<String, (f64, Vec<(String, String)>)>;
 pub struct Registry {
     /// The devices by id.
     pub devices: RwSignal<BTreeMap<String, Device>>,
-    pending: StoredValue<Pending>,
-    scheduled: StoredValue<bool>,
+    /// Property values received since the last frame.
+    batch: FrameBatch<Pending>,
 }
 
 impl Registry {
@@ -69,8 +69,7 @@ impl Registry {
     pub fn new() -> Self {
         Self {
             devices: RwSignal::new(BTreeMap::new()),
-            pending: StoredValue::new(HashMap::new()),
-            scheduled: StoredValue::new(false),
+            batch: FrameBatch::new(),
         }
     }
 
@@ -117,25 +116,20 @@ impl Registry {
                     return;
                 };
                 let value = String::from_utf8_lossy(payload).into_owned();
-                self.pending.update_value(|pending| {
-                    let (seen, values) = pending.entry(id.to_owned()).or_default();
-                    *seen = now;
-                    values.push((path.to_owned(), value));
-                });
-                if !self.scheduled.get_value() {
-                    self.scheduled.set_value(true);
-                    request_animation_frame(move || self.flush());
-                }
+                self.batch.add(
+                    |pending| {
+                        let (seen, values) = pending.entry(id.to_owned()).or_default();
+                        *seen = now;
+                        values.push((path.to_owned(), value));
+                    },
+                    move |pending| self.apply(pending),
+                );
             }
         }
     }
 
     /// Applies the property values received since the last frame: one update per device.
-    fn flush(self) {
-        self.scheduled.set_value(false);
-        let Some(pending) = self.pending.try_update_value(std::mem::take) else {
-            return;
-        };
+    fn apply(self, pending: Pending) {
         for (id, (seen, values)) in pending {
             let device = self.device(&id);
             device.last_seen.set(Some(seen));

@@ -7,10 +7,10 @@ use leptos::task::spawn_local;
 use web_client::{Client, QoS};
 
 use super::Registry;
-use super::chart::{Chart, Histories};
 use super::command::PropertyControl;
 use super::homie::{self, Property};
 use crate::Page;
+use crate::components::chart::{Chart, Histories};
 use crate::connection::Connection;
 use crate::keyed::KeyedSignals;
 use crate::settings::Settings;

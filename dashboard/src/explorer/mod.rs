@@ -20,6 +20,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_client::{Client, Message, QoS, SubscribeOptions};
 
+use crate::components::FrameBatch;
 use crate::connection::Connection;
 use crate::settings::Settings;
 use tree::{Record, Tree};
@@ -31,9 +32,7 @@ pub struct Explorer {
     /// The tree; updated at most once per animation frame.
     pub tree: RwSignal<Tree>,
     /// Messages received since the last frame.
-    pending: StoredValue<Vec<(String, Record)>>,
-    /// Whether a frame callback is scheduled.
-    scheduled: StoredValue<bool>,
+    batch: FrameBatch<Vec<(String, Record)>>,
     /// Frames that applied messages, and the messages they applied (for the
     /// performance figures).
     pub frames: StoredValue<(u64, u64)>,
@@ -46,8 +45,7 @@ impl Explorer {
     pub fn new(settings: RwSignal<Settings>) -> Self {
         Self {
             tree: RwSignal::new(Tree::default()),
-            pending: StoredValue::new(Vec::new()),
-            scheduled: StoredValue::new(false),
+            batch: FrameBatch::new(),
             frames: StoredValue::new((0, 0)),
             settings,
         }
@@ -74,12 +72,11 @@ impl Explorer {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        self.pending
-            .update_value(|p| p.push((message.topic().to_owned(), record)));
-        if !self.scheduled.get_value() {
-            self.scheduled.set_value(true);
-            request_animation_frame(move || self.flush());
-        }
+        let topic = message.topic().to_owned();
+        self.batch.add(
+            |batch| batch.push((topic, record)),
+            move |batch| self.apply(batch),
+        );
     }
 
     /// Exposes the frame counters to scripts as `window.__dashboardFrames()`, which
@@ -102,12 +99,7 @@ impl Explorer {
     }
 
     /// Applies the queued messages to the tree, in one signal update.
-    fn flush(self) {
-        self.scheduled.set_value(false);
-        let batch = self
-            .pending
-            .try_update_value(std::mem::take)
-            .unwrap_or_default();
+    fn apply(self, batch: Vec<(String, Record)>) {
         if batch.is_empty() {
             return;
         }

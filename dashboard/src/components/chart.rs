@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 
 use leptos::prelude::*;
 
-use super::homie::Property;
+use crate::devices::homie::Property;
 use crate::keyed::KeyedSignals;
 
 /// The windows a chart can show, in seconds, and their labels.
