@@ -374,14 +374,31 @@ async fn replicated_stream_acknowledges_with_one_server_down() {
         assert!(Instant::now() < deadline, "the stream elected no leader");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // A publish whose acknowledgement times out (a loaded machine, a Raft step after a
+    // node came back) is sent again with the same `Nats-Msg-Id`: JetStream's duplicate
+    // window makes the retry idempotent, as the cluster backplane's own retries will be,
+    // so the sequences asserted below still count each message once.
     let publish = |payload: &'static str| {
         let js = js.clone();
         async move {
-            js.publish("smoke.a", Bytes::from_static(payload.as_bytes()))
-                .await
-                .expect("send")
-                .await
-                .expect("acknowledged")
+            let mut last = None;
+            for _ in 0..3 {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert("Nats-Msg-Id", payload);
+                let sent = js
+                    .publish_with_headers(
+                        "smoke.a",
+                        headers,
+                        Bytes::from_static(payload.as_bytes()),
+                    )
+                    .await
+                    .expect("send");
+                match sent.await {
+                    Ok(ack) => return ack,
+                    Err(err) => last = Some(err),
+                }
+            }
+            panic!("not acknowledged after 3 tries: {last:?}")
         }
     };
     let ack = publish("one").await;
