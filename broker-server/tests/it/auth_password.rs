@@ -515,35 +515,11 @@ impl BrokerProcess {
             .spawn()
             .expect("broker-server starts");
         let process = common::KillOnDrop(child);
-        let deadline = std::time::Instant::now() + PATIENCE;
-        loop {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
-            let find = |marker: &str| {
-                let line = text.lines().find(|l| l.contains(marker))?;
-                let at = line.find("127.0.0.1:")?;
-                let port: String = line[at + 10..]
-                    .chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect();
-                Some(std::net::SocketAddr::from((
-                    [127, 0, 0, 1],
-                    port.parse().ok()?,
-                )))
-            };
-            if let (Some(mqtt), Some(http)) =
-                (find("MQTT over TCP listening"), find("HTTP listening"))
-            {
-                return Self {
-                    process,
-                    mqtt,
-                    http,
-                };
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the broker did not start: {text}"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        let (mqtt, http) = common::logged_addresses(log).await;
+        Self {
+            process,
+            mqtt,
+            http,
         }
     }
 

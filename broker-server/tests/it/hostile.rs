@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use common::{PATIENCE, RawClient, pid, publish};
+use common::{RawClient, pid, publish};
 use futures::future::join_all;
 use protocol::{Connect, Packet, ProtocolVersion, QoS, ReasonCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -94,7 +94,7 @@ impl Broker {
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
             .expect("broker-server starts");
-        let (mqtt, http) = addresses(&log).await;
+        let (mqtt, http) = common::logged_addresses(&log).await;
         Self {
             child: common::KillOnDrop(child),
             log,
@@ -133,32 +133,6 @@ impl Broker {
             .filter_map(|l| l.split_once("\"} "))
             .map(|(limit, n)| (limit.to_string(), n.trim().parse().unwrap()))
             .collect()
-    }
-}
-
-/// The MQTT and HTTP addresses the broker logged.
-async fn addresses(log: &std::path::Path) -> (SocketAddr, SocketAddr) {
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        let find = |marker: &str| {
-            let line = text.lines().find(|l| l.contains(marker))?;
-            let at = line.find("127.0.0.1:")?;
-            let port: String = line[at + 10..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            Some(SocketAddr::from(([127, 0, 0, 1], port.parse().ok()?)))
-        };
-        if let (Some(mqtt), Some(http)) = (find("MQTT over TCP listening"), find("HTTP listening"))
-        {
-            return (mqtt, http);
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the broker did not start: {text}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

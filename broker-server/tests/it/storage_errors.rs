@@ -404,15 +404,7 @@ async fn fill(dir: &Path) {
             let topic = format!("q/{n}");
             let message =
                 storage::codec::plain_message(&topic, queued_payload(n), QoS::AtLeastOnce, false);
-            let entry = QueueEntry {
-                message: at.message,
-                qos: QoS::AtLeastOnce,
-                retain: false,
-                subscription_ids: Default::default(),
-                shared_group: None,
-                packet_id: None,
-                released: false,
-            };
+            let entry = queued(&at);
             store.submit(Op::Enqueue { at, entry, message });
         }
         store.barrier().blocking_recv().unwrap().unwrap();
@@ -498,6 +490,19 @@ fn binary(args: &[&str], dir: &Path) -> std::process::Output {
             );
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A QoS 1 queue entry for the message stored at `at`, not yet sent.
+fn queued(at: &StoredRef) -> QueueEntry {
+    QueueEntry {
+        message: at.message,
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        subscription_ids: Default::default(),
+        shared_group: None,
+        packet_id: None,
+        released: false,
     }
 }
 
@@ -759,15 +764,7 @@ async fn an_orphaned_queue_entry_is_reported_and_removed_not_refused() {
             seq: next,
             message: next + 1,
         };
-        let entry = QueueEntry {
-            message: at.message,
-            qos: QoS::AtLeastOnce,
-            retain: false,
-            subscription_ids: Default::default(),
-            shared_group: None,
-            packet_id: None,
-            released: false,
-        };
+        let entry = queued(&at);
         let message = storage::codec::plain_message("q/x", "orphan", QoS::AtLeastOnce, false);
         store.submit(Op::Enqueue { at, entry, message });
         store.barrier().blocking_recv().unwrap().unwrap();

@@ -276,6 +276,33 @@ pub async fn bound_addr(log: &std::path::Path) -> SocketAddr {
     }
 }
 
+/// The MQTT over TCP and HTTP addresses a `broker-server` binary logged to `log` (it
+/// needs `broker_server::transport=info,broker_server::http=info` logging).
+pub async fn logged_addresses(log: &std::path::Path) -> (SocketAddr, SocketAddr) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let find = |marker: &str| {
+            let line = text.lines().find(|l| l.contains(marker))?;
+            let at = line.find("127.0.0.1:")?;
+            let port: String = line[at + 10..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            Some(SocketAddr::from(([127, 0, 0, 1], port.parse().ok()?)))
+        };
+        if let (Some(mqtt), Some(http)) = (find("MQTT over TCP listening"), find("HTTP listening"))
+        {
+            return (mqtt, http);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the broker did not start: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// A child process (the `broker-server` binary, usually) that is killed with SIGKILL
 /// and reaped when dropped, also when a check fails, so no process outlives its test.
 #[derive(Debug)]
