@@ -85,7 +85,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use broker::Broker;
-pub use broker::backplane::{Backplane, Claim, Interest, Local, Refused, Release};
+pub use broker::backplane::{
+    Backplane, Claim, Connecting, Handover, Interest, Local, Refused, Release,
+};
 pub use config::Config;
 pub use security::enhanced::{AuthExchange, AuthMechanism, AuthRegistry, AuthStep};
 pub use security::{Identity, SecurityError};
@@ -197,6 +199,9 @@ impl RunningBroker {
                 "connections still open after the shutdown grace period; closing the store without them"
             );
         }
+        if let broker::backplane::Plane::Nats(plane) = &self.broker.backplane {
+            plane.shutdown().await;
+        }
         storage::recovery::close(self.broker).await;
     }
 }
@@ -207,15 +212,27 @@ pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5
 /// Binds every listener of `config` and starts serving. Returns once bound, so the
 /// addresses are known (tests bind port 0).
 pub async fn start(config: Config) -> anyhow::Result<RunningBroker> {
-    // Loading a file refuses this already; a `Config` built in code must not run a
-    // broker meant for a cluster as a single node either.
-    if config.cluster.backend != cluster::config::ClusterBackend::None {
-        anyhow::bail!(cluster::config::ClusterConfigError::BackendNotBuilt);
-    }
+    config
+        .cluster
+        .validate()
+        .map_err(|err| anyhow::anyhow!("[cluster]: {err}"))?;
     // The security files and the store are read before any listener opens.
     let security = security::Security::load(&config.auth)
         .map_err(|err| anyhow::anyhow!("cannot load the [auth] settings: {err}"))?;
-    let broker = storage::recovery::open(config, security)?;
+    // A cluster node joins its cluster before it serves anyone.
+    let (plane, feeds) = match config.cluster.backend {
+        cluster::config::ClusterBackend::None => (broker::backplane::Plane::Local, None),
+        cluster::config::ClusterBackend::Nats => {
+            let (plane, feeds) = cluster::plane::NatsPlane::connect(&config.cluster)
+                .await
+                .map_err(|err| anyhow::anyhow!("cannot join the cluster: {err:#}"))?;
+            (broker::backplane::Plane::Nats(plane.clone()), Some((plane, feeds)))
+        }
+    };
+    let broker = storage::recovery::open(config, security, plane)?;
+    if let Some((plane, feeds)) = feeds {
+        plane.run(&broker, feeds);
+    }
     register_scram(&broker);
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();

@@ -122,6 +122,12 @@ impl SysPublisher {
         if broker.storage.is_durable() {
             out.extend(crate::storage::sys_topics(&broker.storage));
         }
+        if let crate::broker::backplane::Plane::Nats(plane) = &broker.backplane {
+            out.push(("cluster/node".into(), plane.node.clone()));
+            for (_, topic, _, _, value) in plane.figures() {
+                out.push((format!("cluster/{topic}"), value.to_string()));
+            }
+        }
         for (name, load) in &mut self.loads {
             let value = match *name {
                 "messages/received" => m.messages_received.total(),

@@ -13,37 +13,45 @@
 //! | a session goes offline, or ends | [`Backplane::release`] | mark the record disconnected, or delete it |
 //!
 //! The single node uses [`Local`], which does nothing beyond this node and answers at
-//! once, so today's behaviour and figures are the baseline. The broker holds its
-//! backplane by value as the concrete type [`Plane`]: no allocation and no virtual call
-//! per publish. A cluster backend will make [`Plane`] an enum of `Local` and itself,
-//! still dispatched statically.
+//! once, so its behaviour and figures are the baseline. The broker holds its backplane
+//! by value as the enum [`Plane`] (`Local`, or a NATS JetStream node): no allocation and
+//! no virtual call per publish on a single node.
 //!
-//! Planned, not wired yet (nothing returns them today): the connection task holding a
-//! QoS 1/2 acknowledgement until [`Backplane::forward`]'s future resolves (beside the
-//! store's barrier in `storage::acks`), and messages arriving from other nodes entering
-//! the local router (they must then not be forwarded again).
+//! The connection task holds a QoS 1/2 acknowledgement until [`Backplane::forward`]'s
+//! future resolves (beside the store's barrier, in `storage::acks`). Messages arriving
+//! from other nodes enter the local router through `Broker::publish_remote`, which does
+//! not forward them again.
 
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
 use bytestring::ByteString;
-use protocol::{ReasonCode, TopicFilter};
+use futures::future::BoxFuture;
+use protocol::{ReasonCode, TopicFilter, Will};
 use web_time::Instant;
 
 use crate::message::Message;
 use crate::session::Owner;
 
-/// The backplane this build uses. Only [`Local`] exists yet; a cluster makes this an
-/// enum (static dispatch, see the module docs).
-pub(crate) type Plane = Local;
+/// The backplane this node runs: [`Local`] (the default), or a NATS JetStream cluster
+/// ([`crate::cluster::plane`]). An enum, so the single node pays no allocation and no
+/// virtual call per publish.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum Plane {
+    /// A single node.
+    #[default]
+    Local,
+    /// A node of a cluster.
+    Nats(Arc<crate::cluster::plane::NatsPlane>),
+}
 
 /// Why the world beyond this node did not take a message or a session.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{detail}")]
 pub struct Refused {
     /// What the client is told (v5 reason code; 3.x gets the closest return code), e.g.
-    /// 0x89 Server busy while the cluster has no quorum.
+    /// 0x88 Server unavailable while the cluster has no quorum.
     pub reason: ReasonCode,
     /// Why, for the log.
     pub detail: String,
@@ -58,11 +66,36 @@ pub enum Interest {
     Lost,
 }
 
+/// What a connecting client asks of its session, as the backplane records it.
+#[derive(Debug, Clone)]
+pub struct Connecting {
+    /// The user the connection acts as.
+    pub owner: Owner,
+    /// Clean Start (3.x: Clean Session).
+    pub clean_start: bool,
+    /// The granted Session Expiry Interval (0: the session ends with the connection).
+    pub expiry_interval: u32,
+    /// The will, which a surviving node publishes if this node dies.
+    pub will: Option<Will>,
+}
+
+/// A session that another node held, handed to this one by [`Backplane::claim`].
+#[derive(Debug, Clone, Default)]
+pub struct Handover {
+    /// Its subscriptions.
+    pub subscriptions: Vec<(TopicFilter, crate::session::StoredSubscription)>,
+    /// The messages waiting in its mailbox, in order.
+    pub messages: Vec<(Arc<Message>, protocol::QoS)>,
+    /// Its protocol state: the QoS 1/2 flows in flight, with their packet identifiers.
+    pub state: Option<protocol::session::SessionState>,
+}
+
 /// What [`Backplane::claim`] answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Claim {
-    /// The session is this node's to serve.
-    Claimed,
+    /// The session is this node's to serve. `Some`: it lived on another node, which
+    /// handed it over (or it was rebuilt from the cluster's record and streams).
+    Claimed(Option<Handover>),
     /// Not now: the connection is refused with this reason.
     Refused(Refused),
 }
@@ -79,13 +112,11 @@ pub enum Release {
 /// What lies beyond this node. Every method is called on the broker's path and must
 /// return at once; work that takes time is the returned future's.
 pub trait Backplane: Send + Sync + fmt::Debug {
-    /// Resolves when the world beyond this node has the message (for a cluster: once it
-    /// is durable there, for QoS 1/2).
-    type Forwarded: Future<Output = Result<(), Refused>> + Send + Unpin;
-
-    /// A publish was accepted on this node (already retained and routed locally):
-    /// forward it beyond. Node-local topics (`$SYS/...`) are the backplane's to skip.
-    fn forward(&self, message: &Arc<Message>) -> Self::Forwarded;
+    /// A publish was accepted on this node (already routed locally): forward it beyond.
+    /// `None`: nothing to wait for (QoS 0, a node-local `$` topic, a single node);
+    /// otherwise the publisher's acknowledgement waits for the future, which resolves
+    /// once the world beyond this node has the message durably.
+    fn forward(&self, message: &Arc<Message>) -> Option<BoxFuture<'static, Result<(), Refused>>>;
 
     /// The local subscriptions gained `filter` (its first subscriber on this node) or
     /// lost it (its last). Reference counting is the broker's: one call per change of
@@ -93,44 +124,111 @@ pub trait Backplane: Send + Sync + fmt::Debug {
     /// group.
     fn interest(&self, filter: &TopicFilter, change: Interest);
 
-    /// Adds to `out` the retained messages matching `filter` that are kept beyond this
-    /// node (the local ones are in the router's retained store already).
-    fn retained(&self, filter: &TopicFilter, now: Instant, out: &mut Vec<Arc<Message>>);
+    /// Whether retained messages are kept beyond this node (then the broker keeps only
+    /// node-local `$` topics itself).
+    fn retains_beyond(&self) -> bool;
 
-    /// A connection acting as `owner` attaches to `client_id`'s session (a connect or
-    /// a takeover, once any previous connection let go).
-    fn claim(&self, client_id: &ByteString, owner: &Owner) -> Claim;
+    /// The retained messages matching `filter` that are kept beyond this node.
+    fn retained(
+        &self,
+        filter: &TopicFilter,
+        now: Instant,
+    ) -> impl Future<Output = Vec<Arc<Message>>> + Send;
+
+    /// A connection attaches to `client_id`'s session (a connect or a takeover, once
+    /// any previous local connection let go).
+    fn claim(
+        &self,
+        client_id: &ByteString,
+        connecting: &Connecting,
+    ) -> impl Future<Output = Claim> + Send;
 
     /// `client_id`'s session was let go by its connection, or ended.
     fn release(&self, client_id: &ByteString, why: Release);
 }
 
 /// The single node: nothing lies beyond it. Every call returns at once and does
-/// nothing; [`Backplane::forward`]'s future is ready immediately.
+/// nothing.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Local;
 
 impl Backplane for Local {
-    type Forwarded = std::future::Ready<Result<(), Refused>>;
-
     #[inline]
-    fn forward(&self, _message: &Arc<Message>) -> Self::Forwarded {
-        std::future::ready(Ok(()))
+    fn forward(&self, _message: &Arc<Message>) -> Option<BoxFuture<'static, Result<(), Refused>>> {
+        None
     }
 
     #[inline]
     fn interest(&self, _filter: &TopicFilter, _change: Interest) {}
 
     #[inline]
-    fn retained(&self, _filter: &TopicFilter, _now: Instant, _out: &mut Vec<Arc<Message>>) {}
+    fn retains_beyond(&self) -> bool {
+        false
+    }
 
-    #[inline]
-    fn claim(&self, _client_id: &ByteString, _owner: &Owner) -> Claim {
-        Claim::Claimed
+    async fn retained(&self, _filter: &TopicFilter, _now: Instant) -> Vec<Arc<Message>> {
+        Vec::new()
+    }
+
+    async fn claim(&self, _client_id: &ByteString, _connecting: &Connecting) -> Claim {
+        Claim::Claimed(None)
     }
 
     #[inline]
     fn release(&self, _client_id: &ByteString, _why: Release) {}
+}
+
+impl Plane {
+    /// A persistent session's subscriptions changed: a cluster records them with the
+    /// session, for the node that rebuilds it if this one dies.
+    pub(crate) fn subscriptions_changed(&self, session: &crate::session::Session) {
+        if let Self::Nats(plane) = self {
+            plane.subscriptions_changed(session);
+        }
+    }
+}
+
+impl Backplane for Plane {
+    #[inline]
+    fn forward(&self, message: &Arc<Message>) -> Option<BoxFuture<'static, Result<(), Refused>>> {
+        match self {
+            Self::Local => None,
+            Self::Nats(plane) => plane.forward(message),
+        }
+    }
+
+    #[inline]
+    fn interest(&self, filter: &TopicFilter, change: Interest) {
+        if let Self::Nats(plane) = self {
+            plane.interest(filter, change);
+        }
+    }
+
+    #[inline]
+    fn retains_beyond(&self) -> bool {
+        matches!(self, Self::Nats(_))
+    }
+
+    async fn retained(&self, filter: &TopicFilter, now: Instant) -> Vec<Arc<Message>> {
+        match self {
+            Self::Local => Vec::new(),
+            Self::Nats(plane) => plane.retained(filter, now).await,
+        }
+    }
+
+    async fn claim(&self, client_id: &ByteString, connecting: &Connecting) -> Claim {
+        match self {
+            Self::Local => Claim::Claimed(None),
+            Self::Nats(plane) => plane.claim(client_id, connecting).await,
+        }
+    }
+
+    #[inline]
+    fn release(&self, client_id: &ByteString, why: Release) {
+        if let Self::Nats(plane) = self {
+            plane.release(client_id, why);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -148,9 +246,15 @@ mod tests {
             expires_at: None,
             origin: "".into(),
         });
-        let forwarded = Local.forward(&message);
-        assert_eq!(futures::FutureExt::now_or_never(forwarded), Some(Ok(())));
-        assert_eq!(Local.claim(&"c".into(), &Owner::Anonymous), Claim::Claimed);
-        assert_eq!(std::mem::size_of::<Plane>(), 0, "costs the broker nothing");
+        assert!(Local.forward(&message).is_none(), "nothing to wait for");
+        let connecting = Connecting {
+            owner: Owner::Anonymous,
+            clean_start: true,
+            expiry_interval: 0,
+            will: None,
+        };
+        let claim = futures::FutureExt::now_or_never(Local.claim(&"c".into(), &connecting));
+        assert!(matches!(claim, Some(Claim::Claimed(None))));
+        assert!(Plane::Local.forward(&message).is_none());
     }
 }

@@ -19,6 +19,10 @@ use super::backplane::Backplane;
 use crate::message::{Delivery, Message};
 use crate::session::{Enqueued, Session};
 
+/// What the backplane must confirm before the publisher's acknowledgement may go: the
+/// message is durable beyond this node ([`Backplane::forward`]).
+pub(crate) type Forwarded = futures::future::BoxFuture<'static, Result<(), super::backplane::Refused>>;
+
 thread_local! {
     /// The routing results of the publish running on this thread (empty between
     /// publishes, its capacity kept).
@@ -43,18 +47,37 @@ impl Broker {
 
     /// [`publish`](Self::publish), also telling whether it submitted anything to the
     /// store (a retained message, a QoS 1/2 delivery to a persistent session): the
-    /// publisher's acknowledgement then waits for a barrier ([`crate::storage`]).
-    pub fn publish_stored(&self, message: Message) -> (usize, bool) {
+    /// publisher's acknowledgement then waits for a barrier ([`crate::storage`]); and
+    /// what the backplane must still confirm before it may go ([`Forwarded`]).
+    pub fn publish_stored(&self, message: Message) -> (usize, bool, Option<Forwarded>) {
         let message = Arc::new(message);
+        let (routed, stored) = self.route_here(&message, true);
+        (routed, stored, self.backplane.forward(&message))
+    }
+
+    /// A message published on another node of the cluster: routed to this node's
+    /// sessions only (never forwarded again, never retained here: the cluster keeps
+    /// retained messages). Returns how many sessions it was routed to.
+    pub fn publish_remote(&self, message: Message) -> usize {
+        self.route_here(&Arc::new(message), false).0
+    }
+
+    /// Retains (if `retain_here` and it asks to be) and routes `message` to this node's
+    /// sessions; whether something was submitted to the store.
+    fn route_here(&self, message: &Arc<Message>, retain_here: bool) -> (usize, bool) {
         let mut stored = false;
-        if message.retain {
+        // A cluster keeps retained messages itself, except the node-local `$` topics.
+        let retain_here = retain_here
+            && message.retain
+            && (!self.backplane.retains_beyond() || message.topic.starts_with('$'));
+        if retain_here {
             // Stored under the lock, so the store keeps the same last message per topic.
             let mut retained = self.router.retained_mut();
             retained.set(message.clone());
-            stored = self.storage.retain(&message);
+            stored = self.storage.retain(message);
         }
-        let published = with_route_scratch(|scratch| {
-            self.router.route(&message, scratch);
+        with_route_scratch(|scratch| {
+            self.router.route(message, scratch);
             let routed = scratch.len();
             let mut body = None;
             for (session, delivery) in scratch.drain(..) {
@@ -65,11 +88,7 @@ impl Broker {
                 }
             }
             (routed, stored)
-        });
-        // Beyond this node. `Local` completes at once; a cluster's acknowledgement is
-        // to hold the publisher's PUBACK (planned: `backplane` module docs).
-        let _forwarded = self.backplane.forward(&message);
-        published
+        })
     }
 
     /// Re-routes the QoS 1 and 2 messages that came to `session` through a shared
@@ -118,7 +137,7 @@ impl Broker {
     /// deleted from the store again. `body`: the message's stored body id, shared by
     /// every delivery of one message. Returns the mailbox's answer and whether
     /// something was submitted to the store.
-    fn deliver(
+    pub(super) fn deliver(
         &self,
         session: &Session,
         mut delivery: Delivery,

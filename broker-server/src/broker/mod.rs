@@ -33,7 +33,9 @@ use crate::session::{Attachment, Owner, QueueLimits, Session};
 pub(crate) mod backplane;
 mod deliver;
 
-use backplane::{Backplane, Claim, Interest, Plane, Release};
+pub(crate) use deliver::Forwarded;
+
+use backplane::{Backplane, Claim, Connecting, Handover, Interest, Plane, Release};
 
 /// Everything connection tasks share.
 #[derive(Debug)]
@@ -205,12 +207,16 @@ impl Broker {
     /// The connection taken over learns whether the new one continues the session (no
     /// `clean_start`): an MQTT 3.x will is not published then (see
     /// `Connection::check_kicked`).
+    ///
+    /// In a cluster the session may live on another node: the backplane claims it for
+    /// this node and hands over what it held there ([`backplane::Claim`]).
     pub async fn attach(
         &self,
         client_id: &ByteString,
-        clean_start: bool,
-        owner: Owner,
+        connecting: Connecting,
     ) -> Result<(Attached, Option<Arc<Session>>), AttachError> {
+        let clean_start = connecting.clean_start;
+        let owner = connecting.owner.clone();
         let cross_user = self.config.sessions.allow_cross_user_takeover;
         let refuse = |session: &Session| -> Result<(), AttachError> {
             if cross_user || session.admits(&owner) {
@@ -239,9 +245,10 @@ impl Broker {
             let _ = tokio::time::timeout(Duration::from_secs(10), previous.released).await;
         }
         // Once any previous connection let go: the session may be owned elsewhere.
-        if let Claim::Refused(refused) = self.backplane.claim(client_id, &owner) {
-            return Err(AttachError::NotClaimed(refused));
-        }
+        let handover = match self.backplane.claim(client_id, &connecting).await {
+            Claim::Refused(refused) => return Err(AttachError::NotClaimed(refused)),
+            Claim::Claimed(handover) => handover,
+        };
         let (release_tx, release_rx) = oneshot::channel();
         let mut sessions = self.sessions.lock();
         let existing = sessions.get(client_id).cloned();
@@ -249,9 +256,18 @@ impl Broker {
             // Another connection may have created or claimed it while we waited.
             refuse(session)?;
         }
+        let handed_over = existing.is_none() && !clean_start && handover.is_some();
         let (session, present, ended) = match existing {
             Some(session) if !clean_start => {
                 session.set_owner(owner);
+                (session, true, None)
+            }
+            None if handed_over => {
+                // The session lived on another node: it continues here (filled below,
+                // outside the registry's lock).
+                let session = Arc::new(Session::new(client_id.clone(), self.queue_limits()));
+                session.set_owner(owner);
+                sessions.insert(client_id.clone(), session.clone());
                 (session, true, None)
             }
             existing => {
@@ -261,6 +277,10 @@ impl Broker {
                 (session, false, existing)
             }
         };
+        drop(sessions);
+        if let Some(handover) = handover.filter(|_| handed_over) {
+            self.take_over(&session, handover);
+        }
         let epoch = session.next_epoch();
         *session.attachment.lock() = Some(Attachment {
             epoch,
@@ -298,6 +318,52 @@ impl Broker {
         self.backplane.release(&session.client_id, Release::Ended);
     }
 
+    /// Another node of the cluster takes `client_id`'s session over: the connection
+    /// attached here (if any) is asked to close (DISCONNECT 0x8E) and waited for, then
+    /// the session leaves this node without ending (no will, the backplane keeps its
+    /// record) and what it held is returned to go with it. `None` if this node has no
+    /// such session. `continues`: the new connection resumes the session (no clean
+    /// start), so a 3.x will is not published.
+    pub(crate) async fn hand_over(&self, client_id: &str, continues: bool) -> Option<Handover> {
+        loop {
+            let previous = {
+                let sessions = self.sessions.lock();
+                let session = sessions.get(client_id)?;
+                session.attachment.lock().take().inspect(|previous| {
+                    session.kick_takeover(previous.epoch, continues);
+                })
+            };
+            let Some(previous) = previous else { break };
+            let _ = tokio::time::timeout(Duration::from_secs(10), previous.released).await;
+        }
+        let session = self.sessions.lock().remove(client_id)?;
+        let subscriptions = session
+            .subscriptions
+            .lock()
+            .iter()
+            .map(|(filter, stored)| (filter.clone(), stored.clone()))
+            .collect();
+        self.drop_subscriptions(&session);
+        let state = {
+            let mut detached = session.detached();
+            detached.generation += 1;
+            detached.pending_will = None;
+            detached.protocol.take()
+        };
+        let mut queued = Vec::new();
+        session.take(usize::MAX, &mut queued);
+        let messages = queued
+            .into_iter()
+            .map(|delivery| (delivery.message, delivery.qos))
+            .collect();
+        self.storage.drop_session(&session);
+        Some(Handover {
+            subscriptions,
+            messages,
+            state,
+        })
+    }
+
     /// `session`'s connection let go and the session stays, offline, on this node.
     pub fn detached(&self, session: &Session) {
         self.backplane
@@ -330,10 +396,41 @@ impl Broker {
 
     /// The retained messages matching `filter` at `now`, for a new subscription: this
     /// node's, then any the backplane keeps elsewhere.
-    pub fn retained_matching(&self, filter: &TopicFilter, now: Instant) -> Vec<Arc<Message>> {
+    pub async fn retained_matching(&self, filter: &TopicFilter, now: Instant) -> Vec<Arc<Message>> {
         let mut out = self.router.retained().matching(filter.filter(), now);
-        self.backplane.retained(filter, now, &mut out);
+        if self.backplane.retains_beyond() {
+            out.extend(self.backplane.retained(filter, now).await);
+        }
         out
+    }
+
+    /// Fills `session` (new on this node) with what another node handed over: its
+    /// subscriptions (the backplane hears of new filters) and its undelivered messages.
+    fn take_over(&self, session: &Arc<Session>, handover: Handover) {
+        session.detached().protocol = handover.state;
+        for (filter, stored) in handover.subscriptions {
+            let entry = SubEntry {
+                session: session.clone(),
+                options: stored.options,
+                id: stored.id,
+            };
+            self.subscribe(&filter, entry);
+            session.subscriptions.lock().insert(filter, stored);
+        }
+        for (message, qos) in handover.messages {
+            let delivery = crate::message::Delivery {
+                message,
+                qos,
+                retain: false,
+                subscription_ids: Default::default(),
+                shared_group: None,
+                stored: None,
+            };
+            let (outcome, _) = self.deliver(session, delivery, &mut None);
+            if outcome.dropped_one() {
+                self.metrics.messages_dropped.inc();
+            }
+        }
     }
 
     /// Removes every subscription `session` holds from the router.

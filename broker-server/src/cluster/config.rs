@@ -3,9 +3,9 @@
 //!
 //! Every key has a default, written next to it below and in `broker.toml`. With the
 //! default `backend = "none"` the section is not checked further and the broker runs as
-//! one node. `backend = "nats"` is checked completely (so a configuration written now
-//! keeps working), and then refused: the NATS backplane is not built yet, and a broker
-//! told to run in a cluster must never silently run alone instead.
+//! one node. `backend = "nats"` is checked completely at load, and a node that cannot
+//! reach NATS at start does not start: a broker told to run in a cluster never silently
+//! runs alone instead.
 
 use std::path::PathBuf;
 
@@ -179,12 +179,6 @@ pub enum ClusterConfigError {
     /// Two ways to authenticate, or half of one.
     #[error("cluster.nats: {0}")]
     Credentials(&'static str),
-    /// The configuration is complete, but the backend does not exist yet.
-    #[error(
-        "cluster.backend = \"nats\": cluster backend not built yet (this broker runs \
-         single-node only: remove [cluster] or set backend = \"none\")"
-    )]
-    BackendNotBuilt,
 }
 
 impl ClusterConfig {
@@ -331,11 +325,6 @@ pub(crate) fn deserialize_checked<'de, D: Deserializer<'de>>(
 ) -> Result<ClusterConfig, D::Error> {
     let config = ClusterConfig::deserialize(deserializer)?;
     config.validate().map_err(serde::de::Error::custom)?;
-    if config.backend != ClusterBackend::None {
-        return Err(serde::de::Error::custom(
-            ClusterConfigError::BackendNotBuilt,
-        ));
-    }
     Ok(config)
 }
 
@@ -420,21 +409,18 @@ mod tests {
     }
 
     #[test]
-    fn nats_backend_is_refused_until_built_never_run_single_node() {
-        let err = load(&[
+    fn a_nats_backend_loads_from_a_file_and_from_overrides() {
+        let config = load(&[
             "cluster.backend=nats",
             "cluster.node=n1",
             "cluster.nats.urls=[\"nats://127.0.0.1:4222\"]",
         ])
-        .unwrap_err();
-        assert!(err.contains("cluster backend not built yet"), "{err}");
+        .unwrap();
+        assert_eq!(config.cluster.backend, ClusterBackend::Nats);
 
         let text = "[cluster]\nbackend = \"nats\"\nnode = \"n1\"\n[cluster.nats]\nurls = [\"nats://a:4222\"]\n";
-        let err = Config::from_toml(text, Path::new("broker.toml"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("broker.toml:"), "{err}");
-        assert!(err.contains("not built yet"), "{err}");
+        let config = Config::from_toml(text, Path::new("broker.toml")).unwrap();
+        assert_eq!(config.cluster.node.as_deref(), Some("n1"));
     }
 
     #[test]

@@ -15,7 +15,12 @@
 //! - [`nodes`]: node liveness by heartbeat keys; the wills of a node that died.
 pub mod config;
 #[doc(hidden)]
+pub mod handover;
+#[doc(hidden)]
+pub mod link;
+#[doc(hidden)]
 pub mod nodes;
+pub mod plane;
 #[doc(hidden)]
 pub mod retained;
 #[doc(hidden)]

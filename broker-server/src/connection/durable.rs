@@ -23,13 +23,14 @@ impl Connection {
         qos: QoS,
         reason: ReasonCode,
         mut stored: bool,
+        forwarded: Option<crate::broker::Forwarded>,
     ) {
         if qos == QoS::ExactlyOnce
             && let Some(session) = self.attached_session()
         {
             stored |= self.broker.storage.inbound_received(&session, packet_id);
         }
-        if let Some((packet_id, reason)) = self.acks.push(packet_id, reason, stored)
+        if let Some((packet_id, reason)) = self.acks.push(packet_id, reason, stored, forwarded)
             && let Err(err) = self.session.ack_publish(packet_id, reason)
         {
             debug!(client_id = %self.client_id, %err, "ack failed");
@@ -132,6 +133,9 @@ impl Connection {
     /// Stores a persistent session's subscriptions and waits until they are durable;
     /// `false` if the store failed (nothing to do for a non-persistent session).
     pub(super) async fn store_subscriptions(&mut self, session: &Session) -> bool {
+        if self.expiry_interval != 0 {
+            self.broker.backplane.subscriptions_changed(session);
+        }
         if self.expiry_interval == 0
             || !self
                 .broker

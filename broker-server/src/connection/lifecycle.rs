@@ -26,6 +26,7 @@ use tracing::{debug, info, warn};
 
 use super::Connection;
 use crate::broker::AttachError;
+use crate::broker::backplane::Connecting;
 use crate::clock;
 use crate::limits::Limit;
 use crate::security::enhanced::{AuthStep, Exchange};
@@ -267,7 +268,13 @@ impl Connection {
         let granted_expiry = expiry.min(limits.max_session_expiry_secs);
 
         let owner = Owner::of(self.identity.username.as_ref());
-        let (attached, ended) = match broker.attach(&client_id, connect.clean_start, owner).await {
+        let connecting = Connecting {
+            owner,
+            clean_start: connect.clean_start,
+            expiry_interval: granted_expiry,
+            will: connect.will.clone(),
+        };
+        let (attached, ended) = match broker.attach(&client_id, connecting).await {
             Ok(attached) => attached,
             Err(err @ AttachError::NotOwner { .. }) => {
                 broker.metrics.auth_failures.inc();

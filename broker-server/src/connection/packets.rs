@@ -29,13 +29,13 @@ impl Connection {
         if self.version.is_v5() {
             // Queued behind earlier acknowledgements so they leave in order.
             if let Some((packet_id, reason)) =
-                self.acks.push(packet_id, ReasonCode::NotAuthorized, false)
+                self.acks.push(packet_id, ReasonCode::NotAuthorized, false, None)
                 && let Err(err) = self.session.ack_publish(packet_id, reason)
             {
                 debug!(client_id = %self.client_id, %err, "ack failed");
             }
         } else {
-            self.acknowledge(packet_id, qos, ReasonCode::Success, false);
+            self.acknowledge(packet_id, qos, ReasonCode::Success, false, None);
         }
     }
 
@@ -74,7 +74,7 @@ impl Connection {
             return;
         }
         let message = Message::from_publish(publish, self.client_id.clone(), clock::now());
-        let (routed, stored) = self.broker.publish_stored(message);
+        let (routed, stored, forwarded) = self.broker.publish_stored(message);
         if let Some(packet_id) = packet_id.filter(|_| qos != QoS::AtMostOnce) {
             self.woke_others |= routed > 0;
             let reason = if routed == 0 && self.version.is_v5() {
@@ -82,8 +82,8 @@ impl Connection {
             } else {
                 ReasonCode::Success
             };
-            // Sent now, or once the store has what the PUBLISH changed.
-            self.acknowledge(packet_id, qos, reason, stored);
+            // Sent now, or once the store (and a cluster) has what the PUBLISH changed.
+            self.acknowledge(packet_id, qos, reason, stored, forwarded);
         }
     }
 
@@ -153,7 +153,7 @@ impl Connection {
                     RetainHandling::DoNotSend => false,
                 };
             if send_retained {
-                for message in broker.retained_matching(&filter, now) {
+                for message in broker.retained_matching(&filter, now).await {
                     let qos = message.qos.min(options.qos);
                     let ids = subscription_id.into_iter().collect();
                     retained.push(Delivery {

@@ -123,6 +123,7 @@ async fn stats(State(state): State<HttpState>) -> Json<Value> {
         "connections_refused": m.connections_refused.get(),
         "auth_failures": m.auth_failures.get(),
         "protocol_errors": m.protocol_errors.get(),
+        "node": node_name(&state),
     }))
 }
 
@@ -150,7 +151,16 @@ fn client_json(state: &HttpState, client: &ClientEntry) -> Value {
         "subscriptions": subscriptions,
         "queue_depth": session.as_ref().map_or(0, |s| s.queue_len()),
         "inflight": client.inflight.load(std::sync::atomic::Ordering::Relaxed),
+        "node": node_name(state),
     })
+}
+
+/// This node's name in a cluster; `None` on a single node.
+fn node_name(state: &HttpState) -> Option<String> {
+    match &state.broker.backplane {
+        crate::broker::backplane::Plane::Nats(plane) => Some(plane.node.clone()),
+        crate::broker::backplane::Plane::Local => None,
+    }
 }
 
 async fn list_clients(State(state): State<HttpState>) -> Json<Value> {

@@ -295,6 +295,12 @@ pub fn render(broker: &Broker) -> String {
     for (name, kind, help, value) in crate::metrics::store_figures(&broker.storage) {
         w.single(name, kind, help, value);
     }
+    // Cluster: the NATS connection, the nodes, cross-node traffic and handovers.
+    if let crate::broker::backplane::Plane::Nats(plane) = &broker.backplane {
+        for (name, _, kind, help, value) in plane.figures() {
+            w.single(name, kind, help, value);
+        }
+    }
     w.0
 }
 

@@ -187,12 +187,16 @@ fn resend(delivery: &Delivery, packet_id: protocol::PacketId, now: Instant) -> P
 pub(crate) fn open(
     config: crate::Config,
     security: crate::security::Security,
+    plane: crate::broker::backplane::Plane,
 ) -> Result<Arc<Broker>, StorageError> {
     let started = std::time::Instant::now();
     let store = super::open(&config.storage)?;
     let storage = Storage::new(store);
     let snapshot = storage.load()?;
-    let broker = Arc::new(Broker::with_parts(config, storage, security));
+    let mut broker = Broker::with_parts(config, storage, security);
+    // Before the sessions are restored: their subscriptions are the node's interest.
+    broker.backplane = plane;
+    let broker = Arc::new(broker);
     let recovered = restore(&broker, snapshot);
     if broker.storage.is_durable() {
         let stats = broker.storage.stats();

@@ -1,0 +1,441 @@
+//! This node's side of the NATS JetStream cluster: the backplane the broker calls
+//! ([`crate::broker::backplane`]), joining the parts that talk to NATS:
+//!
+//! - [`super::routing`]: messages to and from the other nodes;
+//! - [`super::retained`]: the cluster's retained messages;
+//! - [`super::sessions`] and [`super::nodes`]: who holds which session, which nodes are
+//!   alive, and the wills of those that died.
+//!
+//! [`NatsPlane::connect`] joins the cluster before the broker serves anyone;
+//! [`NatsPlane::run`] then feeds what comes from NATS into the broker: messages from
+//! other nodes (routed here, never forwarded again), sessions another node takes over
+//! or asks for (handed over with their state, [`super::handover`]), and the wills of
+//! dead nodes.
+//!
+//! # When NATS is unreachable
+//!
+//! Every call is bounded by `cluster.publish_timeout_ms`. A QoS 1/2 publish that
+//! JetStream did not confirm is refused (MQTT 5: the PUBACK/PUBREC carries the reason;
+//! 3.x: the connection closes, so the client sends it again), never acknowledged and
+//! lost. A persistent session cannot be claimed and its CONNECT is refused with 0x88
+//! Server unavailable (3.x: return code 3); a clean, non-persistent session is served
+//! by this node alone, so QoS 0 between local clients keeps working. Everything
+//! recovers by itself when NATS returns: the client reconnects, subscriptions are
+//! restored by the NATS client.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytestring::ByteString;
+use futures::future::BoxFuture;
+use parking_lot::Mutex;
+use protocol::{QoS, TopicFilter};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+use web_time::Instant;
+
+use super::config::ClusterConfig;
+use super::link::Link;
+use super::retained::RetainedStore;
+use super::routing::{Inbound, Routing};
+use super::sessions::{ClaimUpdate, Record, SessionEvent, Sessions};
+use super::{Checkpoint, handover};
+use crate::broker::Broker;
+use crate::broker::backplane::{Claim, Connecting, Handover, Interest, Refused, Release};
+use crate::message::Message;
+
+/// Messages from other nodes waiting to be routed here.
+const INBOUND_CAPACITY: usize = 4096;
+/// Session events waiting for the broker.
+const EVENTS_CAPACITY: usize = 1024;
+/// How long a session another node claimed stays here, waiting for that node's handoff
+/// request, before it is dropped (the request is the normal path; this is the fallback
+/// when it got lost).
+const TAKEOVER_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// How long shutdown waits for NATS.
+const SHUTDOWN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Counters of the backplane, for `/metrics` and `$SYS`.
+#[derive(Debug, Default)]
+pub struct PlaneStats {
+    /// Messages published to the other nodes.
+    pub forwarded: AtomicU64,
+    /// Messages received from the other nodes.
+    pub received: AtomicU64,
+    /// QoS 1/2 publishes the cluster did not confirm (refused to the publisher).
+    pub refused: AtomicU64,
+    /// Sessions handed over to another node.
+    pub handed_over: AtomicU64,
+    /// Sessions taken over from another node.
+    pub taken_over: AtomicU64,
+    /// Wills published for the sessions of dead nodes.
+    pub reaped_wills: AtomicU64,
+}
+
+/// What [`NatsPlane::connect`] returns for [`NatsPlane::run`].
+#[derive(Debug)]
+pub struct Feeds {
+    inbound: mpsc::Receiver<Inbound>,
+    events: mpsc::Receiver<SessionEvent>,
+}
+
+/// A node of the cluster.
+#[derive(Debug)]
+pub struct NatsPlane {
+    /// This node's name (`cluster.node`).
+    pub node: String,
+    /// The NATS connection.
+    pub link: Link,
+    routing: Routing,
+    retained: RetainedStore,
+    sessions: Sessions,
+    /// The epoch this node's claim of each session it holds got, so a late release
+    /// never touches a record another node claimed since.
+    epochs: Mutex<HashMap<ByteString, u64>>,
+    /// Counters.
+    pub stats: Arc<PlaneStats>,
+    /// Record updates under way (releases, subscription changes): waited for at
+    /// shutdown, so a node that stops leaves its records right.
+    updates: tokio_util::task::TaskTracker,
+    /// The loops feeding the broker ([`Self::run`]), stopped at shutdown.
+    loops: Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+impl NatsPlane {
+    /// Connects to NATS, creates or checks the streams and buckets, and announces this
+    /// node. Fails (and the broker does not start) when NATS cannot be reached or the
+    /// cluster's layout does not match this node's configuration.
+    pub async fn connect(config: &ClusterConfig) -> anyhow::Result<(Arc<Self>, Feeds)> {
+        let node = config
+            .node
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("cluster.node is required"))?;
+        let link = Link::connect(config, &node).await?;
+        let (inbound_tx, inbound) = mpsc::channel(INBOUND_CAPACITY);
+        let (events_tx, events) = mpsc::channel(EVENTS_CAPACITY);
+        let routing = Routing::open(link.client.clone(), config, &node, inbound_tx).await?;
+        let retained = RetainedStore::open(link.client.clone(), config).await?;
+        let sessions = Sessions::open(link.client.clone(), config, &node, events_tx).await?;
+        info!(%node, urls = ?config.nats.urls, "cluster: joined");
+        let plane = Arc::new(Self {
+            node,
+            link,
+            routing,
+            retained,
+            sessions,
+            epochs: Mutex::new(HashMap::new()),
+            stats: Arc::default(),
+            updates: tokio_util::task::TaskTracker::new(),
+            loops: Mutex::new(Vec::new()),
+        });
+        Ok((plane, Feeds { inbound, events }))
+    }
+
+    /// Feeds what comes from the cluster into `broker` until the feeds close (the
+    /// broker stops).
+    pub(crate) fn run(self: &Arc<Self>, broker: &Arc<Broker>, feeds: Feeds) {
+        let Feeds {
+            mut inbound,
+            mut events,
+        } = feeds;
+        let mut loops = self.loops.lock();
+        {
+            let broker = broker.clone();
+            let plane = self.clone();
+            let task = tokio::spawn(async move {
+                while let Some(Inbound { message, .. }) = inbound.recv().await {
+                    plane.stats.received.fetch_add(1, Ordering::Relaxed);
+                    broker.publish_remote(message);
+                }
+            });
+            loops.push(task.abort_handle());
+        }
+        let broker = broker.clone();
+        let plane = self.clone();
+        let task = tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                plane.on_event(&broker, event);
+            }
+        });
+        loops.push(task.abort_handle());
+    }
+
+    /// At shutdown, once the connections ended: waits (briefly) for the record updates
+    /// under way, stops feeding the broker and flushes the NATS connection.
+    pub(crate) async fn shutdown(&self) {
+        self.updates.close();
+        let _ = tokio::time::timeout(SHUTDOWN_PATIENCE, self.updates.wait()).await;
+        for task in self.loops.lock().drain(..) {
+            task.abort();
+        }
+        let _ = tokio::time::timeout(SHUTDOWN_PATIENCE, self.link.client.flush()).await;
+    }
+
+    fn on_event(self: &Arc<Self>, broker: &Arc<Broker>, event: SessionEvent) {
+        match event {
+            SessionEvent::Handoff {
+                client_id,
+                continues,
+                reply,
+            } => {
+                let broker = broker.clone();
+                let plane = self.clone();
+                tokio::spawn(async move {
+                    let handover = broker.hand_over(&client_id, continues).await;
+                    plane.epochs.lock().remove(client_id.as_str());
+                    let answer = match handover {
+                        Some(handover) => {
+                            plane.stats.handed_over.fetch_add(1, Ordering::Relaxed);
+                            info!(%client_id, "cluster: session handed over to another node");
+                            handover::encode(&handover)
+                        }
+                        None => bytes::Bytes::new(),
+                    };
+                    let _ = reply.send(answer);
+                });
+            }
+            SessionEvent::TakenOver { client_id, by } => {
+                let broker = broker.clone();
+                let plane = self.clone();
+                tokio::spawn(async move {
+                    // The new owner's handoff request normally takes the session first.
+                    tokio::time::sleep(TAKEOVER_GRACE).await;
+                    if broker.hand_over(&client_id, false).await.is_some() {
+                        plane.epochs.lock().remove(client_id.as_str());
+                        info!(%client_id, node = %by, "cluster: session claimed by another node: dropped here");
+                    }
+                });
+            }
+            SessionEvent::NodeDied { node, wills } => {
+                warn!(%node, wills = wills.len(), "cluster: node died; publishing its clients' wills");
+                for (client_id, will) in wills {
+                    self.stats.reaped_wills.fetch_add(1, Ordering::Relaxed);
+                    broker.publish_will(will, &ByteString::from(client_id));
+                }
+            }
+        }
+    }
+
+    /// Publishes `message` to the other nodes (and the cluster's retained store); the
+    /// future resolves once JetStream has it. Node-local `$` topics stay here.
+    pub(crate) fn forward(
+        &self,
+        message: &Arc<Message>,
+    ) -> Option<BoxFuture<'static, Result<(), Refused>>> {
+        if message.topic.starts_with('$') {
+            return None;
+        }
+        self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+        let routed = self.routing.forward(message);
+        let retained = message.retain.then(|| {
+            let store = self.retained.clone();
+            let message = message.clone();
+            async move { store.set(&message).await }
+        });
+        let stats = self.stats.clone();
+        // Started now, whether or not anyone waits for the answer.
+        let handle = tokio::spawn(async move {
+            let result = async {
+                routed.await?;
+                if let Some(retained) = retained {
+                    retained.await?;
+                }
+                Ok::<(), Refused>(())
+            }
+            .await;
+            if result.is_err() {
+                stats.refused.fetch_add(1, Ordering::Relaxed);
+            }
+            result
+        });
+        if message.qos == QoS::AtMostOnce {
+            return None;
+        }
+        Some(Box::pin(async move {
+            handle.await.unwrap_or_else(|err| {
+                Err(Refused {
+                    reason: protocol::ReasonCode::UnspecifiedError,
+                    detail: format!("forwarding failed: {err}"),
+                })
+            })
+        }))
+    }
+
+    /// Holds (or drops) this node's NATS subscription for `filter`.
+    pub(crate) fn interest(&self, filter: &TopicFilter, change: Interest) {
+        self.routing.interest(filter, change);
+    }
+
+    /// The cluster's retained messages matching `filter`.
+    pub(crate) async fn retained(&self, filter: &TopicFilter, now: Instant) -> Vec<Arc<Message>> {
+        match self.retained.matching(filter, now).await {
+            Ok(messages) => messages.into_iter().map(Arc::new).collect(),
+            Err(err) => {
+                warn!(%filter, %err, "cluster: retained messages not fetched");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Claims `client_id`'s session for this node; brings it over from the node that
+    /// held it (alive: handed over with its state; dead: rebuilt from its record and
+    /// the streams).
+    pub(crate) async fn claim(&self, client_id: &ByteString, connecting: &Connecting) -> Claim {
+        let update = ClaimUpdate {
+            owner: connecting.owner.clone(),
+            clean_start: connecting.clean_start,
+            expiry_interval: connecting.expiry_interval,
+            will: connecting.will.clone(),
+            checkpoint: self.routing.watermark(),
+        };
+        let (epoch, previous) = match self.sessions.claim(client_id, update).await {
+            Ok(claimed) => claimed,
+            Err(refused) if connecting.expiry_interval == 0 => {
+                // Nothing outlives this connection: serve it from this node alone.
+                warn!(%client_id, %refused, "cluster: session not recorded; served by this node only");
+                return Claim::Claimed(None);
+            }
+            Err(refused) => return Claim::Refused(refused),
+        };
+        self.epochs.lock().insert(client_id.clone(), epoch);
+        let Some(previous) = previous.filter(|p| p.node != self.node) else {
+            return Claim::Claimed(None);
+        };
+        let continues = !connecting.clean_start;
+        let handed = self
+            .sessions
+            .request_handoff(&previous.node, client_id, continues)
+            .await;
+        if !continues {
+            return Claim::Claimed(None);
+        }
+        let handover = match handed {
+            Ok(Some(bytes)) if !bytes.is_empty() => match handover::decode(bytes) {
+                Ok(handover) => Some(handover),
+                Err(err) => {
+                    warn!(%client_id, %err, "cluster: handover unreadable; rebuilding the session");
+                    None
+                }
+            },
+            Ok(_) => None,
+            Err(err) => {
+                debug!(%client_id, %err, "cluster: no handover");
+                None
+            }
+        };
+        let handover = match handover {
+            Some(handover) => handover,
+            None => self.rebuild(client_id, previous).await,
+        };
+        self.stats.taken_over.fetch_add(1, Ordering::Relaxed);
+        Claim::Claimed(Some(handover))
+    }
+
+    /// A session whose node is gone: its subscriptions from the record, and the QoS 1/2
+    /// messages they match that the streams hold since its checkpoint (at least once:
+    /// some may have reached the client before its node died).
+    async fn rebuild(&self, client_id: &ByteString, previous: Record) -> Handover {
+        let filters: Vec<TopicFilter> = previous
+            .subscriptions
+            .iter()
+            .map(|(filter, _)| filter.clone())
+            .collect();
+        let replayed = if filters.is_empty() {
+            Vec::new()
+        } else {
+            self.replay(client_id, &previous.checkpoint, &filters).await
+        };
+        let messages = replayed
+            .into_iter()
+            .filter_map(|inbound| {
+                let granted = previous
+                    .subscriptions
+                    .iter()
+                    .filter(|(filter, _)| filter.matches(&inbound.message.topic))
+                    .map(|(_, stored)| stored.options.qos)
+                    .max()?;
+                let qos = inbound.message.qos.min(granted);
+                Some((Arc::new(inbound.message), qos))
+            })
+            .collect();
+        info!(%client_id, node = %previous.node, "cluster: session rebuilt from its record (its node is gone)");
+        Handover {
+            subscriptions: previous.subscriptions,
+            messages,
+            state: None,
+        }
+    }
+
+    async fn replay(
+        &self,
+        client_id: &ByteString,
+        from: &Checkpoint,
+        filters: &[TopicFilter],
+    ) -> Vec<Inbound> {
+        match self.routing.replay(from, filters).await {
+            Ok(replayed) => replayed,
+            Err(err) => {
+                warn!(%client_id, %err, "cluster: messages of the session not replayed");
+                Vec::new()
+            }
+        }
+    }
+
+    /// The session's connection let go (it stays, offline, on this node) or it ended.
+    pub(crate) fn release(&self, client_id: &ByteString, why: Release) {
+        let epoch = match why {
+            Release::Detached => self.epochs.lock().get(client_id).copied(),
+            Release::Ended => self.epochs.lock().remove(client_id),
+        };
+        let Some(epoch) = epoch else { return };
+        let sessions = self.sessions.clone();
+        let client_id = client_id.clone();
+        self.updates
+            .spawn(async move { sessions.release(&client_id, epoch, why).await });
+    }
+
+    /// A persistent session's subscriptions changed: its record follows, so a node that
+    /// rebuilds it after this node died restores them.
+    pub(crate) fn subscriptions_changed(&self, session: &crate::session::Session) {
+        let Some(epoch) = self.epochs.lock().get(&session.client_id).copied() else {
+            return;
+        };
+        let subscriptions = session
+            .subscriptions
+            .lock()
+            .iter()
+            .map(|(filter, stored)| (filter.clone(), stored.clone()))
+            .collect();
+        let sessions = self.sessions.clone();
+        let client_id = session.client_id.clone();
+        self.updates.spawn(async move {
+            sessions
+                .set_subscriptions(&client_id, epoch, subscriptions)
+                .await
+        });
+    }
+
+    /// The nodes alive now.
+    pub fn nodes(&self) -> Vec<super::nodes::NodeInfo> {
+        self.sessions.nodes()
+    }
+
+    /// The backplane's figures, for `/metrics` (`mqtt_cluster_<name>`) and `$SYS`
+    /// (`$SYS/broker/cluster/<topic>`): (metric name, `$SYS` topic, kind, help, value).
+    pub(crate) fn figures(&self) -> Vec<(&'static str, &'static str, &'static str, &'static str, u64)> {
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let s = &self.stats;
+        vec![
+            ("mqtt_cluster_nats_connected", "nats/connected", "gauge", "1 while this node's NATS connection is up.", u64::from(self.link.connected())),
+            ("mqtt_cluster_nodes", "nodes", "gauge", "Broker nodes alive in the cluster, as this node sees them.", self.nodes().len() as u64),
+            ("mqtt_cluster_forwarded_total", "messages/forwarded", "counter", "Messages this node published to the other nodes.", get(&s.forwarded)),
+            ("mqtt_cluster_received_total", "messages/received", "counter", "Messages this node received from the other nodes.", get(&s.received)),
+            ("mqtt_cluster_refused_total", "messages/refused", "counter", "QoS 1/2 publishes refused because the cluster did not confirm them.", get(&s.refused)),
+            ("mqtt_cluster_sessions_handed_over_total", "sessions/handed_over", "counter", "Sessions this node handed to another node.", get(&s.handed_over)),
+            ("mqtt_cluster_sessions_taken_over_total", "sessions/taken_over", "counter", "Sessions this node took over from another node.", get(&s.taken_over)),
+            ("mqtt_cluster_dead_node_wills_total", "wills/dead_nodes", "counter", "Wills this node published for clients of nodes that died.", get(&s.reaped_wills)),
+        ]
+    }
+}
