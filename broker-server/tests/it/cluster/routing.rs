@@ -362,3 +362,87 @@ async fn forwards_that_nats_cannot_take_are_refused() {
     assert_eq!(forward(msg("t", QoS::AtMostOnce, "x")).await, Ok(None));
     let _: Checkpoint = a.routing.watermark();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_returns_what_was_stored_after_the_checkpoint() {
+    let cluster = NatsCluster::start().await;
+    let url = &cluster.urls()[0];
+    let a = node(url, "a", "rt6").await;
+    let mut b = node(url, "b", "rt6").await;
+    b.gain("#");
+    assert!(a.sync(&mut b, "marker").await.is_empty());
+    let filters: Vec<TopicFilter> = ["s/+", "s/#", "$share/g/other"]
+        .iter()
+        .map(|f| TopicFilter::new(*f).unwrap())
+        .collect();
+    // The highest position of every shard so far, from the acknowledgements.
+    let mut top = vec![0u64; usize::from(SHARDS)];
+    fn note(top: &mut [u64], pos: Option<StreamPos>) -> Option<StreamPos> {
+        if let Some(pos) = pos {
+            let seq = &mut top[usize::from(pos.shard)];
+            *seq = (*seq).max(pos.seq);
+        }
+        pos
+    }
+    // Before the checkpoint.
+    for i in 0..8 {
+        let pos = a
+            .forward(msg(&format!("s/{i}"), QoS::AtLeastOnce, "old"))
+            .await;
+        note(&mut top, pos);
+    }
+    let checkpoint = Checkpoint(top.clone());
+    // After it: QoS 1/2 stored (a QoS 0 one is not), some matching, some not.
+    let mut want = Vec::new();
+    for (topic, qos) in [
+        ("s/a", QoS::AtLeastOnce),
+        ("s/b/c", QoS::ExactlyOnce),
+        ("s", QoS::AtLeastOnce),
+        ("other", QoS::AtLeastOnce),
+        ("t/x", QoS::AtLeastOnce),
+        ("s/zero", QoS::AtMostOnce),
+    ] {
+        let message = rich(topic, qos);
+        let pos = note(&mut top, a.forward(message.clone()).await);
+        if topic != "t/x" && qos != QoS::AtMostOnce {
+            want.push((message, pos));
+        }
+    }
+    let mut got = b
+        .routing
+        .replay(&checkpoint, &filters)
+        .await
+        .expect("replay");
+    let key = |m: &Message| m.topic.to_string();
+    got.sort_by_key(|i| key(&i.message));
+    want.sort_by_key(|(m, _)| key(m));
+    assert_eq!(got.len(), want.len(), "{got:#?}");
+    for (inbound, (message, pos)) in got.iter().zip(&want) {
+        assert_eq!(&inbound.message, message);
+        assert_eq!(&inbound.pos, pos);
+    }
+    // From an empty checkpoint: every matching one, the old ones too, each once.
+    let all = b
+        .routing
+        .replay(&Checkpoint::default(), &filters)
+        .await
+        .expect("replay");
+    assert_eq!(all.len(), 8 + want.len(), "{all:#?}");
+    // b saw every stored message (it listens on `#`): its watermark reaches the top of
+    // every shard, and nothing lies after it.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while b.routing.watermark().0 != top {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "watermark {:?}, stored {top:?}",
+            b.routing.watermark()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let latest = b
+        .routing
+        .replay(&b.routing.watermark(), &filters)
+        .await
+        .unwrap();
+    assert!(latest.is_empty(), "{latest:#?}");
+}
