@@ -205,6 +205,7 @@ impl RetainedStore {
                 ..Default::default()
             })
             .await?;
+        let _delete = ConsumerGuard::new(&self.js, consumer.cached_info());
         let mut pending = consumer.cached_info().num_pending;
         if pending == 0 {
             return Ok(());
@@ -242,6 +243,45 @@ impl RetainedStore {
             "the cluster did not answer within {} ms",
             self.timeout.as_millis()
         )
+    }
+}
+
+/// Deletes an ephemeral consumer when dropped (in the background), instead of leaving it
+/// to the server's inactivity threshold: one exists per wildcard lookup or replay.
+#[derive(Debug)]
+pub(crate) struct ConsumerGuard {
+    /// JetStream, to delete with.
+    js: jetstream::Context,
+    /// The consumer's stream.
+    stream: String,
+    /// The consumer.
+    name: String,
+}
+
+impl ConsumerGuard {
+    /// A guard for the consumer `info` describes.
+    pub(crate) fn new(js: &jetstream::Context, info: &jetstream::consumer::Info) -> Self {
+        Self {
+            js: js.clone(),
+            stream: info.stream_name.clone(),
+            name: info.name.clone(),
+        }
+    }
+}
+
+impl Drop for ConsumerGuard {
+    fn drop(&mut self) {
+        let (js, stream, name) = (
+            self.js.clone(),
+            std::mem::take(&mut self.stream),
+            std::mem::take(&mut self.name),
+        );
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                // Gone already (recreated under another name, expired): nothing to do.
+                let _ = js.delete_consumer_from_stream(&name, &stream).await;
+            });
+        }
     }
 }
 

@@ -348,13 +348,28 @@ impl Routing {
                     tracing::warn!(%filter, subject = %long, "filter not subscribed on NATS: subject too long");
                     return;
                 }
+                // Subscribe right here when the connection's queue has room (it
+                // nearly always has): the SUB then goes out before anything this node
+                // publishes later. The task subscribes to what did not fit.
+                let mut subscribers = Vec::with_capacity(subjects.len());
+                let mut later = Vec::new();
+                for subject in subjects {
+                    match self.inner.client.subscribe(subject.clone()).now_or_never() {
+                        Some(Ok(subscriber)) => subscribers.push(subscriber),
+                        Some(Err(err)) => {
+                            tracing::warn!(%filter, %subject, %err, "cannot subscribe on NATS");
+                            return;
+                        }
+                        None => later.push(subject),
+                    }
+                }
                 let token = CancellationToken::new();
                 interest.insert(filter.clone().into_inner(), token.clone());
                 let inner = self.inner.clone();
                 let filter = filter.clone();
                 tokio::spawn(async move {
                     token
-                        .run_until_cancelled(receive(inner, filter, subjects))
+                        .run_until_cancelled(receive(inner, filter, subscribers, later))
                         .await;
                 });
             }
@@ -382,6 +397,13 @@ impl Routing {
     /// The NATS connection (for the replay and tests).
     pub fn client(&self) -> &async_nats::Client {
         &self.inner.client
+    }
+
+    /// Resolves once the NATS server has processed everything this node sent before
+    /// (its subscriptions of earlier [`Routing::interest`] calls included, unless the
+    /// connection's queue was full then).
+    pub async fn flush(&self) -> anyhow::Result<()> {
+        Ok(self.inner.client.flush().await?)
     }
 
     /// JetStream on the connection.
@@ -438,12 +460,16 @@ pub(crate) async fn wait_for_leader(js: &jetstream::Context, name: &str) -> anyh
     }
 }
 
-/// The task of one filter of interest: subscribes to its subjects and passes what
-/// arrives to [`Inner::accept`] until cancelled (dropping the subscriptions
-/// unsubscribes them).
-async fn receive(inner: Arc<Inner>, filter: TopicFilter, subjects: Vec<String>) {
-    let mut subscribers = Vec::with_capacity(subjects.len());
-    for subject in subjects {
+/// The task of one filter of interest: subscribes to the subjects not subscribed yet,
+/// then passes what arrives to [`Inner::accept`] until cancelled (dropping the
+/// subscriptions unsubscribes them).
+async fn receive(
+    inner: Arc<Inner>,
+    filter: TopicFilter,
+    mut subscribers: Vec<async_nats::Subscriber>,
+    later: Vec<String>,
+) {
+    for subject in later {
         match inner.client.subscribe(subject.clone()).await {
             Ok(subscriber) => subscribers.push(subscriber),
             Err(err) => {

@@ -16,6 +16,7 @@ use futures::StreamExt as _;
 use protocol::TopicFilter;
 
 use super::{Inbound, Routing, shard_stream};
+use crate::cluster::retained::ConsumerGuard;
 use crate::cluster::subject::{decode_topic, encode_filter};
 use crate::cluster::{Checkpoint, StreamPos, wire};
 
@@ -81,6 +82,7 @@ impl Routing {
                     ..Default::default()
                 })
                 .await?;
+            let _delete = ConsumerGuard::new(self.jetstream(), consumer.cached_info());
             if consumer.cached_info().num_pending == 0 {
                 continue;
             }
