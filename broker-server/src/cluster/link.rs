@@ -14,6 +14,8 @@ use super::config::ClusterConfig;
 
 /// The longest pause between two reconnection attempts.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(2);
+/// Commands the NATS client queues before its writer takes them.
+const CLIENT_CAPACITY: usize = 65_536;
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -53,6 +55,9 @@ impl Link {
             .connection_timeout(CONNECT_TIMEOUT)
             .request_timeout(Some(Duration::from_millis(config.publish_timeout_ms)))
             .max_reconnects(None)
+            // Commands queued for the connection: a burst of forwarded messages waits
+            // here, and only a full queue refuses one (see `routing`).
+            .client_capacity(CLIENT_CAPACITY)
             .reconnect_delay_callback(|attempts| {
                 let millis = 50u64.saturating_mul(1 << attempts.min(6) as u64);
                 Duration::from_millis(millis).min(MAX_RECONNECT_DELAY)

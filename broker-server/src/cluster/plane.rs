@@ -228,39 +228,39 @@ impl NatsPlane {
             return None;
         }
         self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+        // Sent now (in order); the future only waits for JetStream's answer.
         let routed = self.routing.forward(message);
-        let retained = message.retain.then(|| {
-            let store = self.retained.clone();
-            let message = message.clone();
-            async move { store.set(&message).await }
-        });
         let stats = self.stats.clone();
-        // Started now, whether or not anyone waits for the answer.
-        let handle = tokio::spawn(async move {
-            let result = async {
-                routed.await?;
-                if let Some(retained) = retained {
-                    retained.await?;
-                }
-                Ok::<(), Refused>(())
-            }
-            .await;
+        let count_refusal = move |result: Result<(), Refused>| {
             if result.is_err() {
                 stats.refused.fetch_add(1, Ordering::Relaxed);
             }
             result
-        });
+        };
+        if message.retain {
+            // The retained store is written whether or not anyone waits for it.
+            let store = self.retained.clone();
+            let retained = message.clone();
+            let handle = tokio::spawn(async move {
+                let routed = routed.await.map(drop);
+                let stored = store.set(&retained).await;
+                count_refusal(routed.and(stored))
+            });
+            return (message.qos != QoS::AtMostOnce).then(|| {
+                Box::pin(async move {
+                    handle.await.unwrap_or_else(|err| {
+                        Err(Refused {
+                            reason: protocol::ReasonCode::UnspecifiedError,
+                            detail: format!("forwarding failed: {err}"),
+                        })
+                    })
+                }) as BoxFuture<'static, Result<(), Refused>>
+            });
+        }
         if message.qos == QoS::AtMostOnce {
             return None;
         }
-        Some(Box::pin(async move {
-            handle.await.unwrap_or_else(|err| {
-                Err(Refused {
-                    reason: protocol::ReasonCode::UnspecifiedError,
-                    detail: format!("forwarding failed: {err}"),
-                })
-            })
-        }))
+        Some(Box::pin(async move { count_refusal(routed.await.map(drop)) }))
     }
 
     /// Holds (or drops) this node's NATS subscription for `filter`.
@@ -432,6 +432,7 @@ impl NatsPlane {
             ("mqtt_cluster_nodes", "nodes", "gauge", "Broker nodes alive in the cluster, as this node sees them.", self.nodes().len() as u64),
             ("mqtt_cluster_forwarded_total", "messages/forwarded", "counter", "Messages this node published to the other nodes.", get(&s.forwarded)),
             ("mqtt_cluster_received_total", "messages/received", "counter", "Messages this node received from the other nodes.", get(&s.received)),
+            ("mqtt_cluster_dropped_total", "messages/dropped", "counter", "QoS 0 messages not forwarded because the NATS connection's queue was full.", self.routing.dropped()),
             ("mqtt_cluster_refused_total", "messages/refused", "counter", "QoS 1/2 publishes refused because the cluster did not confirm them.", get(&s.refused)),
             ("mqtt_cluster_sessions_handed_over_total", "sessions/handed_over", "counter", "Sessions this node handed to another node.", get(&s.handed_over)),
             ("mqtt_cluster_sessions_taken_over_total", "sessions/taken_over", "counter", "Sessions this node took over from another node.", get(&s.taken_over)),

@@ -135,6 +135,8 @@ struct Inner {
     seen: Mutex<Seen>,
     /// The highest stream sequence received per shard.
     watermark: Vec<AtomicU64>,
+    /// QoS 0 messages dropped because the connection's queue was full.
+    dropped: AtomicU64,
 }
 
 /// A bounded window of message keys: a set for lookups, a queue for eviction order.
@@ -218,6 +220,7 @@ impl Routing {
                 interest: Mutex::new(HashMap::new()),
                 seen: Mutex::new(Seen::default()),
                 watermark: (0..cfg.shards.max(1)).map(|_| AtomicU64::new(0)).collect(),
+                dropped: AtomicU64::new(0),
             }),
         })
     }
@@ -268,30 +271,46 @@ impl Routing {
         }
         let payload = message.payload.clone();
         let timeout = inner.publish_timeout;
+        // Handed to the connection's queue right here, in the order the broker accepted
+        // the messages (MQTT keeps a publisher's order per topic); only the
+        // acknowledgement is waited for later. A full queue (NATS slower than the
+        // publishers) refuses the message instead of reordering it.
         if message.qos == QoS::AtMostOnce {
-            let client = inner.client.clone();
-            return async move {
-                let sent = tokio::time::timeout(
-                    timeout,
-                    client.publish_with_headers(subject, headers, payload),
-                );
-                if let Ok(Err(err)) = sent.await {
-                    tracing::debug!(%err, "a QoS 0 message was not forwarded");
+            match inner
+                .client
+                .publish_with_headers(subject, headers, payload)
+                .now_or_never()
+            {
+                Some(Ok(())) => {}
+                Some(Err(err)) => tracing::debug!(%err, "a QoS 0 message was not forwarded"),
+                None => {
+                    inner.dropped.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!("NATS connection queue full: a QoS 0 message was not forwarded");
                 }
-                Ok(None)
             }
-            .boxed();
+            return futures::future::ready(Ok(None)).boxed();
         }
-        let js = inner.js.clone();
+        let sent = inner
+            .js
+            .publish_with_headers(subject, headers, payload)
+            .now_or_never();
+        let ack = match sent {
+            Some(Ok(ack)) => ack,
+            Some(Err(err)) => {
+                return refused(
+                    ReasonCode::UnspecifiedError,
+                    format!("the cluster did not take the message: {err}"),
+                );
+            }
+            None => {
+                return refused(
+                    ReasonCode::QuotaExceeded,
+                    "the connection to the cluster is saturated".into(),
+                );
+            }
+        };
         async move {
-            let publish = async {
-                let ack = js
-                    .publish_with_headers(subject, headers, payload)
-                    .await
-                    .map_err(|err| err.to_string())?;
-                ack.await.map_err(|err| err.to_string())
-            };
-            match tokio::time::timeout(timeout, publish).await {
+            match tokio::time::timeout(timeout, ack).await {
                 Ok(Ok(ack)) => Ok(Some(StreamPos {
                     shard,
                     seq: ack.sequence,
@@ -310,6 +329,11 @@ impl Routing {
             }
         }
         .boxed()
+    }
+
+    /// QoS 0 messages not forwarded because the NATS connection's queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.inner.dropped.load(Ordering::Relaxed)
     }
 
     /// Whether a subscription to `filter` can be carried by NATS (its subjects fit the
