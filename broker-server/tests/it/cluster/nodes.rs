@@ -1,1 +1,142 @@
-//! (Being written.)
+//! Node heartbeats and dead nodes ([`Sessions::nodes`], the reaping in
+//! `cluster/nodes.rs`) against a real 3-node NATS cluster.
+
+use std::collections::BTreeSet;
+
+use broker_server::Release;
+use broker_server::cluster::sessions::{Detach, SessionEvent, Sessions};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::sessions::{PATIENCE, config, next_event, open, update, will};
+use crate::nats::NatsCluster;
+
+/// Waits until `sessions` sees exactly `expected` alive.
+pub(super) async fn wait_alive(sessions: &Sessions, expected: &[&str]) {
+    let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let alive: BTreeSet<String> = sessions.nodes().into_iter().map(|n| n.name).collect();
+        if alive == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} sees {alive:?}, expected {expected:?}",
+            sessions.node()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Every node lists every node alive; a second broker with a name already alive is
+/// refused with a message naming the setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_list_every_node_and_a_duplicate_name_is_refused() {
+    let cluster = NatsCluster::start().await;
+    let (a, _a_events) = open(&config(&cluster, "hb", "a")).await;
+    let (b, _b_events) = open(&config(&cluster, "hb", "b")).await;
+    wait_alive(&a, &["a", "b"]).await;
+    wait_alive(&b, &["a", "b"]).await;
+
+    let twin = config(&cluster, "hb", "a");
+    let client = super::sessions::connect(cluster.urls(), "twin").await;
+    let (events, _received) = mpsc::channel(4);
+    let err = Sessions::open(client, &twin, "a", events)
+        .await
+        .expect_err("a second node named a")
+        .to_string();
+    assert!(err.contains("cluster.node = \"a\""), "{err}");
+    assert!(err.contains("every broker needs its own"), "{err}");
+    // The refused twin did not disturb the real a.
+    wait_alive(&b, &["a", "b"]).await;
+}
+
+/// A node stops heartbeating (its tasks end with its `Sessions`): exactly one of the
+/// two survivors takes its sessions over, and each will comes out once: the immediate
+/// one at once, the delayed one later, neither twice; offline sessions without a will
+/// are left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_node_is_reaped_once_and_its_wills_come_out_once() {
+    let cluster = NatsCluster::start().await;
+    let (a, mut a_events) = open(&config(&cluster, "reap", "a")).await;
+    let (b, mut b_events) = open(&config(&cluster, "reap", "b")).await;
+    let (c, _c_events) = open(&config(&cluster, "reap", "c")).await;
+    c.claim("now", update(Some(will("wills/now", None))))
+        .await
+        .unwrap();
+    c.claim("later", update(Some(will("wills/later", Some(1)))))
+        .await
+        .unwrap();
+    c.claim("quiet", update(None)).await.unwrap();
+    c.claim("away", update(Some(will("wills/away", None))))
+        .await
+        .unwrap();
+    let away = c.get("away").await.unwrap().unwrap();
+    assert_eq!(
+        c.release("away", away.epoch, Release::Detached, Detach::default())
+            .await,
+        Ok(true)
+    );
+    wait_alive(&a, &["a", "b", "c"]).await;
+    wait_alive(&b, &["a", "b", "c"]).await;
+    drop(c);
+
+    // The first NodeDied comes from whichever survivor won.
+    let first = async {
+        tokio::select! {
+            Some(event) = a_events.recv() => ("a", event),
+            Some(event) = b_events.recv() => ("b", event),
+        }
+    };
+    let (reaper, event) = tokio::time::timeout(PATIENCE, first)
+        .await
+        .expect("no NodeDied from either survivor");
+    let SessionEvent::NodeDied { node, wills } = event else {
+        panic!("expected NodeDied, got {event:?}");
+    };
+    assert_eq!(node, "c");
+    assert_eq!(wills, vec![("now".to_string(), will("wills/now", None))]);
+    let (survivor, mut reaper_rx, mut other_rx) = if reaper == "a" {
+        (&a, a_events, b_events)
+    } else {
+        (&b, b_events, a_events)
+    };
+
+    // The delayed will, later, from the same reaper, without its delay.
+    match next_event(&mut reaper_rx, "the delayed will").await {
+        SessionEvent::NodeDied { node, wills } => {
+            assert_eq!(node, "c");
+            assert_eq!(
+                wills,
+                vec![("later".to_string(), will("wills/later", None))]
+            );
+        }
+        other => panic!("expected the delayed will, got {other:?}"),
+    }
+    // The other survivor lost the race at the same time as the reaper won it, over a
+    // second before the delayed will came: had it reaped too, its event would be here.
+    assert!(
+        other_rx.try_recv().is_err(),
+        "the other survivor emitted an event too"
+    );
+
+    let taken = survivor.get("now").await.unwrap().expect("kept offline");
+    assert_eq!(taken.node, reaper);
+    assert!(!taken.connected);
+    assert_eq!(taken.will, None);
+    let quiet = survivor.get("quiet").await.unwrap().unwrap();
+    assert_eq!((quiet.node.as_str(), quiet.connected), (reaper, false));
+    let left = survivor.get("away").await.unwrap().unwrap();
+    assert_eq!(
+        left.node, "c",
+        "an offline session without a will is not touched"
+    );
+    wait_alive(survivor, &["a", "b"]).await;
+
+    // The client of the delayed will comes back on the other survivor.
+    let back = if reaper == "a" { &b } else { &a };
+    let previous = back.claim("later", update(None)).await.unwrap().unwrap();
+    assert_eq!(previous.node, reaper);
+    assert_eq!(previous.will, None, "published, so no longer waiting");
+}
