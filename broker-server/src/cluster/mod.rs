@@ -13,6 +13,9 @@
 //! - [`sessions`]: session records (owner node, epoch) in a key-value bucket, claimed by
 //!   compare-and-set; handoff of a session between nodes.
 //! - [`nodes`]: node liveness by heartbeat keys; the wills of a node that died.
+//! - [`handover`]: a session's state as it moves from one node to another.
+//! - [`link`]: the NATS connection.
+//! - [`plane`]: this node's backplane, joining the parts above for the broker.
 pub mod config;
 #[doc(hidden)]
 pub mod handover;
@@ -20,6 +23,7 @@ pub mod handover;
 pub mod link;
 #[doc(hidden)]
 pub mod nodes;
+#[doc(hidden)]
 pub mod plane;
 #[doc(hidden)]
 pub mod retained;
@@ -27,8 +31,6 @@ pub mod retained;
 pub mod routing;
 #[doc(hidden)]
 pub mod sessions;
-// Used by the NATS backplane; tested on its own meanwhile.
-#[allow(dead_code)]
 pub(crate) mod subject;
 #[doc(hidden)]
 pub mod wire;

@@ -23,7 +23,6 @@
 //! recovers by itself when NATS returns: the client reconnects, subscriptions are
 //! restored by the NATS client.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -39,7 +38,7 @@ use super::config::ClusterConfig;
 use super::link::Link;
 use super::retained::RetainedStore;
 use super::routing::{Inbound, Routing};
-use super::sessions::{ClaimUpdate, Record, SessionEvent, Sessions};
+use super::sessions::{ClaimUpdate, Detach, Record, SessionEvent, Sessions};
 use super::{Checkpoint, handover};
 use crate::broker::Broker;
 use crate::broker::backplane::{Claim, Connecting, Handover, Interest, Refused, Release};
@@ -91,9 +90,6 @@ pub struct NatsPlane {
     routing: Routing,
     retained: RetainedStore,
     sessions: Sessions,
-    /// The epoch this node's claim of each session it holds got, so a late release
-    /// never touches a record another node claimed since.
-    epochs: Mutex<HashMap<ByteString, u64>>,
     /// Counters.
     pub stats: Arc<PlaneStats>,
     /// Record updates under way (releases, subscription changes): waited for at
@@ -125,7 +121,6 @@ impl NatsPlane {
             routing,
             retained,
             sessions,
-            epochs: Mutex::new(HashMap::new()),
             stats: Arc::default(),
             updates: tokio_util::task::TaskTracker::new(),
             loops: Mutex::new(Vec::new()),
@@ -184,7 +179,6 @@ impl NatsPlane {
                 let plane = self.clone();
                 tokio::spawn(async move {
                     let handover = broker.hand_over(&client_id, continues).await;
-                    plane.epochs.lock().remove(client_id.as_str());
                     let answer = match handover {
                         Some(handover) => {
                             plane.stats.handed_over.fetch_add(1, Ordering::Relaxed);
@@ -198,12 +192,10 @@ impl NatsPlane {
             }
             SessionEvent::TakenOver { client_id, by } => {
                 let broker = broker.clone();
-                let plane = self.clone();
                 tokio::spawn(async move {
                     // The new owner's handoff request normally takes the session first.
                     tokio::time::sleep(TAKEOVER_GRACE).await;
                     if broker.hand_over(&client_id, false).await.is_some() {
-                        plane.epochs.lock().remove(client_id.as_str());
                         info!(%client_id, node = %by, "cluster: session claimed by another node: dropped here");
                     }
                 });
@@ -290,8 +282,8 @@ impl NatsPlane {
             will: connecting.will.clone(),
             checkpoint: self.routing.watermark(),
         };
-        let (epoch, previous) = match self.sessions.claim(client_id, update).await {
-            Ok(claimed) => claimed,
+        let previous = match self.sessions.claim(client_id, update).await {
+            Ok(previous) => previous,
             Err(refused) if connecting.expiry_interval == 0 => {
                 // Nothing outlives this connection: serve it from this node alone.
                 warn!(%client_id, %refused, "cluster: session not recorded; served by this node only");
@@ -299,7 +291,6 @@ impl NatsPlane {
             }
             Err(refused) => return Claim::Refused(refused),
         };
-        self.epochs.lock().insert(client_id.clone(), epoch);
         let Some(previous) = previous.filter(|p| p.node != self.node) else {
             return Claim::Claimed(None);
         };
@@ -385,24 +376,28 @@ impl NatsPlane {
 
     /// The session's connection let go (it stays, offline, on this node) or it ended.
     pub(crate) fn release(&self, client_id: &ByteString, why: Release) {
-        let epoch = match why {
-            Release::Detached => self.epochs.lock().get(client_id).copied(),
-            Release::Ended => self.epochs.lock().remove(client_id),
+        let Some(epoch) = self.sessions.held_epoch(client_id) else {
+            return;
         };
-        let Some(epoch) = epoch else { return };
         let sessions = self.sessions.clone();
         let client_id = client_id.clone();
-        self.updates
-            .spawn(async move { sessions.release(&client_id, epoch, why).await });
+        self.updates.spawn(async move {
+            if let Err(refused) = sessions
+                .release(&client_id, epoch, why, Detach::default())
+                .await
+            {
+                warn!(%client_id, %refused, "cluster: session record not released");
+            }
+        });
     }
 
     /// A persistent session's subscriptions changed: its record follows, so a node that
     /// rebuilds it after this node died restores them.
     pub(crate) fn subscriptions_changed(&self, session: &crate::session::Session) {
-        let Some(epoch) = self.epochs.lock().get(&session.client_id).copied() else {
+        let Some(epoch) = self.sessions.held_epoch(&session.client_id) else {
             return;
         };
-        let subscriptions = session
+        let subscriptions: Vec<_> = session
             .subscriptions
             .lock()
             .iter()
@@ -411,9 +406,12 @@ impl NatsPlane {
         let sessions = self.sessions.clone();
         let client_id = session.client_id.clone();
         self.updates.spawn(async move {
-            sessions
-                .set_subscriptions(&client_id, epoch, subscriptions)
-                .await
+            let update = sessions.update(&client_id, epoch, |record| {
+                record.subscriptions = subscriptions.clone();
+            });
+            if let Err(refused) = update.await {
+                warn!(%client_id, %refused, "cluster: session record not updated");
+            }
         });
     }
 

@@ -197,10 +197,7 @@ impl Routing {
                 }),
                 ..Default::default()
             };
-            js.create_or_update_stream(config)
-                .await
-                .map_err(|err| anyhow::anyhow!("stream {name}: {err}"))?;
-            wait_for_leader(&js, &name).await?;
+            ensure_stream(&js, config).await?;
         }
         let boot = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -447,6 +444,29 @@ impl Routing {
 }
 
 /// A refusal, as a ready future.
+/// Creates or updates a stream, then waits for its leader. Retried for up to
+/// [`LEADER_PATIENCE`]: a cluster that just started (or lost a server) refuses for a
+/// moment what it takes a moment to do ("no suitable peers for placement", two nodes
+/// creating the stream at once).
+pub(crate) async fn ensure_stream(
+    js: &jetstream::Context,
+    config: stream::Config,
+) -> anyhow::Result<()> {
+    let name = config.name.clone();
+    let deadline = tokio::time::Instant::now() + LEADER_PATIENCE;
+    loop {
+        match js.create_or_update_stream(config.clone()).await {
+            Ok(_) => break,
+            Err(err) if tokio::time::Instant::now() < deadline => {
+                tracing::debug!(stream = %name, %err, "creating the stream: retrying");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(err) => return Err(anyhow::anyhow!("stream {name}: {err}")),
+        }
+    }
+    wait_for_leader(js, &name).await
+}
+
 fn refused(
     reason: ReasonCode,
     detail: String,

@@ -64,6 +64,9 @@ use crate::session::Owner;
 
 pub use record::Record;
 
+/// The handoff request's header saying whether the new connection continues the
+/// session (`1`) or starts clean (`0`).
+const CONTINUES_HEADER: &str = "Mqtt-Continues";
 /// How long [`Sessions::open`] waits for a new bucket's replicas to elect a leader.
 const LEADER_PATIENCE: Duration = Duration::from_secs(10);
 /// Claim attempts lost to another node's write before the claim gives up (0x89).
@@ -88,6 +91,9 @@ pub enum SessionEvent {
     Handoff {
         /// The client identifier.
         client_id: String,
+        /// The new connection resumes the session (no Clean Start): a 3.x will of the
+        /// connection kicked here is not published.
+        continues: bool,
         /// Where the answer goes.
         reply: oneshot::Sender<Bytes>,
     },
@@ -488,11 +494,15 @@ impl Sessions {
         &self,
         node: &str,
         client_id: &str,
+        continues: bool,
     ) -> anyhow::Result<Option<Bytes>> {
         let inner = &self.inner;
         // The serving node waits `op_timeout` for its broker, then answers empty.
         let patience = inner.op_timeout * 2 + Duration::from_millis(500);
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(CONTINUES_HEADER, if continues { "1" } else { "0" });
         let request = async_nats::Request::new()
+            .headers(headers)
             .payload(Bytes::copy_from_slice(client_id.as_bytes()))
             .timeout(Some(patience));
         let asked = inner
@@ -508,6 +518,12 @@ impl Sessions {
                 _ => Err(anyhow::anyhow!("handoff request to {node}: {err}")),
             },
         }
+    }
+
+    /// The epoch of this node's claim of `client_id`'s session, while it holds it.
+    pub fn held_epoch(&self, client_id: &str) -> Option<u64> {
+        let key = session_key(client_id);
+        self.inner.held.lock().get(&key).map(|held| held.epoch)
     }
 
     /// The nodes alive now (this one included), by name.
@@ -769,11 +785,21 @@ async fn serve_handoffs(inner: Arc<Inner>, mut requests: async_nats::Subscriber)
         let inner = inner.clone();
         tokio::spawn(async move {
             let client_id = String::from_utf8_lossy(&request.payload).into_owned();
+            // Absent (an older node): the session continues.
+            let continues = request
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(CONTINUES_HEADER))
+                .is_none_or(|v| v.as_str() != "0");
             let (reply, answer) = oneshot::channel();
             let asked = async {
                 inner
                     .events
-                    .send(SessionEvent::Handoff { client_id, reply })
+                    .send(SessionEvent::Handoff {
+                        client_id,
+                        continues,
+                        reply,
+                    })
                     .await
                     .ok()?;
                 answer.await.ok()

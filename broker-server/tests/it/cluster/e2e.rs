@@ -80,26 +80,44 @@ async fn publish_acked(client: &mut RawClient, topic: &str, payload: &str, qos: 
 
 /// Receives one PUBLISH and completes its flow as a subscriber.
 async fn receive_acking(client: &mut RawClient) -> protocol::Publish {
-    let publish = client.recv_publish().await;
-    if let Some(id) = publish.packet_id {
-        match publish.qos {
-            QoS::AtLeastOnce => client.send(&Packet::PubAck(protocol::PubAck::new(id))).await,
-            QoS::ExactlyOnce => {
-                client.send(&Packet::PubRec(protocol::PubRec::new(id))).await;
-                match client.recv().await {
-                    Packet::PubRel(_) => {}
-                    other => panic!("expected PUBREL, got {other:?}"),
-                }
-                client.send(&Packet::PubComp(protocol::PubComp::new(id))).await;
-            }
-            QoS::AtMostOnce => {}
-        }
-    }
-    publish
+    receive_n(client, 1).await.remove(0)
 }
 
-/// A subscription to `f` reaches the other nodes asynchronously: publishes a probe on
-/// `via` until `subscriber` gets it, so what the test publishes next is not raced.
+/// Receives `n` PUBLISHes, acknowledging each as a subscriber (the broker may send the
+/// next PUBLISH before a PUBREL), until every QoS 2 flow is complete.
+async fn receive_n(client: &mut RawClient, n: usize) -> Vec<protocol::Publish> {
+    let mut got = Vec::new();
+    let mut releasing = std::collections::HashSet::new();
+    while got.len() < n || !releasing.is_empty() {
+        match client.recv().await {
+            Packet::Publish(publish) => {
+                match (publish.qos, publish.packet_id) {
+                    (QoS::AtLeastOnce, Some(id)) => {
+                        client.send(&Packet::PubAck(protocol::PubAck::new(id))).await
+                    }
+                    (QoS::ExactlyOnce, Some(id)) => {
+                        client.send(&Packet::PubRec(protocol::PubRec::new(id))).await;
+                        releasing.insert(id);
+                    }
+                    _ => {}
+                }
+                got.push(publish);
+            }
+            Packet::PubRel(rel) => {
+                assert!(releasing.remove(&rel.packet_id), "PUBREL of an unknown flow");
+                client
+                    .send(&Packet::PubComp(protocol::PubComp::new(rel.packet_id)))
+                    .await;
+            }
+            other => panic!("expected PUBLISH or PUBREL, got {other:?}"),
+        }
+    }
+    got
+}
+
+/// A subscription reaches the other nodes asynchronously: publishes probes on `via`
+/// until `subscriber` gets one, then a fence, and drops everything up to the fence, so
+/// what the test publishes next is neither raced nor mixed with probes.
 async fn wait_routed(via: &mut RawClient, subscriber: &mut RawClient, topic: &str) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
@@ -107,14 +125,20 @@ async fn wait_routed(via: &mut RawClient, subscriber: &mut RawClient, topic: &st
         if let Ok(Some(Packet::Publish(p))) = subscriber.try_recv(Duration::from_millis(200)).await
             && &*p.topic == topic
         {
-            // Drain any second probe still on its way.
-            while let Ok(Some(_)) = subscriber.try_recv(Duration::from_millis(200)).await {}
-            return;
+            break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
             "the subscription never reached the publishing node"
         );
+    }
+    via.publish(publish(topic, "fence", QoS::AtMostOnce, None)).await;
+    loop {
+        if let Packet::Publish(p) = subscriber.recv().await
+            && &p.payload[..] == b"fence"
+        {
+            return;
+        }
     }
 }
 
@@ -123,7 +147,7 @@ async fn publishes_at_every_qos_reach_subscribers_on_other_nodes() {
     let nats = NatsCluster::start().await;
     let nodes = start_nodes(&nats, "e2e1", 3).await;
     let mut sub1 = nodes[0].client(ProtocolVersion::V5, "sub1").await;
-    let mut sub2 = nodes[1].client(ProtocolVersion::V311, "sub2").await;
+    let mut sub2 = nodes[1].client(ProtocolVersion::V3_1_1, "sub2").await;
     let mut publisher = nodes[2].client(ProtocolVersion::V5, "pub3").await;
     // Two overlapping filters on one node and client: one delivery each (MQTT 5: the
     // broker sends one copy at the highest QoS).
@@ -186,7 +210,7 @@ async fn a_retained_message_reaches_a_new_subscriber_on_another_node_until_clear
     publisher.publish(retained).await;
     assert!(matches!(publisher.recv().await, Packet::PubAck(ack) if !ack.reason_code.is_error()));
 
-    let mut late = nodes[1].client(ProtocolVersion::V311, "late").await;
+    let mut late = nodes[1].client(ProtocolVersion::V3_1_1, "late").await;
     late.subscribe(1, &[("home/+/temp", QoS::AtLeastOnce)]).await;
     let got = receive_acking(&mut late).await;
     assert!(got.retain, "sent as retained");
@@ -208,7 +232,7 @@ async fn a_retained_message_reaches_a_new_subscriber_on_another_node_until_clear
 async fn a_client_id_connecting_on_another_node_takes_the_session_over() {
     let nats = NatsCluster::start().await;
     let nodes = start_nodes(&nats, "e2e3", 2).await;
-    for version in [ProtocolVersion::V311, ProtocolVersion::V5] {
+    for version in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
         let id = format!("dev-{}", version as u8);
         let mut first = nodes[0].client(version, &id).await;
         let _second = nodes[1].client(version, &id).await;
@@ -273,11 +297,11 @@ async fn a_persistent_session_resumes_on_another_node_with_what_it_missed() {
     let ack = device.connect(connect_v5("phone", false, 3600)).await;
     assert_eq!(ack.reason_code, ReasonCode::Success);
     assert!(ack.session_present, "the session came from the other node");
-    let mut got = Vec::new();
-    for _ in 0..3 {
-        let p = receive_acking(&mut device).await;
-        got.push((String::from_utf8(p.payload.to_vec()).unwrap(), p.qos));
-    }
+    let got: Vec<_> = receive_n(&mut device, 3)
+        .await
+        .into_iter()
+        .map(|p| (String::from_utf8(p.payload.to_vec()).unwrap(), p.qos))
+        .collect();
     assert_eq!(
         got,
         vec![
