@@ -96,6 +96,40 @@ pub fn shard_stream(prefix: &str, k: u16) -> String {
     format!("{}_Q_{k}", prefix.to_uppercase())
 }
 
+/// Message ids unique to one node and process: `<node>.<boot>.<counter>` (hex), for
+/// `Nats-Msg-Id`.
+#[derive(Debug)]
+pub(crate) struct MsgIds {
+    /// The node's name.
+    node: String,
+    /// Makes this process's ids unique across restarts of the node (unix nanoseconds at
+    /// start): a restarted node's ids must not be taken for duplicates of the previous
+    /// run's within a stream's duplicate window.
+    boot: u64,
+    /// The counter.
+    next: AtomicU64,
+}
+
+impl MsgIds {
+    /// The ids of `node`, starting now.
+    pub(crate) fn new(node: &str) -> Self {
+        let boot = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        Self {
+            node: node.to_owned(),
+            boot,
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// A new id.
+    pub(crate) fn next(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        format!("{}.{:x}.{n:x}", self.node, self.boot)
+    }
+}
+
 /// The routing of one node: see the module docs. Cheap to clone (one `Arc`).
 #[derive(Debug, Clone)]
 pub struct Routing {
@@ -120,12 +154,8 @@ struct Inner {
     publish_timeout: Duration,
     /// This node's name (`Mqtt-Node` of what it publishes).
     node: String,
-    /// Makes this process's message ids unique across restarts of the node (unix
-    /// nanoseconds at open): a restarted node's ids must not be taken for duplicates of
-    /// the previous run's within the streams' duplicate window.
-    boot: u64,
-    /// The counter of this process's message ids.
-    next_id: AtomicU64,
+    /// The `Nats-Msg-Id`s of what it publishes.
+    ids: MsgIds,
     /// Where received messages go.
     inbound: mpsc::Sender<Inbound>,
     /// One task per filter of interest (key: the whole filter, `$share/g/` included);
@@ -200,9 +230,6 @@ impl Routing {
                 .map_err(|err| anyhow::anyhow!("stream {name}: {err}"))?;
             wait_for_leader(&js, &name).await?;
         }
-        let boot = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
         Ok(Self {
             inner: Arc::new(Inner {
                 client,
@@ -212,8 +239,7 @@ impl Routing {
                 max_control_line: cfg.nats.max_control_line,
                 publish_timeout,
                 node: node.to_owned(),
-                boot,
-                next_id: AtomicU64::new(0),
+                ids: MsgIds::new(node),
                 inbound,
                 interest: Mutex::new(HashMap::new()),
                 seen: Mutex::new(Seen::default()),
@@ -226,8 +252,9 @@ impl Routing {
     ///
     /// QoS 0: a core publish; resolves Ok at once (also when NATS is down: QoS 0 may be
     /// lost) with no position. QoS 1/2: a JetStream publish; resolves with the position
-    /// once the stream acknowledged it, or Refused on timeout (`cluster.publish_timeout_ms`,
-    /// 0x80), no responders or another error (0x80). Refused at once: a message larger
+    /// once the stream acknowledged it, retrying with the same `Nats-Msg-Id` meanwhile,
+    /// or Refused (0x80) when it was not stored within `cluster.publish_timeout_ms` (no
+    /// acknowledgement, no responders, an error). Refused at once: a message larger
     /// than the server's `max_payload` (0x95), a topic whose subject does not fit the
     /// control line (0x90). Topics starting with `$` stay on this node: Ok at once.
     pub fn forward(
@@ -253,11 +280,7 @@ impl Routing {
             );
         }
         let mut headers = wire::encode(message, &inner.node);
-        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
-        headers.insert(
-            "Nats-Msg-Id",
-            format!("{}.{:x}.{id:x}", inner.node, inner.boot),
-        );
+        headers.insert("Nats-Msg-Id", inner.ids.next());
         let size = header_len(&headers) + message.payload.len();
         let max = inner.client.server_info().max_payload;
         if max > 0 && size > max {
@@ -283,33 +306,9 @@ impl Routing {
             .boxed();
         }
         let js = inner.js.clone();
-        async move {
-            let publish = async {
-                let ack = js
-                    .publish_with_headers(subject, headers, payload)
-                    .await
-                    .map_err(|err| err.to_string())?;
-                ack.await.map_err(|err| err.to_string())
-            };
-            match tokio::time::timeout(timeout, publish).await {
-                Ok(Ok(ack)) => Ok(Some(StreamPos {
-                    shard,
-                    seq: ack.sequence,
-                })),
-                Ok(Err(err)) => Err(Refused {
-                    reason: ReasonCode::UnspecifiedError,
-                    detail: format!("the cluster did not store the message: {err}"),
-                }),
-                Err(_) => Err(Refused {
-                    reason: ReasonCode::UnspecifiedError,
-                    detail: format!(
-                        "the cluster did not store the message within {} ms",
-                        timeout.as_millis()
-                    ),
-                }),
-            }
-        }
-        .boxed()
+        store(js, subject, headers, payload, timeout)
+            .map(move |stored| stored.map(|seq| Some(StreamPos { shard, seq })))
+            .boxed()
     }
 
     /// Whether a subscription to `filter` can be carried by NATS (its subjects fit the
@@ -419,6 +418,51 @@ impl Routing {
     /// `cluster.shards`.
     pub(crate) fn shards(&self) -> u16 {
         self.inner.shards
+    }
+}
+
+/// Publishes to a shard stream and returns the stream sequence once it is stored.
+/// Retries with the same `Nats-Msg-Id` (already in `headers`: the stream drops a second
+/// copy) until `timeout`: an attempt's publish or acknowledgement may be lost when the
+/// NATS server the node is connected to dies, or get "no responders" while a stream
+/// elects a leader (or before the stream's interest reached this node's server).
+pub(crate) async fn store(
+    js: jetstream::Context,
+    subject: String,
+    headers: HeaderMap,
+    payload: bytes::Bytes,
+    timeout: Duration,
+) -> Result<u64, Refused> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    // A few attempts fit in the timeout; each waits long enough for a loaded cluster.
+    let attempt_patience = (timeout / 3).max(Duration::from_millis(250));
+    loop {
+        let attempt = async {
+            let ack = js
+                .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
+                .await
+                .map_err(|err| err.to_string())?;
+            ack.await.map_err(|err| err.to_string())
+        };
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let last_error = match tokio::time::timeout(attempt_patience.min(left), attempt).await {
+            Ok(Ok(ack)) => return Ok(ack.sequence),
+            Ok(Err(err)) => {
+                // Not at once: what failed needs a moment (an election, a reconnect).
+                tokio::time::sleep(Duration::from_millis(50).min(left)).await;
+                err
+            }
+            Err(_) => "no acknowledgement".into(),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Refused {
+                reason: ReasonCode::UnspecifiedError,
+                detail: format!(
+                    "the cluster did not store the message within {} ms: {last_error}",
+                    timeout.as_millis()
+                ),
+            });
+        }
     }
 }
 

@@ -446,3 +446,44 @@ async fn replay_returns_what_was_stored_after_the_checkpoint() {
         .unwrap();
     assert!(latest.is_empty(), "{latest:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_forward_survives_the_loss_of_its_nats_server() {
+    let mut cluster = NatsCluster::start().await;
+    let urls = cluster.urls();
+    // A client that knows every server, so it reconnects to another.
+    let client = async_nats::ConnectOptions::new()
+        .name("a")
+        .connect(urls.clone())
+        .await
+        .expect("connect");
+    let cfg = ClusterConfig {
+        publish_timeout_ms: 20_000,
+        ..config(&urls[0], "a", "rt7")
+    };
+    let (tx, _inbound) = mpsc::channel(16);
+    let a = Routing::open(client.clone(), &cfg, "a", tx).await.unwrap();
+    let first = a
+        .forward(&Arc::new(msg("k/1", QoS::AtLeastOnce, "1")))
+        .await
+        .expect("stored");
+    let victim = cluster.index_of(&client.server_info().server_name);
+    cluster.kill(victim);
+    let second = a
+        .forward(&Arc::new(msg("k/1", QoS::AtLeastOnce, "2")))
+        .await
+        .expect("stored through another server")
+        .expect("a position");
+    assert_eq!(second.shard, first.unwrap().shard);
+    // Stored once, even if an attempt was retried.
+    let js = async_nats::jetstream::new(client);
+    let mut stream = js
+        .get_stream(shard_stream("rt7", second.shard))
+        .await
+        .unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 2);
+    assert_eq!(
+        stream.get_raw_message(second.seq).await.unwrap().payload,
+        "2".as_bytes()
+    );
+}
