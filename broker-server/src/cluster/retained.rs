@@ -76,10 +76,7 @@ impl RetainedStore {
             allow_direct: true,
             ..Default::default()
         };
-        js.create_or_update_stream(config)
-            .await
-            .map_err(|err| anyhow::anyhow!("stream {name}: {err}"))?;
-        super::routing::wait_for_leader(&js, &name).await?;
+        super::routing::ensure_stream(&js, config).await?;
         let stream = js
             .get_stream_no_info(&name)
             .await

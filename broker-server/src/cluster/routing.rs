@@ -225,10 +225,7 @@ impl Routing {
                 }),
                 ..Default::default()
             };
-            js.create_or_update_stream(config)
-                .await
-                .map_err(|err| anyhow::anyhow!("stream {name}: {err}"))?;
-            wait_for_leader(&js, &name).await?;
+            ensure_stream(&js, config).await?;
         }
         Ok(Self {
             inner: Arc::new(Inner {
@@ -380,6 +377,13 @@ impl Routing {
         }
     }
 
+    /// Ends every subscription of this node (on shutdown): nothing is received after.
+    pub fn shutdown(&self) {
+        for (_, token) in self.inner.interest.lock().drain() {
+            token.cancel();
+        }
+    }
+
     /// The highest stream sequence received per shard (index = shard), own messages
     /// included. Messages of lower sequences may still be on their way through other
     /// subscriptions of this node.
@@ -485,8 +489,32 @@ pub(crate) fn header_len(headers: &HeaderMap) -> usize {
     len
 }
 
+/// Creates the stream `config` describes, or updates it to that configuration, and waits
+/// until it has a leader. Retried until [`LEADER_PATIENCE`]: a JetStream API request
+/// times out while the cluster is busy or electing its meta leader.
+pub(crate) async fn ensure_stream(
+    js: &jetstream::Context,
+    config: stream::Config,
+) -> anyhow::Result<()> {
+    let name = config.name.clone();
+    let deadline = tokio::time::Instant::now() + LEADER_PATIENCE;
+    loop {
+        match js.create_or_update_stream(config.clone()).await {
+            Ok(_) => break,
+            Err(err) if tokio::time::Instant::now() >= deadline => {
+                anyhow::bail!("stream {name}: {err}")
+            }
+            Err(err) => {
+                tracing::debug!(%name, %err, "creating the stream again");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    wait_for_leader(js, &name).await
+}
+
 /// Waits until stream `name` has a leader (a clustered stream takes writes only then).
-pub(crate) async fn wait_for_leader(js: &jetstream::Context, name: &str) -> anyhow::Result<()> {
+async fn wait_for_leader(js: &jetstream::Context, name: &str) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + LEADER_PATIENCE;
     loop {
         let info = js.get_stream(name).await.map(|s| s.cached_info().clone());

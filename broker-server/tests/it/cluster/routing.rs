@@ -256,23 +256,38 @@ async fn lost_interest_stops_delivery() {
 
     b.routing
         .interest(&TopicFilter::new("u/#").unwrap(), Interest::Lost);
-    // The unsubscription is spawned: wait until NATS knows no subscriber of `u/1`
-    // (a request then fails with "no responders" instead of timing out).
-    let probe = connect(url, "probe").await;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let request = probe.request("rt3.r.0.u.1", Bytes::new());
-        match tokio::time::timeout(Duration::from_millis(200), request).await {
-            Ok(Err(err)) if err.kind() == async_nats::client::RequestErrorKind::NoResponders => {
-                break;
-            }
-            _ => assert!(tokio::time::Instant::now() < deadline, "still subscribed"),
-        }
-    }
+    // The unsubscription is spawned: wait until NATS knows no subscriber of `u/1`.
+    unsubscribed(url, "rt3.r.0.u.1").await;
     a.forward(msg("u/1", QoS::AtLeastOnce, "2")).await;
     a.forward(msg("u", QoS::AtMostOnce, "3")).await;
     let late = a.sync(&mut b, "marker").await;
     assert!(late.is_empty(), "{late:#?}");
+
+    // Shutting down ends every subscription.
+    b.gain("v/+");
+    a.sync(&mut b, "marker").await;
+    b.routing.shutdown();
+    unsubscribed(url, "rt3.r.m.v.1").await;
+    unsubscribed(url, "rt3.r.m.marker").await;
+}
+
+/// Waits until no subscriber of `subject` is left: a request then fails with "no
+/// responders" instead of timing out.
+async fn unsubscribed(url: &str, subject: &str) {
+    let probe = connect(url, "probe").await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let request = probe.request(subject.to_owned(), Bytes::new());
+        match tokio::time::timeout(Duration::from_millis(200), request).await {
+            Ok(Err(err)) if err.kind() == async_nats::client::RequestErrorKind::NoResponders => {
+                return;
+            }
+            _ => assert!(
+                tokio::time::Instant::now() < deadline,
+                "{subject}: still subscribed"
+            ),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
