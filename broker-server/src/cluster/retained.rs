@@ -130,15 +130,14 @@ impl RetainedStore {
                 detail: format!("message of {size} bytes: larger than NATS max_payload {max}"),
             });
         }
-        super::routing::store(
-            self.js.clone(),
+        let publish = super::routing::Publish {
             subject,
             headers,
-            message.payload.clone(),
-            self.timeout,
-        )
-        .await
-        .map(drop)
+            payload: message.payload.clone(),
+        };
+        super::routing::store(self.js.clone(), publish, self.timeout, None)
+            .await
+            .map(drop)
     }
 
     /// The retained messages whose topics `filter` matches (its topic filter, for a shared

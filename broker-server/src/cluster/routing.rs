@@ -168,6 +168,8 @@ struct Inner {
     seen: Mutex<Seen>,
     /// The highest stream sequence received per shard.
     watermark: Vec<AtomicU64>,
+    /// QoS 0 messages dropped because the connection's queue was full.
+    dropped: AtomicU64,
 }
 
 impl Routing {
@@ -219,6 +221,7 @@ impl Routing {
                 interest: Mutex::new(HashMap::new()),
                 seen: Mutex::new(Seen::default()),
                 watermark: (0..cfg.shards.max(1)).map(|_| AtomicU64::new(0)).collect(),
+                dropped: AtomicU64::new(0),
             }),
         })
     }
@@ -266,24 +269,64 @@ impl Routing {
         }
         let payload = message.payload.clone();
         let timeout = inner.publish_timeout;
+        // Handed to the connection's queue right here, in the order the broker accepted
+        // the messages (MQTT keeps a publisher's order per topic); only the
+        // acknowledgement is waited for later. A full queue (NATS slower than the
+        // publishers) refuses the message instead of reordering it.
         if message.qos == QoS::AtMostOnce {
-            let client = inner.client.clone();
-            return async move {
-                let sent = tokio::time::timeout(
-                    timeout,
-                    client.publish_with_headers(subject, headers, payload),
-                );
-                if let Ok(Err(err)) = sent.await {
-                    tracing::debug!(%err, "a QoS 0 message was not forwarded");
+            match inner
+                .client
+                .publish_with_headers(subject, headers, payload)
+                .now_or_never()
+            {
+                Some(Ok(())) => {}
+                Some(Err(err)) => tracing::debug!(%err, "a QoS 0 message was not forwarded"),
+                None => {
+                    inner.dropped.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(
+                        "NATS connection queue full: a QoS 0 message was not forwarded"
+                    );
                 }
-                Ok(None)
             }
-            .boxed();
+            return futures::future::ready(Ok(None)).boxed();
         }
-        let js = inner.js.clone();
-        store(js, subject, headers, payload, timeout)
+        let sent = inner
+            .js
+            .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
+            .now_or_never();
+        let ack = match sent {
+            Some(Ok(ack)) => ack,
+            Some(Err(err)) => {
+                return refused(
+                    ReasonCode::UnspecifiedError,
+                    format!("the cluster did not take the message: {err}"),
+                );
+            }
+            None => {
+                return refused(
+                    ReasonCode::QuotaExceeded,
+                    "the connection to the cluster is saturated".into(),
+                );
+            }
+        };
+        let stored = store(
+            inner.js.clone(),
+            Publish {
+                subject,
+                headers,
+                payload,
+            },
+            timeout,
+            Some(ack),
+        );
+        stored
             .map(move |stored| stored.map(|seq| Some(StreamPos { shard, seq })))
             .boxed()
+    }
+
+    /// QoS 0 messages not forwarded because the NATS connection's queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.inner.dropped.load(Ordering::Relaxed)
     }
 
     /// Whether a subscription to `filter` can be carried by NATS (its subjects fit the
@@ -403,28 +446,51 @@ impl Routing {
     }
 }
 
-/// Publishes to a shard stream and returns the stream sequence once it is stored.
-/// Retries with the same `Nats-Msg-Id` (already in `headers`: the stream drops a second
-/// copy) until `timeout`: an attempt's publish or acknowledgement may be lost when the
-/// NATS server the node is connected to dies, or get "no responders" while a stream
-/// elects a leader (or before the stream's interest reached this node's server).
+/// A message for a stream: what [`store`] sends again when an attempt fails.
+#[derive(Debug)]
+pub(crate) struct Publish {
+    /// The subject.
+    pub(crate) subject: String,
+    /// The headers, `Nats-Msg-Id` included.
+    pub(crate) headers: HeaderMap,
+    /// The payload.
+    pub(crate) payload: bytes::Bytes,
+}
+
+/// Publishes to a stream and returns the stream sequence once it is stored; `first` is
+/// an attempt already handed to the connection (to keep the broker's order), whose
+/// acknowledgement is awaited first. Retries with the same `Nats-Msg-Id` (in the
+/// headers: the stream drops a second copy) until `timeout`: an attempt's publish or
+/// acknowledgement may be lost when the NATS server the node is connected to dies, or get
+/// "no responders" while a stream elects a leader (or before the stream's interest
+/// reached this node's server).
 pub(crate) async fn store(
     js: jetstream::Context,
-    subject: String,
-    headers: HeaderMap,
-    payload: bytes::Bytes,
+    publish: Publish,
     timeout: Duration,
+    mut first: Option<jetstream::context::PublishAckFuture>,
 ) -> Result<u64, Refused> {
     let deadline = tokio::time::Instant::now() + timeout;
     // A few attempts fit in the timeout; each waits long enough for a loaded cluster.
     let attempt_patience = (timeout / 3).max(Duration::from_millis(250));
     loop {
-        let attempt = async {
-            let ack = js
-                .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
-                .await
-                .map_err(|err| err.to_string())?;
-            ack.await.map_err(|err| err.to_string())
+        let attempt = match first.take() {
+            Some(ack) => async move { ack.await.map_err(|err| err.to_string()) }.boxed(),
+            None => {
+                let (js, publish) = (&js, &publish);
+                async move {
+                    let ack = js
+                        .publish_with_headers(
+                            publish.subject.clone(),
+                            publish.headers.clone(),
+                            publish.payload.clone(),
+                        )
+                        .await
+                        .map_err(|err| err.to_string())?;
+                    ack.await.map_err(|err| err.to_string())
+                }
+                .boxed()
+            }
         };
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let last_error = match tokio::time::timeout(attempt_patience.min(left), attempt).await {
