@@ -13,6 +13,7 @@
 //!
 //! `$SYS/...` topics are this node's own status: not stored here.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{DeliverPolicy, pull};
@@ -23,6 +24,7 @@ use protocol::{ReasonCode, TopicFilter};
 use web_time::Instant;
 
 use super::config::ClusterConfig;
+use super::routing::MsgIds;
 use super::subject::{decode_topic, encode_filter, encode_topic, fits_control_line};
 use super::wire;
 use crate::broker::backplane::Refused;
@@ -43,6 +45,8 @@ pub struct RetainedStore {
     head: String,
     /// This node's name (`Mqtt-Node`).
     node: String,
+    /// The `Nats-Msg-Id`s of what it stores.
+    ids: Arc<MsgIds>,
     /// `cluster.nats.max_control_line`.
     max_control_line: usize,
     /// `cluster.publish_timeout_ms`.
@@ -82,14 +86,15 @@ impl RetainedStore {
             stream,
             head: format!("{prefix}.t"),
             node: cfg.node.clone().unwrap_or_default(),
+            ids: Arc::new(MsgIds::new(cfg.node.as_deref().unwrap_or_default())),
             max_control_line: cfg.nats.max_control_line,
             timeout,
         })
     }
 
     /// Stores `message` as its topic's retained message, or clears the topic when the
-    /// payload is empty. Resolves once the stream has done it; Refused (0x80) on timeout
-    /// (`cluster.publish_timeout_ms`) or error, at once for a message larger than NATS'
+    /// payload is empty. Resolves once the stream has done it (retrying meanwhile);
+    /// Refused (0x80) when not done within `cluster.publish_timeout_ms`, at once for a message larger than NATS'
     /// `max_payload` (0x95) or a topic whose subject does not fit the control line (0x90).
     /// `$SYS/...` topics: Ok, nothing stored.
     pub async fn set(&self, message: &Message) -> Result<(), Refused> {
@@ -114,7 +119,9 @@ impl RetainedStore {
                 Err(_) => Err(unavailable(self.timed_out())),
             };
         }
-        let headers = wire::encode(message, &self.node);
+        let mut headers = wire::encode(message, &self.node);
+        // A retry must not store an older value over a newer one stored meanwhile.
+        headers.insert("Nats-Msg-Id", self.ids.next());
         let size = super::routing::header_len(&headers) + message.payload.len();
         let max = self.js.client().server_info().max_payload;
         if max > 0 && size > max {
@@ -123,19 +130,14 @@ impl RetainedStore {
                 detail: format!("message of {size} bytes: larger than NATS max_payload {max}"),
             });
         }
-        let publish = async {
-            let ack = self
-                .js
-                .publish_with_headers(subject, headers, message.payload.clone())
-                .await
-                .map_err(|err| err.to_string())?;
-            ack.await.map_err(|err| err.to_string())
+        let publish = super::routing::Publish {
+            subject,
+            headers,
+            payload: message.payload.clone(),
         };
-        match tokio::time::timeout(self.timeout, publish).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(err)) => Err(unavailable(format!("not stored: {err}"))),
-            Err(_) => Err(unavailable(self.timed_out())),
-        }
+        super::routing::store(self.js.clone(), publish, self.timeout, None)
+            .await
+            .map(drop)
     }
 
     /// The retained messages whose topics `filter` matches (its topic filter, for a shared

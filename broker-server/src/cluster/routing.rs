@@ -31,7 +31,7 @@
 //! Replay ([`Routing::replay`], a persistent session resumed after its node died) is in
 //! [`replay`].
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -39,20 +39,23 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, stream};
 use bytestring::ByteString;
+use futures::FutureExt as _;
 use futures::future::BoxFuture;
-use futures::{FutureExt as _, StreamExt as _};
 use parking_lot::Mutex;
 use protocol::{QoS, ReasonCode, TopicFilter};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::config::ClusterConfig;
-use super::subject::{decode_topic, encode_filter, encode_topic, fits_control_line};
+use super::subject::{encode_filter, encode_topic, fits_control_line};
 use super::{Checkpoint, StreamPos, wire};
 use crate::broker::backplane::{Interest, Refused};
 use crate::message::Message;
 
+mod inbound;
 pub mod replay;
+
+use inbound::{Seen, receive};
 
 /// How many recently received message keys a node remembers to drop the second copy of
 /// a message that reached it through two of its subscriptions.
@@ -96,6 +99,40 @@ pub fn shard_stream(prefix: &str, k: u16) -> String {
     format!("{}_Q_{k}", prefix.to_uppercase())
 }
 
+/// Message ids unique to one node and process: `<node>.<boot>.<counter>` (hex), for
+/// `Nats-Msg-Id`.
+#[derive(Debug)]
+pub(crate) struct MsgIds {
+    /// The node's name.
+    node: String,
+    /// Makes this process's ids unique across restarts of the node (unix nanoseconds at
+    /// start): a restarted node's ids must not be taken for duplicates of the previous
+    /// run's within a stream's duplicate window.
+    boot: u64,
+    /// The counter.
+    next: AtomicU64,
+}
+
+impl MsgIds {
+    /// The ids of `node`, starting now.
+    pub(crate) fn new(node: &str) -> Self {
+        let boot = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        Self {
+            node: node.to_owned(),
+            boot,
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// A new id.
+    pub(crate) fn next(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        format!("{}.{:x}.{n:x}", self.node, self.boot)
+    }
+}
+
 /// The routing of one node: see the module docs. Cheap to clone (one `Arc`).
 #[derive(Debug, Clone)]
 pub struct Routing {
@@ -120,12 +157,8 @@ struct Inner {
     publish_timeout: Duration,
     /// This node's name (`Mqtt-Node` of what it publishes).
     node: String,
-    /// Makes this process's message ids unique across restarts of the node (unix
-    /// nanoseconds at open): a restarted node's ids must not be taken for duplicates of
-    /// the previous run's within the streams' duplicate window.
-    boot: u64,
-    /// The counter of this process's message ids.
-    next_id: AtomicU64,
+    /// The `Nats-Msg-Id`s of what it publishes.
+    ids: MsgIds,
     /// Where received messages go.
     inbound: mpsc::Sender<Inbound>,
     /// One task per filter of interest (key: the whole filter, `$share/g/` included);
@@ -137,31 +170,6 @@ struct Inner {
     watermark: Vec<AtomicU64>,
     /// QoS 0 messages dropped because the connection's queue was full.
     dropped: AtomicU64,
-}
-
-/// A bounded window of message keys: a set for lookups, a queue for eviction order.
-#[derive(Debug, Default)]
-struct Seen {
-    /// The keys in the window.
-    set: HashSet<u64>,
-    /// The same keys, oldest first.
-    order: VecDeque<u64>,
-}
-
-impl Seen {
-    /// Whether `key` is new; remembers it (forgetting the oldest when full).
-    fn first_time(&mut self, key: u64) -> bool {
-        if !self.set.insert(key) {
-            return false;
-        }
-        if self.order.len() == DEDUPE_WINDOW
-            && let Some(old) = self.order.pop_front()
-        {
-            self.set.remove(&old);
-        }
-        self.order.push_back(key);
-        true
-    }
 }
 
 impl Routing {
@@ -199,9 +207,6 @@ impl Routing {
             };
             ensure_stream(&js, config).await?;
         }
-        let boot = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
         Ok(Self {
             inner: Arc::new(Inner {
                 client,
@@ -211,8 +216,7 @@ impl Routing {
                 max_control_line: cfg.nats.max_control_line,
                 publish_timeout,
                 node: node.to_owned(),
-                boot,
-                next_id: AtomicU64::new(0),
+                ids: MsgIds::new(node),
                 inbound,
                 interest: Mutex::new(HashMap::new()),
                 seen: Mutex::new(Seen::default()),
@@ -226,8 +230,9 @@ impl Routing {
     ///
     /// QoS 0: a core publish; resolves Ok at once (also when NATS is down: QoS 0 may be
     /// lost) with no position. QoS 1/2: a JetStream publish; resolves with the position
-    /// once the stream acknowledged it, or Refused on timeout (`cluster.publish_timeout_ms`,
-    /// 0x80), no responders or another error (0x80). Refused at once: a message larger
+    /// once the stream acknowledged it, retrying with the same `Nats-Msg-Id` meanwhile,
+    /// or Refused (0x80) when it was not stored within `cluster.publish_timeout_ms` (no
+    /// acknowledgement, no responders, an error). Refused at once: a message larger
     /// than the server's `max_payload` (0x95), a topic whose subject does not fit the
     /// control line (0x90). Topics starting with `$` stay on this node: Ok at once.
     pub fn forward(
@@ -253,11 +258,7 @@ impl Routing {
             );
         }
         let mut headers = wire::encode(message, &inner.node);
-        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
-        headers.insert(
-            "Nats-Msg-Id",
-            format!("{}.{:x}.{id:x}", inner.node, inner.boot),
-        );
+        headers.insert("Nats-Msg-Id", inner.ids.next());
         let size = header_len(&headers) + message.payload.len();
         let max = inner.client.server_info().max_payload;
         if max > 0 && size > max {
@@ -282,14 +283,16 @@ impl Routing {
                 Some(Err(err)) => tracing::debug!(%err, "a QoS 0 message was not forwarded"),
                 None => {
                     inner.dropped.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!("NATS connection queue full: a QoS 0 message was not forwarded");
+                    tracing::debug!(
+                        "NATS connection queue full: a QoS 0 message was not forwarded"
+                    );
                 }
             }
             return futures::future::ready(Ok(None)).boxed();
         }
         let sent = inner
             .js
-            .publish_with_headers(subject, headers, payload)
+            .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
             .now_or_never();
         let ack = match sent {
             Some(Ok(ack)) => ack,
@@ -306,26 +309,19 @@ impl Routing {
                 );
             }
         };
-        async move {
-            match tokio::time::timeout(timeout, ack).await {
-                Ok(Ok(ack)) => Ok(Some(StreamPos {
-                    shard,
-                    seq: ack.sequence,
-                })),
-                Ok(Err(err)) => Err(Refused {
-                    reason: ReasonCode::UnspecifiedError,
-                    detail: format!("the cluster did not store the message: {err}"),
-                }),
-                Err(_) => Err(Refused {
-                    reason: ReasonCode::UnspecifiedError,
-                    detail: format!(
-                        "the cluster did not store the message within {} ms",
-                        timeout.as_millis()
-                    ),
-                }),
-            }
-        }
-        .boxed()
+        let stored = store(
+            inner.js.clone(),
+            Publish {
+                subject,
+                headers,
+                payload,
+            },
+            timeout,
+            Some(ack),
+        );
+        stored
+            .map(move |stored| stored.map(|seq| Some(StreamPos { shard, seq })))
+            .boxed()
     }
 
     /// QoS 0 messages not forwarded because the NATS connection's queue was full.
@@ -402,6 +398,13 @@ impl Routing {
         }
     }
 
+    /// Ends every subscription of this node (on shutdown): nothing is received after.
+    pub fn shutdown(&self) {
+        for (_, token) in self.inner.interest.lock().drain() {
+            token.cancel();
+        }
+    }
+
     /// The highest stream sequence received per shard (index = shard), own messages
     /// included. Messages of lower sequences may still be on their way through other
     /// subscriptions of this node.
@@ -443,30 +446,75 @@ impl Routing {
     }
 }
 
-/// A refusal, as a ready future.
-/// Creates or updates a stream, then waits for its leader. Retried for up to
-/// [`LEADER_PATIENCE`]: a cluster that just started (or lost a server) refuses for a
-/// moment what it takes a moment to do ("no suitable peers for placement", two nodes
-/// creating the stream at once).
-pub(crate) async fn ensure_stream(
-    js: &jetstream::Context,
-    config: stream::Config,
-) -> anyhow::Result<()> {
-    let name = config.name.clone();
-    let deadline = tokio::time::Instant::now() + LEADER_PATIENCE;
-    loop {
-        match js.create_or_update_stream(config.clone()).await {
-            Ok(_) => break,
-            Err(err) if tokio::time::Instant::now() < deadline => {
-                tracing::debug!(stream = %name, %err, "creating the stream: retrying");
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            Err(err) => return Err(anyhow::anyhow!("stream {name}: {err}")),
-        }
-    }
-    wait_for_leader(js, &name).await
+/// A message for a stream: what [`store`] sends again when an attempt fails.
+#[derive(Debug)]
+pub(crate) struct Publish {
+    /// The subject.
+    pub(crate) subject: String,
+    /// The headers, `Nats-Msg-Id` included.
+    pub(crate) headers: HeaderMap,
+    /// The payload.
+    pub(crate) payload: bytes::Bytes,
 }
 
+/// Publishes to a stream and returns the stream sequence once it is stored; `first` is
+/// an attempt already handed to the connection (to keep the broker's order), whose
+/// acknowledgement is awaited first. Retries with the same `Nats-Msg-Id` (in the
+/// headers: the stream drops a second copy) until `timeout`: an attempt's publish or
+/// acknowledgement may be lost when the NATS server the node is connected to dies, or get
+/// "no responders" while a stream elects a leader (or before the stream's interest
+/// reached this node's server).
+pub(crate) async fn store(
+    js: jetstream::Context,
+    publish: Publish,
+    timeout: Duration,
+    mut first: Option<jetstream::context::PublishAckFuture>,
+) -> Result<u64, Refused> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    // A few attempts fit in the timeout; each waits long enough for a loaded cluster.
+    let attempt_patience = (timeout / 3).max(Duration::from_millis(250));
+    loop {
+        let attempt = match first.take() {
+            Some(ack) => async move { ack.await.map_err(|err| err.to_string()) }.boxed(),
+            None => {
+                let (js, publish) = (&js, &publish);
+                async move {
+                    let ack = js
+                        .publish_with_headers(
+                            publish.subject.clone(),
+                            publish.headers.clone(),
+                            publish.payload.clone(),
+                        )
+                        .await
+                        .map_err(|err| err.to_string())?;
+                    ack.await.map_err(|err| err.to_string())
+                }
+                .boxed()
+            }
+        };
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let last_error = match tokio::time::timeout(attempt_patience.min(left), attempt).await {
+            Ok(Ok(ack)) => return Ok(ack.sequence),
+            Ok(Err(err)) => {
+                // Not at once: what failed needs a moment (an election, a reconnect).
+                tokio::time::sleep(Duration::from_millis(50).min(left)).await;
+                err
+            }
+            Err(_) => "no acknowledgement".into(),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Refused {
+                reason: ReasonCode::UnspecifiedError,
+                detail: format!(
+                    "the cluster did not store the message within {} ms: {last_error}",
+                    timeout.as_millis()
+                ),
+            });
+        }
+    }
+}
+
+/// A refusal, as a ready future.
 fn refused(
     reason: ReasonCode,
     detail: String,
@@ -485,8 +533,32 @@ pub(crate) fn header_len(headers: &HeaderMap) -> usize {
     len
 }
 
+/// Creates the stream `config` describes, or updates it to that configuration, and waits
+/// until it has a leader. Retried until [`LEADER_PATIENCE`]: a JetStream API request
+/// times out while the cluster is busy or electing its meta leader.
+pub(crate) async fn ensure_stream(
+    js: &jetstream::Context,
+    config: stream::Config,
+) -> anyhow::Result<()> {
+    let name = config.name.clone();
+    let deadline = tokio::time::Instant::now() + LEADER_PATIENCE;
+    loop {
+        match js.create_or_update_stream(config.clone()).await {
+            Ok(_) => break,
+            Err(err) if tokio::time::Instant::now() >= deadline => {
+                anyhow::bail!("stream {name}: {err}")
+            }
+            Err(err) => {
+                tracing::debug!(%name, %err, "creating the stream again");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    wait_for_leader(js, &name).await
+}
+
 /// Waits until stream `name` has a leader (a clustered stream takes writes only then).
-pub(crate) async fn wait_for_leader(js: &jetstream::Context, name: &str) -> anyhow::Result<()> {
+async fn wait_for_leader(js: &jetstream::Context, name: &str) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + LEADER_PATIENCE;
     loop {
         let info = js.get_stream(name).await.map(|s| s.cached_info().clone());
@@ -504,82 +576,6 @@ pub(crate) async fn wait_for_leader(js: &jetstream::Context, name: &str) -> anyh
     }
 }
 
-/// The task of one filter of interest: subscribes to the subjects not subscribed yet,
-/// then passes what arrives to [`Inner::accept`] until cancelled (dropping the
-/// subscriptions unsubscribes them).
-async fn receive(
-    inner: Arc<Inner>,
-    filter: TopicFilter,
-    mut subscribers: Vec<async_nats::Subscriber>,
-    later: Vec<String>,
-) {
-    for subject in later {
-        match inner.client.subscribe(subject.clone()).await {
-            Ok(subscriber) => subscribers.push(subscriber),
-            Err(err) => {
-                tracing::warn!(%filter, %subject, %err, "cannot subscribe on NATS");
-                return;
-            }
-        }
-    }
-    let mut messages = futures::stream::select_all(subscribers);
-    while let Some(message) = messages.next().await {
-        if let Some(inbound) = inner.accept(message) {
-            let pos = inbound.pos;
-            if inner.inbound.send(inbound).await.is_err() {
-                return; // the broker is gone
-            }
-            if let Some(pos) = pos {
-                inner.watermark[usize::from(pos.shard)].fetch_max(pos.seq, Ordering::Relaxed);
-            }
-        }
-    }
-}
-
-impl Inner {
-    /// The inbound message a NATS message is, or `None` to drop it: a second copy, this
-    /// node's own message, or something that is not a message of this format (logged).
-    fn accept(&self, message: async_nats::Message) -> Option<Inbound> {
-        let subject = message.subject.as_str();
-        let rest = subject.strip_prefix(&self.prefix)?.strip_prefix(".r.")?;
-        let (kind, _) = rest.split_once('.')?;
-        let head = &subject[..self.prefix.len() + 3 + kind.len()];
-        let headers = message.headers.as_ref()?;
-        let pos = if kind == "m" {
-            None
-        } else {
-            let shard = kind.parse::<u16>().ok().filter(|k| *k < self.shards)?;
-            let seq = headers.get("Nats-Sequence")?.as_str().parse::<u64>().ok()?;
-            Some(StreamPos { shard, seq })
-        };
-        let key = match pos {
-            Some(pos) => fnv1a64(format!("s{}.{}", pos.shard, pos.seq).as_bytes()),
-            None => fnv1a64(headers.get("Nats-Msg-Id")?.as_str().as_bytes()),
-        };
-        if !self.seen.lock().first_time(key) {
-            return None;
-        }
-        if wire::origin_node(headers).as_deref() == Some(self.node.as_str()) {
-            if let Some(pos) = pos {
-                self.watermark[usize::from(pos.shard)].fetch_max(pos.seq, Ordering::Relaxed);
-            }
-            return None;
-        }
-        let decoded = decode_topic(head, subject)
-            .map_err(|err| err.to_string())
-            .and_then(|topic| {
-                wire::decode(topic.into(), headers, message.payload).map_err(|e| e.to_string())
-            });
-        match decoded {
-            Ok((message, _node)) => Some(Inbound { message, pos }),
-            Err(err) => {
-                tracing::warn!(%subject, %err, "dropped a message that is not ours");
-                None
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -591,17 +587,5 @@ mod tests {
         assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
         assert!((0..100).all(|i| shard_of(&format!("t/{i}"), 8) < 8));
         assert_eq!(shard_stream("mqtt-x", 3), "MQTT-X_Q_3");
-    }
-
-    #[test]
-    fn the_window_passes_each_key_once_and_forgets_the_oldest() {
-        let mut seen = Seen::default();
-        assert!(seen.first_time(1));
-        assert!(!seen.first_time(1));
-        for key in 2..=DEDUPE_WINDOW as u64 + 1 {
-            assert!(seen.first_time(key));
-        }
-        assert_eq!(seen.set.len(), DEDUPE_WINDOW);
-        assert!(seen.first_time(1), "forgotten once out of the window");
     }
 }

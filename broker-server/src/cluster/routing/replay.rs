@@ -2,10 +2,11 @@
 //! the shard streams after its checkpoint (the session's node died, another node resumes
 //! it).
 //!
-//! Per shard, one ordered consumer per filter (its subjects under `p.q.<k>`, starting
-//! after the checkpoint's sequence): NATS refuses overlapping filter subjects in one
-//! consumer, and two filters of a session may overlap. The messages are merged by
-//! sequence, so one matched by two filters comes once. Reading stops at the stream's last
+//! Per shard, an ordered consumer on the filters' subjects under `p.q.<k>`, starting after
+//! the checkpoint's sequence. NATS refuses overlapping filter subjects in one consumer,
+//! and a session's filters may overlap (`a/+`, `a/#`): the subjects are split into groups
+//! without overlaps ([`disjoint_groups`]), one consumer each (one in the common case),
+//! and the messages merged by sequence, so one matched by two filters comes once. Reading stops at the stream's last
 //! sequence when the replay began, and after [`MAX_REPLAY`] messages in all.
 
 use std::collections::BTreeMap;
@@ -26,6 +27,38 @@ pub const MAX_REPLAY: usize = 100_000;
 
 /// How long one read of a replay may wait for the server.
 const READ_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Whether some subject matches both NATS subject patterns `a` and `b`.
+fn overlap(a: &str, b: &str) -> bool {
+    let (mut a, mut b) = (a.split('.'), b.split('.'));
+    loop {
+        match (a.next(), b.next()) {
+            // `>` matches one or more tokens: whatever the other has left, if anything.
+            (Some(">"), Some(_)) | (Some(_), Some(">")) => return true,
+            (Some(x), Some(y)) if x == y || x == "*" || y == "*" => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// `subjects` without repeats, in groups of which no two overlap (first fit).
+fn disjoint_groups(subjects: Vec<String>) -> Vec<Vec<String>> {
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    for subject in subjects {
+        if groups.iter().flatten().any(|s| *s == subject) {
+            continue;
+        }
+        match groups
+            .iter_mut()
+            .find(|group| !group.iter().any(|s| overlap(s, &subject)))
+        {
+            Some(group) => group.push(subject),
+            None => groups.push(vec![subject]),
+        }
+    }
+    groups
+}
 
 impl Routing {
     /// The messages stored in the shard streams after `from` (per shard; a shard missing
@@ -67,12 +100,16 @@ impl Routing {
             return Ok(Vec::new());
         }
         let head = format!("{}.q.{shard}", self.prefix());
-        let mut found: BTreeMap<u64, Inbound> = BTreeMap::new();
+        let mut subjects = Vec::new();
         for filter in filters {
-            let subjects: Vec<String> = encode_filter(&head, filter.filter())?
-                .iter()
-                .map(str::to_owned)
-                .collect();
+            subjects.extend(
+                encode_filter(&head, filter.filter())?
+                    .iter()
+                    .map(str::to_owned),
+            );
+        }
+        let mut found: BTreeMap<u64, Inbound> = BTreeMap::new();
+        for subjects in disjoint_groups(subjects) {
             let consumer = stream
                 .create_consumer(pull::OrderedConfig {
                     filter_subjects: subjects,
@@ -127,5 +164,47 @@ impl Routing {
             }
         }
         Ok(found.into_values().take(limit).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlapping_patterns() {
+        for (a, b) in [
+            ("p.a", "p.a"),
+            ("p.*", "p.a"),
+            ("p.>", "p.a.b"),
+            ("p.*.c", "p.b.*"),
+            ("p.>", "p.*"),
+        ] {
+            assert!(overlap(a, b), "{a} {b}");
+            assert!(overlap(b, a), "{b} {a}");
+        }
+        for (a, b) in [
+            ("p.a", "p.b"),
+            ("p.>", "p"),
+            ("p.*", "p.a.b"),
+            ("p.a.>", "p.b.>"),
+        ] {
+            assert!(!overlap(a, b), "{a} {b}");
+            assert!(!overlap(b, a), "{b} {a}");
+        }
+    }
+
+    #[test]
+    fn groups_hold_no_overlap_and_every_subject_once() {
+        let subjects = ["q.a.*", "q.a.>", "q.a", "q.b", "q.a.*", "q.>"];
+        let groups = disjoint_groups(subjects.iter().map(|s| s.to_string()).collect());
+        assert_eq!(
+            groups,
+            vec![
+                vec!["q.a.*".to_owned(), "q.a".into(), "q.b".into()],
+                vec!["q.a.>".to_owned()],
+                vec!["q.>".to_owned()],
+            ]
+        );
     }
 }

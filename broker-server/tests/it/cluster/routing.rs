@@ -256,23 +256,38 @@ async fn lost_interest_stops_delivery() {
 
     b.routing
         .interest(&TopicFilter::new("u/#").unwrap(), Interest::Lost);
-    // The unsubscription is spawned: wait until NATS knows no subscriber of `u/1`
-    // (a request then fails with "no responders" instead of timing out).
-    let probe = connect(url, "probe").await;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let request = probe.request("rt3.r.0.u.1", Bytes::new());
-        match tokio::time::timeout(Duration::from_millis(200), request).await {
-            Ok(Err(err)) if err.kind() == async_nats::client::RequestErrorKind::NoResponders => {
-                break;
-            }
-            _ => assert!(tokio::time::Instant::now() < deadline, "still subscribed"),
-        }
-    }
+    // The unsubscription is spawned: wait until NATS knows no subscriber of `u/1`.
+    unsubscribed(url, "rt3.r.0.u.1").await;
     a.forward(msg("u/1", QoS::AtLeastOnce, "2")).await;
     a.forward(msg("u", QoS::AtMostOnce, "3")).await;
     let late = a.sync(&mut b, "marker").await;
     assert!(late.is_empty(), "{late:#?}");
+
+    // Shutting down ends every subscription.
+    b.gain("v/+");
+    a.sync(&mut b, "marker").await;
+    b.routing.shutdown();
+    unsubscribed(url, "rt3.r.m.v.1").await;
+    unsubscribed(url, "rt3.r.m.marker").await;
+}
+
+/// Waits until no subscriber of `subject` is left: a request then fails with "no
+/// responders" instead of timing out.
+async fn unsubscribed(url: &str, subject: &str) {
+    let probe = connect(url, "probe").await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let request = probe.request(subject.to_owned(), Bytes::new());
+        match tokio::time::timeout(Duration::from_millis(200), request).await {
+            Ok(Err(err)) if err.kind() == async_nats::client::RequestErrorKind::NoResponders => {
+                return;
+            }
+            _ => assert!(
+                tokio::time::Instant::now() < deadline,
+                "{subject}: still subscribed"
+            ),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -445,4 +460,45 @@ async fn replay_returns_what_was_stored_after_the_checkpoint() {
         .await
         .unwrap();
     assert!(latest.is_empty(), "{latest:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_forward_survives_the_loss_of_its_nats_server() {
+    let mut cluster = NatsCluster::start().await;
+    let urls = cluster.urls();
+    // A client that knows every server, so it reconnects to another.
+    let client = async_nats::ConnectOptions::new()
+        .name("a")
+        .connect(urls.clone())
+        .await
+        .expect("connect");
+    let cfg = ClusterConfig {
+        publish_timeout_ms: 20_000,
+        ..config(&urls[0], "a", "rt7")
+    };
+    let (tx, _inbound) = mpsc::channel(16);
+    let a = Routing::open(client.clone(), &cfg, "a", tx).await.unwrap();
+    let first = a
+        .forward(&Arc::new(msg("k/1", QoS::AtLeastOnce, "1")))
+        .await
+        .expect("stored");
+    let victim = cluster.index_of(&client.server_info().server_name);
+    cluster.kill(victim);
+    let second = a
+        .forward(&Arc::new(msg("k/1", QoS::AtLeastOnce, "2")))
+        .await
+        .expect("stored through another server")
+        .expect("a position");
+    assert_eq!(second.shard, first.unwrap().shard);
+    // Stored once, even if an attempt was retried.
+    let js = async_nats::jetstream::new(client);
+    let mut stream = js
+        .get_stream(shard_stream("rt7", second.shard))
+        .await
+        .unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 2);
+    assert_eq!(
+        stream.get_raw_message(second.seq).await.unwrap().payload,
+        "2".as_bytes()
+    );
 }
