@@ -56,7 +56,8 @@ pub struct ClusterConfig {
     /// is not a death. Default 6.
     pub node_ttl_secs: u64,
     /// Milliseconds to wait for JetStream to confirm a QoS 1/2 message before the
-    /// PUBLISH is refused instead of acknowledged. Default 2000.
+    /// PUBLISH is refused instead of acknowledged; covers the election of a new stream
+    /// leader when a NATS server dies (a few seconds). Default 5000.
     pub publish_timeout_ms: u64,
     /// The NATS connection.
     pub nats: NatsConfig,
@@ -73,7 +74,7 @@ impl Default for ClusterConfig {
             offline_session_retention_secs: 604_800,
             heartbeat_secs: 2,
             node_ttl_secs: 6,
-            publish_timeout_ms: 2000,
+            publish_timeout_ms: 5000,
             nats: NatsConfig::default(),
         }
     }

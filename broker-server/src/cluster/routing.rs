@@ -165,7 +165,7 @@ struct Inner {
     /// cancelling its token ends the task and its NATS subscriptions.
     interest: Mutex<HashMap<ByteString, CancellationToken>>,
     /// Recently received messages, to pass each only once.
-    seen: Mutex<Seen>,
+    seen: tokio::sync::Mutex<Seen>,
     /// The highest stream sequence received per shard.
     watermark: Vec<AtomicU64>,
     /// QoS 0 messages dropped because the connection's queue was full.
@@ -219,7 +219,7 @@ impl Routing {
                 ids: MsgIds::new(node),
                 inbound,
                 interest: Mutex::new(HashMap::new()),
-                seen: Mutex::new(Seen::default()),
+                seen: tokio::sync::Mutex::new(Seen::default()),
                 watermark: (0..cfg.shards.max(1)).map(|_| AtomicU64::new(0)).collect(),
                 dropped: AtomicU64::new(0),
             }),

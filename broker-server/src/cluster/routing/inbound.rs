@@ -57,9 +57,19 @@ pub(super) async fn receive(
     }
     let mut messages = futures::stream::select_all(subscribers);
     while let Some(message) = messages.next().await {
-        if let Some(inbound) = inner.accept(message) {
+        if let Some((key, inbound)) = inner.accept(message) {
             let pos = inbound.pos;
-            if inner.inbound.send(inbound).await.is_err() {
+            // The check and the hand-over are one step: another filter's task that got a
+            // later message of the same topic first through its own subscription must
+            // not pass it on before this one (MQTT keeps a topic's order; each NATS
+            // subscription keeps it, and a message's first copy then keeps it too).
+            let mut seen = inner.seen.lock().await;
+            if !seen.first_time(key) {
+                continue;
+            }
+            let sent = inner.inbound.send(inbound).await;
+            drop(seen);
+            if sent.is_err() {
                 return; // the broker is gone
             }
             if let Some(pos) = pos {
@@ -70,9 +80,10 @@ pub(super) async fn receive(
 }
 
 impl Inner {
-    /// The inbound message a NATS message is, or `None` to drop it: a second copy, this
-    /// node's own message, or something that is not a message of this format (logged).
-    pub(super) fn accept(&self, message: async_nats::Message) -> Option<Inbound> {
+    /// The inbound message a NATS message is, with its key for the once-per-node check,
+    /// or `None` to drop it: this node's own message, or something that is not a message
+    /// of this format (logged).
+    pub(super) fn accept(&self, message: async_nats::Message) -> Option<(u64, Inbound)> {
         let subject = message.subject.as_str();
         let rest = subject.strip_prefix(&self.prefix)?.strip_prefix(".r.")?;
         let (kind, _) = rest.split_once('.')?;
@@ -89,9 +100,6 @@ impl Inner {
             Some(pos) => fnv1a64(format!("s{}.{}", pos.shard, pos.seq).as_bytes()),
             None => fnv1a64(headers.get("Nats-Msg-Id")?.as_str().as_bytes()),
         };
-        if !self.seen.lock().first_time(key) {
-            return None;
-        }
         if wire::origin_node(headers).as_deref() == Some(self.node.as_str()) {
             if let Some(pos) = pos {
                 self.watermark[usize::from(pos.shard)].fetch_max(pos.seq, Ordering::Relaxed);
@@ -104,7 +112,7 @@ impl Inner {
                 wire::decode(topic.into(), headers, message.payload).map_err(|e| e.to_string())
             });
         match decoded {
-            Ok((message, _node)) => Some(Inbound { message, pos }),
+            Ok((message, _node)) => Some((key, Inbound { message, pos })),
             Err(err) => {
                 tracing::warn!(%subject, %err, "dropped a message that is not ours");
                 None

@@ -132,10 +132,11 @@ async fn wait_routed(via: &mut RawClient, subscriber: &mut RawClient, topic: &st
             "the subscription never reached the publishing node"
         );
     }
-    via.publish(publish(topic, "fence", QoS::AtMostOnce, None)).await;
+    let fence = format!("fence-{}", fastrand::u64(..));
+    via.publish(publish(topic, &fence, QoS::AtMostOnce, None)).await;
     loop {
         if let Packet::Publish(p) = subscriber.recv().await
-            && &p.payload[..] == b"fence"
+            && p.payload[..] == *fence.as_bytes()
         {
             return;
         }
@@ -156,6 +157,12 @@ async fn publishes_at_every_qos_reach_subscribers_on_other_nodes() {
     sub2.subscribe(1, &[("t/+/x", QoS::ExactlyOnce)]).await;
     wait_routed(&mut publisher, &mut sub1, "t/probe/x").await;
     wait_routed(&mut publisher, &mut sub2, "t/probe/x").await;
+    // sub1 got sub2's probes too: both drop what came, up to a last fence.
+    publisher
+        .publish(publish("t/probe/x", "last-fence", QoS::AtMostOnce, None))
+        .await;
+    while !matches!(sub1.recv().await, Packet::Publish(p) if &p.payload[..] == b"last-fence") {}
+    while !matches!(sub2.recv().await, Packet::Publish(p) if &p.payload[..] == b"last-fence") {}
 
     let topics = [
         "t/a.b/x",
