@@ -226,11 +226,15 @@ pub async fn start(config: Config) -> anyhow::Result<RunningBroker> {
             let (plane, feeds) = cluster::plane::NatsPlane::connect(&config.cluster)
                 .await
                 .map_err(|err| anyhow::anyhow!("cannot join the cluster: {err:#}"))?;
-            (broker::backplane::Plane::Nats(plane.clone()), Some((plane, feeds)))
+            (
+                broker::backplane::Plane::Nats(plane.clone()),
+                Some((plane, feeds)),
+            )
         }
     };
     let broker = storage::recovery::open(config, security, plane)?;
     if let Some((plane, feeds)) = feeds {
+        broker.router.route_groups_elsewhere();
         plane.run(&broker, feeds);
     }
     register_scram(&broker);

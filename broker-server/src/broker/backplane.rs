@@ -77,6 +77,9 @@ pub struct Connecting {
     pub expiry_interval: u32,
     /// The will, which a surviving node publishes if this node dies.
     pub will: Option<Will>,
+    /// Whether this node has the session already (then nothing needs to come from
+    /// elsewhere, unless the cluster says another node holds it).
+    pub here: bool,
 }
 
 /// A session that another node held, handed to this one by [`Backplane::claim`].
@@ -88,6 +91,10 @@ pub struct Handover {
     pub messages: Vec<(Arc<Message>, protocol::QoS)>,
     /// Its protocol state: the QoS 1/2 flows in flight, with their packet identifiers.
     pub state: Option<protocol::session::SessionState>,
+    /// Rebuilt from the cluster's record (its node is gone): the QoS 1/2 messages its
+    /// subscriptions match are replayed from the streams after this checkpoint, once
+    /// the subscriptions are live here (so none falls between the two).
+    pub replay_from: Option<crate::cluster::Checkpoint>,
 }
 
 /// What [`Backplane::claim`] answered.
@@ -179,6 +186,20 @@ impl Backplane for Local {
 }
 
 impl Plane {
+    /// The QoS 1/2 messages stored in the cluster after `from` whose topics `filters`
+    /// match (a session rebuilt after its node died).
+    pub(crate) async fn replay(
+        &self,
+        client_id: &ByteString,
+        from: &crate::cluster::Checkpoint,
+        filters: &[TopicFilter],
+    ) -> Vec<Message> {
+        match self {
+            Self::Local => Vec::new(),
+            Self::Nats(plane) => plane.replay(client_id, from, filters).await,
+        }
+    }
+
     /// A persistent session's subscriptions changed: a cluster records them with the
     /// session, for the node that rebuilds it if this one dies.
     pub(crate) fn subscriptions_changed(&self, session: &crate::session::Session) {
@@ -252,6 +273,7 @@ mod tests {
             clean_start: true,
             expiry_interval: 0,
             will: None,
+            here: false,
         };
         let claim = futures::FutureExt::now_or_never(Local.claim(&"c".into(), &connecting));
         assert!(matches!(claim, Some(Claim::Claimed(None))));

@@ -21,7 +21,8 @@ use crate::session::{Enqueued, Session};
 
 /// What the backplane must confirm before the publisher's acknowledgement may go: the
 /// message is durable beyond this node ([`Backplane::forward`]).
-pub(crate) type Forwarded = futures::future::BoxFuture<'static, Result<(), super::backplane::Refused>>;
+pub(crate) type Forwarded =
+    futures::future::BoxFuture<'static, Result<(), super::backplane::Refused>>;
 
 thread_local! {
     /// The routing results of the publish running on this thread (empty between
@@ -60,6 +61,21 @@ impl Broker {
     /// retained messages). Returns how many sessions it was routed to.
     pub fn publish_remote(&self, message: Message) -> usize {
         self.route_here(&Arc::new(message), false).0
+    }
+
+    /// A message the cluster gave this node for the shared subscription `share`: to one
+    /// member of that group here. Returns whether a member took it.
+    pub fn publish_remote_shared(&self, message: Message, share: &protocol::TopicFilter) -> bool {
+        let message = Arc::new(message);
+        let Some((session, delivery)) = self.router.route_shared(&message, share) else {
+            self.metrics.messages_dropped.inc();
+            return false;
+        };
+        let (outcome, _) = self.deliver(&session, delivery, &mut None);
+        if outcome.dropped_one() {
+            self.metrics.messages_dropped.inc();
+        }
+        true
     }
 
     /// Retains (if `retain_here` and it asks to be) and routes `message` to this node's

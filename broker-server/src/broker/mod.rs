@@ -245,41 +245,55 @@ impl Broker {
             let _ = tokio::time::timeout(Duration::from_secs(10), previous.released).await;
         }
         // Once any previous connection let go: the session may be owned elsewhere.
+        let mut connecting = connecting;
+        connecting.here = self.sessions.lock().contains_key(client_id);
         let handover = match self.backplane.claim(client_id, &connecting).await {
             Claim::Refused(refused) => return Err(AttachError::NotClaimed(refused)),
             Claim::Claimed(handover) => handover,
         };
         let (release_tx, release_rx) = oneshot::channel();
-        let mut sessions = self.sessions.lock();
-        let existing = sessions.get(client_id).cloned();
-        if let Some(session) = &existing {
-            // Another connection may have created or claimed it while we waited.
-            refuse(session)?;
-        }
-        let handed_over = existing.is_none() && !clean_start && handover.is_some();
-        let (session, present, ended) = match existing {
-            Some(session) if !clean_start => {
-                session.set_owner(owner);
-                (session, true, None)
+        let (session, present, ended, handed_over) = {
+            let mut sessions = self.sessions.lock();
+            let existing = sessions.get(client_id).cloned();
+            if let Some(session) = &existing {
+                // Another connection may have created or claimed it while we waited.
+                refuse(session)?;
             }
-            None if handed_over => {
-                // The session lived on another node: it continues here (filled below,
-                // outside the registry's lock).
-                let session = Arc::new(Session::new(client_id.clone(), self.queue_limits()));
-                session.set_owner(owner);
-                sessions.insert(client_id.clone(), session.clone());
-                (session, true, None)
-            }
-            existing => {
-                let session = Arc::new(Session::new(client_id.clone(), self.queue_limits()));
-                session.set_owner(owner);
-                sessions.insert(client_id.clone(), session.clone());
-                (session, false, existing)
-            }
+            let handed_over = existing.is_none() && !clean_start && handover.is_some();
+            let (session, present, ended) = match existing {
+                Some(session) if !clean_start => {
+                    session.set_owner(owner);
+                    (session, true, None)
+                }
+                None if handed_over => {
+                    // The session lived on another node: it continues here (filled below,
+                    // outside the registry's lock).
+                    let session = Arc::new(Session::new(client_id.clone(), self.queue_limits()));
+                    session.set_owner(owner);
+                    sessions.insert(client_id.clone(), session.clone());
+                    (session, true, None)
+                }
+                existing => {
+                    let session = Arc::new(Session::new(client_id.clone(), self.queue_limits()));
+                    session.set_owner(owner);
+                    sessions.insert(client_id.clone(), session.clone());
+                    (session, false, existing)
+                }
+            };
+            (session, present, ended, handed_over)
         };
-        drop(sessions);
-        if let Some(handover) = handover.filter(|_| handed_over) {
+        if let Some(mut handover) = handover.filter(|_| handed_over) {
+            let replay_from = handover.replay_from.take();
+            let filters: Vec<TopicFilter> = handover
+                .subscriptions
+                .iter()
+                .map(|(f, _)| f.clone())
+                .collect();
             self.take_over(&session, handover);
+            if let Some(from) = replay_from {
+                let replayed = self.backplane.replay(client_id, &from, &filters).await;
+                self.deliver_replayed(&session, replayed);
+            }
         }
         let epoch = session.next_epoch();
         *session.attachment.lock() = Some(Attachment {
@@ -361,6 +375,7 @@ impl Broker {
             subscriptions,
             messages,
             state,
+            replay_from: None,
         })
     }
 
@@ -404,10 +419,35 @@ impl Broker {
         out
     }
 
+    /// Delivers to `session` the messages replayed for it from the cluster, each at the
+    /// highest QoS its matching subscriptions granted.
+    fn deliver_replayed(&self, session: &Arc<Session>, replayed: Vec<Message>) {
+        let subscriptions = session.subscriptions.lock().clone();
+        let now = crate::clock::now();
+        let mut messages = Vec::with_capacity(replayed.len());
+        for message in replayed {
+            if message.expires_at.is_some_and(|at| at <= now) {
+                continue;
+            }
+            let granted = subscriptions
+                .iter()
+                .filter(|(filter, _)| filter.matches(&message.topic))
+                .map(|(_, stored)| stored.options.qos)
+                .max();
+            if let Some(granted) = granted {
+                let qos = message.qos.min(granted);
+                messages.push((Arc::new(message), qos));
+            }
+        }
+        self.deliver_handed(session, messages);
+    }
+
     /// Fills `session` (new on this node) with what another node handed over: its
     /// subscriptions (the backplane hears of new filters) and its undelivered messages.
     fn take_over(&self, session: &Arc<Session>, handover: Handover) {
-        session.detached().protocol = handover.state;
+        // A session rebuilt from its record has no flows in flight, but it is resumed
+        // (Session Present): an empty state says so.
+        session.detached().protocol = Some(handover.state.unwrap_or_default());
         for (filter, stored) in handover.subscriptions {
             let entry = SubEntry {
                 session: session.clone(),
@@ -417,7 +457,12 @@ impl Broker {
             self.subscribe(&filter, entry);
             session.subscriptions.lock().insert(filter, stored);
         }
-        for (message, qos) in handover.messages {
+        self.deliver_handed(session, handover.messages);
+    }
+
+    /// Puts messages that come with a session from elsewhere into its mailbox.
+    fn deliver_handed(&self, session: &Arc<Session>, messages: Vec<(Arc<Message>, protocol::QoS)>) {
+        for (message, qos) in messages {
             let delivery = crate::message::Delivery {
                 message,
                 qos,

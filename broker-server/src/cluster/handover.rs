@@ -158,6 +158,7 @@ pub fn decode(mut data: Bytes) -> Result<Handover, HandoverError> {
         subscriptions: record.subscriptions,
         messages,
         state,
+        replay_from: None,
     })
 }
 
@@ -233,6 +234,7 @@ mod tests {
                 inbound_awaiting_release: vec![id(4)],
                 next_packet_id: Some(id(10)),
             }),
+            replay_from: None,
         };
         let back = decode(encode(&handover)).unwrap();
         assert_eq!(back.subscriptions, handover.subscriptions);

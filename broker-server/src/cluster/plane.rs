@@ -140,9 +140,19 @@ impl NatsPlane {
             let broker = broker.clone();
             let plane = self.clone();
             let task = tokio::spawn(async move {
-                while let Some(Inbound { message, .. }) = inbound.recv().await {
+                while let Some(Inbound {
+                    message, shared, ..
+                }) = inbound.recv().await
+                {
                     plane.stats.received.fetch_add(1, Ordering::Relaxed);
-                    broker.publish_remote(message);
+                    match shared {
+                        None => {
+                            broker.publish_remote(message);
+                        }
+                        Some(share) => {
+                            broker.publish_remote_shared(message, &share);
+                        }
+                    }
                 }
             });
             loops.push(task.abort_handle());
@@ -252,7 +262,9 @@ impl NatsPlane {
         if message.qos == QoS::AtMostOnce {
             return None;
         }
-        Some(Box::pin(async move { count_refusal(routed.await.map(drop)) }))
+        Some(Box::pin(
+            async move { count_refusal(routed.await.map(drop)) },
+        ))
     }
 
     /// Holds (or drops) this node's NATS subscription for `filter`.
@@ -291,10 +303,18 @@ impl NatsPlane {
             }
             Err(refused) => return Claim::Refused(refused),
         };
-        let Some(previous) = previous.filter(|p| p.node != self.node) else {
+        let Some(previous) = previous else {
             return Claim::Claimed(None);
         };
         let continues = !connecting.clean_start;
+        if previous.node == self.node {
+            // This node held it: in its registry still, or (after a restart, or as the
+            // reaper of a dead node) only in the cluster's record.
+            return match (connecting.here, continues) {
+                (false, true) => Claim::Claimed(Some(self.rebuild(client_id, previous))),
+                _ => Claim::Claimed(None),
+            };
+        }
         let handed = self
             .sessions
             .request_handoff(&previous.node, client_id, continues)
@@ -318,55 +338,40 @@ impl NatsPlane {
         };
         let handover = match handover {
             Some(handover) => handover,
-            None => self.rebuild(client_id, previous).await,
+            None => self.rebuild(client_id, previous),
         };
         self.stats.taken_over.fetch_add(1, Ordering::Relaxed);
         Claim::Claimed(Some(handover))
     }
 
-    /// A session whose node is gone: its subscriptions from the record, and the QoS 1/2
-    /// messages they match that the streams hold since its checkpoint (at least once:
-    /// some may have reached the client before its node died).
-    async fn rebuild(&self, client_id: &ByteString, previous: Record) -> Handover {
-        let filters: Vec<TopicFilter> = previous
-            .subscriptions
-            .iter()
-            .map(|(filter, _)| filter.clone())
-            .collect();
-        let replayed = if filters.is_empty() {
-            Vec::new()
-        } else {
-            self.replay(client_id, &previous.checkpoint, &filters).await
-        };
-        let messages = replayed
-            .into_iter()
-            .filter_map(|inbound| {
-                let granted = previous
-                    .subscriptions
-                    .iter()
-                    .filter(|(filter, _)| filter.matches(&inbound.message.topic))
-                    .map(|(_, stored)| stored.options.qos)
-                    .max()?;
-                let qos = inbound.message.qos.min(granted);
-                Some((Arc::new(inbound.message), qos))
-            })
-            .collect();
-        info!(%client_id, node = %previous.node, "cluster: session rebuilt from its record (its node is gone)");
+    /// A session whose node is gone: its subscriptions from the record; the QoS 1/2
+    /// messages they match are replayed from its checkpoint once they are live here
+    /// (at least once: some may have reached the client before its node died).
+    fn rebuild(&self, client_id: &ByteString, previous: Record) -> Handover {
+        info!(%client_id, node = %previous.node, "cluster: session rebuilt from its record");
         Handover {
             subscriptions: previous.subscriptions,
-            messages,
+            messages: Vec::new(),
             state: None,
+            replay_from: Some(previous.checkpoint),
         }
     }
 
-    async fn replay(
+    /// The QoS 1/2 messages stored after `from` whose topics `filters` match.
+    pub(crate) async fn replay(
         &self,
         client_id: &ByteString,
         from: &Checkpoint,
         filters: &[TopicFilter],
-    ) -> Vec<Inbound> {
+    ) -> Vec<Message> {
+        if filters.is_empty() {
+            return Vec::new();
+        }
         match self.routing.replay(from, filters).await {
-            Ok(replayed) => replayed,
+            Ok(replayed) => replayed
+                .into_iter()
+                .map(|inbound| inbound.message)
+                .collect(),
             Err(err) => {
                 warn!(%client_id, %err, "cluster: messages of the session not replayed");
                 Vec::new()
@@ -422,19 +427,75 @@ impl NatsPlane {
 
     /// The backplane's figures, for `/metrics` (`mqtt_cluster_<name>`) and `$SYS`
     /// (`$SYS/broker/cluster/<topic>`): (metric name, `$SYS` topic, kind, help, value).
-    pub(crate) fn figures(&self) -> Vec<(&'static str, &'static str, &'static str, &'static str, u64)> {
+    pub(crate) fn figures(
+        &self,
+    ) -> Vec<(&'static str, &'static str, &'static str, &'static str, u64)> {
         let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         let s = &self.stats;
         vec![
-            ("mqtt_cluster_nats_connected", "nats/connected", "gauge", "1 while this node's NATS connection is up.", u64::from(self.link.connected())),
-            ("mqtt_cluster_nodes", "nodes", "gauge", "Broker nodes alive in the cluster, as this node sees them.", self.nodes().len() as u64),
-            ("mqtt_cluster_forwarded_total", "messages/forwarded", "counter", "Messages this node published to the other nodes.", get(&s.forwarded)),
-            ("mqtt_cluster_received_total", "messages/received", "counter", "Messages this node received from the other nodes.", get(&s.received)),
-            ("mqtt_cluster_dropped_total", "messages/dropped", "counter", "QoS 0 messages not forwarded because the NATS connection's queue was full.", self.routing.dropped()),
-            ("mqtt_cluster_refused_total", "messages/refused", "counter", "QoS 1/2 publishes refused because the cluster did not confirm them.", get(&s.refused)),
-            ("mqtt_cluster_sessions_handed_over_total", "sessions/handed_over", "counter", "Sessions this node handed to another node.", get(&s.handed_over)),
-            ("mqtt_cluster_sessions_taken_over_total", "sessions/taken_over", "counter", "Sessions this node took over from another node.", get(&s.taken_over)),
-            ("mqtt_cluster_dead_node_wills_total", "wills/dead_nodes", "counter", "Wills this node published for clients of nodes that died.", get(&s.reaped_wills)),
+            (
+                "mqtt_cluster_nats_connected",
+                "nats/connected",
+                "gauge",
+                "1 while this node's NATS connection is up.",
+                u64::from(self.link.connected()),
+            ),
+            (
+                "mqtt_cluster_nodes",
+                "nodes",
+                "gauge",
+                "Broker nodes alive in the cluster, as this node sees them.",
+                self.nodes().len() as u64,
+            ),
+            (
+                "mqtt_cluster_forwarded_total",
+                "messages/forwarded",
+                "counter",
+                "Messages this node published to the other nodes.",
+                get(&s.forwarded),
+            ),
+            (
+                "mqtt_cluster_received_total",
+                "messages/received",
+                "counter",
+                "Messages this node received from the other nodes.",
+                get(&s.received),
+            ),
+            (
+                "mqtt_cluster_dropped_total",
+                "messages/dropped",
+                "counter",
+                "QoS 0 messages not forwarded because the NATS connection's queue was full.",
+                self.routing.dropped(),
+            ),
+            (
+                "mqtt_cluster_refused_total",
+                "messages/refused",
+                "counter",
+                "QoS 1/2 publishes refused because the cluster did not confirm them.",
+                get(&s.refused),
+            ),
+            (
+                "mqtt_cluster_sessions_handed_over_total",
+                "sessions/handed_over",
+                "counter",
+                "Sessions this node handed to another node.",
+                get(&s.handed_over),
+            ),
+            (
+                "mqtt_cluster_sessions_taken_over_total",
+                "sessions/taken_over",
+                "counter",
+                "Sessions this node took over from another node.",
+                get(&s.taken_over),
+            ),
+            (
+                "mqtt_cluster_dead_node_wills_total",
+                "wills/dead_nodes",
+                "counter",
+                "Wills this node published for clients of nodes that died.",
+                get(&s.reaped_wills),
+            ),
         ]
     }
 }

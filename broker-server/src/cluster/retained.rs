@@ -207,7 +207,13 @@ impl RetainedStore {
         let _delete = ConsumerGuard::new(&self.js, consumer.cached_info());
         let mut pending = consumer.cached_info().num_pending;
         if pending == 0 {
-            return Ok(());
+            // The count in the creation's answer can lag just-stored messages on a busy
+            // server: ask once more before concluding there are none.
+            let mut consumer = consumer.clone();
+            pending = consumer.info().await?.num_pending;
+            if pending == 0 {
+                return Ok(());
+            }
         }
         let mut messages = consumer.messages().await?;
         while pending > 0 {

@@ -75,6 +75,10 @@ pub struct Inbound {
     pub message: Message,
     /// Where it is stored (QoS 1/2, received from a shard stream); `None` for QoS 0.
     pub pos: Option<StreamPos>,
+    /// Received for this shared subscription (`$share/{group}/{filter}`): it goes to one
+    /// member of that group here, and to nobody else. `None`: for every ordinary
+    /// subscription here.
+    pub shared: Option<TopicFilter>,
 }
 
 /// The FNV-1a 64-bit hash, which picks a topic's shard: stable across nodes, versions
@@ -92,6 +96,15 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 pub fn shard_of(topic: &str, shards: u16) -> u16 {
     // The remainder is below `shards`, a u16.
     (fnv1a64(topic.as_bytes()) % u64::from(shards.max(1))) as u16
+}
+
+/// The NATS queue group of a shared subscription `$share/{group}/{filter}`: one per
+/// group and filter cluster-wide, so each message reaches one node of the group, whose
+/// router picks one local member. `None` for an ordinary filter.
+pub(crate) fn share_queue(filter: &TopicFilter) -> Option<String> {
+    let group = filter.share_group()?;
+    let key = format!("{group}\0{}", filter.filter());
+    Some(format!("share-{:016x}", fnv1a64(key.as_bytes())))
 }
 
 /// The name of shard `k`'s stream under `prefix`: `<PREFIX>_Q_<k>`.
@@ -370,8 +383,17 @@ impl Routing {
                 // publishes later. The task subscribes to what did not fit.
                 let mut subscribers = Vec::with_capacity(subjects.len());
                 let mut later = Vec::new();
+                let queue = share_queue(filter);
                 for subject in subjects {
-                    match self.inner.client.subscribe(subject.clone()).now_or_never() {
+                    let subscribed = match &queue {
+                        None => self.inner.client.subscribe(subject.clone()).now_or_never(),
+                        Some(queue) => self
+                            .inner
+                            .client
+                            .queue_subscribe(subject.clone(), queue.clone())
+                            .now_or_never(),
+                    };
+                    match subscribed {
                         Some(Ok(subscriber)) => subscribers.push(subscriber),
                         Some(Err(err)) => {
                             tracing::warn!(%filter, %subject, %err, "cannot subscribe on NATS");

@@ -273,6 +273,7 @@ impl Connection {
             clean_start: connect.clean_start,
             expiry_interval: granted_expiry,
             will: connect.will.clone(),
+            here: false,
         };
         let (attached, ended) = match broker.attach(&client_id, connecting).await {
             Ok(attached) => attached,

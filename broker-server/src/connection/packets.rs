@@ -29,7 +29,8 @@ impl Connection {
         if self.version.is_v5() {
             // Queued behind earlier acknowledgements so they leave in order.
             if let Some((packet_id, reason)) =
-                self.acks.push(packet_id, ReasonCode::NotAuthorized, false, None)
+                self.acks
+                    .push(packet_id, ReasonCode::NotAuthorized, false, None)
                 && let Err(err) = self.session.ack_publish(packet_id, reason)
             {
                 debug!(client_id = %self.client_id, %err, "ack failed");

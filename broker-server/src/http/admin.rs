@@ -41,6 +41,7 @@ const DEFAULT_LIMIT: usize = 1000;
 pub(super) fn router(state: &HttpState) -> Router<HttpState> {
     let protected = Router::new()
         .route("/stats", get(stats))
+        .route("/cluster", get(cluster))
         .route("/clients", get(list_clients))
         .route("/clients/{client_id}", get(get_client))
         .route("/clients/{client_id}/disconnect", post(disconnect))
@@ -125,6 +126,30 @@ async fn stats(State(state): State<HttpState>) -> Json<Value> {
         "protocol_errors": m.protocol_errors.get(),
         "node": node_name(&state),
     }))
+}
+
+async fn cluster(State(state): State<HttpState>) -> Json<Value> {
+    match &state.broker.backplane {
+        crate::broker::backplane::Plane::Local => Json(json!({ "node": null, "nodes": [] })),
+        crate::broker::backplane::Plane::Nats(plane) => {
+            let nodes: Vec<Value> = plane
+                .nodes()
+                .iter()
+                .map(|node| json!({ "name": node.name, "since": rfc3339(node.since) }))
+                .collect();
+            let figures: serde_json::Map<String, Value> = plane
+                .figures()
+                .into_iter()
+                .map(|(name, _, _, _, value)| (name.to_owned(), json!(value)))
+                .collect();
+            Json(json!({
+                "node": plane.node,
+                "nats_connected": plane.link.connected(),
+                "nodes": nodes,
+                "figures": figures,
+            }))
+        }
+    }
 }
 
 fn client_json(state: &HttpState, client: &ClientEntry) -> Value {
@@ -382,6 +407,7 @@ mod tests {
         let doc: Value = serde_json::from_str(OPENAPI).expect("valid JSON");
         for path in [
             "/api/stats",
+            "/api/cluster",
             "/api/clients",
             "/api/clients/{client_id}",
             "/api/clients/{client_id}/disconnect",

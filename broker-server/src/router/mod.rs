@@ -114,6 +114,9 @@ pub struct Router {
     shared_members: AtomicUsize,
     retained: RwLock<RetainedStore>,
     strategy: SharedStrategy,
+    /// In a cluster, a shared group's messages come from the cluster (one member
+    /// cluster-wide, [`Router::route_shared`]); [`Router::route`] leaves the groups out.
+    groups_elsewhere: std::sync::atomic::AtomicBool,
 }
 
 impl Router {
@@ -287,6 +290,9 @@ impl Router {
                     add(out, entry, dedup);
                 }
             });
+        if self.groups_elsewhere.load(Ordering::Relaxed) {
+            return;
+        }
         let shared = self.shared.read();
         shared.for_each_match(&message.topic, |groups| {
             for group in groups {
@@ -297,6 +303,33 @@ impl Router {
                 }
             }
         });
+    }
+
+    /// From now on [`route`](Self::route) leaves shared groups out: the cluster gives
+    /// each of their messages to one node ([`route_shared`](Self::route_shared)).
+    pub fn route_groups_elsewhere(&self) {
+        self.groups_elsewhere.store(true, Ordering::Relaxed);
+    }
+
+    /// The member of the shared subscription `share` (`$share/{group}/{filter}`) that
+    /// gets `message`, picked by the strategy; `None` if the group has no member here.
+    pub fn route_shared(
+        &self,
+        message: &Arc<Message>,
+        share: &TopicFilter,
+    ) -> Option<(Arc<Session>, Delivery)> {
+        let mut picked = None;
+        self.shared.read().for_each_match(&message.topic, |groups| {
+            for group in groups {
+                if picked.is_none()
+                    && group.filter == *share
+                    && let Some(member) = group.pick(self.strategy)
+                {
+                    picked = Some((member.session.clone(), group.delivery(member, message)));
+                }
+            }
+        });
+        picked
     }
 
     /// Stores or deletes a retained message.

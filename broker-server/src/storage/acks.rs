@@ -149,8 +149,10 @@ impl AckQueue {
             let forwards = std::mem::take(&mut self.open_forwards.0);
             let (tx, rx) = tokio::sync::oneshot::channel();
             tokio::spawn(async move {
-                let mut result: Result<(), AckError> =
-                    barrier.await.unwrap_or(Err(StorageError::Closed)).map_err(Into::into);
+                let mut result: Result<(), AckError> = barrier
+                    .await
+                    .unwrap_or(Err(StorageError::Closed))
+                    .map_err(Into::into);
                 for forwarded in futures::future::join_all(forwards).await {
                     if let (Ok(()), Err(refused)) = (&result, forwarded) {
                         result = Err(AckError::Cluster {

@@ -20,10 +20,15 @@ async fn a_cluster_node_without_nats_does_not_start_alone() {
         .expect_err("a broker meant for a cluster must not run as a single node");
     let text = format!("{err:#}");
     assert!(text.contains("cannot join the cluster"), "{text}");
-    assert!(text.contains(&port.to_string()), "names the server it tried: {text}");
+    assert!(
+        text.contains(&port.to_string()),
+        "names the server it tried: {text}"
+    );
 
     let mut config = test_config();
     config.cluster.backend = broker_server::cluster::config::ClusterBackend::Nats;
-    let err = broker_server::start(config).await.expect_err("no node name");
+    let err = broker_server::start(config)
+        .await
+        .expect_err("no node name");
     assert!(format!("{err:#}").contains("cluster.node"), "{err:#}");
 }

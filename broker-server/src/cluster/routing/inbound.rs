@@ -56,8 +56,16 @@ pub(super) async fn receive(
         }
     }
     let mut messages = futures::stream::select_all(subscribers);
+    let shared = filter.is_shared().then(|| filter.clone());
+    // A shared group's copy is a delivery of its own (§4.8.2), apart from the ordinary
+    // subscriptions' copy of the same message: its own keys.
+    let salt = shared
+        .as_ref()
+        .map_or(0, |f| fnv1a64(f.as_str().as_bytes()));
     while let Some(message) = messages.next().await {
-        if let Some((key, inbound)) = inner.accept(message) {
+        if let Some((key, mut inbound)) = inner.accept(message, shared.is_some()) {
+            let key = key ^ salt;
+            inbound.shared = shared.clone();
             let pos = inbound.pos;
             // The check and the hand-over are one step: another filter's task that got a
             // later message of the same topic first through its own subscription must
@@ -83,7 +91,14 @@ impl Inner {
     /// The inbound message a NATS message is, with its key for the once-per-node check,
     /// or `None` to drop it: this node's own message, or something that is not a message
     /// of this format (logged).
-    pub(super) fn accept(&self, message: async_nats::Message) -> Option<(u64, Inbound)> {
+    /// `shared`: it came through a shared group's queue subscription, which takes this
+    /// node's own messages too (the group's member may be here: the local router leaves
+    /// shared groups to the cluster).
+    pub(super) fn accept(
+        &self,
+        message: async_nats::Message,
+        shared: bool,
+    ) -> Option<(u64, Inbound)> {
         let subject = message.subject.as_str();
         let rest = subject.strip_prefix(&self.prefix)?.strip_prefix(".r.")?;
         let (kind, _) = rest.split_once('.')?;
@@ -100,7 +115,7 @@ impl Inner {
             Some(pos) => fnv1a64(format!("s{}.{}", pos.shard, pos.seq).as_bytes()),
             None => fnv1a64(headers.get("Nats-Msg-Id")?.as_str().as_bytes()),
         };
-        if wire::origin_node(headers).as_deref() == Some(self.node.as_str()) {
+        if !shared && wire::origin_node(headers).as_deref() == Some(self.node.as_str()) {
             if let Some(pos) = pos {
                 self.watermark[usize::from(pos.shard)].fetch_max(pos.seq, Ordering::Relaxed);
             }
@@ -112,7 +127,14 @@ impl Inner {
                 wire::decode(topic.into(), headers, message.payload).map_err(|e| e.to_string())
             });
         match decoded {
-            Ok((message, _node)) => Some((key, Inbound { message, pos })),
+            Ok((message, _node)) => Some((
+                key,
+                Inbound {
+                    message,
+                    pos,
+                    shared: None,
+                },
+            )),
             Err(err) => {
                 tracing::warn!(%subject, %err, "dropped a message that is not ours");
                 None

@@ -151,6 +151,7 @@ impl Routing {
                         found.entry(seq).or_insert(Inbound {
                             message: decoded,
                             pos: Some(StreamPos { shard, seq }),
+                            shared: None,
                         });
                     }
                     Ok(_) => {}

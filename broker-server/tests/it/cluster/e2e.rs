@@ -50,9 +50,17 @@ fn connect_v5(client_id: &str, clean_start: bool, expiry: u32) -> Connect {
 }
 
 /// Publishes at `qos` and completes the flow; returns the acknowledgement's reason.
-async fn publish_acked(client: &mut RawClient, topic: &str, payload: &str, qos: QoS, id: u16) -> ReasonCode {
+async fn publish_acked(
+    client: &mut RawClient,
+    topic: &str,
+    payload: &str,
+    qos: QoS,
+    id: u16,
+) -> ReasonCode {
     let packet_id = (qos != QoS::AtMostOnce).then_some(id);
-    client.publish(publish(topic, payload, qos, packet_id)).await;
+    client
+        .publish(publish(topic, payload, qos, packet_id))
+        .await;
     match qos {
         QoS::AtMostOnce => ReasonCode::Success,
         QoS::AtLeastOnce => match client.recv().await {
@@ -93,10 +101,14 @@ async fn receive_n(client: &mut RawClient, n: usize) -> Vec<protocol::Publish> {
             Packet::Publish(publish) => {
                 match (publish.qos, publish.packet_id) {
                     (QoS::AtLeastOnce, Some(id)) => {
-                        client.send(&Packet::PubAck(protocol::PubAck::new(id))).await
+                        client
+                            .send(&Packet::PubAck(protocol::PubAck::new(id)))
+                            .await
                     }
                     (QoS::ExactlyOnce, Some(id)) => {
-                        client.send(&Packet::PubRec(protocol::PubRec::new(id))).await;
+                        client
+                            .send(&Packet::PubRec(protocol::PubRec::new(id)))
+                            .await;
                         releasing.insert(id);
                     }
                     _ => {}
@@ -104,7 +116,10 @@ async fn receive_n(client: &mut RawClient, n: usize) -> Vec<protocol::Publish> {
                 got.push(publish);
             }
             Packet::PubRel(rel) => {
-                assert!(releasing.remove(&rel.packet_id), "PUBREL of an unknown flow");
+                assert!(
+                    releasing.remove(&rel.packet_id),
+                    "PUBREL of an unknown flow"
+                );
                 client
                     .send(&Packet::PubComp(protocol::PubComp::new(rel.packet_id)))
                     .await;
@@ -121,7 +136,8 @@ async fn receive_n(client: &mut RawClient, n: usize) -> Vec<protocol::Publish> {
 async fn wait_routed(via: &mut RawClient, subscriber: &mut RawClient, topic: &str) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        via.publish(publish(topic, "probe", QoS::AtMostOnce, None)).await;
+        via.publish(publish(topic, "probe", QoS::AtMostOnce, None))
+            .await;
         if let Ok(Some(Packet::Publish(p))) = subscriber.try_recv(Duration::from_millis(200)).await
             && &*p.topic == topic
         {
@@ -133,7 +149,8 @@ async fn wait_routed(via: &mut RawClient, subscriber: &mut RawClient, topic: &st
         );
     }
     let fence = format!("fence-{}", fastrand::u64(..));
-    via.publish(publish(topic, &fence, QoS::AtMostOnce, None)).await;
+    via.publish(publish(topic, &fence, QoS::AtMostOnce, None))
+        .await;
     loop {
         if let Packet::Publish(p) = subscriber.recv().await
             && p.payload[..] == *fence.as_bytes()
@@ -218,7 +235,8 @@ async fn a_retained_message_reaches_a_new_subscriber_on_another_node_until_clear
     assert!(matches!(publisher.recv().await, Packet::PubAck(ack) if !ack.reason_code.is_error()));
 
     let mut late = nodes[1].client(ProtocolVersion::V3_1_1, "late").await;
-    late.subscribe(1, &[("home/+/temp", QoS::AtLeastOnce)]).await;
+    late.subscribe(1, &[("home/+/temp", QoS::AtLeastOnce)])
+        .await;
     let got = receive_acking(&mut late).await;
     assert!(got.retain, "sent as retained");
     assert_eq!(&got.payload[..], b"21.5");
@@ -264,7 +282,10 @@ async fn a_client_id_connecting_on_another_node_takes_the_session_over() {
     assert_eq!(ack_a.reason_code, ReasonCode::Success);
     assert_eq!(ack_b.reason_code, ReasonCode::Success);
     let (open_a, open_b) = tokio::join!(still_open(&mut a), still_open(&mut b));
-    assert!(open_a ^ open_b, "exactly one owner: a open {open_a}, b open {open_b}");
+    assert!(
+        open_a ^ open_b,
+        "exactly one owner: a open {open_a}, b open {open_b}"
+    );
     stop_all(nodes).await;
 }
 
@@ -288,14 +309,16 @@ async fn a_persistent_session_resumes_on_another_node_with_what_it_missed() {
     let mut device = nodes[0].raw(ProtocolVersion::V5).await;
     let ack = device.connect(connect_v5("phone", true, 3600)).await;
     assert_eq!(ack.reason_code, ReasonCode::Success);
-    device
-        .subscribe(1, &[("alerts/#", QoS::ExactlyOnce)])
-        .await;
+    device.subscribe(1, &[("alerts/#", QoS::ExactlyOnce)]).await;
     device.send(&Packet::Disconnect(Default::default())).await;
     drop(device);
 
     let mut publisher = nodes[0].client(ProtocolVersion::V5, "alarm").await;
-    for (n, qos) in [(1, QoS::AtLeastOnce), (2, QoS::ExactlyOnce), (3, QoS::AtLeastOnce)] {
+    for (n, qos) in [
+        (1, QoS::AtLeastOnce),
+        (2, QoS::ExactlyOnce),
+        (3, QoS::AtLeastOnce),
+    ] {
         let reason = publish_acked(&mut publisher, "alerts/door", &format!("m{n}"), qos, n).await;
         assert!(!reason.is_error(), "{reason:?}");
     }
@@ -345,7 +368,10 @@ async fn losing_nats_quorum_refuses_what_must_be_durable_and_keeps_qos0_local() 
     // Two of three down: no quorum.
     nats.kill(1);
     let reason = publish_acked(&mut publisher, "q/2", "no-quorum", QoS::AtLeastOnce, 2).await;
-    assert!(reason.is_error(), "QoS 1 refused without quorum, got {reason:?}");
+    assert!(
+        reason.is_error(),
+        "QoS 1 refused without quorum, got {reason:?}"
+    );
     // The local subscriber may have got it (it was routed here first); QoS 0 between
     // local clients keeps working.
     while let Ok(Some(_)) = sub.try_recv(Duration::from_millis(300)).await {}
@@ -391,7 +417,10 @@ async fn acls_hold_the_same_on_every_node() {
     }
     let mut reader = nodes[0].client(ProtocolVersion::V5, "reader").await;
     let codes = reader
-        .subscribe(1, &[("public/#", QoS::AtMostOnce), ("secret/#", QoS::AtMostOnce)])
+        .subscribe(
+            1,
+            &[("public/#", QoS::AtMostOnce), ("secret/#", QoS::AtMostOnce)],
+        )
         .await;
     assert!(!codes[0].is_error());
     assert_eq!(codes[1], ReasonCode::NotAuthorized);
@@ -404,5 +433,90 @@ async fn acls_hold_the_same_on_every_node() {
         .await;
     assert_eq!(&reader.recv_publish().await.payload[..], b"yes");
     let _ = filter("x");
+    stop_all(nodes).await;
+}
+
+#[tokio::test]
+async fn a_shared_subscription_gives_each_message_to_one_member_cluster_wide() {
+    let nats = NatsCluster::start().await;
+    let nodes = start_nodes(&nats, "e2e7", 3).await;
+    let mut members = Vec::new();
+    for (i, node) in nodes.iter().take(2).enumerate() {
+        let mut member = node
+            .client(ProtocolVersion::V5, &format!("worker{i}"))
+            .await;
+        member
+            .subscribe(1, &[("$share/workers/jobs/#", QoS::AtLeastOnce)])
+            .await;
+        members.push(member);
+    }
+    // An ordinary subscriber beside the group gets everything.
+    let mut audit = nodes[0].client(ProtocolVersion::V5, "audit").await;
+    audit.subscribe(1, &[("jobs/#", QoS::AtLeastOnce)]).await;
+    let mut publisher = nodes[2].client(ProtocolVersion::V5, "boss").await;
+    wait_routed(&mut publisher, &mut audit, "jobs/probe").await;
+    // The group's subscriptions reached NATS too: probes go to some member.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut reached = [false, false];
+    while reached != [true, true] {
+        publisher
+            .publish(publish("jobs/probe", "probe", QoS::AtMostOnce, None))
+            .await;
+        for (i, member) in members.iter_mut().enumerate() {
+            while let Ok(Some(Packet::Publish(_))) =
+                member.try_recv(Duration::from_millis(100)).await
+            {
+                reached[i] = true;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "group never routed: {reached:?}"
+        );
+    }
+    while let Ok(Some(_)) = audit.try_recv(Duration::from_millis(300)).await {}
+
+    const JOBS: u16 = 40;
+    for n in 1..=JOBS {
+        let reason = publish_acked(
+            &mut publisher,
+            "jobs/x",
+            &format!("job{n}"),
+            QoS::AtLeastOnce,
+            n,
+        )
+        .await;
+        assert!(!reason.is_error(), "{reason:?}");
+    }
+    let mut seen = std::collections::BTreeMap::new();
+    for (i, member) in members.iter_mut().enumerate() {
+        loop {
+            match member.try_recv(Duration::from_millis(1500)).await {
+                Ok(Some(Packet::Publish(p))) => {
+                    if let Some(id) = p.packet_id {
+                        member
+                            .send(&Packet::PubAck(protocol::PubAck::new(id)))
+                            .await;
+                    }
+                    let job = String::from_utf8(p.payload.to_vec()).unwrap();
+                    assert!(
+                        seen.insert(job.clone(), i).is_none(),
+                        "{job} reached two members"
+                    );
+                }
+                Ok(Some(_)) => {}
+                _ => break,
+            }
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        usize::from(JOBS),
+        "every job reached one member: {seen:?}"
+    );
+    assert_eq!(
+        receive_n(&mut audit, usize::from(JOBS)).await.len(),
+        usize::from(JOBS)
+    );
     stop_all(nodes).await;
 }

@@ -195,10 +195,21 @@ async fn messages_cross_between_nodes_once_at_every_qos() {
     a.forward(msg("b/x", QoS::AtLeastOnce, "no")).await;
     a.forward(msg("$SYS/x", QoS::AtMostOnce, "local")).await;
 
+    // The shared group's queue subscription gets its own copy of each `a/b/c`.
     let mut got = Vec::new();
-    while got.len() < sent.len() {
-        got.push(b.next().await);
+    let mut shared = Vec::new();
+    while got.len() < sent.len() || shared.len() < 3 {
+        let inbound = b.next().await;
+        if inbound.shared.is_some() {
+            shared.push(inbound);
+        } else {
+            got.push(inbound);
+        }
     }
+    assert!(
+        shared.iter().all(|i| i.message.topic == "a/b/c"),
+        "{shared:?}"
+    );
     // Through different subscriptions and shards, in no particular order: each once.
     let key = |m: &Message| (m.qos, m.topic.to_string());
     got.sort_by_key(|i| key(&i.message));

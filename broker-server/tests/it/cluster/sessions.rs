@@ -262,7 +262,10 @@ async fn handoff_is_answered_or_none() {
     let served = tokio::spawn(async move {
         let mut asked = Vec::new();
         while let Some(event) = b_events.recv().await {
-            if let SessionEvent::Handoff { client_id, reply, .. } = event {
+            if let SessionEvent::Handoff {
+                client_id, reply, ..
+            } = event
+            {
                 if client_id != "unknown" {
                     let _ = reply.send(Bytes::from(format!("state of {client_id}")));
                 }
@@ -278,14 +281,21 @@ async fn handoff_is_answered_or_none() {
     // Once a sees b's heartbeats, b's handoff subscription (made before its `open`
     // returned) has reached every server of the NATS cluster.
     super::nodes::wait_alive(&a, &["a", "b"]).await;
-    let answer = a.request_handoff("b", "dev/7", true).await.expect("request");
+    let answer = a
+        .request_handoff("b", "dev/7", true)
+        .await
+        .expect("request");
     assert_eq!(answer.as_deref(), Some(&b"state of dev/7"[..]));
     assert_eq!(
-        a.request_handoff("b", "unknown", true).await.expect("request"),
+        a.request_handoff("b", "unknown", true)
+            .await
+            .expect("request"),
         None
     );
     assert_eq!(
-        a.request_handoff("nobody", "dev/7", true).await.expect("request"),
+        a.request_handoff("nobody", "dev/7", true)
+            .await
+            .expect("request"),
         None
     );
     assert_eq!(served.await.unwrap(), ["dev/7", "unknown"]);
