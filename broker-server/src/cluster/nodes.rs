@@ -195,6 +195,17 @@ pub(super) struct NodeTasks {
     lapsed: bool,
 }
 
+/// What a heartbeat did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Beat {
+    /// This node's key is updated.
+    Written,
+    /// This node's key had lapsed and is created again, for a new run.
+    Registered,
+    /// NATS failed or did not answer.
+    Failed,
+}
+
 /// Opens `<P>_NODES` and `<P>_REAPED` and registers this node (see the module docs).
 pub(super) async fn start(
     js: &jetstream::Context,
@@ -301,20 +312,35 @@ impl NodeTasks {
         }
         let mut ticks = tokio::time::interval(self.heartbeat);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Since when this node's beats succeed without a break (none: the last failed).
+        let mut healthy_since = Some(TokioInstant::now());
         loop {
             ticks.tick().await;
             while reaps.try_join_next().is_some() {}
-            if !self.beat(&inner).await {
-                continue;
+            match self.beat(&inner).await {
+                Beat::Failed => {
+                    healthy_since = None;
+                    continue;
+                }
+                Beat::Registered => healthy_since = Some(TokioInstant::now()),
+                Beat::Written => {
+                    healthy_since.get_or_insert_with(TokioInstant::now);
+                }
             }
-            for (node, started) in self.judge(&inner).await {
+            // Silence is a death only after a whole node TTL (and a beat) of this node's
+            // own beats succeeding: when the bucket itself was away (a NATS server lost,
+            // a leader election), every key aged, and every node gets that long to beat
+            // again before anyone takes it for dead.
+            let judge_silence = healthy_since
+                .is_some_and(|since| since.elapsed() >= inner.liveness.ttl + self.heartbeat);
+            for (node, started) in self.judge(&inner, judge_silence).await {
                 reaps.spawn(reap(inner.clone(), self.reaped.clone(), node, started));
             }
         }
     }
 
-    /// Updates this node's key; `true` if it is written.
-    async fn beat(&mut self, inner: &Inner) -> bool {
+    /// Updates this node's key (or creates it again if it lapsed).
+    async fn beat(&mut self, inner: &Inner) -> Beat {
         if self.lapsed {
             return self.register_again(inner).await;
         }
@@ -324,16 +350,16 @@ impl NodeTasks {
         match tokio::time::timeout(inner.op_timeout, update).await {
             Ok(Ok(revision)) => {
                 self.revision = revision;
-                return true;
+                return Beat::Written;
             }
             Ok(Err(err)) if wrong_revision(&err) => {}
             Ok(Err(err)) => {
                 tracing::warn!(%err, "cluster heartbeat failed");
-                return false;
+                return Beat::Failed;
             }
             Err(_) => {
                 tracing::warn!("cluster heartbeat: NATS did not answer");
-                return false;
+                return Beat::Failed;
             }
         }
         // The key expired (or was replaced): the others may have taken this node for
@@ -351,7 +377,7 @@ impl NodeTasks {
                      their clients are disconnected"
                 );
             }
-            _ => return false,
+            _ => return Beat::Failed,
         }
         // A new run: the old one is settled, whoever created its reap key.
         inner.liveness.started.store(now_ms(), Ordering::Relaxed);
@@ -360,14 +386,14 @@ impl NodeTasks {
     }
 
     /// Creates this node's key again after it lapsed, with the current start time.
-    async fn register_again(&mut self, inner: &Inner) -> bool {
+    async fn register_again(&mut self, inner: &Inner) -> Beat {
         let started = inner.liveness.started();
         let create = self.nodes.create(&inner.node, encode_beat(started));
         match tokio::time::timeout(inner.op_timeout, create).await {
             Ok(Ok(revision)) => {
                 self.revision = revision;
                 self.lapsed = false;
-                true
+                Beat::Registered
             }
             Ok(Err(err)) => {
                 tracing::error!(
@@ -375,14 +401,15 @@ impl NodeTasks {
                     "cluster heartbeat: cannot register this node again \
                      (another broker with this cluster.node?)"
                 );
-                false
+                Beat::Failed
             }
-            Err(_) => false,
+            Err(_) => Beat::Failed,
         }
     }
 
-    /// Reads every node's key; returns the runs found dead (each once).
-    async fn judge(&self, inner: &Inner) -> Vec<(String, u64)> {
+    /// Reads every node's key; returns the runs found dead (each once): replaced by a
+    /// new run of their node, or, if `judge_silence`, silent for `node_ttl_secs`.
+    async fn judge(&self, inner: &Inner, judge_silence: bool) -> Vec<(String, u64)> {
         let Some(keys) = read_nodes(&self.nodes, inner.op_timeout).await else {
             return Vec::new();
         };
@@ -400,7 +427,10 @@ impl NodeTasks {
                 }
                 Some(&(_, revision)) if revision != seen.revision => {}
                 _ => {
-                    if !seen.settled && now.duration_since(seen.changed) >= liveness.ttl {
+                    if judge_silence
+                        && !seen.settled
+                        && now.duration_since(seen.changed) >= liveness.ttl
+                    {
                         seen.settled = true;
                         dead.push((name.clone(), seen.started));
                     }

@@ -2,13 +2,14 @@
 //! `cluster/nodes.rs`) against a real 3-node NATS cluster.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use broker_server::Release;
 use broker_server::cluster::sessions::{Detach, SessionEvent, Sessions};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::sessions::{PATIENCE, config, next_event, open, update, will};
+use super::sessions::{PATIENCE, config, next_event, open, open_with, update, will};
 use crate::nats::NatsCluster;
 
 /// Waits until `sessions` sees exactly `expected` alive.
@@ -25,7 +26,7 @@ pub(super) async fn wait_alive(sessions: &Sessions, expected: &[&str]) {
             "{} sees {alive:?}, expected {expected:?}",
             sessions.node()
         );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -139,4 +140,80 @@ async fn a_dead_node_is_reaped_once_and_its_wills_come_out_once() {
     let previous = back.claim("later", update(None)).await.unwrap().unwrap();
     assert_eq!(previous.node, reaper);
     assert_eq!(previous.will, None, "published, so no longer waiting");
+}
+
+/// A node cut off from NATS for longer than `node_ttl_secs` is reaped by a survivor
+/// (its connected client's will comes out); when it is back, it learns it lost its
+/// sessions (TakenOver for each, from the survivor's takeover) and carries on as a new
+/// run that the others see alive again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_is_reaped_and_learns_it_when_back() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("broker_server=debug")
+        .with_test_writer()
+        .try_init();
+    let mut cluster = NatsCluster::start().await;
+    // c reaches NATS through one server only, a and b through the two others.
+    let meta_leader = cluster.meta_leader().await;
+    let lone = (0..3)
+        .find(|&i| format!("n{}", i + 1) != meta_leader)
+        .expect("a server that does not lead");
+    let urls = cluster.urls();
+    let others: Vec<String> = (0..3)
+        .filter(|&i| i != lone)
+        .map(|i| urls[i].clone())
+        .collect();
+    let on = |node: &str, urls: Vec<String>| {
+        let mut cfg = config(&cluster, "back", node);
+        cfg.nats.urls = urls;
+        cfg
+    };
+    let (a, mut a_events) = open(&on("a", others.clone())).await;
+    let (b, mut b_events) = open(&on("b", others)).await;
+    // Without the servers it would learn of, and trying again quickly once its server
+    // is back.
+    let lone_client = async_nats::ConnectOptions::new()
+        .name("test-c")
+        .ignore_discovered_servers()
+        .reconnect_delay_callback(|_| Duration::from_millis(100))
+        .connect(urls[lone].clone())
+        .await
+        .expect("connect to one server");
+    let (c, mut c_events) = open_with(&on("c", vec![urls[lone].clone()]), lone_client).await;
+    c.claim("dev/c", update(Some(will("wills/c", None))))
+        .await
+        .unwrap();
+    wait_alive(&a, &["a", "b", "c"]).await;
+    wait_alive(&b, &["a", "b", "c"]).await;
+
+    cluster.kill(lone);
+    let first = async {
+        tokio::select! {
+            Some(event) = a_events.recv() => ("a", event),
+            Some(event) = b_events.recv() => ("b", event),
+        }
+    };
+    let (reaper, event) = tokio::time::timeout(PATIENCE, first)
+        .await
+        .expect("no NodeDied from either survivor");
+    match event {
+        SessionEvent::NodeDied { node, wills } => {
+            assert_eq!(node, "c");
+            assert_eq!(wills, vec![("dev/c".to_string(), will("wills/c", None))]);
+        }
+        other => panic!("expected NodeDied, got {other:?}"),
+    }
+
+    cluster.restart(lone).await;
+    match next_event(&mut c_events, "TakenOver after coming back").await {
+        SessionEvent::TakenOver { client_id, by } => {
+            assert_eq!(client_id, "dev/c");
+            assert_eq!(by, reaper);
+        }
+        other => panic!("expected TakenOver, got {other:?}"),
+    }
+    wait_alive(&a, &["a", "b", "c"]).await;
+    let since = c.nodes().into_iter().find(|n| n.name == "c").unwrap().since;
+    let seen = a.nodes().into_iter().find(|n| n.name == "c").unwrap().since;
+    assert_eq!(seen, since, "the others see c's new run");
 }

@@ -58,6 +58,15 @@ pub(super) async fn connect(urls: Vec<String>, node: &str) -> async_nats::Client
 pub(super) async fn open(config: &ClusterConfig) -> (Sessions, mpsc::Receiver<SessionEvent>) {
     let node = config.node.clone().expect("a node name");
     let client = connect(config.nats.urls.clone(), &node).await;
+    open_with(config, client).await
+}
+
+/// [`open`] with a client of the test's making.
+pub(super) async fn open_with(
+    config: &ClusterConfig,
+    client: async_nats::Client,
+) -> (Sessions, mpsc::Receiver<SessionEvent>) {
+    let node = config.node.clone().expect("a node name");
     let (events, received) = mpsc::channel(64);
     let sessions = Sessions::open(client, config, &node, events)
         .await
