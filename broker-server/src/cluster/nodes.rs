@@ -18,10 +18,14 @@
 //!
 //! # Dead nodes
 //!
-//! Every node reads the bucket at each heartbeat (only while its own beat succeeds: a
-//! node cut off from NATS judges nobody). A node is dead when its key is gone, has
-//! another start time (it restarted), or has not changed for `node_ttl_secs`. The
-//! survivors then race to create `reap.<node>.<started>` in `<P>_REAPED` (kept
+//! Every node watches the bucket (a KV watch: the last beat of each key, then every
+//! beat). A node's run is dead when its key shows another start time (it restarted), or
+//! when no beat of it came for `node_ttl_secs` (an expired key sends nothing: its
+//! silence is the sign). Silence is judged only by a node whose own beats have
+//! succeeded for `node_ttl_secs + heartbeat_secs` without a break and whose watch
+//! delivers them (its own beats come through it too): a node cut off from NATS judges
+//! nobody, and after the bucket itself was away (a NATS server lost, a leader election:
+//! every key aged meanwhile) every node gets that long to beat again. The survivors then race to create `reap.<node>.<started>` in `<P>_REAPED` (kept
 //! `offline_session_retention_secs`); the one that creates it lists the session records
 //! that node held in that or an earlier run, connected or with a will waiting, and takes
 //! each over by compare-and-set (epoch up, held by the reaper, offline, TTL of its
@@ -54,7 +58,7 @@
 //! never starts again leaves its records "connected"; the next claim of each client
 //! replaces them, but their wills are not published.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -120,6 +124,11 @@ pub(super) struct Liveness {
     ttl: Duration,
     /// The other nodes by name.
     others: Mutex<HashMap<String, Seen>>,
+    /// Runs of other nodes replaced by a newer run: over, to be reaped.
+    replaced: Mutex<Vec<(String, u64)>>,
+    /// When this node's own beat of its current run last came through the watch: the
+    /// watch is live only if it did lately.
+    own_seen: Mutex<Option<TokioInstant>>,
 }
 
 impl fmt::Debug for Liveness {
@@ -130,7 +139,7 @@ impl fmt::Debug for Liveness {
     }
 }
 
-/// Another node as last read.
+/// Another node as last seen in the watch.
 #[derive(Debug, Clone)]
 struct Seen {
     /// Its start time.
@@ -147,6 +156,41 @@ impl Liveness {
     /// This node's current start time (unix ms).
     pub(super) fn started(&self) -> u64 {
         self.started.load(Ordering::Relaxed)
+    }
+
+    /// Takes in a beat of `name`'s run `started` at `revision`, from the watch.
+    fn saw(&self, name: &str, started: u64, revision: u64) {
+        let now = TokioInstant::now();
+        if name == self.node {
+            if started == self.started() {
+                *self.own_seen.lock() = Some(now);
+            }
+            return;
+        }
+        let mut others = self.others.lock();
+        let fresh = Seen {
+            started,
+            revision,
+            changed: now,
+            settled: false,
+        };
+        match others.get_mut(name) {
+            // A watch started again delivers the last beats again: not news.
+            Some(seen) if revision <= seen.revision => {}
+            Some(seen) if seen.started == started => {
+                seen.revision = revision;
+                seen.changed = now;
+            }
+            Some(seen) => {
+                if !seen.settled {
+                    self.replaced.lock().push((name.to_owned(), seen.started));
+                }
+                *seen = fresh;
+            }
+            None => {
+                others.insert(name.to_owned(), fresh);
+            }
+        }
     }
 
     /// This node and the others whose key changed within `node_ttl_secs`.
@@ -241,28 +285,37 @@ pub(super) async fn start(
     let deadline = TokioInstant::now() + ttl + heartbeat + Duration::from_secs(1);
     let mut existing: Option<u64> = None;
     let mut previous = None;
+    // JetStream refuses for a moment what a new bucket cannot serve yet (its replicas
+    // answer direct reads a little after its leader is elected): tried again.
+    let mut failure = String::new();
     let revision = loop {
-        let created = tokio::time::timeout(op_timeout, nodes.create(node, encode_beat(started)))
-            .await
-            .map_err(|_| anyhow::anyhow!("registering node {node:?}: NATS did not answer"))?;
-        match created {
-            Ok(revision) => break revision,
-            Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => {}
-            Err(err) => anyhow::bail!("registering node {node:?} in {}: {err}", nodes.name),
-        }
-        let entry = tokio::time::timeout(op_timeout, nodes.entry(node))
-            .await
-            .map_err(|_| anyhow::anyhow!("registering node {node:?}: NATS did not answer"))?
-            .map_err(|err| anyhow::anyhow!("registering node {node:?}: {err}"))?;
-        if let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put) {
-            match existing {
-                Some(revision) if revision != entry.revision => return Err(duplicate()),
-                _ => existing = Some(entry.revision),
-            }
-            previous = beat_started(&entry.value).or(previous);
-        }
         if TokioInstant::now() >= deadline {
-            return Err(duplicate());
+            if existing.is_some() {
+                return Err(duplicate());
+            }
+            anyhow::bail!("registering node {node:?} in {}: {failure}", nodes.name);
+        }
+        let create = nodes.create(node, encode_beat(started));
+        match tokio::time::timeout(op_timeout, create).await {
+            Ok(Ok(revision)) => break revision,
+            Ok(Err(err)) if err.kind() == kv::CreateErrorKind::AlreadyExists => {
+                match tokio::time::timeout(op_timeout, nodes.entry(node)).await {
+                    Ok(Ok(Some(entry))) if entry.operation == kv::Operation::Put => {
+                        match existing {
+                            Some(revision) if revision != entry.revision => {
+                                return Err(duplicate());
+                            }
+                            _ => existing = Some(entry.revision),
+                        }
+                        previous = beat_started(&entry.value).or(previous);
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(err)) => failure = err.to_string(),
+                    Err(_) => failure = "NATS did not answer".into(),
+                }
+            }
+            Ok(Err(err)) => failure = err.to_string(),
+            Err(_) => failure = "NATS did not answer".into(),
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
@@ -271,6 +324,8 @@ pub(super) async fn start(
         node: node.to_owned(),
         ttl,
         others: Mutex::new(HashMap::new()),
+        replaced: Mutex::new(Vec::new()),
+        own_seen: Mutex::new(None),
     });
     let tasks = NodeTasks {
         nodes,
@@ -284,9 +339,10 @@ pub(super) async fn start(
 }
 
 impl NodeTasks {
-    /// Spawns the heartbeat and detection task.
+    /// Spawns the watch of the nodes bucket and the heartbeat and detection task.
     pub(super) fn spawn(self, inner: Arc<Inner>) -> Vec<JoinHandle<()>> {
-        vec![tokio::spawn(self.run(inner))]
+        let watch = follow(inner.liveness.clone(), self.nodes.clone(), self.heartbeat);
+        vec![tokio::spawn(watch), tokio::spawn(self.run(inner))]
     }
 
     /// Beats, then judges the others, every `heartbeat_secs`; reaps in the background.
@@ -332,7 +388,7 @@ impl NodeTasks {
             // again before anyone takes it for dead.
             let judge_silence = healthy_since
                 .is_some_and(|since| since.elapsed() >= inner.liveness.ttl + self.heartbeat);
-            for (node, started) in self.judge(&inner, judge_silence).await {
+            for (node, started) in self.judge(&inner, judge_silence) {
                 reaps.spawn(reap::reap(
                     inner.clone(),
                     self.reaped.clone(),
@@ -343,6 +399,13 @@ impl NodeTasks {
         }
     }
 
+    /// How long a beat may take: at most one heartbeat period (and the operation
+    /// timeout), so that the next beat is sent on time and one lost beat leaves a gap
+    /// of two periods, less than the node TTL with the default three.
+    fn beat_timeout(&self, inner: &Inner) -> Duration {
+        self.heartbeat.min(inner.op_timeout)
+    }
+
     /// Updates this node's key (or creates it again if it lapsed).
     async fn beat(&mut self, inner: &Inner) -> Beat {
         if self.lapsed {
@@ -351,7 +414,7 @@ impl NodeTasks {
         let node = &inner.node;
         let started = inner.liveness.started();
         let update = self.nodes.update(node, encode_beat(started), self.revision);
-        match tokio::time::timeout(inner.op_timeout, update).await {
+        match tokio::time::timeout(self.beat_timeout(inner), update).await {
             Ok(Ok(revision)) => {
                 self.revision = revision;
                 return Beat::Written;
@@ -393,7 +456,7 @@ impl NodeTasks {
     async fn register_again(&mut self, inner: &Inner) -> Beat {
         let started = inner.liveness.started();
         let create = self.nodes.create(&inner.node, encode_beat(started));
-        match tokio::time::timeout(inner.op_timeout, create).await {
+        match tokio::time::timeout(self.beat_timeout(inner), create).await {
             Ok(Ok(revision)) => {
                 self.revision = revision;
                 self.lapsed = false;
@@ -411,91 +474,50 @@ impl NodeTasks {
         }
     }
 
-    /// Reads every node's key; returns the runs found dead (each once): replaced by a
-    /// new run of their node, or, if `judge_silence`, silent for `node_ttl_secs`.
-    async fn judge(&self, inner: &Inner, judge_silence: bool) -> Vec<(String, u64)> {
-        let Some(keys) = read_nodes(&self.nodes, inner.op_timeout).await else {
-            return Vec::new();
-        };
-        let present: HashSet<String> = keys.keys().cloned().collect();
-        let now = TokioInstant::now();
+    /// The runs found dead (each once): replaced by a new run of their node, or, if
+    /// `judge_silence` and the watch is live, silent for `node_ttl_secs`.
+    fn judge(&self, inner: &Inner, judge_silence: bool) -> Vec<(String, u64)> {
         let liveness = &inner.liveness;
-        let mut others = liveness.others.lock();
-        let mut dead = Vec::new();
-        for (name, seen) in others.iter_mut() {
-            match keys.get(name) {
-                Some(&(started, _)) if started != seen.started => {
-                    if !seen.settled {
-                        dead.push((name.clone(), seen.started));
-                    }
-                }
-                Some(&(_, revision)) if revision != seen.revision => {}
-                _ => {
-                    if judge_silence
-                        && !seen.settled
-                        && now.duration_since(seen.changed) >= liveness.ttl
-                    {
-                        seen.settled = true;
-                        dead.push((name.clone(), seen.started));
-                    }
+        let mut dead = std::mem::take(&mut *liveness.replaced.lock());
+        // This node's own beats come through the watch as well: if they stopped, the
+        // watch lags or stalls, and the others' silence says nothing.
+        let watch_live = liveness
+            .own_seen
+            .lock()
+            .is_some_and(|seen| seen.elapsed() <= self.heartbeat * 2 + inner.op_timeout);
+        if judge_silence && watch_live {
+            let mut others = liveness.others.lock();
+            for (name, seen) in others.iter_mut() {
+                if !seen.settled && seen.changed.elapsed() >= liveness.ttl {
+                    seen.settled = true;
+                    dead.push((name.clone(), seen.started));
                 }
             }
         }
-        for (name, (started, revision)) in keys {
-            if name == inner.node {
-                continue;
-            }
-            let seen = others.entry(name).or_insert(Seen {
-                started,
-                revision,
-                changed: now,
-                settled: false,
-            });
-            if seen.started != started || seen.revision != revision {
-                *seen = Seen {
-                    started,
-                    revision,
-                    changed: now,
-                    settled: false,
-                };
-            }
-        }
-        // A run settled and gone from the bucket needs no more watching.
-        others.retain(|name, seen| !seen.settled || present.contains(name));
         dead
     }
 }
 
-/// Every node key with its start time and revision; `None` if NATS fails.
-async fn read_nodes(
-    nodes: &kv::Store,
-    op_timeout: Duration,
-) -> Option<HashMap<String, (u64, u64)>> {
-    let read = async {
-        let names: Vec<String> = nodes
-            .keys()
-            .await
-            .ok()?
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<_, _>>()
-            .ok()?;
-        let mut keys = HashMap::new();
-        for name in names {
-            if let Some(entry) = nodes.entry(name.as_str()).await.ok()?
-                && entry.operation == kv::Operation::Put
-                && let Some(started) = beat_started(&entry.value)
-            {
-                keys.insert(name, (started, entry.revision));
+/// Follows every beat in the nodes bucket (the last of each key first), into
+/// `liveness`. A key that expires sends nothing: its silence is what
+/// [`NodeTasks::judge`] looks for. Started again if it fails.
+async fn follow(liveness: Arc<Liveness>, nodes: kv::Store, heartbeat: Duration) {
+    loop {
+        match nodes.watch_with_history(">").await {
+            Ok(mut watch) => {
+                while let Some(Ok(entry)) = watch.next().await {
+                    if entry.operation == kv::Operation::Put
+                        && let Some(started) = beat_started(&entry.value)
+                    {
+                        liveness.saw(&entry.key, started, entry.revision);
+                    }
+                }
+                tracing::warn!("the watch of cluster heartbeats ended: starting it again");
             }
+            Err(err) => tracing::warn!(%err, "watching cluster heartbeats"),
         }
-        Some(keys)
-    };
-    tokio::time::timeout(op_timeout * 2, read)
-        .await
-        .ok()
-        .flatten()
+        tokio::time::sleep(heartbeat).await;
+    }
 }
 
 #[cfg(test)]

@@ -23,7 +23,8 @@
 //!
 //! Every node watches the whole bucket and keeps the sessions it holds ([`Sessions`]
 //! remembers each claim until the session ends or is taken). A write by another node
-//! with a higher epoch on such a key means the session was taken: the node emits
+//! on such a key after this node's claim (at a higher revision: a watch that lags
+//! behind still delivers older writes) means the session was taken: the node emits
 //! [`SessionEvent::TakenOver`] (the lead kicks the client with 0x8E). The same happens
 //! when a reaper ([`super::nodes`]) took this node's sessions because it was taken for
 //! dead: a node that lost NATS for longer than `node_ttl_secs` learns of it this way,
@@ -202,6 +203,9 @@ struct Held {
     client_id: String,
     /// The epoch of this node's claim.
     epoch: u64,
+    /// The revision this node's claim was written at: a write by another node after it
+    /// (the bucket's revisions only rise) took the session.
+    revision: u64,
 }
 
 /// The KV key of a client id's record.
@@ -323,8 +327,8 @@ impl Sessions {
                             .map_or_else(|| update.checkpoint.clone(), |p| p.checkpoint.clone()),
                     };
                     match inner.write(&key, record.encode(), revision, None).await {
-                        Ok(_) => {
-                            inner.hold(&key, client_id, record.epoch);
+                        Ok(written) => {
+                            inner.hold(&key, client_id, record.epoch, written);
                             return Ok(previous);
                         }
                         Err(WriteError::Lost) => continue,
@@ -516,12 +520,13 @@ pub(super) fn expires_at(expiry_interval: u32) -> Option<Instant> {
 }
 
 impl Inner {
-    fn hold(&self, key: &str, client_id: &str, epoch: u64) {
+    fn hold(&self, key: &str, client_id: &str, epoch: u64, revision: u64) {
         self.held.lock().insert(
             key.to_owned(),
             Held {
                 client_id: client_id.to_owned(),
                 epoch,
+                revision,
             },
         );
     }

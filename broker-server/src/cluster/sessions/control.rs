@@ -14,8 +14,8 @@ pub(super) fn handoff_subject(prefix: &str, node: &str) -> String {
     format!("{prefix}.ctl.{node}.handoff")
 }
 
-/// Follows every write to the bucket; a write by another node above the epoch of a
-/// session this node holds is a takeover. The watch is an ordered consumer: it resumes
+/// Follows every write to the bucket; a write by another node, after this node's claim,
+/// to a session this node holds is a takeover. The watch is an ordered consumer: it resumes
 /// by itself after a reconnect; if it fails for good, it is started again after the
 /// last revision seen.
 pub(super) async fn watch_sessions(inner: Arc<Inner>, mut watch: kv::Watch) {
@@ -42,7 +42,7 @@ pub(super) async fn watch_sessions(inner: Arc<Inner>, mut watch: kv::Watch) {
                     continue;
                 }
             };
-            if record.node != inner.node && record.epoch > held.epoch {
+            if record.node != inner.node && entry.revision > held.revision {
                 inner.unhold(&entry.key, held.epoch);
                 let event = SessionEvent::TakenOver {
                     client_id: held.client_id,

@@ -55,8 +55,8 @@ async fn heartbeats_list_every_node_and_a_duplicate_name_is_refused() {
 
 /// A node stops heartbeating (its tasks end with its `Sessions`): exactly one of the
 /// two survivors takes its sessions over, and each will comes out once: the immediate
-/// one at once, the delayed one later, neither twice; offline sessions without a will
-/// are left alone.
+/// one at once, the delayed ones when due, none twice, none whose client came back in
+/// time; offline sessions without a will are left alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_node_is_reaped_once_and_its_wills_come_out_once() {
     let cluster = NatsCluster::start().await;
@@ -67,6 +67,13 @@ async fn a_dead_node_is_reaped_once_and_its_wills_come_out_once() {
         .await
         .unwrap();
     c.claim("later", update(Some(will("wills/later", Some(1)))))
+        .await
+        .unwrap();
+    // Delayed longer: one comes back in time, one does not.
+    c.claim("back", update(Some(will("wills/back", Some(2)))))
+        .await
+        .unwrap();
+    c.claim("gone", update(Some(will("wills/gone", Some(3)))))
         .await
         .unwrap();
     c.claim("quiet", update(None)).await.unwrap();
@@ -104,19 +111,34 @@ async fn a_dead_node_is_reaped_once_and_its_wills_come_out_once() {
         (&b, b_events, a_events)
     };
 
-    // The delayed will, later, from the same reaper, without its delay.
-    match next_event(&mut reaper_rx, "the delayed will").await {
-        SessionEvent::NodeDied { node, wills } => {
-            assert_eq!(node, "c");
-            assert_eq!(
-                wills,
-                vec![("later".to_string(), will("wills/later", None))]
-            );
+    // The client of a will delayed by 2 s comes back (on the other survivor) before
+    // its delay is over: its will is never published.
+    let elsewhere = if reaper == "a" { &b } else { &a };
+    let previous = elsewhere
+        .claim("back", update(None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(previous.node, reaper);
+    assert_eq!(
+        previous.will,
+        Some(will("wills/back", Some(2))),
+        "still waiting"
+    );
+
+    // The delayed wills, later, from the same reaper, without their delay: 1 s, then
+    // 3 s (the 2 s one, cancelled, would have come between them).
+    for (client_id, topic) in [("later", "wills/later"), ("gone", "wills/gone")] {
+        match next_event(&mut reaper_rx, "a delayed will").await {
+            SessionEvent::NodeDied { node, wills } => {
+                assert_eq!(node, "c");
+                assert_eq!(wills, vec![(client_id.to_string(), will(topic, None))]);
+            }
+            other => panic!("expected the delayed will of {client_id}, got {other:?}"),
         }
-        other => panic!("expected the delayed will, got {other:?}"),
     }
-    // The other survivor lost the race at the same time as the reaper won it, over a
-    // second before the delayed will came: had it reaped too, its event would be here.
+    // The other survivor lost the race at the same time as the reaper won it, seconds
+    // before the last delayed will came: had it reaped too, its event would be here.
     assert!(
         other_rx.try_recv().is_err(),
         "the other survivor emitted an event too"
@@ -135,9 +157,12 @@ async fn a_dead_node_is_reaped_once_and_its_wills_come_out_once() {
     );
     wait_alive(survivor, &["a", "b"]).await;
 
-    // The client of the delayed will comes back on the other survivor.
-    let back = if reaper == "a" { &b } else { &a };
-    let previous = back.claim("later", update(None)).await.unwrap().unwrap();
+    // A will published by the reaper is no longer in the record.
+    let previous = elsewhere
+        .claim("later", update(None))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(previous.node, reaper);
     assert_eq!(previous.will, None, "published, so no longer waiting");
 }
@@ -148,10 +173,6 @@ async fn a_dead_node_is_reaped_once_and_its_wills_come_out_once() {
 /// run that the others see alive again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_cut_off_is_reaped_and_learns_it_when_back() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("broker_server=debug")
-        .with_test_writer()
-        .try_init();
     let mut cluster = NatsCluster::start().await;
     // c reaches NATS through one server only, a and b through the two others.
     let meta_leader = cluster.meta_leader().await;
