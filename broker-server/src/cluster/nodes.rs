@@ -74,7 +74,7 @@ use tokio::time::Instant as TokioInstant;
 mod reap;
 
 use super::config::ClusterConfig;
-use super::sessions::{Inner, bucket, ensure_bucket, wrong_revision};
+use super::sessions::{Inner, bucket, ensure_bucket, last_value, removed, wrong_revision};
 
 /// A node seen alive.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -299,15 +299,15 @@ pub(super) async fn start(
         match tokio::time::timeout(op_timeout, create).await {
             Ok(Ok(revision)) => break revision,
             Ok(Err(err)) if err.kind() == kv::CreateErrorKind::AlreadyExists => {
-                match tokio::time::timeout(op_timeout, nodes.entry(node)).await {
-                    Ok(Ok(Some(entry))) if entry.operation == kv::Operation::Put => {
+                match tokio::time::timeout(op_timeout, last_value(&nodes, node)).await {
+                    Ok(Ok(Some(beat))) if !removed(&beat) => {
                         match existing {
-                            Some(revision) if revision != entry.revision => {
+                            Some(revision) if revision != beat.sequence => {
                                 return Err(duplicate());
                             }
-                            _ => existing = Some(entry.revision),
+                            _ => existing = Some(beat.sequence),
                         }
-                        previous = beat_started(&entry.value).or(previous);
+                        previous = beat_started(&beat.payload).or(previous);
                     }
                     Ok(Ok(_)) => {}
                     Ok(Err(err)) => failure = err.to_string(),

@@ -69,7 +69,9 @@ use crate::session::Owner;
 
 use control::{handoff_subject, serve_handoffs, watch_sessions};
 pub use record::Record;
-pub(super) use store::{WriteError, bucket, ensure_bucket, unavailable, wrong_revision};
+pub(super) use store::{
+    WriteError, bucket, ensure_bucket, last_value, removed, unavailable, wrong_revision,
+};
 
 /// Claim attempts lost to another node's write before the claim gives up (0x89).
 const CAS_TRIES: usize = 5;
@@ -460,8 +462,8 @@ impl Sessions {
             .await
     }
 
-    /// The record of `client_id` as stored now (`None`: no session), for the admin API
-    /// and tests.
+    /// The record of `client_id` as stored now (`None`: no session), read from the
+    /// bucket's leader, for the admin API and tests.
     pub async fn get(&self, client_id: &str) -> Result<Option<Record>, Refused> {
         let inner = &self.inner;
         let key = session_key(client_id);

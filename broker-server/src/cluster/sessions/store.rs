@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use async_nats::jetstream::message::StreamMessage;
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
 use protocol::ReasonCode;
@@ -97,6 +98,29 @@ pub(in crate::cluster) async fn ensure_bucket(
     }
 }
 
+/// The last message under `key` in `store`, read from the stream's leader (see
+/// [`Inner::read`]); `None` if there is none.
+pub(in crate::cluster) async fn last_value(
+    store: &kv::Store,
+    key: &str,
+) -> Result<Option<StreamMessage>, String> {
+    use jetstream::stream::LastRawMessageErrorKind;
+    let subject = format!("{}{key}", store.prefix);
+    match store.stream.get_last_raw_message_by_subject(&subject).await {
+        Ok(message) => Ok(Some(message)),
+        Err(err) if err.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
+/// Whether a KV message removes its key: a delete or purge (`KV-Operation`), or the
+/// marker left when a TTL ran out (`Nats-Marker-Reason`).
+pub(in crate::cluster) fn removed(message: &StreamMessage) -> bool {
+    let operation = message.headers.get("KV-Operation").map(|op| op.as_str());
+    matches!(operation, Some("DEL" | "PURGE"))
+        || message.headers.get("Nats-Marker-Reason").is_some()
+}
+
 impl Inner {
     /// Runs `call` within the operation timeout; a timeout is 0x88.
     pub(in crate::cluster) async fn bounded<T>(
@@ -114,28 +138,30 @@ impl Inner {
     }
 
     /// The record under `key` and the revision to write against (0: none ever, or
-    /// expired without a trace). A deleted record reads as `None` with the delete's
-    /// revision; a damaged one too (it is then overwritten, with a warning).
+    /// expired without a trace). A deleted or expired record reads as `None` with its
+    /// marker's revision; a damaged one too (it is then overwritten, with a warning).
+    ///
+    /// Read from the stream's leader (`STREAM.MSG.GET`), not with a direct get
+    /// (`Store::entry`), which any replica answers and a lagging one answers with an
+    /// older revision: a compare-and-set against it fails, and a caller shown it (the
+    /// admin API, a test) sees a write undone.
     pub(in crate::cluster) async fn read(
         &self,
         key: &str,
     ) -> Result<(Option<Record>, u64), Refused> {
-        let entry = self
-            .kv
-            .entry(key)
-            .await
-            .map_err(|err| unavailable(format!("reading session {key}: {err}")))?;
-        let Some(entry) = entry else {
-            return Ok((None, 0));
+        let message = match last_value(&self.kv, key).await {
+            Ok(Some(message)) => message,
+            Ok(None) => return Ok((None, 0)),
+            Err(err) => return Err(unavailable(format!("reading session {key}: {err}"))),
         };
-        if entry.operation != kv::Operation::Put {
-            return Ok((None, entry.revision));
+        if removed(&message) {
+            return Ok((None, message.sequence));
         }
-        match Record::decode(&entry.value) {
-            Ok(record) => Ok((Some(record), entry.revision)),
+        match Record::decode(&message.payload) {
+            Ok(record) => Ok((Some(record), message.sequence)),
             Err(err) => {
                 tracing::warn!(key, %err, "damaged cluster session record: replaced");
-                Ok((None, entry.revision))
+                Ok((None, message.sequence))
             }
         }
     }

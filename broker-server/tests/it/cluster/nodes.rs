@@ -238,3 +238,35 @@ async fn a_node_cut_off_is_reaped_and_learns_it_when_back() {
     let seen = a.nodes().into_iter().find(|n| n.name == "c").unwrap().since;
     assert_eq!(seen, since, "the others see c's new run");
 }
+
+/// A node that crashed and starts again at once (its heartbeat key still fresh) waits
+/// for the old key to age instead of refusing to start, then cleans up after its
+/// previous run itself: with no other node around, nobody else would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_cleans_up_after_its_previous_run() {
+    let cluster = NatsCluster::start().await;
+    let cfg = config(&cluster, "again", "solo");
+    let (first, _first_events) = open(&cfg).await;
+    first
+        .claim("dev/solo", update(Some(will("wills/solo", None))))
+        .await
+        .unwrap();
+    let before = first.nodes()[0].since;
+    drop(first);
+
+    let (second, mut events) = open(&cfg).await;
+    assert!(second.nodes()[0].since > before, "a new run");
+    match next_event(&mut events, "NodeDied of the previous run").await {
+        SessionEvent::NodeDied { node, wills } => {
+            assert_eq!(node, "solo");
+            assert_eq!(
+                wills,
+                vec![("dev/solo".to_string(), will("wills/solo", None))]
+            );
+        }
+        other => panic!("expected NodeDied, got {other:?}"),
+    }
+    let record = second.get("dev/solo").await.unwrap().unwrap();
+    assert!(!record.connected);
+    assert_eq!(record.will, None);
+}
