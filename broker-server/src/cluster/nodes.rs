@@ -25,11 +25,16 @@
 //! succeeded for `node_ttl_secs + heartbeat_secs` without a break and whose watch
 //! delivers them (its own beats come through it too): a node cut off from NATS judges
 //! nobody, and after the bucket itself was away (a NATS server lost, a leader election:
-//! every key aged meanwhile) every node gets that long to beat again. The survivors then race to create `reap.<node>.<started>` in `<P>_REAPED` (kept
+//! every key aged meanwhile) every node gets that long to beat again. A beat gives up
+//! after one heartbeat period, so one lost beat leaves a gap of two periods: with the
+//! default `node_ttl_secs` of three periods, not a death.
+//!
+//! The survivors then race to create `reap.<node>.<started>` in `<P>_REAPED` (kept
 //! `offline_session_retention_secs`); the one that creates it lists the session records
 //! that node held in that or an earlier run, connected or with a will waiting, and takes
 //! each over by compare-and-set (epoch up, held by the reaper, offline, TTL of its
-//! expiry). It emits [`SessionEvent::NodeDied`] once with the wills due now.
+//! expiry). It emits [`NodeDied`] once, with the wills due now (possibly none). Listing reads every key of the bucket (one read per session): fine for
+//! thousands of sessions, slow for millions.
 //!
 //! # Will delay
 //!
@@ -50,13 +55,20 @@
 //! update fails on the revision). It then races for its own reap key: if it creates it,
 //! nobody reaped it, and its sessions stay as they are; if the key exists, a survivor
 //! took its sessions, and the session watch reports each as
-//! [`SessionEvent::TakenOver`] (the broker kicks those clients; their wills came out
-//! from the reaper). Either way it registers again with a new start time, so a later
+//! [`TakenOver`] (the broker kicks those clients; their wills came out from the
+//! reaper). Either way it registers again with a new start time, so a later
 //! death is a new run to reap, and the old run is never reaped twice.
 //!
-//! Not covered: a node whose key expired while no other node was running and that
-//! never starts again leaves its records "connected"; the next claim of each client
-//! replaces them, but their wills are not published.
+//! While cut off, the node still serves its clients: closing them when NATS has been
+//! away for `node_ttl_secs − heartbeat_secs` (ARCHITECTURE.md §10) is the broker's, which
+//! sees its cluster calls refused.
+//!
+//! Not covered: a node that died while no other node was running, and that starts again
+//! only after its key expired (or never), leaves its records "connected": the next claim
+//! of each client replaces them, but their wills are not published.
+//!
+//! [`NodeDied`]: super::sessions::SessionEvent::NodeDied
+//! [`TakenOver`]: super::sessions::SessionEvent::TakenOver
 
 use std::collections::HashMap;
 use std::fmt;

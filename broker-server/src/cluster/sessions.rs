@@ -5,15 +5,21 @@
 //!
 //! One key per client id, `s.<16 hex digits of FNV-1a 64 of the client id>` (KV keys
 //! admit only a small character set; the record carries the client id itself), value a
-//! [`Record`] (versioned binary, see [`record`]). The bucket keeps one revision per key
-//! (history 1) on `cluster.replicas` servers.
+//! [`Record`] (versioned binary, laid out in `sessions/record.rs`). The bucket keeps
+//! one revision per key (history 1) on `cluster.replicas` servers.
 //!
 //! [`Sessions::claim`] reads the record and writes the new one with the read revision
 //! as the expected last revision (create when absent): of two nodes claiming at once,
 //! one write fails and that node reads again and retries (a few times, then 0x89). The
 //! new epoch is `max(previous epoch, read revision) + 1`. A record's epoch never exceeds
 //! the revision it was written at, so epochs strictly increase for a client id, also
-//! across a delete (the delete marker's revision is above every earlier one).
+//! across a delete (the delete marker's revision is above every earlier one). Records
+//! are read from the stream's leader: a replica may lag behind the last write.
+//!
+//! An offline record (released [`Release::Detached`]) carries a per-message TTL
+//! (`Nats-TTL`; the bucket allows them and leaves a marker when one runs out): its
+//! Session Expiry Interval, at most `offline_session_retention_secs`, plus
+//! `node_ttl_secs`. The server ends forgotten sessions by itself.
 //!
 //! Two client ids with the same 64-bit hash would share a key: a claim then replaces
 //! the other client's record, returning no previous record (the record's client id
@@ -25,7 +31,7 @@
 //! remembers each claim until the session ends or is taken). A write by another node
 //! on such a key after this node's claim (at a higher revision: a watch that lags
 //! behind still delivers older writes) means the session was taken: the node emits
-//! [`SessionEvent::TakenOver`] (the lead kicks the client with 0x8E). The same happens
+//! [`SessionEvent::TakenOver`] (the broker kicks the client with 0x8E). The same happens
 //! when a reaper ([`super::nodes`]) took this node's sessions because it was taken for
 //! dead: a node that lost NATS for longer than `node_ttl_secs` learns of it this way,
 //! session by session, once its watch catches up.
@@ -40,7 +46,7 @@
 //! # Handoff
 //!
 //! A node serves core requests on `<p>.ctl.<node>.handoff` (payload: the client id):
-//! each becomes a [`SessionEvent::Handoff`] with a reply the lead answers with its
+//! each becomes a [`SessionEvent::Handoff`] with a reply the broker answers with its
 //! opaque bytes; no answer within the timeout is answered empty ("not here").
 //! [`Sessions::request_handoff`] asks another node.
 
@@ -89,7 +95,7 @@ pub enum SessionEvent {
         /// The node that has it now.
         by: String,
     },
-    /// Another node asks for this client's session state: answer with the lead's opaque
+    /// Another node asks for this client's session state: answer with the broker's opaque
     /// bytes (an empty answer means "not here"). Unanswered after the timeout, the
     /// requester gets the empty answer.
     Handoff {
@@ -225,6 +231,11 @@ impl Sessions {
     /// Creates (or updates) the buckets, registers this node's heartbeat (refused if a
     /// node of this name is alive), starts the watch, the handoff service, the
     /// heartbeats and the dead-node detection. Events go to `events`.
+    ///
+    /// If this node's previous run crashed less than `node_ttl_secs` ago, its key is
+    /// still there: `open` waits for it to age (up to `node_ttl_secs + heartbeat_secs +
+    /// 1 s`), then cleans up after that run (a [`SessionEvent::NodeDied`] for this
+    /// node's own name may follow).
     pub async fn open(
         client: async_nats::Client,
         cfg: &ClusterConfig,
