@@ -18,14 +18,23 @@
 //!
 //! # Dead nodes
 //!
-//! Every node reads the bucket at each heartbeat (only while its own beat succeeds: a
-//! node cut off from NATS judges nobody). A node is dead when its key is gone, has
-//! another start time (it restarted), or has not changed for `node_ttl_secs`. The
-//! survivors then race to create `reap.<node>.<started>` in `<P>_REAPED` (kept
+//! Every node watches the bucket (a KV watch: the last beat of each key, then every
+//! beat). A node's run is dead when its key shows another start time (it restarted), or
+//! when no beat of it came for `node_ttl_secs` (an expired key sends nothing: its
+//! silence is the sign). Silence is judged only by a node whose own beats have
+//! succeeded for `node_ttl_secs + heartbeat_secs` without a break and whose watch
+//! delivers them (its own beats come through it too): a node cut off from NATS judges
+//! nobody, and after the bucket itself was away (a NATS server lost, a leader election:
+//! every key aged meanwhile) every node gets that long to beat again. A beat gives up
+//! after one heartbeat period, so one lost beat leaves a gap of two periods: with the
+//! default `node_ttl_secs` of three periods, not a death.
+//!
+//! The survivors then race to create `reap.<node>.<started>` in `<P>_REAPED` (kept
 //! `offline_session_retention_secs`); the one that creates it lists the session records
 //! that node held in that or an earlier run, connected or with a will waiting, and takes
 //! each over by compare-and-set (epoch up, held by the reaper, offline, TTL of its
-//! expiry). It emits [`SessionEvent::NodeDied`] once with the wills due now.
+//! expiry). It emits [`NodeDied`] once, with the wills due now (possibly none). Listing reads every key of the bucket (one read per session): fine for
+//! thousands of sessions, slow for millions.
 //!
 //! # Will delay
 //!
@@ -46,15 +55,22 @@
 //! update fails on the revision). It then races for its own reap key: if it creates it,
 //! nobody reaped it, and its sessions stay as they are; if the key exists, a survivor
 //! took its sessions, and the session watch reports each as
-//! [`SessionEvent::TakenOver`] (the broker kicks those clients; their wills came out
-//! from the reaper). Either way it registers again with a new start time, so a later
+//! [`TakenOver`] (the broker kicks those clients; their wills came out from the
+//! reaper). Either way it registers again with a new start time, so a later
 //! death is a new run to reap, and the old run is never reaped twice.
 //!
-//! Not covered: a node whose key expired while no other node was running and that
-//! never starts again leaves its records "connected"; the next claim of each client
-//! replaces them, but their wills are not published.
+//! While cut off, the node still serves its clients: closing them when NATS has been
+//! away for `node_ttl_secs − heartbeat_secs` (ARCHITECTURE.md §10) is the broker's, which
+//! sees its cluster calls refused.
+//!
+//! Not covered: a node that died while no other node was running, and that starts again
+//! only after its key expired (or never), leaves its records "connected": the next claim
+//! of each client replaces them, but their wills are not published.
+//!
+//! [`NodeDied`]: super::sessions::SessionEvent::NodeDied
+//! [`TakenOver`]: super::sessions::SessionEvent::TakenOver
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,16 +80,13 @@ use async_nats::jetstream::{self, kv};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::StreamExt as _;
 use parking_lot::Mutex;
-use protocol::Will;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant as TokioInstant;
-use web_time::Instant;
+
+mod reap;
 
 use super::config::ClusterConfig;
-use super::sessions::{
-    Inner, Record, SessionEvent, WriteError, bucket, ensure_bucket, expires_at, next_epoch,
-    wrong_revision,
-};
+use super::sessions::{Inner, bucket, ensure_bucket, last_value, removed, wrong_revision};
 
 /// A node seen alive.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,13 +96,6 @@ pub struct NodeInfo {
     /// When it started (this run).
     pub since: SystemTime,
 }
-
-/// Compare-and-set attempts on one record while reaping.
-const CAS_TRIES: usize = 5;
-/// Scans of the session records a reaper tries before it gives up (NATS failing).
-const SCAN_TRIES: usize = 10;
-/// Records read at once while scanning.
-const SCAN_CONCURRENCY: usize = 16;
 
 /// Wall-clock milliseconds since the Unix epoch.
 fn now_ms() -> u64 {
@@ -130,6 +136,11 @@ pub(super) struct Liveness {
     ttl: Duration,
     /// The other nodes by name.
     others: Mutex<HashMap<String, Seen>>,
+    /// Runs of other nodes replaced by a newer run: over, to be reaped.
+    replaced: Mutex<Vec<(String, u64)>>,
+    /// When this node's own beat of its current run last came through the watch: the
+    /// watch is live only if it did lately.
+    own_seen: Mutex<Option<TokioInstant>>,
 }
 
 impl fmt::Debug for Liveness {
@@ -140,7 +151,7 @@ impl fmt::Debug for Liveness {
     }
 }
 
-/// Another node as last read.
+/// Another node as last seen in the watch.
 #[derive(Debug, Clone)]
 struct Seen {
     /// Its start time.
@@ -157,6 +168,41 @@ impl Liveness {
     /// This node's current start time (unix ms).
     pub(super) fn started(&self) -> u64 {
         self.started.load(Ordering::Relaxed)
+    }
+
+    /// Takes in a beat of `name`'s run `started` at `revision`, from the watch.
+    fn saw(&self, name: &str, started: u64, revision: u64) {
+        let now = TokioInstant::now();
+        if name == self.node {
+            if started == self.started() {
+                *self.own_seen.lock() = Some(now);
+            }
+            return;
+        }
+        let mut others = self.others.lock();
+        let fresh = Seen {
+            started,
+            revision,
+            changed: now,
+            settled: false,
+        };
+        match others.get_mut(name) {
+            // A watch started again delivers the last beats again: not news.
+            Some(seen) if revision <= seen.revision => {}
+            Some(seen) if seen.started == started => {
+                seen.revision = revision;
+                seen.changed = now;
+            }
+            Some(seen) => {
+                if !seen.settled {
+                    self.replaced.lock().push((name.to_owned(), seen.started));
+                }
+                *seen = fresh;
+            }
+            None => {
+                others.insert(name.to_owned(), fresh);
+            }
+        }
     }
 
     /// This node and the others whose key changed within `node_ttl_secs`.
@@ -193,6 +239,17 @@ pub(super) struct NodeTasks {
     heartbeat: Duration,
     /// This node's key lapsed: the next beat creates it again (a new run).
     lapsed: bool,
+}
+
+/// What a heartbeat did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Beat {
+    /// This node's key is updated.
+    Written,
+    /// This node's key had lapsed and is created again, for a new run.
+    Registered,
+    /// NATS failed or did not answer.
+    Failed,
 }
 
 /// Opens `<P>_NODES` and `<P>_REAPED` and registers this node (see the module docs).
@@ -240,28 +297,37 @@ pub(super) async fn start(
     let deadline = TokioInstant::now() + ttl + heartbeat + Duration::from_secs(1);
     let mut existing: Option<u64> = None;
     let mut previous = None;
+    // JetStream refuses for a moment what a new bucket cannot serve yet (its replicas
+    // answer direct reads a little after its leader is elected): tried again.
+    let mut failure = String::new();
     let revision = loop {
-        let created = tokio::time::timeout(op_timeout, nodes.create(node, encode_beat(started)))
-            .await
-            .map_err(|_| anyhow::anyhow!("registering node {node:?}: NATS did not answer"))?;
-        match created {
-            Ok(revision) => break revision,
-            Err(err) if err.kind() == kv::CreateErrorKind::AlreadyExists => {}
-            Err(err) => anyhow::bail!("registering node {node:?} in {}: {err}", nodes.name),
-        }
-        let entry = tokio::time::timeout(op_timeout, nodes.entry(node))
-            .await
-            .map_err(|_| anyhow::anyhow!("registering node {node:?}: NATS did not answer"))?
-            .map_err(|err| anyhow::anyhow!("registering node {node:?}: {err}"))?;
-        if let Some(entry) = entry.filter(|e| e.operation == kv::Operation::Put) {
-            match existing {
-                Some(revision) if revision != entry.revision => return Err(duplicate()),
-                _ => existing = Some(entry.revision),
-            }
-            previous = beat_started(&entry.value).or(previous);
-        }
         if TokioInstant::now() >= deadline {
-            return Err(duplicate());
+            if existing.is_some() {
+                return Err(duplicate());
+            }
+            anyhow::bail!("registering node {node:?} in {}: {failure}", nodes.name);
+        }
+        let create = nodes.create(node, encode_beat(started));
+        match tokio::time::timeout(op_timeout, create).await {
+            Ok(Ok(revision)) => break revision,
+            Ok(Err(err)) if err.kind() == kv::CreateErrorKind::AlreadyExists => {
+                match tokio::time::timeout(op_timeout, last_value(&nodes, node)).await {
+                    Ok(Ok(Some(beat))) if !removed(&beat) => {
+                        match existing {
+                            Some(revision) if revision != beat.sequence => {
+                                return Err(duplicate());
+                            }
+                            _ => existing = Some(beat.sequence),
+                        }
+                        previous = beat_started(&beat.payload).or(previous);
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(err)) => failure = err.to_string(),
+                    Err(_) => failure = "NATS did not answer".into(),
+                }
+            }
+            Ok(Err(err)) => failure = err.to_string(),
+            Err(_) => failure = "NATS did not answer".into(),
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
@@ -270,6 +336,8 @@ pub(super) async fn start(
         node: node.to_owned(),
         ttl,
         others: Mutex::new(HashMap::new()),
+        replaced: Mutex::new(Vec::new()),
+        own_seen: Mutex::new(None),
     });
     let tasks = NodeTasks {
         nodes,
@@ -283,57 +351,94 @@ pub(super) async fn start(
 }
 
 impl NodeTasks {
-    /// Spawns the heartbeat and detection task.
+    /// Spawns the watch of the nodes bucket and the heartbeat and detection task.
     pub(super) fn spawn(self, inner: Arc<Inner>) -> Vec<JoinHandle<()>> {
-        vec![tokio::spawn(self.run(inner))]
+        let watch = follow(inner.liveness.clone(), self.nodes.clone(), self.heartbeat);
+        vec![tokio::spawn(watch), tokio::spawn(self.run(inner))]
     }
 
     /// Beats, then judges the others, every `heartbeat_secs`; reaps in the background.
     async fn run(mut self, inner: Arc<Inner>) {
         let mut reaps = JoinSet::new();
-        if let Some(previous) = self.previous.take() {
-            reaps.spawn(reap(
-                inner.clone(),
-                self.reaped.clone(),
-                inner.node.clone(),
-                previous,
-            ));
-        }
+        // Runs whose reap key could not be raced for (NATS failing): again next beat.
+        let mut again: Vec<(String, u64)> = self
+            .previous
+            .take()
+            .map(|previous| (inner.node.clone(), previous))
+            .into_iter()
+            .collect();
         let mut ticks = tokio::time::interval(self.heartbeat);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Since when this node's beats succeed without a break (none: the last failed).
+        let mut healthy_since = Some(TokioInstant::now());
         loop {
             ticks.tick().await;
-            while reaps.try_join_next().is_some() {}
-            if !self.beat(&inner).await {
-                continue;
+            while let Some(done) = reaps.try_join_next() {
+                again.extend(done.ok().flatten());
             }
-            for (node, started) in self.judge(&inner).await {
-                reaps.spawn(reap(inner.clone(), self.reaped.clone(), node, started));
+            for (node, started) in again.drain(..) {
+                reaps.spawn(reap::reap(
+                    inner.clone(),
+                    self.reaped.clone(),
+                    node,
+                    started,
+                ));
+            }
+            match self.beat(&inner).await {
+                Beat::Failed => {
+                    healthy_since = None;
+                    continue;
+                }
+                Beat::Registered => healthy_since = Some(TokioInstant::now()),
+                Beat::Written => {
+                    healthy_since.get_or_insert_with(TokioInstant::now);
+                }
+            }
+            // Silence is a death only after a whole node TTL (and a beat) of this node's
+            // own beats succeeding: when the bucket itself was away (a NATS server lost,
+            // a leader election), every key aged, and every node gets that long to beat
+            // again before anyone takes it for dead.
+            let judge_silence = healthy_since
+                .is_some_and(|since| since.elapsed() >= inner.liveness.ttl + self.heartbeat);
+            for (node, started) in self.judge(&inner, judge_silence) {
+                reaps.spawn(reap::reap(
+                    inner.clone(),
+                    self.reaped.clone(),
+                    node,
+                    started,
+                ));
             }
         }
     }
 
-    /// Updates this node's key; `true` if it is written.
-    async fn beat(&mut self, inner: &Inner) -> bool {
+    /// How long a beat may take: at most one heartbeat period (and the operation
+    /// timeout), so that the next beat is sent on time and one lost beat leaves a gap
+    /// of two periods, less than the node TTL with the default three.
+    fn beat_timeout(&self, inner: &Inner) -> Duration {
+        self.heartbeat.min(inner.op_timeout)
+    }
+
+    /// Updates this node's key (or creates it again if it lapsed).
+    async fn beat(&mut self, inner: &Inner) -> Beat {
         if self.lapsed {
             return self.register_again(inner).await;
         }
         let node = &inner.node;
         let started = inner.liveness.started();
         let update = self.nodes.update(node, encode_beat(started), self.revision);
-        match tokio::time::timeout(inner.op_timeout, update).await {
+        match tokio::time::timeout(self.beat_timeout(inner), update).await {
             Ok(Ok(revision)) => {
                 self.revision = revision;
-                return true;
+                return Beat::Written;
             }
             Ok(Err(err)) if wrong_revision(&err) => {}
             Ok(Err(err)) => {
                 tracing::warn!(%err, "cluster heartbeat failed");
-                return false;
+                return Beat::Failed;
             }
             Err(_) => {
                 tracing::warn!("cluster heartbeat: NATS did not answer");
-                return false;
+                return Beat::Failed;
             }
         }
         // The key expired (or was replaced): the others may have taken this node for
@@ -351,7 +456,7 @@ impl NodeTasks {
                      their clients are disconnected"
                 );
             }
-            _ => return false,
+            _ => return Beat::Failed,
         }
         // A new run: the old one is settled, whoever created its reap key.
         inner.liveness.started.store(now_ms(), Ordering::Relaxed);
@@ -360,14 +465,14 @@ impl NodeTasks {
     }
 
     /// Creates this node's key again after it lapsed, with the current start time.
-    async fn register_again(&mut self, inner: &Inner) -> bool {
+    async fn register_again(&mut self, inner: &Inner) -> Beat {
         let started = inner.liveness.started();
         let create = self.nodes.create(&inner.node, encode_beat(started));
-        match tokio::time::timeout(inner.op_timeout, create).await {
+        match tokio::time::timeout(self.beat_timeout(inner), create).await {
             Ok(Ok(revision)) => {
                 self.revision = revision;
                 self.lapsed = false;
-                true
+                Beat::Registered
             }
             Ok(Err(err)) => {
                 tracing::error!(
@@ -375,316 +480,55 @@ impl NodeTasks {
                     "cluster heartbeat: cannot register this node again \
                      (another broker with this cluster.node?)"
                 );
-                false
+                Beat::Failed
             }
-            Err(_) => false,
+            Err(_) => Beat::Failed,
         }
     }
 
-    /// Reads every node's key; returns the runs found dead (each once).
-    async fn judge(&self, inner: &Inner) -> Vec<(String, u64)> {
-        let Some(keys) = read_nodes(&self.nodes, inner.op_timeout).await else {
-            return Vec::new();
-        };
-        let present: HashSet<String> = keys.keys().cloned().collect();
-        let now = TokioInstant::now();
+    /// The runs found dead (each once): replaced by a new run of their node, or, if
+    /// `judge_silence` and the watch is live, silent for `node_ttl_secs`.
+    fn judge(&self, inner: &Inner, judge_silence: bool) -> Vec<(String, u64)> {
         let liveness = &inner.liveness;
-        let mut others = liveness.others.lock();
-        let mut dead = Vec::new();
-        for (name, seen) in others.iter_mut() {
-            match keys.get(name) {
-                Some(&(started, _)) if started != seen.started => {
-                    if !seen.settled {
-                        dead.push((name.clone(), seen.started));
-                    }
-                }
-                Some(&(_, revision)) if revision != seen.revision => {}
-                _ => {
-                    if !seen.settled && now.duration_since(seen.changed) >= liveness.ttl {
-                        seen.settled = true;
-                        dead.push((name.clone(), seen.started));
-                    }
+        let mut dead = std::mem::take(&mut *liveness.replaced.lock());
+        // This node's own beats come through the watch as well: if they stopped, the
+        // watch lags or stalls, and the others' silence says nothing.
+        let watch_live = liveness
+            .own_seen
+            .lock()
+            .is_some_and(|seen| seen.elapsed() <= self.heartbeat * 2 + inner.op_timeout);
+        if judge_silence && watch_live {
+            let mut others = liveness.others.lock();
+            for (name, seen) in others.iter_mut() {
+                if !seen.settled && seen.changed.elapsed() >= liveness.ttl {
+                    seen.settled = true;
+                    dead.push((name.clone(), seen.started));
                 }
             }
         }
-        for (name, (started, revision)) in keys {
-            if name == inner.node {
-                continue;
-            }
-            let seen = others.entry(name).or_insert(Seen {
-                started,
-                revision,
-                changed: now,
-                settled: false,
-            });
-            if seen.started != started || seen.revision != revision {
-                *seen = Seen {
-                    started,
-                    revision,
-                    changed: now,
-                    settled: false,
-                };
-            }
-        }
-        // A run settled and gone from the bucket needs no more watching.
-        others.retain(|name, seen| !seen.settled || present.contains(name));
         dead
     }
 }
 
-/// Every node key with its start time and revision; `None` if NATS fails.
-async fn read_nodes(
-    nodes: &kv::Store,
-    op_timeout: Duration,
-) -> Option<HashMap<String, (u64, u64)>> {
-    let read = async {
-        let names: Vec<String> = nodes
-            .keys()
-            .await
-            .ok()?
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<_, _>>()
-            .ok()?;
-        let mut keys = HashMap::new();
-        for name in names {
-            if let Some(entry) = nodes.entry(name.as_str()).await.ok()?
-                && entry.operation == kv::Operation::Put
-                && let Some(started) = beat_started(&entry.value)
-            {
-                keys.insert(name, (started, entry.revision));
-            }
-        }
-        Some(keys)
-    };
-    tokio::time::timeout(op_timeout * 2, read)
-        .await
-        .ok()
-        .flatten()
-}
-
-/// A will the reaper took, and when it is due.
-struct Taken {
-    key: String,
-    client_id: String,
-    /// The epoch the reaper wrote.
-    epoch: u64,
-    will: Will,
-    due: Instant,
-}
-
-/// Cleans up after run `started` of `node` if this node wins the race for it: takes
-/// its sessions, emits the wills due now, then waits out the delayed ones.
-async fn reap(inner: Arc<Inner>, reaped: kv::Store, node: String, started: u64) {
-    let claim = reaped.create(reap_key(&node, started), Bytes::from(inner.node.clone()));
-    match tokio::time::timeout(inner.op_timeout, claim).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(err)) if err.kind() == kv::CreateErrorKind::AlreadyExists => return,
-        Ok(Err(err)) => {
-            tracing::warn!(%err, node, "cannot claim the clean-up of a dead node");
-            return;
-        }
-        Err(_) => {
-            tracing::warn!(
-                node,
-                "cannot claim the clean-up of a dead node: NATS did not answer"
-            );
-            return;
-        }
-    }
-    tracing::warn!(node, "cluster node died: taking over its sessions");
-    let mut taken = Vec::new();
-    for attempt in 1..=SCAN_TRIES {
-        match scan(&inner, &node, started).await {
-            Ok(found) => {
-                taken.extend(found);
-                break;
-            }
-            Err(err) if attempt < SCAN_TRIES => {
-                tracing::warn!(%err, node, "scanning a dead node's sessions; trying again");
-                taken.clear();
-                tokio::time::sleep(inner.op_timeout).await;
-            }
-            Err(err) => tracing::error!(%err, node, "gave up scanning a dead node's sessions"),
-        }
-    }
-    let now = Instant::now();
-    let (due, delayed): (Vec<Taken>, Vec<Taken>) = taken.into_iter().partition(|t| t.due <= now);
-    let wills = due
-        .into_iter()
-        .map(|t| (t.client_id, without_delay(t.will)))
-        .collect();
-    let event = SessionEvent::NodeDied {
-        node: node.clone(),
-        wills,
-    };
-    if inner.events.send(event).await.is_err() {
-        return;
-    }
-    let mut timers = JoinSet::new();
-    for taken in delayed {
-        timers.spawn(delayed_will(inner.clone(), node.clone(), taken));
-    }
-    while timers.join_next().await.is_some() {}
-}
-
-/// The will to publish: its delay is over.
-fn without_delay(mut will: Will) -> Will {
-    will.properties.will_delay_interval = None;
-    will
-}
-
-/// Takes over every record `node` held in run `started` or before that is connected
-/// or has a will waiting. Taking over twice is harmless (the second finds the record
-/// held by this node), so a failed scan is simply run again.
-async fn scan(inner: &Arc<Inner>, node: &str, started: u64) -> Result<Vec<Taken>, String> {
-    let keys: Vec<String> = tokio::time::timeout(inner.op_timeout, inner.kv.keys())
-        .await
-        .map_err(|_| "listing session keys: NATS did not answer".to_owned())?
-        .map_err(|err| format!("listing session keys: {err}"))?
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()
-        .map_err(|err| format!("listing session keys: {err}"))?;
-    let results: Vec<Result<Option<Taken>, String>> = futures::stream::iter(keys)
-        .map(|key| take_over(inner, node, started, key))
-        .buffer_unordered(SCAN_CONCURRENCY)
-        .collect()
-        .await;
-    let mut taken = Vec::new();
-    for result in results {
-        if let Some(t) = result? {
-            taken.push(t);
-        }
-    }
-    Ok(taken)
-}
-
-/// Takes one record of the dead node if it needs it; returns its will if any.
-async fn take_over(
-    inner: &Arc<Inner>,
-    node: &str,
-    started: u64,
-    key: String,
-) -> Result<Option<Taken>, String> {
-    inner
-        .bounded("takeover", async {
-            for _ in 0..CAS_TRIES {
-                let (Some(record), revision) = inner.read(&key).await? else {
-                    return Ok(None);
-                };
-                let waiting = !record.connected && record.will_due.is_some();
-                if record.node != node
-                    || record.node_started > started
-                    || !(record.connected || waiting)
-                {
-                    return Ok(None);
-                }
-                let now = Instant::now();
-                let due = if record.connected {
-                    record.will.as_ref().map(|will| {
-                        let delay = will.properties.will_delay_interval.unwrap_or(0);
-                        now + Duration::from_secs(delay.min(record.expiry_interval).into())
-                    })
-                } else {
-                    record.will_due
-                };
-                let mut next = Record {
-                    node: inner.node.clone(),
-                    node_started: inner.liveness.started(),
-                    epoch: next_epoch(Some(&record), revision),
-                    connected: false,
-                    expires_at: if record.connected {
-                        expires_at(record.expiry_interval)
-                    } else {
-                        record.expires_at
-                    },
-                    will_due: due,
-                    ..record.clone()
-                };
-                let now_due = due.is_some_and(|due| due <= now);
-                if now_due || next.will.is_none() {
-                    next.will = None;
-                    next.will_due = None;
-                }
-                let ttl = inner.offline_ttl(&next);
-                match inner.write(&key, next.encode(), revision, Some(ttl)).await {
-                    Ok(_) => {
-                        return Ok(record.will.zip(due).map(|(will, due)| Taken {
-                            key: key.clone(),
-                            client_id: record.client_id.to_string(),
-                            epoch: next.epoch,
-                            will,
-                            due,
-                        }));
-                    }
-                    Err(WriteError::Lost) => continue,
-                    Err(WriteError::Failed(err)) => {
-                        return Err(super::sessions::unavailable(err));
-                    }
-                }
-            }
-            Ok(None)
-        })
-        .await
-        .map_err(|refused| refused.detail)
-}
-
-/// Waits until a taken will is due, then, if the session is still offline and held by
-/// this node at the epoch it wrote, clears the will from the record and emits it.
-async fn delayed_will(inner: Arc<Inner>, node: String, taken: Taken) {
-    tokio::time::sleep(taken.due.saturating_duration_since(Instant::now())).await;
-    for _ in 0..SCAN_TRIES {
-        let cleared = inner
-            .bounded("will", async {
-                for _ in 0..CAS_TRIES {
-                    let (Some(mut record), revision) = inner.read(&taken.key).await? else {
-                        return Ok(false);
-                    };
-                    if record.node != inner.node
-                        || record.epoch != taken.epoch
-                        || record.connected
-                        || record.will.is_none()
+/// Follows every beat in the nodes bucket (the last of each key first), into
+/// `liveness`. A key that expires sends nothing: its silence is what
+/// [`NodeTasks::judge`] looks for. Started again if it fails.
+async fn follow(liveness: Arc<Liveness>, nodes: kv::Store, heartbeat: Duration) {
+    loop {
+        match nodes.watch_with_history(">").await {
+            Ok(mut watch) => {
+                while let Some(Ok(entry)) = watch.next().await {
+                    if entry.operation == kv::Operation::Put
+                        && let Some(started) = beat_started(&entry.value)
                     {
-                        return Ok(false);
-                    }
-                    record.will = None;
-                    record.will_due = None;
-                    let ttl = inner.offline_ttl(&record);
-                    match inner
-                        .write(&taken.key, record.encode(), revision, Some(ttl))
-                        .await
-                    {
-                        Ok(_) => return Ok(true),
-                        Err(WriteError::Lost) => continue,
-                        Err(WriteError::Failed(err)) => {
-                            return Err(super::sessions::unavailable(err));
-                        }
+                        liveness.saw(&entry.key, started, entry.revision);
                     }
                 }
-                Ok(false)
-            })
-            .await;
-        match cleared {
-            Ok(true) => {
-                let event = SessionEvent::NodeDied {
-                    node,
-                    wills: vec![(taken.client_id, without_delay(taken.will))],
-                };
-                let _ = inner.events.send(event).await;
-                return;
+                tracing::warn!("the watch of cluster heartbeats ended: starting it again");
             }
-            Ok(false) => return,
-            Err(refused) => {
-                tracing::warn!(
-                    detail = refused.detail,
-                    "publishing a delayed will: retrying"
-                );
-                tokio::time::sleep(inner.op_timeout).await;
-            }
+            Err(err) => tracing::warn!(%err, "watching cluster heartbeats"),
         }
+        tokio::time::sleep(heartbeat).await;
     }
 }
 

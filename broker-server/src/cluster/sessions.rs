@@ -5,22 +5,33 @@
 //!
 //! One key per client id, `s.<16 hex digits of FNV-1a 64 of the client id>` (KV keys
 //! admit only a small character set; the record carries the client id itself), value a
-//! [`Record`] (versioned binary, see [`record`]). The bucket keeps one revision per key
-//! (history 1) on `cluster.replicas` servers.
+//! [`Record`] (versioned binary, laid out in `sessions/record.rs`). The bucket keeps
+//! one revision per key (history 1) on `cluster.replicas` servers.
 //!
 //! [`Sessions::claim`] reads the record and writes the new one with the read revision
 //! as the expected last revision (create when absent): of two nodes claiming at once,
 //! one write fails and that node reads again and retries (a few times, then 0x89). The
 //! new epoch is `max(previous epoch, read revision) + 1`. A record's epoch never exceeds
 //! the revision it was written at, so epochs strictly increase for a client id, also
-//! across a delete (the delete marker's revision is above every earlier one).
+//! across a delete (the delete marker's revision is above every earlier one). Records
+//! are read from the stream's leader: a replica may lag behind the last write.
+//!
+//! An offline record (released [`Release::Detached`]) carries a per-message TTL
+//! (`Nats-TTL`; the bucket allows them and leaves a marker when one runs out): its
+//! Session Expiry Interval, at most `offline_session_retention_secs`, plus
+//! `node_ttl_secs`. The server ends forgotten sessions by itself.
+//!
+//! Two client ids with the same 64-bit hash would share a key: a claim then replaces
+//! the other client's record, returning no previous record (the record's client id
+//! differs). With FNV-1a 64 this takes billions of client ids to become likely.
 //!
 //! # Losing a session
 //!
 //! Every node watches the whole bucket and keeps the sessions it holds ([`Sessions`]
 //! remembers each claim until the session ends or is taken). A write by another node
-//! with a higher epoch on such a key means the session was taken: the node emits
-//! [`SessionEvent::TakenOver`] (the lead kicks the client with 0x8E). The same happens
+//! on such a key after this node's claim (at a higher revision: a watch that lags
+//! behind still delivers older writes) means the session was taken: the node emits
+//! [`SessionEvent::TakenOver`] (the broker kicks the client with 0x8E). The same happens
 //! when a reaper ([`super::nodes`]) took this node's sessions because it was taken for
 //! dead: a node that lost NATS for longer than `node_ttl_secs` learns of it this way,
 //! session by session, once its watch catches up.
@@ -35,21 +46,21 @@
 //! # Handoff
 //!
 //! A node serves core requests on `<p>.ctl.<node>.handoff` (payload: the client id):
-//! each becomes a [`SessionEvent::Handoff`] with a reply the lead answers with its
+//! each becomes a [`SessionEvent::Handoff`] with a reply the broker answers with its
 //! opaque bytes; no answer within the timeout is answered empty ("not here").
 //! [`Sessions::request_handoff`] asks another node.
 
+mod control;
 mod record;
+mod store;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
-use futures::StreamExt as _;
 use parking_lot::Mutex;
 use protocol::{ReasonCode, Will};
 use tokio::sync::{mpsc, oneshot};
@@ -62,13 +73,15 @@ use super::nodes::{self, Liveness, NodeInfo};
 use crate::broker::backplane::{Refused, Release};
 use crate::session::Owner;
 
+use control::{handoff_subject, serve_handoffs, watch_sessions};
 pub use record::Record;
+pub(super) use store::{
+    WriteError, bucket, ensure_bucket, last_value, removed, unavailable, wrong_revision,
+};
 
 /// The handoff request's header saying whether the new connection continues the
 /// session (`1`) or starts clean (`0`).
 const CONTINUES_HEADER: &str = "Mqtt-Continues";
-/// How long [`Sessions::open`] waits for a new bucket's replicas to elect a leader.
-const LEADER_PATIENCE: Duration = Duration::from_secs(10);
 /// Claim attempts lost to another node's write before the claim gives up (0x89).
 const CAS_TRIES: usize = 5;
 
@@ -85,15 +98,12 @@ pub enum SessionEvent {
         /// The node that has it now.
         by: String,
     },
-    /// Another node asks for this client's session state: answer with the lead's opaque
+    /// Another node asks for this client's session state: answer with the broker's opaque
     /// bytes (an empty answer means "not here"). Unanswered after the timeout, the
     /// requester gets the empty answer.
     Handoff {
         /// The client identifier.
         client_id: String,
-        /// The new connection resumes the session (no Clean Start): a 3.x will of the
-        /// connection kicked here is not published.
-        continues: bool,
         /// Where the answer goes.
         reply: oneshot::Sender<Bytes>,
     },
@@ -129,6 +139,11 @@ pub struct ClaimUpdate {
 
 /// The state a session leaves in its record when its connection ends
 /// ([`Release::Detached`]; ignored for [`Release::Ended`]).
+///
+/// A will kept with its due time is the holding node's to publish when due; once it
+/// has, it clears it with [`Sessions::update`] (`will = None`, `will_due = None`).
+/// Until then the record says the will waits: if the node dies first, the reaper
+/// publishes it (once, when due).
 #[derive(Debug, Clone, Default)]
 pub struct Detach {
     /// The will waits out its delay until then; `None`: no will any more (published,
@@ -199,15 +214,9 @@ struct Held {
     client_id: String,
     /// The epoch of this node's claim.
     epoch: u64,
-}
-
-/// A compare-and-set write that did not happen.
-#[derive(Debug)]
-pub(super) enum WriteError {
-    /// Another write came first (wrong expected revision).
-    Lost,
-    /// NATS failed or did not answer.
-    Failed(String),
+    /// The revision this node's claim was written at: a write by another node after it
+    /// (the bucket's revisions only rise) took the session.
+    revision: u64,
 }
 
 /// The KV key of a client id's record.
@@ -221,22 +230,15 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
     })
 }
 
-/// The bucket names for a prefix: `<P>_SESSIONS`, `<P>_NODES`, `<P>_REAPED`.
-pub(super) fn bucket(prefix: &str, name: &str) -> String {
-    format!("{}_{name}", prefix.to_ascii_uppercase())
-}
-
-pub(super) fn unavailable(detail: impl Into<String>) -> Refused {
-    Refused {
-        reason: ReasonCode::ServerUnavailable,
-        detail: detail.into(),
-    }
-}
-
 impl Sessions {
     /// Creates (or updates) the buckets, registers this node's heartbeat (refused if a
     /// node of this name is alive), starts the watch, the handoff service, the
     /// heartbeats and the dead-node detection. Events go to `events`.
+    ///
+    /// If this node's previous run crashed less than `node_ttl_secs` ago, its key is
+    /// still there: `open` waits for it to age (up to `node_ttl_secs + heartbeat_secs +
+    /// 1 s`), then cleans up after that run (a [`SessionEvent::NodeDied`] for this
+    /// node's own name may follow).
     pub async fn open(
         client: async_nats::Client,
         cfg: &ClusterConfig,
@@ -341,8 +343,8 @@ impl Sessions {
                             .map_or_else(|| update.checkpoint.clone(), |p| p.checkpoint.clone()),
                     };
                     match inner.write(&key, record.encode(), revision, None).await {
-                        Ok(_) => {
-                            inner.hold(&key, client_id, record.epoch);
+                        Ok(written) => {
+                            inner.hold(&key, client_id, record.epoch, written);
                             return Ok(previous);
                         }
                         Err(WriteError::Lost) => continue,
@@ -474,8 +476,8 @@ impl Sessions {
             .await
     }
 
-    /// The record of `client_id` as stored now (`None`: no session), for the admin API
-    /// and tests.
+    /// The record of `client_id` as stored now (`None`: no session), read from the
+    /// bucket's leader, for the admin API and tests.
     pub async fn get(&self, client_id: &str) -> Result<Option<Record>, Refused> {
         let inner = &self.inner;
         let key = session_key(client_id);
@@ -543,173 +545,14 @@ pub(super) fn expires_at(expiry_interval: u32) -> Option<Instant> {
         .then(|| Instant::now() + Duration::from_secs(expiry_interval.into()))
 }
 
-/// Whether a JetStream write failed on its expected revision. async-nats 0.52 maps only
-/// the error code 10071 to `WrongLastSequence`; servers since 2.12 answer 10164 (the
-/// same refusal, constant text), which it reports as "other": so the JetStream error
-/// is looked for along the error's sources.
-pub(super) fn wrong_revision(err: &(dyn std::error::Error + 'static)) -> bool {
-    use jetstream::ErrorCode;
-    const WRONG_LAST_SEQUENCE: [ErrorCode; 2] = [
-        ErrorCode::STREAM_WRONG_LAST_SEQUENCE,
-        ErrorCode::STREAM_WRONG_LAST_SEQUENCE_CONSTANT,
-    ];
-    let mut cause = Some(err);
-    while let Some(err) = cause {
-        if let Some(js) = err.downcast_ref::<jetstream::Error>()
-            && WRONG_LAST_SEQUENCE.contains(&js.error_code())
-        {
-            return true;
-        }
-        if let Some(publish) = err.downcast_ref::<jetstream::context::PublishError>()
-            && publish.kind() == jetstream::context::PublishErrorKind::WrongLastSequence
-        {
-            return true;
-        }
-        cause = err.source();
-    }
-    false
-}
-
-/// `<p>.ctl.<node>.handoff`.
-fn handoff_subject(prefix: &str, node: &str) -> String {
-    format!("{prefix}.ctl.{node}.handoff")
-}
-
-/// Opens a bucket, creating it (or updating its settings) as configured, and waits
-/// until its replicas elected a leader: before that, every write fails. JetStream may
-/// refuse for a moment what it takes a moment to do (two nodes creating the bucket at
-/// once, a server not yet known as a peer): retried for up to [`LEADER_PATIENCE`].
-pub(super) async fn ensure_bucket(
-    js: &jetstream::Context,
-    config: kv::Config,
-) -> anyhow::Result<kv::Store> {
-    let name = config.bucket.clone();
-    let deadline = tokio::time::Instant::now() + LEADER_PATIENCE;
-    let store = loop {
-        match js.create_or_update_key_value(config.clone()).await {
-            Ok(store) => break store,
-            Err(err) if tokio::time::Instant::now() >= deadline => {
-                anyhow::bail!("creating the NATS key-value bucket {name}: {err}")
-            }
-            Err(err) => {
-                tracing::debug!(%err, bucket = name, "creating a bucket: trying again");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    };
-    loop {
-        let info = store.stream.get_info().await;
-        if let Ok(info) = &info
-            && info.cluster.as_ref().is_none_or(|c| c.leader.is_some())
-        {
-            return Ok(store);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            anyhow::bail!("the NATS key-value bucket {name} has no leader (no JetStream quorum?)");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 impl Inner {
-    /// Runs `call` within the operation timeout; a timeout is 0x88.
-    pub(super) async fn bounded<T>(
-        &self,
-        what: &str,
-        call: impl Future<Output = Result<T, Refused>>,
-    ) -> Result<T, Refused> {
-        match tokio::time::timeout(self.op_timeout, call).await {
-            Ok(result) => result,
-            Err(_) => Err(unavailable(format!(
-                "session {what}: no answer from NATS JetStream within {} ms",
-                self.op_timeout.as_millis()
-            ))),
-        }
-    }
-
-    /// The record under `key` and the revision to write against (0: none ever, or
-    /// expired without a trace). A deleted record reads as `None` with the delete's
-    /// revision; a damaged one too (it is then overwritten, with a warning).
-    pub(super) async fn read(&self, key: &str) -> Result<(Option<Record>, u64), Refused> {
-        let entry = self
-            .kv
-            .entry(key)
-            .await
-            .map_err(|err| unavailable(format!("reading session {key}: {err}")))?;
-        let Some(entry) = entry else {
-            return Ok((None, 0));
-        };
-        if entry.operation != kv::Operation::Put {
-            return Ok((None, entry.revision));
-        }
-        match Record::decode(&entry.value) {
-            Ok(record) => Ok((Some(record), entry.revision)),
-            Err(err) => {
-                tracing::warn!(key, %err, "damaged cluster session record: replaced");
-                Ok((None, entry.revision))
-            }
-        }
-    }
-
-    /// Writes `value` under `key` if its last revision is still `revision` (0: the key
-    /// has no value), with a per-record TTL in seconds. The raw JetStream publish, since
-    /// async-nats 0.52 has no KV update with a TTL: headers
-    /// `Nats-Expected-Last-Subject-Sequence` and `Nats-TTL` on `$KV.<bucket>.<key>`.
-    pub(super) async fn write(
-        &self,
-        key: &str,
-        value: Bytes,
-        revision: u64,
-        ttl: Option<u64>,
-    ) -> Result<u64, WriteError> {
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(
-            async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
-            revision.to_string().as_str(),
-        );
-        if let Some(ttl) = ttl {
-            headers.insert(
-                async_nats::header::NATS_MESSAGE_TTL,
-                ttl.max(1).to_string().as_str(),
-            );
-        }
-        let subject = format!(
-            "{}{key}",
-            self.kv.put_prefix.as_ref().unwrap_or(&self.kv.prefix)
-        );
-        let ack = self
-            .js
-            .publish_with_headers(subject, headers, value)
-            .await
-            .map_err(|err| WriteError::Failed(err.to_string()))?;
-        match ack.await {
-            Ok(ack) => Ok(ack.sequence),
-            Err(err) if wrong_revision(&err) => Err(WriteError::Lost),
-            Err(err) => Err(WriteError::Failed(err.to_string())),
-        }
-    }
-
-    /// Deletes `key` if its last revision is still `revision`.
-    async fn delete(&self, key: &str, revision: u64) -> Result<(), WriteError> {
-        match self.kv.delete_expect_revision(key, Some(revision)).await {
-            Ok(()) => Ok(()),
-            Err(err) if wrong_revision(&err) => Err(WriteError::Lost),
-            Err(err) => Err(WriteError::Failed(err.to_string())),
-        }
-    }
-
-    /// The TTL of an offline record: its expiry (at most the offline retention), plus
-    /// `node_ttl_secs` so that a reaper's will timer runs before the record goes.
-    pub(super) fn offline_ttl(&self, record: &Record) -> u64 {
-        u64::from(record.expiry_interval).min(self.offline_retention) + self.node_ttl
-    }
-
-    fn hold(&self, key: &str, client_id: &str, epoch: u64) {
+    fn hold(&self, key: &str, client_id: &str, epoch: u64, revision: u64) {
         self.held.lock().insert(
             key.to_owned(),
             Held {
                 client_id: client_id.to_owned(),
                 epoch,
+                revision,
             },
         );
     }
@@ -720,99 +563,6 @@ impl Inner {
         if held.get(key).is_some_and(|h| h.epoch == epoch) {
             held.remove(key);
         }
-    }
-}
-
-/// Follows every write to the bucket; a write by another node above the epoch of a
-/// session this node holds is a takeover. The watch is an ordered consumer: it resumes
-/// by itself after a reconnect; if it fails for good, it is started again after the
-/// last revision seen.
-async fn watch_sessions(inner: Arc<Inner>, mut watch: kv::Watch) {
-    let mut last = 0;
-    loop {
-        while let Some(entry) = watch.next().await {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(err) => {
-                    tracing::warn!(%err, "cluster session watch failed");
-                    break;
-                }
-            };
-            last = entry.revision;
-            if entry.operation != kv::Operation::Put {
-                continue;
-            }
-            let held = inner.held.lock().get(&entry.key).cloned();
-            let Some(held) = held else { continue };
-            let record = match Record::decode(&entry.value) {
-                Ok(record) => record,
-                Err(err) => {
-                    tracing::warn!(key = entry.key, %err, "damaged cluster session record");
-                    continue;
-                }
-            };
-            if record.node != inner.node && record.epoch > held.epoch {
-                inner.unhold(&entry.key, held.epoch);
-                let event = SessionEvent::TakenOver {
-                    client_id: held.client_id,
-                    by: record.node,
-                };
-                if inner.events.send(event).await.is_err() {
-                    return;
-                }
-            }
-        }
-        loop {
-            tokio::time::sleep(inner.op_timeout).await;
-            match inner.kv.watch_all_from_revision(last + 1).await {
-                Ok(again) => {
-                    watch = again;
-                    break;
-                }
-                Err(err) => tracing::warn!(%err, "restarting the cluster session watch"),
-            }
-        }
-    }
-}
-
-/// Answers handoff requests: each goes to the broker as [`SessionEvent::Handoff`]; its
-/// answer (or, after the timeout, an empty one) goes back to the requester.
-async fn serve_handoffs(inner: Arc<Inner>, mut requests: async_nats::Subscriber) {
-    while let Some(request) = requests.next().await {
-        let Some(reply_to) = request.reply.clone() else {
-            continue;
-        };
-        let inner = inner.clone();
-        tokio::spawn(async move {
-            let client_id = String::from_utf8_lossy(&request.payload).into_owned();
-            // Absent (an older node): the session continues.
-            let continues = request
-                .headers
-                .as_ref()
-                .and_then(|h| h.get(CONTINUES_HEADER))
-                .is_none_or(|v| v.as_str() != "0");
-            let (reply, answer) = oneshot::channel();
-            let asked = async {
-                inner
-                    .events
-                    .send(SessionEvent::Handoff {
-                        client_id,
-                        continues,
-                        reply,
-                    })
-                    .await
-                    .ok()?;
-                answer.await.ok()
-            };
-            let payload = tokio::time::timeout(inner.op_timeout, asked)
-                .await
-                .ok()
-                .flatten()
-                .unwrap_or_default();
-            if let Err(err) = inner.client.publish(reply_to, payload).await {
-                tracing::debug!(%err, "answering a handoff request");
-            }
-        });
     }
 }
 

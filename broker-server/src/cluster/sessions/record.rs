@@ -2,8 +2,9 @@
 //! versioned binary encoding.
 //!
 //! Layout (little-endian): `version u8 (1) | epoch u64 | flags u8 (1: connected)
-//! | node (u16 len + UTF-8) | node started u64 | client id (u16 len + UTF-8) | will due (u64 unix ms, 0:
-//! none) | has will delay u8 [| will delay u32] | n u16 | n × checkpoint u64 | the rest`,
+//! | node (u16 len + UTF-8) | node started u64 | client id (u16 len + UTF-8)
+//! | will due (u64 unix ms, 0: none) | has will delay u8 [| will delay u32] | n u16
+//! | n × checkpoint u64 | the rest`,
 //! where the rest is the embedded store's session record
 //! ([`crate::storage::codec::encode_session`], checksummed with the client id as its
 //! key): expiry interval, expiry time, subscriptions with their options and identifiers,
