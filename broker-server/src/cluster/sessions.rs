@@ -104,6 +104,9 @@ pub enum SessionEvent {
     Handoff {
         /// The client identifier.
         client_id: String,
+        /// The new connection resumes the session (no Clean Start): a 3.x will of the
+        /// connection kicked here is not published.
+        continues: bool,
         /// Where the answer goes.
         reply: oneshot::Sender<Bytes>,
     },
