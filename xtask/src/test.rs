@@ -20,7 +20,7 @@ use anyhow::{Result, bail};
 use crate::{
     browser,
     cmd::{self, Context},
-    setup,
+    package, setup,
 };
 
 const WASM: &str = "wasm32-unknown-unknown";
@@ -232,6 +232,39 @@ const STEPS: &[Step] = &[
                 "--target",
                 WASM,
             ])]
+        },
+    },
+    Step {
+        name: "package",
+        slow: false,
+        prepare: None,
+        // web-client as an npm package (`package.rs`): the web-release wasm through
+        // wasm-bindgen and wasm-opt, the entry points and declarations of
+        // web-client/npm/, `tsc --noEmit` of an example against them, then `npm pack`
+        // into target/npm/.
+        commands: |ctx| vec![ctx.cargo(&["xtask", "package"])],
+    },
+    Step {
+        name: "package-tests",
+        slow: true,
+        // The packed package installed from its tarball (web-client/npm/tests/): a plain
+        // page in headless Chromium (playwright-core driving Debian's Chromium), Node 20
+        // with `ws`, and the MQTT.js-compatible entry point running MQTT.js's README
+        // examples, all against a broker-server the harness starts (`browser.rs`).
+        prepare: Some(|ctx| {
+            vec![
+                ctx.cargo(&["build", "-p", "broker-server", "--bin", "broker-server"]),
+                ctx.cargo(&["xtask", "package"]),
+            ]
+        }),
+        commands: |ctx| {
+            let mut node =
+                ctx.command_with("node", &["--test", "web-client/npm/tests/package.test.mjs"]);
+            node.env(
+                "MQTT_WEB_PACKAGE",
+                package::tarball(ctx).unwrap_or_default(),
+            );
+            vec![node]
         },
     },
     Step {
