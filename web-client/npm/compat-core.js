@@ -182,6 +182,7 @@ export function compat(init, WasmClient) {
         } catch (error) {
           const refused = error.reasonCode !== undefined;
           this.emit("error", error);
+          this.#closeReported = true;
           this.emit("close");
           const period = this.options.reconnectPeriod;
           if (this.disconnecting || period === 0 || (refused && !this.options.reconnectOnConnackError)) {

@@ -289,6 +289,7 @@ test("browser: a plain page imports the installed package and round-trips, nativ
 function page() {
   return `<!doctype html>
 <meta charset="utf-8">
+<link rel="icon" href="data:,">
 <title>@mqtt-web/client from a plain page</title>
 <script type="module">
 import init, { MqttClient } from "./node_modules/@mqtt-web/client/index.js";
