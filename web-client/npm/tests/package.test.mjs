@@ -2,7 +2,8 @@
 // from the tarball into a fresh application directory, then used (1) from a plain page
 // with <script type="module"> in headless Chromium, (2) from Node with the `ws` package
 // as its WebSocket, (3) through the MQTT.js-compatible entry point, running MQTT.js's
-// README examples unchanged except for the import (and the broker's URL).
+// README examples unchanged except for the import (and the broker's URL); (4) from a
+// module Web Worker.
 //
 // Run by `cargo xtask test package-tests`, which builds the package and starts the broker:
 //
@@ -243,9 +244,11 @@ client.on("close", () => {
   assert.deepEqual(JSON.parse(result.stdout), { events: ["error", "close", "end"], connected: false });
 });
 
-test("browser: a plain page imports the installed package and round-trips, natively and through compat", async () => {
+test("browser: a plain page and a Web Worker import the installed package and round-trip, natively and through compat", async () => {
   const { chromium } = await import(pathToFileURL(join(TOOLS, "node_modules/playwright-core/index.mjs")).href);
   writeFileSync(join(app, "index.html"), page());
+  writeFileSync(join(app, "worker.html"), WORKER_PAGE);
+  writeFileSync(join(app, "worker.js"), WORKER);
   const server = await serve(app);
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -279,6 +282,17 @@ test("browser: a plain page imports the installed package and round-trips, nativ
     );
     assert.deepEqual(problems, []);
     assert.equal(server.wasmType(), "application/wasm");
+
+    // The same package in a module Web Worker (no `window`, no `document`).
+    const worker = await browser.newPage();
+    worker.on("pageerror", (error) => problems.push(`worker pageerror: ${error.message}`));
+    await worker.goto(`${server.url}/worker.html?broker=${encodeURIComponent(BROKER)}`);
+    await worker.waitForFunction(() => window.result !== undefined, null, { timeout: GUARD_MS });
+    const fromWorker = await worker.evaluate(() => window.result);
+    assert.equal(fromWorker.error, undefined, `worker: ${fromWorker.error}`);
+    assert.deepEqual(fromWorker.message, { topic: "npm/worker", text: "from a worker" });
+    assert.ok(["worker", "main"].includes(fromWorker.timer), `timer mode ${fromWorker.timer}`);
+    assert.deepEqual(problems, []);
   } finally {
     await browser.close();
     await server.close();
@@ -328,6 +342,36 @@ try {
 }
 </script>`;
 }
+
+/** A page that runs the client in a module Web Worker and shows what it reported. */
+const WORKER_PAGE = `<!doctype html>
+<meta charset="utf-8">
+<link rel="icon" href="data:,">
+<title>@mqtt-web/client in a Web Worker</title>
+<script type="module">
+const worker = new Worker("./worker.js", { type: "module" });
+worker.onmessage = (event) => (window.result = event.data);
+worker.onerror = (event) => (window.result = { error: event.message ?? "worker failed" });
+worker.postMessage(new URLSearchParams(location.search).get("broker"));
+</script>`;
+
+const WORKER = `import init, { MqttClient } from "./node_modules/@mqtt-web/client/index.js";
+onmessage = async (event) => {
+  try {
+    await init();
+    const client = await MqttClient.connect(event.data, { clientId: "npm-worker" });
+    let received;
+    const message = new Promise((resolve) => (received = resolve));
+    await client.subscribe("npm/worker", { qos: 1 }, (topic, payload) =>
+      received({ topic, text: new TextDecoder().decode(payload) }));
+    await client.publish("npm/worker", "from a worker", { qos: 1 });
+    postMessage({ message: await message, timer: client.timerMode });
+    await client.end();
+  } catch (error) {
+    postMessage({ error: String(error && error.message || error) });
+  }
+};
+`;
 
 const TYPES = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".json": "application/json" };
 
