@@ -3,19 +3,19 @@
 // with <script type="module"> in headless Chromium, (2) from Node with the `ws` package
 // as its WebSocket, (3) through the MQTT.js-compatible entry point, running MQTT.js's
 // README examples unchanged except for the import (and the broker's URL); (4) from a
-// module Web Worker.
+// module Web Worker; (5) from a Vite app built with `vite build`.
 //
 // Run by `cargo xtask test package-tests`, which builds the package and starts the broker:
 //
 //   MQTT_WEB_PACKAGE   the tarball (target/npm/mqtt-web-client-<version>.tgz)
 //   MQTT_WS_URL        ws://127.0.0.1:<port>/mqtt of the broker
 //   MQTT_HARNESS_URL   the harness's control endpoint (POST /broker/restart)
-//   MQTT_WEB_TOOLS_DIR where setup installed ws and playwright-core
+//   MQTT_WEB_TOOLS_DIR where setup installed ws, vite and playwright-core
 //   CHROMIUM           the browser (default /usr/bin/chromium)
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, createReadStream, existsSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, createReadStream, existsSync } from "node:fs";
 import { createServer } from "node:http";
 import { createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -35,6 +35,17 @@ const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const HERE = fileURLToPath(new URL(".", import.meta.url));
 /** MQTT.js's README connects here; the examples get the test broker instead. */
 const README_BROKER = "mqtt://test.mosquitto.org";
+/** Debian's Chromium as root in a container, without network chatter. */
+const CHROMIUM_FLAGS = [
+  "--no-sandbox",
+  "--headless",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
 /** A guard against a hung child, not a timing goal: no test waits this long when it passes. */
 const GUARD_MS = 60_000;
 
@@ -250,19 +261,7 @@ test("browser: a plain page and a Web Worker import the installed package and ro
   writeFileSync(join(app, "worker.html"), WORKER_PAGE);
   writeFileSync(join(app, "worker.js"), WORKER);
   const server = await serve(app);
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--no-sandbox",
-      "--headless",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS });
   try {
     const tab = await browser.newPage();
     const problems = [];
@@ -292,6 +291,57 @@ test("browser: a plain page and a Web Worker import the installed package and ro
     assert.equal(fromWorker.error, undefined, `worker: ${fromWorker.error}`);
     assert.deepEqual(fromWorker.message, { topic: "npm/worker", text: "from a worker" });
     assert.ok(["worker", "main"].includes(fromWorker.timer), `timer mode ${fromWorker.timer}`);
+    assert.deepEqual(problems, []);
+  } finally {
+    await browser.close();
+    await server.close();
+  }
+});
+
+test("vite: an app importing the package builds with `vite build` and round-trips in Chromium", async () => {
+  const { chromium } = await import(pathToFileURL(join(TOOLS, "node_modules/playwright-core/index.mjs")).href);
+  const root = join(app, "vite-app");
+  mkdirSync(root);
+  symlinkSync(join(TOOLS, "node_modules/vite"), join(app, "node_modules/vite"), "dir");
+  writeFileSync(
+    join(root, "index.html"),
+    `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>vite</title>
+<script type="module" src="./main.js"></script>`,
+  );
+  writeFileSync(
+    join(root, "main.js"),
+    `import init, { MqttClient } from "@mqtt-web/client";
+const broker = new URLSearchParams(location.search).get("broker");
+try {
+  await init();
+  const client = await MqttClient.connect(broker, { clientId: "npm-vite" });
+  let received;
+  const message = new Promise((resolve) => (received = resolve));
+  await client.subscribe("npm/vite", { qos: 1 }, (topic, payload) => received(new TextDecoder().decode(payload)));
+  await client.publish("npm/vite", "bundled", { qos: 1 });
+  window.result = { text: await message };
+  await client.end();
+} catch (error) {
+  window.result = { error: String(error && error.message || error) };
+}
+`,
+  );
+  const build = spawnSync(process.execPath, [join(app, "node_modules/vite/bin/vite.js"), "build", "--logLevel", "warn"], {
+    cwd: root,
+    encoding: "utf8",
+  });
+  assert.equal(build.status, 0, `vite build failed:\n${build.stdout}${build.stderr}`);
+  const assets = readdirSync(join(root, "dist/assets"));
+  assert.ok(assets.some((file) => file.endsWith(".wasm")), `the wasm is among the built assets: ${assets}`);
+  const server = await serve(join(root, "dist"));
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS });
+  try {
+    const tab = await browser.newPage();
+    const problems = [];
+    tab.on("pageerror", (error) => problems.push(`pageerror: ${error.message}`));
+    await tab.goto(`${server.url}/index.html?broker=${encodeURIComponent(BROKER)}`);
+    await tab.waitForFunction(() => window.result !== undefined, null, { timeout: GUARD_MS });
+    assert.deepEqual(await tab.evaluate(() => window.result), { text: "bundled" }, problems.join("\n"));
     assert.deepEqual(problems, []);
   } finally {
     await browser.close();
