@@ -501,7 +501,7 @@ fn summary(outcomes: &[(&str, Outcome)]) -> ExitCode {
         })
         .sum();
     println!("\nxtask test summary ({} total)", cmd::seconds(total));
-    println!("  {:<12} {:<8} {:>9}", "step", "result", "time");
+    println!("  {:<13} {:<8} {:>9}", "step", "result", "time");
     for (name, outcome) in outcomes {
         let (result, time, note) = match outcome {
             Outcome::Passed(took) => {
@@ -517,7 +517,7 @@ fn summary(outcomes: &[(&str, Outcome)]) -> ExitCode {
                 ("skipped", "-".to_owned(), format!("({reason})"))
             }
         };
-        let row = format!("  {name:<12} {result:<8} {time:>9}  {note}");
+        let row = format!("  {name:<13} {result:<8} {time:>9}  {note}");
         println!("{}", row.trim_end());
     }
     let skipped = if skipped > 0 {
