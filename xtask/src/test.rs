@@ -248,7 +248,8 @@ const STEPS: &[Step] = &[
         name: "package-tests",
         slow: true,
         // The packed package installed from its tarball (web-client/npm/tests/): a plain
-        // page, a module Web Worker and a `vite build` app in headless Chromium
+        // page, a module Web Worker, a SharedWorker shared by two tabs and a `vite build`
+        // app in headless Chromium
         // (playwright-core driving Debian's Chromium), Node 20 with `ws`, and the
         // MQTT.js-compatible entry point running MQTT.js's README examples, all against
         // a broker-server the harness starts (`browser.rs`).

@@ -3,7 +3,8 @@
 // with <script type="module"> in headless Chromium, (2) from Node with the `ws` package
 // as its WebSocket, (3) through the MQTT.js-compatible entry point, running MQTT.js's
 // README examples unchanged except for the import (and the broker's URL); (4) from a
-// module Web Worker; (5) from a Vite app built with `vite build`.
+// module Web Worker and a SharedWorker serving two tabs; (5) from a Vite app built with
+// `vite build`.
 //
 // Run by `cargo xtask test package-tests`, which builds the package and starts the broker:
 //
@@ -255,11 +256,13 @@ client.on("close", () => {
   assert.deepEqual(JSON.parse(result.stdout), { events: ["error", "close", "end"], connected: false });
 });
 
-test("browser: a plain page and a Web Worker import the installed package and round-trip, natively and through compat", async () => {
+test("browser: a plain page, a Web Worker and a SharedWorker import the installed package and round-trip, natively and through compat", async () => {
   const { chromium } = await import(pathToFileURL(join(TOOLS, "node_modules/playwright-core/index.mjs")).href);
   writeFileSync(join(app, "index.html"), page());
   writeFileSync(join(app, "worker.html"), WORKER_PAGE);
   writeFileSync(join(app, "worker.js"), WORKER);
+  writeFileSync(join(app, "shared.html"), SHARED_PAGE);
+  writeFileSync(join(app, "shared.js"), SHARED_WORKER);
   const server = await serve(app);
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS });
   try {
@@ -291,6 +294,27 @@ test("browser: a plain page and a Web Worker import the installed package and ro
     assert.equal(fromWorker.error, undefined, `worker: ${fromWorker.error}`);
     assert.deepEqual(fromWorker.message, { topic: "npm/worker", text: "from a worker" });
     assert.ok(["worker", "main"].includes(fromWorker.timer), `timer mode ${fromWorker.timer}`);
+
+    // One connection in a SharedWorker serving two tabs: what one tab publishes through
+    // it reaches the other, and both see the same client.
+    const shared = `${server.url}/shared.html?broker=${encodeURIComponent(BROKER)}`;
+    // Two tabs of one profile (`browser.newPage()` would give each its own context, and
+    // so its own SharedWorker).
+    const context = await browser.newContext();
+    const [first, second] = [await context.newPage(), await context.newPage()];
+    for (const tab of [first, second]) tab.on("pageerror", (error) => problems.push(`shared pageerror: ${error.message}`));
+    await first.goto(shared);
+    await first.waitForFunction(() => window.ready !== undefined, null, { timeout: GUARD_MS });
+    await second.goto(`${shared}&publish=from%20the%20second%20tab`);
+    await first.waitForFunction(() => window.received !== undefined, null, { timeout: GUARD_MS });
+    await second.waitForFunction(() => window.ready !== undefined, null, { timeout: GUARD_MS });
+    const [firstReady, secondReady] = [await first.evaluate(() => window.ready), await second.evaluate(() => window.ready)];
+    assert.equal(firstReady.error, undefined, `shared worker: ${firstReady.error}`);
+    assert.match(firstReady.clientId, /^npm-shared-/);
+    assert.equal(firstReady.clientId, secondReady.clientId, "one client serves both tabs");
+    assert.equal(firstReady.connections, 1);
+    assert.equal(secondReady.connections, 1);
+    assert.deepEqual(await first.evaluate(() => window.received), { topic: "npm/shared", text: "from the second tab" });
     assert.deepEqual(problems, []);
   } finally {
     await browser.close();
@@ -420,6 +444,58 @@ onmessage = async (event) => {
   } catch (error) {
     postMessage({ error: String(error && error.message || error) });
   }
+};
+`;
+
+/** A tab of an app whose MQTT connection lives in a SharedWorker: shows what the worker
+ *  says, and publishes `?publish=` through it. */
+const SHARED_PAGE = `<!doctype html>
+<meta charset="utf-8">
+<link rel="icon" href="data:,">
+<title>@mqtt-web/client in a SharedWorker</title>
+<script type="module">
+const params = new URLSearchParams(location.search);
+const worker = new SharedWorker("./shared.js", { type: "module", name: "mqtt" });
+worker.port.onmessage = ({ data }) => {
+  if (data.ready) {
+    window.ready = data.ready;
+    if (params.get("publish")) worker.port.postMessage({ publish: params.get("publish") });
+  }
+  if (data.message) window.received = data.message;
+};
+worker.onerror = (event) => (window.ready = { error: event.message ?? "the shared worker failed" });
+worker.port.postMessage({ broker: params.get("broker") });
+</script>`;
+
+/** The SharedWorker: one client for every tab, messages fanned out to all of them. */
+const SHARED_WORKER = `import init, { MqttClient } from "./node_modules/@mqtt-web/client/index.js";
+const ports = [];
+let client;
+let connections = 0;
+async function connect(broker) {
+  await init();
+  connections += 1;
+  const c = await MqttClient.connect(broker, { clientId: "npm-shared-" + Math.random().toString(16).slice(2) });
+  await c.subscribe("npm/shared", { qos: 1 }, (topic, payload) => {
+    const message = { topic, text: new TextDecoder().decode(payload) };
+    for (const port of ports) port.postMessage({ message });
+  });
+  return c;
+}
+onconnect = ({ ports: [port] }) => {
+  ports.push(port);
+  port.onmessage = async ({ data }) => {
+    try {
+      if (data.broker) {
+        client ??= connect(data.broker);
+        const c = await client;
+        port.postMessage({ ready: { clientId: c.clientId, connections } });
+      }
+      if (data.publish) await (await client).publish("npm/shared", data.publish, { qos: 1 });
+    } catch (error) {
+      port.postMessage({ ready: { error: String(error && error.message || error) } });
+    }
+  };
 };
 `;
 
