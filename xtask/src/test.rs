@@ -249,10 +249,9 @@ const STEPS: &[Step] = &[
         slow: true,
         // The packed package installed from its tarball (web-client/npm/tests/): a plain
         // page, a module Web Worker, a SharedWorker shared by two tabs and a `vite build`
-        // app in headless Chromium
-        // (playwright-core driving Debian's Chromium), Node 20 with `ws`, and the
-        // MQTT.js-compatible entry point running MQTT.js's README examples, all against
-        // a broker-server the harness starts (`browser.rs`).
+        // app in headless Chromium (playwright-core driving Debian's Chromium), Node 20
+        // with `ws`, and the MQTT.js-compatible entry point running MQTT.js's README
+        // examples, all against a broker-server the harness starts (`browser.rs`).
         prepare: Some(|ctx| {
             vec![
                 ctx.cargo(&["build", "-p", "broker-server", "--bin", "broker-server"]),
