@@ -256,6 +256,23 @@ client.on("close", () => {
   assert.deepEqual(JSON.parse(result.stdout), { events: ["error", "close", "end"], connected: false });
 });
 
+test("compat, node: an mqtt:// URL is refused with an error that names WebSocket", async () => {
+  const result = await runNode(
+    "compat-mqtt-url.mjs",
+    `import mqtt from "@mqtt-web/client/compat";
+const client = mqtt.connect("mqtt://127.0.0.1:1883");
+client.on("connect", () => console.log("connected"));
+client.on("error", (error) => {
+  console.log(error.message);
+  client.end();
+});
+`,
+  );
+  assertExited(result);
+  assert.match(result.stdout, /^mqtt:\/\/ is not supported: .*WebSocket/);
+  assert.doesNotMatch(result.stdout, /connected/);
+});
+
 test("browser: a plain page, a Web Worker and a SharedWorker import the installed package and round-trip, natively and through compat", async () => {
   const { chromium } = await import(pathToFileURL(join(TOOLS, "node_modules/playwright-core/index.mjs")).href);
   writeFileSync(join(app, "index.html"), page());
