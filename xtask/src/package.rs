@@ -2,9 +2,9 @@
 //!
 //! ```text
 //!  cargo build -p web-client --target wasm32 --profile web-release
-//!    └─► wasm-bindgen --target web ─► wasm-opt -Oz ─┐
+//!    └─► wasm-bindgen --target web ─► wasm-opt -Oz --converge ─┐
 //!  web-client/npm/ (entry points, compat, .d.ts, README, licences, package.json) ─┤
-//!                                                    ▼
+//!                                                               ▼
 //!              target/npm/package/ (JavaScript minified by esbuild) ── tsc --noEmit ──► npm pack
 //! ```
 //!
@@ -15,7 +15,8 @@
 //! root `Cargo.toml`). Nothing is written into the repository: the staging directory and
 //! the tarball live under the target directory. The TypeScript check compiles
 //! `web-client/npm/tests/types/example.ts` against the staged package with `tsc
-//! --noEmit` (npm `typescript`, pinned by setup).
+//! --noEmit` (npm `typescript`, pinned by setup). The `package-tests` step installs the
+//! tarball and tests it (`web-client/npm/tests/package.test.mjs`).
 
 use std::{
     fs,
