@@ -49,6 +49,9 @@
 //!   `native_client`'s); the small tables use `protocol::client::SmallMap`.
 //! - [`js`]: the `#[wasm_bindgen]` JavaScript API.
 //! - `examples/`: a page using the JavaScript API from a plain `<script type="module">`.
+//! - `npm/`: the npm package `@mqtt-web/client` around the JavaScript API (entry points
+//!   for browsers and Node, an MQTT.js-compatible `compat` entry, its README and tests),
+//!   built by `cargo xtask package`.
 //! - `tests/`: `wasm-bindgen-test` tests that run in headless Chromium against a real
 //!   broker (started by `cargo xtask test`), and `js_api.rs`, a native test that drives
 //!   the example page there over WebDriver.

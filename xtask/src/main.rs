@@ -6,6 +6,7 @@
 //!                                   setup, then every check CI runs, with a summary
 //! cargo xtask run                   setup, release build of everything, then run it
 //! cargo xtask size                  web-client's download size beside MQTT.js's
+//! cargo xtask package               web-client as an npm package, target/npm/*.tgz
 //! ```
 //!
 //! Every child process gets the same `PATH`: the npm tools directory first (for
@@ -21,11 +22,14 @@
 //! - `browser.rs`: the `browser` step's harness: a broker-server for the in-browser
 //!   tests and a control endpoint to restart it.
 //! - `run.rs`: `cargo xtask run`: release builds, then starting the product.
+//! - `package.rs`: `cargo xtask package`: web-client as an npm package (wasm, JavaScript
+//!   entry points, TypeScript declarations checked with `tsc`), packed with `npm pack`.
 //! - `size.rs`: `cargo xtask size`: the gzipped size of web-client's wasm and JavaScript
 //!   beside MQTT.js's browser bundle.
 
 mod browser;
 mod cmd;
+mod package;
 mod run;
 mod setup;
 mod size;
@@ -51,6 +55,8 @@ commands:
   run                   run setup, build everything in release mode, then run the product
   size                  build web-client's JavaScript API as pages get it (wasm-opt -Oz) and
                         print its gzipped size beside MQTT.js's browser bundle (uses npm)
+  package               build web-client as an npm package (wasm-bindgen, wasm-opt -Oz, tsc
+                        --noEmit of its declarations) and `npm pack` it into target/npm/
   help                  print this message
 ";
 
@@ -91,6 +97,13 @@ fn try_main() -> Result<ExitCode> {
             let ctx = cmd::Context::new()?;
             setup::setup(&ctx)?;
             size::size(&ctx)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some("package") => {
+            no_arguments("package", &rest)?;
+            let ctx = cmd::Context::new()?;
+            setup::setup(&ctx)?;
+            package::package(&ctx)?;
             Ok(ExitCode::SUCCESS)
         }
         Some("help" | "-h" | "--help") => {

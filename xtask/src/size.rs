@@ -17,7 +17,7 @@ use crate::cmd::{self, Context};
 const MQTT_JS: &str = "mqtt@5.16.0";
 
 /// wasm-opt must accept the features rustc enables for wasm32 by default.
-const WASM_FEATURES: &[&str] = &[
+pub(crate) const WASM_FEATURES: &[&str] = &[
     "--enable-bulk-memory",
     "--enable-nontrapping-float-to-int",
     "--enable-sign-ext",
@@ -108,7 +108,7 @@ fn raw(path: &Path) -> Result<u64> {
         .len())
 }
 
-fn gzipped(ctx: &Context, path: &Path) -> Result<u64> {
+pub(crate) fn gzipped(ctx: &Context, path: &Path) -> Result<u64> {
     let output = ctx
         .command("gzip")
         .args(["-9", "-c"])

@@ -20,7 +20,7 @@ use anyhow::{Result, bail};
 use crate::{
     browser,
     cmd::{self, Context},
-    setup,
+    package, setup,
 };
 
 const WASM: &str = "wasm32-unknown-unknown";
@@ -232,6 +232,40 @@ const STEPS: &[Step] = &[
                 "--target",
                 WASM,
             ])]
+        },
+    },
+    Step {
+        name: "package",
+        slow: false,
+        prepare: None,
+        // web-client as an npm package (`package.rs`): the web-release wasm through
+        // wasm-bindgen and wasm-opt, the entry points and declarations of
+        // web-client/npm/, `tsc --noEmit` of an example against them, then `npm pack`
+        // into target/npm/.
+        commands: |ctx| vec![ctx.cargo(&["xtask", "package"])],
+    },
+    Step {
+        name: "package-tests",
+        slow: true,
+        // The packed package installed from its tarball (web-client/npm/tests/): a plain
+        // page, a module Web Worker, a SharedWorker shared by two tabs and a `vite build`
+        // app in headless Chromium (playwright-core driving Debian's Chromium), Node 20
+        // with `ws`, and the MQTT.js-compatible entry point running MQTT.js's README
+        // examples, all against a broker-server the harness starts (`browser.rs`).
+        prepare: Some(|ctx| {
+            vec![
+                ctx.cargo(&["build", "-p", "broker-server", "--bin", "broker-server"]),
+                ctx.cargo(&["xtask", "package"]),
+            ]
+        }),
+        commands: |ctx| {
+            let mut node =
+                ctx.command_with("node", &["--test", "web-client/npm/tests/package.test.mjs"]);
+            node.env(
+                "MQTT_WEB_PACKAGE",
+                package::tarball(ctx).unwrap_or_default(),
+            );
+            vec![node]
         },
     },
     Step {
@@ -467,7 +501,7 @@ fn summary(outcomes: &[(&str, Outcome)]) -> ExitCode {
         })
         .sum();
     println!("\nxtask test summary ({} total)", cmd::seconds(total));
-    println!("  {:<12} {:<8} {:>9}", "step", "result", "time");
+    println!("  {:<13} {:<8} {:>9}", "step", "result", "time");
     for (name, outcome) in outcomes {
         let (result, time, note) = match outcome {
             Outcome::Passed(took) => {
@@ -483,7 +517,7 @@ fn summary(outcomes: &[(&str, Outcome)]) -> ExitCode {
                 ("skipped", "-".to_owned(), format!("({reason})"))
             }
         };
-        let row = format!("  {name:<12} {result:<8} {time:>9}  {note}");
+        let row = format!("  {name:<13} {result:<8} {time:>9}  {note}");
         println!("{}", row.trim_end());
     }
     let skipped = if skipped > 0 {
