@@ -124,6 +124,9 @@ impl SysPublisher {
         }
         if let crate::broker::backplane::Plane::Nats(plane) = &broker.backplane {
             out.push(("cluster/node".into(), plane.node.clone()));
+            let mut names: Vec<String> = plane.nodes().into_iter().map(|n| n.name).collect();
+            names.sort();
+            out.push(("cluster/nodes/list".into(), names.join(", ")));
             for (_, topic, _, _, value) in plane.figures() {
                 out.push((format!("cluster/{topic}"), value.to_string()));
             }
