@@ -520,3 +520,38 @@ async fn a_shared_subscription_gives_each_message_to_one_member_cluster_wide() {
     );
     stop_all(nodes).await;
 }
+
+#[tokio::test]
+async fn metrics_show_the_nats_connection_and_every_node() {
+    let nats = NatsCluster::start().await;
+    let nodes = start_nodes(&nats, "e2e9", 2).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let text = broker_server::internals::http::render(nodes[0].broker());
+        if text.contains("\nmqtt_cluster_nodes 2\n") {
+            assert!(text.contains("\nmqtt_cluster_nats_connected 1\n"), "{text}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "node b1 never saw both nodes"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A message across counts on both sides.
+    let mut sub = nodes[1].client(ProtocolVersion::V5, "m-sub").await;
+    sub.subscribe(1, &[("m/#", QoS::AtMostOnce)]).await;
+    let mut publisher = nodes[0].client(ProtocolVersion::V5, "m-pub").await;
+    wait_routed(&mut publisher, &mut sub, "m/x").await;
+    let sent = broker_server::internals::http::render(nodes[0].broker());
+    let received = broker_server::internals::http::render(nodes[1].broker());
+    assert!(
+        !sent.contains("\nmqtt_cluster_forwarded_total 0\n"),
+        "{sent}"
+    );
+    assert!(
+        !received.contains("\nmqtt_cluster_received_total 0\n"),
+        "{received}"
+    );
+    stop_all(nodes).await;
+}
