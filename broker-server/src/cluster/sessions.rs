@@ -503,16 +503,18 @@ impl Sessions {
         let asked = inner
             .client
             .send_request(handoff_subject(&inner.prefix, node), request);
-        match tokio::time::timeout(patience + Duration::from_millis(100), asked).await {
-            Err(_) => Ok(None),
-            Ok(Ok(answer)) if answer.payload.is_empty() => Ok(None),
-            Ok(Ok(answer)) => Ok(Some(answer.payload)),
+        let why = match tokio::time::timeout(patience + Duration::from_millis(100), asked).await {
+            Ok(Ok(answer)) if !answer.payload.is_empty() => return Ok(Some(answer.payload)),
+            Ok(Ok(_)) => "not here",
             Ok(Err(err)) => match err.kind() {
-                async_nats::RequestErrorKind::NoResponders
-                | async_nats::RequestErrorKind::TimedOut => Ok(None),
-                _ => Err(anyhow::anyhow!("handoff request to {node}: {err}")),
+                async_nats::RequestErrorKind::NoResponders => "no responders",
+                async_nats::RequestErrorKind::TimedOut => "timed out",
+                _ => return Err(anyhow::anyhow!("handoff request to {node}: {err}")),
             },
-        }
+            Err(_) => "timed out",
+        };
+        tracing::debug!(node, client_id, why, "handoff request without a session");
+        Ok(None)
     }
 
     /// The nodes alive now (this one included), by name.
