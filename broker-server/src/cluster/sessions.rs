@@ -275,9 +275,7 @@ impl Sessions {
         });
         let mut tasks = Vec::new();
         // Started before `open` returns, so no claim precedes the watch.
-        let watch = inner
-            .kv
-            .watch_all()
+        let watch = store::retrying(|| inner.kv.watch_all())
             .await
             .map_err(|err| anyhow::anyhow!("watching {}: {err}", inner.kv.name))?;
         tasks.push(tokio::spawn(watch_sessions(inner.clone(), watch)));
@@ -353,7 +351,8 @@ impl Sessions {
                 Err(Refused {
                     reason: ReasonCode::ServerBusy,
                     detail: format!(
-                        "claiming {client_id:?}: other nodes wrote its record {CAS_TRIES} times in a row"
+                        "claiming {client_id:?}: {CAS_TRIES} writes in a row failed \
+                         (other nodes wrote the record, or the bucket had no leader)"
                     ),
                 })
             })
