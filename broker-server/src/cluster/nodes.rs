@@ -22,8 +22,9 @@
 //! beat). A node's run is dead when its key shows another start time (it restarted), or
 //! when no beat of it came for `node_ttl_secs` (an expired key sends nothing: its
 //! silence is the sign). Silence is judged only by a node whose own beats have
-//! succeeded for `node_ttl_secs + heartbeat_secs` without a break and whose watch
-//! delivers them (its own beats come through it too): a node cut off from NATS judges
+//! succeeded for `node_ttl_secs + heartbeat_secs` without a break, and only up to its
+//! own last beat seen in the watch (the watch delivers in order, so a stalled watch
+//! stops the clock rather than silencing everyone): a node cut off from NATS judges
 //! nobody, and after the bucket itself was away (a NATS server lost, a leader election:
 //! every key aged meanwhile) every node gets that long to beat again. A beat gives up
 //! after one heartbeat period, so one lost beat leaves a gap of two periods: with the
@@ -138,8 +139,8 @@ pub(super) struct Liveness {
     others: Mutex<HashMap<String, Seen>>,
     /// Runs of other nodes replaced by a newer run: over, to be reaped.
     replaced: Mutex<Vec<(String, u64)>>,
-    /// When this node's own beat of its current run last came through the watch: the
-    /// watch is live only if it did lately.
+    /// When this node's own beat of its current run last came through the watch: what
+    /// the watch has shown of the others is complete up to then.
     own_seen: Mutex<Option<TokioInstant>>,
 }
 
@@ -487,20 +488,22 @@ impl NodeTasks {
     }
 
     /// The runs found dead (each once): replaced by a new run of their node, or, if
-    /// `judge_silence` and the watch is live, silent for `node_ttl_secs`.
+    /// `judge_silence`, silent for `node_ttl_secs`.
+    ///
+    /// Silence is measured up to the moment this node's own last beat came through the
+    /// watch, not up to now: the watch delivers in the bucket's order, so every beat
+    /// written before that one has been seen. A watch that stalls (its consumer lost
+    /// with a NATS server, a slow machine) then stops the clock instead of making
+    /// everyone look silent.
     fn judge(&self, inner: &Inner, judge_silence: bool) -> Vec<(String, u64)> {
         let liveness = &inner.liveness;
         let mut dead = std::mem::take(&mut *liveness.replaced.lock());
-        // This node's own beats come through the watch as well: if they stopped, the
-        // watch lags or stalls, and the others' silence says nothing.
-        let watch_live = liveness
-            .own_seen
-            .lock()
-            .is_some_and(|seen| seen.elapsed() <= self.heartbeat * 2 + inner.op_timeout);
-        if judge_silence && watch_live {
+        let own_seen = *liveness.own_seen.lock();
+        if let Some(own_seen) = own_seen.filter(|_| judge_silence) {
             let mut others = liveness.others.lock();
             for (name, seen) in others.iter_mut() {
-                if !seen.settled && seen.changed.elapsed() >= liveness.ttl {
+                if !seen.settled && own_seen.saturating_duration_since(seen.changed) >= liveness.ttl
+                {
                     seen.settled = true;
                     dead.push((name.clone(), seen.started));
                 }

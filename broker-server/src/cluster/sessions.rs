@@ -281,9 +281,7 @@ impl Sessions {
         });
         let mut tasks = Vec::new();
         // Started before `open` returns, so no claim precedes the watch.
-        let watch = inner
-            .kv
-            .watch_all()
+        let watch = store::retrying(|| inner.kv.watch_all())
             .await
             .map_err(|err| anyhow::anyhow!("watching {}: {err}", inner.kv.name))?;
         tasks.push(tokio::spawn(watch_sessions(inner.clone(), watch)));
@@ -359,7 +357,8 @@ impl Sessions {
                 Err(Refused {
                     reason: ReasonCode::ServerBusy,
                     detail: format!(
-                        "claiming {client_id:?}: other nodes wrote its record {CAS_TRIES} times in a row"
+                        "claiming {client_id:?}: {CAS_TRIES} writes in a row failed \
+                         (other nodes wrote the record, or the bucket had no leader)"
                     ),
                 })
             })
@@ -513,16 +512,18 @@ impl Sessions {
         let asked = inner
             .client
             .send_request(handoff_subject(&inner.prefix, node), request);
-        match tokio::time::timeout(patience + Duration::from_millis(100), asked).await {
-            Err(_) => Ok(None),
-            Ok(Ok(answer)) if answer.payload.is_empty() => Ok(None),
-            Ok(Ok(answer)) => Ok(Some(answer.payload)),
+        let why = match tokio::time::timeout(patience + Duration::from_millis(100), asked).await {
+            Ok(Ok(answer)) if !answer.payload.is_empty() => return Ok(Some(answer.payload)),
+            Ok(Ok(_)) => "not here",
             Ok(Err(err)) => match err.kind() {
-                async_nats::RequestErrorKind::NoResponders
-                | async_nats::RequestErrorKind::TimedOut => Ok(None),
-                _ => Err(anyhow::anyhow!("handoff request to {node}: {err}")),
+                async_nats::RequestErrorKind::NoResponders => "no responders",
+                async_nats::RequestErrorKind::TimedOut => "timed out",
+                _ => return Err(anyhow::anyhow!("handoff request to {node}: {err}")),
             },
-        }
+            Err(_) => "timed out",
+        };
+        tracing::debug!(node, client_id, why, "handoff request without a session");
+        Ok(None)
     }
 
     /// The epoch of this node's claim of `client_id`'s session, while it holds it.

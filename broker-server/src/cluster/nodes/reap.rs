@@ -13,7 +13,7 @@ use web_time::Instant;
 
 use super::reap_key;
 use crate::cluster::sessions::{
-    Inner, Record, SessionEvent, WriteError, expires_at, next_epoch, unavailable,
+    Inner, Record, SessionEvent, WriteError, expires_at, last_value, next_epoch, unavailable,
 };
 
 /// Compare-and-set attempts on one record while reaping.
@@ -45,10 +45,19 @@ pub(super) async fn reap(
     node: String,
     started: u64,
 ) -> Option<(String, u64)> {
-    let claim = reaped.create(reap_key(&node, started), Bytes::from(inner.node.clone()));
+    let key = reap_key(&node, started);
+    let claim = reaped.create(&key, Bytes::from(inner.node.clone()));
     match tokio::time::timeout(inner.op_timeout, claim).await {
         Ok(Ok(_)) => {}
-        Ok(Err(err)) if err.kind() == kv::CreateErrorKind::AlreadyExists => return None,
+        Ok(Err(err)) if err.kind() == kv::CreateErrorKind::AlreadyExists => {
+            // Ours, from an earlier attempt whose answer was lost (or this node's own
+            // previous run, which created it and died): the clean-up is ours to do.
+            match tokio::time::timeout(inner.op_timeout, last_value(&reaped, &key)).await {
+                Ok(Ok(Some(winner))) if winner.payload == inner.node.as_bytes() => {}
+                Ok(Ok(_)) => return None,
+                _ => return Some((node, started)),
+            }
+        }
         Ok(Err(err)) => {
             tracing::warn!(%err, node, "cannot race for the clean-up of a dead node");
             return Some((node, started));
@@ -62,16 +71,14 @@ pub(super) async fn reap(
         }
     }
     tracing::warn!(node, "cluster node died: taking over its sessions");
+    // What a failed scan took over is kept: the next scan no longer finds it (held by
+    // this node now), and its will must not be lost.
     let mut taken = Vec::new();
     for attempt in 1..=SCAN_TRIES {
-        match scan(&inner, &node, started).await {
-            Ok(found) => {
-                taken.extend(found);
-                break;
-            }
+        match scan(&inner, &node, started, &mut taken).await {
+            Ok(()) => break,
             Err(err) if attempt < SCAN_TRIES => {
                 tracing::warn!(%err, node, "scanning a dead node's sessions; trying again");
-                taken.clear();
                 tokio::time::sleep(inner.op_timeout).await;
             }
             Err(err) => tracing::error!(%err, node, "gave up scanning a dead node's sessions"),
@@ -105,9 +112,14 @@ fn without_delay(mut will: Will) -> Will {
 }
 
 /// Takes over every record `node` held in run `started` or before that is connected
-/// or has a will waiting. Taking over twice is harmless (the second finds the record
-/// held by this node), so a failed scan is simply run again.
-async fn scan(inner: &Arc<Inner>, node: &str, started: u64) -> Result<Vec<Taken>, String> {
+/// or has a will waiting, adding the wills to `taken` (also when the scan then fails).
+/// A record already taken is held by this node, so a failed scan is simply run again.
+async fn scan(
+    inner: &Arc<Inner>,
+    node: &str,
+    started: u64,
+    taken: &mut Vec<Taken>,
+) -> Result<(), String> {
     let list = async {
         inner
             .kv
@@ -128,13 +140,14 @@ async fn scan(inner: &Arc<Inner>, node: &str, started: u64) -> Result<Vec<Taken>
         .buffer_unordered(SCAN_CONCURRENCY)
         .collect()
         .await;
-    let mut taken = Vec::new();
+    let mut failure = None;
     for result in results {
-        if let Some(t) = result? {
-            taken.push(t);
+        match result {
+            Ok(found) => taken.extend(found),
+            Err(err) => failure = Some(err),
         }
     }
-    Ok(taken)
+    failure.map_or(Ok(()), Err)
 }
 
 /// Takes one record of the dead node if it needs it; returns its will if any.

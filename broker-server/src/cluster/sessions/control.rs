@@ -100,6 +100,7 @@ pub(super) async fn serve_handoffs(inner: Arc<Inner>, mut requests: async_nats::
                 .ok()
                 .flatten()
                 .unwrap_or_default();
+            tracing::debug!(bytes = payload.len(), "answering a handoff request");
             if let Err(err) = inner.client.publish(reply_to, payload).await {
                 tracing::debug!(%err, "answering a handoff request");
             }

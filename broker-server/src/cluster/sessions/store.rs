@@ -14,10 +14,13 @@ use crate::broker::backplane::Refused;
 
 /// How long [`super::Sessions::open`] waits for a new bucket's replicas to elect a leader.
 const LEADER_PATIENCE: Duration = Duration::from_secs(10);
+/// The pause before a write that found no responders is tried again.
+const LEADER_PAUSE: Duration = Duration::from_millis(100);
 /// A compare-and-set write that did not happen.
 #[derive(Debug)]
 pub(in crate::cluster) enum WriteError {
-    /// Another write came first (wrong expected revision).
+    /// Another write came first (wrong expected revision), or the stream was between
+    /// leaders for a moment (no responders, after a pause): read again and retry.
     Lost,
     /// NATS failed or did not answer.
     Failed(String),
@@ -96,6 +99,42 @@ pub(in crate::cluster) async fn ensure_bucket(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Runs `call` until it succeeds, for up to [`LEADER_PATIENCE`]: for the setup calls of
+/// `open`, which a busy or just-formed JetStream may time out once or twice.
+pub(super) async fn retrying<T, E, F>(mut call: impl FnMut() -> F) -> Result<T, E>
+where
+    F: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let deadline = tokio::time::Instant::now() + LEADER_PATIENCE;
+    loop {
+        match call().await {
+            Ok(done) => return Ok(done),
+            Err(err) if tokio::time::Instant::now() >= deadline => return Err(err),
+            Err(err) => {
+                tracing::debug!(%err, "cluster setup call failed: trying again");
+                tokio::time::sleep(LEADER_PAUSE).await;
+            }
+        }
+    }
+}
+
+/// Whether a JetStream write found nobody to take it ("no responders"): the stream
+/// has no leader for a moment (just created, or electing one), or its subjects are not
+/// yet known to the server the client is on.
+fn between_leaders(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(err) = cause {
+        if let Some(publish) = err.downcast_ref::<jetstream::context::PublishError>()
+            && publish.kind() == jetstream::context::PublishErrorKind::StreamNotFound
+        {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
 }
 
 /// The last message under `key` in `store`, read from the stream's leader (see
@@ -200,6 +239,10 @@ impl Inner {
         match ack.await {
             Ok(ack) => Ok(ack.sequence),
             Err(err) if wrong_revision(&err) => Err(WriteError::Lost),
+            Err(err) if between_leaders(&err) => {
+                tokio::time::sleep(LEADER_PAUSE).await;
+                Err(WriteError::Lost)
+            }
             Err(err) => Err(WriteError::Failed(err.to_string())),
         }
     }
@@ -209,6 +252,10 @@ impl Inner {
         match self.kv.delete_expect_revision(key, Some(revision)).await {
             Ok(()) => Ok(()),
             Err(err) if wrong_revision(&err) => Err(WriteError::Lost),
+            Err(err) if between_leaders(&err) => {
+                tokio::time::sleep(LEADER_PAUSE).await;
+                Err(WriteError::Lost)
+            }
             Err(err) => Err(WriteError::Failed(err.to_string())),
         }
     }

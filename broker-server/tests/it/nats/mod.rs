@@ -28,6 +28,8 @@ use tokio::time::Instant;
 /// How long a cluster may take to become ready (about 1 s on a quiet machine; CI machines
 /// running other builds are slower).
 const READY_PATIENCE: Duration = Duration::from_secs(20);
+/// How many times [`NatsCluster::start`] tries new ports when one was taken.
+const START_ATTEMPTS: usize = 5;
 /// Nodes in the cluster: the smallest that keeps a quorum with one node down.
 const NODES: usize = 3;
 
@@ -105,8 +107,26 @@ pub(crate) struct NatsCluster {
 }
 
 impl NatsCluster {
-    /// Starts the three servers and waits until JetStream answers on every one.
+    /// Starts the three servers and waits until JetStream answers on every one. The
+    /// free ports are released before the servers bind them, so another process may take
+    /// one in between: a server that finds its port taken makes the whole start again on
+    /// new ports (a few times).
     pub(crate) async fn start() -> Self {
+        let mut attempt = 1;
+        loop {
+            match Self::try_start().await {
+                Ok(cluster) => return cluster,
+                Err(clash) if attempt < START_ATTEMPTS => {
+                    eprintln!("NATS test cluster: {clash}; starting again on other ports");
+                    attempt += 1;
+                }
+                Err(clash) => panic!("NATS test cluster: {clash}, {START_ATTEMPTS} times"),
+            }
+        }
+    }
+
+    /// One [`start`](Self::start) attempt; `Err` if a server's port was taken.
+    async fn try_start() -> Result<Self, String> {
         let bin = nats_server_bin();
         let dir = tempfile::tempdir().expect("temporary directory");
         let ports = free_ports(3 * NODES);
@@ -155,8 +175,8 @@ impl NatsCluster {
         for node in &mut cluster.nodes {
             node.spawn(&cluster.bin);
         }
-        cluster.wait_ready().await;
-        cluster
+        cluster.wait_until_ready().await?;
+        Ok(cluster)
     }
 
     /// Client URLs of every node, running or not (a client given all of them
@@ -206,21 +226,29 @@ impl NatsCluster {
     /// Waits until every running node serves JetStream with an elected meta leader they
     /// all agree on; panics after [`READY_PATIENCE`] with the nodes' log tails.
     pub(crate) async fn wait_ready(&mut self) {
+        if let Err(clash) = self.wait_until_ready().await {
+            panic!("{clash}");
+        }
+    }
+
+    /// [`wait_ready`](Self::wait_ready), except that a server that exited because its
+    /// port was taken is an `Err` (the caller may start again elsewhere).
+    async fn wait_until_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + READY_PATIENCE;
         loop {
             for node in &mut self.nodes {
                 if let Some(child) = &mut node.process
                     && let Ok(Some(status)) = child.try_wait()
                 {
-                    panic!(
-                        "nats-server {} exited ({status}):\n{}",
-                        node.name,
-                        log_tail(&node.log)
-                    );
+                    let log = log_tail(&node.log);
+                    if log.contains("address already in use") {
+                        return Err(format!("nats-server {}: a port was taken", node.name));
+                    }
+                    panic!("nats-server {} exited ({status}):\n{log}", node.name);
                 }
             }
             let last = match self.ready().await {
-                Ok(()) => return,
+                Ok(()) => return Ok(()),
                 Err(why) => why,
             };
             if Instant::now() >= deadline {
