@@ -55,9 +55,11 @@ fn nats_server() -> Option<PathBuf> {
     None
 }
 
-/// Asserts that `nats-server -t` accepts `config`, with the server's own message.
-fn assert_nats_accepts(bin: &Path, config: &Path) {
+/// Asserts that `nats-server -t` accepts `config` with the environment `env`, else fails
+/// with the server's own message.
+fn assert_nats_accepts(bin: &Path, config: &Path, env: &[(&str, &str)]) {
     let output = Command::new(bin)
+        .envs(env.iter().copied())
         .arg("-t")
         .arg("-c")
         .arg(config)
@@ -164,7 +166,7 @@ fn nats_configurations_pass_nats_server_check() {
     }
     let Some(bin) = nats_server() else { return };
     for i in 0..NATS_SERVERS {
-        assert_nats_accepts(&bin, &plan.nats_config_path(i));
+        assert_nats_accepts(&bin, &plan.nats_config_path(i), &[]);
     }
     // The check is real: a key NATS does not know is refused.
     let bad = dir.0.join("bad.conf");
@@ -230,7 +232,12 @@ fn deploy_examples_are_valid() {
         "the nodes disagree on [cluster.nats]"
     );
     let Some(bin) = nats_server() else { return };
-    assert_nats_accepts(&bin, &deploy.join("nats.conf"));
+    // The unit sets the server name and the brokers' password.
+    assert_nats_accepts(
+        &bin,
+        &deploy.join("nats.conf"),
+        &[("NATS_SERVER_NAME", "nats2"), ("NATS_BROKER_PASSWORD", "secret")],
+    );
 }
 
 #[test]
