@@ -231,6 +231,17 @@ fn deploy_examples_are_valid() {
             .all(|pair| pair[0].cluster.nats == pair[1].cluster.nats),
         "the nodes disagree on [cluster.nats]"
     );
+    // The nodes reach the servers that nats.conf routes between.
+    let nats_conf = std::fs::read_to_string(deploy.join("nats.conf")).unwrap();
+    for url in &nodes[0].cluster.nats.urls {
+        let host = url
+            .trim_start_matches("nats://")
+            .split(':')
+            .next()
+            .unwrap();
+        let route = format!("nats-route://{host}:6222");
+        assert!(nats_conf.contains(&route), "nats.conf has no route {route}");
+    }
     let Some(bin) = nats_server() else { return };
     // The unit sets the server name and the brokers' password.
     assert_nats_accepts(
