@@ -2,6 +2,7 @@
 //! `nats-server -t` for the NATS configurations, broker-server's own loader for the node
 //! configurations. The examples in `deploy/cluster/` are checked the same way.
 
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -30,7 +31,7 @@ impl Drop for TempDir {
 }
 
 /// A plan whose ports are the preferred ones.
-fn plan(dir: &Path, nodes: usize) -> Plan {
+fn local_plan(dir: &Path, nodes: usize) -> Plan {
     Plan::new(dir.to_path_buf(), nodes, Ok).expect("plan")
 }
 
@@ -98,7 +99,7 @@ fn run_arguments() {
 
 #[test]
 fn preferred_ports_are_the_documented_ones_and_distinct() {
-    let plan = plan(Path::new("/tmp/c"), 4);
+    let plan = local_plan(Path::new("/tmp/c"), 4);
     let names: Vec<&str> = plan.nats.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["nats1", "nats2", "nats3"]);
     assert_eq!(
@@ -128,7 +129,7 @@ fn preferred_ports_are_the_documented_ones_and_distinct() {
     ports.dedup();
     assert_eq!(ports.len(), count, "a port is used twice");
 
-    let largest = super::plan(Path::new("/tmp/c"), MAX_NODES);
+    let largest = local_plan(Path::new("/tmp/c"), MAX_NODES);
     let highest_http = largest.nodes.iter().map(|n| n.http).max().unwrap();
     assert!(
         highest_http < 8222,
@@ -151,7 +152,7 @@ fn a_taken_port_is_replaced_by_a_free_one() {
 #[test]
 fn nats_configurations_pass_nats_server_check() {
     let dir = TempDir::new("cluster-nats");
-    let plan = plan(&dir.0, 3);
+    let plan = local_plan(&dir.0, 3);
     plan.write(Path::new("/nonexistent/dist")).unwrap();
     for i in 0..NATS_SERVERS {
         let text = std::fs::read_to_string(plan.nats_config_path(i)).unwrap();
@@ -186,7 +187,7 @@ fn nats_configurations_pass_nats_server_check() {
 #[test]
 fn node_configurations_load_in_broker_server() {
     let dir = TempDir::new("cluster-nodes");
-    let plan = plan(&dir.0, 3);
+    let plan = local_plan(&dir.0, 3);
     let dist = dir.0.join("dist with \"quotes\"");
     plan.write(&dist).unwrap();
     for (i, node) in plan.nodes.iter().enumerate() {
@@ -234,11 +235,7 @@ fn deploy_examples_are_valid() {
     // The nodes reach the servers that nats.conf routes between.
     let nats_conf = std::fs::read_to_string(deploy.join("nats.conf")).unwrap();
     for url in &nodes[0].cluster.nats.urls {
-        let host = url
-            .trim_start_matches("nats://")
-            .split(':')
-            .next()
-            .unwrap();
+        let host = url.trim_start_matches("nats://").split(':').next().unwrap();
         let route = format!("nats-route://{host}:6222");
         assert!(nats_conf.contains(&route), "nats.conf has no route {route}");
     }
@@ -247,7 +244,10 @@ fn deploy_examples_are_valid() {
     assert_nats_accepts(
         &bin,
         &deploy.join("nats.conf"),
-        &[("NATS_SERVER_NAME", "nats2"), ("NATS_BROKER_PASSWORD", "secret")],
+        &[
+            ("NATS_SERVER_NAME", "nats2"),
+            ("NATS_BROKER_PASSWORD", "secret"),
+        ],
     );
 }
 
