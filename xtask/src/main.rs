@@ -5,6 +5,7 @@
 //! cargo xtask test [--quick] [--fail-fast] [STEP...]
 //!                                   setup, then every check CI runs, with a summary
 //! cargo xtask run                   setup, release build of everything, then run it
+//! cargo xtask run --cluster [N]     the same as a local cluster: 3 NATS servers, N nodes
 //! cargo xtask size                  web-client's download size beside MQTT.js's
 //! cargo xtask package               web-client as an npm package, target/npm/*.tgz
 //! ```
@@ -24,10 +25,13 @@
 //! - `run.rs`: `cargo xtask run`: release builds, then starting the product.
 //! - `package.rs`: `cargo xtask package`: web-client as an npm package (wasm, JavaScript
 //!   entry points, TypeScript declarations checked with `tsc`), packed with `npm pack`.
+//! - `cluster.rs`: `cargo xtask run --cluster N`: the product as a local cluster of
+//!   broker nodes on a 3-server NATS JetStream cluster.
 //! - `size.rs`: `cargo xtask size`: the gzipped size of web-client's wasm and JavaScript
 //!   beside MQTT.js's browser bundle.
 
 mod browser;
+mod cluster;
 mod cmd;
 mod package;
 mod run;
@@ -52,7 +56,10 @@ commands:
       --quick           skip the clippy and browser steps
       --fail-fast       stop at the first failed step
       --list            print the steps and exit
-  run                   run setup, build everything in release mode, then run the product
+  run [--cluster [N]]   run setup, build everything in release mode, then run the product;
+                        --cluster: as a local cluster of N broker nodes (default 3, at most
+                        16) on 3 NATS JetStream servers, devices on node 1, the dashboard
+                        of node 2 (docs/cluster.md)
   size                  build web-client's JavaScript API as pages get it (wasm-opt -Oz) and
                         print its gzipped size beside MQTT.js's browser bundle (uses npm)
   package               build web-client as an npm package (wasm-bindgen, wasm-opt -Oz, tsc
@@ -87,9 +94,12 @@ fn try_main() -> Result<ExitCode> {
             test::test(&ctx, &options)
         }
         Some("run") => {
-            no_arguments("run", &rest)?;
+            let cluster = cluster::parse_args(&rest)?;
             let ctx = cmd::Context::new()?;
-            run::run(&ctx)?;
+            match cluster {
+                None => run::run(&ctx)?,
+                Some(nodes) => cluster::run(&ctx, nodes)?,
+            }
             Ok(ExitCode::SUCCESS)
         }
         Some("size") => {

@@ -19,11 +19,22 @@ const BINARIES: &[&str] = &["broker-server", "mqtt", "device-sim"];
 
 /// What [`build`] produced.
 #[derive(Debug)]
-struct Artifacts {
+pub(crate) struct Artifacts {
     /// Release binaries, by name.
     binaries: Vec<(&'static str, PathBuf)>,
     /// trunk's output: the dashboard the broker serves.
-    dist: PathBuf,
+    pub(crate) dist: PathBuf,
+}
+
+impl Artifacts {
+    /// The path of the release binary `name`.
+    pub(crate) fn binary(&self, name: &str) -> Result<PathBuf> {
+        self.binaries
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, path)| path.clone())
+            .ok_or_else(|| anyhow::anyhow!("{name} was not built"))
+    }
 }
 
 pub(crate) fn run(ctx: &Context) -> Result<()> {
@@ -32,7 +43,9 @@ pub(crate) fn run(ctx: &Context) -> Result<()> {
     start(ctx, &artifacts)
 }
 
-fn build(ctx: &Context) -> Result<Artifacts> {
+/// Release builds of [`PACKAGES`] and of the dashboard (trunk), shared by the single
+/// broker and `--cluster`.
+pub(crate) fn build(ctx: &Context) -> Result<Artifacts> {
     let mut cargo = ctx.cargo(&["build", "--release"]);
     for package in PACKAGES {
         cargo.args(["-p", package]);
@@ -71,14 +84,7 @@ fn build(ctx: &Context) -> Result<Artifacts> {
 /// devices publishing to it, until Ctrl-C, which reaches both and shuts them down
 /// gracefully.
 fn start(ctx: &Context, artifacts: &Artifacts) -> Result<()> {
-    let binary = |name: &str| {
-        artifacts
-            .binaries
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, path)| path.clone())
-            .ok_or_else(|| anyhow::anyhow!("{name} was not built"))
-    };
+    let binary = |name: &str| artifacts.binary(name);
     let config = ctx.root.join("broker-server").join("broker.toml");
     println!("\nstarting broker-server with {}", config.display());
     let mut broker = std::process::Command::new(binary("broker-server")?)
