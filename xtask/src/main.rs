@@ -5,6 +5,7 @@
 //! cargo xtask test [--quick] [--fail-fast] [STEP...]
 //!                                   setup, then every check CI runs, with a summary
 //! cargo xtask run                   setup, release build of everything, then run it
+//! cargo xtask dev [--check]         the dashboard's development loop (trunk watch + broker)
 //! cargo xtask size                  web-client's download size beside MQTT.js's
 //! ```
 //!
@@ -21,11 +22,14 @@
 //! - `browser.rs`: the `browser` step's harness: a broker-server for the in-browser
 //!   tests and a control endpoint to restart it.
 //! - `run.rs`: `cargo xtask run`: release builds, then starting the product.
+//! - `dev.rs`: `cargo xtask dev`: `trunk watch` into a directory the debug broker serves,
+//!   with `device-sim`; `--check` runs the dev-loop browser test against it.
 //! - `size.rs`: `cargo xtask size`: the gzipped size of web-client's wasm and JavaScript
 //!   beside MQTT.js's browser bundle.
 
 mod browser;
 mod cmd;
+mod dev;
 mod run;
 mod setup;
 mod size;
@@ -49,6 +53,13 @@ commands:
       --fail-fast       stop at the first failed step
       --list            print the steps and exit
   run                   run setup, build everything in release mode, then run the product
+  dev [options]         the dashboard's development loop: trunk watch rebuilds the dashboard
+                        on every change and a debug broker-server serves it with /mqtt at
+                        http://127.0.0.1:8080/, device-sim publishes 5 devices; Ctrl-C stops
+      --http-port N     the broker's HTTP port (8080)
+      --mqtt-port N     the broker's MQTT port (1883)
+      --devices N       simulated devices (5; 0: none)
+      --check           on free ports: run the dev-loop browser test, then stop
   size                  build web-client's JavaScript API as pages get it (wasm-opt -Oz) and
                         print its gzipped size beside MQTT.js's browser bundle (uses npm)
   help                  print this message
@@ -85,6 +96,11 @@ fn try_main() -> Result<ExitCode> {
             let ctx = cmd::Context::new()?;
             run::run(&ctx)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Some("dev") => {
+            let options = dev::Options::parse(&rest)?;
+            let ctx = cmd::Context::new()?;
+            dev::dev(&ctx, &options)
         }
         Some("size") => {
             no_arguments("size", &rest)?;
