@@ -26,6 +26,7 @@ const OVERSCAN: usize = 8;
 #[component]
 pub fn ExplorerPage() -> impl IntoView {
     let explorer = expect_context::<Explorer>();
+    let connection = expect_context::<Connection>();
     let search_text = RwSignal::new(String::new());
     let collapsed = RwSignal::new(BTreeSet::<String>::new());
     // The selected topic lives in the URL (`#/explorer?topic=…`, see `route`).
@@ -82,6 +83,7 @@ pub fn ExplorerPage() -> impl IntoView {
                 <p class="muted" data-testid="explorer-summary">{summary}</p>
                 <div
                     class="tree"
+                    class:offline=move || !connection.is_live()
                     role="tree"
                     data-testid="explorer-tree"
                     on:scroll=move |ev| scroll.set(event_target::<web_sys::Element>(&ev).scroll_top().into())
