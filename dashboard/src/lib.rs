@@ -11,6 +11,7 @@
 //! - `lib.rs`: [`App`], the root component that `main.rs` mounts on `<body>`: the header
 //!   (status, connection banner, theme, navigation; it stays in view) and the current
 //!   [`Page`], a signal kept in step with the URL by [`route`].
+//! - [`dev_reload`]: with `?dev` in the URL (`cargo xtask dev`), reload on a new build.
 //! - [`route`]: deep links (`#/device/{id}`, `#/explorer?topic=…`, …), Back and Forward.
 //! - [`connection`]: the one `web_client::Client`, its status, the indicator, and the
 //!   banner that says when the page is not live, why, and what to do.
@@ -31,6 +32,7 @@
 pub mod broker;
 pub mod components;
 pub mod connection;
+pub mod dev_reload;
 pub mod devices;
 pub mod explorer;
 pub mod keyed;
@@ -87,6 +89,7 @@ pub fn App() -> impl IntoView {
     provide_context(page);
     provide_context(explorer_topic);
     route::sync(page, explorer_topic);
+    dev_reload::watch();
     devices::discover(connection, settings, registry);
     explorer::watch(connection, explorer);
     explorer.expose_counters();

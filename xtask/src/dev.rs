@@ -3,6 +3,8 @@
 //! `web-client/` or `protocol/` change, and a debug `broker-server` serves that directory
 //! (`http.dashboard_dir`, read on every request) next to its `/mqtt`, so the page and the
 //! broker share one origin exactly as in production. `device-sim` publishes a few devices.
+//! The URL it prints ends in `?dev`, which makes the page reload itself after each
+//! rebuild (`dashboard/src/dev_reload.rs`).
 //!
 //! ```text
 //!  trunk watch ──writes──► <target>/dev-dist ◄──reads── broker-server :8080 ◄── browser
@@ -150,7 +152,8 @@ pub(crate) fn dev(ctx: &Context, options: &Options) -> Result<ExitCode> {
 
     println!("\ncargo xtask dev: waiting for trunk's first build of the dashboard…");
     children.wait_for_file(&dist.join("index.html"), FIRST_BUILD)?;
-    let url = format!("http://127.0.0.1:{http}/");
+    // `?dev`: the page reloads itself when trunk has written a new build.
+    let url = format!("http://127.0.0.1:{http}/?dev");
     if options.check {
         let mut test = ctx.cargo(&["test", "-p", "dashboard", "--test", "dev_loop"]);
         test.env("DASHBOARD_DEV_URL", &url);
@@ -166,7 +169,7 @@ pub(crate) fn dev(ctx: &Context, options: &Options) -> Result<ExitCode> {
     }
 
     println!("\nthe dashboard's development loop is up (loopback only):");
-    println!("  dashboard:            {url}   (reload the page after trunk's rebuild)");
+    println!("  dashboard:            {url}   (reloads itself after each rebuild)");
     println!("  MQTT over WebSocket:  ws://127.0.0.1:{http}/mqtt");
     println!("  MQTT over TCP:        mqtt://127.0.0.1:{mqtt}");
     println!(
