@@ -66,6 +66,10 @@ pub struct Registry {
     /// device page opened by a link before the first connection) gets the same signals
     /// back when discovery finds the device again.
     parked: StoredValue<BTreeMap<String, Device>>,
+    /// The reactive owner the registry was made under (the app's): a device's signals
+    /// belong to it, not to whatever created the device first (a device page, which
+    /// disposes its signals when it closes, or a discovery task).
+    owner: StoredValue<Option<Owner>>,
 }
 
 impl Registry {
@@ -75,6 +79,7 @@ impl Registry {
             devices: RwSignal::new(BTreeMap::new()),
             batch: FrameBatch::new(),
             parked: StoredValue::new(BTreeMap::new()),
+            owner: StoredValue::new(Owner::current()),
         }
     }
 
@@ -90,12 +95,16 @@ impl Registry {
             .parked
             .try_update_value(|parked| parked.remove(id))
             .flatten();
-        let device = parked.unwrap_or_else(|| Device {
+        let make = || Device {
             id: id.to_owned(),
             state: RwSignal::new(DeviceState::Unknown),
             description: RwSignal::new(None),
             last_seen: RwSignal::new(None),
             values: RwSignal::new(BTreeMap::new()),
+        };
+        let device = parked.unwrap_or_else(|| match self.owner.get_value() {
+            Some(owner) => owner.with(make),
+            None => make(),
         });
         self.devices.update(|devices| {
             devices.insert(id.to_owned(), device.clone());
