@@ -1,5 +1,6 @@
 //! The dashboard never shows stale data as live, in a real browser against a real
-//! broker: when the broker goes away every view says so (a banner with the reason and
+//! broker: a device that is gone is listed after the live ones; when the broker goes
+//! away every view says so (a banner with the reason and
 //! what to do, device rows greyed with their state unknown and "last seen" as a clock
 //! time, the explorer marked not live) and recovers when it comes back; a refused login
 //! shows the broker's reason in place and what to change, and new credentials connect.
@@ -84,6 +85,23 @@ async fn a_stopped_broker_turns_every_view_stale_until_it_returns() {
     })
     .await;
     wait_gone(&client, BANNER, "no banner while connected").await;
+    // A device that is gone is listed after the live ones, although its id sorts first.
+    let published = tokio::process::Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &broker.tcp.to_string()])
+        .args([
+            "-t",
+            "iot/5/aaa-gone/$state",
+            "-m",
+            "lost",
+            "-r",
+            "-V",
+            "mqttv5",
+        ])
+        .status()
+        .await
+        .expect("mosquitto_pub runs (cargo xtask setup installs it)");
+    assert!(published.success(), "mosquitto_pub: {published}");
+    wait_for_order(&client, "device-sim-001,device-sim-002,device-aaa-gone").await;
     click(&client, "[data-testid=nav-explorer]").await;
     wait_text(
         &client,
@@ -261,6 +279,29 @@ async fn a_refused_login_shows_the_reason_and_new_credentials_connect() {
     wait_gone(&client, BANNER, "no banner once logged in").await;
     client.close().await.expect("the session closes");
     broker.stop().await;
+}
+
+/// Waits until the device rows' test ids, in page order, are `expected` (joined by `,`).
+async fn wait_for_order(client: &fantoccini::Client, expected: &str) {
+    let deadline = std::time::Instant::now() + support::PATIENCE;
+    loop {
+        let order = client
+            .execute(
+                "return [...document.querySelectorAll('.device-row')]\
+                 .map(row => row.dataset.testid).join(',')",
+                Vec::new(),
+            )
+            .await
+            .expect("the rows' order");
+        if order.as_str() == Some(expected) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rows are in the order {order}, not {expected}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// Types `keys` into the input at `css`.

@@ -1,6 +1,8 @@
 //! The device list: one row per device with its name, state, when it was last seen
 //! (marked stale when a ready device has been silent too long) and its key values.
 //!
+//! Lost and disconnected devices are subdued and listed after the others.
+//!
 //! While the page is not connected nothing in the list is live: every row is marked
 //! stale (greyed, its state shown as unknown, "last seen" as the clock time it was last
 //! heard from instead of a growing age), and the count says the states are unknown.
@@ -33,6 +35,19 @@ pub fn ago(elapsed_ms: f64) -> String {
 pub fn is_stale(state: DeviceState, last_seen: Option<f64>, now: f64) -> bool {
     state == DeviceState::Ready
         && last_seen.is_some_and(|seen| now - seen > STALE_AFTER.as_millis() as f64)
+}
+
+/// Whether a device in `state` has gone away (lost, or disconnected cleanly): its row
+/// is subdued and sorted after the others.
+pub fn is_gone(state: DeviceState) -> bool {
+    matches!(state, DeviceState::Lost | DeviceState::Disconnected)
+}
+
+/// `devices` (in id order) with the gone ones moved after the others, each group
+/// keeping id order.
+fn live_first(mut devices: Vec<Device>) -> Vec<Device> {
+    devices.sort_by_key(|device| is_gone(device.state.get()));
+    devices
 }
 
 /// The list of discovered devices.
@@ -72,7 +87,7 @@ pub fn DeviceList() -> impl IntoView {
             >
                 <ul class="device-list">
                     <For
-                        each=move || registry.devices.get().into_values()
+                        each=move || live_first(registry.devices.get().into_values().collect())
                         key=|device| device.id.clone()
                         let:device
                     >
@@ -172,6 +187,7 @@ fn DeviceRow(
             class="device-row"
             class:stale=stale
             class:offline=move || !live.get()
+            class:gone=move || is_gone(state.get())
             data-testid=testid
         >
             <button class="link" data-testid="device-open" on:click=open>
@@ -212,5 +228,19 @@ mod tests {
         // Lost or sleeping devices are expected to be silent.
         assert!(!is_stale(DeviceState::Sleeping, Some(0.0), 10.0 * minute));
         assert!(!is_stale(DeviceState::Ready, None, 10.0 * minute));
+    }
+
+    #[test]
+    fn lost_and_disconnected_devices_count_as_gone() {
+        assert!(is_gone(DeviceState::Lost));
+        assert!(is_gone(DeviceState::Disconnected));
+        for state in [
+            DeviceState::Init,
+            DeviceState::Ready,
+            DeviceState::Sleeping,
+            DeviceState::Unknown,
+        ] {
+            assert!(!is_gone(state), "{state:?}");
+        }
     }
 }
