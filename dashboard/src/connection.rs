@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures::channel::oneshot;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use web_client::{Client, ConnectError, DisconnectReason, Event, ReasonCode};
+use web_client::{Client, ConnectError, ConnectFailure, DisconnectReason, Event, ReasonCode};
 
 use crate::Page;
 use crate::settings::Settings;
@@ -170,7 +170,7 @@ impl Connection {
                     Event::Disconnected {
                         reason: DisconnectReason::Refused(code),
                         will_reconnect: false,
-                    } => Status::Refused(format!("connection refused by the broker: {code}")),
+                    } => Status::Refused(code.to_string()),
                     Event::Disconnected { reason, .. } => {
                         Status::Disconnected(describe_disconnect(&reason))
                     }
@@ -189,9 +189,17 @@ impl Default for Connection {
     }
 }
 
-/// Why a first connection failed, in words for the banner.
+/// Why a first connection failed, in words for the banner: for a refusal, the broker's
+/// reason code (and reason string) alone, since the banner says it refused.
 fn describe_connect_error(error: &ConnectError) -> String {
     match error {
+        ConnectError::Handshake(ConnectFailure::Refused {
+            reason_code,
+            reason_string,
+        }) => match reason_string {
+            Some(text) => format!("{reason_code}: {text}"),
+            None => reason_code.to_string(),
+        },
         // Browsers do not tell pages why a WebSocket failed.
         ConnectError::Transport(detail) if detail.trim().is_empty() => {
             "the WebSocket could not be opened".to_owned()
