@@ -3,15 +3,18 @@
 //! and a broker view, and talks MQTT only through `web-client`.
 //!
 //! `trunk build` from the workspace root builds it (`index.html` links this crate and
-//! `dashboard/style.css`); `trunk serve` serves it with `/mqtt` proxied to a broker on
-//! `127.0.0.1:8080`. What is done and what remains: `dashboard/STATUS.md`.
+//! `dashboard/style.css`); `cargo xtask dev` rebuilds it on every change and serves it
+//! from a local broker. What is done and what remains: `dashboard/STATUS.md`.
 //!
 //! # Layout
 //!
 //! - `lib.rs`: [`App`], the root component that `main.rs` mounts on `<body>`: the header
-//!   (status, theme, navigation) and the current [`Page`]. Navigation is a signal, not
-//!   a router.
-//! - [`connection`]: the one `web_client::Client`, its status and the indicator.
+//!   (status, connection banner, theme, navigation; it stays in view) and the current
+//!   [`Page`], a signal kept in step with the URL by [`route`].
+//! - [`dev_reload`]: with `?dev` in the URL (`cargo xtask dev`), reload on a new build.
+//! - [`route`]: deep links (`#/device/{id}`, `#/explorer?topic=…`, …), Back and Forward.
+//! - [`connection`]: the one `web_client::Client`, its status, the indicator, and the
+//!   banner that says when the page is not live, why, and what to do.
 //! - [`settings`]: broker URL, credentials, client id, topic root (`localStorage`).
 //! - [`devices`]: discovery, the device list, a device's page (`devices/page.rs`) and the
 //!   Homie 5 parsing (`devices/homie.rs`, pure, unit-tested natively).
@@ -29,16 +32,18 @@
 pub mod broker;
 pub mod components;
 pub mod connection;
+pub mod dev_reload;
 pub mod devices;
 pub mod explorer;
 pub mod keyed;
+pub mod route;
 pub mod settings;
 pub mod theme;
 
 use leptos::prelude::*;
 
 use broker::{BrokerPage, BrokerStats};
-use connection::{Connection, StatusIndicator};
+use connection::{Connection, ConnectionBanner, StatusIndicator};
 use devices::page::DevicePage;
 use devices::{DeviceList, Registry};
 use explorer::Explorer;
@@ -73,13 +78,18 @@ pub fn App() -> impl IntoView {
     let registry = Registry::new();
     let explorer = Explorer::new(settings);
     let stats = BrokerStats::new();
-    let page = RwSignal::new(Page::Devices);
+    let (initial_page, initial_topic) = route::initial();
+    let page = RwSignal::new(initial_page);
+    let explorer_topic = route::ExplorerTopic(RwSignal::new(initial_topic));
     provide_context(settings);
     provide_context(connection);
     provide_context(registry);
     provide_context(explorer);
     provide_context(stats);
     provide_context(page);
+    provide_context(explorer_topic);
+    route::sync(page, explorer_topic);
+    dev_reload::watch();
     devices::discover(connection, settings, registry);
     explorer::watch(connection, explorer);
     explorer.expose_counters();
@@ -114,6 +124,7 @@ pub fn App() -> impl IntoView {
             </nav>
             <StatusIndicator />
             <ThemeToggle />
+            <ConnectionBanner />
         </header>
         <main data-testid="app">
             {move || match page.get() {

@@ -31,8 +31,16 @@ fn document() -> web_sys::Document {
         .expect("a document")
 }
 
-/// Mounts the app in a fresh `<div>`; it stays mounted while the handle lives.
+/// Mounts the app in a fresh `<div>`, on the device list; it stays mounted while the
+/// handle lives.
 fn mount() -> (web_sys::HtmlElement, impl Sized) {
+    // The app opens the page the URL names (`route`): an earlier test's navigation must
+    // not decide where this one starts.
+    web_sys::window()
+        .and_then(|w| w.history().ok())
+        .expect("the history")
+        .replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some("#/devices"))
+        .expect("the URL reset");
     let parent: web_sys::HtmlElement = document()
         .create_element("div")
         .expect("a div")

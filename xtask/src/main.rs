@@ -6,6 +6,7 @@
 //!                                   setup, then every check CI runs, with a summary
 //! cargo xtask run                   setup, release build of everything, then run it
 //! cargo xtask run --cluster [N]     the same as a local cluster: 3 NATS servers, N nodes
+//! cargo xtask dev [--check]         the dashboard's development loop (trunk watch + broker)
 //! cargo xtask size                  web-client's download size beside MQTT.js's
 //! cargo xtask package               web-client as an npm package, target/npm/*.tgz
 //! ```
@@ -27,12 +28,15 @@
 //!   entry points, TypeScript declarations checked with `tsc`), packed with `npm pack`.
 //! - `cluster.rs`: `cargo xtask run --cluster N`: the product as a local cluster of
 //!   broker nodes on a 3-server NATS JetStream cluster.
+//! - `dev.rs`: `cargo xtask dev`: `trunk watch` into a directory the debug broker serves,
+//!   with `device-sim`; `--check` runs the dev-loop browser test against it.
 //! - `size.rs`: `cargo xtask size`: the gzipped size of web-client's wasm and JavaScript
 //!   beside MQTT.js's browser bundle.
 
 mod browser;
 mod cluster;
 mod cmd;
+mod dev;
 mod package;
 mod run;
 mod setup;
@@ -60,6 +64,13 @@ commands:
                         --cluster: as a local cluster of N broker nodes (default 3, at most
                         16) on 3 NATS JetStream servers, devices on node 1, the dashboard
                         of node 2 (docs/cluster.md)
+  dev [options]         the dashboard's development loop: trunk watch rebuilds the dashboard
+                        on every change and a debug broker-server serves it with /mqtt at
+                        http://127.0.0.1:8080/, device-sim publishes 5 devices; Ctrl-C stops
+      --http-port N     the broker's HTTP port (8080)
+      --mqtt-port N     the broker's MQTT port (1883)
+      --devices N       simulated devices (5; 0: none)
+      --check           on free ports: run the dev-loop browser test, then stop
   size                  build web-client's JavaScript API as pages get it (wasm-opt -Oz) and
                         print its gzipped size beside MQTT.js's browser bundle (uses npm)
   package               build web-client as an npm package (wasm-bindgen, wasm-opt -Oz, tsc
@@ -101,6 +112,11 @@ fn try_main() -> Result<ExitCode> {
                 Some(nodes) => cluster::run(&ctx, nodes)?,
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Some("dev") => {
+            let options = dev::Options::parse(&rest)?;
+            let ctx = cmd::Context::new()?;
+            dev::dev(&ctx, &options)
         }
         Some("size") => {
             no_arguments("size", &rest)?;

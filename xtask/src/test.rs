@@ -368,10 +368,21 @@ const STEPS: &[Step] = &[
                 "devices",
             ]);
             // The dashboard end to end: its own broker-server serving the trunk build,
-            // device-sim, Chromium (`dashboard/tests/e2e.rs`); screenshots into
-            // target/dashboard-screenshots.
+            // device-sim, Chromium (`dashboard/tests/e2e.rs`; the not-live and refused
+            // states, `connection_state.rs`; deep links, `navigation.rs`); screenshots
+            // into target/dashboard-screenshots.
             let debug = ctx.target_dir().join("debug");
-            let mut e2e = ctx.cargo(&["test", "-p", "dashboard", "--test", "e2e"]);
+            let mut e2e = ctx.cargo(&[
+                "test",
+                "-p",
+                "dashboard",
+                "--test",
+                "e2e",
+                "--test",
+                "connection_state",
+                "--test",
+                "navigation",
+            ]);
             e2e.env("DASHBOARD_DIST", dashboard_e2e_dist(ctx))
                 .env("DASHBOARD_BROKER", debug.join("broker-server"))
                 .env("DEVICE_SIM", debug.join("device-sim"))
@@ -387,6 +398,15 @@ const STEPS: &[Step] = &[
             vec![wasm, page, dashboard, e2e]
         },
     },
+    Step {
+        name: "browser-dev",
+        slow: true,
+        prepare: None,
+        // The documented development loop (`cargo xtask dev`: trunk watch, the debug
+        // broker serving its output, device-sim) on free ports, with a headless Chromium
+        // that must see the broker's devices through it (`dashboard/tests/dev_loop.rs`).
+        commands: |ctx| vec![ctx.cargo(&["xtask", "dev", "--check"])],
+    },
 ];
 
 /// Where the `browser` step's debug build of the dashboard goes.
@@ -395,7 +415,7 @@ fn dashboard_e2e_dist(ctx: &Context) -> std::path::PathBuf {
 }
 
 /// Debian's chromedriver (it always matches Debian's Chromium), else the first on PATH.
-fn chromedriver(ctx: &Context) -> Option<std::path::PathBuf> {
+pub(crate) fn chromedriver(ctx: &Context) -> Option<std::path::PathBuf> {
     let debian_driver = Path::new("/usr/bin/chromedriver");
     debian_driver
         .exists()

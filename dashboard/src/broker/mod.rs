@@ -11,7 +11,7 @@ use leptos::task::spawn_local;
 use web_client::{Client, QoS};
 
 use crate::components::chart::{History, Sparkline, WINDOWS, WindowSelect, project};
-use crate::connection::{Connection, StatusIndicator};
+use crate::connection::{Connection, NotLive, StatusIndicator};
 
 /// Samples kept per chart.
 const SAMPLES: usize = 720;
@@ -137,6 +137,7 @@ pub fn BrokerPage() -> impl IntoView {
     view! {
         <section class="broker card" data-testid="broker">
             <h2>"Broker " <StatusIndicator /></h2>
+            <NotLive what="these figures" />
             <WindowSelect window testid="broker-window" />
             <div class="charts">
                 <figure class="chart">

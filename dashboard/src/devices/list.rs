@@ -1,5 +1,11 @@
 //! The device list: one row per device with its name, state, when it was last seen
 //! (marked stale when a ready device has been silent too long) and its key values.
+//!
+//! Lost and disconnected devices are subdued and listed after the others.
+//!
+//! While the page is not connected nothing in the list is live: every row is marked
+//! stale (greyed, its state shown as unknown, "last seen" as the clock time it was last
+//! heard from instead of a growing age), and the count says the states are unknown.
 
 use std::time::Duration;
 
@@ -8,6 +14,7 @@ use leptos::prelude::*;
 use super::homie::{DeviceState, Property};
 use super::{Device, Registry};
 use crate::Page;
+use crate::connection::{Connection, Status, clock_time};
 
 /// A ready device silent for longer than this is marked stale.
 pub const STALE_AFTER: Duration = Duration::from_secs(60);
@@ -30,11 +37,26 @@ pub fn is_stale(state: DeviceState, last_seen: Option<f64>, now: f64) -> bool {
         && last_seen.is_some_and(|seen| now - seen > STALE_AFTER.as_millis() as f64)
 }
 
+/// Whether a device in `state` has gone away (lost, or disconnected cleanly): its row
+/// is subdued and sorted after the others.
+pub fn is_gone(state: DeviceState) -> bool {
+    matches!(state, DeviceState::Lost | DeviceState::Disconnected)
+}
+
+/// `devices` (in id order) with the gone ones moved after the others, each group
+/// keeping id order.
+fn live_first(mut devices: Vec<Device>) -> Vec<Device> {
+    devices.sort_by_key(|device| is_gone(device.state.get()));
+    devices
+}
+
 /// The list of discovered devices.
 #[component]
 pub fn DeviceList() -> impl IntoView {
     let registry = expect_context::<Registry>();
     let page = expect_context::<RwSignal<Page>>();
+    let connection = expect_context::<Connection>();
+    let live = Signal::derive(move || connection.is_live());
     // The clock the "ago" texts and stale marks follow.
     let now = RwSignal::new(js_sys::Date::now());
     if let Ok(handle) =
@@ -43,6 +65,11 @@ pub fn DeviceList() -> impl IntoView {
         on_cleanup(move || handle.clear());
     }
     let counts = move || {
+        if !live.get() {
+            return registry.devices.with(|devices| {
+                format!("{} devices, states unknown: not connected", devices.len())
+            });
+        }
         registry.devices.with(|devices| {
             let online = devices
                 .values()
@@ -56,15 +83,15 @@ pub fn DeviceList() -> impl IntoView {
             <h2>"Devices " <span class="muted" data-testid="devices-count">{counts}</span></h2>
             <Show
                 when=move || registry.devices.with(|d| !d.is_empty())
-                fallback=|| view! { <p data-testid="devices-empty">"No devices yet."</p> }
+                fallback=move || view! { <EmptyList connection /> }
             >
                 <ul class="device-list">
                     <For
-                        each=move || registry.devices.get().into_values()
+                        each=move || live_first(registry.devices.get().into_values().collect())
                         key=|device| device.id.clone()
                         let:device
                     >
-                        <DeviceRow device=device page=page now=now />
+                        <DeviceRow device=device page=page now=now live=live />
                     </For>
                 </ul>
             </Show>
@@ -72,8 +99,31 @@ pub fn DeviceList() -> impl IntoView {
     }
 }
 
+/// What an empty list says: connecting, no devices, or why there is no connection.
 #[component]
-fn DeviceRow(device: Device, page: RwSignal<Page>, now: RwSignal<f64>) -> impl IntoView {
+fn EmptyList(connection: Connection) -> impl IntoView {
+    let text = move || match connection.status.get() {
+        Status::Connected => "No devices yet.",
+        Status::Connecting | Status::Reconnecting(_) => "Connecting to the broker…",
+        _ => "Not connected: no devices to show (see the message above).",
+    };
+    let testid = move || {
+        if connection.is_live() {
+            "devices-empty"
+        } else {
+            "devices-connecting"
+        }
+    };
+    view! { <p data-testid=testid>{text}</p> }
+}
+
+#[component]
+fn DeviceRow(
+    device: Device,
+    page: RwSignal<Page>,
+    now: RwSignal<f64>,
+    live: Signal<bool>,
+) -> impl IntoView {
     let id = device.id.clone();
     let state = device.state;
     let last_seen = device.last_seen;
@@ -82,11 +132,30 @@ fn DeviceRow(device: Device, page: RwSignal<Page>, now: RwSignal<f64>) -> impl I
         let device = device.clone();
         move || device.name()
     };
-    let stale = move || is_stale(state.get(), last_seen.get(), now.get());
-    let seen = move || {
-        last_seen
-            .get()
-            .map_or_else(|| "never".to_owned(), |t| ago(now.get() - t))
+    let silent = move || live.get() && is_stale(state.get(), last_seen.get(), now.get());
+    let stale = move || !live.get() || silent();
+    let seen = move || match last_seen.get() {
+        None => "never".to_owned(),
+        Some(t) if live.get() => ago(now.get() - t),
+        Some(t) => format!("seen at {}", clock_time(t)),
+    };
+    // Not connected: the last state heard is no longer known to hold.
+    let shown_state = move || {
+        if live.get() {
+            state.get()
+        } else {
+            DeviceState::Unknown
+        }
+    };
+    let stale_title = move || {
+        if live.get() {
+            "No message for a minute".to_owned()
+        } else {
+            format!(
+                "Not connected: this is what the device last reported ({})",
+                state.get().label()
+            )
+        }
     };
     let description = device.description;
     let values = device.values;
@@ -114,7 +183,13 @@ fn DeviceRow(device: Device, page: RwSignal<Page>, now: RwSignal<f64>) -> impl I
     };
     let open = move |_| page.set(Page::Device(id.clone()));
     view! {
-        <li class="device-row" class:stale=stale data-testid=testid>
+        <li
+            class="device-row"
+            class:stale=stale
+            class:offline=move || !live.get()
+            class:gone=move || is_gone(state.get())
+            data-testid=testid
+        >
             <button class="link" data-testid="device-open" on:click=open>
                 <span data-testid="device-name">{name}</span>
                 <span class="device-id">{device.id.clone()}</span>
@@ -122,13 +197,14 @@ fn DeviceRow(device: Device, page: RwSignal<Page>, now: RwSignal<f64>) -> impl I
             <span class="key-values" data-testid="device-values">{key_values}</span>
             <span class="seen muted" data-testid="device-seen">{seen}</span>
             <span
-                class=move || format!("badge state-{}", state.get().label())
+                class=move || format!("badge state-{}", shown_state().label())
                 data-testid="device-state"
+                title=stale_title
             >
-                {move || state.get().label()}
+                {move || shown_state().label()}
             </span>
             <Show when=stale>
-                <span class="badge stale" data-testid="device-stale" title="No message for a minute">
+                <span class="badge stale" data-testid="device-stale" title=stale_title>
                     "stale"
                 </span>
             </Show>
@@ -152,5 +228,19 @@ mod tests {
         // Lost or sleeping devices are expected to be silent.
         assert!(!is_stale(DeviceState::Sleeping, Some(0.0), 10.0 * minute));
         assert!(!is_stale(DeviceState::Ready, None, 10.0 * minute));
+    }
+
+    #[test]
+    fn lost_and_disconnected_devices_count_as_gone() {
+        assert!(is_gone(DeviceState::Lost));
+        assert!(is_gone(DeviceState::Disconnected));
+        for state in [
+            DeviceState::Init,
+            DeviceState::Ready,
+            DeviceState::Sleeping,
+            DeviceState::Unknown,
+        ] {
+            assert!(!is_gone(state), "{state:?}");
+        }
     }
 }

@@ -62,6 +62,14 @@ pub struct Registry {
     pub devices: RwSignal<BTreeMap<String, Device>>,
     /// Property values received since the last frame.
     batch: FrameBatch<Pending>,
+    /// Devices of an earlier connection, emptied, by id: a page that holds one (a
+    /// device page opened by a link before the first connection) gets the same signals
+    /// back when discovery finds the device again.
+    parked: StoredValue<BTreeMap<String, Device>>,
+    /// The reactive owner the registry was made under (the app's): a device's signals
+    /// belong to it, not to whatever created the device first (a device page, which
+    /// disposes its signals when it closes, or a discovery task).
+    owner: StoredValue<Option<Owner>>,
 }
 
 impl Registry {
@@ -70,6 +78,8 @@ impl Registry {
         Self {
             devices: RwSignal::new(BTreeMap::new()),
             batch: FrameBatch::new(),
+            parked: StoredValue::new(BTreeMap::new()),
+            owner: StoredValue::new(Owner::current()),
         }
     }
 
@@ -81,17 +91,38 @@ impl Registry {
         {
             return device;
         }
-        let device = Device {
+        let parked = self
+            .parked
+            .try_update_value(|parked| parked.remove(id))
+            .flatten();
+        let make = || Device {
             id: id.to_owned(),
             state: RwSignal::new(DeviceState::Unknown),
             description: RwSignal::new(None),
             last_seen: RwSignal::new(None),
             values: RwSignal::new(BTreeMap::new()),
         };
+        let device = parked.unwrap_or_else(|| match self.owner.get_value() {
+            Some(owner) => owner.with(make),
+            None => make(),
+        });
         self.devices.update(|devices| {
             devices.insert(id.to_owned(), device.clone());
         });
         device
+    }
+
+    /// Forgets every device (a new connection, perhaps to another broker or root): the
+    /// list empties, and each device's signals are emptied and kept for [`Self::device`].
+    pub fn reset(self) {
+        let old = self.devices.try_update(std::mem::take).unwrap_or_default();
+        for device in old.values() {
+            device.state.set(DeviceState::Unknown);
+            device.description.set(None);
+            device.last_seen.set(None);
+            device.values.set(BTreeMap::new());
+        }
+        self.parked.update_value(|parked| parked.extend(old));
     }
 
     /// Applies one message of the discovery subscriptions: states and descriptions at
@@ -152,7 +183,7 @@ pub fn discover(connection: Connection, settings: RwSignal<Settings>, registry: 
             return;
         };
         let root = settings.with_untracked(|s| s.root.clone());
-        registry.devices.set(BTreeMap::new());
+        registry.reset();
         spawn_local(watch(client, root, registry));
     });
 }

@@ -11,7 +11,7 @@ use super::command::PropertyControl;
 use super::homie::{self, Property};
 use crate::Page;
 use crate::components::chart::{Chart, Histories};
-use crate::connection::Connection;
+use crate::connection::{Connection, NotLive};
 use crate::keyed::KeyedSignals;
 use crate::settings::Settings;
 
@@ -83,8 +83,16 @@ pub fn DevicePage(id: String) -> impl IntoView {
         (!numeric.is_empty()).then(|| view! { <Chart properties=numeric histories /> })
     };
 
+    let live = move || connection.is_live();
+    let shown_state = move || {
+        if live() {
+            state.get()
+        } else {
+            homie::DeviceState::Unknown
+        }
+    };
     view! {
-        <section class="device card" data-testid="device-page">
+        <section class="device card" class:offline=move || !live() data-testid="device-page">
             <button class="link back" data-testid="back" on:click=move |_| page.set(Page::Devices)>
                 "← Devices"
             </button>
@@ -92,12 +100,13 @@ pub fn DevicePage(id: String) -> impl IntoView {
                 <span data-testid="device-title">{title}</span>
                 " "
                 <span
-                    class=move || format!("badge state-{}", state.get().label())
+                    class=move || format!("badge state-{}", shown_state().label())
                     data-testid="device-state"
                 >
-                    {move || state.get().label()}
+                    {move || shown_state().label()}
                 </span>
             </h2>
+            <NotLive what="These values" />
             {chart}
             <ErrorBoundary fallback=|errors| {
                 view! {

@@ -12,7 +12,8 @@ use super::Explorer;
 use super::payload::View;
 use super::publish::PublishPanel;
 use super::tree::{DiffLine, Record, Row, Search, diff};
-use crate::connection::Connection;
+use crate::connection::{Connection, NotLive};
+use crate::route::ExplorerTopic;
 
 /// Height of one tree row in pixels (CSS `.tree-row` uses the same).
 const ROW_HEIGHT: f64 = 28.0;
@@ -25,9 +26,11 @@ const OVERSCAN: usize = 8;
 #[component]
 pub fn ExplorerPage() -> impl IntoView {
     let explorer = expect_context::<Explorer>();
+    let connection = expect_context::<Connection>();
     let search_text = RwSignal::new(String::new());
     let collapsed = RwSignal::new(BTreeSet::<String>::new());
-    let selected = RwSignal::new(None::<String>);
+    // The selected topic lives in the URL (`#/explorer?topic=…`, see `route`).
+    let selected = expect_context::<ExplorerTopic>().0;
     let scroll = RwSignal::new(0.0_f64);
     let search = Memo::new(move |_| search_text.with(|t| Search::parse(t).map_err(|e| e.clone())));
     let rows = Memo::new(move |_| {
@@ -63,7 +66,8 @@ pub fn ExplorerPage() -> impl IntoView {
     view! {
         <section class="explorer" data-testid="explorer">
             <div class="card tree-card">
-                <h2>"Explorer"</h2>
+                <h2>"Explorer " <LiveBadge /></h2>
+                <NotLive what="these messages" />
                 <label class="field">
                     <span>"Search (text, or an MQTT filter with + and #)"</span>
                     <input
@@ -79,6 +83,7 @@ pub fn ExplorerPage() -> impl IntoView {
                 <p class="muted" data-testid="explorer-summary">{summary}</p>
                 <div
                     class="tree"
+                    class:offline=move || !connection.is_live()
                     role="tree"
                     data-testid="explorer-tree"
                     on:scroll=move |ev| scroll.set(event_target::<web_sys::Element>(&ev).scroll_top().into())
@@ -96,6 +101,21 @@ pub fn ExplorerPage() -> impl IntoView {
             {move || selected.get().map(|topic| view! { <TopicDetails topic /> })}
             <PublishPanel topic=selected.into() />
         </section>
+    }
+}
+
+/// "live" while messages arrive, "not live" while the page is not connected.
+#[component]
+fn LiveBadge() -> impl IntoView {
+    let connection = expect_context::<Connection>();
+    let live = move || connection.is_live();
+    view! {
+        <span
+            class=move || if live() { "badge live" } else { "badge not-live" }
+            data-testid="explorer-live"
+        >
+            {move || if live() { "live" } else { "not live" }}
+        </span>
     }
 }
 

@@ -2,6 +2,10 @@
 //! dashboard, `device-sim`, `mosquitto_sub`, and chromedriver with headless Chromium, each
 //! on a free loopback port and stopped when dropped; plus small WebDriver helpers.
 
+// Each test binary (`e2e`, `connection_state`, `navigation`, `dev_loop`, `load`) uses a
+// part of these helpers.
+#![allow(dead_code)]
+
 use std::net::{Ipv4Addr, TcpListener as StdListener};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -46,46 +50,92 @@ pub(crate) struct Broker {
     pub(crate) tcp: u16,
     /// HTTP: the dashboard at `/`, MQTT over WebSocket at `/mqtt`.
     pub(crate) http: u16,
-    _child: Child,
+    /// The binary and its arguments, to start it again on the same ports.
+    command: (PathBuf, Vec<String>),
+    /// Its log (appended to by every start).
+    log: PathBuf,
+    /// The process; `None` while stopped.
+    child: Option<Child>,
 }
 
 impl Broker {
     /// Starts `binary` serving `dist`, with its store and log in `dir`.
     pub(crate) async fn start(binary: &Path, dist: &Path, dir: &Path) -> Self {
+        Self::start_with(binary, dist, dir, &[]).await
+    }
+
+    /// [`Self::start`] with more `--set key=value` settings (e.g. a password file).
+    pub(crate) async fn start_with(
+        binary: &Path,
+        dist: &Path,
+        dir: &Path,
+        sets: &[String],
+    ) -> Self {
         let (tcp, http) = (free_port(), free_port());
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir).expect("the broker's directory");
-        let log = std::fs::File::create(dir.join("broker.log")).expect("the broker's log");
-        let mut child = Command::new(binary)
-            .arg("--tcp")
-            .arg(format!("127.0.0.1:{tcp}"))
-            .arg("--set")
-            .arg(format!("http.listeners=[\"127.0.0.1:{http}\"]"))
-            .arg("--set")
-            .arg(format!(
-                "http.dashboard_dir={:?}",
-                dist.display().to_string()
-            ))
-            .arg("--set")
-            .arg(format!(
-                "storage.dir={:?}",
-                dir.join("data").display().to_string()
-            ))
-            .arg("--set")
-            .arg("sys.interval_secs=1")
-            .args(["--log-level", "warn"])
+        let mut args = vec![
+            "--tcp".to_owned(),
+            format!("127.0.0.1:{tcp}"),
+            "--set".to_owned(),
+            format!("http.listeners=[\"127.0.0.1:{http}\"]"),
+            "--set".to_owned(),
+            format!("http.dashboard_dir={:?}", dist.display().to_string()),
+            "--set".to_owned(),
+            format!("storage.dir={:?}", dir.join("data").display().to_string()),
+            "--set".to_owned(),
+            "sys.interval_secs=1".to_owned(),
+            "--log-level".to_owned(),
+            "warn".to_owned(),
+        ];
+        for set in sets {
+            args.extend(["--set".to_owned(), set.clone()]);
+        }
+        let mut broker = Self {
+            tcp,
+            http,
+            command: (binary.to_path_buf(), args),
+            log: dir.join("broker.log"),
+            child: None,
+        };
+        broker.start_again().await;
+        broker
+    }
+
+    /// Starts it (again) on its ports, with its store, and waits until it listens.
+    pub(crate) async fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the broker is running already");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("the broker's log");
+        let mut child = Command::new(&self.command.0)
+            .args(&self.command.1)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .kill_on_drop(true)
             .spawn()
             .expect("broker-server starts");
-        wait_for_port(http, "broker-server", &mut child).await;
-        wait_for_port(tcp, "broker-server", &mut child).await;
-        Self {
-            tcp,
-            http,
-            _child: child,
+        wait_for_port(self.http, "broker-server", &mut child).await;
+        wait_for_port(self.tcp, "broker-server", &mut child).await;
+        self.child = Some(child);
+    }
+
+    /// Stops it as an operator would (SIGTERM: MQTT 5 clients are told the server is
+    /// shutting down) and waits until it has exited.
+    pub(crate) async fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if let Some(pid) = child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        if tokio::time::timeout(PATIENCE, child.wait()).await.is_err() {
+            let _ = child.kill().await;
         }
     }
 }
@@ -233,4 +283,49 @@ pub(crate) async fn screenshot(client: &Client, name: &str) -> PathBuf {
         Err(error) => eprintln!("screenshot {name} failed: {error}"),
     }
     path
+}
+
+/// Clicks the first element matching `css`, retrying until it exists and takes the
+/// click (it may be rendering still), for up to [`PATIENCE`].
+pub(crate) async fn click(client: &Client, css: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let outcome = match client.find(Locator::Css(css)).await {
+            Ok(element) => element.click().await.map(|_| ()),
+            Err(error) => Err(error),
+        };
+        match outcome {
+            Ok(()) => return,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("clicking {css}: {error}"),
+        }
+    }
+}
+
+/// Waits until nothing matches `css` (panics after [`PATIENCE`], naming `what`).
+pub(crate) async fn wait_gone(client: &Client, css: &str, what: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    while client.find(Locator::Css(css)).await.is_ok() {
+        if Instant::now() > deadline {
+            let shot = screenshot(client, &format!("failed-{what}")).await;
+            panic!(
+                "{what}: `{css}` is still there (screenshot: {})",
+                shot.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The fragment of the page's URL (`#/devices`), or an empty string.
+pub(crate) async fn fragment(client: &Client) -> String {
+    client
+        .current_url()
+        .await
+        .expect("the page's URL")
+        .fragment()
+        .map(|f| format!("#{f}"))
+        .unwrap_or_default()
 }
