@@ -45,6 +45,11 @@ impl Broker {
     /// store (a retained message, a QoS 1/2 delivery to a persistent session): the
     /// publisher's acknowledgement then waits for a barrier ([`crate::storage`]).
     pub fn publish_stored(&self, message: Message) -> (usize, bool) {
+        if self.bridges.looped(&message) {
+            // It went round a loop of bridges back to this broker: already delivered.
+            self.bridges.count_loop(&message.origin);
+            return (0, false);
+        }
         let message = Arc::new(message);
         let mut stored = false;
         if message.retain {
