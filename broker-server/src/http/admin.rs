@@ -409,6 +409,7 @@ mod tests {
             "/api/clients/{client_id}",
             "/api/clients/{client_id}/disconnect",
             "/api/retained",
+            "/api/bridges",
         ] {
             assert!(doc["paths"][path].is_object(), "{path} missing");
         }

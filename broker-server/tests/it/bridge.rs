@@ -536,6 +536,7 @@ async fn refused_credentials_back_off() {
     // No anonymous access and no password file: every login is refused.
     let remote = Mosquitto::start(dir.path(), "allow_anonymous false");
     let mut config = test_config();
+    config.http.admin_token = Some("admin".into());
     with_bridge(
         &mut config,
         "locked",
