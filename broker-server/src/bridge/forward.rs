@@ -42,6 +42,10 @@ pub(super) async fn serve(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Ended {
     let mut events = client.events();
+    if !client.is_connected() {
+        // Lost before `events` was listening: its Disconnected event is gone.
+        return Ended::Lost("the connection ended at once".into());
+    }
     let mut incoming = match subscribe_remote(status, client).await {
         Ok(incoming) => incoming,
         Err(why) => return Ended::Lost(why),

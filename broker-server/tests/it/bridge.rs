@@ -44,6 +44,11 @@ struct Mosquitto {
 impl Mosquitto {
     /// Starts mosquitto on a free port with `options` added to its configuration.
     fn start(dir: &Path, options: &str) -> Self {
+        Self::with_listener(dir, options, "")
+    }
+
+    /// [`Mosquitto::start`] with `listener_options` for its one listener (TLS files).
+    fn with_listener(dir: &Path, options: &str, listener_options: &str) -> Self {
         assert!(
             Path::new(MOSQUITTO).is_file(),
             "{MOSQUITTO} is missing: run `cargo xtask setup` (Debian package mosquitto)"
@@ -54,7 +59,8 @@ impl Mosquitto {
         // `user root`: as root mosquitto would switch to the `mosquitto` user, who cannot
         // read the test's files; as any other user it has no effect.
         let text = format!(
-            "user root\nlog_dest stderr\nlog_type all\n{options}\nlistener {port} 127.0.0.1\n"
+            "user root\nlog_dest stderr\nlog_type all\n{options}\nlistener {port} 127.0.0.1\n\
+             {listener_options}\n"
         );
         std::fs::write(&conf, text).unwrap();
         let mut broker = Self {
@@ -528,6 +534,17 @@ async fn a_cycle_of_bridges_is_cut_by_the_hop_marker() {
     b.stop().await;
 }
 
+/// The value of `metric` for the bridge `name` in `/metrics`.
+fn figure(broker: &TestBroker, metric: &str, name: &str) -> u64 {
+    let metrics = broker_server::internals::http::render(broker.broker());
+    let series = format!("{metric}{{bridge=\"{name}\"}} ");
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with(&series))
+        .unwrap_or_else(|| panic!("{series} in /metrics:\n{metrics}"));
+    line[series.len()..].parse().unwrap()
+}
+
 /// A remote that refuses the bridge's login: the error is kept (admin API, log) and
 /// the bridge tries again with growing delays, not in a hot loop.
 #[tokio::test]
@@ -545,15 +562,8 @@ async fn refused_credentials_back_off() {
         &["# out 0"],
     );
     let local = TestBroker::with_config(config).await;
-    let attempts = |broker: &TestBroker| {
-        let metrics = broker_server::internals::http::render(broker.broker());
-        let line = metrics
-            .lines()
-            .find(|l| l.starts_with("mqtt_bridge_connect_attempts_total{bridge=\"locked\"}"))
-            .expect("the bridge's attempts in /metrics")
-            .to_owned();
-        line.rsplit(' ').next().unwrap().parse::<u64>().unwrap()
-    };
+    let attempts =
+        |broker: &TestBroker| figure(broker, "mqtt_bridge_connect_attempts_total", "locked");
     // Several attempts happen...
     let deadline = Instant::now() + PATIENCE;
     while attempts(&local) < 4 {
@@ -573,5 +583,77 @@ async fn refused_credentials_back_off() {
         "mosquitto saw the refused logins:\n{}",
         remote.log_text()
     );
+    local.stop().await;
+}
+
+/// TLS to the remote with a test CA and a client certificate (mosquitto requires one):
+/// messages cross; a bridge that does not trust the CA never connects.
+#[tokio::test]
+async fn tls_with_a_test_ca_and_a_client_certificate() {
+    let pki = crate::http_support::Pki::generate();
+    std::fs::write(pki.path("client.pem"), &pki.client_cert_pem).unwrap();
+    std::fs::write(pki.path("client.key"), &pki.client_key_pem).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let listener = format!(
+        "cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true",
+        pki.path("ca.pem").display(),
+        pki.path("server.pem").display(),
+        pki.path("server.key").display()
+    );
+    let remote = Mosquitto::with_listener(dir.path(), "allow_anonymous true", &listener);
+    let tls = format!(
+        "tls = true\nserver_name = \"localhost\"\nca_file = {:?}\ncert_file = {:?}\nkey_file = {:?}",
+        pki.path("ca.pem").display().to_string(),
+        pki.path("client.pem").display().to_string(),
+        pki.path("client.key").display().to_string()
+    );
+    let mut config = test_config();
+    with_bridge(
+        &mut config,
+        "secure",
+        remote.addr(),
+        &tls,
+        &["secure/# both 1"],
+    );
+    // The same remote, trusting another CA: the handshake fails.
+    let stranger = crate::http_support::Pki::generate();
+    let untrusted = tls.replace(
+        &pki.path("ca.pem").display().to_string(),
+        &stranger.path("ca.pem").display().to_string(),
+    );
+    with_bridge(
+        &mut config,
+        "untrusted",
+        remote.addr(),
+        &untrusted,
+        &["other/# out 0"],
+    );
+    let local = TestBroker::with_config(config).await;
+    let here = client(&url_of(&local), "here", ProtocolVersion::V5).await;
+    wait_state(&here, "secure", "connected").await;
+    let mut secure = here.subscribe("secure/#", QoS::AtLeastOnce).await.unwrap();
+
+    // A TLS client of mosquitto publishing on the remote side.
+    let remote_tls = native_client::TlsOptions::default()
+        .ca_pem(pki.ca_pem.clone())
+        .client_auth(pki.client_cert_pem.clone(), pki.client_key_pem.clone())
+        .server_name("localhost");
+    let options = ConnectOptions::new(format!("mqtts://{}", remote.addr()))
+        .client_id("remote-device")
+        .transport(remote_tls);
+    let there = Client::connect(options).await.expect("TLS client connects");
+    there
+        .publish("secure/in", "over tls", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    assert_eq!(next(&mut secure).await.payload, "over tls".as_bytes());
+
+    let metrics = broker_server::internals::http::render(local.broker());
+    assert!(
+        metrics.contains("mqtt_bridge_connected{bridge=\"untrusted\"} 0"),
+        "{metrics}"
+    );
+    there.disconnect(ReasonCode::Success).await.unwrap();
+    here.disconnect(ReasonCode::Success).await.unwrap();
     local.stop().await;
 }
