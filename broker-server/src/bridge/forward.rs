@@ -211,11 +211,14 @@ impl Outbound<'_> {
         let payload = message.payload.clone();
         let mut sending: Sending =
             Box::pin(async move { client.publish(topic, payload, options).await });
-        // Polled once now, so the client gets the publications in outbox order.
+        // Polled once now, so the client gets the publications in outbox order. The
+        // answer may already be there (the client runs on another worker thread): a
+        // finished future must not be polled again.
         let waker = futures::task::noop_waker();
-        let _ = sending
-            .as_mut()
-            .poll(&mut std::task::Context::from_waker(&waker));
+        let mut context = std::task::Context::from_waker(&waker);
+        if let std::task::Poll::Ready(result) = sending.as_mut().poll(&mut context) {
+            sending = Box::pin(futures::future::ready(result));
+        }
         self.waiting.push_back(delivery);
         self.sending.push_back(sending);
     }

@@ -3,6 +3,9 @@
 //! MQTT 3.1.1 and 5.0, retained messages and properties, store and forward across an
 //! outage of the remote, loops, and the backoff after a refused login.
 //!
+//! The tests run on a multi-threaded runtime, as the broker does: the bridge task and
+//! its MQTT client answer each other from different threads.
+//!
 //! Each test starts its own `/usr/sbin/mosquitto` (installed by `cargo xtask setup`)
 //! from a generated configuration with one listener on a free loopback port and kills
 //! it at the end. Without mosquitto these tests fail; they do not skip.
@@ -366,19 +369,19 @@ async fn directions(version: ProtocolVersion) {
     local.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_in_and_both_with_prefixes_over_mqtt5() {
     directions(ProtocolVersion::V5).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_in_and_both_with_prefixes_over_mqtt311() {
     directions(ProtocolVersion::V3_1_1).await;
 }
 
 /// The remote goes away; QoS 1 and 2 messages published meanwhile wait in the outbox
 /// and, once it is back, each arrives once and in order.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_wait_for_the_remote_and_arrive_once_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let persistence = format!(
@@ -470,7 +473,7 @@ async fn once_everywhere(
 /// Two of our brokers, one bridged to the other with `# both`: a message published on
 /// either reaches the subscribers of both once, and does not come back (No Local on
 /// both sides of the bridge).
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_brokers_bridged_both_ways_neither_loop_nor_duplicate() {
     let b = TestBroker::with_config(test_config()).await;
     let mut config = test_config();
@@ -491,7 +494,7 @@ async fn two_brokers_bridged_both_ways_neither_loop_nor_duplicate() {
 
 /// Two of our brokers each bridging `#` out to the other: a cycle. The hop marker
 /// stops every message where it started: once everywhere, no loop.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cycle_of_bridges_is_cut_by_the_hop_marker() {
     let b_port = free_port();
     let a_port = free_port();
@@ -547,7 +550,7 @@ fn figure(broker: &TestBroker, metric: &str, name: &str) -> u64 {
 
 /// A remote that refuses the bridge's login: the error is kept (admin API, log) and
 /// the bridge tries again with growing delays, not in a hot loop.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_credentials_back_off() {
     let dir = tempfile::tempdir().unwrap();
     // No anonymous access and no password file: every login is refused.
@@ -588,7 +591,7 @@ async fn refused_credentials_back_off() {
 
 /// TLS to the remote with a test CA and a client certificate (mosquitto requires one):
 /// messages cross; a bridge that does not trust the CA never connects.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_a_test_ca_and_a_client_certificate() {
     let pki = crate::http_support::Pki::generate();
     std::fs::write(pki.path("client.pem"), &pki.client_cert_pem).unwrap();
