@@ -159,26 +159,15 @@ impl Outbound<'_> {
     /// hands them to the client in order.
     fn fill(&mut self) {
         let window = usize::from(self.status.config.max_inflight);
-        let mut taken = Vec::new();
-        while self.waiting.len() < window {
-            taken.clear();
-            // QoS 0 deliveries count against the window too: they are done once written.
-            self.status
-                .outbox
-                .take(window - self.waiting.len(), &mut taken);
-            if taken.is_empty() {
-                return;
-            }
-            let mut rest = taken.drain(..);
-            while let Some(delivery) = rest.next() {
-                if self.waiting.len() >= window {
-                    // QoS 0 beyond the window: back to the front, in order.
-                    let back: Vec<_> = std::iter::once(delivery).chain(rest.by_ref()).collect();
-                    self.status.outbox.requeue_front(back.into_iter());
-                    return;
-                }
-                self.send(delivery);
-            }
+        let room = window.saturating_sub(self.waiting.len());
+        if room == 0 {
+            return;
+        }
+        // QoS 0 deliveries count against the window too: they are done once written.
+        let mut taken = Vec::with_capacity(room);
+        self.status.outbox.take_at_most(room, &mut taken);
+        for delivery in taken {
+            self.send(delivery);
         }
     }
 
