@@ -47,7 +47,8 @@
 //! - [`config`]: the TOML configuration and its plain types, every limit a key with a
 //!   documented default.
 //!
-//! Beside the path: `expiry` (will-delay and session-expiry timers), `clients` (the
+//! Beside the path: `bridge` (this broker as a client of other brokers: `[[bridges]]`),
+//! `expiry` (will-delay and session-expiry timers), `clients` (the
 //! connections open now), `sys` (`$SYS` topics), `metrics` (counters). `main.rs`:
 //! parse the command line, load the config, init tracing, call [`run`].
 //!
@@ -59,6 +60,7 @@
 //! example and the integration tests need of it is re-exported from the hidden
 //! `internals` module, which is not a stable interface.
 
+mod bridge;
 mod broker;
 mod clients;
 mod clock;
@@ -282,6 +284,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningBroker> {
             }
         });
     }
+    bridge::start_all(&broker, &shutdown_rx, &mut tasks).await;
     Ok(RunningBroker {
         broker,
         tcp_addrs,

@@ -363,6 +363,18 @@ impl Session {
         }
     }
 
+    /// Takes up to `max` deliveries of any QoS, oldest first, into `out` (a bridge's
+    /// outbox: every message counts against its window).
+    pub fn take_at_most(&self, max: usize, out: &mut Vec<Delivery>) {
+        let mut mailbox = self.mailbox.lock();
+        let mailbox = &mut *mailbox;
+        let n = max.min(mailbox.queue.len());
+        for delivery in mailbox.queue.drain(..n) {
+            mailbox.bytes -= delivery.message.payload.len();
+            out.push(delivery);
+        }
+    }
+
     /// Puts deliveries back at the front, in order (a connection ended before sending
     /// them).
     pub fn requeue_front(&self, deliveries: impl DoubleEndedIterator<Item = Delivery>) {

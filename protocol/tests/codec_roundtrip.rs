@@ -276,6 +276,7 @@ fn connect(version: ProtocolVersion) -> impl Strategy<Value = Packet> {
         .prop_map(
             move |(clean_start, keep_alive, client_id, will, username, password, properties)| {
                 Packet::Connect(Box::new(Connect {
+                    bridge: false,
                     protocol: version,
                     clean_start,
                     keep_alive,

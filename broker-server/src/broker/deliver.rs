@@ -51,6 +51,11 @@ impl Broker {
     /// publisher's acknowledgement then waits for a barrier ([`crate::storage`]); and
     /// what the backplane must still confirm before it may go ([`Forwarded`]).
     pub fn publish_stored(&self, message: Message) -> (usize, bool, Option<Forwarded>) {
+        if self.bridges.looped(&message) {
+            // It went round a loop of bridges back to this broker: already delivered.
+            self.bridges.count_loop(&message.origin);
+            return (0, false, None);
+        }
         let message = Arc::new(message);
         let (routed, stored) = self.route_here(&message, true);
         (routed, stored, self.backplane.forward(&message))

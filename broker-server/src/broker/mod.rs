@@ -72,6 +72,9 @@ pub struct Broker {
     /// Cancelled when shutdown begins: what a connection waits for after it has ended
     /// (draining a client's input after a DISCONNECT) stops at once.
     pub(crate) stopping: tokio_util::sync::CancellationToken,
+    /// The bridges to other brokers and this broker's name in their hop markers
+    /// ([`crate::bridge`]).
+    pub(crate) bridges: crate::bridge::BridgeRegistry,
 }
 
 /// The connection's side of an [`Attachment`]: dropped (or signalled) when it lets go.
@@ -146,6 +149,7 @@ impl Broker {
             connections: tokio_util::task::TaskTracker::new(),
             stopping: tokio_util::sync::CancellationToken::new(),
             backplane: Plane::default(),
+            bridges: crate::bridge::BridgeRegistry::new(&config),
             storage,
             config,
             router,

@@ -21,9 +21,13 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod auth;
+mod bridge;
 mod storage;
 
 pub use auth::{AuthConfig, JwtConfig};
+pub use bridge::{
+    BridgeAddress, BridgeConfig, BridgeProtocol, Direction, TopicRule, filters_overlap,
+};
 pub use storage::{Backend, FsyncPolicy, StorageConfig};
 
 /// The broker's whole configuration.
@@ -53,6 +57,9 @@ pub struct Config {
     /// ([`crate::cluster::config`]). Default `backend = "none"`: one node.
     #[serde(deserialize_with = "crate::cluster::config::deserialize_checked")]
     pub cluster: crate::cluster::config::ClusterConfig,
+    /// Bridges to other MQTT brokers (`[[bridges]]`, [`bridge`]). Default none.
+    #[serde(deserialize_with = "bridge::deserialize_bridges")]
+    pub bridges: Vec<BridgeConfig>,
 }
 
 /// Where the broker listens.

@@ -9,6 +9,7 @@
 //! | `POST /api/clients/{client_id}/disconnect` | close its connection (v5: DISCONNECT 0x98) |
 //! | `GET /api/retained?filter=F&limit=N` | retained messages matching a topic filter |
 //! | `DELETE /api/retained?filter=F` | delete them (from the store too; subscribers are not told) |
+//! | `GET /api/bridges` | the bridges to other brokers: state, remote, counters |
 //!
 //! Every request but the OpenAPI document needs `Authorization: Bearer <http.admin_token>`.
 //! Without a configured token the API is disabled and answers 403 saying so; a missing
@@ -46,6 +47,7 @@ pub(super) fn router(state: &HttpState) -> Router<HttpState> {
         .route("/clients/{client_id}", get(get_client))
         .route("/clients/{client_id}/disconnect", post(disconnect))
         .route("/retained", get(list_retained).delete(delete_retained))
+        .route("/bridges", get(list_bridges))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .route("/openapi.json", get(openapi))
@@ -374,6 +376,37 @@ fn rfc3339(time: SystemTime) -> String {
     )
 }
 
+/// `GET /api/bridges`: each bridge's state, remote, counters and last error.
+async fn list_bridges(State(state): State<HttpState>) -> Response {
+    use std::sync::atomic::Ordering::Relaxed;
+    let bridges: Vec<Value> = state
+        .broker
+        .bridges
+        .list()
+        .iter()
+        .map(|b| {
+            json!({
+                "name": b.config.name,
+                "state": if b.connected.load(Relaxed) { "connected" } else { "disconnected" },
+                "remote": b.remote.lock().clone(),
+                "protocol": match b.config.protocol {
+                    crate::config::BridgeProtocol::Mqttv311 => "mqttv311",
+                    crate::config::BridgeProtocol::Mqttv5 => "mqttv5",
+                },
+                "topics": b.config.topics.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "connect_attempts": b.connect_attempts.load(Relaxed),
+                "messages_in": b.messages_in.load(Relaxed),
+                "messages_out": b.messages_out.load(Relaxed),
+                "outbox": b.outbox.queue_len(),
+                "dropped": b.dropped.load(Relaxed),
+                "loops": b.loops.load(Relaxed),
+                "last_error": b.last_error.lock().clone(),
+            })
+        })
+        .collect();
+    Json(json!({ "bridges": bridges })).into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,6 +445,7 @@ mod tests {
             "/api/clients/{client_id}",
             "/api/clients/{client_id}/disconnect",
             "/api/retained",
+            "/api/bridges",
         ] {
             assert!(doc["paths"][path].is_object(), "{path} missing");
         }

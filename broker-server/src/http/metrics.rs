@@ -301,7 +301,73 @@ pub fn render(broker: &Broker) -> String {
             w.single(name, kind, help, value);
         }
     }
+    bridges(broker, &mut w);
     w.0
+}
+
+/// `mqtt_bridge_*{bridge="name"}`: one sample per configured bridge (none without).
+fn bridges(broker: &Broker, w: &mut Writer) {
+    let bridges = broker.bridges.list();
+    if bridges.is_empty() {
+        return;
+    }
+    type Figure = fn(&crate::bridge::BridgeStatus) -> u64;
+    w.single(
+        "mqtt_bridge_looped_total",
+        "counter",
+        "Messages dropped because they carried this broker's hop marker: they went round a loop of bridges.",
+        broker.bridges.looped_count(),
+    );
+    let figures: [(&str, &str, &str, Figure); 7] = [
+        (
+            "mqtt_bridge_connected",
+            "gauge",
+            "1 while the bridge is connected to its remote broker.",
+            |b| u64::from(b.connected.load(Ordering::Relaxed)),
+        ),
+        (
+            "mqtt_bridge_connect_attempts_total",
+            "counter",
+            "Connection attempts to the remote broker.",
+            |b| b.connect_attempts.load(Ordering::Relaxed),
+        ),
+        (
+            "mqtt_bridge_messages_in_total",
+            "counter",
+            "Messages received from the remote broker and published here.",
+            |b| b.messages_in.load(Ordering::Relaxed),
+        ),
+        (
+            "mqtt_bridge_messages_out_total",
+            "counter",
+            "Messages the remote broker acknowledged (QoS 0: written).",
+            |b| b.messages_out.load(Ordering::Relaxed),
+        ),
+        (
+            "mqtt_bridge_outbox_messages",
+            "gauge",
+            "Messages waiting for the remote broker.",
+            |b| b.outbox.queue_len() as u64,
+        ),
+        (
+            "mqtt_bridge_dropped_total",
+            "counter",
+            "Messages lost: full outbox, refused by the remote.",
+            |b| b.dropped.load(Ordering::Relaxed),
+        ),
+        (
+            "mqtt_bridge_loops_total",
+            "counter",
+            "Messages from the remote dropped because they had passed this broker before.",
+            |b| b.loops.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, kind, help, figure) in figures {
+        w.header(name, kind, help);
+        for bridge in bridges {
+            w.sample(name, &[("bridge", &bridge.config.name)], figure(bridge));
+        }
+    }
 }
 
 #[cfg(test)]

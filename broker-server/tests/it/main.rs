@@ -17,6 +17,7 @@ mod acl;
 mod auth_jwt;
 mod auth_password;
 mod auth_scram;
+mod bridge;
 mod cluster;
 mod crash;
 mod durability;

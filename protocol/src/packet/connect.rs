@@ -28,6 +28,13 @@ pub struct Connect {
     pub password: Option<Bytes>,
     /// MQTT 5 properties.
     pub properties: ConnectProperties,
+    /// MQTT 3.x only: the broker-to-broker bridge flag, the protocol level's top bit
+    /// (0x84 / 0x83, mosquitto's `try_private`). A broker that knows it does not echo
+    /// the bridge's own messages back and keeps the retain flag as published. Not
+    /// part of the standard: this codec sends it but never accepts it, so a bridge
+    /// to a broker like this one is refused with "unacceptable protocol version" and
+    /// connects again without it. Default `false`.
+    pub bridge: bool,
 }
 
 /// A will message (§3.1.2.5, §3.1.3.2-4).
@@ -58,6 +65,7 @@ impl Connect {
             username: None,
             password: None,
             properties: ConnectProperties::default(),
+            bridge: false,
         }
     }
 
@@ -136,6 +144,7 @@ impl Connect {
             username,
             password,
             properties,
+            bridge: false,
         })
     }
 
@@ -147,7 +156,8 @@ impl Connect {
             b"MQTT"
         };
         wire::put_binary(s, name, "protocol name")?;
-        s.put_u8(self.protocol as u8);
+        let bridge = if self.bridge && !v5 { 0x80 } else { 0 };
+        s.put_u8(self.protocol as u8 | bridge);
         let mut flags = 0u8;
         if self.clean_start {
             flags |= 0x02;

@@ -183,6 +183,7 @@ impl ClientSession {
         connect.will = options.will.clone();
         connect.username = options.username.clone();
         connect.password = options.password.clone();
+        connect.bridge = options.bridge;
         if v5 {
             connect.properties = ConnectProperties {
                 session_expiry_interval: (options.session_expiry_interval > 0)

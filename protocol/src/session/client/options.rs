@@ -66,6 +66,9 @@ pub struct ClientOptions {
     pub authentication_method: Option<ByteString>,
     /// MQTT 5 enhanced authentication data. Default: none.
     pub authentication_data: Option<Bytes>,
+    /// MQTT 3.x: connect as a broker-to-broker bridge ([`Connect::bridge`](crate::Connect::bridge),
+    /// mosquitto's `try_private`). Default: `false`.
+    pub bridge: bool,
 }
 
 impl Default for ClientOptions {
@@ -96,6 +99,7 @@ impl ClientOptions {
             user_properties: UserProperties::new(),
             authentication_method: None,
             authentication_data: None,
+            bridge: false,
         }
     }
 
