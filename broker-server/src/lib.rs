@@ -213,7 +213,7 @@ pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5
 
 /// Binds every listener of `config` and starts serving. Returns once bound, so the
 /// addresses are known (tests bind port 0).
-pub async fn start(config: Config) -> anyhow::Result<RunningBroker> {
+pub async fn start(mut config: Config) -> anyhow::Result<RunningBroker> {
     config
         .cluster
         .validate()
@@ -228,6 +228,17 @@ pub async fn start(config: Config) -> anyhow::Result<RunningBroker> {
             let (plane, feeds) = cluster::plane::NatsPlane::connect(&config.cluster)
                 .await
                 .map_err(|err| anyhow::anyhow!("cannot join the cluster: {err:#}"))?;
+            // A message must fit a NATS message to cross nodes: the servers' max_payload
+            // (less room for the headers) bounds the Maximum Packet Size announced.
+            let fits = plane.max_packet_size();
+            if fits < config.limits.max_packet_size {
+                tracing::info!(
+                    configured = config.limits.max_packet_size,
+                    announced = fits,
+                    "limits.max_packet_size lowered to what NATS carries (max_payload)"
+                );
+                config.limits.max_packet_size = fits;
+            }
             (
                 broker::backplane::Plane::Nats(plane.clone()),
                 Some((plane, feeds)),

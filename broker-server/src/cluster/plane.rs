@@ -53,6 +53,9 @@ const EVENTS_CAPACITY: usize = 1024;
 /// when it got lost).
 const TAKEOVER_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// Room kept in a NATS message for the headers of a forwarded MQTT message (its
+/// properties travel as headers, see [`super::wire`]).
+const HEADER_ALLOWANCE: usize = 16 * 1024;
 /// How long shutdown waits for NATS.
 const SHUTDOWN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -418,6 +421,14 @@ impl NatsPlane {
                 warn!(%client_id, %refused, "cluster: session record not updated");
             }
         });
+    }
+
+    /// The largest MQTT packet whose message fits a NATS message of the servers'
+    /// `max_payload`, with room for the headers a message carries between nodes.
+    pub(crate) fn max_packet_size(&self) -> u32 {
+        let max_payload = self.link.client.server_info().max_payload;
+        let fits = max_payload.saturating_sub(HEADER_ALLOWANCE);
+        u32::try_from(fits).unwrap_or(u32::MAX).max(1024)
     }
 
     /// The nodes alive now.
