@@ -285,12 +285,14 @@ impl Routing {
         // Handed to the connection's queue right here, in the order the broker accepted
         // the messages (MQTT keeps a publisher's order per topic); only the
         // acknowledgement is waited for later. A full queue (NATS slower than the
-        // publishers) refuses the message instead of reordering it.
+        // publishers) refuses the message instead of reordering it. `unconstrained`:
+        // tokio's cooperative budget must not make a queue with room look full (the
+        // connection task may have used its budget up on a burst of PUBLISHes).
         if message.qos == QoS::AtMostOnce {
-            match inner
-                .client
-                .publish_with_headers(subject, headers, payload)
-                .now_or_never()
+            match tokio::task::unconstrained(
+                inner.client.publish_with_headers(subject, headers, payload),
+            )
+            .now_or_never()
             {
                 Some(Ok(())) => {}
                 Some(Err(err)) => tracing::debug!(%err, "a QoS 0 message was not forwarded"),
@@ -303,10 +305,12 @@ impl Routing {
             }
             return futures::future::ready(Ok(None)).boxed();
         }
-        let sent = inner
-            .js
-            .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
-            .now_or_never();
+        let sent = tokio::task::unconstrained(inner.js.publish_with_headers(
+            subject.clone(),
+            headers.clone(),
+            payload.clone(),
+        ))
+        .now_or_never();
         let ack = match sent {
             Some(Ok(ack)) => ack,
             Some(Err(err)) => {
@@ -386,12 +390,16 @@ impl Routing {
                 let queue = share_queue(filter);
                 for subject in subjects {
                     let subscribed = match &queue {
-                        None => self.inner.client.subscribe(subject.clone()).now_or_never(),
-                        Some(queue) => self
-                            .inner
-                            .client
-                            .queue_subscribe(subject.clone(), queue.clone())
-                            .now_or_never(),
+                        None => {
+                            tokio::task::unconstrained(self.inner.client.subscribe(subject.clone()))
+                                .now_or_never()
+                        }
+                        Some(queue) => tokio::task::unconstrained(
+                            self.inner
+                                .client
+                                .queue_subscribe(subject.clone(), queue.clone()),
+                        )
+                        .now_or_never(),
                     };
                     match subscribed {
                         Some(Ok(subscriber)) => subscribers.push(subscriber),
