@@ -35,6 +35,8 @@ QUICK=0
 BUILD=1
 OUT=""
 PARTS=single,cluster,natsmqtt,takeover,failover
+ONLY=""
+INFLIGHT=100
 
 usage() {
   cat <<EOF
@@ -42,6 +44,8 @@ usage: $0 [--quick] [--repeat N] [--parts LIST] [--out DIR] [--no-build]
   --quick      smaller counts and one repeat
   --repeat N   runs of every scenario (default $REPEAT)
   --parts      which parts (default: $PARTS)
+  --scenarios  only these scenarios, e.g. fanin-q1,fanout-q1 (default: all)
+  --inflight N QoS 1 messages in flight per publisher (default $INFLIGHT)
   --out DIR    configurations, logs, results.jsonl, table.txt (default: a new temp dir)
   --no-build   use the release binaries already in $TARGET/release
 EOF
@@ -52,6 +56,8 @@ while [[ $# -gt 0 ]]; do
     --quick) QUICK=1; REPEAT=1 ;;
     --repeat) REPEAT=$2; shift ;;
     --parts) PARTS=$2; shift ;;
+    --scenarios) ONLY=$2; shift ;;
+    --inflight) INFLIGHT=$2; shift ;;
     --out) OUT=$2; shift ;;
     --no-build) BUILD=0 ;;
     -h|--help) usage; exit 0 ;;
@@ -234,7 +240,8 @@ run_scenarios() { # part port subs bpid "broker pids" "nats pids"
   local rep scenario name args
   for scenario in "${SCENARIOS[@]}"; do
     name=${scenario%%|*}
-    read -ra args <<< "${scenario#*|}"
+    [[ -z $ONLY || ,$ONLY, == *,$name,* ]] || continue
+    read -ra args <<< "${scenario#*|} --inflight $INFLIGHT"
     for rep in $(seq "$REPEAT"); do
       bench "$1" "$name" "$rep" "$2" "$3" "$4" "$5" "$6" "${args[@]}"
     done
@@ -294,7 +301,7 @@ echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/load
 jq -s . "$RESULTS" > "$OUT/results.json"
 {
   printf 'part\tscenario\tmsgs/s median (min–max)\tp50 µs\tp99 µs\tlost\tbroker CPU µs/msg\tNATS CPU µs/msg\tload\n'
-  jq -r '
+  jq -rs '
     def med: sort | .[length / 2 | floor];
     def r: . * 10 | round / 10;
     group_by(.label)[]
@@ -314,7 +321,7 @@ jq -s . "$RESULTS" > "$OUT/results.json"
 if [[ -s $TIMES ]]; then
   echo
   jq -r 'if .mode == "takeover" then
-      "takeover b1→b2 (\(.rounds) rounds): CONNACK p50 \(.connack_ms.p50) ms (\(.connack_ms.min)–\(.connack_ms.max)), old connection closed p50 \(.old_disconnected_ms.p50) ms (\(.old_disconnected_ms.min)–\(.old_disconnected_ms.max)), DISCONNECT 0x8E \(.disconnect_0x8e)/\(.rounds)"
+      "takeover b1→b2 (\(.rounds) rounds): CONNACK p50 \(.connack_ms.p50) ms (\(.connack_ms.min)–\(.connack_ms.max)), old connection closed p50 \(.old_disconnected_ms.p50) ms (\(.old_disconnected_ms.min)–\(.old_disconnected_ms.max)), DISCONNECT 0x8E \(.disconnect_0x8e)/\(.rounds), session present \(.session_present)/\(.rounds)"
     else
       "failover kill b1 → b2: CONNACK \(.connack_ms) ms, first delivery \(.first_delivery_ms) ms, session present \(.session_present), attempts \(.connect_attempts), missing \(.missing)"
     end' "$TIMES" | tee -a "$OUT/table.txt"

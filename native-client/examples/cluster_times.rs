@@ -151,6 +151,7 @@ async fn takeover(a: &str, b: &str, rounds: usize) -> Result<serde_json::Value, 
     let mut connack = Vec::new();
     let mut old_gone = Vec::new();
     let mut disconnect_packets = 0;
+    let mut resumed = 0;
     for round in 0..rounds {
         let id = format!("takeover-{:06x}-{round}", fastrand::u32(..0x100_0000));
         let (mut old, _) = Conn::open(a, &id).await?;
@@ -166,7 +167,8 @@ async fn takeover(a: &str, b: &str, rounds: usize) -> Result<serde_json::Value, 
             }
         });
         let start = Instant::now();
-        let (new, _) = Conn::open(b, &id).await?;
+        let (new, ack) = Conn::open(b, &id).await?;
+        resumed += usize::from(ack.session_present);
         connack.push(millis(start.elapsed()));
         let (gone_at, reason) = tokio::time::timeout(Duration::from_secs(30), watcher)
             .await
@@ -183,6 +185,7 @@ async fn takeover(a: &str, b: &str, rounds: usize) -> Result<serde_json::Value, 
         "connack_ms": summary(connack),
         "old_disconnected_ms": summary(old_gone),
         "disconnect_0x8e": disconnect_packets,
+        "session_present": resumed,
     }))
 }
 
