@@ -37,6 +37,7 @@ OUT=""
 PARTS=single,cluster,natsmqtt,takeover,failover
 ONLY=""
 INFLIGHT=100
+EXTRA=""
 
 usage() {
   cat <<EOF
@@ -46,6 +47,7 @@ usage: $0 [--quick] [--repeat N] [--parts LIST] [--out DIR] [--no-build]
   --parts      which parts (default: $PARTS)
   --scenarios  only these scenarios, e.g. fanin-q1,fanout-q1 (default: all)
   --inflight N QoS 1 messages in flight per publisher (default $INFLIGHT)
+  --extra ARGS more \`mqtt bench\` arguments for every scenario, e.g. "-r 20000"
   --out DIR    configurations, logs, results.jsonl, table.txt (default: a new temp dir)
   --no-build   use the release binaries already in $TARGET/release
 EOF
@@ -58,6 +60,7 @@ while [[ $# -gt 0 ]]; do
     --parts) PARTS=$2; shift ;;
     --scenarios) ONLY=$2; shift ;;
     --inflight) INFLIGHT=$2; shift ;;
+    --extra) EXTRA=$2; shift ;;
     --out) OUT=$2; shift ;;
     --no-build) BUILD=0 ;;
     -h|--help) usage; exit 0 ;;
@@ -241,7 +244,7 @@ run_scenarios() { # part port subs bpid "broker pids" "nats pids"
   for scenario in "${SCENARIOS[@]}"; do
     name=${scenario%%|*}
     [[ -z $ONLY || ,$ONLY, == *,$name,* ]] || continue
-    read -ra args <<< "${scenario#*|} --inflight $INFLIGHT"
+    read -ra args <<< "${scenario#*|} --inflight $INFLIGHT $EXTRA"
     for rep in $(seq "$REPEAT"); do
       bench "$1" "$name" "$rep" "$2" "$3" "$4" "$5" "$6" "${args[@]}"
     done
