@@ -190,7 +190,12 @@ async fn takeover(a: &str, b: &str, rounds: usize) -> Result<serde_json::Value, 
 }
 
 /// `failover A B PUB PID`.
-async fn failover(a: &str, b: &str, publisher: &str, pid: &str) -> Result<serde_json::Value, Error> {
+async fn failover(
+    a: &str,
+    b: &str,
+    publisher: &str,
+    pid: &str,
+) -> Result<serde_json::Value, Error> {
     let tag = format!("{:06x}", fastrand::u32(..0x100_0000));
     let topic = format!("cluster-times/failover/{tag}");
     let sub_id = format!("failover-sub-{tag}");
@@ -275,7 +280,9 @@ async fn failover(a: &str, b: &str, publisher: &str, pid: &str) -> Result<serde_
     sent.abort();
     resumed.close().await;
     let top = seen.last().copied().unwrap_or(0);
-    let missing = (last_before + 1..=top).filter(|s| !seen.contains(s)).count();
+    let missing = (last_before + 1..=top)
+        .filter(|s| !seen.contains(s))
+        .count();
     Ok(json!({
         "mode": "failover", "killed": a, "resumed_on": b,
         "socket_closed_ms": (millis(dropped) * 10.0).round() / 10.0,
