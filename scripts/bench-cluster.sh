@@ -6,6 +6,7 @@
 #
 #   scripts/bench-cluster.sh              # 3 repeats of everything: ~15 min on 2 cores
 #   scripts/bench-cluster.sh --quick      # 1 repeat, smaller counts: ~3 min
+#   LOG_LEVEL=info scripts/bench-cluster.sh ...   # the brokers' log level (default warn)
 #
 # What runs, in this order, each scenario --repeat times (default 3):
 #   single   one broker-server (memory storage), publishers and subscribers on it
@@ -123,8 +124,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+free_ports() { # count → that many distinct free ports (all held open while picked)
+  python3 -c '
+import socket, sys
+held = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in held:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in held))' "$1"
 }
 
 wait_port() { # port pid
@@ -138,10 +144,12 @@ wait_port() { # port pid
 
 # --- NATS: 3 servers, JetStream, full-mesh routes, an MQTT listener each ---------------
 declare -A NPORT RPORT MPORT HPORT BPORT
+read -ra PORTS <<< "$(free_ports 16)"
 for n in n1 n2 n3; do
-  NPORT[$n]=$(free_port); RPORT[$n]=$(free_port); MPORT[$n]=$(free_port); HPORT[$n]=$(free_port)
+  NPORT[$n]=${PORTS[0]}; RPORT[$n]=${PORTS[1]}; MPORT[$n]=${PORTS[2]}; HPORT[$n]=${PORTS[3]}
+  PORTS=("${PORTS[@]:4}")
 done
-for b in b1 b2 b3 single; do BPORT[$b]=$(free_port); done
+for b in b1 b2 b3 single; do BPORT[$b]=${PORTS[0]}; PORTS=("${PORTS[@]:1}"); done
 {
   for n in n1 n2 n3; do
     echo "$n client=${NPORT[$n]} route=${RPORT[$n]} mqtt=${MPORT[$n]} monitor=${HPORT[$n]}"
@@ -201,7 +209,7 @@ start_broker() { # role: b1 b2 b3 (cluster nodes) or single
              --set cluster.nats.prefix=bench --set cluster.nats.max_control_line=16384)
   fi
   "$BROKER_SERVER" --tcp "127.0.0.1:${BPORT[$b]}" --set 'http.listeners=[]' \
-    --set storage.backend=memory --set sys.interval_secs=0 --set log.level=warn \
+    --set storage.backend=memory --set sys.interval_secs=0 --set "log.level=${LOG_LEVEL:-warn}" \
     --set limits.max_inflight=100 --set limits.max_queued_messages=1000000 \
     --set limits.max_queued_bytes=1073741824 "${cluster[@]}" >> "$OUT/$b.log" 2>&1 &
   PID[$b]=$!

@@ -40,6 +40,8 @@ struct Conn {
     stream: TcpStream,
     read: BytesMut,
     limits: Limits,
+    /// Sequence numbers of messages that arrived while waiting for a SUBACK.
+    early: std::collections::VecDeque<u64>,
 }
 
 impl Conn {
@@ -54,6 +56,7 @@ impl Conn {
                 version: ProtocolVersion::V5,
                 ..Limits::default()
             },
+            early: Default::default(),
         };
         let mut connect = Connect::new(ProtocolVersion::V5, client_id);
         connect.clean_start = false;
@@ -104,22 +107,36 @@ impl Conn {
                     return Ok(());
                 }
                 Packet::SubAck(ack) => return Err(format!("SUBACK {:?}", ack.reason_codes).into()),
+                // A resumed session's messages may come before the SUBACK: kept.
+                Packet::Publish(publish) => {
+                    if let Some(seq) = self.take(publish).await? {
+                        self.early.push_back(seq);
+                    }
+                }
                 _ => {}
             }
         }
     }
 
+    /// Acknowledges a QoS 1 PUBLISH and returns its sequence number.
+    async fn take(&mut self, publish: Publish) -> Result<Option<u64>, Error> {
+        if let Some(id) = publish.packet_id {
+            self.send(&Packet::PubAck(PubAck::new(id))).await?;
+        }
+        let mut payload = publish.payload;
+        Ok((payload.len() >= 8).then(|| payload.get_u64()))
+    }
+
     /// Waits for a QoS 1 PUBLISH, acknowledges it and returns its sequence number.
     async fn next_seq(&mut self) -> Result<u64, Error> {
+        if let Some(seq) = self.early.pop_front() {
+            return Ok(seq);
+        }
         loop {
-            if let Packet::Publish(publish) = self.recv().await? {
-                if let Some(id) = publish.packet_id {
-                    self.send(&Packet::PubAck(PubAck::new(id))).await?;
-                }
-                let mut payload = publish.payload.clone();
-                if payload.len() >= 8 {
-                    return Ok(payload.get_u64());
-                }
+            if let Packet::Publish(publish) = self.recv().await?
+                && let Some(seq) = self.take(publish).await?
+            {
+                return Ok(seq);
             }
         }
     }
@@ -280,9 +297,10 @@ async fn failover(
     sent.abort();
     resumed.close().await;
     let top = seen.last().copied().unwrap_or(0);
-    let missing = (last_before + 1..=top)
+    let missing: Vec<u64> = (last_before + 1..=top)
         .filter(|s| !seen.contains(s))
-        .count();
+        .collect();
+    let replayed = seen.range(..=last_before).count();
     Ok(json!({
         "mode": "failover", "killed": a, "resumed_on": b,
         "socket_closed_ms": (millis(dropped) * 10.0).round() / 10.0,
@@ -291,7 +309,10 @@ async fn failover(
         "session_present": ack.session_present,
         "connect_attempts": attempts,
         "last_seq_before": last_before, "first_seq_after": first_seq,
-        "missing": missing,
+        "missing": missing.len(),
+        "missing_seqs": missing.iter().take(10).collect::<Vec<_>>(),
+        "highest_seq_after": top,
+        "replayed_already_seen": replayed,
     }))
 }
 
