@@ -533,6 +533,52 @@ async fn mqtt_bench_fanin_and_fanout_deliver_every_message_at_qos_1_and_2() {
 }
 
 #[tokio::test]
+async fn mqtt_bench_sub_url_puts_the_subscribers_on_another_broker() {
+    let publishers_broker = TestBroker::start().await;
+    let other = TestBroker::start().await;
+    let port = publishers_broker.addr.port().to_string();
+    let same = format!("127.0.0.1:{port}");
+    // Subscribers named on the publishers' broker: everything arrives.
+    let report = bench(&[
+        "fanout",
+        "-p",
+        &port,
+        "--sub-url",
+        &same,
+        "-c",
+        "2",
+        "-m",
+        "50",
+        "-q",
+        "1",
+    ])
+    .await;
+    assert_all_delivered(&report, 50, 2);
+    // One of two subscribers on an unrelated broker: it gets nothing, so half is lost.
+    let elsewhere = format!("{same},mqtt://127.0.0.1:{}", other.addr.port());
+    let report = bench(&[
+        "fanout",
+        "-p",
+        &port,
+        "--sub-url",
+        &elsewhere,
+        "-c",
+        "2",
+        "-m",
+        "50",
+        "-q",
+        "1",
+        "--drain",
+        "0.5",
+    ])
+    .await;
+    assert_eq!(report["traffic"]["received"], 50, "{report}");
+    assert_eq!(report["traffic"]["lost"], 50, "{report}");
+    publishers_broker.stop().await;
+    other.stop().await;
+}
+
+#[tokio::test]
 async fn mqtt_bench_fanin_speaks_tls_and_websocket() {
     let broker = TestBroker::start().await;
     let pki = Pki::generate();

@@ -7,6 +7,7 @@
 //! mqtt bench fanin   -c 8 -m 10000 -q 1 --json       # 8 publishers → 1 subscriber
 //! mqtt bench fanout  -c 10 -m 10000                  # 1 publisher → 10 subscribers
 //! mqtt bench latency -r 1000 --duration 10           # publish→delivery latency
+//! mqtt bench fanin   -p 1885 --sub-url 127.0.0.1:1883 # publishers on one node, subscriber on another
 //! ```
 //!
 //! The data path does not use native-client's `Client`: each connection is a [`Link`]
@@ -189,6 +190,11 @@ struct TrafficArgs {
     /// what has not arrived then counts as lost.
     #[arg(long, default_value_t = 2.0)]
     drain: f64,
+    /// Subscribers connect to these brokers instead, in turn (URLs or host:port,
+    /// comma-separated or repeated): publishers on one node of a cluster and
+    /// subscribers on others. Same version, credentials and TLS options as the rest.
+    #[arg(long = "sub-url", value_delimiter = ',')]
+    sub_url: Vec<String>,
 }
 
 impl CommonArgs {
@@ -211,7 +217,33 @@ impl CommonArgs {
     }
 
     fn target(&self) -> Result<Target, Failure> {
-        let url = self.broker_url()?;
+        self.target_at(self.broker_url()?)
+    }
+
+    /// The subscribers' targets: `--sub-url` (host:port taken as mqtt://), else the
+    /// publishers' one.
+    fn sub_targets(&self, sub_urls: &[String]) -> Result<Vec<Target>, Failure> {
+        if sub_urls.is_empty() {
+            return Ok(vec![self.target()?]);
+        }
+        sub_urls
+            .iter()
+            .map(|text| {
+                let text = if text.contains("://") {
+                    text.clone()
+                } else {
+                    format!("mqtt://{text}")
+                };
+                let url = text
+                    .parse()
+                    .map_err(|err| Failure::Usage(format!("--sub-url {text}: {err}")))?;
+                self.target_at(url)
+            })
+            .collect()
+    }
+
+    /// A target at `url` with the other connection options.
+    fn target_at(&self, url: BrokerUrl) -> Result<Target, Failure> {
         let tls = if url.scheme.is_tls() {
             Some(
                 self.tls_options()?

@@ -83,6 +83,7 @@ fn run_id() -> String {
 pub(super) async fn traffic(kind: Kind, args: TrafficArgs) -> Result<Report, Failure> {
     let common = &args.common;
     let target = common.target()?;
+    let sub_targets = common.sub_targets(&args.sub_url)?;
     let timeout = common.timeout()?;
     if args.size < STAMP_LEN {
         return Err(Failure::Usage(format!(
@@ -138,7 +139,8 @@ pub(super) async fn traffic(kind: Kind, args: TrafficArgs) -> Result<Report, Fai
     let connect_all = async {
         let mut subs = Vec::new();
         for i in 0..subscribers {
-            let mut link = Link::open(&target, &format!("{id}-s{i}")).await?;
+            let sub_target = &sub_targets[i as usize % sub_targets.len()];
+            let mut link = Link::open(sub_target, &format!("{id}-s{i}")).await?;
             link.subscribe(&filter, args.qos)
                 .await
                 .with_context(|| format!("subscribing to {filter}"))?;
