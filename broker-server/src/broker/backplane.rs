@@ -200,6 +200,15 @@ impl Plane {
         }
     }
 
+    /// A member of a shared group finished the flow of `message` (acknowledged it): a
+    /// cluster acknowledges it to the group's durable consumer, so it is not given to
+    /// another member.
+    pub(crate) fn shared_done(&self, message: &Arc<Message>) {
+        if let Self::Nats(plane) = self {
+            plane.shared_done(message);
+        }
+    }
+
     /// A persistent session's subscriptions changed: a cluster records them with the
     /// session, for the node that rebuilds it if this one dies.
     pub(crate) fn subscriptions_changed(&self, session: &crate::session::Session) {

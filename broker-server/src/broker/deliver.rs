@@ -69,18 +69,20 @@ impl Broker {
     }
 
     /// A message the cluster gave this node for the shared subscription `share`: to one
-    /// member of that group here. Returns whether a member took it.
-    pub fn publish_remote_shared(&self, message: Message, share: &protocol::TopicFilter) -> bool {
-        let message = Arc::new(message);
-        let Some((session, delivery)) = self.router.route_shared(&message, share) else {
-            self.metrics.messages_dropped.inc();
-            return false;
-        };
+    /// member of that group here. The QoS it was delivered at; `None` if the group has
+    /// no member here (or the member's mailbox dropped it).
+    pub fn publish_remote_shared(
+        &self,
+        message: Arc<Message>,
+        share: &protocol::TopicFilter,
+    ) -> Option<QoS> {
+        let (session, delivery) = self.router.route_shared(&message, share)?;
+        let qos = delivery.qos;
         let (outcome, _) = self.deliver(&session, delivery, &mut None);
         if outcome.dropped_one() {
             self.metrics.messages_dropped.inc();
         }
-        true
+        (outcome != crate::session::Enqueued::Dropped).then_some(qos)
     }
 
     /// Retains (if `retain_here` and it asks to be) and routes `message` to this node's

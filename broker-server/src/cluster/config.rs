@@ -59,6 +59,10 @@ pub struct ClusterConfig {
     /// PUBLISH is refused instead of acknowledged; covers the election of a new stream
     /// leader when a NATS server dies (a few seconds). Default 5000.
     pub publish_timeout_ms: u64,
+    /// Seconds a node has to acknowledge a shared subscription's QoS 1/2 message (its
+    /// member's PUBACK/PUBCOMP) before the cluster gives it to a member on another node:
+    /// how long a dead node's unacknowledged shared messages wait. Default 30.
+    pub shared_ack_wait_secs: u64,
     /// The NATS connection.
     pub nats: NatsConfig,
 }
@@ -75,6 +79,7 @@ impl Default for ClusterConfig {
             heartbeat_secs: 2,
             node_ttl_secs: 6,
             publish_timeout_ms: 5000,
+            shared_ack_wait_secs: 30,
             nats: NatsConfig::default(),
         }
     }

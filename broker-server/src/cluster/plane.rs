@@ -23,6 +23,7 @@
 //! recovers by itself when NATS returns: the client reconnects, subscriptions are
 //! restored by the NATS client.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -37,6 +38,7 @@ use web_time::Instant;
 use super::config::ClusterConfig;
 use super::link::Link;
 use super::retained::RetainedStore;
+use super::routing::shared::ClusterAck;
 use super::routing::{Inbound, Routing};
 use super::sessions::{ClaimUpdate, Detach, Record, SessionEvent, Sessions};
 use super::{Checkpoint, handover};
@@ -58,6 +60,10 @@ const TAKEOVER_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 const HEADER_ALLOWANCE: usize = 16 * 1024;
 /// How long shutdown waits for NATS.
 const SHUTDOWN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A shared group's message given to a member here: the message (kept alive, its
+/// address is the key), its acknowledgement, and since when.
+type AwaitingAck = (Arc<Message>, ClusterAck, Instant);
 
 /// Counters of the backplane, for `/metrics` and `$SYS`.
 #[derive(Debug, Default)]
@@ -98,6 +104,11 @@ pub struct NatsPlane {
     /// Record updates under way (releases, subscription changes): waited for at
     /// shutdown, so a node that stops leaves its records right.
     updates: tokio_util::task::TaskTracker,
+    /// Shared groups' stored messages given to a member here and not acknowledged yet,
+    /// by the address of the message (kept alive here).
+    awaiting_ack: Mutex<HashMap<usize, AwaitingAck>>,
+    /// `cluster.shared_ack_wait_secs`.
+    shared_ack_wait: std::time::Duration,
     /// The loops feeding the broker ([`Self::run`]), stopped at shutdown.
     loops: Mutex<Vec<tokio::task::AbortHandle>>,
 }
@@ -126,6 +137,8 @@ impl NatsPlane {
             sessions,
             stats: Arc::default(),
             updates: tokio_util::task::TaskTracker::new(),
+            awaiting_ack: Mutex::new(HashMap::new()),
+            shared_ack_wait: std::time::Duration::from_secs(config.shared_ack_wait_secs.max(1)),
             loops: Mutex::new(Vec::new()),
         });
         Ok((plane, Feeds { inbound, events }))
@@ -144,7 +157,10 @@ impl NatsPlane {
             let plane = self.clone();
             let task = tokio::spawn(async move {
                 while let Some(Inbound {
-                    message, shared, ..
+                    message,
+                    shared,
+                    ack,
+                    ..
                 }) = inbound.recv().await
                 {
                     plane.stats.received.fetch_add(1, Ordering::Relaxed);
@@ -153,7 +169,7 @@ impl NatsPlane {
                             broker.publish_remote(message);
                         }
                         Some(share) => {
-                            broker.publish_remote_shared(message, &share);
+                            plane.deliver_shared(&broker, Arc::new(message), &share, ack)
                         }
                     }
                 }
@@ -268,6 +284,59 @@ impl NatsPlane {
         Some(Box::pin(
             async move { count_refusal(routed.await.map(drop)) },
         ))
+    }
+
+    /// A message of the shared group `share` for one member here. A stored one
+    /// (`ack`) is acknowledged to the group's consumer when the member finished its flow
+    /// ([`Self::shared_done`]) or took it at QoS 0; refused (NAK) when no member here
+    /// could take it, so another node's member gets it.
+    fn deliver_shared(
+        &self,
+        broker: &Broker,
+        message: Arc<Message>,
+        share: &TopicFilter,
+        ack: Option<ClusterAck>,
+    ) {
+        let Some(ack) = ack else {
+            broker.publish_remote_shared(message, share);
+            return;
+        };
+        // Recorded first: the member's connection may finish the flow at once.
+        let key = Arc::as_ptr(&message) as usize;
+        self.awaiting_ack
+            .lock()
+            .insert(key, (message.clone(), ack.clone(), crate::clock::now()));
+        match broker.publish_remote_shared(message, share) {
+            Some(QoS::AtMostOnce) => {
+                self.awaiting_ack.lock().remove(&key);
+                ack.ack();
+            }
+            Some(_) => self.sweep_awaiting_ack(),
+            None => {
+                self.awaiting_ack.lock().remove(&key);
+                ack.nak();
+            }
+        }
+    }
+
+    /// A member here finished the flow of a shared group's `message`.
+    pub(crate) fn shared_done(&self, message: &Arc<Message>) {
+        let key = Arc::as_ptr(message) as usize;
+        if let Some((_, ack, _)) = self.awaiting_ack.lock().remove(&key) {
+            ack.ack();
+        }
+    }
+
+    /// Forgets acknowledgements past the group consumers' ack wait: JetStream has given
+    /// those messages to another member already (their flow here never finished: a
+    /// full mailbox dropped them, or the member's session ended).
+    fn sweep_awaiting_ack(&self) {
+        let now = crate::clock::now();
+        let mut awaiting = self.awaiting_ack.lock();
+        if awaiting.len().is_multiple_of(256) {
+            let wait = self.shared_ack_wait;
+            awaiting.retain(|_, (_, _, since)| now.duration_since(*since) < wait);
+        }
     }
 
     /// Holds (or drops) this node's NATS subscription for `filter`.

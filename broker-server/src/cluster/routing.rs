@@ -54,6 +54,7 @@ use crate::message::Message;
 
 mod inbound;
 pub mod replay;
+pub mod shared;
 
 use inbound::{Seen, receive};
 
@@ -79,6 +80,9 @@ pub struct Inbound {
     /// member of that group here, and to nobody else. `None`: for every ordinary
     /// subscription here.
     pub shared: Option<TopicFilter>,
+    /// A shared group's stored message: acknowledged once its member here took care of
+    /// it ([`shared`]).
+    pub ack: Option<shared::ClusterAck>,
 }
 
 /// The FNV-1a 64-bit hash, which picks a topic's shard: stable across nodes, versions
@@ -183,6 +187,8 @@ struct Inner {
     watermark: Vec<AtomicU64>,
     /// QoS 0 messages dropped because the connection's queue was full.
     dropped: AtomicU64,
+    /// `cluster.shared_ack_wait_secs`.
+    shared_ack_wait: Duration,
 }
 
 impl Routing {
@@ -235,6 +241,7 @@ impl Routing {
                 seen: tokio::sync::Mutex::new(Seen::default()),
                 watermark: (0..cfg.shards.max(1)).map(|_| AtomicU64::new(0)).collect(),
                 dropped: AtomicU64::new(0),
+                shared_ack_wait: Duration::from_secs(cfg.shared_ack_wait_secs.max(1)),
             }),
         })
     }
@@ -367,7 +374,12 @@ impl Routing {
                 if interest.contains_key(filter.as_str()) {
                     return;
                 }
-                let head = format!("{}.r.*", self.inner.prefix);
+                // A shared group gets its QoS 0 messages through a queue subscription and
+                // its stored ones from durable consumers ([`shared`]).
+                let head = match filter.is_shared() {
+                    false => format!("{}.r.*", self.inner.prefix),
+                    true => format!("{}.r.m", self.inner.prefix),
+                };
                 let subjects: Vec<String> = match encode_filter(&head, filter.filter()) {
                     Ok(subjects) => subjects.iter().map(str::to_owned).collect(),
                     Err(err) => {
@@ -410,13 +422,23 @@ impl Routing {
                         None => later.push(subject),
                     }
                 }
+                let since = SystemTime::now();
                 let token = CancellationToken::new();
                 interest.insert(filter.clone().into_inner(), token.clone());
                 let inner = self.inner.clone();
                 let filter = filter.clone();
                 tokio::spawn(async move {
+                    let pulled = filter
+                        .is_shared()
+                        .then(|| shared::pull(inner.clone(), filter.clone(), since));
+                    let received = receive(inner, filter, subscribers, later);
                     token
-                        .run_until_cancelled(receive(inner, filter, subscribers, later))
+                        .run_until_cancelled(async move {
+                            match pulled {
+                                Some(pulled) => drop(tokio::join!(received, pulled)),
+                                None => received.await,
+                            }
+                        })
                         .await;
                 });
             }

@@ -24,12 +24,14 @@ impl SharedInflight {
         }
     }
 
-    /// The flow `packet_id` finished (PUBACK, PUBCOMP, error PUBREC, or dropped).
-    pub fn finished(&mut self, packet_id: PacketId) {
+    /// The flow `packet_id` finished (PUBACK, PUBCOMP, error PUBREC, or dropped): its
+    /// shared delivery, if it was one.
+    pub fn finished(&mut self, packet_id: PacketId) -> Option<Delivery> {
         // Called for every finished flow; most connections record none.
-        if !self.0.is_empty() {
-            self.0.remove(&packet_id);
+        if self.0.is_empty() {
+            return None;
         }
+        self.0.remove(&packet_id)
     }
 
     /// Number of shared deliveries recorded.

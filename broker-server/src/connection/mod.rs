@@ -441,7 +441,10 @@ impl Connection {
         match event {
             ServerEvent::Publish(publish) => self.on_publish(publish),
             ServerEvent::Delivered { packet_id, .. } => {
-                self.shared_inflight.finished(packet_id);
+                if let Some(shared) = self.shared_inflight.finished(packet_id) {
+                    // A cluster hears that the group's message was taken care of.
+                    self.broker.backplane.shared_done(&shared.message);
+                }
                 self.stored_delivered(packet_id);
             }
             ServerEvent::Received { packet_id } => self.stored_received(packet_id),

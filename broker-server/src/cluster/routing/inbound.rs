@@ -133,6 +133,7 @@ impl Inner {
                     message,
                     pos,
                     shared: None,
+                    ack: None,
                 },
             )),
             Err(err) => {

@@ -152,6 +152,7 @@ impl Routing {
                             message: decoded,
                             pos: Some(StreamPos { shard, seq }),
                             shared: None,
+                            ack: None,
                         });
                     }
                     Ok(_) => {}

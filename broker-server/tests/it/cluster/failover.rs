@@ -48,6 +48,7 @@ async fn spawn_node(
             "--set",
             "cluster.node_ttl_secs=3",
         ])
+        .args(["--set", "cluster.shared_ack_wait_secs=2"])
         .args(["--log-level", "warn,broker_server::transport=info"])
         .stdout(Stdio::null())
         .stderr(log)
@@ -189,5 +190,81 @@ async fn a_killed_node_s_clients_resume_elsewhere_and_its_wills_come_out_once() 
         watcher.send(&Packet::PubAck(PubAck::new(id))).await;
     }
     watcher.expect_silence(Duration::from_secs(2)).await;
+    survivor.stop().await;
+}
+
+#[tokio::test]
+async fn a_dead_node_s_unacknowledged_shared_messages_reach_a_member_elsewhere() {
+    let nats = NatsCluster::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (doomed, doomed_addr) = spawn_node(&nats, "fs", "b1", dir.path()).await;
+    let mut config = node_config(&nats, "fs", "b2");
+    config.cluster.shared_ack_wait_secs = 2;
+    let survivor = TestBroker::with_config(config).await;
+
+    // A member on each node; the doomed node's member never acknowledges anything.
+    let mut stuck = RawClient::open(doomed_addr, ProtocolVersion::V5).await;
+    assert_eq!(
+        stuck
+            .connect(Connect::new(ProtocolVersion::V5, "stuck"))
+            .await
+            .reason_code,
+        ReasonCode::Success
+    );
+    stuck
+        .subscribe(1, &[("$share/workers/jobs/#", QoS::AtLeastOnce)])
+        .await;
+    let mut worker = survivor.client(ProtocolVersion::V5, "worker").await;
+    worker
+        .subscribe(1, &[("$share/workers/jobs/#", QoS::AtLeastOnce)])
+        .await;
+    let mut publisher = survivor.client(ProtocolVersion::V5, "boss").await;
+
+    // Jobs until the stuck member holds some (its node got them from the group).
+    let mut stuck_holds = BTreeSet::new();
+    let mut done = BTreeSet::new();
+    let mut n: u32 = 0;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while stuck_holds.len() < 3 {
+        n += 1;
+        let id = (n % 60_000 + 1) as u16;
+        publisher
+            .publish(publish(
+                "jobs/x",
+                &n.to_string(),
+                QoS::AtLeastOnce,
+                Some(id),
+            ))
+            .await;
+        assert!(
+            matches!(publisher.recv().await, Packet::PubAck(ack) if !ack.reason_code.is_error())
+        );
+        while let Ok(Some(Packet::Publish(p))) = stuck.try_recv(Duration::from_millis(20)).await {
+            stuck_holds.insert(
+                std::str::from_utf8(&p.payload)
+                    .unwrap()
+                    .parse::<u32>()
+                    .unwrap(),
+            );
+        }
+        collect(&mut worker, &mut done, Duration::from_millis(20)).await;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stuck member got nothing"
+        );
+    }
+    drop(doomed); // SIGKILL, with the stuck member's jobs unacknowledged
+
+    // Every job reaches the surviving member (after the group's ack wait).
+    let published: BTreeSet<u32> = (1..=n).collect();
+    let deadline = tokio::time::Instant::now() + PATIENCE * 3;
+    while done != published {
+        collect(&mut worker, &mut done, Duration::from_millis(500)).await;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never reached a member: {:?} (the stuck member held {stuck_holds:?}, the other got {done:?})",
+            published.difference(&done).collect::<Vec<_>>()
+        );
+    }
     survivor.stop().await;
 }
