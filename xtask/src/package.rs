@@ -82,25 +82,7 @@ pub(crate) fn package(ctx: &Context) -> Result<PathBuf> {
     let _ = fs::remove_dir_all(&stage);
     fs::create_dir_all(&stage).with_context(|| format!("creating {}", stage.display()))?;
 
-    cmd::run(&mut ctx.cargo(&[
-        "build",
-        "-p",
-        "web-client",
-        "--target",
-        "wasm32-unknown-unknown",
-        "--profile",
-        "web-release",
-    ]))?;
-    let wasm = ctx
-        .target_dir()
-        .join("wasm32-unknown-unknown/web-release/web_client.wasm");
-    let mut bindgen = ctx.command("wasm-bindgen");
-    bindgen
-        .args(["--target", "web", "--weak-refs", "--out-dir"])
-        .arg(&stage)
-        .arg(&wasm);
-    cmd::run(&mut bindgen)?;
-    let module = stage.join("web_client_bg.wasm");
+    let module = crate::size::bind_web_client(ctx, &stage)?;
     // `--converge`: repeat -Oz until the module stops shrinking (about 0.4 KB gzipped).
     let mut opt = ctx.command("wasm-opt");
     opt.args(["-Oz", "--converge"])

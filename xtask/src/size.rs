@@ -7,7 +7,8 @@
 //! pinned release, fetched with `npm pack` (so this command needs the npm registry; it is
 //! not part of `cargo xtask test`).
 
-use std::{fs, path::Path};
+use std::fs;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
 
@@ -29,25 +30,7 @@ pub(crate) fn size(ctx: &Context) -> Result<()> {
     let _ = fs::remove_dir_all(&out);
     fs::create_dir_all(&out)?;
 
-    cmd::run(&mut ctx.cargo(&[
-        "build",
-        "-p",
-        "web-client",
-        "--target",
-        "wasm32-unknown-unknown",
-        "--profile",
-        "web-release",
-    ]))?;
-    let wasm = ctx
-        .target_dir()
-        .join("wasm32-unknown-unknown/web-release/web_client.wasm");
-    let mut bindgen = ctx.command("wasm-bindgen");
-    bindgen
-        .args(["--target", "web", "--weak-refs", "--out-dir"])
-        .arg(&out)
-        .arg(&wasm);
-    cmd::run(&mut bindgen)?;
-    let module = out.join("web_client_bg.wasm");
+    let module = bind_web_client(ctx, &out)?;
     let mut opt = ctx.command("wasm-opt");
     opt.arg("-Oz")
         .args(WASM_FEATURES)
@@ -119,4 +102,29 @@ pub(crate) fn gzipped(ctx: &Context, path: &Path) -> Result<u64> {
         bail!("gzip {} failed", path.display());
     }
     Ok(output.stdout.len() as u64)
+}
+
+/// Builds web-client for the browser (profile `web-release`) and runs wasm-bindgen
+/// (`--target web`) into `out`; returns the wasm module there, not optimised yet. The
+/// first half of both `cargo xtask size` and `cargo xtask package`.
+pub(crate) fn bind_web_client(ctx: &Context, out: &Path) -> Result<PathBuf> {
+    cmd::run(&mut ctx.cargo(&[
+        "build",
+        "-p",
+        "web-client",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--profile",
+        "web-release",
+    ]))?;
+    let wasm = ctx
+        .target_dir()
+        .join("wasm32-unknown-unknown/web-release/web_client.wasm");
+    let mut bindgen = ctx.command("wasm-bindgen");
+    bindgen
+        .args(["--target", "web", "--weak-refs", "--out-dir"])
+        .arg(out)
+        .arg(&wasm);
+    cmd::run(&mut bindgen)?;
+    Ok(out.join("web_client_bg.wasm"))
 }
