@@ -19,7 +19,7 @@
 //!   the in-browser tests, and `mosquitto-clients` plus PyPI `paho-mqtt` as independent
 //!   MQTT peers for interoperability tests.
 //! - Debian's `mosquitto` broker (`/usr/sbin/mosquitto`, which is not on a non-root
-//!   `PATH`, hence probed by its path): `native-client/tests/mosquitto_broker.rs` runs
+//!   `PATH`, hence probed by its path): `native-client/tests/it/scenarios.rs` runs
 //!   the client library against it. Each test starts its own process from a generated
 //!   configuration with one loopback listener (`listener <port> 127.0.0.1`, never a
 //!   WebSocket listener). On a machine with systemd, installing the package also starts

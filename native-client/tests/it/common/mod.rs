@@ -1,4 +1,4 @@
-//! Test harness: the broker in-process on port 0, client helpers, and a TCP forwarder
+//! Test harness: our broker in-process on port 0, client helpers, and a TCP forwarder
 //! (optionally TLS or WebSocket on the outside) in front of the broker.
 #![allow(dead_code, unreachable_pub)]
 
@@ -41,31 +41,34 @@ impl TestBroker {
     /// Starts on `addr` (used to restart on the port a stopped broker had). Retries
     /// briefly while the old listener's port is released.
     pub async fn start_on(addr: SocketAddr) -> Self {
-        Self::start_with_storage(addr, broker_server::config::StorageConfig::memory()).await
+        Self::start_with(test_config(addr)).await
     }
 
     /// Starts on `addr` with durable redb storage in `dir` (a restart on the same
     /// `addr` and `dir` recovers the sessions).
     pub async fn start_durable(addr: SocketAddr, dir: &std::path::Path) -> Self {
-        let storage = broker_server::config::StorageConfig {
+        let mut config = test_config(addr);
+        config.storage = broker_server::config::StorageConfig {
             backend: broker_server::config::Backend::Redb,
             dir: dir.to_path_buf(),
             ..Default::default()
         };
-        Self::start_with_storage(addr, storage).await
+        Self::start_with(config).await
     }
 
-    async fn start_with_storage(
-        addr: SocketAddr,
-        storage: broker_server::config::StorageConfig,
-    ) -> Self {
+    /// Starts with `config`; [`TestBroker::addr`] is its first TCP listener, or its
+    /// first TLS listener if it has no TCP one. Retries briefly while a stopped
+    /// broker's port is released.
+    pub async fn start_with(config: Config) -> Self {
         let mut last = None;
         for _ in 0..50 {
-            let mut config = test_config(addr);
-            config.storage = storage.clone();
-            match broker_server::start(config).await {
+            match broker_server::start(config.clone()).await {
                 Ok(running) => {
-                    let addr = running.tcp_addrs[0];
+                    let addr = *running
+                        .tcp_addrs
+                        .first()
+                        .or(running.tls_addrs.first())
+                        .expect("the test broker has an MQTT listener");
                     return Self {
                         running: Some(running),
                         addr,
@@ -75,7 +78,7 @@ impl TestBroker {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("broker does not start on {addr}: {last:?}");
+        panic!("broker does not start: {last:?}");
     }
 
     pub fn url(&self) -> String {
@@ -395,6 +398,22 @@ impl Pki {
             builder.with_no_client_auth()
         };
         Arc::new(builder.with_single_cert(chain, key).unwrap())
+    }
+
+    /// Writes the server side (`ca.pem`, `server.pem`, `server.key`) into `dir`, for a
+    /// broker that reads its certificate from files; returns the three paths.
+    pub fn write_server_files(&self, dir: &std::path::Path) -> [std::path::PathBuf; 3] {
+        [
+            ("ca.pem", &self.ca_pem),
+            ("server.pem", &self.server_cert_pem),
+            ("server.key", &self.server_key_pem),
+        ]
+        .map(|(name, pem)| {
+            let path = dir.join(name);
+            std::fs::write(&path, pem)
+                .unwrap_or_else(|err| panic!("cannot write {}: {err}", path.display()));
+            path
+        })
     }
 
     /// Writes the PEM files into a fresh directory (for the command line tests).

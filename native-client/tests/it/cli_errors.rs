@@ -1,11 +1,9 @@
 //! The `mqtt` command line's failures: each names its cause and exits with the
 //! documented code (1: usage or connection, 2: timeout).
 
-mod common;
-
 use std::process::{Output, Stdio};
 
-use common::TestBroker;
+use crate::common::{self, TestBroker};
 use native_client::ReasonCode;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;

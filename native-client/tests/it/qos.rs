@@ -1,48 +1,8 @@
-//! Publish and subscribe at QoS 0, 1 and 2, over MQTT 5 and 3.1.1.
+//! QoS beyond the round trips of the scenario set: downgrade to the subscription's QoS,
+//! the reason code without subscribers, order of many QoS 1 messages.
 
-mod common;
-
-use common::{TestBroker, next, options};
-use native_client::{Client, ProtocolVersion, PublishOptions, QoS, ReasonCode};
-
-async fn round_trip(version: ProtocolVersion) {
-    let broker = TestBroker::start().await;
-    let url = broker.url();
-    let subscriber = Client::connect(options(&url, "sub").version(version))
-        .await
-        .unwrap();
-    let publisher = Client::connect(options(&url, "pub").version(version))
-        .await
-        .unwrap();
-    for qos in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce] {
-        let topic = format!("qos/{}", qos as u8);
-        let mut subscription = subscriber.subscribe(topic.as_str(), qos).await.unwrap();
-        assert_eq!(subscription.granted_qos(), qos);
-        let outcome = publisher
-            .publish(topic.as_str(), format!("at {qos:?}"), qos)
-            .await
-            .unwrap();
-        assert_eq!(outcome.packet_id.is_some(), qos != QoS::AtMostOnce);
-        let message = next(&mut subscription).await;
-        assert_eq!(message.topic(), topic);
-        assert_eq!(message.payload_str(), Some(format!("at {qos:?}").as_str()));
-        assert_eq!(message.qos, qos);
-        assert!(!message.retain);
-    }
-    publisher.disconnect(ReasonCode::Success).await.unwrap();
-    subscriber.disconnect(ReasonCode::Success).await.unwrap();
-    broker.stop().await;
-}
-
-#[tokio::test]
-async fn messages_arrive_at_every_qos_over_mqtt5() {
-    round_trip(ProtocolVersion::V5).await;
-}
-
-#[tokio::test]
-async fn messages_arrive_at_every_qos_over_mqtt311() {
-    round_trip(ProtocolVersion::V3_1_1).await;
-}
+use crate::common::{self, TestBroker, next};
+use native_client::{PublishOptions, QoS, ReasonCode};
 
 #[tokio::test]
 async fn delivery_qos_is_the_lower_of_publish_and_subscription_qos() {

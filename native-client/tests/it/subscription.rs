@@ -1,8 +1,6 @@
 //! Local subscriptions: routing to overlapping filters, unsubscribing on drop.
 
-mod common;
-
-use common::{TestBroker, next, options};
+use crate::common::{self, TestBroker, next, options};
 use native_client::{Client, Error, ProtocolVersion, QoS, ReasonCode};
 
 async fn overlapping(version: ProtocolVersion) {

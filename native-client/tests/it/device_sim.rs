@@ -3,13 +3,11 @@
 //! description, values, `/set` with a reply and echo, rejection, and dropout (the will
 //! says `lost`).
 
-mod common;
-
 use std::collections::HashMap;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{TestBroker, next};
+use crate::common::{self, TestBroker, next};
 use native_client::{Message, QoS, ReasonCode, Subscription};
 use tokio::process::{Child, Command};
 

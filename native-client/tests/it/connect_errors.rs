@@ -1,7 +1,5 @@
 //! The first connection's failures, each named by its cause.
 
-mod common;
-
 use std::time::Duration;
 
 use bytes::BytesMut;

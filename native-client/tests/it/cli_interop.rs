@@ -3,12 +3,10 @@
 //! over MQTT 3.1.1 and 5 with properties; exit codes and error messages; and the
 //! figures of `mqtt bench` (its JSON reports must add up).
 
-mod common;
-
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use common::{Forwarder, Outside, Pki, TestBroker, next};
+use crate::common::{self, Forwarder, Outside, Pki, TestBroker, next};
 use native_client::{QoS, ReasonCode};
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
