@@ -154,10 +154,10 @@ impl Broker {
     /// Stops the broker as a service manager does (mosquitto: SIGTERM, so it writes its
     /// database; ours: an orderly shutdown).
     pub async fn stop(&mut self) {
-        if let Some((_, running)) = &mut self.ours {
-            if let Some(running) = running.take() {
-                running.stop().await;
-            }
+        if let Some((_, running)) = &mut self.ours
+            && let Some(running) = running.take()
+        {
+            running.stop().await;
         }
         if let Some(mosquitto) = &mut self.mosquitto {
             mosquitto.stop().await;
