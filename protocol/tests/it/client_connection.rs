@@ -4,13 +4,11 @@
 //! Each test that covers a behaviour the two clients used to disagree on says which
 //! one it keeps.
 
-mod pair;
-
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+use crate::pair::{ClientPair, Slot};
 use bytes::Bytes;
-use pair::{ClientPair, Slot};
 use protocol::client::{
     Command, ConnectOptions, DisconnectReason, DropPolicy, DropSource, Error, Event, Outgoing,
     PublishOptions, ReconnectOptions, correlation_data,

@@ -2,11 +2,9 @@
 //! `pair/mod.rs`): handshake, QoS 0/1/2 in both directions, re-delivery after lost
 //! acknowledgements, flow control, topic aliases, keep alive and packet size limits.
 
-mod pair;
-
 use std::num::{NonZeroU16, NonZeroU32};
 
-use pair::{Dir, Pair, both_versions, persistent_v5, persistent_v311};
+use crate::pair::{Dir, Pair, both_versions, persistent_v5, persistent_v311};
 use protocol::session::{ClientEvent, ClientOptions, CloseReason, SendOutcome, ServerOptions};
 use protocol::{Disconnect, Packet, PacketType, Publish, QoS, ReasonCode, SessionError};
 

@@ -8,7 +8,7 @@
 //! Everything that crosses the link is decoded and logged, so tests assert on packets
 //! as well as on events.
 
-#![allow(dead_code, unreachable_pub)] // each test binary uses its own part
+#![allow(dead_code, unreachable_pub)] // a harness: not every helper has a test yet
 
 use std::cell::RefCell;
 use std::rc::Rc;

@@ -6,7 +6,7 @@
 //! comment next to it. For MQTT 5 properties the bytes follow the order in which the
 //! encoder writes them (the spec leaves the order free).
 
-#![allow(dead_code)] // each test crate uses its own part of this module
+#![allow(dead_code)] // builders kept for every packet type, not all used by a test
 
 use std::num::{NonZeroU16, NonZeroU32};
 

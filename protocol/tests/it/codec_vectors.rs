@@ -3,12 +3,12 @@
 //! the packet back, consuming the whole buffer. The vectors live in `common/mod.rs`.
 
 #[rustfmt::skip] // hand-aligned byte tables
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 
+use crate::common::Vector;
 use bytes::BytesMut;
-use common::Vector;
 use protocol::{Limits, decode, encode, encoded_len};
 
 fn assert_encodes_and_decodes(vectors: &[Vector]) {

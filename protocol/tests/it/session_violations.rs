@@ -2,12 +2,10 @@
 //! server session (and a few to a client session): each closes the connection with the
 //! right reason code and never panics.
 
-mod pair;
-
 use std::num::{NonZeroU16, NonZeroU32};
 
+use crate::pair::{RawClient, decode_all, encode_all, pid, publish};
 use bytes::BytesMut;
-use pair::{RawClient, decode_all, encode_all, pid, publish};
 use protocol::session::{
     AcceptOptions, ClientEvent, ClientOptions, ClientSession, CloseReason, LostReason,
     ProtocolViolation, ServerEvent, ServerOptions, SessionState,

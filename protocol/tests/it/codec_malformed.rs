@@ -3,7 +3,7 @@
 //! prefix of a valid packet asks for more bytes and consumes nothing.
 
 #[rustfmt::skip] // hand-aligned byte tables
-mod common;
+use crate::common;
 
 use bytes::BytesMut;
 use protocol::error::DecodeError as E;

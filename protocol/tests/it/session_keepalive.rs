@@ -2,11 +2,9 @@
 //! client's PINGREQ after a keep alive without sending, its ping and connect timeouts,
 //! Server Keep Alive, and the server's 1.5 × keep alive timeout.
 
-mod pair;
-
 use std::time::Duration;
 
-use pair::{Dir, Pair, both_versions};
+use crate::pair::{Dir, Pair, both_versions};
 use protocol::session::{ClientEvent, ClientOptions, CloseReason, LostReason, ServerOptions};
 use protocol::{Disconnect, Packet, PacketType, QoS, ReasonCode};
 

@@ -6,13 +6,10 @@
 //! leaves the order free), the bytes differ; those fixtures assert
 //! `decode(encode(decode(x))) == decode(x)` instead, and say so.
 
-#[rustfmt::skip] // hand-aligned byte tables
-mod common;
-
 use std::num::{NonZeroU16, NonZeroU32};
 
+use crate::common::{s, topic};
 use bytes::BytesMut;
-use common::{s, topic};
 use protocol::{Limits, Packet, ProtocolVersion, QoS, ReasonCode, RetainHandling, decode, encode};
 
 use ProtocolVersion::{V3_1, V3_1_1, V5};
