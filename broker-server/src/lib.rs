@@ -177,6 +177,22 @@ impl RunningBroker {
         Ok(())
     }
 
+    /// A client connection served in this process without a socket: the client's end
+    /// of an in-memory pipe (`tokio::io::duplex`, 64 KiB each way) whose other end the
+    /// broker serves as it serves a TCP connection, from 127.0.0.1 on the listener
+    /// named `in-process` (limits, authentication and ACLs apply; the per-address
+    /// connection limit does not). For an application that embeds the broker, and for
+    /// tests that need no port. Must be called within the broker's runtime.
+    pub fn connect_in_process(&self) -> tokio::io::DuplexStream {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let meta = clients::ConnectionMeta {
+            listener: Arc::from("in-process"),
+            ..clients::ConnectionMeta::tcp(SocketAddr::from(([127, 0, 0, 1], 0)))
+        };
+        tokio::spawn(connection::serve_with(self.broker.clone(), server, meta));
+        client
+    }
+
     /// Shuts down in a defined order:
     /// 1. stop accepting (listeners and timers end; a CONNECT that still arrives gets
     ///    0x88 Server unavailable),

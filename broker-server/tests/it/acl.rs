@@ -504,11 +504,11 @@ async fn sighup_reloads_the_acl_without_dropping_connections() {
     assert_eq!(loads(&log), 1);
 
     let version = ProtocolVersion::V5;
-    let mut alice = common::RawClient::open(addr, version).await;
-    let connack = alice.connect(login(version, "alice", "alice")).await;
+    let mut alice = common::Peer::open(addr, version).await.parking();
+    let connack = alice.handshake(login(version, "alice", "alice")).await;
     assert_eq!(connack.reason_code, ReasonCode::Success);
     alice
-        .publish(message("second/a", "x", QoS::AtLeastOnce, Some(1)))
+        .send_publish(message("second/a", "x", QoS::AtLeastOnce, Some(1)))
         .await;
     assert!(
         matches!(alice.recv().await, Packet::PubAck(a) if a.reason_code == ReasonCode::NotAuthorized)
@@ -528,11 +528,13 @@ async fn sighup_reloads_the_acl_without_dropping_connections() {
     }
     // The same connection, now under the new rules.
     assert_eq!(
-        alice.subscribe(1, &[("second/#", QoS::AtLeastOnce)]).await,
+        alice
+            .subscribe_many(1, &[("second/#", QoS::AtLeastOnce)])
+            .await,
         [ReasonCode::GrantedQoS1]
     );
     alice
-        .publish(message("second/a", "y", QoS::AtLeastOnce, Some(2)))
+        .send_publish(message("second/a", "y", QoS::AtLeastOnce, Some(2)))
         .await;
     let mut acked = false;
     let mut received = false;

@@ -76,7 +76,7 @@ fn with_token(version: ProtocolVersion, user: Option<&str>, token: &str) -> Conn
 async fn login(broker: &TestBroker, connect: Connect) -> (ReasonCode, Option<String>) {
     let client_id = connect.client_id.clone();
     let mut client = broker.raw(connect.protocol).await;
-    let code = client.connect(connect).await.reason_code;
+    let code = client.handshake(connect).await.reason_code;
     let user = broker
         .broker()
         .clients

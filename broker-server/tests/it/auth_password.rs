@@ -97,7 +97,7 @@ fn login(version: ProtocolVersion, user: Option<&str>, password: Option<&str>) -
 
 async fn connack(broker: &TestBroker, connect: Connect) -> ReasonCode {
     let mut client = broker.raw(connect.protocol).await;
-    client.connect(connect).await.reason_code
+    client.handshake(connect).await.reason_code
 }
 
 /// The 3.1.1 CONNACK as bytes on the wire, for a CONNECT with `user`/`password`.
@@ -250,10 +250,10 @@ async fn mosquitto_clients_log_in_with_the_password_and_are_refused_without_it()
     let port = broker.addr.port().to_string();
     let mut sub = broker.raw(V5).await;
     let ack = sub
-        .connect(login(V5, Some("alice"), Some("wonderland")))
+        .handshake(login(V5, Some("alice"), Some("wonderland")))
         .await;
     assert_eq!(ack.reason_code, ReasonCode::Success);
-    sub.subscribe(1, &[("t/#", QoS::AtLeastOnce)]).await;
+    sub.subscribe_many(1, &[("t/#", QoS::AtLeastOnce)]).await;
 
     for version in ["mqttv311", "mqttv5"] {
         let base = ["-h", "127.0.0.1", "-p", &port, "-V", version, "-q", "1"];
@@ -313,7 +313,7 @@ async fn reloading_the_file_changes_logins_and_keeps_connections() {
     let broker = TestBroker::with_config(auth_config(&file)).await;
     let mut alice = broker.raw(V5).await;
     let ack = alice
-        .connect(login(V5, Some("alice"), Some("wonderland")))
+        .handshake(login(V5, Some("alice"), Some("wonderland")))
         .await;
     assert_eq!(ack.reason_code, ReasonCode::Success);
 
@@ -373,15 +373,15 @@ async fn sighup_reloads_users_in_the_running_binary() {
     let process = common::KillOnDrop(child);
     let addr = bound_addr(&log_path).await;
     let try_login = |user: &'static str, password: &'static str| async move {
-        let mut client = RawClient::open(addr, V5).await;
+        let mut client = Peer::open(addr, V5).await.parking();
         client
-            .connect(login(V5, Some(user), Some(password)))
+            .handshake(login(V5, Some(user), Some(password)))
             .await
             .reason_code
     };
-    let mut alice = RawClient::open(addr, V5).await;
+    let mut alice = Peer::open(addr, V5).await.parking();
     let ack = alice
-        .connect(login(V5, Some("alice"), Some("wonderland")))
+        .handshake(login(V5, Some("alice"), Some("wonderland")))
         .await;
     assert_eq!(ack.reason_code, ReasonCode::Success);
     assert_eq!(
@@ -561,7 +561,7 @@ async fn try_login(
     password: &str,
 ) -> Option<ReasonCode> {
     let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let mut client = RawClient::from_stream(stream, version);
+    let mut client = Peer::from_tcp(stream, version);
     client
         .send(&Packet::Connect(Box::new(login(
             version,

@@ -136,7 +136,7 @@ async fn scram_broker(dir: &Path) -> TestBroker {
 }
 
 /// Starts a SCRAM login: sends CONNECT with client-first.
-async fn begin(broker: &TestBroker, client_id: &str, scram: &ScramClient) -> RawClient {
+async fn begin(broker: &TestBroker, client_id: &str, scram: &ScramClient) -> Peer {
     let mut client = broker.raw(V5).await;
     let mut connect = Connect::new(V5, client_id);
     connect.properties.authentication_method = Some(METHOD.into());
@@ -151,7 +151,7 @@ async fn scram_login(
     client_id: &str,
     user: &str,
     password: &str,
-) -> (RawClient, protocol::ConnAck, ScramClient) {
+) -> (Peer, protocol::ConnAck, ScramClient) {
     let mut scram = ScramClient::new(user, password, "fyko+d2lbbFgONRv9qkxdawL");
     let mut client = begin(broker, client_id, &scram).await;
     let server_first = auth_data(&client.recv().await, ReasonCode::ContinueAuthentication);
@@ -246,7 +246,7 @@ async fn scram_refuses_wrong_passwords_unknown_users_and_tampering() {
     connect.properties.authentication_data =
         Some(Bytes::from_static(b"p=tls-unique,,n=carol,r=abc"));
     assert_eq!(
-        client.connect(connect).await.reason_code,
+        client.handshake(connect).await.reason_code,
         ReasonCode::NotAuthorized
     );
     // A CONNECT naming a user other than the exchange's.
@@ -257,7 +257,7 @@ async fn scram_refuses_wrong_passwords_unknown_users_and_tampering() {
     connect.properties.authentication_method = Some(METHOD.into());
     connect.properties.authentication_data = Some(Bytes::from(scram.client_first()));
     assert_eq!(
-        client.connect(connect).await.reason_code,
+        client.handshake(connect).await.reason_code,
         ReasonCode::BadUserNameOrPassword
     );
     assert_eq!(broker.broker().metrics.auth_failures.get(), 6);
@@ -268,7 +268,7 @@ async fn scram_refuses_wrong_passwords_unknown_users_and_tampering() {
         connect.username = Some("carol".into());
         connect.password = Some(Bytes::from_static(b"s3cret"));
         assert_eq!(
-            client.connect(connect).await.reason_code,
+            client.handshake(connect).await.reason_code,
             ReasonCode::Success
         );
     }

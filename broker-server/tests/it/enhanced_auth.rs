@@ -82,7 +82,7 @@ fn expect_auth(packet: Packet, reason: ReasonCode, data: &[u8]) {
     }
 }
 
-async fn authenticated(broker: &TestBroker) -> RawClient {
+async fn authenticated(broker: &TestBroker) -> Peer {
     let mut client = broker.raw(ProtocolVersion::V5).await;
     client.send(&connect_with("TEST-CHALLENGE", b"hello")).await;
     expect_auth(
@@ -120,7 +120,7 @@ async fn challenge_response_exchange_ends_in_connack_with_the_method() {
     let mut client = authenticated(&broker).await;
     // The connection works as any other.
     client
-        .subscribe(1, &[("t", protocol::QoS::AtMostOnce)])
+        .subscribe_many(1, &[("t", protocol::QoS::AtMostOnce)])
         .await;
     broker.stop().await;
 }

@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use common::{RawClient, pid, publish};
+use common::{Peer, pid, publish};
 use futures::future::join_all;
 use protocol::{Connect, Packet, ProtocolVersion, QoS, ReasonCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -146,8 +146,8 @@ async fn connect_from(host: u8, to: SocketAddr) -> std::io::Result<TcpStream> {
     socket.connect(to).await
 }
 
-fn raw(stream: TcpStream, version: ProtocolVersion) -> RawClient {
-    RawClient::from_stream(stream, version)
+fn raw(stream: TcpStream, version: ProtocolVersion) -> Peer {
+    Peer::from_tcp(stream, version)
 }
 
 /// Reads until the broker closes `stream`; `false` if it is still open after
@@ -175,18 +175,18 @@ fn well_behaved(
         let stream = connect_from(1, addr).await.expect("connect");
         let mut client = raw(stream, ProtocolVersion::V5);
         let ack = client
-            .connect(Connect::new(ProtocolVersion::V5, "good"))
+            .handshake(Connect::new(ProtocolVersion::V5, "good"))
             .await;
         assert_eq!(ack.reason_code, ReasonCode::Success);
         client
-            .subscribe(1, &[("good/echo", QoS::AtLeastOnce)])
+            .subscribe_many(1, &[("good/echo", QoS::AtLeastOnce)])
             .await;
         let mut id: u16 = 0;
         while !stop.load(Ordering::Relaxed) {
             id = id % 60_000 + 1;
             let payload = format!("round {id}");
             client
-                .publish(publish("good/echo", &payload, QoS::AtLeastOnce, Some(id)))
+                .send_publish(publish("good/echo", &payload, QoS::AtLeastOnce, Some(id)))
                 .await;
             let (mut acked, mut echoed) = (false, false);
             while !(acked && echoed) {
@@ -275,13 +275,13 @@ async fn random_bytes(broker: &Broker) {
     );
 }
 
-async fn half_open_flood(broker: &Broker) -> Vec<RawClient> {
+async fn half_open_flood(broker: &Broker) -> Vec<Peer> {
     let mut subscribers = Vec::new();
     for i in 0..HALF_OPEN_SUBSCRIBERS {
         let stream = connect_from(4, broker.mqtt).await.expect("socket");
         let mut client = raw(stream, ProtocolVersion::V5);
         let ack = client
-            .connect(Connect::new(ProtocolVersion::V5, format!("half-open-{i}")))
+            .handshake(Connect::new(ProtocolVersion::V5, format!("half-open-{i}")))
             .await;
         assert_eq!(ack.reason_code, ReasonCode::Success);
         // Half at QoS 1, which the inflight window holds back (the broker stops
@@ -292,21 +292,21 @@ async fn half_open_flood(broker: &Broker) -> Vec<RawClient> {
         } else {
             QoS::AtMostOnce
         };
-        client.subscribe(1, &[("flood/#", qos)]).await;
+        client.subscribe_many(1, &[("flood/#", qos)]).await;
         // From here on it never reads again.
         subscribers.push(client);
     }
     let stream = connect_from(5, broker.mqtt).await.expect("socket");
     let mut flooder = raw(stream, ProtocolVersion::V5);
     let ack = flooder
-        .connect(Connect::new(ProtocolVersion::V5, "flooder"))
+        .handshake(Connect::new(ProtocolVersion::V5, "flooder"))
         .await;
     assert_eq!(ack.reason_code, ReasonCode::Success);
     let payload = "x".repeat(FLOOD_PAYLOAD);
     for window in (1..=FLOOD_MESSAGES).collect::<Vec<_>>().chunks(20) {
         for id in window {
             flooder
-                .publish(publish("flood/x", &payload, QoS::AtLeastOnce, Some(*id)))
+                .send_publish(publish("flood/x", &payload, QoS::AtLeastOnce, Some(*id)))
                 .await;
         }
         for _ in window {
@@ -321,7 +321,7 @@ async fn per_client_floods(broker: &Broker) {
     let stream = connect_from(6, broker.mqtt).await.expect("socket");
     let mut client = raw(stream, ProtocolVersion::V5);
     client
-        .connect(Connect::new(ProtocolVersion::V5, "rate"))
+        .handshake(Connect::new(ProtocolVersion::V5, "rate"))
         .await;
     let mut bytes = BytesMut::new();
     for _ in 0..10_000 {
@@ -339,7 +339,7 @@ async fn per_client_floods(broker: &Broker) {
     let stream = connect_from(6, broker.mqtt).await.expect("socket");
     let mut client = raw(stream, ProtocolVersion::V5);
     client
-        .connect(Connect::new(ProtocolVersion::V5, "big"))
+        .handshake(Connect::new(ProtocolVersion::V5, "big"))
         .await;
     let big = "x".repeat(100_000);
     let _ = client
@@ -361,14 +361,14 @@ async fn per_client_floods(broker: &Broker) {
     let stream = connect_from(6, broker.mqtt).await.expect("socket");
     let mut client = raw(stream, ProtocolVersion::V5);
     client
-        .connect(Connect::new(ProtocolVersion::V5, "subs"))
+        .handshake(Connect::new(ProtocolVersion::V5, "subs"))
         .await;
     let names: Vec<String> = (0..20).map(|i| format!("s/{i}")).collect();
     let filters: Vec<(&str, QoS)> = names
         .iter()
         .map(|n| (n.as_str(), QoS::AtMostOnce))
         .collect();
-    let codes = client.subscribe(1, &filters).await;
+    let codes = client.subscribe_many(1, &filters).await;
     let refused = codes
         .iter()
         .filter(|c| **c == ReasonCode::QuotaExceeded)

@@ -76,15 +76,15 @@ async fn metrics_count_connections_messages_and_bytes_per_qos() {
     assert_eq!(metric(&before, "mqtt_sessions"), 0);
 
     let mut sub = broker.client(ProtocolVersion::V5, "metrics-sub").await;
-    sub.subscribe(1, &[("m/#", QoS::ExactlyOnce)]).await;
+    sub.subscribe_many(1, &[("m/#", QoS::ExactlyOnce)]).await;
     let mut publisher = broker.client(ProtocolVersion::V3_1_1, "metrics-pub").await;
     publisher
-        .publish(publish("m/a", "hello", QoS::AtLeastOnce, Some(1)))
+        .send_publish(publish("m/a", "hello", QoS::AtLeastOnce, Some(1)))
         .await;
     assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
     let mut retained = publish("m/kept", "0123456789", QoS::AtMostOnce, None);
     retained.retain = true;
-    publisher.publish(retained).await;
+    publisher.send_publish(retained).await;
     for _ in 0..2 {
         let p = sub.recv_publish().await;
         if let Some(id) = p.packet_id {
@@ -209,8 +209,8 @@ async fn admin_api_lists_a_client_and_disconnects_it() {
     let mut client = broker.raw(ProtocolVersion::V5).await;
     let mut connect = protocol::Connect::new(ProtocolVersion::V5, "admin-listed");
     connect.username = Some("alice".into());
-    client.connect(connect).await;
-    client.subscribe(1, &[("a/+", QoS::AtLeastOnce)]).await;
+    client.handshake(connect).await;
+    client.subscribe_many(1, &[("a/+", QoS::AtLeastOnce)]).await;
 
     let list = oneshot(&state, with_token(get("/api/clients"), "t")).await;
     assert_eq!(list.status(), StatusCode::OK);
@@ -255,7 +255,7 @@ async fn admin_api_lists_and_deletes_retained_messages_by_filter() {
     for (topic, payload) in [("r/a", "one"), ("r/b", "two"), ("other/c", "three")] {
         let mut p = publish(topic, payload, QoS::AtLeastOnce, Some(1));
         p.retain = true;
-        publisher.publish(p).await;
+        publisher.send_publish(p).await;
         assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
     }
     let list = oneshot(&state, with_token(get("/api/retained?filter=r/%2B"), "t")).await;
@@ -424,7 +424,7 @@ async fn retained_messages_deleted_by_the_admin_api_stay_deleted_after_a_restart
     for topic in ["keep/a", "drop/b"] {
         let mut p = publish(topic, "x", QoS::AtLeastOnce, Some(1));
         p.retain = true;
-        publisher.publish(p).await;
+        publisher.send_publish(p).await;
         assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
     }
     let delete = Request::delete("/api/retained?filter=drop/%23")

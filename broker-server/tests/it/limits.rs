@@ -33,9 +33,9 @@ async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
 
 /// Publishes a QoS 0 marker on `topic` from `publisher`; `subscriber` must read it as
 /// its next PUBLISH (nothing else was delivered in between).
-async fn assert_next_is_marker(publisher: &mut RawClient, subscriber: &mut RawClient, topic: &str) {
+async fn assert_next_is_marker(publisher: &mut Peer, subscriber: &mut Peer, topic: &str) {
     publisher
-        .publish(publish(topic, "marker", QoS::AtMostOnce, None))
+        .send_publish(publish(topic, "marker", QoS::AtMostOnce, None))
         .await;
     let got = subscriber.recv_publish().await;
     assert_eq!((&got.topic[..], &got.payload[..]), (topic, &b"marker"[..]));
@@ -45,18 +45,18 @@ async fn assert_next_is_marker(publisher: &mut RawClient, subscriber: &mut RawCl
 async fn connections_beyond_max_connections_are_refused() {
     let broker = broker_with(|c| c.limits.max_connections = 2).await;
     let mut first = broker.client(ProtocolVersion::V5, "first").await;
-    first.subscribe(1, &[("t", QoS::AtMostOnce)]).await;
+    first.subscribe_many(1, &[("t", QoS::AtMostOnce)]).await;
     let mut second = broker.client(ProtocolVersion::V3_1_1, "second").await;
 
     let mut refused = broker.raw(ProtocolVersion::V5).await;
     let connack = refused
-        .connect(Connect::new(ProtocolVersion::V5, "third"))
+        .handshake(Connect::new(ProtocolVersion::V5, "third"))
         .await;
     assert_eq!(connack.reason_code, ReasonCode::QuotaExceeded);
     assert!(refused.expect_closed().await.is_empty());
     let mut refused = broker.raw(ProtocolVersion::V3_1_1).await;
     let connack = refused
-        .connect(Connect::new(ProtocolVersion::V3_1_1, "third"))
+        .handshake(Connect::new(ProtocolVersion::V3_1_1, "third"))
         .await;
     // Return code 3, "Server unavailable".
     assert_eq!(connack.reason_code, ReasonCode::ServerUnavailable);
@@ -96,7 +96,7 @@ async fn subscriptions_beyond_max_subscriptions_per_client_are_refused() {
             ReasonCode::UnspecifiedError
         };
         let codes = sub
-            .subscribe(
+            .subscribe_many(
                 1,
                 &[
                     ("a", QoS::AtMostOnce),
@@ -111,18 +111,19 @@ async fn subscriptions_beyond_max_subscriptions_per_client_are_refused() {
         );
         // Replacing an existing subscription is not a new one.
         assert_eq!(
-            sub.subscribe(2, &[("a", QoS::AtLeastOnce)]).await,
+            sub.subscribe_many(2, &[("a", QoS::AtLeastOnce)]).await,
             [ReasonCode::GrantedQoS1]
         );
         assert_eq!(
-            sub.subscribe(3, &[("$share/g/d", QoS::AtMostOnce)]).await,
+            sub.subscribe_many(3, &[("$share/g/d", QoS::AtMostOnce)])
+                .await,
             [quota]
         );
 
         // The refused filter is not subscribed.
         let mut publisher = broker.client(version, "pub").await;
         publisher
-            .publish(publish("c", "refused", QoS::AtMostOnce, None))
+            .send_publish(publish("c", "refused", QoS::AtMostOnce, None))
             .await;
         assert_next_is_marker(&mut publisher, &mut sub, "a").await;
 
@@ -135,7 +136,7 @@ async fn subscriptions_beyond_max_subscriptions_per_client_are_refused() {
         .await;
         assert!(matches!(sub.recv().await, Packet::UnsubAck(_)));
         assert_eq!(
-            sub.subscribe(5, &[("c", QoS::AtMostOnce)]).await,
+            sub.subscribe_many(5, &[("c", QoS::AtMostOnce)]).await,
             [ReasonCode::GRANTED_QOS_0]
         );
         assert_next_is_marker(&mut publisher, &mut sub, "c").await;
@@ -162,7 +163,7 @@ async fn filters_over_the_topic_limits_are_refused_in_suback() {
             ReasonCode::UnspecifiedError
         };
         let codes = sub
-            .subscribe(
+            .subscribe_many(
                 1,
                 &[
                     ("a/b/c", QoS::AtMostOnce),
@@ -191,14 +192,14 @@ async fn a_publish_over_the_topic_limits_closes_the_connection_with_0x90() {
     ] {
         let broker = topic_limited_broker().await;
         let mut sub = broker.client(ProtocolVersion::V5, "sub").await;
-        sub.subscribe(1, &[("#", QoS::AtMostOnce)]).await;
+        sub.subscribe_many(1, &[("#", QoS::AtMostOnce)]).await;
         let mut publisher = broker.client(version, "pub").await;
         publisher
-            .publish(publish("a/b/c", "at the limit", QoS::AtMostOnce, None))
+            .send_publish(publish("a/b/c", "at the limit", QoS::AtMostOnce, None))
             .await;
         assert_eq!(&sub.recv_publish().await.payload[..], b"at the limit");
         publisher
-            .publish(publish(topic, "over", QoS::AtLeastOnce, Some(1)))
+            .send_publish(publish(topic, "over", QoS::AtLeastOnce, Some(1)))
             .await;
         let seen = publisher.expect_closed().await;
         if version.is_v5() {
@@ -228,7 +229,7 @@ async fn a_will_topic_over_the_topic_limits_is_refused_in_connack() {
         properties: Default::default(),
     });
     assert_eq!(
-        client.connect(connect).await.reason_code,
+        client.handshake(connect).await.reason_code,
         ReasonCode::TopicNameInvalid
     );
     assert!(client.expect_closed().await.is_empty());
@@ -239,17 +240,19 @@ async fn a_will_topic_over_the_topic_limits_is_refused_in_connack() {
 async fn max_inflight_is_advertised_as_receive_maximum_and_enforced_on_v5_clients() {
     let broker = broker_with(|c| c.limits.max_inflight = 2).await;
     let mut client = broker.raw(ProtocolVersion::V5).await;
-    let connack = client.connect(Connect::new(ProtocolVersion::V5, "c")).await;
+    let connack = client
+        .handshake(Connect::new(ProtocolVersion::V5, "c"))
+        .await;
     assert_eq!(connack.properties.receive_maximum, NonZeroU16::new(2));
     // Two QoS 2 flows left open (no PUBREL) fill the window; a third exceeds it.
     for id in [1, 2] {
         client
-            .publish(publish("t", "x", QoS::ExactlyOnce, Some(id)))
+            .send_publish(publish("t", "x", QoS::ExactlyOnce, Some(id)))
             .await;
         assert!(matches!(client.recv().await, Packet::PubRec(_)));
     }
     client
-        .publish(publish("t", "x", QoS::ExactlyOnce, Some(3)))
+        .send_publish(publish("t", "x", QoS::ExactlyOnce, Some(3)))
         .await;
     let seen = client.expect_closed().await;
     assert!(
@@ -271,7 +274,7 @@ async fn a_client_still_sending_after_disconnect_reads_it_without_a_reset() {
     let mut client = broker.client(ProtocolVersion::V5, "c").await;
     for id in [1, 2] {
         client
-            .publish(publish("t", "x", QoS::ExactlyOnce, Some(id)))
+            .send_publish(publish("t", "x", QoS::ExactlyOnce, Some(id)))
             .await;
         assert!(matches!(client.recv().await, Packet::PubRec(_)));
     }
@@ -320,14 +323,14 @@ async fn completed_flows_free_the_receive_window() {
     let mut client = broker.client(ProtocolVersion::V5, "c").await;
     for id in 1..=10 {
         client
-            .publish(publish("t", "x", QoS::AtLeastOnce, Some(id)))
+            .send_publish(publish("t", "x", QoS::AtLeastOnce, Some(id)))
             .await;
         assert!(matches!(client.recv().await, Packet::PubAck(a) if a.packet_id == pid(id)));
     }
     // 3.1.1 cannot be told a Receive Maximum, so it is not enforced on it.
     let mut old = broker.client(ProtocolVersion::V3_1_1, "old").await;
     for id in 1..=3 {
-        old.publish(publish("t", "x", QoS::ExactlyOnce, Some(id)))
+        old.send_publish(publish("t", "x", QoS::ExactlyOnce, Some(id)))
             .await;
         assert!(matches!(old.recv().await, Packet::PubRec(_)));
     }
@@ -338,11 +341,11 @@ async fn completed_flows_free_the_receive_window() {
 async fn the_broker_keeps_at_most_max_inflight_deliveries_unacknowledged() {
     let broker = broker_with(|c| c.limits.max_inflight = 2).await;
     let mut sub = broker.client(ProtocolVersion::V5, "sub").await;
-    sub.subscribe(1, &[("t", QoS::AtLeastOnce)]).await;
+    sub.subscribe_many(1, &[("t", QoS::AtLeastOnce)]).await;
     let mut publisher = broker.client(ProtocolVersion::V5, "pub").await;
     for id in 1..=3 {
         publisher
-            .publish(publish("t", &format!("m{id}"), QoS::AtLeastOnce, Some(id)))
+            .send_publish(publish("t", &format!("m{id}"), QoS::AtLeastOnce, Some(id)))
             .await;
         assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
     }

@@ -2,9 +2,10 @@
 //! of once per file keeps CI faster and `target/` smaller.
 //!
 //! Each module is named after the behaviour it covers. `common` starts a broker in the
-//! test's process (or the real binary as a child process) on port 0 and holds the raw
-//! MQTT client; `peer` is the non-parking raw client for tests that must not depend on
-//! timing; `http_support` has the HTTP, WebSocket and TLS helpers and external peers.
+//! test's process (or the real binary as a child process) on port 0; `peer` is the raw
+//! MQTT client (whole packets or bytes over TCP, TLS or WebSocket streams) whose waits
+//! never park the runtime, so tests on a paused clock do not depend on timing;
+//! `http_support` has the HTTP, WebSocket and TLS helpers and external peers.
 //!
 //! Run one module with `cargo test -p broker-server --test it acl::`.
 

@@ -235,14 +235,14 @@ fn connect_cases() -> Vec<Case> {
 async fn run(
     broker: &TestBroker,
     case: &Case,
-    publisher: &mut RawClient,
-    observer: &mut RawClient,
+    publisher: &mut Peer,
+    observer: &mut Peer,
     n: usize,
 ) {
     let errors_before = broker.broker().metrics.protocol_errors.get();
     let mut bad = broker.raw(case.version).await;
     if case.connect_first {
-        let connack = bad.connect(Connect::new(case.version, "bad")).await;
+        let connack = bad.handshake(Connect::new(case.version, "bad")).await;
         assert_eq!(connack.reason_code, ReasonCode::Success);
     }
     bad.send_bytes(&case.bytes).await;
@@ -273,7 +273,7 @@ async fn run(
     // Nothing of the bad connection was delivered, and the good clients carry on.
     let marker = format!("ok/{n}");
     publisher
-        .publish(publish(&marker, case.name, QoS::AtLeastOnce, Some(1)))
+        .send_publish(publish(&marker, case.name, QoS::AtLeastOnce, Some(1)))
         .await;
     assert!(
         matches!(publisher.recv().await, Packet::PubAck(_)),
@@ -288,7 +288,7 @@ async fn run(
 async fn every_malformed_input_closes_only_its_own_connection() {
     let broker = TestBroker::start().await;
     let mut observer = broker.client(ProtocolVersion::V3_1_1, "observer").await;
-    observer.subscribe(1, &[("#", QoS::AtMostOnce)]).await;
+    observer.subscribe_many(1, &[("#", QoS::AtMostOnce)]).await;
     let mut publisher = broker.client(ProtocolVersion::V5, "publisher").await;
     let mut cases = connect_cases();
     cases.extend(connected_cases(ProtocolVersion::V5));
@@ -313,7 +313,7 @@ async fn a_bad_packet_in_the_middle_of_a_read_ends_the_connection_there() {
     // Valid packets before the bad one in the same write are handled; none after it.
     let broker = TestBroker::start().await;
     let mut observer = broker.client(ProtocolVersion::V5, "observer").await;
-    observer.subscribe(1, &[("#", QoS::AtMostOnce)]).await;
+    observer.subscribe_many(1, &[("#", QoS::AtMostOnce)]).await;
     let mut bad = broker.client(ProtocolVersion::V5, "bad").await;
     let mut bytes = encoded(
         &Packet::Publish(publish("before", "1", QoS::AtMostOnce, None)),
@@ -332,7 +332,7 @@ async fn a_bad_packet_in_the_middle_of_a_read_ends_the_connection_there() {
     );
     assert_eq!(&observer.recv_publish().await.topic[..], "before");
     let mut good = broker.client(ProtocolVersion::V5, "good").await;
-    good.publish(publish("marker", "m", QoS::AtMostOnce, None))
+    good.send_publish(publish("marker", "m", QoS::AtMostOnce, None))
         .await;
     assert_eq!(
         &observer.recv_publish().await.topic[..],

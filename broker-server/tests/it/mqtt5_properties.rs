@@ -4,6 +4,7 @@
 //! both directions.
 
 use crate::common;
+use tokio::io::DuplexStream;
 
 use std::num::{NonZeroU16, NonZeroU32};
 use std::time::Duration;
@@ -21,9 +22,12 @@ fn connect_v5(id: &str) -> Connect {
     connect
 }
 
-async fn connected(broker: &TestBroker, connect: Connect) -> (RawClient, protocol::ConnAck) {
-    let mut client = broker.raw(connect.protocol).await;
-    let connack = client.connect(connect).await;
+async fn connected(
+    broker: &TestBroker,
+    connect: Connect,
+) -> (Peer<DuplexStream>, protocol::ConnAck) {
+    let mut client = broker.in_process(connect.protocol).await;
+    let connack = client.handshake(connect).await;
     assert_eq!(connack.reason_code, ReasonCode::Success, "{connack:?}");
     (client, connack)
 }
@@ -48,9 +52,12 @@ fn application_properties() -> PublishProperties {
 async fn application_properties_are_forwarded_unchanged_and_in_order() {
     let broker = TestBroker::start().await;
     let (mut sub, _) = connected(&broker, connect_v5("sub")).await;
-    sub.subscribe(1, &[("props/#", QoS::AtLeastOnce)]).await;
-    let mut old = broker.client(ProtocolVersion::V3_1_1, "old").await;
-    old.subscribe(1, &[("props/#", QoS::AtMostOnce)]).await;
+    sub.subscribe_many(1, &[("props/#", QoS::AtLeastOnce)])
+        .await;
+    let mut old = broker
+        .in_process_client(ProtocolVersion::V3_1_1, "old")
+        .await;
+    old.subscribe_many(1, &[("props/#", QoS::AtMostOnce)]).await;
     let (mut publisher, _) = connected(&broker, connect_v5("pub")).await;
 
     for qos in [QoS::AtMostOnce, QoS::AtLeastOnce] {
@@ -61,7 +68,7 @@ async fn application_properties_are_forwarded_unchanged_and_in_order() {
             (qos != QoS::AtMostOnce).then_some(9),
         );
         p.properties = application_properties().into();
-        publisher.publish(p).await;
+        publisher.send_publish(p).await;
         if qos == QoS::AtLeastOnce {
             assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
         }
@@ -79,13 +86,14 @@ async fn application_properties_are_forwarded_unchanged_and_in_order() {
     let mut p = publish("props/kept", "v", QoS::AtMostOnce, None);
     p.retain = true;
     p.properties = application_properties().into();
-    publisher.publish(p).await;
+    publisher.send_publish(p).await;
     assert_eq!(
         sub.recv_publish().await.properties,
         application_properties()
     );
     let (mut late, _) = connected(&broker, connect_v5("late")).await;
-    late.subscribe(1, &[("props/kept", QoS::AtMostOnce)]).await;
+    late.subscribe_many(1, &[("props/kept", QoS::AtMostOnce)])
+        .await;
     let got = late.recv_publish().await;
     assert!(got.retain);
     assert_eq!(got.properties, application_properties());
@@ -99,7 +107,9 @@ async fn offline_subscriber(broker: &TestBroker, id: &str) -> Connect {
     connect.clean_start = false;
     connect.properties.session_expiry_interval = Some(3600);
     let (mut client, _) = connected(broker, connect.clone()).await;
-    client.subscribe(1, &[("exp/#", QoS::AtLeastOnce)]).await;
+    client
+        .subscribe_many(1, &[("exp/#", QoS::AtLeastOnce)])
+        .await;
     client
         .send(&Packet::Disconnect(protocol::Disconnect::new(
             ReasonCode::Success,
@@ -128,7 +138,9 @@ async fn message_expiry_forwards_the_remaining_interval() {
     let broker = TestBroker::with_config(memory_config()).await;
     let reconnect = offline_subscriber(&broker, "sub").await;
     let (mut publisher, _) = connected(&broker, connect_v5("pub")).await;
-    publisher.publish(expiring("exp/a", "soon", 10, 1)).await;
+    publisher
+        .send_publish(expiring("exp/a", "soon", 10, 1))
+        .await;
     assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
     tokio::time::advance(Duration::from_secs(4)).await;
 
@@ -146,7 +158,9 @@ async fn message_expiry_forwards_the_remaining_interval() {
     );
 
     // Delivered at once: (almost) the whole interval.
-    publisher.publish(expiring("exp/b", "fresh", 10, 2)).await;
+    publisher
+        .send_publish(expiring("exp/b", "fresh", 10, 2))
+        .await;
     assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
     let got = sub.recv_publish().await;
     assert!(got.packet_id.is_some());
@@ -160,15 +174,17 @@ async fn an_expired_message_is_not_delivered() {
     let broker = TestBroker::with_config(memory_config()).await;
     let reconnect = offline_subscriber(&broker, "sub").await;
     let (mut publisher, _) = connected(&broker, connect_v5("pub")).await;
-    publisher.publish(expiring("exp/a", "stale", 10, 1)).await;
+    publisher
+        .send_publish(expiring("exp/a", "stale", 10, 1))
+        .await;
     assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
     publisher
-        .publish(expiring("exp/b", "lasting", 100, 2))
+        .send_publish(expiring("exp/b", "lasting", 100, 2))
         .await;
     assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
     let mut retained = expiring("exp/retained", "stale retained", 10, 3);
     retained.retain = true;
-    publisher.publish(retained).await;
+    publisher.send_publish(retained).await;
     assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
     tokio::time::advance(Duration::from_secs(11)).await;
 
@@ -184,9 +200,9 @@ async fn an_expired_message_is_not_delivered() {
         .await;
     // Nor is an expired retained message sent to a new subscriber.
     let (mut late, _) = connected(&broker, connect_v5("late")).await;
-    late.subscribe(1, &[("exp/#", QoS::AtMostOnce)]).await;
+    late.subscribe_many(1, &[("exp/#", QoS::AtMostOnce)]).await;
     publisher
-        .publish(publish("exp/marker", "marker", QoS::AtMostOnce, None))
+        .send_publish(publish("exp/marker", "marker", QoS::AtMostOnce, None))
         .await;
     assert_eq!(&late.recv_publish().await.payload[..], b"marker");
     broker.stop().await;
@@ -223,12 +239,12 @@ async fn response_information_is_sent_only_when_requested() {
 
     // The prefix is an ordinary topic: a responder answers under it.
     requester
-        .subscribe(1, &[(&format!("{info}/#"), QoS::AtMostOnce)])
+        .subscribe_many(1, &[(&format!("{info}/#"), QoS::AtMostOnce)])
         .await;
     let (mut responder, _) = connected(&broker, connect_v5("responder")).await;
     let mut reply = publish(&format!("{info}/call-1"), "pong", QoS::AtMostOnce, None);
     reply.properties.correlation_data = Some(Bytes::from_static(b"call-1"));
-    responder.publish(reply).await;
+    responder.send_publish(reply).await;
     let got = requester.recv_publish().await;
     assert_eq!(
         (&got.payload[..], got.properties.correlation_data.as_deref()),
@@ -246,8 +262,8 @@ async fn broker_with_max_packet_size(size: u32) -> TestBroker {
 #[tokio::test]
 async fn a_publish_larger_than_the_brokers_maximum_packet_size_is_refused_with_0x95() {
     let broker = broker_with_max_packet_size(1024).await;
-    let mut sub = broker.client(ProtocolVersion::V5, "sub").await;
-    sub.subscribe(1, &[("big/#", QoS::AtMostOnce)]).await;
+    let mut sub = broker.in_process_client(ProtocolVersion::V5, "sub").await;
+    sub.subscribe_many(1, &[("big/#", QoS::AtMostOnce)]).await;
     let (mut publisher, connack) = connected(&broker, connect_v5("pub")).await;
     assert_eq!(
         connack.properties.maximum_packet_size,
@@ -255,11 +271,11 @@ async fn a_publish_larger_than_the_brokers_maximum_packet_size_is_refused_with_0
     );
     let fits = "x".repeat(900);
     publisher
-        .publish(publish("big/ok", &fits, QoS::AtMostOnce, None))
+        .send_publish(publish("big/ok", &fits, QoS::AtMostOnce, None))
         .await;
     assert_eq!(sub.recv_publish().await.payload.len(), 900);
     publisher
-        .publish(publish("big/no", &"x".repeat(2000), QoS::AtMostOnce, None))
+        .send_publish(publish("big/no", &"x".repeat(2000), QoS::AtMostOnce, None))
         .await;
     let seen = publisher.expect_closed().await;
     assert!(
@@ -267,15 +283,17 @@ async fn a_publish_larger_than_the_brokers_maximum_packet_size_is_refused_with_0
         "{seen:?}"
     );
     // A 3.1.1 client is just closed.
-    let mut old = broker.client(ProtocolVersion::V3_1_1, "old").await;
-    old.publish(publish("big/no", &"x".repeat(2000), QoS::AtMostOnce, None))
+    let mut old = broker
+        .in_process_client(ProtocolVersion::V3_1_1, "old")
+        .await;
+    old.send_publish(publish("big/no", &"x".repeat(2000), QoS::AtMostOnce, None))
         .await;
     assert!(old.expect_closed().await.is_empty());
     assert_eq!(broker.broker().metrics.protocol_errors.get(), 2);
     // Neither oversized message was delivered.
-    let mut other = broker.client(ProtocolVersion::V5, "other").await;
+    let mut other = broker.in_process_client(ProtocolVersion::V5, "other").await;
     other
-        .publish(publish("big/after", "small", QoS::AtMostOnce, None))
+        .send_publish(publish("big/after", "small", QoS::AtMostOnce, None))
         .await;
     assert_eq!(&sub.recv_publish().await.payload[..], b"small");
     broker.stop().await;
@@ -288,9 +306,9 @@ async fn a_message_larger_than_a_subscribers_maximum_packet_size_is_not_sent_to_
     small.properties.maximum_packet_size = NonZeroU32::new(200);
     small.properties.receive_maximum = NonZeroU16::new(10);
     let (mut small, _) = connected(&broker, small).await;
-    small.subscribe(1, &[("m/#", QoS::AtLeastOnce)]).await;
+    small.subscribe_many(1, &[("m/#", QoS::AtLeastOnce)]).await;
     let (mut big, _) = connected(&broker, connect_v5("big")).await;
-    big.subscribe(1, &[("m/#", QoS::AtLeastOnce)]).await;
+    big.subscribe_many(1, &[("m/#", QoS::AtLeastOnce)]).await;
     let (mut publisher, _) = connected(&broker, connect_v5("pub")).await;
     let dropped_before = broker.broker().metrics.messages_dropped.get();
 
@@ -300,7 +318,9 @@ async fn a_message_larger_than_a_subscribers_maximum_packet_size_is_not_sent_to_
         (&large[..], QoS::AtMostOnce, None),
         ("small", QoS::AtLeastOnce, Some(2)),
     ] {
-        publisher.publish(publish("m/x", payload, qos, id)).await;
+        publisher
+            .send_publish(publish("m/x", payload, qos, id))
+            .await;
         if id.is_some() {
             assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
         }

@@ -8,9 +8,9 @@ use protocol::{Packet, ProtocolVersion, PubAck, PubComp, PubRec, PubRel, QoS, Re
 
 async fn qos_flows(version: ProtocolVersion) {
     let broker = TestBroker::start().await;
-    let mut sub = broker.client(version, "sub").await;
+    let mut sub = broker.in_process_client(version, "sub").await;
     assert_eq!(
-        sub.subscribe(
+        sub.subscribe_many(
             1,
             &[
                 ("q/0", QoS::AtMostOnce),
@@ -25,18 +25,18 @@ async fn qos_flows(version: ProtocolVersion) {
             ReasonCode::GrantedQoS2
         ]
     );
-    let mut publisher = broker.client(version, "pub").await;
+    let mut publisher = broker.in_process_client(version, "pub").await;
 
     // QoS 0 in, QoS 0 out.
     publisher
-        .publish(publish("q/0", "zero", QoS::AtMostOnce, None))
+        .send_publish(publish("q/0", "zero", QoS::AtMostOnce, None))
         .await;
     let got = sub.recv_publish().await;
     assert_eq!((got.qos, &got.payload[..]), (QoS::AtMostOnce, &b"zero"[..]));
 
     // QoS 1: PUBACK to the publisher, PUBLISH QoS 1 to the subscriber.
     publisher
-        .publish(publish("q/1", "one", QoS::AtLeastOnce, Some(7)))
+        .send_publish(publish("q/1", "one", QoS::AtLeastOnce, Some(7)))
         .await;
     assert!(matches!(publisher.recv().await, Packet::PubAck(ack) if ack.packet_id == pid(7)));
     let got = sub.recv_publish().await;
@@ -46,7 +46,7 @@ async fn qos_flows(version: ProtocolVersion) {
 
     // QoS 2: PUBREC, PUBREL, PUBCOMP with the publisher; the same with the subscriber.
     publisher
-        .publish(publish("q/2", "two", QoS::ExactlyOnce, Some(8)))
+        .send_publish(publish("q/2", "two", QoS::ExactlyOnce, Some(8)))
         .await;
     assert!(matches!(publisher.recv().await, Packet::PubRec(r) if r.packet_id == pid(8)));
     publisher.send(&Packet::PubRel(PubRel::new(pid(8)))).await;
@@ -60,13 +60,13 @@ async fn qos_flows(version: ProtocolVersion) {
 
     // Delivery QoS is the minimum of publish and subscription QoS.
     publisher
-        .publish(publish("q/0", "downgraded", QoS::ExactlyOnce, Some(9)))
+        .send_publish(publish("q/0", "downgraded", QoS::ExactlyOnce, Some(9)))
         .await;
     assert!(matches!(publisher.recv().await, Packet::PubRec(_)));
     let got = sub.recv_publish().await;
     assert_eq!((got.qos, got.packet_id), (QoS::AtMostOnce, None));
     publisher
-        .publish(publish("q/2", "upgraded?", QoS::AtMostOnce, None))
+        .send_publish(publish("q/2", "upgraded?", QoS::AtMostOnce, None))
         .await;
     assert_eq!(sub.recv_publish().await.qos, QoS::AtMostOnce);
     broker.stop().await;
@@ -85,16 +85,16 @@ async fn qos_flows_v5() {
 #[tokio::test]
 async fn qos2_duplicate_publish_is_delivered_once() {
     let broker = TestBroker::start().await;
-    let mut sub = broker.client(ProtocolVersion::V5, "sub").await;
-    sub.subscribe(1, &[("d", QoS::AtMostOnce)]).await;
-    let mut publisher = broker.client(ProtocolVersion::V5, "pub").await;
+    let mut sub = broker.in_process_client(ProtocolVersion::V5, "sub").await;
+    sub.subscribe_many(1, &[("d", QoS::AtMostOnce)]).await;
+    let mut publisher = broker.in_process_client(ProtocolVersion::V5, "pub").await;
     publisher
-        .publish(publish("d", "once", QoS::ExactlyOnce, Some(3)))
+        .send_publish(publish("d", "once", QoS::ExactlyOnce, Some(3)))
         .await;
     assert!(matches!(publisher.recv().await, Packet::PubRec(_)));
     let mut again = publish("d", "once", QoS::ExactlyOnce, Some(3));
     again.dup = true;
-    publisher.publish(again).await;
+    publisher.send_publish(again).await;
     assert!(
         matches!(publisher.recv().await, Packet::PubRec(_)),
         "re-sent PUBLISH gets PUBREC again"
@@ -112,7 +112,7 @@ async fn qos2_duplicate_publish_is_delivered_once() {
 async fn a_pubrel_for_an_unknown_packet_id_gets_pubcomp() {
     let broker = TestBroker::start().await;
     for version in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
-        let mut client = broker.client(version, "rel").await;
+        let mut client = broker.in_process_client(version, "rel").await;
         client.send(&Packet::PubRel(PubRel::new(pid(9)))).await;
         let expected = if version.is_v5() {
             PubComp::with_reason(pid(9), ReasonCode::PacketIdentifierNotFound)
@@ -140,24 +140,24 @@ async fn a_3_1_pubrel_with_dup_after_a_reconnect_gets_pubcomp() {
         connect.clean_start = false;
         connect
     };
-    let mut client = broker.raw(version).await;
-    client.connect(persistent()).await;
+    let mut client = broker.in_process(version).await;
+    client.handshake(persistent()).await;
     client
-        .publish(publish("t", "two", QoS::ExactlyOnce, Some(5)))
+        .send_publish(publish("t", "two", QoS::ExactlyOnce, Some(5)))
         .await;
     assert_eq!(client.recv().await, Packet::PubRec(PubRec::new(pid(5))));
     drop(client);
 
-    let mut client = broker.raw(version).await;
+    let mut client = broker.in_process(version).await;
     let deadline = tokio::time::Instant::now() + PATIENCE;
     // The broker may still be closing the first connection: retry until accepted.
     loop {
-        let connack = client.connect(persistent()).await;
+        let connack = client.handshake(persistent()).await;
         if connack.reason_code == ReasonCode::Success {
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "{connack:?}");
-        client = broker.raw(version).await;
+        client = broker.in_process(version).await;
     }
     // PUBREL, DUP set, QoS 1: 0110 1010.
     client.send_bytes(&[0x6A, 0x02, 0x00, 0x05]).await;
@@ -176,7 +176,7 @@ async fn a_3_1_pubrel_with_dup_after_a_reconnect_gets_pubcomp() {
 async fn acknowledgements_for_packet_ids_not_in_flight_are_ignored_and_counted() {
     let broker = TestBroker::start().await;
     for version in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
-        let mut client = broker.client(version, "acks").await;
+        let mut client = broker.in_process_client(version, "acks").await;
         client.send(&Packet::PubAck(PubAck::new(pid(4)))).await;
         client.send(&Packet::PubComp(PubComp::new(pid(5)))).await;
         client.send(&Packet::PubRec(PubRec::new(pid(6)))).await;

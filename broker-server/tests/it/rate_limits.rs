@@ -47,7 +47,7 @@ async fn closed_by_broker(stream: &mut TcpStream) -> bool {
 
 /// Connects `client_id` until the broker accepts it (a readiness poll while a freed
 /// slot is being given back), bounded by [`PATIENCE`].
-async fn connect_when_allowed(broker: &TestBroker, client_id: &str) -> RawClient {
+async fn connect_when_allowed(broker: &TestBroker, client_id: &str) -> Peer {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let mut client = broker.raw(ProtocolVersion::V5).await;
@@ -94,7 +94,7 @@ async fn sockets_beyond_max_connections_per_ip_are_closed_before_connect() {
 
     // The sockets let in are served.
     let ack = first
-        .connect(Connect::new(ProtocolVersion::V5, "first"))
+        .handshake(Connect::new(ProtocolVersion::V5, "first"))
         .await;
     assert_eq!(ack.reason_code, ReasonCode::Success);
     // A closed socket gives its place back.
@@ -112,7 +112,7 @@ async fn connect_many(broker: &TestBroker, version: ProtocolVersion, n: usize) -
     let mut codes = Vec::new();
     for (i, client) in clients.iter_mut().enumerate() {
         let ack = client
-            .connect(Connect::new(version, format!("c{i}-{version}")))
+            .handshake(Connect::new(version, format!("c{i}-{version}")))
             .await;
         codes.push(ack.reason_code);
     }
@@ -179,7 +179,7 @@ async fn a_pipelined_publish_flood_is_disconnected_with_0x96() {
         })
         .await;
         let mut sub = broker.client(ProtocolVersion::V5, "sub").await;
-        sub.subscribe(1, &[("#", QoS::AtMostOnce)]).await;
+        sub.subscribe_many(1, &[("#", QoS::AtMostOnce)]).await;
         let mut flooder = broker.client(version, "flooder").await;
         flooder
             .send_bytes(&publish_packets("flood", 50, version))
@@ -201,7 +201,7 @@ async fn a_pipelined_publish_flood_is_disconnected_with_0x96() {
         // Another client has its own budget.
         let mut other = broker.client(version, "other").await;
         other
-            .publish(publish("after", "ok", QoS::AtMostOnce, None))
+            .send_publish(publish("after", "ok", QoS::AtMostOnce, None))
             .await;
         let got = sub.recv_publish().await;
         assert_eq!((&got.topic[..], &got.payload[..]), ("after", &b"ok"[..]));
@@ -217,7 +217,7 @@ async fn a_client_over_the_publish_rate_is_throttled_and_loses_nothing() {
     })
     .await;
     let mut sub = broker.client(ProtocolVersion::V5, "sub").await;
-    sub.subscribe(1, &[("t", QoS::AtLeastOnce)]).await;
+    sub.subscribe_many(1, &[("t", QoS::AtLeastOnce)]).await;
     let mut publisher = broker.client(ProtocolVersion::V5, "pub").await;
     // Thirty at once: ten over the burst, within the flood allowance (a further 20).
     publisher
@@ -227,7 +227,7 @@ async fn a_client_over_the_publish_rate_is_throttled_and_loses_nothing() {
     // by more than a further burst in all.
     for i in 30..40 {
         publisher
-            .publish(publish("t", &format!("m{i}"), QoS::AtLeastOnce, Some(i)))
+            .send_publish(publish("t", &format!("m{i}"), QoS::AtLeastOnce, Some(i)))
             .await;
     }
     for i in 0..40 {
@@ -249,20 +249,20 @@ async fn a_client_over_the_publish_rate_is_throttled_and_loses_nothing() {
 async fn inbound_bandwidth_over_the_limit_is_throttled_and_loses_nothing() {
     let broker = broker_with(|c| c.limits.max_inbound_bytes_per_sec = 100_000).await;
     let mut sub = broker.client(ProtocolVersion::V5, "sub").await;
-    sub.subscribe(1, &[("big", QoS::AtMostOnce)]).await;
+    sub.subscribe_many(1, &[("big", QoS::AtMostOnce)]).await;
     let mut publisher = broker.client(ProtocolVersion::V5, "pub").await;
     let payload: String = (0..250_000)
         .map(|i| char::from(b'a' + (i % 26) as u8))
         .collect();
     publisher
-        .publish(publish("big", &payload, QoS::AtMostOnce, None))
+        .send_publish(publish("big", &payload, QoS::AtMostOnce, None))
         .await;
     let got = sub.recv_publish().await;
     assert_eq!(got.payload, payload.as_bytes());
     assert!(hits(&broker, Limit::InboundBandwidth) >= 1);
     // Still connected and served.
     publisher
-        .publish(publish("big", "small", QoS::AtMostOnce, None))
+        .send_publish(publish("big", "small", QoS::AtMostOnce, None))
         .await;
     assert_eq!(&sub.recv_publish().await.payload[..], b"small");
     broker.stop().await;
@@ -275,7 +275,7 @@ async fn a_packet_over_max_packet_size_is_refused_from_its_fixed_header() {
     let mut client = broker.client(ProtocolVersion::V5, "big").await;
     let payload = "x".repeat(2000);
     client
-        .publish(publish("t", &payload, QoS::AtMostOnce, None))
+        .send_publish(publish("t", &payload, QoS::AtMostOnce, None))
         .await;
     let seen = client.expect_closed().await;
     assert!(
@@ -292,7 +292,7 @@ async fn a_packet_over_max_packet_size_is_refused_from_its_fixed_header() {
     let mut connect = Connect::new(ProtocolVersion::V5, "huge");
     connect.username = Some("u".repeat(2000).into());
     assert_eq!(
-        client.connect(connect).await.reason_code,
+        client.handshake(connect).await.reason_code,
         ReasonCode::PacketTooLarge
     );
     assert!(client.expect_closed().await.is_empty());
@@ -354,7 +354,7 @@ async fn a_connect_trickled_byte_by_byte_is_cut_off_at_the_connect_timeout() {
     assert!(closed_by_broker(&mut silent).await);
     // And a prompt client is served.
     let mut client = broker.client(ProtocolVersion::V5, "prompt").await;
-    client.subscribe(1, &[("t", QoS::AtMostOnce)]).await;
+    client.subscribe_many(1, &[("t", QoS::AtMostOnce)]).await;
     broker.stop().await;
 }
 
@@ -363,7 +363,7 @@ async fn refused_subscriptions_are_counted_under_their_limit() {
     let broker = broker_with(|c| c.limits.max_subscriptions_per_client = 1).await;
     let mut client = broker.client(ProtocolVersion::V5, "c").await;
     let codes = client
-        .subscribe(1, &[("a", QoS::AtMostOnce), ("b", QoS::AtMostOnce)])
+        .subscribe_many(1, &[("a", QoS::AtMostOnce), ("b", QoS::AtMostOnce)])
         .await;
     assert_eq!(
         codes,
@@ -429,7 +429,7 @@ async fn websocket_and_tls_connections_meet_the_same_admission_limits() {
 async fn a_client_that_stops_reading_is_disconnected_at_the_write_timeout() {
     let broker = broker_with(|c| c.limits.write_timeout_secs = 1).await;
     let mut deaf = broker.client(ProtocolVersion::V5, "deaf").await;
-    deaf.subscribe(1, &[("t", QoS::AtMostOnce)]).await;
+    deaf.subscribe_many(1, &[("t", QoS::AtMostOnce)]).await;
     // From here on `deaf` reads nothing: the kernel's buffers fill, then the broker's
     // write to it stalls.
     let mut publisher = broker.client(ProtocolVersion::V5, "pub").await;
@@ -441,7 +441,7 @@ async fn a_client_that_stops_reading_is_disconnected_at_the_write_timeout() {
             "the stalled write was never given up"
         );
         publisher
-            .publish(publish("t", &payload, QoS::AtMostOnce, None))
+            .send_publish(publish("t", &payload, QoS::AtMostOnce, None))
             .await;
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
@@ -453,9 +453,11 @@ async fn a_client_that_stops_reading_is_disconnected_at_the_write_timeout() {
     }
     // Everyone else is still served.
     let mut listener = broker.client(ProtocolVersion::V5, "listener").await;
-    listener.subscribe(1, &[("after", QoS::AtMostOnce)]).await;
+    listener
+        .subscribe_many(1, &[("after", QoS::AtMostOnce)])
+        .await;
     publisher
-        .publish(publish("after", "ok", QoS::AtMostOnce, None))
+        .send_publish(publish("after", "ok", QoS::AtMostOnce, None))
         .await;
     assert_eq!(&listener.recv_publish().await.payload[..], b"ok");
     drop(deaf);
@@ -473,16 +475,18 @@ async fn subscriber_reading(
     read_bytes: Option<usize>,
     tick: Duration,
     run_for: Duration,
-) -> (Option<Duration>, RawClient) {
+) -> (Option<Duration>, Peer) {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(8 * 1024).unwrap();
     let stream = socket.connect(broker.addr).await.unwrap();
-    let mut client = RawClient::from_stream(stream, ProtocolVersion::V5);
+    let mut client = Peer::from_tcp(stream, ProtocolVersion::V5);
     let connack = client
-        .connect(Connect::new(ProtocolVersion::V5, client_id))
+        .handshake(Connect::new(ProtocolVersion::V5, client_id))
         .await;
     assert_eq!(connack.reason_code, ReasonCode::Success);
-    client.subscribe(1, &[("flood", QoS::AtMostOnce)]).await;
+    client
+        .subscribe_many(1, &[("flood", QoS::AtMostOnce)])
+        .await;
     let start = tokio::time::Instant::now();
     let Some(want) = read_bytes else {
         tokio::time::sleep(run_for).await;
@@ -530,7 +534,7 @@ async fn a_slow_but_steady_reader_stays_connected_under_a_flood() {
             while flooding.load(std::sync::atomic::Ordering::Relaxed) {
                 ticks.tick().await;
                 publisher
-                    .publish(publish("flood", &payload, QoS::AtMostOnce, None))
+                    .send_publish(publish("flood", &payload, QoS::AtMostOnce, None))
                     .await;
             }
             publisher
@@ -576,6 +580,6 @@ async fn a_connection_sending_too_much_before_connect_is_closed() {
     assert_eq!(hits(&broker, Limit::BytesBeforeConnect), 1);
     // An ordinary CONNECT is far below it.
     let mut client = broker.client(ProtocolVersion::V3_1_1, "small").await;
-    client.subscribe(1, &[("t", QoS::AtMostOnce)]).await;
+    client.subscribe_many(1, &[("t", QoS::AtMostOnce)]).await;
     broker.stop().await;
 }

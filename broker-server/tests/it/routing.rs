@@ -22,19 +22,19 @@ const VERSIONS: [ProtocolVersion; 2] = [ProtocolVersion::V3_1_1, ProtocolVersion
 /// Publishes every topic in `topics` (QoS 0), then `marker`, and asserts that the
 /// subscriber receives exactly `expected` (in order) and then the marker.
 async fn assert_routes(
-    publisher: &mut RawClient,
-    subscriber: &mut RawClient,
+    publisher: &mut Peer,
+    subscriber: &mut Peer,
     topics: &[&str],
     expected: &[&str],
     marker: &str,
 ) {
     for topic in topics {
         publisher
-            .publish(publish(topic, topic, QoS::AtMostOnce, None))
+            .send_publish(publish(topic, topic, QoS::AtMostOnce, None))
             .await;
     }
     publisher
-        .publish(publish(marker, "marker", QoS::AtMostOnce, None))
+        .send_publish(publish(marker, "marker", QoS::AtMostOnce, None))
         .await;
     let mut got = Vec::new();
     loop {
@@ -48,13 +48,7 @@ async fn assert_routes(
     assert_eq!(got, expected, "delivered before the marker {marker}");
 }
 
-async fn subscribe_with_id(
-    client: &mut RawClient,
-    packet_id: u16,
-    filter_: &str,
-    qos: QoS,
-    id: u32,
-) {
+async fn subscribe_with_id(client: &mut Peer, packet_id: u16, filter_: &str, qos: QoS, id: u32) {
     client
         .send(&Packet::Subscribe(Subscribe {
             packet_id: pid(packet_id),
@@ -71,7 +65,7 @@ async fn subscribe_with_id(
     assert!(matches!(client.recv().await, Packet::SubAck(ack) if ack.packet_id == pid(packet_id)));
 }
 
-async fn unsubscribe(client: &mut RawClient, packet_id: u16, filters: &[&str]) -> Vec<ReasonCode> {
+async fn unsubscribe(client: &mut Peer, packet_id: u16, filters: &[&str]) -> Vec<ReasonCode> {
     client
         .send(&Packet::Unsubscribe(Unsubscribe {
             packet_id: pid(packet_id),
@@ -89,7 +83,7 @@ async fn unsubscribe(client: &mut RawClient, packet_id: u16, filters: &[&str]) -
 }
 
 /// Completes the subscriber's side of a QoS 1 or 2 delivery.
-async fn acknowledge(client: &mut RawClient, p: &Publish) {
+async fn acknowledge(client: &mut Peer, p: &Publish) {
     let Some(id) = p.packet_id else { return };
     match p.qos {
         QoS::AtLeastOnce => client.send(&Packet::PubAck(PubAck::new(id))).await,
@@ -107,7 +101,7 @@ async fn single_level_wildcard_matches_exactly_one_level() {
     for version in VERSIONS {
         let broker = TestBroker::start().await;
         let mut sub = broker.client(version, "sub").await;
-        sub.subscribe(1, &[("a/+/c", QoS::AtMostOnce), ("+", QoS::AtMostOnce)])
+        sub.subscribe_many(1, &[("a/+/c", QoS::AtMostOnce), ("+", QoS::AtMostOnce)])
             .await;
         let mut publisher = broker.client(version, "pub").await;
         assert_routes(
@@ -127,7 +121,7 @@ async fn multi_level_wildcard_matches_the_parent_level_and_everything_below() {
     for version in VERSIONS {
         let broker = TestBroker::start().await;
         let mut sub = broker.client(version, "sub").await;
-        sub.subscribe(1, &[("a/#", QoS::AtMostOnce)]).await;
+        sub.subscribe_many(1, &[("a/#", QoS::AtMostOnce)]).await;
         let mut publisher = broker.client(version, "pub").await;
         assert_routes(
             &mut publisher,
@@ -146,18 +140,18 @@ async fn leading_wildcards_do_not_match_dollar_topics() {
     for version in VERSIONS {
         let broker = TestBroker::start().await;
         let mut wild = broker.client(version, "wild").await;
-        wild.subscribe(1, &[("#", QoS::AtMostOnce), ("+/status", QoS::AtMostOnce)])
+        wild.subscribe_many(1, &[("#", QoS::AtMostOnce), ("+/status", QoS::AtMostOnce)])
             .await;
         let mut dollar = broker.client(version, "dollar").await;
         dollar
-            .subscribe(
+            .subscribe_many(
                 1,
                 &[("$app/#", QoS::AtMostOnce), ("$app/+", QoS::AtMostOnce)],
             )
             .await;
         let mut publisher = broker.client(version, "pub").await;
         publisher
-            .publish(publish("$app/status", "sys", QoS::AtMostOnce, None))
+            .send_publish(publish("$app/status", "sys", QoS::AtMostOnce, None))
             .await;
         // `$app/#` and `$app/+` overlap: one copy.
         let got = dollar.recv_publish().await;
@@ -191,7 +185,7 @@ async fn exact_filter_matches_only_its_own_topic() {
     for version in VERSIONS {
         let broker = TestBroker::start().await;
         let mut sub = broker.client(version, "sub").await;
-        sub.subscribe(1, &[("home/kitchen/temp", QoS::AtMostOnce)])
+        sub.subscribe_many(1, &[("home/kitchen/temp", QoS::AtMostOnce)])
             .await;
         let mut publisher = broker.client(version, "pub").await;
         assert_routes(
@@ -217,7 +211,7 @@ async fn empty_levels_are_levels_of_their_own() {
     for version in VERSIONS {
         let broker = TestBroker::start().await;
         let mut sub = broker.client(version, "sub").await;
-        sub.subscribe(
+        sub.subscribe_many(
             1,
             &[
                 ("/+", QoS::AtMostOnce),
@@ -244,7 +238,7 @@ async fn overlapping_subscriptions_deliver_one_copy_at_the_highest_qos() {
     for version in VERSIONS {
         let broker = TestBroker::start().await;
         let mut sub = broker.client(version, "sub").await;
-        sub.subscribe(
+        sub.subscribe_many(
             1,
             &[
                 ("o/#", QoS::AtMostOnce),
@@ -255,7 +249,7 @@ async fn overlapping_subscriptions_deliver_one_copy_at_the_highest_qos() {
         .await;
         let mut publisher = broker.client(version, "pub").await;
         publisher
-            .publish(publish("o/x", "one", QoS::ExactlyOnce, Some(1)))
+            .send_publish(publish("o/x", "one", QoS::ExactlyOnce, Some(1)))
             .await;
         assert!(matches!(publisher.recv().await, Packet::PubRec(_)));
         let got = sub.recv_publish().await;
@@ -281,7 +275,7 @@ async fn overlapping_v5_subscriptions_deliver_one_copy_with_every_subscription_i
     subscribe_with_id(&mut sub, 4, "other/#", QoS::AtMostOnce, 44).await;
     let mut publisher = broker.client(ProtocolVersion::V5, "pub").await;
     publisher
-        .publish(publish("s/x", "hello", QoS::ExactlyOnce, Some(1)))
+        .send_publish(publish("s/x", "hello", QoS::ExactlyOnce, Some(1)))
         .await;
     assert!(matches!(publisher.recv().await, Packet::PubRec(_)));
     let got = sub.recv_publish().await;
@@ -301,7 +295,7 @@ async fn overlapping_v5_subscriptions_deliver_one_copy_with_every_subscription_i
     acknowledge(&mut sub, &got).await;
     // Exactly one copy: the next message is the next one published.
     publisher
-        .publish(publish("s/q/r", "deep", QoS::AtMostOnce, None))
+        .send_publish(publish("s/q/r", "deep", QoS::AtMostOnce, None))
         .await;
     let got = sub.recv_publish().await;
     assert_eq!(&got.payload[..], b"deep");
@@ -317,7 +311,7 @@ async fn unsubscribe_stops_delivery() {
     for version in VERSIONS {
         let broker = TestBroker::start().await;
         let mut sub = broker.client(version, "sub").await;
-        sub.subscribe(1, &[("u/+", QoS::AtLeastOnce), ("keep", QoS::AtMostOnce)])
+        sub.subscribe_many(1, &[("u/+", QoS::AtLeastOnce), ("keep", QoS::AtMostOnce)])
             .await;
         let mut publisher = broker.client(version, "pub").await;
         assert_routes(&mut publisher, &mut sub, &["u/1"], &["u/1"], "keep").await;
@@ -328,7 +322,7 @@ async fn unsubscribe_stops_delivery() {
         assert_routes(&mut publisher, &mut sub, &["u/1", "u/2"], &[], "keep").await;
         // An unsubscribed filter's QoS 1 PUBLISH is not delivered either.
         publisher
-            .publish(publish("u/3", "q1", QoS::AtLeastOnce, Some(5)))
+            .send_publish(publish("u/3", "q1", QoS::AtLeastOnce, Some(5)))
             .await;
         let ack = publisher.recv().await;
         if version.is_v5() {
@@ -346,7 +340,7 @@ async fn unsubscribe_stops_delivery() {
 async fn v5_unsuback_says_no_subscription_existed_per_filter() {
     let broker = TestBroker::start().await;
     let mut sub = broker.client(ProtocolVersion::V5, "sub").await;
-    sub.subscribe(1, &[("a/b", QoS::AtMostOnce)]).await;
+    sub.subscribe_many(1, &[("a/b", QoS::AtMostOnce)]).await;
     let codes = unsubscribe(&mut sub, 2, &["never", "a/b", "a/+"]).await;
     assert_eq!(
         codes,
@@ -373,7 +367,7 @@ async fn subscribing_again_to_a_filter_replaces_its_options() {
         subscribe_with_id(&mut sub, 2, "r/+", QoS::AtLeastOnce, 2).await;
         let mut publisher = broker.client(version, "pub").await;
         publisher
-            .publish(publish("r/1", "up", QoS::AtLeastOnce, Some(1)))
+            .send_publish(publish("r/1", "up", QoS::AtLeastOnce, Some(1)))
             .await;
         assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
         let got = sub.recv_publish().await;
@@ -392,7 +386,7 @@ async fn subscribing_again_to_a_filter_replaces_its_options() {
         // Downgrade again: one subscription, QoS 0.
         subscribe_with_id(&mut sub, 3, "r/+", QoS::AtMostOnce, 3).await;
         publisher
-            .publish(publish("r/2", "down", QoS::AtLeastOnce, Some(2)))
+            .send_publish(publish("r/2", "down", QoS::AtLeastOnce, Some(2)))
             .await;
         assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
         let got = sub.recv_publish().await;

@@ -22,25 +22,25 @@ use protocol::{
 const JOBS: &str = "$share/workers/jobs/+";
 
 /// A member of `JOBS` at `qos` that also subscribes to `marker`.
-async fn member(broker: &TestBroker, version: ProtocolVersion, id: &str, qos: QoS) -> RawClient {
+async fn member(broker: &TestBroker, version: ProtocolVersion, id: &str, qos: QoS) -> Peer {
     let mut client = broker.client(version, id).await;
     member_subscribe(&mut client, JOBS, qos).await;
     client
 }
 
-async fn member_subscribe(client: &mut RawClient, group: &str, qos: QoS) {
+async fn member_subscribe(client: &mut Peer, group: &str, qos: QoS) {
     let granted = client
-        .subscribe(1, &[(group, qos), ("marker", QoS::AtMostOnce)])
+        .subscribe_many(1, &[(group, qos), ("marker", QoS::AtMostOnce)])
         .await;
     assert_eq!(granted[1], ReasonCode::GRANTED_QOS_0);
 }
 
 /// Publishes `count` QoS 0 jobs `{prefix}{n}` on `jobs/{n}`, then the marker.
-async fn publish_jobs(publisher: &mut RawClient, prefix: &str, count: usize) {
+async fn publish_jobs(publisher: &mut Peer, prefix: &str, count: usize) {
     for n in 0..count {
         let topic = format!("jobs/{n}");
         publisher
-            .publish(publish(
+            .send_publish(publish(
                 &topic,
                 &format!("{prefix}{n}"),
                 QoS::AtMostOnce,
@@ -49,12 +49,12 @@ async fn publish_jobs(publisher: &mut RawClient, prefix: &str, count: usize) {
             .await;
     }
     publisher
-        .publish(publish("marker", "marker", QoS::AtMostOnce, None))
+        .send_publish(publish("marker", "marker", QoS::AtMostOnce, None))
         .await;
 }
 
 /// The job payloads a client receives before its marker (QoS 1 jobs acknowledged).
-async fn jobs_until_marker(client: &mut RawClient) -> Vec<String> {
+async fn jobs_until_marker(client: &mut Peer) -> Vec<String> {
     let mut jobs = Vec::new();
     loop {
         let p = client.recv_publish().await;
@@ -149,9 +149,9 @@ async fn round_robin_skips_members_that_are_offline() {
     let mut back = broker.raw(ProtocolVersion::V5).await;
     let mut connect = Connect::new(ProtocolVersion::V5, "sleeper");
     connect.clean_start = false;
-    assert!(back.connect(connect).await.session_present);
+    assert!(back.handshake(connect).await.session_present);
     publisher
-        .publish(publish("marker", "marker", QoS::AtMostOnce, None))
+        .send_publish(publish("marker", "marker", QoS::AtMostOnce, None))
         .await;
     assert!(jobs_until_marker(&mut back).await.is_empty());
     broker.stop().await;
@@ -255,7 +255,7 @@ async fn a_member_with_its_own_ordinary_subscription_gets_both_copies() {
     let broker = TestBroker::start().await;
     let mut both = broker.client(ProtocolVersion::V5, "both").await;
     member_subscribe(&mut both, JOBS, QoS::AtMostOnce).await;
-    both.subscribe(2, &[("jobs/#", QoS::AtMostOnce)]).await;
+    both.subscribe_many(2, &[("jobs/#", QoS::AtMostOnce)]).await;
     let mut publisher = broker.client(ProtocolVersion::V5, "pub").await;
     publish_jobs(&mut publisher, "job", 1).await;
     assert_eq!(jobs_until_marker(&mut both).await, ["job0", "job0"]);
@@ -265,12 +265,12 @@ async fn a_member_with_its_own_ordinary_subscription_gets_both_copies() {
 // ---- re-delivery of a departed member's unacknowledged messages -------------------
 
 /// A v5 member with a persistent session (expiry 300 s), subscribed at QoS 1.
-async fn persistent_member(broker: &TestBroker, id: &str) -> RawClient {
+async fn persistent_member(broker: &TestBroker, id: &str) -> Peer {
     let mut client = broker.raw(ProtocolVersion::V5).await;
     let mut connect = Connect::new(ProtocolVersion::V5, id);
     connect.properties.session_expiry_interval = Some(300);
     assert_eq!(
-        client.connect(connect).await.reason_code,
+        client.handshake(connect).await.reason_code,
         ReasonCode::Success
     );
     member_subscribe(&mut client, JOBS, QoS::AtLeastOnce).await;
@@ -278,12 +278,12 @@ async fn persistent_member(broker: &TestBroker, id: &str) -> RawClient {
 }
 
 /// A v5 member with a clean session and Receive Maximum `window`.
-async fn windowed_member(broker: &TestBroker, id: &str, window: u16, qos: QoS) -> RawClient {
+async fn windowed_member(broker: &TestBroker, id: &str, window: u16, qos: QoS) -> Peer {
     let mut client = broker.raw(ProtocolVersion::V5).await;
     let mut connect = Connect::new(ProtocolVersion::V5, id);
     connect.properties.receive_maximum = NonZeroU16::new(window);
     assert_eq!(
-        client.connect(connect).await.reason_code,
+        client.handshake(connect).await.reason_code,
         ReasonCode::Success
     );
     member_subscribe(&mut client, JOBS, qos).await;
@@ -292,11 +292,11 @@ async fn windowed_member(broker: &TestBroker, id: &str, window: u16, qos: QoS) -
 
 /// Publishes `count` QoS `qos` jobs and waits for each acknowledgement, so all are
 /// routed when it returns.
-async fn publish_acked(publisher: &mut RawClient, prefix: &str, count: u16, qos: QoS) {
+async fn publish_acked(publisher: &mut Peer, prefix: &str, count: u16, qos: QoS) {
     for n in 0..count {
         let topic = format!("jobs/{n}");
         publisher
-            .publish(publish(&topic, &format!("{prefix}{n}"), qos, Some(n + 1)))
+            .send_publish(publish(&topic, &format!("{prefix}{n}"), qos, Some(n + 1)))
             .await;
         match publisher.recv().await {
             Packet::PubAck(_) => {}
@@ -343,7 +343,7 @@ async fn departed_members_unacknowledged_messages_go_to_the_rest_of_its_group() 
             .await;
     }
     publisher
-        .publish(publish("marker", "marker", QoS::AtMostOnce, None))
+        .send_publish(publish("marker", "marker", QoS::AtMostOnce, None))
         .await;
     assert!(
         jobs_until_marker(&mut staying).await.is_empty(),
@@ -385,7 +385,7 @@ async fn acknowledged_and_received_shared_messages_are_not_delivered_again() {
     let p = staying.recv_publish().await;
     assert_eq!((payload(&p), p.qos), ("job2".into(), QoS::ExactlyOnce));
     publisher
-        .publish(publish("marker", "marker", QoS::AtMostOnce, None))
+        .send_publish(publish("marker", "marker", QoS::AtMostOnce, None))
         .await;
     assert!(
         jobs_until_marker(&mut staying).await.is_empty(),
@@ -413,7 +413,7 @@ async fn a_v311_clean_session_members_messages_go_to_the_rest_of_its_group() {
     drop(leaving);
     // Delivered at the remaining member's QoS.
     publisher
-        .publish(publish("marker", "marker", QoS::AtMostOnce, None))
+        .send_publish(publish("marker", "marker", QoS::AtMostOnce, None))
         .await;
     let mut got = Vec::new();
     while got.len() < 3 {
@@ -435,7 +435,7 @@ async fn a_persistent_member_keeps_its_messages_until_its_session_expires() {
     let mut connect = Connect::new(ProtocolVersion::V5, "leaving");
     connect.keep_alive = 0;
     connect.properties.session_expiry_interval = Some(30);
-    leaving.connect(connect).await;
+    leaving.handshake(connect).await;
     member_subscribe(&mut leaving, JOBS, QoS::AtLeastOnce).await;
     let mut publisher = broker.client(ProtocolVersion::V5, "pub").await;
     publish_acked(&mut publisher, "job", 2, QoS::AtLeastOnce).await;
@@ -443,7 +443,7 @@ async fn a_persistent_member_keeps_its_messages_until_its_session_expires() {
     let mut staying = broker.raw(ProtocolVersion::V5).await;
     let mut connect = Connect::new(ProtocolVersion::V5, "staying");
     connect.keep_alive = 0;
-    staying.connect(connect).await;
+    staying.handshake(connect).await;
     member_subscribe(&mut staying, JOBS, QoS::AtLeastOnce).await;
     drop(leaving);
     wait_offline(&broker, "leaving").await;
@@ -451,7 +451,7 @@ async fn a_persistent_member_keeps_its_messages_until_its_session_expires() {
     // The session lives on: its messages wait for it.
     tokio::time::advance(Duration::from_secs(20)).await;
     publisher
-        .publish(publish("marker", "marker", QoS::AtMostOnce, None))
+        .send_publish(publish("marker", "marker", QoS::AtMostOnce, None))
         .await;
     assert!(jobs_until_marker(&mut staying).await.is_empty());
     // It expires: the rest of the group gets them.

@@ -17,17 +17,17 @@ async fn sys_broker(interval_secs: u64) -> TestBroker {
 }
 
 /// A client without keep alive (the tests advance the clock).
-async fn client(broker: &TestBroker, version: ProtocolVersion, id: &str) -> RawClient {
+async fn client(broker: &TestBroker, version: ProtocolVersion, id: &str) -> Peer {
     let mut client = broker.raw(version).await;
     let mut connect = Connect::new(version, id);
     connect.keep_alive = 0;
-    client.connect(connect).await;
+    client.handshake(connect).await;
     client
 }
 
 /// Advances the clock by one interval and collects the `$SYS` messages published then
 /// (not retained copies), until every topic in `wanted` is in.
-async fn next_snapshot(sub: &mut RawClient, wanted: &[&str]) -> HashMap<String, String> {
+async fn next_snapshot(sub: &mut Peer, wanted: &[&str]) -> HashMap<String, String> {
     tokio::time::advance(Duration::from_secs(1)).await;
     let mut values = HashMap::new();
     for _ in 0..1000 {
@@ -60,12 +60,12 @@ const LOADS: [&str; 4] = [
 async fn sys_topics_report_the_broker_every_interval() {
     let broker = sys_broker(1).await;
     let mut sub = client(&broker, ProtocolVersion::V5, "sys-watcher").await;
-    sub.subscribe(1, &[("$SYS/#", QoS::AtMostOnce)]).await;
+    sub.subscribe_many(1, &[("$SYS/#", QoS::AtMostOnce)]).await;
     let mut publisher = client(&broker, ProtocolVersion::V3_1_1, "pub").await;
     let other = client(&broker, ProtocolVersion::V5, "other").await;
     for n in 0..2 {
         publisher
-            .publish(publish("app/data", &n.to_string(), QoS::AtMostOnce, None))
+            .send_publish(publish("app/data", &n.to_string(), QoS::AtMostOnce, None))
             .await;
     }
 
@@ -122,7 +122,7 @@ async fn a_late_subscriber_gets_the_last_values_retained() {
     let _warm = client(&broker, ProtocolVersion::V5, "first").await;
     tokio::time::advance(Duration::from_secs(1)).await;
     let mut sub = client(&broker, ProtocolVersion::V3_1_1, "late").await;
-    sub.subscribe(1, &[("$SYS/broker/version", QoS::AtMostOnce)])
+    sub.subscribe_many(1, &[("$SYS/broker/version", QoS::AtMostOnce)])
         .await;
     let got = sub.recv_publish().await;
     assert!(got.retain);
@@ -135,13 +135,13 @@ async fn leading_wildcards_do_not_deliver_sys_topics() {
     let broker = sys_broker(1).await;
     let mut everything = client(&broker, ProtocolVersion::V5, "everything").await;
     everything
-        .subscribe(
+        .subscribe_many(
             1,
             &[("#", QoS::AtMostOnce), ("+/broker/#", QoS::AtMostOnce)],
         )
         .await;
     let mut sys = client(&broker, ProtocolVersion::V5, "sys").await;
-    sys.subscribe(1, &[("$SYS/broker/uptime", QoS::AtMostOnce)])
+    sys.subscribe_many(1, &[("$SYS/broker/uptime", QoS::AtMostOnce)])
         .await;
     for _ in 0..3 {
         // `sys` seeing a fresh report proves one was published.
@@ -155,7 +155,7 @@ async fn leading_wildcards_do_not_deliver_sys_topics() {
     }
     let mut publisher = client(&broker, ProtocolVersion::V5, "pub").await;
     publisher
-        .publish(publish("app/marker", "m", QoS::AtMostOnce, None))
+        .send_publish(publish("app/marker", "m", QoS::AtMostOnce, None))
         .await;
     let got = everything.recv_publish().await;
     assert_eq!(&got.topic[..], "app/marker", "no $SYS message before it");
@@ -166,7 +166,7 @@ async fn leading_wildcards_do_not_deliver_sys_topics() {
 async fn no_sys_topics_when_the_interval_is_zero() {
     let broker = sys_broker(0).await;
     let mut sub = client(&broker, ProtocolVersion::V5, "sub").await;
-    sub.subscribe(
+    sub.subscribe_many(
         1,
         &[("$SYS/#", QoS::AtMostOnce), ("app/#", QoS::AtMostOnce)],
     )
@@ -174,7 +174,7 @@ async fn no_sys_topics_when_the_interval_is_zero() {
     tokio::time::advance(Duration::from_secs(30)).await;
     let mut publisher = client(&broker, ProtocolVersion::V5, "pub").await;
     publisher
-        .publish(publish("app/marker", "m", QoS::AtMostOnce, None))
+        .send_publish(publish("app/marker", "m", QoS::AtMostOnce, None))
         .await;
     assert_eq!(&sub.recv_publish().await.topic[..], "app/marker");
     broker.stop().await;

@@ -30,14 +30,14 @@ fn tls_addr(broker: &TestBroker) -> SocketAddr {
     running(broker).tls_addrs[0]
 }
 
-type TlsClient = StreamClient<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+type TlsClient = Peer<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
 
 async fn mqtt_client(pki: &Pki, addr: SocketAddr, identity: Option<(&str, &str)>) -> TlsClient {
     let stream = pki
         .connect(addr, pki.client_config(identity))
         .await
         .expect("TLS handshake");
-    StreamClient::new(stream, ProtocolVersion::V5)
+    Peer::new(stream, ProtocolVersion::V5)
 }
 
 fn server_cert(client: &TlsClient) -> Vec<u8> {
@@ -50,12 +50,14 @@ async fn mqtt_over_tls_and_https_share_the_certificate() {
     let pki = Pki::generate();
     let broker = TestBroker::with_config(tls_config(&pki, false)).await;
     let mut client = mqtt_client(&pki, tls_addr(&broker), None).await;
-    let connack = client.connect("tls-1").await.expect("CONNACK");
+    let connack = client
+        .handshake(protocol::Connect::new(ProtocolVersion::V5, "tls-1"))
+        .await;
     assert_eq!(connack.reason_code, ReasonCode::Success);
     client
         .send(&subscribe(1, &[("tls/t", QoS::AtLeastOnce)]))
         .await;
-    assert!(matches!(client.recv().await, Some(Packet::SubAck(_))));
+    assert!(matches!(client.next().await, Some(Packet::SubAck(_))));
     client
         .send(&Packet::Publish(publish(
             "tls/t",
@@ -64,7 +66,7 @@ async fn mqtt_over_tls_and_https_share_the_certificate() {
             None,
         )))
         .await;
-    match client.recv().await {
+    match client.next().await {
         Some(Packet::Publish(p)) => assert_eq!(p.payload, "secret"),
         other => panic!("expected PUBLISH, got {other:?}"),
     }
@@ -114,7 +116,7 @@ async fn mutual_tls_makes_the_certificate_common_name_the_user_name() {
     let mut connect = protocol::Connect::new(ProtocolVersion::V5, "mtls-1");
     connect.username = Some("mallory".into());
     client.send(&Packet::Connect(Box::new(connect))).await;
-    assert!(matches!(client.recv().await, Some(Packet::ConnAck(_))));
+    assert!(matches!(client.next().await, Some(Packet::ConnAck(_))));
     let entry = broker.broker().clients.get("mtls-1").unwrap();
     assert_eq!(entry.username.as_deref(), Some("device-1"));
     broker.stop().await;
@@ -127,8 +129,10 @@ async fn accepted(pki: &Pki, addr: SocketAddr, identity: Option<(&str, &str)>) -
     let Ok(stream) = pki.connect(addr, pki.client_config(identity)).await else {
         return false;
     };
-    let mut client = StreamClient::new(stream, ProtocolVersion::V5);
-    client.connect("mtls-probe").await.is_some()
+    let mut client = Peer::new(stream, ProtocolVersion::V5);
+    let connect = protocol::Connect::new(ProtocolVersion::V5, "mtls-probe");
+    client.send(&Packet::Connect(Box::new(connect))).await;
+    matches!(client.next().await, Some(Packet::ConnAck(_)))
 }
 
 #[tokio::test]
@@ -163,26 +167,33 @@ async fn reload_gives_new_connections_the_new_certificate_and_keeps_open_ones() 
     let broker = TestBroker::with_config(tls_config(&pki, false)).await;
     let addr = tls_addr(&broker);
     let mut old = mqtt_client(&pki, addr, None).await;
-    old.connect("before-reload").await.expect("CONNACK");
+    old.handshake(protocol::Connect::new(ProtocolVersion::V5, "before-reload"))
+        .await;
     let first = server_cert(&old);
 
     let second = pki.issue_server_cert("server-2");
     running(&broker).reload_tls().expect("reload");
     let mut new = mqtt_client(&pki, addr, None).await;
-    new.connect("after-reload").await.expect("CONNACK");
+    new.handshake(protocol::Connect::new(ProtocolVersion::V5, "after-reload"))
+        .await;
     assert_eq!(server_cert(&new), second);
     assert_ne!(first, second);
 
     // The connection from before the reload still works.
     old.send(&Packet::PingReq).await;
-    assert!(matches!(old.recv().await, Some(Packet::PingResp)));
+    assert!(matches!(old.recv().await, Packet::PingResp));
 
     // A reload that fails keeps the certificate in force.
     std::fs::write(pki.path("server.key"), "not a key").unwrap();
     let err = running(&broker).reload_tls().unwrap_err().to_string();
     assert!(err.contains("tls.key"), "{err}");
     let mut third = mqtt_client(&pki, addr, None).await;
-    third.connect("after-failed-reload").await.expect("CONNACK");
+    third
+        .handshake(protocol::Connect::new(
+            ProtocolVersion::V5,
+            "after-failed-reload",
+        ))
+        .await;
     assert_eq!(server_cert(&third), second);
     broker.stop().await;
 }

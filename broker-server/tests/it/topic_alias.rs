@@ -4,6 +4,7 @@
 //! CONNECT (first PUBLISH of a topic: topic + alias; later ones: empty topic + alias).
 
 use crate::common;
+use tokio::io::DuplexStream;
 
 use std::num::NonZeroU16;
 
@@ -32,18 +33,22 @@ async fn connect_v5(
     broker: &TestBroker,
     id: &str,
     topic_alias_maximum: Option<u16>,
-) -> (RawClient, protocol::ConnAck) {
-    let mut client = broker.raw(ProtocolVersion::V5).await;
+) -> (Peer<DuplexStream>, protocol::ConnAck) {
+    let mut client = broker.in_process(ProtocolVersion::V5).await;
     let mut connect = Connect::new(ProtocolVersion::V5, id);
     connect.properties.topic_alias_maximum = topic_alias_maximum;
-    let connack = client.connect(connect).await;
+    let connack = client.handshake(connect).await;
     assert_eq!(connack.reason_code, ReasonCode::Success);
     (client, connack)
 }
 
 /// Asserts the broker sends DISCONNECT `reason` and closes, and that it counted a
 /// protocol error.
-async fn assert_disconnected(broker: &TestBroker, client: &mut RawClient, reason: ReasonCode) {
+async fn assert_disconnected(
+    broker: &TestBroker,
+    client: &mut Peer<DuplexStream>,
+    reason: ReasonCode,
+) {
     let seen = client.expect_closed().await;
     assert!(
         matches!(seen.last(), Some(Packet::Disconnect(d)) if d.reason_code == reason),
@@ -63,17 +68,26 @@ async fn broker_advertises_its_topic_alias_maximum() {
 #[tokio::test]
 async fn client_alias_set_then_used_with_an_empty_topic_reaches_subscribers_by_name() {
     let broker = broker_with_alias_maximum(4).await;
-    let mut sub = broker.client(ProtocolVersion::V3_1_1, "sub").await;
-    sub.subscribe(1, &[("sensors/#", QoS::AtMostOnce)]).await;
+    let mut sub = broker
+        .in_process_client(ProtocolVersion::V3_1_1, "sub")
+        .await;
+    sub.subscribe_many(1, &[("sensors/#", QoS::AtMostOnce)])
+        .await;
     let (mut publisher, _) = connect_v5(&broker, "pub", None).await;
 
-    publisher.publish(aliased("sensors/temp", "21", 1)).await;
-    publisher.publish(aliased("", "22", 1)).await;
-    publisher.publish(aliased("sensors/hum", "40", 4)).await;
-    publisher.publish(aliased("", "41", 4)).await;
+    publisher
+        .send_publish(aliased("sensors/temp", "21", 1))
+        .await;
+    publisher.send_publish(aliased("", "22", 1)).await;
+    publisher
+        .send_publish(aliased("sensors/hum", "40", 4))
+        .await;
+    publisher.send_publish(aliased("", "41", 4)).await;
     // Re-mapping an alias to another topic.
-    publisher.publish(aliased("sensors/wind", "5", 1)).await;
-    publisher.publish(aliased("", "6", 1)).await;
+    publisher
+        .send_publish(aliased("sensors/wind", "5", 1))
+        .await;
+    publisher.send_publish(aliased("", "6", 1)).await;
     let mut got = Vec::new();
     for _ in 0..6 {
         let p = sub.recv_publish().await;
@@ -102,7 +116,7 @@ async fn client_alias_set_then_used_with_an_empty_topic_reaches_subscribers_by_n
 async fn client_alias_above_the_advertised_maximum_is_disconnected_with_0x94() {
     let broker = broker_with_alias_maximum(4).await;
     let (mut client, _) = connect_v5(&broker, "c", None).await;
-    client.publish(aliased("t", "x", 5)).await;
+    client.send_publish(aliased("t", "x", 5)).await;
     assert_disconnected(&broker, &mut client, ReasonCode::TopicAliasInvalid).await;
     broker.stop().await;
 }
@@ -115,7 +129,7 @@ async fn any_client_alias_is_invalid_when_the_broker_allows_none() {
         connack.properties.topic_alias_maximum, None,
         "0 is the default: not sent"
     );
-    client.publish(aliased("t", "x", 1)).await;
+    client.send_publish(aliased("t", "x", 1)).await;
     assert_disconnected(&broker, &mut client, ReasonCode::TopicAliasInvalid).await;
     broker.stop().await;
 }
@@ -123,17 +137,17 @@ async fn any_client_alias_is_invalid_when_the_broker_allows_none() {
 #[tokio::test]
 async fn an_alias_that_was_never_set_is_a_protocol_error() {
     let broker = broker_with_alias_maximum(4).await;
-    let mut sub = broker.client(ProtocolVersion::V5, "sub").await;
-    sub.subscribe(1, &[("#", QoS::AtMostOnce)]).await;
+    let mut sub = broker.in_process_client(ProtocolVersion::V5, "sub").await;
+    sub.subscribe_many(1, &[("#", QoS::AtMostOnce)]).await;
     let (mut client, _) = connect_v5(&broker, "c", None).await;
-    client.publish(aliased("t", "set", 1)).await;
-    client.publish(aliased("", "unknown", 2)).await;
+    client.send_publish(aliased("t", "set", 1)).await;
+    client.send_publish(aliased("", "unknown", 2)).await;
     assert_disconnected(&broker, &mut client, ReasonCode::ProtocolError).await;
     // What came before the violation was delivered; the bad one was not.
     assert_eq!(&sub.recv_publish().await.payload[..], b"set");
     let (mut other, _) = connect_v5(&broker, "other", None).await;
     other
-        .publish(publish("after", "ok", QoS::AtMostOnce, None))
+        .send_publish(publish("after", "ok", QoS::AtMostOnce, None))
         .await;
     assert_eq!(&sub.recv_publish().await.payload[..], b"ok");
     broker.stop().await;
@@ -142,21 +156,21 @@ async fn an_alias_that_was_never_set_is_a_protocol_error() {
 #[tokio::test]
 async fn aliases_belong_to_one_connection() {
     let broker = broker_with_alias_maximum(4).await;
-    let mut client = broker.raw(ProtocolVersion::V5).await;
+    let mut client = broker.in_process(ProtocolVersion::V5).await;
     let mut connect = Connect::new(ProtocolVersion::V5, "c");
     connect.clean_start = false;
     connect.properties.session_expiry_interval = Some(60);
-    client.connect(connect.clone()).await;
-    client.publish(aliased("t", "set", 1)).await;
+    client.handshake(connect.clone()).await;
+    client.send_publish(aliased("t", "set", 1)).await;
     client
         .send(&Packet::Disconnect(protocol::Disconnect::new(
             ReasonCode::Success,
         )))
         .await;
     client.expect_closed().await;
-    let mut again = broker.raw(ProtocolVersion::V5).await;
-    assert!(again.connect(connect).await.session_present);
-    again.publish(aliased("", "stale", 1)).await;
+    let mut again = broker.in_process(ProtocolVersion::V5).await;
+    assert!(again.handshake(connect).await.session_present);
+    again.send_publish(aliased("", "stale", 1)).await;
     assert_disconnected(&broker, &mut again, ReasonCode::ProtocolError).await;
     broker.stop().await;
 }
@@ -165,8 +179,8 @@ async fn aliases_belong_to_one_connection() {
 async fn broker_aliases_topics_towards_a_client_that_allows_them() {
     let broker = TestBroker::start().await;
     let (mut sub, _) = connect_v5(&broker, "sub", Some(2)).await;
-    sub.subscribe(1, &[("a/#", QoS::AtLeastOnce)]).await;
-    let mut publisher = broker.client(ProtocolVersion::V5, "pub").await;
+    sub.subscribe_many(1, &[("a/#", QoS::AtLeastOnce)]).await;
+    let mut publisher = broker.in_process_client(ProtocolVersion::V5, "pub").await;
     for (topic, payload) in [
         ("a/one", "1"),
         ("a/one", "2"),
@@ -175,7 +189,7 @@ async fn broker_aliases_topics_towards_a_client_that_allows_them() {
         ("a/two", "5"),
     ] {
         publisher
-            .publish(publish(topic, payload, QoS::AtMostOnce, None))
+            .send_publish(publish(topic, payload, QoS::AtMostOnce, None))
             .await;
     }
     let mut got = Vec::new();
@@ -213,12 +227,12 @@ async fn broker_aliases_topics_towards_a_client_that_allows_them() {
 async fn broker_sends_no_aliases_to_a_client_that_did_not_allow_them() {
     for version in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
         let broker = TestBroker::start().await;
-        let mut sub = broker.client(version, "sub").await;
-        sub.subscribe(1, &[("a/#", QoS::AtMostOnce)]).await;
-        let mut publisher = broker.client(ProtocolVersion::V5, "pub").await;
+        let mut sub = broker.in_process_client(version, "sub").await;
+        sub.subscribe_many(1, &[("a/#", QoS::AtMostOnce)]).await;
+        let mut publisher = broker.in_process_client(ProtocolVersion::V5, "pub").await;
         for _ in 0..3 {
             publisher
-                .publish(publish("a/one", "x", QoS::AtMostOnce, None))
+                .send_publish(publish("a/one", "x", QoS::AtMostOnce, None))
                 .await;
         }
         for _ in 0..3 {

@@ -73,7 +73,7 @@ async fn websocket_and_tcp_clients_exchange_messages() {
         .await;
     assert!(matches!(ws.recv().await, Some(Packet::SubAck(_))));
     let mut tcp = broker.client(ProtocolVersion::V5, "tcp-pub").await;
-    tcp.publish(publish("mixed/x", "from tcp", QoS::AtMostOnce, None))
+    tcp.send_publish(publish("mixed/x", "from tcp", QoS::AtMostOnce, None))
         .await;
     match ws.recv().await {
         Some(Packet::Publish(p)) => assert_eq!(p.payload, "from tcp"),
@@ -223,7 +223,9 @@ async fn without_a_list_any_page_may_connect() {
 async fn closing_the_websocket_without_disconnect_publishes_the_will() {
     let (broker, addr) = ws_broker().await;
     let mut watcher = broker.client(ProtocolVersion::V5, "will-watcher").await;
-    watcher.subscribe(1, &[("wills/#", QoS::AtMostOnce)]).await;
+    watcher
+        .subscribe_many(1, &[("wills/#", QoS::AtMostOnce)])
+        .await;
     let mut client = ws_connect(addr, ProtocolVersion::V5).await;
     let mut connect = protocol::Connect::new(ProtocolVersion::V5, "ws-will");
     connect.will = Some(protocol::Will {
@@ -252,7 +254,7 @@ async fn a_large_write_goes_out_as_several_bounded_messages() {
     assert!(matches!(ws.recv().await, Some(Packet::SubAck(_))));
     let payload = Bytes::from(vec![7u8; 300 * 1024]);
     let mut tcp = broker.client(ProtocolVersion::V5, "big-pub").await;
-    tcp.publish(protocol::Publish::new("big".to_string(), payload.clone()))
+    tcp.send_publish(protocol::Publish::new("big".to_string(), payload.clone()))
         .await;
     // Read the raw WebSocket messages until they hold the whole PUBLISH.
     let mut sizes = Vec::new();

@@ -7,7 +7,7 @@ use broker_server::Config;
 use broker_server::cluster::config::ClusterBackend;
 use protocol::{Connect, Packet, ProtocolVersion, QoS, ReasonCode};
 
-use crate::common::{PATIENCE, RawClient, TestBroker, filter, memory_config, pid, publish};
+use crate::common::{PATIENCE, Peer, TestBroker, filter, memory_config, pid, publish};
 use crate::nats::NatsCluster;
 
 /// A node's configuration: in memory (its own sessions), joined to `nats` as `node`
@@ -51,7 +51,7 @@ fn connect_v5(client_id: &str, clean_start: bool, expiry: u32) -> Connect {
 
 /// Publishes at `qos` and completes the flow; returns the acknowledgement's reason.
 async fn publish_acked(
-    client: &mut RawClient,
+    client: &mut Peer,
     topic: &str,
     payload: &str,
     qos: QoS,
@@ -59,7 +59,7 @@ async fn publish_acked(
 ) -> ReasonCode {
     let packet_id = (qos != QoS::AtMostOnce).then_some(id);
     client
-        .publish(publish(topic, payload, qos, packet_id))
+        .send_publish(publish(topic, payload, qos, packet_id))
         .await;
     match qos {
         QoS::AtMostOnce => ReasonCode::Success,
@@ -87,13 +87,13 @@ async fn publish_acked(
 }
 
 /// Receives one PUBLISH and completes its flow as a subscriber.
-async fn receive_acking(client: &mut RawClient) -> protocol::Publish {
+async fn receive_acking(client: &mut Peer) -> protocol::Publish {
     receive_n(client, 1).await.remove(0)
 }
 
 /// Receives `n` PUBLISHes, acknowledging each as a subscriber (the broker may send the
 /// next PUBLISH before a PUBREL), until every QoS 2 flow is complete.
-async fn receive_n(client: &mut RawClient, n: usize) -> Vec<protocol::Publish> {
+async fn receive_n(client: &mut Peer, n: usize) -> Vec<protocol::Publish> {
     let mut got = Vec::new();
     let mut releasing = std::collections::HashSet::new();
     while got.len() < n || !releasing.is_empty() {
@@ -133,10 +133,10 @@ async fn receive_n(client: &mut RawClient, n: usize) -> Vec<protocol::Publish> {
 /// A subscription reaches the other nodes asynchronously: publishes probes on `via`
 /// until `subscriber` gets one, then a fence, and drops everything up to the fence, so
 /// what the test publishes next is neither raced nor mixed with probes.
-async fn wait_routed(via: &mut RawClient, subscriber: &mut RawClient, topic: &str) {
+async fn wait_routed(via: &mut Peer, subscriber: &mut Peer, topic: &str) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        via.publish(publish(topic, "probe", QoS::AtMostOnce, None))
+        via.send_publish(publish(topic, "probe", QoS::AtMostOnce, None))
             .await;
         if let Ok(Some(Packet::Publish(p))) = subscriber.try_recv(Duration::from_millis(200)).await
             && &*p.topic == topic
@@ -149,7 +149,7 @@ async fn wait_routed(via: &mut RawClient, subscriber: &mut RawClient, topic: &st
         );
     }
     let fence = format!("fence-{}", fastrand::u64(..));
-    via.publish(publish(topic, &fence, QoS::AtMostOnce, None))
+    via.send_publish(publish(topic, &fence, QoS::AtMostOnce, None))
         .await;
     loop {
         if let Packet::Publish(p) = subscriber.recv().await
@@ -169,14 +169,14 @@ async fn publishes_at_every_qos_reach_subscribers_on_other_nodes() {
     let mut publisher = nodes[2].client(ProtocolVersion::V5, "pub3").await;
     // Two overlapping filters on one node and client: one delivery each (MQTT 5: the
     // broker sends one copy at the highest QoS).
-    sub1.subscribe(1, &[("t/#", QoS::ExactlyOnce), ("t/+/x", QoS::AtLeastOnce)])
+    sub1.subscribe_many(1, &[("t/#", QoS::ExactlyOnce), ("t/+/x", QoS::AtLeastOnce)])
         .await;
-    sub2.subscribe(1, &[("t/+/x", QoS::ExactlyOnce)]).await;
+    sub2.subscribe_many(1, &[("t/+/x", QoS::ExactlyOnce)]).await;
     wait_routed(&mut publisher, &mut sub1, "t/probe/x").await;
     wait_routed(&mut publisher, &mut sub2, "t/probe/x").await;
     // sub1 got sub2's probes too: both drop what came, up to a last fence.
     publisher
-        .publish(publish("t/probe/x", "last-fence", QoS::AtMostOnce, None))
+        .send_publish(publish("t/probe/x", "last-fence", QoS::AtMostOnce, None))
         .await;
     while !matches!(sub1.recv().await, Packet::Publish(p) if &p.payload[..] == b"last-fence") {}
     while !matches!(sub2.recv().await, Packet::Publish(p) if &p.payload[..] == b"last-fence") {}
@@ -211,13 +211,13 @@ async fn publishes_at_every_qos_reach_subscribers_on_other_nodes() {
 
     // `#` does not match `$` topics, also across nodes.
     let mut dollar = nodes[0].client(ProtocolVersion::V5, "dollar").await;
-    dollar.subscribe(1, &[("#", QoS::AtMostOnce)]).await;
+    dollar.subscribe_many(1, &[("#", QoS::AtMostOnce)]).await;
     wait_routed(&mut publisher, &mut dollar, "probe/any").await;
     publisher
-        .publish(publish("$app/x", "hidden", QoS::AtMostOnce, None))
+        .send_publish(publish("$app/x", "hidden", QoS::AtMostOnce, None))
         .await;
     publisher
-        .publish(publish("visible", "seen", QoS::AtMostOnce, None))
+        .send_publish(publish("visible", "seen", QoS::AtMostOnce, None))
         .await;
     let got = dollar.recv_publish().await;
     assert_eq!(&*got.topic, "visible");
@@ -231,11 +231,11 @@ async fn a_retained_message_reaches_a_new_subscriber_on_another_node_until_clear
     let mut publisher = nodes[0].client(ProtocolVersion::V5, "p").await;
     let mut retained = publish("home/kitchen/temp", "21.5", QoS::AtLeastOnce, Some(1));
     retained.retain = true;
-    publisher.publish(retained).await;
+    publisher.send_publish(retained).await;
     assert!(matches!(publisher.recv().await, Packet::PubAck(ack) if !ack.reason_code.is_error()));
 
     let mut late = nodes[1].client(ProtocolVersion::V3_1_1, "late").await;
-    late.subscribe(1, &[("home/+/temp", QoS::AtLeastOnce)])
+    late.subscribe_many(1, &[("home/+/temp", QoS::AtLeastOnce)])
         .await;
     let got = receive_acking(&mut late).await;
     assert!(got.retain, "sent as retained");
@@ -244,11 +244,13 @@ async fn a_retained_message_reaches_a_new_subscriber_on_another_node_until_clear
     // An empty retained publish clears it everywhere.
     let mut clear = publish("home/kitchen/temp", "", QoS::AtLeastOnce, Some(2));
     clear.retain = true;
-    publisher.publish(clear).await;
+    publisher.send_publish(clear).await;
     assert!(matches!(publisher.recv().await, Packet::PubAck(_)));
     let _ = late.try_recv(Duration::from_millis(500)).await;
     let mut later = nodes[1].client(ProtocolVersion::V5, "later").await;
-    later.subscribe(1, &[("home/#", QoS::AtLeastOnce)]).await;
+    later
+        .subscribe_many(1, &[("home/#", QoS::AtLeastOnce)])
+        .await;
     later.expect_silence(Duration::from_millis(500)).await;
     stop_all(nodes).await;
 }
@@ -276,8 +278,8 @@ async fn a_client_id_connecting_on_another_node_takes_the_session_over() {
         nodes[1].raw(ProtocolVersion::V5)
     );
     let (ack_a, ack_b) = tokio::join!(
-        a.connect(Connect::new(ProtocolVersion::V5, "racer")),
-        b.connect(Connect::new(ProtocolVersion::V5, "racer"))
+        a.handshake(Connect::new(ProtocolVersion::V5, "racer")),
+        b.handshake(Connect::new(ProtocolVersion::V5, "racer"))
     );
     assert_eq!(ack_a.reason_code, ReasonCode::Success);
     assert_eq!(ack_b.reason_code, ReasonCode::Success);
@@ -294,7 +296,7 @@ async fn a_client_id_connecting_on_another_node_takes_the_session_over() {
 }
 
 /// Whether the connection is open: it answers a PING.
-async fn still_open(client: &mut RawClient) -> bool {
+async fn still_open(client: &mut Peer) -> bool {
     client.send(&Packet::PingReq).await;
     loop {
         match client.try_recv(PATIENCE).await {
@@ -310,9 +312,11 @@ async fn a_persistent_session_resumes_on_another_node_with_what_it_missed() {
     let nats = NatsCluster::start().await;
     let nodes = start_nodes(&nats, "e2e4", 2).await;
     let mut device = nodes[0].raw(ProtocolVersion::V5).await;
-    let ack = device.connect(connect_v5("phone", true, 3600)).await;
+    let ack = device.handshake(connect_v5("phone", true, 3600)).await;
     assert_eq!(ack.reason_code, ReasonCode::Success);
-    device.subscribe(1, &[("alerts/#", QoS::ExactlyOnce)]).await;
+    device
+        .subscribe_many(1, &[("alerts/#", QoS::ExactlyOnce)])
+        .await;
     device.send(&Packet::Disconnect(Default::default())).await;
     drop(device);
 
@@ -327,7 +331,7 @@ async fn a_persistent_session_resumes_on_another_node_with_what_it_missed() {
     }
 
     let mut device = nodes[1].raw(ProtocolVersion::V5).await;
-    let ack = device.connect(connect_v5("phone", false, 3600)).await;
+    let ack = device.handshake(connect_v5("phone", false, 3600)).await;
     assert_eq!(ack.reason_code, ReasonCode::Success);
     assert!(ack.session_present, "the session came from the other node");
     let got: Vec<_> = receive_n(&mut device, 3)
@@ -359,7 +363,7 @@ async fn losing_nats_quorum_refuses_what_must_be_durable_and_keeps_qos0_local() 
     let mut nats = NatsCluster::start().await;
     let nodes = start_nodes(&nats, "e2e6", 1).await;
     let mut sub = nodes[0].client(ProtocolVersion::V5, "local-sub").await;
-    sub.subscribe(1, &[("q/#", QoS::AtLeastOnce)]).await;
+    sub.subscribe_many(1, &[("q/#", QoS::AtLeastOnce)]).await;
     let mut publisher = nodes[0].client(ProtocolVersion::V5, "local-pub").await;
 
     // One NATS server of three down: everything works, once its streams elected new
@@ -393,13 +397,13 @@ async fn losing_nats_quorum_refuses_what_must_be_durable_and_keeps_qos0_local() 
     // local clients keeps working.
     while let Ok(Some(_)) = sub.try_recv(Duration::from_millis(300)).await {}
     publisher
-        .publish(publish("q/3", "local", QoS::AtMostOnce, None))
+        .send_publish(publish("q/3", "local", QoS::AtMostOnce, None))
         .await;
     let got = sub.recv_publish().await;
     assert_eq!(&got.payload[..], b"local");
     // A persistent session cannot be recorded: refused.
     let mut persistent = nodes[0].raw(ProtocolVersion::V5).await;
-    let ack = persistent.connect(connect_v5("keeper", true, 600)).await;
+    let ack = persistent.handshake(connect_v5("keeper", true, 600)).await;
     assert_eq!(ack.reason_code, ReasonCode::ServerUnavailable);
 
     // Quorum back: QoS 1 is accepted again, by itself.
@@ -434,7 +438,7 @@ async fn acls_hold_the_same_on_every_node() {
     }
     let mut reader = nodes[0].client(ProtocolVersion::V5, "reader").await;
     let codes = reader
-        .subscribe(
+        .subscribe_many(
             1,
             &[("public/#", QoS::AtMostOnce), ("secret/#", QoS::AtMostOnce)],
         )
@@ -446,7 +450,7 @@ async fn acls_hold_the_same_on_every_node() {
     let reason = publish_acked(&mut writer, "secret/x", "no", QoS::AtLeastOnce, 1).await;
     assert_eq!(reason, ReasonCode::NotAuthorized);
     writer
-        .publish(publish("public/x", "yes", QoS::AtMostOnce, None))
+        .send_publish(publish("public/x", "yes", QoS::AtMostOnce, None))
         .await;
     assert_eq!(&reader.recv_publish().await.payload[..], b"yes");
     let _ = filter("x");
@@ -463,13 +467,15 @@ async fn a_shared_subscription_gives_each_message_to_one_member_cluster_wide() {
             .client(ProtocolVersion::V5, &format!("worker{i}"))
             .await;
         member
-            .subscribe(1, &[("$share/workers/jobs/#", QoS::AtLeastOnce)])
+            .subscribe_many(1, &[("$share/workers/jobs/#", QoS::AtLeastOnce)])
             .await;
         members.push(member);
     }
     // An ordinary subscriber beside the group gets everything.
     let mut audit = nodes[0].client(ProtocolVersion::V5, "audit").await;
-    audit.subscribe(1, &[("jobs/#", QoS::AtLeastOnce)]).await;
+    audit
+        .subscribe_many(1, &[("jobs/#", QoS::AtLeastOnce)])
+        .await;
     let mut publisher = nodes[2].client(ProtocolVersion::V5, "boss").await;
     wait_routed(&mut publisher, &mut audit, "jobs/probe").await;
     // The group's subscriptions reached NATS too: probes go to some member.
@@ -477,7 +483,7 @@ async fn a_shared_subscription_gives_each_message_to_one_member_cluster_wide() {
     let mut reached = [false, false];
     while reached != [true, true] {
         publisher
-            .publish(publish("jobs/probe", "probe", QoS::AtMostOnce, None))
+            .send_publish(publish("jobs/probe", "probe", QoS::AtMostOnce, None))
             .await;
         for (i, member) in members.iter_mut().enumerate() {
             while let Ok(Some(Packet::Publish(_))) =
@@ -557,7 +563,7 @@ async fn metrics_show_the_nats_connection_and_every_node() {
     }
     // A message across counts on both sides.
     let mut sub = nodes[1].client(ProtocolVersion::V5, "m-sub").await;
-    sub.subscribe(1, &[("m/#", QoS::AtMostOnce)]).await;
+    sub.subscribe_many(1, &[("m/#", QoS::AtMostOnce)]).await;
     let mut publisher = nodes[0].client(ProtocolVersion::V5, "m-pub").await;
     wait_routed(&mut publisher, &mut sub, "m/x").await;
     let sent = broker_server::internals::http::render(nodes[0].broker());

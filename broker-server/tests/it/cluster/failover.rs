@@ -11,7 +11,7 @@ use std::time::Duration;
 use protocol::{Connect, Packet, ProtocolVersion, PubAck, QoS, ReasonCode, Will};
 
 use super::e2e::node_config;
-use crate::common::{self, KillOnDrop, PATIENCE, RawClient, TestBroker, publish};
+use crate::common::{self, KillOnDrop, PATIENCE, Peer, TestBroker, publish};
 use crate::nats::NatsCluster;
 
 /// Messages published in all; the node dies after about half of them.
@@ -68,7 +68,7 @@ fn persistent(client_id: &str, clean_start: bool) -> Connect {
 
 /// Reads PUBLISHes (acknowledging QoS 1) until the connection closes or nothing comes
 /// for `quiet`; adds their payloads to `got`.
-async fn collect(client: &mut RawClient, got: &mut BTreeSet<u32>, quiet: Duration) {
+async fn collect(client: &mut Peer, got: &mut BTreeSet<u32>, quiet: Duration) {
     loop {
         match client.try_recv(quiet).await {
             Ok(Some(Packet::Publish(p))) => {
@@ -94,11 +94,13 @@ async fn a_killed_node_s_clients_resume_elsewhere_and_its_wills_come_out_once() 
 
     // On the survivor: who watches for wills, and the publisher.
     let mut watcher = survivor.client(ProtocolVersion::V5, "watcher").await;
-    watcher.subscribe(1, &[("wills/#", QoS::AtLeastOnce)]).await;
+    watcher
+        .subscribe_many(1, &[("wills/#", QoS::AtLeastOnce)])
+        .await;
     let mut publisher = survivor.client(ProtocolVersion::V5, "publisher").await;
 
     // On the doomed node: a device with a will, and a persistent-session subscriber.
-    let mut device = RawClient::open(doomed_addr, ProtocolVersion::V5).await;
+    let mut device = Peer::open(doomed_addr, ProtocolVersion::V5).await.parking();
     let mut connect = Connect::new(ProtocolVersion::V5, "device");
     connect.will = Some(Will {
         topic: protocol::TopicName::new("wills/device").unwrap(),
@@ -108,20 +110,20 @@ async fn a_killed_node_s_clients_resume_elsewhere_and_its_wills_come_out_once() 
         properties: Default::default(),
     });
     assert_eq!(
-        device.connect(connect).await.reason_code,
+        device.handshake(connect).await.reason_code,
         ReasonCode::Success
     );
-    let mut subscriber = RawClient::open(doomed_addr, ProtocolVersion::V5).await;
-    let ack = subscriber.connect(persistent("subscriber", true)).await;
+    let mut subscriber = Peer::open(doomed_addr, ProtocolVersion::V5).await.parking();
+    let ack = subscriber.handshake(persistent("subscriber", true)).await;
     assert_eq!(ack.reason_code, ReasonCode::Success);
     subscriber
-        .subscribe(1, &[("load/#", QoS::AtLeastOnce)])
+        .subscribe_many(1, &[("load/#", QoS::AtLeastOnce)])
         .await;
     // The subscription reached the survivor: a probe crosses.
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         publisher
-            .publish(publish("load/probe", "probe", QoS::AtMostOnce, None))
+            .send_publish(publish("load/probe", "probe", QoS::AtMostOnce, None))
             .await;
         if let Ok(Some(Packet::Publish(_))) = subscriber.try_recv(Duration::from_millis(200)).await
         {
@@ -137,7 +139,7 @@ async fn a_killed_node_s_clients_resume_elsewhere_and_its_wills_come_out_once() 
     for n in 0..MESSAGES {
         let id = (n % 60_000 + 1) as u16;
         publisher
-            .publish(publish(
+            .send_publish(publish(
                 "load/x",
                 &n.to_string(),
                 QoS::AtLeastOnce,
@@ -160,7 +162,7 @@ async fn a_killed_node_s_clients_resume_elsewhere_and_its_wills_come_out_once() 
 
     // The subscriber reconnects to the survivor and continues its session.
     let mut subscriber = survivor.raw(ProtocolVersion::V5).await;
-    let ack = subscriber.connect(persistent("subscriber", false)).await;
+    let ack = subscriber.handshake(persistent("subscriber", false)).await;
     assert_eq!(ack.reason_code, ReasonCode::Success);
     assert!(ack.session_present, "the session survived its node");
     collect(&mut subscriber, &mut got, Duration::from_secs(2)).await;
@@ -172,7 +174,7 @@ async fn a_killed_node_s_clients_resume_elsewhere_and_its_wills_come_out_once() 
 
     // The subscription is live on the survivor too.
     publisher
-        .publish(publish("load/x", "100000", QoS::AtLeastOnce, Some(9)))
+        .send_publish(publish("load/x", "100000", QoS::AtLeastOnce, Some(9)))
         .await;
     let _ = publisher.recv().await;
     let mut after = BTreeSet::new();
@@ -203,20 +205,20 @@ async fn a_dead_node_s_unacknowledged_shared_messages_reach_a_member_elsewhere()
     let survivor = TestBroker::with_config(config).await;
 
     // A member on each node; the doomed node's member never acknowledges anything.
-    let mut stuck = RawClient::open(doomed_addr, ProtocolVersion::V5).await;
+    let mut stuck = Peer::open(doomed_addr, ProtocolVersion::V5).await.parking();
     assert_eq!(
         stuck
-            .connect(Connect::new(ProtocolVersion::V5, "stuck"))
+            .handshake(Connect::new(ProtocolVersion::V5, "stuck"))
             .await
             .reason_code,
         ReasonCode::Success
     );
     stuck
-        .subscribe(1, &[("$share/workers/jobs/#", QoS::AtLeastOnce)])
+        .subscribe_many(1, &[("$share/workers/jobs/#", QoS::AtLeastOnce)])
         .await;
     let mut worker = survivor.client(ProtocolVersion::V5, "worker").await;
     worker
-        .subscribe(1, &[("$share/workers/jobs/#", QoS::AtLeastOnce)])
+        .subscribe_many(1, &[("$share/workers/jobs/#", QoS::AtLeastOnce)])
         .await;
     let mut publisher = survivor.client(ProtocolVersion::V5, "boss").await;
 
@@ -229,7 +231,7 @@ async fn a_dead_node_s_unacknowledged_shared_messages_reach_a_member_elsewhere()
         n += 1;
         let id = (n % 60_000 + 1) as u16;
         publisher
-            .publish(publish(
+            .send_publish(publish(
                 "jobs/x",
                 &n.to_string(),
                 QoS::AtLeastOnce,

@@ -1,5 +1,5 @@
-//! Test harness: the broker in-process on port 0, and a raw MQTT client that speaks
-//! packets (through the `protocol` codec) or bytes over a real TCP socket.
+//! Test harness: the broker in-process on port 0 (or the real binary as a child
+//! process), with raw clients ([`Peer`]) connected to it, and packet builders.
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::SocketAddr;
@@ -7,13 +7,13 @@ use std::num::NonZeroU16;
 use std::time::Duration;
 
 use broker_server::{Config, RunningBroker};
-use bytes::BytesMut;
 use protocol::{
-    ConnAck, Connect, Packet, PacketId, ProtocolVersion, Publish, QoS, Subscribe, Subscription,
+    Connect, Packet, PacketId, ProtocolVersion, Publish, QoS, Subscribe, Subscription,
     SubscriptionOptions, TopicFilter,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::DuplexStream;
+
+pub use crate::peer::Peer;
 
 /// How long a test waits for something that should happen before failing. A failure
 /// guard only: no test asserts on timing.
@@ -80,15 +80,38 @@ impl TestBroker {
         }
     }
 
+    /// A raw client on an in-memory pipe to the broker (nothing sent yet): no socket,
+    /// no port (`RunningBroker::connect_in_process`).
+    pub async fn in_process(&self, version: ProtocolVersion) -> Peer<DuplexStream> {
+        let stream = self.running.as_ref().unwrap().connect_in_process();
+        Peer::new(stream, version)
+    }
+
+    /// An in-process raw client that completed CONNECT / CONNACK with `client_id`.
+    pub async fn in_process_client(
+        &self,
+        version: ProtocolVersion,
+        client_id: &str,
+    ) -> Peer<DuplexStream> {
+        let mut client = self.in_process(version).await;
+        let connack = client.handshake(Connect::new(version, client_id)).await;
+        assert_eq!(
+            connack.reason_code,
+            protocol::ReasonCode::Success,
+            "{connack:?}"
+        );
+        client
+    }
+
     /// A raw client connected at the TCP level (nothing sent yet).
-    pub async fn raw(&self, version: ProtocolVersion) -> RawClient {
-        RawClient::open(self.addr, version).await
+    pub async fn raw(&self, version: ProtocolVersion) -> Peer {
+        Peer::open(self.addr, version).await.parking()
     }
 
     /// A raw client that completed CONNECT / CONNACK with `client_id`.
-    pub async fn client(&self, version: ProtocolVersion, client_id: &str) -> RawClient {
+    pub async fn client(&self, version: ProtocolVersion, client_id: &str) -> Peer {
         let mut client = self.raw(version).await;
-        let connack = client.connect(Connect::new(version, client_id)).await;
+        let connack = client.handshake(Connect::new(version, client_id)).await;
         assert_eq!(
             connack.reason_code,
             protocol::ReasonCode::Success,
@@ -125,128 +148,6 @@ pub fn publish(topic: &str, payload: &str, qos: QoS, packet_id: Option<u16>) -> 
     p.qos = qos;
     p.packet_id = packet_id.map(pid);
     p
-}
-
-/// A client that sends and receives whole packets (or raw bytes).
-pub struct RawClient {
-    pub stream: TcpStream,
-    pub version: ProtocolVersion,
-    buf: BytesMut,
-}
-
-impl RawClient {
-    pub async fn open(addr: SocketAddr, version: ProtocolVersion) -> Self {
-        let stream = TcpStream::connect(addr).await.expect("TCP connect");
-        Self::from_stream(stream, version)
-    }
-
-    /// A client on a socket connected already (e.g. from a chosen source address).
-    pub fn from_stream(stream: TcpStream, version: ProtocolVersion) -> Self {
-        stream.set_nodelay(true).unwrap();
-        Self {
-            stream,
-            version,
-            buf: BytesMut::new(),
-        }
-    }
-
-    pub async fn send(&mut self, packet: &Packet) {
-        let mut out = BytesMut::new();
-        protocol::encode(packet, self.version, &mut out).expect("encodes");
-        self.stream.write_all(&out).await.expect("write");
-    }
-
-    pub async fn send_bytes(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).await.expect("write");
-    }
-
-    /// The next packet; panics if none arrives within [`PATIENCE`] or the connection
-    /// closes.
-    pub async fn recv(&mut self) -> Packet {
-        match self.try_recv(PATIENCE).await {
-            Ok(Some(packet)) => packet,
-            Ok(None) => panic!("connection closed while waiting for a packet"),
-            Err(()) => panic!("no packet within {PATIENCE:?}"),
-        }
-    }
-
-    /// The next packet, `Ok(None)` if the broker closed the connection, `Err` if
-    /// nothing came within `wait`.
-    pub async fn try_recv(&mut self, wait: Duration) -> Result<Option<Packet>, ()> {
-        let limits = protocol::Limits {
-            version: self.version,
-            ..Default::default()
-        };
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            if let Some(packet) =
-                protocol::decode(&mut self.buf, &limits).expect("broker sends valid packets")
-            {
-                return Ok(Some(packet));
-            }
-            let read = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await;
-            match read {
-                Err(_) => return Err(()),
-                Ok(Ok(0)) | Ok(Err(_)) => return Ok(None),
-                Ok(Ok(_)) => {}
-            }
-        }
-    }
-
-    /// Asserts that nothing arrives within `wait` (used with paused time, or short
-    /// real waits for "nothing more is sent").
-    pub async fn expect_silence(&mut self, wait: Duration) {
-        if let Ok(packet) = self.try_recv(wait).await {
-            panic!("expected nothing, got {packet:?}");
-        }
-    }
-
-    /// Reads until the broker closes the connection; returns what arrived before.
-    pub async fn expect_closed(&mut self) -> Vec<Packet> {
-        let mut seen = Vec::new();
-        loop {
-            match self.try_recv(PATIENCE).await {
-                Ok(Some(packet)) => seen.push(packet),
-                Ok(None) => return seen,
-                Err(()) => panic!("connection still open after {PATIENCE:?}; got {seen:?}"),
-            }
-        }
-    }
-
-    pub async fn connect(&mut self, connect: Connect) -> ConnAck {
-        self.send(&Packet::Connect(Box::new(connect))).await;
-        match self.recv().await {
-            Packet::ConnAck(connack) => connack,
-            other => panic!("expected CONNACK, got {other:?}"),
-        }
-    }
-
-    pub async fn subscribe(
-        &mut self,
-        packet_id: u16,
-        filters: &[(&str, QoS)],
-    ) -> Vec<protocol::ReasonCode> {
-        self.send(&subscribe(packet_id, filters)).await;
-        match self.recv().await {
-            Packet::SubAck(ack) => {
-                assert_eq!(ack.packet_id, pid(packet_id));
-                ack.reason_codes
-            }
-            other => panic!("expected SUBACK, got {other:?}"),
-        }
-    }
-
-    pub async fn publish(&mut self, publish: Publish) {
-        self.send(&Packet::Publish(publish)).await;
-    }
-
-    /// The next PUBLISH, acknowledging nothing.
-    pub async fn recv_publish(&mut self) -> Publish {
-        match self.recv().await {
-            Packet::Publish(p) => p,
-            other => panic!("expected PUBLISH, got {other:?}"),
-        }
-    }
 }
 
 /// The MQTT over TCP address a `broker-server` process started with `--tcp

@@ -1,8 +1,10 @@
-//! A raw MQTT peer for behaviour tests that must not depend on timing.
+//! The raw MQTT client of the broker's tests: whole packets (or raw bytes) over any byte
+//! stream — a loopback TCP socket ([`Peer::open`], `TestBroker::raw` / `client`), TLS
+//! or WebSocket streams ([`Peer::new`]).
 //!
-//! [`Peer`] speaks whole packets over a real loopback socket like `common::RawClient`,
-//! but it never *parks* the runtime while it waits for the broker: it polls, yields to
-//! the other tasks (the broker runs in the same current-thread runtime) and polls again.
+//! Its waits ([`Peer::next`], [`Peer::recv`] and everything built on them) never
+//! *park* the runtime while it waits for the broker: they poll, yield to the other
+//! tasks (the broker runs in the same current-thread runtime) and polls again.
 //! Under `#[tokio::test(start_paused = true)]` that matters: tokio auto-advances a paused
 //! clock whenever the runtime parks with nothing to do, so an ordinary `.await` on a read
 //! could let keep alive, will delay or session expiry timers fire "early". With `Peer`,
@@ -13,6 +15,13 @@
 //! PINGREQ round trips. The connection task drains the session's mailbox before every
 //! write, so anything the broker had to send by the first PINGREQ leaves before or with
 //! the first PINGRESP, and is read before the second.
+//!
+//! A peer made *parking* ([`Peer::parking`]: the ones `TestBroker::raw` / `client` and
+//! [`Peer::new`] / [`Peer::from_tcp`] give) waits like any client instead, with a
+//! timer, so that a test on real time does not spin a core while the broker (a child
+//! process, or under load) takes its time. [`Peer::try_recv`] and
+//! [`Peer::expect_silence`] always wait with a timer: they check that nothing arrives
+//! for a while.
 #![allow(dead_code, unreachable_pub)]
 
 use std::future::Future;
@@ -26,7 +35,7 @@ use protocol::{
     Publish, QoS, ReasonCode, Subscribe, Subscription, SubscriptionOptions, TopicFilter, TopicName,
     Will,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Real time a test waits for something that should happen at once before failing.
@@ -51,6 +60,18 @@ pub async fn promptly<F: Future>(what: &str, fut: F) -> F::Output {
             WallInstant::now() < deadline,
             "{what}: not done after {WALL_PATIENCE:?}"
         );
+    }
+}
+
+/// Awaits `fut`: with [`promptly`], or, if `parks`, like any future with a timer of
+/// [`WALL_PATIENCE`] as failure guard.
+async fn settle<F: Future>(parks: bool, what: &str, fut: F) -> F::Output {
+    if parks {
+        tokio::time::timeout(WALL_PATIENCE, fut)
+            .await
+            .unwrap_or_else(|_| panic!("{what}: not done after {WALL_PATIENCE:?}"))
+    } else {
+        promptly(what, fut).await
     }
 }
 
@@ -136,10 +157,13 @@ pub fn text(publish: &Publish) -> &str {
 }
 
 /// One side of an MQTT connection, driven by the test.
-pub struct Peer {
-    stream: TcpStream,
+pub struct Peer<S = TcpStream> {
+    /// The connection, for tests that write or read around the codec.
+    pub stream: S,
     pub version: ProtocolVersion,
     buf: BytesMut,
+    /// Waits park the runtime (a timer as failure guard) instead of polling.
+    parks: bool,
 }
 
 impl Peer {
@@ -148,22 +172,30 @@ impl Peer {
         let stream = promptly("TCP connect", TcpStream::connect(addr))
             .await
             .expect("TCP connect");
+        Self::unparked(stream, version)
+    }
+
+    /// A parking peer on a socket connected already (e.g. from a chosen source
+    /// address).
+    pub fn from_tcp(stream: TcpStream, version: ProtocolVersion) -> Self {
         stream.set_nodelay(true).expect("nodelay");
+        Self::new(stream, version)
+    }
+
+    /// A non-parking TCP peer (see the module's documentation), for tests on a paused
+    /// clock.
+    fn unparked(stream: TcpStream, version: ProtocolVersion) -> Self {
         Self {
-            stream,
-            version,
-            buf: BytesMut::with_capacity(4096),
+            parks: false,
+            ..Self::from_tcp(stream, version)
         }
     }
 
     /// Connects with `connect` and returns the CONNACK, whatever it says.
     pub async fn connect(addr: SocketAddr, connect: Connect) -> (Self, ConnAck) {
         let mut peer = Self::open(addr, connect.protocol).await;
-        peer.send(&Packet::Connect(Box::new(connect))).await;
-        match peer.recv().await {
-            Packet::ConnAck(connack) => (peer, connack),
-            other => panic!("expected CONNACK, got {other:?}"),
-        }
+        let connack = peer.handshake(connect).await;
+        (peer, connack)
     }
 
     /// Connects with `connect`, asserting success; returns Session Present too.
@@ -171,6 +203,35 @@ impl Peer {
         let (peer, connack) = Self::connect(addr, connect).await;
         assert_eq!(connack.reason_code, ReasonCode::Success, "{connack:?}");
         (peer, connack.session_present)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Peer<S> {
+    /// A parking peer on `stream` (nothing sent yet).
+    pub fn new(stream: S, version: ProtocolVersion) -> Self {
+        Self {
+            stream,
+            version,
+            buf: BytesMut::with_capacity(4096),
+            parks: true,
+        }
+    }
+
+    /// This peer, made to wait with a timer (see the module's documentation).
+    pub fn parking(self) -> Self {
+        Self {
+            parks: true,
+            ..self
+        }
+    }
+
+    /// Sends `connect` and returns the CONNACK, whatever it says.
+    pub async fn handshake(&mut self, connect: Connect) -> ConnAck {
+        self.send(&Packet::Connect(Box::new(connect))).await;
+        match self.recv().await {
+            Packet::ConnAck(connack) => connack,
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
     }
 
     pub async fn send(&mut self, packet: &Packet) {
@@ -180,9 +241,63 @@ impl Peer {
     }
 
     pub async fn send_bytes(&mut self, bytes: &[u8]) {
-        promptly("write", self.stream.write_all(bytes))
+        settle(self.parks, "write", self.stream.write_all(bytes))
             .await
             .expect("write");
+        settle(self.parks, "flush", self.stream.flush())
+            .await
+            .expect("flush");
+    }
+
+    /// Sends a PUBLISH and waits for nothing (see [`Peer::publish`] for the whole flow).
+    pub async fn send_publish(&mut self, publish: Publish) {
+        self.send(&Packet::Publish(publish)).await;
+    }
+
+    /// The next packet, `Ok(None)` if the broker closed the connection, `Err` if
+    /// nothing came within `wait` (a timer: the runtime may park, and a paused clock
+    /// advance).
+    pub async fn try_recv(&mut self, wait: Duration) -> Result<Option<Packet>, ()> {
+        let limits = protocol::Limits {
+            version: self.version,
+            ..Default::default()
+        };
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(packet) =
+                protocol::decode(&mut self.buf, &limits).expect("broker sends valid packets")
+            {
+                return Ok(Some(packet));
+            }
+            let read = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf));
+            match read.await {
+                Err(_) => return Err(()),
+                Ok(Ok(0) | Err(_)) => return Ok(None),
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// Asserts that nothing arrives within `wait` (with paused time, or short real
+    /// waits for "nothing more is sent").
+    pub async fn expect_silence(&mut self, wait: Duration) {
+        if let Ok(packet) = self.try_recv(wait).await {
+            panic!("expected nothing, got {packet:?}");
+        }
+    }
+
+    /// Subscribes to `filters` (default options at each QoS); returns the SUBACK's
+    /// reason codes, whatever they are.
+    pub async fn subscribe_many(
+        &mut self,
+        packet_id: u16,
+        filters: &[(&str, QoS)],
+    ) -> Vec<ReasonCode> {
+        let subscriptions = filters
+            .iter()
+            .map(|(filter, qos)| subscription(filter, SubscriptionOptions::new(*qos)))
+            .collect();
+        self.subscribe_with(packet_id, subscriptions).await
     }
 
     /// The next packet, or `None` once the broker closed the connection.
@@ -198,7 +313,7 @@ impl Peer {
                 return Some(packet);
             }
             self.buf.reserve(4096);
-            match promptly("read", self.stream.read_buf(&mut self.buf)).await {
+            match settle(self.parks, "read", self.stream.read_buf(&mut self.buf)).await {
                 Ok(0) | Err(_) => return None,
                 Ok(_) => {}
             }
@@ -402,9 +517,13 @@ impl Peer {
     /// byte).
     pub async fn raw_until_closed(&mut self) -> Vec<u8> {
         let mut bytes = std::mem::take(&mut self.buf).to_vec();
-        promptly("read to end", self.stream.read_to_end(&mut bytes))
-            .await
-            .expect("read");
+        settle(
+            self.parks,
+            "read to end",
+            self.stream.read_to_end(&mut bytes),
+        )
+        .await
+        .expect("read");
         bytes
     }
 
