@@ -1,0 +1,815 @@
+//! Reading Home Assistant MQTT discovery configs: the config topic
+//! (`{prefix}/{component}/[{node_id}/]{object_id}/config`), the abbreviated keys
+//! expanded (`stat_t` → `state_topic`, in `dev` and `avty` entries too), `~` replaced
+//! by the base topic, and the component's keys turned into an [`Entity`]. Pure code.
+
+use serde_json::{Map, Value};
+
+use super::entity::{
+    AvailabilityMode, AvailabilityTopic, CommandSink, Component, Decode, DeviceInfo, Encode,
+    Entity, HaProperty, StateSource,
+};
+use super::template::Template;
+use crate::devices::homie::Property;
+
+/// A config topic's levels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigTopic {
+    /// The component level (`sensor`, `light`, ...), read or not.
+    pub component: String,
+    /// The optional node id level.
+    pub node_id: Option<String>,
+    /// The object id level.
+    pub object_id: String,
+}
+
+/// Splits `{prefix}/{component}/[{node_id}/]{object_id}/config`; `None` for other topics.
+pub fn config_topic(prefix: &str, topic: &str) -> Option<ConfigTopic> {
+    let rest = topic.strip_prefix(prefix)?.strip_prefix('/')?;
+    let rest = rest.strip_suffix("/config")?;
+    let levels: Vec<&str> = rest.split('/').collect();
+    let (component, node_id, object_id) = match levels.as_slice() {
+        [component, object_id] => (*component, None, *object_id),
+        [component, node_id, object_id] => (*component, Some(*node_id), *object_id),
+        _ => return None,
+    };
+    if component.is_empty() || object_id.is_empty() || node_id == Some("") {
+        return None;
+    }
+    Some(ConfigTopic {
+        component: component.to_owned(),
+        node_id: node_id.map(str::to_owned),
+        object_id: object_id.to_owned(),
+    })
+}
+
+/// The abbreviations of discovery payloads' top-level keys (and availability entries'),
+/// as Home Assistant documents them: the ones of the components the dashboard reads.
+const ABBREVIATIONS: &[(&str, &str)] = &[
+    ("avty", "availability"),
+    ("avty_mode", "availability_mode"),
+    ("avty_t", "availability_topic"),
+    ("avty_tpl", "availability_template"),
+    ("bri_cmd_t", "brightness_command_topic"),
+    ("bri_cmd_tpl", "brightness_command_template"),
+    ("bri_scl", "brightness_scale"),
+    ("bri_stat_t", "brightness_state_topic"),
+    ("bri_val_tpl", "brightness_value_template"),
+    ("cmd_t", "command_topic"),
+    ("cmd_tpl", "command_template"),
+    ("curr_temp_t", "current_temperature_topic"),
+    ("curr_temp_tpl", "current_temperature_template"),
+    ("dev", "device"),
+    ("dev_cla", "device_class"),
+    ("json_attr_t", "json_attributes_topic"),
+    ("json_attr_tpl", "json_attributes_template"),
+    ("max_temp", "max_temp"),
+    ("min_temp", "min_temp"),
+    ("mode_cmd_t", "mode_command_topic"),
+    ("mode_cmd_tpl", "mode_command_template"),
+    ("mode_stat_t", "mode_state_topic"),
+    ("mode_stat_tpl", "mode_state_template"),
+    ("obj_id", "object_id"),
+    ("ops", "options"),
+    ("pl_avail", "payload_available"),
+    ("pl_not_avail", "payload_not_available"),
+    ("pl_cls", "payload_close"),
+    ("pl_off", "payload_off"),
+    ("pl_on", "payload_on"),
+    ("pl_open", "payload_open"),
+    ("pl_prs", "payload_press"),
+    ("pl_stop", "payload_stop"),
+    ("pos_clsd", "position_closed"),
+    ("pos_open", "position_open"),
+    ("pos_t", "position_topic"),
+    ("pos_tpl", "position_template"),
+    ("set_pos_t", "set_position_topic"),
+    ("set_pos_tpl", "set_position_template"),
+    ("stat_cla", "state_class"),
+    ("stat_off", "state_off"),
+    ("stat_on", "state_on"),
+    ("stat_t", "state_topic"),
+    ("stat_val_tpl", "state_value_template"),
+    ("t", "topic"),
+    ("temp_cmd_t", "temperature_command_topic"),
+    ("temp_cmd_tpl", "temperature_command_template"),
+    ("temp_stat_t", "temperature_state_topic"),
+    ("temp_stat_tpl", "temperature_state_template"),
+    ("temp_unit", "temperature_unit"),
+    ("uniq_id", "unique_id"),
+    ("unit_of_meas", "unit_of_measurement"),
+    ("val_tpl", "value_template"),
+];
+
+/// The abbreviations of the `dev` object's keys.
+const DEVICE_ABBREVIATIONS: &[(&str, &str)] = &[
+    ("cns", "connections"),
+    ("hw", "hw_version"),
+    ("ids", "identifiers"),
+    ("mdl", "model"),
+    ("mf", "manufacturer"),
+    ("sa", "suggested_area"),
+    ("sw", "sw_version"),
+];
+
+fn expand_keys(object: Map<String, Value>, table: &[(&str, &str)]) -> Map<String, Value> {
+    object
+        .into_iter()
+        .map(|(key, value)| {
+            let full = table
+                .iter()
+                .find(|(short, _)| *short == key)
+                .map_or(key, |(_, full)| (*full).to_owned());
+            (full, value)
+        })
+        .collect()
+}
+
+/// Replaces a leading or trailing `~` of a topic by `base`.
+fn with_base(topic: &str, base: Option<&str>) -> String {
+    match base {
+        Some(base) if topic.starts_with('~') => format!("{base}{}", &topic[1..]),
+        Some(base) if topic.ends_with('~') => format!("{}{base}", &topic[..topic.len() - 1]),
+        _ => topic.to_owned(),
+    }
+}
+
+/// The config's JSON object with every abbreviation expanded and `~` substituted in
+/// topics.
+pub fn expand(payload: &[u8]) -> Result<Map<String, Value>, String> {
+    let Value::Object(object) =
+        serde_json::from_slice(payload).map_err(|error| format!("not JSON: {error}"))?
+    else {
+        return Err("not a JSON object".to_owned());
+    };
+    let mut object = expand_keys(object, ABBREVIATIONS);
+    let base = object.get("~").and_then(Value::as_str).map(str::to_owned);
+    for (key, value) in object.iter_mut() {
+        if key.ends_with("_topic")
+            && let Value::String(topic) = value
+        {
+            *topic = with_base(topic, base.as_deref());
+        }
+    }
+    if let Some(Value::Object(device)) = object.remove("device") {
+        object.insert(
+            "device".to_owned(),
+            Value::Object(expand_keys(device, DEVICE_ABBREVIATIONS)),
+        );
+    }
+    if let Some(Value::Array(entries)) = object.get_mut("availability") {
+        for entry in entries.iter_mut() {
+            if let Value::Object(map) = entry {
+                let mut expanded = expand_keys(std::mem::take(map), ABBREVIATIONS);
+                if let Some(Value::String(topic)) = expanded.get_mut("topic") {
+                    *topic = with_base(topic, base.as_deref());
+                }
+                *map = expanded;
+            }
+        }
+    }
+    Ok(object)
+}
+
+/// Typed reads of the expanded config.
+struct Config<'a>(&'a Map<String, Value>);
+
+impl Config<'_> {
+    /// A string (numbers and booleans as their text: payloads are often numbers).
+    fn text(&self, key: &str) -> Option<String> {
+        match self.0.get(key)? {
+            Value::String(text) => Some(text.clone()),
+            Value::Number(number) => Some(number.to_string()),
+            Value::Bool(flag) => Some(flag.to_string()),
+            _ => None,
+        }
+    }
+
+    fn text_or(&self, key: &str, default: &str) -> String {
+        self.text(key).unwrap_or_else(|| default.to_owned())
+    }
+
+    fn number(&self, key: &str) -> Option<f64> {
+        match self.0.get(key)? {
+            Value::Number(number) => number.as_f64(),
+            Value::String(text) => text.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    fn flag(&self, key: &str) -> bool {
+        self.0.get(key).and_then(Value::as_bool).unwrap_or(false)
+    }
+
+    fn template(&self, key: &str) -> Result<Option<Template>, String> {
+        self.text(key).map(|t| Template::parse(&t)).transpose()
+    }
+
+    fn list(&self, key: &str) -> Vec<String> {
+        match self.0.get(key) {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| match v {
+                    Value::String(text) => Some(text.clone()),
+                    Value::Number(number) => Some(number.to_string()),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Reads one config (the payload of `topic`, already split) into an [`Entity`], or
+/// says why it is ignored.
+pub fn entity(topic: &ConfigTopic, payload: &[u8]) -> Result<Entity, String> {
+    let component = Component::parse(&topic.component)
+        .ok_or_else(|| format!("component `{}` is not supported", topic.component))?;
+    let map = expand(payload)?;
+    let config = Config(&map);
+    let device = device_info(&config, topic);
+    let name = match map.get("name") {
+        Some(Value::String(name)) => name.clone(),
+        _ => device
+            .name
+            .clone()
+            .unwrap_or_else(|| topic.object_id.clone()),
+    };
+    let (availability, availability_mode) = availability(&config)?;
+    let mut properties = properties(component, &config, &topic.object_id, &name)?;
+    let attributes_topic = config.text("json_attributes_topic");
+    if let Some(topic_name) = &attributes_topic {
+        properties.push(HaProperty {
+            property: property(
+                &topic.object_id,
+                &name,
+                ("attributes", &format!("{name} attributes")),
+                "string",
+                None,
+                None,
+                false,
+            ),
+            state: Some(StateSource {
+                topic: topic_name.clone(),
+                template: config.template("json_attributes_template")?,
+                decode: Decode::Text,
+            }),
+            command: None,
+        });
+    }
+    Ok(Entity {
+        component,
+        object_id: topic.object_id.clone(),
+        name,
+        device,
+        availability,
+        availability_mode,
+        attributes_topic,
+        properties,
+    })
+}
+
+fn device_info(config: &Config<'_>, topic: &ConfigTopic) -> DeviceInfo {
+    let device = match config.0.get("device") {
+        Some(Value::Object(device)) => Some(Config(device)),
+        _ => None,
+    };
+    let first_id = device.as_ref().and_then(|d| match d.0.get("identifiers") {
+        Some(Value::Array(ids)) => ids.first().and_then(|id| match id {
+            Value::String(text) => Some(text.clone()),
+            Value::Number(number) => Some(number.to_string()),
+            _ => None,
+        }),
+        _ => d.text("identifiers"),
+    });
+    let key = first_id
+        .or_else(|| config.text("unique_id"))
+        .unwrap_or_else(|| match &topic.node_id {
+            Some(node) => format!("{node}_{}", topic.object_id),
+            None => topic.object_id.clone(),
+        });
+    let read = |key: &str| device.as_ref().and_then(|d| d.text(key));
+    DeviceInfo {
+        key,
+        name: read("name"),
+        model: read("model"),
+        manufacturer: read("manufacturer"),
+        sw_version: read("sw_version"),
+    }
+}
+
+fn availability(config: &Config<'_>) -> Result<(Vec<AvailabilityTopic>, AvailabilityMode), String> {
+    let available = config.text_or("payload_available", "online");
+    let not_available = config.text_or("payload_not_available", "offline");
+    let mut topics = Vec::new();
+    if let Some(topic) = config.text("availability_topic") {
+        topics.push(AvailabilityTopic {
+            topic,
+            available: available.clone(),
+            not_available: not_available.clone(),
+            template: config.template("availability_template")?,
+        });
+    }
+    if let Some(Value::Array(entries)) = config.0.get("availability") {
+        for entry in entries {
+            let Value::Object(entry) = entry else {
+                return Err("an `availability` entry is not an object".to_owned());
+            };
+            let entry = Config(entry);
+            let topic = entry
+                .text("topic")
+                .ok_or("an `availability` entry has no topic")?;
+            topics.push(AvailabilityTopic {
+                topic,
+                available: entry.text_or("payload_available", &available),
+                not_available: entry.text_or("payload_not_available", &not_available),
+                template: entry.template("value_template")?,
+            });
+        }
+    }
+    let mode = match config.text("availability_mode").as_deref() {
+        None | Some("latest") => AvailabilityMode::Latest,
+        Some("all") => AvailabilityMode::All,
+        Some("any") => AvailabilityMode::Any,
+        Some(other) => return Err(format!("availability_mode `{other}` is unknown")),
+    };
+    Ok((topics, mode))
+}
+
+/// A Homie property for an entity's part.
+fn property(
+    node: &str,
+    node_name: &str,
+    (id, name): (&str, &str),
+    datatype: &str,
+    unit: Option<String>,
+    format: Option<String>,
+    settable: bool,
+) -> Property {
+    Property {
+        node: node.to_owned(),
+        node_name: node_name.to_owned(),
+        id: id.to_owned(),
+        name: name.to_owned(),
+        datatype: datatype.to_owned(),
+        unit,
+        format,
+        settable,
+        retained: true,
+    }
+}
+
+/// The state source for `topic_key` with `template_key`.
+fn source(
+    config: &Config<'_>,
+    topic_key: &str,
+    template_key: &str,
+    decode: Decode,
+) -> Result<Option<StateSource>, String> {
+    let Some(topic) = config.text(topic_key) else {
+        return Ok(None);
+    };
+    Ok(Some(StateSource {
+        topic,
+        template: config.template(template_key)?,
+        decode,
+    }))
+}
+
+/// The command sink on `topic_key`, its payload from `template_key` when the config
+/// has a command template, else `encode`.
+fn sink(
+    config: &Config<'_>,
+    topic_key: &str,
+    template_key: &str,
+    encode: Encode,
+) -> Option<CommandSink> {
+    let topic = config.text(topic_key)?;
+    let encode = config.text(template_key).map_or(encode, Encode::Template);
+    Some(CommandSink { topic, encode })
+}
+
+fn range(min: f64, max: f64) -> Option<String> {
+    (min <= max).then(|| format!("{min}:{max}"))
+}
+
+/// The properties of one entity, by component.
+fn properties(
+    component: Component,
+    config: &Config<'_>,
+    node: &str,
+    name: &str,
+) -> Result<Vec<HaProperty>, String> {
+    let unit = config.text("unit_of_measurement");
+    let on_off = |on_key: &str, off_key: &str, state_on: &str, state_off: &str| {
+        let on = config.text_or(on_key, "ON");
+        let off = config.text_or(off_key, "OFF");
+        let decode = Decode::Bool {
+            on: config.text(state_on).unwrap_or_else(|| on.clone()),
+            off: config.text(state_off).unwrap_or_else(|| off.clone()),
+        };
+        (Encode::Bool { on, off }, decode)
+    };
+    let mut out = Vec::new();
+    match component {
+        Component::Sensor => {
+            let numeric = unit.is_some() || config.text("state_class").is_some();
+            let (datatype, decode) = if numeric {
+                ("float", Decode::Number)
+            } else {
+                ("string", Decode::Text)
+            };
+            let state = source(config, "state_topic", "value_template", decode)?
+                .ok_or("a sensor needs a state_topic")?;
+            out.push(HaProperty {
+                property: property(node, name, ("state", name), datatype, unit, None, false),
+                state: Some(state),
+                command: None,
+            });
+        }
+        Component::BinarySensor => {
+            let (_, decode) = on_off("payload_on", "payload_off", "payload_on", "payload_off");
+            let state = source(config, "state_topic", "value_template", decode)?
+                .ok_or("a binary_sensor needs a state_topic")?;
+            out.push(HaProperty {
+                property: property(node, name, ("state", name), "boolean", None, None, false),
+                state: Some(state),
+                command: None,
+            });
+        }
+        Component::Switch => {
+            let (encode, decode) = on_off("payload_on", "payload_off", "state_on", "state_off");
+            let command = sink(config, "command_topic", "command_template", encode)
+                .ok_or("a switch needs a command_topic")?;
+            out.push(HaProperty {
+                property: property(node, name, ("state", name), "boolean", None, None, true),
+                state: source(config, "state_topic", "value_template", decode)?,
+                command: Some(command),
+            });
+        }
+        Component::Light => light(config, node, name, &mut out)?,
+        Component::Number => {
+            let min = config.number("min").unwrap_or(1.0);
+            let max = config.number("max").unwrap_or(100.0);
+            let step = config.number("step").unwrap_or(1.0);
+            let datatype = if step.fract() == 0.0 {
+                "integer"
+            } else {
+                "float"
+            };
+            let command = sink(config, "command_topic", "command_template", Encode::Text)
+                .ok_or("a number needs a command_topic")?;
+            out.push(HaProperty {
+                property: property(
+                    node,
+                    name,
+                    ("state", name),
+                    datatype,
+                    unit,
+                    range(min, max),
+                    true,
+                ),
+                state: source(config, "state_topic", "value_template", Decode::Number)?,
+                command: Some(command),
+            });
+        }
+        Component::Select => {
+            let options = config.list("options");
+            if options.is_empty() {
+                return Err("a select needs options".to_owned());
+            }
+            let command = sink(config, "command_topic", "command_template", Encode::Text)
+                .ok_or("a select needs a command_topic")?;
+            out.push(HaProperty {
+                property: property(
+                    node,
+                    name,
+                    ("state", name),
+                    "enum",
+                    None,
+                    Some(options.join(",")),
+                    true,
+                ),
+                state: source(config, "state_topic", "value_template", Decode::Text)?,
+                command: Some(command),
+            });
+        }
+        Component::Button => {
+            let press = config.text_or("payload_press", "PRESS");
+            let command = sink(
+                config,
+                "command_topic",
+                "command_template",
+                Encode::Fixed(press),
+            )
+            .ok_or("a button needs a command_topic")?;
+            out.push(HaProperty {
+                property: property(
+                    node,
+                    name,
+                    ("press", name),
+                    "enum",
+                    None,
+                    Some("press".to_owned()),
+                    true,
+                ),
+                state: None,
+                command: Some(command),
+            });
+        }
+        Component::Climate => climate(config, node, name, &mut out)?,
+        Component::Cover => cover(config, node, name, &mut out)?,
+    }
+    Ok(out)
+}
+
+/// A light: on/off, and brightness when the config has it; the default schema (plain
+/// payloads, brightness topics of its own) or the JSON schema (one JSON state and
+/// command).
+fn light(
+    config: &Config<'_>,
+    node: &str,
+    name: &str,
+    out: &mut Vec<HaProperty>,
+) -> Result<(), String> {
+    let command_topic = config
+        .text("command_topic")
+        .ok_or("a light needs a command_topic")?;
+    let scale = config.number("brightness_scale").unwrap_or(255.0);
+    let brightness_name = format!("{name} brightness");
+    match config.text("schema").as_deref() {
+        Some("json") => {
+            let words = ("ON".to_owned(), "OFF".to_owned());
+            let state = |field: &str, decode: Decode| {
+                config.text("state_topic").map(|topic| StateSource {
+                    topic,
+                    template: Some(Template::json_field(field)),
+                    decode,
+                })
+            };
+            out.push(HaProperty {
+                property: property(node, name, ("state", name), "boolean", None, None, true),
+                state: state(
+                    "state",
+                    Decode::Bool {
+                        on: words.0.clone(),
+                        off: words.1.clone(),
+                    },
+                ),
+                command: Some(CommandSink {
+                    topic: command_topic.clone(),
+                    encode: Encode::Json {
+                        field: "state".to_owned(),
+                        words: Some(words),
+                        extra: Vec::new(),
+                    },
+                }),
+            });
+            let modes = config.list("supported_color_modes");
+            let dimmable = config.flag("brightness") || modes.iter().any(|m| m != "onoff");
+            if dimmable {
+                out.push(HaProperty {
+                    property: property(
+                        node,
+                        name,
+                        ("brightness", &brightness_name),
+                        "integer",
+                        None,
+                        range(0.0, scale),
+                        true,
+                    ),
+                    state: state("brightness", Decode::Number),
+                    command: Some(CommandSink {
+                        topic: command_topic,
+                        encode: Encode::Json {
+                            field: "brightness".to_owned(),
+                            words: None,
+                            extra: vec![("state".to_owned(), "ON".to_owned())],
+                        },
+                    }),
+                });
+            }
+        }
+        None | Some("default" | "basic") => {
+            let on = config.text_or("payload_on", "ON");
+            let off = config.text_or("payload_off", "OFF");
+            out.push(HaProperty {
+                property: property(node, name, ("state", name), "boolean", None, None, true),
+                state: source(
+                    config,
+                    "state_topic",
+                    "state_value_template",
+                    Decode::Bool {
+                        on: on.clone(),
+                        off: off.clone(),
+                    },
+                )?,
+                command: Some(CommandSink {
+                    topic: command_topic,
+                    encode: Encode::Bool { on, off },
+                }),
+            });
+            if let Some(command) = sink(
+                config,
+                "brightness_command_topic",
+                "brightness_command_template",
+                Encode::Text,
+            ) {
+                out.push(HaProperty {
+                    property: property(
+                        node,
+                        name,
+                        ("brightness", &brightness_name),
+                        "integer",
+                        None,
+                        range(0.0, scale),
+                        true,
+                    ),
+                    state: source(
+                        config,
+                        "brightness_state_topic",
+                        "brightness_value_template",
+                        Decode::Number,
+                    )?,
+                    command: Some(command),
+                });
+            }
+        }
+        Some(other) => return Err(format!("light schema `{other}` is not supported")),
+    }
+    Ok(())
+}
+
+/// A climate entity: current temperature, target temperature and mode.
+fn climate(
+    config: &Config<'_>,
+    node: &str,
+    name: &str,
+    out: &mut Vec<HaProperty>,
+) -> Result<(), String> {
+    let unit = Some(match config.text("temperature_unit").as_deref() {
+        Some("F") => "°F".to_owned(),
+        _ => "°C".to_owned(),
+    });
+    if let Some(state) = source(
+        config,
+        "current_temperature_topic",
+        "current_temperature_template",
+        Decode::Number,
+    )? {
+        out.push(HaProperty {
+            property: property(
+                node,
+                name,
+                ("current", &format!("{name} temperature")),
+                "float",
+                unit.clone(),
+                None,
+                false,
+            ),
+            state: Some(state),
+            command: None,
+        });
+    }
+    let min = config.number("min_temp").unwrap_or(7.0);
+    let max = config.number("max_temp").unwrap_or(35.0);
+    if let Some(command) = sink(
+        config,
+        "temperature_command_topic",
+        "temperature_command_template",
+        Encode::Text,
+    ) {
+        out.push(HaProperty {
+            property: property(
+                node,
+                name,
+                ("target", &format!("{name} target")),
+                "float",
+                unit,
+                range(min, max),
+                true,
+            ),
+            state: source(
+                config,
+                "temperature_state_topic",
+                "temperature_state_template",
+                Decode::Number,
+            )?,
+            command: Some(command),
+        });
+    }
+    let mut modes = config.list("modes");
+    if modes.is_empty() {
+        modes = ["auto", "off", "cool", "heat", "dry", "fan_only"]
+            .map(str::to_owned)
+            .to_vec();
+    }
+    let mode_state = source(
+        config,
+        "mode_state_topic",
+        "mode_state_template",
+        Decode::Text,
+    )?;
+    let mode_command = sink(
+        config,
+        "mode_command_topic",
+        "mode_command_template",
+        Encode::Text,
+    );
+    if mode_state.is_some() || mode_command.is_some() {
+        out.push(HaProperty {
+            property: property(
+                node,
+                name,
+                ("mode", &format!("{name} mode")),
+                "enum",
+                None,
+                Some(modes.join(",")),
+                mode_command.is_some(),
+            ),
+            state: mode_state,
+            command: mode_command,
+        });
+    }
+    if out.is_empty() {
+        return Err("a climate entity needs a temperature or mode topic".to_owned());
+    }
+    Ok(())
+}
+
+/// A cover: its state, open/close/stop, and position.
+fn cover(
+    config: &Config<'_>,
+    node: &str,
+    name: &str,
+    out: &mut Vec<HaProperty>,
+) -> Result<(), String> {
+    if let Some(state) = source(config, "state_topic", "value_template", Decode::Text)? {
+        out.push(HaProperty {
+            property: property(node, name, ("state", name), "string", None, None, false),
+            state: Some(state),
+            command: None,
+        });
+    }
+    if let Some(topic) = config.text("command_topic") {
+        for (id, key, default) in [
+            ("open", "payload_open", "OPEN"),
+            ("close", "payload_close", "CLOSE"),
+            ("stop", "payload_stop", "STOP"),
+        ] {
+            // `payload_stop: null` means the cover cannot stop.
+            if config.0.get(key) == Some(&Value::Null) {
+                continue;
+            }
+            out.push(HaProperty {
+                property: property(
+                    node,
+                    name,
+                    (id, &format!("{name} {id}")),
+                    "enum",
+                    None,
+                    Some(id.to_owned()),
+                    true,
+                ),
+                state: None,
+                command: Some(CommandSink {
+                    topic: topic.clone(),
+                    encode: Encode::Fixed(config.text_or(key, default)),
+                }),
+            });
+        }
+    }
+    let open = config.number("position_open").unwrap_or(100.0);
+    let closed = config.number("position_closed").unwrap_or(0.0);
+    let position = source(
+        config,
+        "position_topic",
+        "position_template",
+        Decode::Number,
+    )?;
+    let set_position = sink(
+        config,
+        "set_position_topic",
+        "set_position_template",
+        Encode::Text,
+    );
+    if position.is_some() || set_position.is_some() {
+        out.push(HaProperty {
+            property: property(
+                node,
+                name,
+                ("position", &format!("{name} position")),
+                "integer",
+                Some("%".to_owned()),
+                range(closed.min(open), closed.max(open)),
+                set_position.is_some(),
+            ),
+            state: position,
+            command: set_position,
+        });
+    }
+    if out.is_empty() {
+        return Err("a cover needs a state, command or position topic".to_owned());
+    }
+    Ok(())
+}
