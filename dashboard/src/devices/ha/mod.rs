@@ -7,7 +7,9 @@
 //! # Layout
 //!
 //! - `template`: the value templates understood (`{{ value_json.x }}`, filters).
-//! - `parse`: config topics, abbreviations, `~`, components → [`entity::Entity`].
+//! - `parse`: config topics, abbreviations, `~`, the config read into an
+//!   [`entity::Entity`].
+//! - `components`: each component's keys as Homie-shaped properties.
 //! - `entity`: entities, their properties, availability, state decoding and command
 //!   payloads.
 //! - `store`: entities by config topic, grouped into devices; warnings for ignored
@@ -17,6 +19,7 @@
 //!   state topic shows the value or after a timeout: HA devices send no MQTT 5
 //!   replies), the device page's values and the warnings view.
 
+pub mod components;
 pub mod entity;
 pub mod parse;
 pub mod store;

@@ -382,7 +382,14 @@ fn number_select_button_climate_and_cover_map_to_controls_and_payloads() {
             .all(|p| p.path() != "blind/stop"),
         "pl_stop: null"
     );
-    assert_eq!(control("blind/position").is_some(), true);
+    assert_eq!(
+        control("blind/position"),
+        Some(Control::Slider {
+            min: 0.0,
+            max: 100.0,
+            step: 1.0
+        })
+    );
 
     let payload = |path: &str, value: &str| {
         let out = store.command(&id, path, value).expect(path);
