@@ -49,6 +49,22 @@ impl Component {
         })
     }
 
+    /// Where its entities come in a device's description: readings first (the list's
+    /// key values and the chart's default are the first readings), then controls.
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::Sensor => 0,
+            Self::BinarySensor => 1,
+            Self::Climate => 2,
+            Self::Cover => 3,
+            Self::Light => 4,
+            Self::Switch => 5,
+            Self::Number => 6,
+            Self::Select => 7,
+            Self::Button => 8,
+        }
+    }
+
     /// Its name in topics and in the page.
     pub fn name(self) -> &'static str {
         match self {

@@ -123,7 +123,9 @@ impl Store {
     /// Device `id`'s description: its name and every property of its entities; `None`
     /// when no entity is left.
     pub fn description(&self, id: &str) -> Option<Description> {
-        let entities: Vec<&Entity> = self.entities_of(id).map(|(_, e)| e).collect();
+        let mut entities: Vec<&Entity> = self.entities_of(id).map(|(_, e)| e).collect();
+        // Stable: within a component, config topic order.
+        entities.sort_by_key(|e| e.component.rank());
         let first = entities.first()?;
         // The first `dev.name` any entity gives (Tasmota names it in some configs only).
         let name = entities

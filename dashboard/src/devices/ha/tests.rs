@@ -411,6 +411,23 @@ fn number_select_button_climate_and_cover_map_to_controls_and_payloads() {
         payload("hvac/mode", "heat"),
         ("th/mode/set".into(), "heat".into(), true)
     );
+    let order: Vec<String> = description.properties.iter().map(|p| p.path()).collect();
+    assert_eq!(
+        order,
+        [
+            "hvac/current",
+            "hvac/target",
+            "hvac/mode",
+            "blind/state",
+            "blind/open",
+            "blind/close",
+            "blind/position",
+            "setpoint/state",
+            "fan/state",
+            "reboot/press"
+        ],
+        "readings first, then controls"
+    );
     assert_eq!(
         values(&mut store, "th/state", r#"{"sp":21.5,"t":19.75}"#),
         [
