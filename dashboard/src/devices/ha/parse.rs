@@ -176,12 +176,16 @@ pub fn expand(payload: &[u8]) -> Result<Map<String, Value>, String> {
 pub(super) struct Config<'a>(pub(super) &'a Map<String, Value>);
 
 impl Config<'_> {
-    /// A string (numbers and booleans as their text: payloads are often numbers).
+    /// A string (numbers and booleans as their text: payloads are often numbers, and
+    /// Zigbee2MQTT's binary sensors say `"payload_on": true`). Booleans read as Home
+    /// Assistant reads them, `True`/`False`, which is also how a template renders a JSON
+    /// boolean, so the two compare equal.
     pub(super) fn text(&self, key: &str) -> Option<String> {
         match self.0.get(key)? {
             Value::String(text) => Some(text.clone()),
             Value::Number(number) => Some(number.to_string()),
-            Value::Bool(flag) => Some(flag.to_string()),
+            Value::Bool(true) => Some("True".to_owned()),
+            Value::Bool(false) => Some("False".to_owned()),
             _ => None,
         }
     }

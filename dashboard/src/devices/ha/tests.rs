@@ -191,6 +191,32 @@ fn a_json_schema_light_switches_and_dims_with_json_commands() {
 }
 
 #[test]
+fn a_zigbee2mqtt_occupancy_sensor_compares_json_booleans() {
+    let mut store = store_with(&[(
+        "homeassistant/binary_sensor/0x0017880104a1b2c3/occupancy/config",
+        r#"{"device":{"identifiers":["zigbee2mqtt_0x0017880104a1b2c3"],"name":"hall_motion"},
+            "device_class":"occupancy","name":"Occupancy","payload_on":true,"payload_off":false,
+            "state_topic":"zigbee2mqtt/hall_motion","value_template":"{{ value_json.occupancy }}"}"#,
+    )]);
+    assert_eq!(
+        values(
+            &mut store,
+            "zigbee2mqtt/hall_motion",
+            r#"{"occupancy":true,"battery":97}"#
+        ),
+        [pair("occupancy/state", "true")]
+    );
+    assert_eq!(
+        values(
+            &mut store,
+            "zigbee2mqtt/hall_motion",
+            r#"{"occupancy":false}"#
+        ),
+        [pair("occupancy/state", "false")]
+    );
+}
+
+#[test]
 fn tasmota_entities_group_into_one_device_by_dev_ids() {
     let mut store = store_with(&[
         ("homeassistant/switch/8E1B2C_RL_1/config", TASMOTA_RELAY),
