@@ -482,6 +482,45 @@ fn availability_modes_combine_like_home_assistant() {
 }
 
 #[test]
+fn an_esphome_style_light_uses_the_base_topic_and_color_modes() {
+    let mut store = store_with(&[(
+        "homeassistant/light/kitchen-esp/kitchen_light/config",
+        r#"{"~":"kitchen-esp/light/kitchen_light","name":"Kitchen light","schema":"json",
+            "clrm":true,"sup_clrm":["brightness"],"brightness":true,"stat_t":"~/state",
+            "cmd_t":"~/command","avty_t":"kitchen-esp/status","uniq_id":"ESPlightkitchen_light",
+            "dev":{"ids":"a4cf12b3c4d5","name":"kitchen-esp","sw":"esphome v2024.6.0","mdl":"esp32dev","mf":"espressif"}}"#,
+    )]);
+    let id = device_id("a4cf12b3c4d5");
+    let paths: Vec<String> = store
+        .description(&id)
+        .expect("a device")
+        .properties
+        .iter()
+        .map(|p| p.path())
+        .collect();
+    assert_eq!(paths, ["kitchen_light/state", "kitchen_light/brightness"]);
+    assert_eq!(
+        values(
+            &mut store,
+            "kitchen-esp/light/kitchen_light/state",
+            r#"{"state":"OFF","brightness":255,"color_mode":"brightness"}"#
+        ),
+        [
+            pair("kitchen_light/state", "false"),
+            pair("kitchen_light/brightness", "255")
+        ]
+    );
+    assert_eq!(
+        store
+            .command(&id, "kitchen_light/state", "true")
+            .map(|c| c.topic),
+        Ok("kitchen-esp/light/kitchen_light/command".into())
+    );
+    store.handle_message("kitchen-esp/status", b"online");
+    assert_eq!(store.state(&id), DeviceState::Ready);
+}
+
+#[test]
 fn a_default_schema_light_has_its_own_brightness_topics() {
     let mut store = store_with(&[(
         "homeassistant/light/l1/config",
