@@ -46,6 +46,28 @@ use store::Store;
 /// How long a command waits for its state topic to show the value asked for.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 
+thread_local! {
+    /// The number of the last command sent to each `device/node/prop`: the timeout of
+    /// an earlier command must not settle a later one that is pending.
+    static LAST_COMMAND: std::cell::RefCell<std::collections::HashMap<String, u64>> =
+        Default::default();
+}
+
+/// Records a new command to `key` and returns its number.
+fn next_command(key: &str) -> u64 {
+    LAST_COMMAND.with(|last| {
+        let mut last = last.borrow_mut();
+        let number = last.get(key).map_or(1, |n| n + 1);
+        last.insert(key.to_owned(), number);
+        number
+    })
+}
+
+/// Whether command `number` is still the last one sent to `key`.
+fn is_last_command(key: &str, number: u64) -> bool {
+    LAST_COMMAND.with(|last| last.borrow().get(key) == Some(&number))
+}
+
 /// The convention a device speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Convention {
@@ -234,7 +256,12 @@ pub fn send(device: &str, path: &str, value: String, state: RwSignal<CommandStat
         }
     };
     state.set(CommandState::Pending);
+    let key = format!("{device}/{path}");
+    let number = next_command(&key);
     let settle = move |to: CommandState| {
+        if !is_last_command(&key, number) {
+            return;
+        }
         state.try_update(|current| {
             if *current == CommandState::Pending {
                 *current = to;

@@ -544,3 +544,16 @@ fn a_default_schema_light_has_its_own_brightness_topics() {
         Ok("l1/bri/set".into())
     );
 }
+
+#[test]
+fn only_the_last_command_to_a_property_may_time_out() {
+    let first = super::next_command("ha:x/lamp/state");
+    assert!(super::is_last_command("ha:x/lamp/state", first));
+    let second = super::next_command("ha:x/lamp/state");
+    assert!(!super::is_last_command("ha:x/lamp/state", first));
+    assert!(super::is_last_command("ha:x/lamp/state", second));
+    // Another property keeps its own count.
+    let other = super::next_command("ha:x/lamp/brightness");
+    assert!(super::is_last_command("ha:x/lamp/brightness", other));
+    assert!(super::is_last_command("ha:x/lamp/state", second));
+}
