@@ -127,7 +127,6 @@ impl Registry {
             device.values.set(BTreeMap::new());
         }
         self.parked.update_value(|parked| parked.extend(old));
-        self.ha.reset();
     }
 
     /// Applies one message of the discovery subscriptions: states and descriptions at
@@ -189,6 +188,7 @@ pub fn discover(connection: Connection, settings: RwSignal<Settings>, registry: 
         };
         let (root, prefix) = settings.with_untracked(|s| (s.root.clone(), s.ha_prefix.clone()));
         registry.reset();
+        registry.ha.reset();
         spawn_local(ha::watch(client.clone(), prefix, registry));
         spawn_local(watch(client, root, registry));
     });

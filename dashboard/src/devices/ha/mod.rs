@@ -141,7 +141,9 @@ impl Default for HaState {
 }
 
 /// Copies device `id`'s description and state from the store into its signals, or
-/// drops it from the registry when its last entity is gone.
+/// drops it from the registry when its last entity is gone. (Where the registry tells
+/// the list of such changes, this and the availability update in [`watch`] tell it
+/// too, as the Homie `$state` and `$description` handling does.)
 fn refresh(registry: Registry, id: &str) {
     let (description, state) = registry
         .ha
