@@ -369,22 +369,22 @@ const STEPS: &[Step] = &[
             ]);
             // The dashboard end to end: its own broker-server serving the trunk build,
             // device-sim, Chromium (`dashboard/tests/e2e.rs`; the not-live and refused
-            // states, `connection_state.rs`; deep links, `navigation.rs`; Home Assistant
-            // discovery with `device-sim --convention ha`, `ha.rs`); screenshots
+            // states, `connection_state.rs`; deep links, `navigation.rs`); screenshots
             // into target/dashboard-screenshots.
             let debug = ctx.target_dir().join("debug");
             let mut e2e = ctx.cargo(&[
                 "test",
                 "-p",
                 "dashboard",
+                // Home Assistant discovery with `device-sim --convention ha` (`ha.rs`).
+                "--test",
+                "ha",
                 "--test",
                 "e2e",
                 "--test",
                 "connection_state",
                 "--test",
                 "navigation",
-                "--test",
-                "ha",
             ]);
             e2e.env("DASHBOARD_DIST", dashboard_e2e_dist(ctx))
                 .env("DASHBOARD_BROKER", debug.join("broker-server"))
