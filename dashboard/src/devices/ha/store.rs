@@ -56,6 +56,20 @@ pub struct Store {
     heard: BTreeMap<String, Heard>,
     /// Configs ignored, by config topic: why.
     warnings: BTreeMap<String, String>,
+    /// The config topics of the entities that read each state or availability topic,
+    /// so a message visits only its readers (Zigbee2MQTT: one topic per device, read
+    /// by its dozen entities; thousands of entities in all).
+    readers: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// Every state, attribute and availability topic `entity` reads.
+fn topics_of(entity: &Entity) -> BTreeSet<String> {
+    let states = entity
+        .properties
+        .iter()
+        .filter_map(|p| p.state.as_ref().map(|s| s.topic.clone()));
+    let availability = entity.availability.iter().map(|a| a.topic.clone());
+    states.chain(availability).collect()
 }
 
 impl Store {
@@ -77,6 +91,14 @@ impl Store {
         let mut touched = Vec::new();
         if let Some(old) = self.entities.remove(topic) {
             touched.push(device_id(&old.device.key));
+            for read in topics_of(&old) {
+                if let Some(readers) = self.readers.get_mut(&read) {
+                    readers.remove(topic);
+                    if readers.is_empty() {
+                        self.readers.remove(&read);
+                    }
+                }
+            }
         }
         self.heard.remove(topic);
         self.warnings.remove(topic);
@@ -93,6 +115,12 @@ impl Store {
                         latest: None,
                     },
                 );
+                for read in topics_of(&entity) {
+                    self.readers
+                        .entry(read)
+                        .or_default()
+                        .insert(topic.to_owned());
+                }
                 self.entities.insert(topic.to_owned(), entity);
             }
             Err(why) => {
@@ -183,24 +211,20 @@ impl Store {
 
     /// Every state, attribute and availability topic the entities read.
     pub fn topics(&self) -> BTreeSet<String> {
-        self.entities
-            .values()
-            .flat_map(|entity| {
-                let states = entity
-                    .properties
-                    .iter()
-                    .filter_map(|p| p.state.as_ref().map(|s| s.topic.clone()));
-                let availability = entity.availability.iter().map(|a| a.topic.clone());
-                states.chain(availability).collect::<Vec<_>>()
-            })
-            .collect()
+        self.readers.keys().cloned().collect()
     }
 
     /// Applies a message on a state or availability topic.
     pub fn handle_message(&mut self, topic: &str, payload: &[u8]) -> Changes {
         let text = String::from_utf8_lossy(payload);
         let mut changes = Changes::default();
-        for (config_topic, entity) in &self.entities {
+        let Some(readers) = self.readers.get(topic) else {
+            return changes;
+        };
+        for config_topic in readers {
+            let Some(entity) = self.entities.get(config_topic) else {
+                continue;
+            };
             let id = device_id(&entity.device.key);
             for property in &entity.properties {
                 let Some(state) = property.state.as_ref().filter(|s| s.topic == topic) else {
