@@ -114,9 +114,16 @@ pub fn DevicePage(id: String) -> impl IntoView {
                 " "
                 <super::ha::ConventionBadge id=id.clone() />
             </h2>
-            <p class="muted" data-testid="device-details">
-                {move || registry.ha.details(&details_id)}
-            </p>
+            {move || {
+                // The details come with the configs, as the description does.
+                description.track();
+                registry
+                    .ha
+                    .details(&details_id)
+                    .map(|details| {
+                        view! { <p class="muted" data-testid="device-details">{details}</p> }
+                    })
+            }}
             <NotLive what="These values" />
             {chart}
             <ErrorBoundary fallback=|errors| {
