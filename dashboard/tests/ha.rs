@@ -7,7 +7,7 @@
 //! values; a malformed config is counted as ignored; on a device's page values update;
 //! the relay switch and the light's brightness round-trip (the command settles when the
 //! state topic shows the value; `mosquitto_sub` reads the device's retained state);
-//! killing device-sim (its will says `offline`) shows the devices offline.
+//! the page's link survives a reload; killing device-sim (its will says `offline`) shows the devices offline.
 //!
 //! Run by `cargo xtask test browser` with `DASHBOARD_DIST`, `DASHBOARD_BROKER`,
 //! `DEVICE_SIM` and `CHROMEDRIVER` set; without them it passes without running.
@@ -266,6 +266,24 @@ async fn home_assistant_devices_values_commands_and_offline_in_a_real_browser() 
     )
     .await;
     screenshot(&client, "ha-device-page").await;
+
+    // The page's link survives a reload: discovery finds the device again and the page
+    // gets its properties, values and details.
+    client.refresh().await.expect("reloaded");
+    wait_text(
+        &client,
+        &property("lamp/brightness", "property-value"),
+        "the brightness after a reload",
+        |t| t == "37",
+    )
+    .await;
+    wait_text(
+        &client,
+        "[data-testid=device-details]",
+        "the device's details",
+        |t| t.contains("device-sim"),
+    )
+    .await;
 
     // The devices go away without a word: their will says offline.
     ha_sim.kill().await.expect("device-sim killed");
