@@ -376,6 +376,9 @@ const STEPS: &[Step] = &[
                 "test",
                 "-p",
                 "dashboard",
+                // Home Assistant discovery with `device-sim --convention ha` (`ha.rs`).
+                "--test",
+                "ha",
                 "--test",
                 "e2e",
                 "--test",

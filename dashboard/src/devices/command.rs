@@ -60,6 +60,9 @@ impl CommandState {
 /// Sends `payload` to `{root}/5/{device}/{path}/set` and settles `state` with the reply
 /// (or, for devices that cannot reply, the echoed value: see [`PropertyControl`]).
 fn send(device: &str, path: &str, payload: String, state: RwSignal<CommandState>) {
+    if super::ha::is_ha(device) {
+        return super::ha::send(device, path, payload, state);
+    }
     let connection = expect_context::<Connection>();
     let settings = expect_context::<RwSignal<Settings>>();
     let Some(client) = connection.client.get_untracked() else {

@@ -19,6 +19,8 @@ pub enum DeviceState {
     Sleeping,
     /// Gone without a clean disconnection (its will).
     Lost,
+    /// Not available (a Home Assistant device's availability topics say so).
+    Offline,
     /// No `$state` seen yet, or a value outside the convention.
     Unknown,
 }
@@ -44,6 +46,7 @@ impl DeviceState {
             Self::Disconnected => "disconnected",
             Self::Sleeping => "sleeping",
             Self::Lost => "lost",
+            Self::Offline => "offline",
             Self::Unknown => "unknown",
         }
     }

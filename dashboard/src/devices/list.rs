@@ -40,7 +40,10 @@ pub fn is_stale(state: DeviceState, last_seen: Option<f64>, now: f64) -> bool {
 /// Whether a device in `state` has gone away (lost, or disconnected cleanly): its row
 /// is subdued and sorted after the others.
 pub fn is_gone(state: DeviceState) -> bool {
-    matches!(state, DeviceState::Lost | DeviceState::Disconnected)
+    matches!(
+        state,
+        DeviceState::Lost | DeviceState::Disconnected | DeviceState::Offline
+    )
 }
 
 /// `devices` (in id order) with the gone ones moved after the others, each group
@@ -81,6 +84,7 @@ pub fn DeviceList() -> impl IntoView {
     view! {
         <section class="devices card" data-testid="devices">
             <h2>"Devices " <span class="muted" data-testid="devices-count">{counts}</span></h2>
+            <super::ha::DiscoveryWarnings />
             <Show
                 when=move || registry.devices.with(|d| !d.is_empty())
                 fallback=move || view! { <EmptyList connection /> }
@@ -194,6 +198,7 @@ fn DeviceRow(
                 <span data-testid="device-name">{name}</span>
                 <span class="device-id">{device.id.clone()}</span>
             </button>
+            <super::ha::ConventionBadge id=device.id.clone() />
             <span class="key-values" data-testid="device-values">{key_values}</span>
             <span class="seen muted" data-testid="device-seen">{seen}</span>
             <span

@@ -9,6 +9,7 @@
 //! animation frame.
 
 pub mod command;
+pub mod ha;
 pub mod homie;
 pub mod list;
 pub mod page;
@@ -70,6 +71,8 @@ pub struct Registry {
     /// belong to it, not to whatever created the device first (a device page, which
     /// disposes its signals when it closes, or a discovery task).
     owner: StoredValue<Option<Owner>>,
+    /// Home Assistant discovery: its entities and ignored configs (`ha`).
+    pub ha: ha::HaState,
 }
 
 impl Registry {
@@ -80,6 +83,7 @@ impl Registry {
             batch: FrameBatch::new(),
             parked: StoredValue::new(BTreeMap::new()),
             owner: StoredValue::new(Owner::current()),
+            ha: ha::HaState::new(),
         }
     }
 
@@ -182,8 +186,10 @@ pub fn discover(connection: Connection, settings: RwSignal<Settings>, registry: 
         let Some(client) = connection.client.get() else {
             return;
         };
-        let root = settings.with_untracked(|s| s.root.clone());
+        let (root, prefix) = settings.with_untracked(|s| (s.root.clone(), s.ha_prefix.clone()));
         registry.reset();
+        registry.ha.reset();
+        spawn_local(ha::watch(client.clone(), prefix, registry));
         spawn_local(watch(client, root, registry));
     });
 }

@@ -33,11 +33,16 @@ pub fn DevicePage(id: String) -> impl IntoView {
     // Live values: subscribe on every new connection, stop when the page closes.
     {
         let id = id.clone();
+        let device_values = device.values;
         Effect::new(move |_| {
             let Some(client) = connection.client.get() else {
                 return;
             };
             let (root, limit) = settings.with_untracked(|s| (s.root.clone(), s.history_limit));
+            if super::ha::is_ha(&id) {
+                // The registry follows an HA device's state topics already.
+                return super::ha::follow(device_values, values, histories, limit);
+            }
             let (stop, stopped) = oneshot::channel::<()>();
             let mut stop = Some(stop);
             on_cleanup(move || drop(stop.take()));
@@ -83,6 +88,7 @@ pub fn DevicePage(id: String) -> impl IntoView {
         (!numeric.is_empty()).then(|| view! { <Chart properties=numeric histories /> })
     };
 
+    let details_id = id.clone();
     let live = move || connection.is_live();
     let shown_state = move || {
         if live() {
@@ -105,7 +111,19 @@ pub fn DevicePage(id: String) -> impl IntoView {
                 >
                     {move || shown_state().label()}
                 </span>
+                " "
+                <super::ha::ConventionBadge id=id.clone() />
             </h2>
+            {move || {
+                // The details come with the configs, as the description does.
+                description.track();
+                registry
+                    .ha
+                    .details(&details_id)
+                    .map(|details| {
+                        view! { <p class="muted" data-testid="device-details">{details}</p> }
+                    })
+            }}
             <NotLive what="These values" />
             {chart}
             <ErrorBoundary fallback=|errors| {

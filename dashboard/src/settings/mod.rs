@@ -27,6 +27,8 @@ pub struct Settings {
     pub client_id: String,
     /// Homie topic root. Default `iot`.
     pub root: String,
+    /// Home Assistant discovery prefix. Default `homeassistant`.
+    pub ha_prefix: String,
     /// Samples kept per numeric property for the device page's chart.
     pub history_limit: usize,
     /// Messages kept per topic in the explorer.
@@ -51,6 +53,7 @@ impl Default for Settings {
             token: String::new(),
             client_id: random_client_id(),
             root: "iot".to_owned(),
+            ha_prefix: "homeassistant".to_owned(),
             history_limit: DEFAULT_HISTORY_LIMIT,
             topic_history: DEFAULT_TOPIC_HISTORY,
             payload_limit: DEFAULT_PAYLOAD_LIMIT,
@@ -225,6 +228,7 @@ pub fn SettingsPanel() -> impl IntoView {
             {field("Token (instead of user name and password)", "settings-token", "password", |s| &s.token, |s, v| s.token = v)}
             {field("Client id", "settings-client-id", "text", |s| &s.client_id, |s, v| s.client_id = v)}
             {field("Topic root", "settings-root", "text", |s| &s.root, |s, v| s.root = v)}
+            {field("Home Assistant discovery prefix", "settings-ha-prefix", "text", |s| &s.ha_prefix, |s, v| s.ha_prefix = v)}
             <h3>"Limits"</h3>
             {limit("Chart samples per property", "settings-history-limit", |s| s.history_limit, |s, v| s.history_limit = v)}
             {limit("Explorer messages per topic", "settings-topic-history", |s| s.topic_history, |s, v| s.topic_history = v)}

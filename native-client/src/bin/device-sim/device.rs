@@ -27,6 +27,8 @@ pub(crate) struct Fleet {
     pub(crate) dropout: Duration,
     /// Flapping: drop the connection this often and come right back.
     pub(crate) flap: Option<Duration>,
+    /// `--convention ha`: the Home Assistant discovery prefix (`None`: Homie 5).
+    pub(crate) ha_prefix: Option<String>,
     pub(crate) sent: AtomicU64,
     pub(crate) commands: AtomicU64,
     pub(crate) rejected: AtomicU64,
@@ -34,7 +36,7 @@ pub(crate) struct Fleet {
 }
 
 /// How one connection of a device ended.
-enum End {
+pub(crate) enum End {
     /// Shut down: the device said `disconnected` and left.
     Shutdown,
     /// Dropped out (no DISCONNECT, so the will says `lost`); come back after a while.
@@ -66,7 +68,12 @@ pub(crate) async fn run(
                 continue;
             }
         };
-        let end = match session(&fleet, &id, &client, &mut state, &mut rng, &mut shutdown).await {
+        let ended = if fleet.ha_prefix.is_some() {
+            crate::ha::session(&fleet, &id, &client, &mut state, &mut rng, &mut shutdown).await
+        } else {
+            session(&fleet, &id, &client, &mut state, &mut rng, &mut shutdown).await
+        };
+        let end = match ended {
             Ok(end) => end,
             Err(err) => {
                 tracing::warn!("{id}: {err}");
@@ -110,12 +117,15 @@ fn topic(fleet: &Fleet, id: &str, rest: &str) -> String {
 }
 
 async fn connect(fleet: &Fleet, id: &str) -> Result<Client, native_client::ConnectError> {
-    let state = topic(fleet, id, "$state");
+    let (will, payload) = match fleet.ha_prefix {
+        Some(_) => (crate::ha::availability_topic(fleet, id), "offline"),
+        None => (topic(fleet, id, "$state"), "lost"),
+    };
     let options = fleet
         .connect
         .clone()
         .client_id(id)
-        .will(&state, "lost", QoS::AtLeastOnce, true);
+        .will(&will, payload, QoS::AtLeastOnce, true);
     Client::connect(options).await
 }
 

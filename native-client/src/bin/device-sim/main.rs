@@ -1,11 +1,13 @@
 //! `device-sim`: simulated devices publishing over TCP (or TLS) following the Homie 5
-//! convention (docs/ARCHITECTURE.md, "Device topic convention"), for the dashboard,
-//! demos and load tests.
+//! convention (docs/ARCHITECTURE.md, "Device topic convention"), or with
+//! `--convention ha` Home Assistant MQTT discovery (`ha.rs`), for the dashboard, demos
+//! and load tests.
 //!
 //! ```text
 //! device-sim --devices 20 --rate 5                    # 20 devices, 5 telemetry msg/s each
 //! device-sim -L mqtt://broker:1883 --devices 500 --rate 1 --duration 60
 //! device-sim --devices 5 --dropout-prob 0.01 --flap 30
+//! device-sim --devices 3 --convention ha              # Home Assistant discovery
 //! ```
 //!
 //! Each device is one tokio task with one connection (`sim-001`, `sim-002`, ...). It
@@ -20,9 +22,11 @@
 //!
 //! - `model`: properties, `$description`, drift, command validation.
 //! - `device`: one device's connection loop.
+//! - `ha`: the same device announced with Home Assistant discovery.
 //! - this file: the command line, the fleet, the summary lines.
 
 mod device;
+mod ha;
 mod model;
 
 use std::process::ExitCode;
@@ -91,6 +95,22 @@ struct Cli {
     /// Seed of the simulation (values, phases, dropouts).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Device convention: `homie` (Homie 5) or `ha` (Home Assistant MQTT discovery,
+    /// state under `{root}/ha/{dev}`; --flap applies to Homie only).
+    #[arg(long, value_enum, default_value_t = Convention::Homie)]
+    convention: Convention,
+    /// Home Assistant discovery prefix (with --convention ha).
+    #[arg(long = "ha-prefix", default_value = "homeassistant")]
+    ha_prefix: String,
+}
+
+/// The topic convention the devices follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Convention {
+    /// Homie 5.
+    Homie,
+    /// Home Assistant MQTT discovery.
+    Ha,
 }
 
 fn main() -> ExitCode {
@@ -157,6 +177,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         dropout_prob: cli.dropout_prob,
         dropout: Duration::from_secs_f64(cli.dropout_secs.max(0.1)),
         flap: cli.flap.map(|secs| Duration::from_secs_f64(secs.max(0.5))),
+        ha_prefix: (cli.convention == Convention::Ha).then(|| cli.ha_prefix.clone()),
         sent: AtomicU64::new(0),
         commands: AtomicU64::new(0),
         rejected: AtomicU64::new(0),
@@ -177,12 +198,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .map(|n| format!("{}-{n:03}", cli.prefix))
         .collect();
     println!(
-        "device-sim: {} devices ({}..{}) -> {} | root {}/5 | {} msg/s each, {} msg/s total | QoS {} | MQTT {}{}{}",
+        "device-sim: {} devices ({}..{}) -> {} | {} | {} msg/s each, {} msg/s total | QoS {} | MQTT {}{}{}",
         ids.len(),
         ids[0],
         ids[ids.len() - 1],
         cli.url,
-        cli.root,
+        match cli.convention {
+            Convention::Homie => format!("root {}/5", cli.root),
+            Convention::Ha => format!("HA discovery {}/, state {}/ha", cli.ha_prefix, cli.root),
+        },
         cli.rate,
         cli.rate * f64::from(cli.devices),
         cli.qos,

@@ -1,0 +1,304 @@
+//! Home Assistant discovery end to end: the built dashboard served by a real
+//! `broker-server`, `device-sim --convention ha` (and one Homie device beside it),
+//! headless Chromium over WebDriver, `mosquitto_sub`/`mosquitto_pub` as independent
+//! peers.
+//!
+//! One scenario: HA devices appear ready, marked `HA` beside the Homie one, with key
+//! values; a malformed config is counted as ignored; on a device's page values update;
+//! the relay switch and the light's brightness round-trip (the command settles when the
+//! state topic shows the value; `mosquitto_sub` reads the device's retained state);
+//! the page's link survives a reload; killing device-sim (its will says `offline`) shows the devices offline.
+//!
+//! Run by `cargo xtask test browser` with `DASHBOARD_DIST`, `DASHBOARD_BROKER`,
+//! `DEVICE_SIM` and `CHROMEDRIVER` set; without them it passes without running.
+
+#![cfg(not(target_arch = "wasm32"))]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use fantoccini::key::Key;
+use tokio::process::{Child, Command};
+
+use support::{Broker, ChromeDriver, click, screenshot, wait_text};
+
+struct Setup {
+    dist: PathBuf,
+    broker: PathBuf,
+    device_sim: PathBuf,
+    chromedriver: std::ffi::OsString,
+}
+
+fn setup() -> Option<Setup> {
+    let var = |name| std::env::var_os(name);
+    Some(Setup {
+        dist: var("DASHBOARD_DIST")?.into(),
+        broker: var("DASHBOARD_BROKER")?.into(),
+        device_sim: var("DEVICE_SIM")?.into(),
+        chromedriver: var("CHROMEDRIVER")?,
+    })
+}
+
+/// `device-sim` with `args`, logging to `log`.
+fn device_sim(binary: &Path, tcp: u16, args: &[&str], log: &Path) -> Child {
+    let log = std::fs::File::create(log).expect("device-sim's log");
+    Command::new(binary)
+        .args(["-L", &format!("mqtt://127.0.0.1:{tcp}")])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("device-sim starts")
+}
+
+fn device(id: &str, inner: &str) -> String {
+    format!("[data-testid=\"device-{id}\"] [data-testid=\"{inner}\"]")
+}
+
+fn property(path: &str, inner: &str) -> String {
+    let testid = path.replace('/', "-");
+    format!("[data-testid=\"property-{testid}\"] [data-testid=\"{inner}\"]")
+}
+
+/// The first message on `topic` (a retained one arrives at once), by `mosquitto_sub`.
+async fn mosquitto_sub_one(port: u16, topic: &str) -> serde_json::Value {
+    let output = Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", topic])
+        .args(["-C", "1", "-W", "30"])
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("mosquitto_sub runs (cargo xtask setup installs it)");
+    assert!(
+        output.status.success(),
+        "mosquitto_sub on {topic}: {output:?}"
+    );
+    serde_json::from_slice(&output.stdout).expect("a JSON state")
+}
+
+/// Publishes a retained message with `mosquitto_pub` (an empty `payload` clears it).
+async fn mosquitto_pub_retained(port: u16, topic: &str, payload: &str) {
+    let mut command = Command::new("mosquitto_pub");
+    command
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-t",
+            topic,
+            "-r",
+        ])
+        .kill_on_drop(true);
+    if payload.is_empty() {
+        command.arg("-n");
+    } else {
+        command.args(["-m", payload]);
+    }
+    let status = command.status().await.expect("mosquitto_pub runs");
+    assert!(status.success(), "mosquitto_pub on {topic}");
+}
+
+#[tokio::test]
+async fn home_assistant_devices_values_commands_and_offline_in_a_real_browser() {
+    let Some(setup) = setup() else {
+        eprintln!(
+            "skipped: needs DASHBOARD_DIST, DASHBOARD_BROKER, DEVICE_SIM and CHROMEDRIVER; \
+             run `cargo xtask test browser`"
+        );
+        return;
+    };
+    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-ha");
+    let broker = Broker::start(&setup.broker, &setup.dist, &scratch.join("broker")).await;
+    let mut ha_sim = device_sim(
+        &setup.device_sim,
+        broker.tcp,
+        &["--convention", "ha", "--devices", "2", "--rate", "4"],
+        &scratch.join("device-sim-ha.log"),
+    );
+    let _homie_sim = device_sim(
+        &setup.device_sim,
+        broker.tcp,
+        &["--prefix", "homie", "--devices", "1", "--rate", "1"],
+        &scratch.join("device-sim-homie.log"),
+    );
+    mosquitto_pub_retained(broker.tcp, "homeassistant/sensor/broken/x/config", "{nope").await;
+    let driver = ChromeDriver::start(&setup.chromedriver).await;
+    let client = driver.session().await;
+    client
+        .goto(&format!("http://127.0.0.1:{}/", broker.http))
+        .await
+        .expect("the dashboard loads");
+
+    // Both conventions in one list, each marked.
+    let ha = "ha:sim-001";
+    wait_text(
+        &client,
+        &device(ha, "device-state"),
+        "HA device ready",
+        |t| t == "ready",
+    )
+    .await;
+    wait_text(
+        &client,
+        &device("ha:sim-002", "device-state"),
+        "second HA device",
+        |t| t == "ready",
+    )
+    .await;
+    wait_text(
+        &client,
+        &device("homie-001", "device-state"),
+        "Homie device",
+        |t| t == "ready",
+    )
+    .await;
+    wait_text(&client, &device(ha, "device-convention"), "HA mark", |t| {
+        t == "HA"
+    })
+    .await;
+    wait_text(
+        &client,
+        &device("homie-001", "device-convention"),
+        "Homie mark",
+        |t| t == "Homie",
+    )
+    .await;
+    wait_text(&client, &device(ha, "device-values"), "key values", |t| {
+        t.contains("°C") && t.contains('%')
+    })
+    .await;
+    wait_text(
+        &client,
+        "[data-testid=ha-warnings-count]",
+        "the ignored config",
+        |t| t == "1 Home Assistant discovery config ignored",
+    )
+    .await;
+    screenshot(&client, "ha-devices").await;
+
+    // The page: values arrive and update.
+    click(&client, &device(ha, "device-open")).await;
+    let temperature = property("temperature/state", "property-value");
+    let first = wait_text(&client, &temperature, "a temperature", |t| {
+        t.ends_with("°C")
+    })
+    .await;
+    wait_text(&client, &temperature, "a new temperature", |t| {
+        t != first && t.ends_with("°C")
+    })
+    .await;
+
+    // The relay (switch): ON/OFF to its command topic; settled by the state topic.
+    let before = wait_text(
+        &client,
+        &property("relay/state", "property-value"),
+        "the relay",
+        |t| t == "true" || t == "false",
+    )
+    .await;
+    let wanted = before != "true";
+    click(&client, &property("relay/state", "switch")).await;
+    wait_text(
+        &client,
+        &property("relay/state", "command-state"),
+        "the relay command settled",
+        |t| t == "ok",
+    )
+    .await;
+    wait_text(
+        &client,
+        &property("relay/state", "property-value"),
+        "the relay's new value",
+        |t| t == wanted.to_string(),
+    )
+    .await;
+    let state = mosquitto_sub_one(broker.tcp, "iot/ha/sim-001/state").await;
+    assert_eq!(
+        state["relay"],
+        if wanted { "ON" } else { "OFF" },
+        "the device's state after the switch: {state}"
+    );
+
+    // The light's brightness: a JSON-schema command, settled by the light's state.
+    let brightness = client
+        .find(fantoccini::Locator::Css(&property(
+            "lamp/brightness",
+            "number-input",
+        )))
+        .await
+        .expect("the brightness has a number input");
+    brightness.send_keys("37").await.expect("typing");
+    brightness
+        .send_keys(&Key::Enter.to_string())
+        .await
+        .expect("Enter");
+    wait_text(
+        &client,
+        &property("lamp/brightness", "command-state"),
+        "the brightness command settled",
+        |t| t == "ok",
+    )
+    .await;
+    wait_text(
+        &client,
+        &property("lamp/brightness", "property-value"),
+        "the new brightness",
+        |t| t == "37",
+    )
+    .await;
+    let light = mosquitto_sub_one(broker.tcp, "iot/ha/sim-001/light").await;
+    assert_eq!(light["brightness"], 37, "the device's light state: {light}");
+    assert_eq!(
+        light["state"], "ON",
+        "a brightness command turns the light on"
+    );
+    wait_text(
+        &client,
+        "[data-testid=device-convention]",
+        "the page's mark",
+        |t| t == "HA",
+    )
+    .await;
+    screenshot(&client, "ha-device-page").await;
+
+    // The page's link survives a reload: discovery finds the device again and the page
+    // gets its properties, values and details.
+    client.refresh().await.expect("reloaded");
+    wait_text(
+        &client,
+        &property("lamp/brightness", "property-value"),
+        "the brightness after a reload",
+        |t| t == "37",
+    )
+    .await;
+    wait_text(
+        &client,
+        "[data-testid=device-details]",
+        "the device's details",
+        |t| t.contains("device-sim"),
+    )
+    .await;
+
+    // The devices go away without a word: their will says offline.
+    ha_sim.kill().await.expect("device-sim killed");
+    click(&client, "[data-testid=nav-devices]").await;
+    wait_text(&client, &device(ha, "device-state"), "offline", |t| {
+        t == "offline"
+    })
+    .await;
+    wait_text(
+        &client,
+        &device("homie-001", "device-state"),
+        "the Homie device still ready",
+        |t| t == "ready",
+    )
+    .await;
+    screenshot(&client, "ha-devices-offline").await;
+    let _ = client.close().await;
+}
