@@ -55,6 +55,7 @@ pub(super) async fn serve(
     // the remote from now on comes in.
     super::publish_state(broker, status, true);
     let mut out = Outbound {
+        broker,
         status,
         client,
         node: broker.bridges.node().clone(),
@@ -144,6 +145,8 @@ fn inbound(
 
 /// The outbox's side of one connection.
 struct Outbound<'a> {
+    /// Its store: a delivery that leaves the outbox for good leaves it too.
+    broker: &'a Broker,
     status: &'a BridgeStatus,
     client: &'a Client,
     /// This broker in hop markers.
@@ -176,6 +179,7 @@ impl Outbound<'_> {
         let now = crate::clock::now();
         let message = &delivery.message;
         if message.is_expired(now) {
+            super::outbox::finished(self.broker, &delivery);
             return;
         }
         let rule = self
@@ -185,6 +189,7 @@ impl Outbound<'_> {
             .iter()
             .find(|rule| rule.direction.sends() && rule.local_filter.matches(&message.topic));
         let Some(topic) = rule.and_then(|rule| rule.to_remote(&message.topic)) else {
+            super::outbox::finished(self.broker, &delivery);
             return;
         };
         let mut properties = message.delivery_properties(&[], now);
@@ -212,10 +217,17 @@ impl Outbound<'_> {
         self.sending.push_back(sending);
     }
 
-    /// The oldest publication was answered: it leaves the outbox, or (connection lost)
-    /// everything unacknowledged goes back.
+    /// The oldest publication was answered: it leaves the outbox (and the store), or
+    /// (connection lost) everything unacknowledged goes back.
     fn settle(&mut self, result: Result<PublishOutcome, Error>) -> Result<(), String> {
         let delivery = self.waiting.pop_front();
+        let lost = matches!(
+            result,
+            Err(ref err) if !matches!(err, Error::PublishRejected(_) | Error::Session(_) | Error::Topic(_))
+        );
+        if let (false, Some(delivery)) = (lost, &delivery) {
+            super::outbox::finished(self.broker, delivery);
+        }
         match result {
             Ok(_) => {
                 self.status.messages_out.fetch_add(1, Ordering::Relaxed);

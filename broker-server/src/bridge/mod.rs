@@ -26,6 +26,8 @@
 //!   ([`BridgeRegistry::looped`]) and counted.
 //! - **Reconnect.** Each connection is a fresh client; a failed attempt moves to the
 //!   next address; delays grow exponentially with jitter (`restart_*` keys).
+//! - **Durable.** With a durable store the outbox is a stored session: QoS 1/2
+//!   messages waiting for the remote survive a crash of this broker (`outbox`).
 //! - **Status.** `$SYS/broker/bridges/{name}/state` (retained: `connected` /
 //!   `disconnected`), `/metrics` (`mqtt_bridge_*`), `GET /api/bridges`.
 //!
@@ -34,6 +36,7 @@
 //! - this module: [`BridgeRegistry`] and [`BridgeStatus`] (shared with `/metrics` and
 //!   the admin API), the loop check, [`start_all`];
 //! - `link`: the task: connect, fail over, back off, publish the state;
+//! - `outbox`: the outbox in the store: written at start, restored by recovery;
 //! - `forward`: one connection's work: the outbox to the remote, the remote's messages
 //!   into the broker.
 
@@ -54,6 +57,7 @@ use crate::session::{QueueLimits, Session};
 
 mod forward;
 mod link;
+pub(crate) mod outbox;
 
 /// The MQTT 5 user property that marks a message as forwarded by a bridge of the
 /// broker it names (one property per broker passed).
@@ -115,7 +119,7 @@ impl BridgeRegistry {
                     queue_qos0_offline: true,
                     policy: bridge.outbox_drop_policy,
                 };
-                let id = ByteString::from(format!("\u{0}bridge:{}", bridge.name));
+                let id = ByteString::from(outbox::client_id(&bridge.name));
                 let outbox = Arc::new(Session::new(id, limits));
                 // Always "online": the mailbox wakes the bridge task, and QoS 0 waits
                 // while the remote is away as QoS 1 and 2 do.
@@ -185,6 +189,7 @@ pub(crate) async fn start_all(
     tasks: &mut JoinSet<()>,
 ) {
     for status in broker.bridges.list() {
+        outbox::persist(broker, status);
         subscribe_outbox(broker, status).await;
         tasks.spawn(link::run(broker.clone(), status.clone(), shutdown.clone()));
     }

@@ -24,11 +24,13 @@ use native_client::{
 
 use crate::common::{PATIENCE, TestBroker, test_config};
 
+mod durable;
+
 /// Where Debian's `mosquitto` package puts the broker.
-const MOSQUITTO: &str = "/usr/sbin/mosquitto";
+pub(super) const MOSQUITTO: &str = "/usr/sbin/mosquitto";
 
 /// A loopback port nobody listens on right now.
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -37,7 +39,7 @@ fn free_port() -> u16 {
 }
 
 /// A mosquitto process with a generated configuration; killed when dropped.
-struct Mosquitto {
+pub(super) struct Mosquitto {
     child: Option<Child>,
     port: u16,
     conf: PathBuf,
@@ -46,7 +48,7 @@ struct Mosquitto {
 
 impl Mosquitto {
     /// Starts mosquitto on a free port with `options` added to its configuration.
-    fn start(dir: &Path, options: &str) -> Self {
+    pub(super) fn start(dir: &Path, options: &str) -> Self {
         Self::with_listener(dir, options, "")
     }
 
@@ -76,7 +78,8 @@ impl Mosquitto {
         broker
     }
 
-    fn spawn(&mut self) {
+    /// Starts (again) the process, on the same port, and waits until it listens.
+    pub(super) fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -102,20 +105,20 @@ impl Mosquitto {
         }
     }
 
-    fn addr(&self) -> SocketAddr {
+    pub(super) fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
-    fn url(&self) -> String {
+    pub(super) fn url(&self) -> String {
         format!("mqtt://{}", self.addr())
     }
 
-    fn log_text(&self) -> String {
+    pub(super) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Stops it with SIGTERM (with persistence it writes its database first).
-    async fn stop(&mut self) {
+    pub(super) async fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };
@@ -160,7 +163,7 @@ fn with_bridge(config: &mut Config, name: &str, address: SocketAddr, extra: &str
 }
 
 /// A client of `url` with `id`, speaking `version`.
-async fn client(url: &str, id: &str, version: ProtocolVersion) -> Client {
+pub(super) async fn client(url: &str, id: &str, version: ProtocolVersion) -> Client {
     let options = ConnectOptions::new(url).client_id(id).version(version);
     Client::connect(options).await.expect("client connects")
 }
@@ -170,7 +173,7 @@ fn url_of(broker: &TestBroker) -> String {
 }
 
 /// The next message of `subscription`, within [`PATIENCE`].
-async fn next(subscription: &mut Subscription) -> Message {
+pub(super) async fn next(subscription: &mut Subscription) -> Message {
     tokio::time::timeout(PATIENCE, subscription.recv())
         .await
         .expect("a message in time")
@@ -178,7 +181,7 @@ async fn next(subscription: &mut Subscription) -> Message {
 }
 
 /// Nothing more arrives on `subscription` for a while (a loop or a duplicate would).
-async fn nothing_more(subscription: &mut Subscription) {
+pub(super) async fn nothing_more(subscription: &mut Subscription) {
     if let Ok(Some(extra)) =
         tokio::time::timeout(Duration::from_millis(700), subscription.recv()).await
     {
@@ -188,7 +191,7 @@ async fn nothing_more(subscription: &mut Subscription) {
 
 /// Waits until the bridge `name` of the broker at `local` says `state` on its `$SYS`
 /// topic.
-async fn wait_state(local: &Client, name: &str, state: &str) {
+pub(super) async fn wait_state(local: &Client, name: &str, state: &str) {
     let mut states = local
         .subscribe(format!("$SYS/broker/bridges/{name}/state"), QoS::AtMostOnce)
         .await
