@@ -25,6 +25,10 @@ pub(super) enum Ended {
     Lost(String),
 }
 
+/// Failed attempts to resume the remote session before a bridge with several
+/// addresses fails over to the next one.
+const RESUME_ATTEMPTS: u32 = 3;
+
 /// One publication to the remote, resolving when it is acknowledged.
 type Sending = Pin<Box<dyn Future<Output = Result<PublishOutcome, Error>> + Send>>;
 
@@ -77,7 +81,24 @@ pub(super) async fn serve(
             },
             _ = status.outbox.notified() => {}
             event = events.recv() => match event {
+                Ok(Event::Disconnected { reason, will_reconnect: true }) => {
+                    // The client resumes the session by itself: what is in flight
+                    // stays in flight and is re-sent (or released) on the next
+                    // connection, with its packet id.
+                    tracing::warn!(bridge = %status.config.name, %reason, "bridge connection lost; resuming the session");
+                    *status.last_error.lock() = Some(reason.to_string());
+                    super::publish_state(broker, status, false);
+                }
                 Ok(Event::Disconnected { reason, .. }) => break Ended::Lost(reason.to_string()),
+                Ok(Event::Connected { .. }) => {
+                    tracing::info!(bridge = %status.config.name, "bridge reconnected");
+                    super::publish_state(broker, status, true);
+                }
+                Ok(Event::Reconnecting { attempt, .. })
+                    if attempt > RESUME_ATTEMPTS && status.config.address.len() > 1 =>
+                {
+                    break Ended::Lost(format!("{RESUME_ATTEMPTS} attempts to resume failed"));
+                }
                 Ok(Event::MessagesDropped { count, .. }) => {
                     status.dropped.fetch_add(count, Ordering::Relaxed);
                 }

@@ -146,7 +146,13 @@ impl Drop for Mosquitto {
 
 /// A `[[bridges]]` entry named `name` to `address` with the given extra TOML lines and
 /// topic rules, through the config loader (so the test also covers its grammar).
-fn with_bridge(config: &mut Config, name: &str, address: SocketAddr, extra: &str, rules: &[&str]) {
+pub(super) fn with_bridge(
+    config: &mut Config,
+    name: &str,
+    address: SocketAddr,
+    extra: &str,
+    rules: &[&str],
+) {
     let topics: Vec<String> = rules.iter().map(|r| format!("{r:?}")).collect();
     let max = if extra.contains("restart_max_ms") {
         ""
@@ -168,7 +174,7 @@ pub(super) async fn client(url: &str, id: &str, version: ProtocolVersion) -> Cli
     Client::connect(options).await.expect("client connects")
 }
 
-fn url_of(broker: &TestBroker) -> String {
+pub(super) fn url_of(broker: &TestBroker) -> String {
     format!("mqtt://{}", broker.addr)
 }
 
