@@ -27,10 +27,10 @@ use crate::common::{PATIENCE, TestBroker, test_config};
 mod durable;
 
 /// Where Debian's `mosquitto` package puts the broker.
-pub(super) const MOSQUITTO: &str = "/usr/sbin/mosquitto";
+pub(crate) const MOSQUITTO: &str = "/usr/sbin/mosquitto";
 
 /// A loopback port nobody listens on right now.
-pub(super) fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -39,7 +39,7 @@ pub(super) fn free_port() -> u16 {
 }
 
 /// A mosquitto process with a generated configuration; killed when dropped.
-pub(super) struct Mosquitto {
+pub(crate) struct Mosquitto {
     child: Option<Child>,
     port: u16,
     conf: PathBuf,
@@ -48,7 +48,7 @@ pub(super) struct Mosquitto {
 
 impl Mosquitto {
     /// Starts mosquitto on a free port with `options` added to its configuration.
-    pub(super) fn start(dir: &Path, options: &str) -> Self {
+    pub(crate) fn start(dir: &Path, options: &str) -> Self {
         Self::with_listener(dir, options, "")
     }
 
@@ -79,7 +79,7 @@ impl Mosquitto {
     }
 
     /// Starts (again) the process, on the same port, and waits until it listens.
-    pub(super) fn spawn(&mut self) {
+    pub(crate) fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -105,20 +105,20 @@ impl Mosquitto {
         }
     }
 
-    pub(super) fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
-    pub(super) fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("mqtt://{}", self.addr())
     }
 
-    pub(super) fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Stops it with SIGTERM (with persistence it writes its database first).
-    pub(super) async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };
@@ -146,7 +146,7 @@ impl Drop for Mosquitto {
 
 /// A `[[bridges]]` entry named `name` to `address` with the given extra TOML lines and
 /// topic rules, through the config loader (so the test also covers its grammar).
-pub(super) fn with_bridge(
+pub(crate) fn with_bridge(
     config: &mut Config,
     name: &str,
     address: SocketAddr,
@@ -169,17 +169,17 @@ pub(super) fn with_bridge(
 }
 
 /// A client of `url` with `id`, speaking `version`.
-pub(super) async fn client(url: &str, id: &str, version: ProtocolVersion) -> Client {
+pub(crate) async fn client(url: &str, id: &str, version: ProtocolVersion) -> Client {
     let options = ConnectOptions::new(url).client_id(id).version(version);
     Client::connect(options).await.expect("client connects")
 }
 
-pub(super) fn url_of(broker: &TestBroker) -> String {
+pub(crate) fn url_of(broker: &TestBroker) -> String {
     format!("mqtt://{}", broker.addr)
 }
 
 /// The next message of `subscription`, within [`PATIENCE`].
-pub(super) async fn next(subscription: &mut Subscription) -> Message {
+pub(crate) async fn next(subscription: &mut Subscription) -> Message {
     tokio::time::timeout(PATIENCE, subscription.recv())
         .await
         .expect("a message in time")
@@ -187,7 +187,7 @@ pub(super) async fn next(subscription: &mut Subscription) -> Message {
 }
 
 /// Nothing more arrives on `subscription` for a while (a loop or a duplicate would).
-pub(super) async fn nothing_more(subscription: &mut Subscription) {
+pub(crate) async fn nothing_more(subscription: &mut Subscription) {
     if let Ok(Some(extra)) =
         tokio::time::timeout(Duration::from_millis(700), subscription.recv()).await
     {
@@ -197,7 +197,7 @@ pub(super) async fn nothing_more(subscription: &mut Subscription) {
 
 /// Waits until the bridge `name` of the broker at `local` says `state` on its `$SYS`
 /// topic.
-pub(super) async fn wait_state(local: &Client, name: &str, state: &str) {
+pub(crate) async fn wait_state(local: &Client, name: &str, state: &str) {
     let mut states = local
         .subscribe(format!("$SYS/broker/bridges/{name}/state"), QoS::AtMostOnce)
         .await
@@ -547,7 +547,7 @@ async fn a_cycle_of_bridges_is_cut_by_the_hop_marker() {
 }
 
 /// The value of `metric` for the bridge `name` in `/metrics`.
-fn figure(broker: &TestBroker, metric: &str, name: &str) -> u64 {
+pub(crate) fn figure(broker: &TestBroker, metric: &str, name: &str) -> u64 {
     let metrics = broker_server::internals::http::render(broker.broker());
     let series = format!("{metric}{{bridge=\"{name}\"}} ");
     let line = metrics
