@@ -479,14 +479,17 @@ async fn once_everywhere(
     }
 }
 
-/// Two of our brokers, one bridged to the other with `# both`: a message published on
-/// either reaches the subscribers of both once, and does not come back (No Local on
-/// both sides of the bridge).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_brokers_bridged_both_ways_neither_loop_nor_duplicate() {
+/// Two of our brokers, one bridged to the other with `# both` over `protocol`: a
+/// message published on either reaches the subscribers of both once, and does not come
+/// back (No Local on both sides of the bridge: MQTT 5's, or on 3.1.1 the bridge flag's);
+/// a retained message published live on the remote side stays retained here (Retain As
+/// Published). Without the bridge flag (`try_private = false`) the 3.1.1 case fails
+/// on the echo.
+async fn two_brokers_bridged_both_ways(protocol: &str) {
     let b = TestBroker::with_config(test_config()).await;
     let mut config = test_config();
-    with_bridge(&mut config, "peer", b.addr, "", &["# both 1"]);
+    let extra = format!("protocol = \"{protocol}\"");
+    with_bridge(&mut config, "peer", b.addr, &extra, &["# both 1"]);
     let a = TestBroker::with_config(config).await;
     let on_a = client(&url_of(&a), "on-a", ProtocolVersion::V5).await;
     let on_b = client(&url_of(&b), "on-b", ProtocolVersion::V5).await;
@@ -495,10 +498,35 @@ async fn two_brokers_bridged_both_ways_neither_loop_nor_duplicate() {
     let mut sub_b = on_b.subscribe("t/#", QoS::AtLeastOnce).await.unwrap();
     once_everywhere(&on_a, "t/from-a", "1", &mut [&mut sub_a, &mut sub_b]).await;
     once_everywhere(&on_b, "t/from-b", "2", &mut [&mut sub_a, &mut sub_b]).await;
-    on_a.disconnect(ReasonCode::Success).await.unwrap();
-    on_b.disconnect(ReasonCode::Success).await.unwrap();
+    on_b.publish(
+        "t/kept",
+        "3",
+        PublishOptions::new(QoS::AtLeastOnce).retain(true),
+    )
+    .await
+    .unwrap();
+    assert_eq!(next(&mut sub_a).await.payload, "3".as_bytes());
+    let late = client(&url_of(&a), "late-a", ProtocolVersion::V5).await;
+    let mut late_sub = late.subscribe("t/kept", QoS::AtLeastOnce).await.unwrap();
+    let kept = next(&mut late_sub).await;
+    assert!(kept.retain && kept.payload == "3".as_bytes(), "{kept:?}");
+    for c in [on_a, on_b, late] {
+        c.disconnect(ReasonCode::Success).await.unwrap();
+    }
     a.stop().await;
     b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_brokers_bridged_both_ways_neither_loop_nor_duplicate() {
+    two_brokers_bridged_both_ways("mqttv5").await;
+}
+
+/// Over MQTT 3.1.1 the bridge connects with the bridge flag (level 0x84), which this
+/// broker accepts as mosquitto does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_brokers_bridged_both_ways_over_mqtt311_with_the_bridge_flag() {
+    two_brokers_bridged_both_ways("mqttv311").await;
 }
 
 /// Two of our brokers each bridging `#` out to the other: a cycle. The hop marker
