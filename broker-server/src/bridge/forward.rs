@@ -242,10 +242,17 @@ impl Outbound<'_> {
     /// (connection lost) everything unacknowledged goes back.
     fn settle(&mut self, result: Result<PublishOutcome, Error>) -> Result<(), String> {
         let delivery = self.waiting.pop_front();
-        let lost = matches!(
-            result,
-            Err(ref err) if !matches!(err, Error::PublishRejected(_) | Error::Session(_) | Error::Topic(_))
-        );
+        let lost = match &result {
+            Ok(_) | Err(Error::PublishRejected(_) | Error::Session(_) | Error::Topic(_)) => false,
+            // A QoS 0 publication lost with a resumed connection is dropped (below).
+            Err(Error::ConnectionLost) => {
+                !(self.status.config.resumes_session()
+                    && delivery
+                        .as_ref()
+                        .is_some_and(|d| d.qos == protocol::QoS::AtMostOnce))
+            }
+            Err(_) => true,
+        };
         if let (false, Some(delivery)) = (lost, &delivery) {
             super::outbox::finished(self.broker, delivery);
         }
@@ -261,6 +268,17 @@ impl Outbound<'_> {
             }
             Err(err @ (Error::Session(_) | Error::Topic(_))) => {
                 tracing::warn!(bridge = %self.status.config.name, %err, "a message cannot be bridged");
+                self.status.dropped.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(Error::ConnectionLost)
+                if self.status.config.resumes_session()
+                    && delivery
+                        .as_ref()
+                        .is_some_and(|d| d.qos == protocol::QoS::AtMostOnce) =>
+            {
+                // QoS 0 written into a connection that dropped: at most once, and the
+                // resumed session carries on with the QoS 1/2 ones.
                 self.status.dropped.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }

@@ -137,6 +137,7 @@ impl BridgeRegistry {
             .node
             .clone()
             .unwrap_or_else(|| format!("{:016x}", fastrand::u64(..)));
+        let clustered = config.cluster.backend == crate::cluster::config::ClusterBackend::Nats;
         let bridges = config
             .bridges
             .iter()
@@ -156,7 +157,15 @@ impl BridgeRegistry {
                     config: bridge.clone(),
                     outbox,
                     connected: AtomicBool::new(false),
-                    role: Mutex::new((Role::Single, None)),
+                    // A cluster node stands by until it holds the bridge's lease.
+                    role: Mutex::new((
+                        if clustered {
+                            Role::Standby
+                        } else {
+                            Role::Single
+                        },
+                        None,
+                    )),
                     remote: Mutex::new(None),
                     last_error: Mutex::new(None),
                     connect_attempts: AtomicU64::new(0),

@@ -623,6 +623,22 @@ async fn refused_credentials_back_off() {
         "mosquitto saw the refused logins:\n{}",
         remote.log_text()
     );
+    // The admin API says why (the same text is logged at `error`).
+    let broker = local.running.as_ref().unwrap().broker.clone();
+    let mut request = crate::http_support::get("/api/bridges");
+    request.headers_mut().insert(
+        axum::http::header::AUTHORIZATION,
+        "Bearer admin".parse().unwrap(),
+    );
+    let response = crate::http_support::oneshot(&broker, request).await;
+    let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+    let bridge = &body["bridges"][0];
+    let error = bridge["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("connection refused by the broker"), "{body}");
+    assert_eq!(
+        (bridge["state"].as_str(), bridge["role"].as_str()),
+        (Some("disconnected"), Some("single"))
+    );
     local.stop().await;
 }
 
