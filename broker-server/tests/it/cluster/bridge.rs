@@ -1,9 +1,13 @@
 //! A bridge in a cluster runs on one node at a time: two nodes configured with the same
 //! bridge to one real mosquitto; one holds the bridge's lease and connects, the other
 //! stands by; messages published on either node reach mosquitto once; when the holder
-//! stops, the other takes over and what is published after reaches mosquitto.
+//! stops (cleanly, or killed with SIGKILL: then its lease expires), the other takes
+//! over and what is published after reaches mosquitto.
 
 use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use native_client::{ProtocolVersion, QoS, ReasonCode, Subscription};
@@ -12,7 +16,7 @@ use super::e2e::node_config;
 use crate::bridge::{
     Mosquitto, client, figure, next, nothing_more, url_of, wait_state, with_bridge,
 };
-use crate::common::{PATIENCE, TestBroker};
+use crate::common::{self, KillOnDrop, PATIENCE, TestBroker};
 use crate::nats::NatsCluster;
 
 /// `(active, connected)` of bridge `up` on `node`, from its `/metrics`.
@@ -120,4 +124,110 @@ async fn one_node_runs_the_bridge_and_another_takes_over() {
     on_standby.disconnect(ReasonCode::Success).await.unwrap();
     there.disconnect(ReasonCode::Success).await.unwrap();
     standby.stop().await;
+}
+
+/// The `broker-server` binary as node `node` of the cluster on `nats`, with the bridge
+/// `up` (`up/# out 1`) to `remote`; killed with SIGKILL when dropped.
+async fn spawn_node(
+    nats: &NatsCluster,
+    node: &str,
+    remote: SocketAddr,
+    dir: &Path,
+) -> (KillOnDrop, SocketAddr) {
+    let log_path = dir.join(format!("{node}.log"));
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let urls = nats
+        .urls()
+        .iter()
+        .map(|url| format!("{url:?}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let bridge = format!(
+        "bridges=[{{name=\"up\", address=[\"{remote}\"], restart_initial_ms=100, \
+         restart_max_ms=300, topics=[\"up/# out 1\"]}}]"
+    );
+    let child = Command::new(env!("CARGO_BIN_EXE_broker-server"))
+        .args(["--tcp", "127.0.0.1:0"])
+        .args(["--set", "http.listeners=[]", "--set", "sys.interval_secs=0"])
+        .args(["--set", "storage.backend=\"memory\""])
+        .args(["--set", "cluster.backend=\"nats\""])
+        .args(["--set", &format!("cluster.node={node:?}")])
+        .args(["--set", &format!("cluster.nats.urls=[{urls}]")])
+        .args(["--set", "cluster.nats.prefix=\"bridgekill\""])
+        .args(["--set", "cluster.shards=2"])
+        .args([
+            "--set",
+            "cluster.heartbeat_secs=1",
+            "--set",
+            "cluster.node_ttl_secs=3",
+        ])
+        .args(["--set", &bridge])
+        .args(["--log-level", "warn,broker_server::transport=info"])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("broker-server starts");
+    let child = KillOnDrop(child);
+    let addr = common::bound_addr(&log_path).await;
+    (child, addr)
+}
+
+/// Waits until `$SYS/broker/bridges/up/role` on `node` says `role`.
+async fn wait_role(node: &native_client::Client, role: &str) {
+    let mut roles = node
+        .subscribe("$SYS/broker/bridges/up/role", QoS::AtMostOnce)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let message = tokio::time::timeout(left, roles.recv())
+            .await
+            .unwrap_or_else(|_| panic!("never {role}"))
+            .unwrap();
+        if message.payload == role.as_bytes() {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lease_of_a_killed_holder_expires_and_another_node_takes_over() {
+    let nats = NatsCluster::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let remote = Mosquitto::start(dir.path(), "allow_anonymous true");
+    let there = client(&remote.url(), "there", ProtocolVersion::V5).await;
+    let mut remote_sub = there.subscribe("up/#", QoS::AtLeastOnce).await.unwrap();
+    let (first, first_addr) = spawn_node(&nats, "k1", remote.addr(), dir.path()).await;
+    let on_first = client(
+        &format!("mqtt://{first_addr}"),
+        "on-k1",
+        ProtocolVersion::V5,
+    )
+    .await;
+    wait_role(&on_first, "holder").await;
+    let (_second, second_addr) = spawn_node(&nats, "k2", remote.addr(), dir.path()).await;
+    let on_second = client(
+        &format!("mqtt://{second_addr}"),
+        "on-k2",
+        ProtocolVersion::V5,
+    )
+    .await;
+    wait_role(&on_second, "standby").await;
+
+    drop(first); // SIGKILL: the lease is not given up, it expires.
+    wait_role(&on_second, "holder").await;
+    wait_state(&on_second, "up", "connected").await;
+    on_second
+        .publish("up/after", "after the kill", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut remote_sub).await.payload,
+        "after the kill".as_bytes()
+    );
+    nothing_more(&mut remote_sub).await;
+    on_second.disconnect(ReasonCode::Success).await.unwrap();
+    there.disconnect(ReasonCode::Success).await.unwrap();
+    drop(on_first);
 }
