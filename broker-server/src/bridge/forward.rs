@@ -25,6 +25,10 @@ pub(super) enum Ended {
     Lost(String),
 }
 
+/// Failed attempts to resume the remote session before a bridge with several
+/// addresses fails over to the next one.
+const RESUME_ATTEMPTS: u32 = 3;
+
 /// One publication to the remote, resolving when it is acknowledged.
 type Sending = Pin<Box<dyn Future<Output = Result<PublishOutcome, Error>> + Send>>;
 
@@ -55,6 +59,7 @@ pub(super) async fn serve(
     // the remote from now on comes in.
     super::publish_state(broker, status, true);
     let mut out = Outbound {
+        broker,
         status,
         client,
         node: broker.bridges.node().clone(),
@@ -76,7 +81,24 @@ pub(super) async fn serve(
             },
             _ = status.outbox.notified() => {}
             event = events.recv() => match event {
+                Ok(Event::Disconnected { reason, will_reconnect: true }) => {
+                    // The client resumes the session by itself: what is in flight
+                    // stays in flight and is re-sent (or released) on the next
+                    // connection, with its packet id.
+                    tracing::warn!(bridge = %status.config.name, %reason, "bridge connection lost; resuming the session");
+                    *status.last_error.lock() = Some(reason.to_string());
+                    super::publish_state(broker, status, false);
+                }
                 Ok(Event::Disconnected { reason, .. }) => break Ended::Lost(reason.to_string()),
+                Ok(Event::Connected { .. }) => {
+                    tracing::info!(bridge = %status.config.name, "bridge reconnected");
+                    super::publish_state(broker, status, true);
+                }
+                Ok(Event::Reconnecting { attempt, .. })
+                    if attempt > RESUME_ATTEMPTS && status.config.address.len() > 1 =>
+                {
+                    break Ended::Lost(format!("{RESUME_ATTEMPTS} attempts to resume failed"));
+                }
                 Ok(Event::MessagesDropped { count, .. }) => {
                     status.dropped.fetch_add(count, Ordering::Relaxed);
                 }
@@ -144,6 +166,8 @@ fn inbound(
 
 /// The outbox's side of one connection.
 struct Outbound<'a> {
+    /// Its store: a delivery that leaves the outbox for good leaves it too.
+    broker: &'a Broker,
     status: &'a BridgeStatus,
     client: &'a Client,
     /// This broker in hop markers.
@@ -176,6 +200,7 @@ impl Outbound<'_> {
         let now = crate::clock::now();
         let message = &delivery.message;
         if message.is_expired(now) {
+            super::outbox::finished(self.broker, &delivery);
             return;
         }
         let rule = self
@@ -185,6 +210,7 @@ impl Outbound<'_> {
             .iter()
             .find(|rule| rule.direction.sends() && rule.local_filter.matches(&message.topic));
         let Some(topic) = rule.and_then(|rule| rule.to_remote(&message.topic)) else {
+            super::outbox::finished(self.broker, &delivery);
             return;
         };
         let mut properties = message.delivery_properties(&[], now);
@@ -212,10 +238,24 @@ impl Outbound<'_> {
         self.sending.push_back(sending);
     }
 
-    /// The oldest publication was answered: it leaves the outbox, or (connection lost)
-    /// everything unacknowledged goes back.
+    /// The oldest publication was answered: it leaves the outbox (and the store), or
+    /// (connection lost) everything unacknowledged goes back.
     fn settle(&mut self, result: Result<PublishOutcome, Error>) -> Result<(), String> {
         let delivery = self.waiting.pop_front();
+        let lost = match &result {
+            Ok(_) | Err(Error::PublishRejected(_) | Error::Session(_) | Error::Topic(_)) => false,
+            // A QoS 0 publication lost with a resumed connection is dropped (below).
+            Err(Error::ConnectionLost) => {
+                !(self.status.config.resumes_session()
+                    && delivery
+                        .as_ref()
+                        .is_some_and(|d| d.qos == protocol::QoS::AtMostOnce))
+            }
+            Err(_) => true,
+        };
+        if let (false, Some(delivery)) = (lost, &delivery) {
+            super::outbox::finished(self.broker, delivery);
+        }
         match result {
             Ok(_) => {
                 self.status.messages_out.fetch_add(1, Ordering::Relaxed);
@@ -228,6 +268,17 @@ impl Outbound<'_> {
             }
             Err(err @ (Error::Session(_) | Error::Topic(_))) => {
                 tracing::warn!(bridge = %self.status.config.name, %err, "a message cannot be bridged");
+                self.status.dropped.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(Error::ConnectionLost)
+                if self.status.config.resumes_session()
+                    && delivery
+                        .as_ref()
+                        .is_some_and(|d| d.qos == protocol::QoS::AtMostOnce) =>
+            {
+                // QoS 0 written into a connection that dropped: at most once, and the
+                // resumed session carries on with the QoS 1/2 ones.
                 self.status.dropped.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }

@@ -49,6 +49,11 @@ pub(super) async fn run(
         *status.remote.lock() = Some(address.to_string());
         status.connect_attempts.fetch_add(1, Ordering::Relaxed);
         let mut options = connect_options(config, &address.to_string(), tls.clone());
+        if config.resumes_session() {
+            // The client reconnects by itself and resumes the remote session; `serve`
+            // hands over to the next address after a few failed attempts.
+            options = options.reconnect(backoff.clone());
+        }
         options.session.bridge = private;
         let connected = tokio::select! {
             connected = Client::connect(options) => connected,
@@ -116,7 +121,8 @@ fn refuses_bridge_flag(err: &native_client::ConnectError) -> bool {
 }
 
 /// The client options of one connection to `address` (`host:port`). The client does
-/// not reconnect by itself: this task does, so that it can fail over.
+/// not reconnect by itself (unless the session is resumed, see `run`): this task
+/// does, so that it can fail over.
 fn connect_options(
     config: &BridgeConfig,
     address: &str,

@@ -26,6 +26,10 @@
 //!   ([`BridgeRegistry::looped`]) and counted.
 //! - **Reconnect.** Each connection is a fresh client; a failed attempt moves to the
 //!   next address; delays grow exponentially with jitter (`restart_*` keys).
+//! - **Durable.** With a durable store the outbox is a stored session: QoS 1/2
+//!   messages waiting for the remote survive a crash of this broker (`outbox`).
+//! - **Cluster.** One node runs each bridge: the holder of its lease in NATS
+//!   (`lease`); the others stand by and take over when it goes.
 //! - **Status.** `$SYS/broker/bridges/{name}/state` (retained: `connected` /
 //!   `disconnected`), `/metrics` (`mqtt_bridge_*`), `GET /api/bridges`.
 //!
@@ -33,7 +37,9 @@
 //!
 //! - this module: [`BridgeRegistry`] and [`BridgeStatus`] (shared with `/metrics` and
 //!   the admin API), the loop check, [`start_all`];
+//! - `lease`: on a cluster node, who runs the bridge;
 //! - `link`: the task: connect, fail over, back off, publish the state;
+//! - `outbox`: the outbox in the store: written at start, restored by recovery;
 //! - `forward`: one connection's work: the outbox to the remote, the remote's messages
 //!   into the broker.
 
@@ -53,11 +59,35 @@ use crate::router::SubEntry;
 use crate::session::{QueueLimits, Session};
 
 mod forward;
+mod lease;
 mod link;
+pub(crate) mod outbox;
 
 /// The MQTT 5 user property that marks a message as forwarded by a bridge of the
 /// broker it names (one property per broker passed).
 pub(crate) const HOP_PROPERTY: &str = "x-bridge-hop";
+
+/// Whether this node runs a bridge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// A single node: it runs every bridge.
+    Single,
+    /// A cluster node that holds the bridge's lease: it runs the bridge.
+    Holder,
+    /// A cluster node that stands by while another holds the lease.
+    Standby,
+}
+
+impl Role {
+    /// As shown in `$SYS` and the admin API.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Single => "single",
+            Self::Holder => "holder",
+            Self::Standby => "standby",
+        }
+    }
+}
 
 /// What one bridge is doing, for `$SYS`, `/metrics` and the admin API.
 #[derive(Debug)]
@@ -69,6 +99,8 @@ pub(crate) struct BridgeStatus {
     pub(crate) outbox: Arc<Session>,
     /// Connected to a remote broker now.
     pub(crate) connected: AtomicBool,
+    /// Whether this node runs the bridge, and the cluster node that does (if known).
+    pub(crate) role: Mutex<(Role, Option<String>)>,
     /// The address of the current (or last) remote.
     pub(crate) remote: Mutex<Option<String>>,
     /// Why the last attempt or connection failed.
@@ -105,6 +137,7 @@ impl BridgeRegistry {
             .node
             .clone()
             .unwrap_or_else(|| format!("{:016x}", fastrand::u64(..)));
+        let clustered = config.cluster.backend == crate::cluster::config::ClusterBackend::Nats;
         let bridges = config
             .bridges
             .iter()
@@ -115,7 +148,7 @@ impl BridgeRegistry {
                     queue_qos0_offline: true,
                     policy: bridge.outbox_drop_policy,
                 };
-                let id = ByteString::from(format!("\u{0}bridge:{}", bridge.name));
+                let id = ByteString::from(outbox::client_id(&bridge.name));
                 let outbox = Arc::new(Session::new(id, limits));
                 // Always "online": the mailbox wakes the bridge task, and QoS 0 waits
                 // while the remote is away as QoS 1 and 2 do.
@@ -124,6 +157,15 @@ impl BridgeRegistry {
                     config: bridge.clone(),
                     outbox,
                     connected: AtomicBool::new(false),
+                    // A cluster node stands by until it holds the bridge's lease.
+                    role: Mutex::new((
+                        if clustered {
+                            Role::Standby
+                        } else {
+                            Role::Single
+                        },
+                        None,
+                    )),
                     remote: Mutex::new(None),
                     last_error: Mutex::new(None),
                     connect_attempts: AtomicU64::new(0),
@@ -185,8 +227,8 @@ pub(crate) async fn start_all(
     tasks: &mut JoinSet<()>,
 ) {
     for status in broker.bridges.list() {
-        subscribe_outbox(broker, status).await;
-        tasks.spawn(link::run(broker.clone(), status.clone(), shutdown.clone()));
+        outbox::persist(broker, status);
+        tasks.spawn(lease::run(broker.clone(), status.clone(), shutdown.clone()));
     }
 }
 
@@ -221,6 +263,14 @@ async fn subscribe_outbox(broker: &Broker, status: &BridgeStatus) {
                 status.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+}
+
+/// Unsubscribes the outbox from the rules' local filters (a cluster node that lost the
+/// bridge's lease). What it holds stays, for the next time this node runs the bridge.
+fn unsubscribe_outbox(broker: &Broker, status: &BridgeStatus) {
+    for rule in status.config.topics.iter().filter(|r| r.direction.sends()) {
+        broker.unsubscribe(&rule.local_filter, &status.outbox.client_id);
     }
 }
 

@@ -108,6 +108,7 @@ impl Broker {
                 stored |= queued;
                 if outcome.dropped_one() {
                     self.metrics.messages_dropped.inc();
+                    crate::bridge::outbox::count_drop(self, &session.client_id);
                 }
             }
             (routed, stored)

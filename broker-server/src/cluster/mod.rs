@@ -14,11 +14,14 @@
 //!   compare-and-set; handoff of a session between nodes.
 //! - [`nodes`]: node liveness by heartbeat keys; the wills of a node that died.
 //! - [`handover`]: a session's state as it moves from one node to another.
+//! - [`lease`]: one node at a time for a job (a bridge), by expiring keys.
 //! - [`link`]: the NATS connection.
 //! - [`plane`]: this node's backplane, joining the parts above for the broker.
 pub mod config;
 #[doc(hidden)]
 pub mod handover;
+#[doc(hidden)]
+pub mod lease;
 #[doc(hidden)]
 pub mod link;
 #[doc(hidden)]

@@ -58,6 +58,7 @@ impl Connection {
 
     pub(super) async fn on_connect(&mut self, connect: Connect) {
         self.version = connect.protocol;
+        self.bridge = connect.bridge && !connect.protocol.is_v5();
         let broker = self.broker.clone();
         let limits = &broker.config.limits;
         // Counted and logged when the connection was accepted (`crate::limits`).

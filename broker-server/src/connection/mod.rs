@@ -81,6 +81,10 @@ struct Connection {
     /// Session Expiry Interval in force, in seconds (3.x: 0 or "never").
     expiry_interval: u32,
     version: ProtocolVersion,
+    /// MQTT 3.x bridge flag in CONNECT (protocol level 0x83 / 0x84, mosquitto's
+    /// `try_private`): the client is another broker's bridge, whose subscriptions get
+    /// No Local and Retain As Published (`packets::on_subscribe`).
+    bridge: bool,
     client_id: ByteString,
     connected_counted: bool,
     /// A PUBLISH read this turn woke other sessions' tasks and is to be acknowledged:
@@ -136,6 +140,7 @@ where
         will: None,
         expiry_interval: 0,
         version: ProtocolVersion::V5,
+        bridge: false,
         client_id: ByteString::new(),
         connected_counted: false,
         woke_others: false,

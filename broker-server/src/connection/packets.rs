@@ -102,7 +102,13 @@ impl Connection {
         let now = clock::now();
         for subscription in subscribe.subscriptions {
             let filter = subscription.filter;
-            let options = subscription.options;
+            let mut options = subscription.options;
+            if self.bridge {
+                // A 3.x bridge (mosquitto's `try_private`): its own messages are not
+                // echoed back and keep their retain flag, as MQTT 5 would ask.
+                options.no_local = true;
+                options.retain_as_published = true;
+            }
             // A shared filter's limits apply to its filter part, not `$share/{group}/`.
             if !self.topic_within_limits(filter.filter()) {
                 codes.push(ReasonCode::TopicFilterInvalid);

@@ -389,6 +389,8 @@ async fn list_bridges(State(state): State<HttpState>) -> Response {
                 "name": b.config.name,
                 "state": if b.connected.load(Relaxed) { "connected" } else { "disconnected" },
                 "remote": b.remote.lock().clone(),
+                "role": b.role.lock().0.as_str(),
+                "holder": b.role.lock().1.clone(),
                 "protocol": match b.config.protocol {
                     crate::config::BridgeProtocol::Mqttv311 => "mqttv311",
                     crate::config::BridgeProtocol::Mqttv5 => "mqttv5",

@@ -318,7 +318,13 @@ fn bridges(broker: &Broker, w: &mut Writer) {
         "Messages dropped because they carried this broker's hop marker: they went round a loop of bridges.",
         broker.bridges.looped_count(),
     );
-    let figures: [(&str, &str, &str, Figure); 7] = [
+    let figures: [(&str, &str, &str, Figure); 8] = [
+        (
+            "mqtt_bridge_active",
+            "gauge",
+            "1 while this node runs the bridge (always on a single node; in a cluster, while it holds the bridge's lease).",
+            |b| u64::from(b.role.lock().0 != crate::bridge::Role::Standby),
+        ),
         (
             "mqtt_bridge_connected",
             "gauge",

@@ -13,6 +13,7 @@
 //!   resumes it (`connection::lifecycle`).
 //! - A session that was connected when the broker stopped counts as disconnected now:
 //!   its expiry starts at this start.
+//! - A bridge's outbox (`crate::bridge::outbox`) goes back to its bridge.
 //! - A session that expired while the broker was down is deleted, and its pending will
 //!   published; a will whose delay passed is published by the session's timer, which
 //!   fires at once.
@@ -70,6 +71,11 @@ pub(crate) fn restore(broker: &Arc<Broker>, snapshot: Snapshot) -> Recovered {
             continue;
         }
         recovered.sessions += 1;
+        if crate::bridge::outbox::is_outbox(&stored.client_id) {
+            // A bridge's outbox: back to its bridge, not a client's session.
+            recovered.messages += crate::bridge::outbox::restore(broker, stored, now);
+            continue;
+        }
         recovered.messages += stored.queue.len();
         restore_session(broker, stored, now);
     }

@@ -31,9 +31,8 @@ pub struct Connect {
     /// MQTT 3.x only: the broker-to-broker bridge flag, the protocol level's top bit
     /// (0x84 / 0x83, mosquitto's `try_private`). A broker that knows it does not echo
     /// the bridge's own messages back and keeps the retain flag as published. Not
-    /// part of the standard: this codec sends it but never accepts it, so a bridge
-    /// to a broker like this one is refused with "unacceptable protocol version" and
-    /// connects again without it. Default `false`.
+    /// part of the standard, but sent and accepted by mosquitto and by this codec
+    /// (levels 0x83 and 0x84; MQTT 5 has No Local instead). Default `false`.
     pub bridge: bool,
 }
 
@@ -72,6 +71,9 @@ impl Connect {
     pub(crate) fn decode(buf: &mut Bytes) -> Result<Self, DecodeError> {
         let name = wire::read_binary(buf, "protocol name")?;
         let level = wire::read_u8(buf, "protocol level")?;
+        // MQTT 3.x bridge flag: the level's top bit (mosquitto's `try_private`).
+        let bridge = level & 0x80 != 0 && matches!(level & 0x7f, 3 | 4);
+        let level = if bridge { level & 0x7f } else { level };
         let protocol = match (&name[..], level) {
             (b"MQTT", 4) => ProtocolVersion::V3_1_1,
             (b"MQTT", 5) => ProtocolVersion::V5,
@@ -144,7 +146,7 @@ impl Connect {
             username,
             password,
             properties,
-            bridge: false,
+            bridge,
         })
     }
 

@@ -272,11 +272,22 @@ fn connect(version: ProtocolVersion) -> impl Strategy<Value = Packet> {
         of(string()),
         of(binary()),
         connect_properties(),
+        any::<bool>(),
     )
         .prop_map(
-            move |(clean_start, keep_alive, client_id, will, username, password, properties)| {
+            move |(
+                clean_start,
+                keep_alive,
+                client_id,
+                will,
+                username,
+                password,
+                properties,
+                bridge,
+            )| {
                 Packet::Connect(Box::new(Connect {
-                    bridge: false,
+                    // The 3.x bridge flag (protocol level 0x83 / 0x84).
+                    bridge: bridge && !v5,
                     protocol: version,
                     clean_start,
                     keep_alive,

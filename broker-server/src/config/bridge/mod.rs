@@ -223,6 +223,17 @@ pub struct BridgeConfig {
     pub topics: Vec<TopicRule>,
 }
 
+impl BridgeConfig {
+    /// Whether the bridge keeps one session with the remote across dropped
+    /// connections: `clean_start = false` and (MQTT 5) a session expiry. Its client
+    /// then reconnects by itself and resumes the session, re-sending what the remote
+    /// did not acknowledge with the same packet ids (QoS 2 exactly once).
+    pub fn resumes_session(&self) -> bool {
+        !self.clean_start
+            && (self.protocol == BridgeProtocol::Mqttv311 || self.session_expiry_secs > 0)
+    }
+}
+
 impl TryFrom<RawBridgeConfig> for BridgeConfig {
     type Error = String;
 

@@ -24,11 +24,13 @@ use native_client::{
 
 use crate::common::{PATIENCE, TestBroker, test_config};
 
+mod durable;
+
 /// Where Debian's `mosquitto` package puts the broker.
-const MOSQUITTO: &str = "/usr/sbin/mosquitto";
+pub(crate) const MOSQUITTO: &str = "/usr/sbin/mosquitto";
 
 /// A loopback port nobody listens on right now.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -37,7 +39,7 @@ fn free_port() -> u16 {
 }
 
 /// A mosquitto process with a generated configuration; killed when dropped.
-struct Mosquitto {
+pub(crate) struct Mosquitto {
     child: Option<Child>,
     port: u16,
     conf: PathBuf,
@@ -46,7 +48,7 @@ struct Mosquitto {
 
 impl Mosquitto {
     /// Starts mosquitto on a free port with `options` added to its configuration.
-    fn start(dir: &Path, options: &str) -> Self {
+    pub(crate) fn start(dir: &Path, options: &str) -> Self {
         Self::with_listener(dir, options, "")
     }
 
@@ -76,7 +78,8 @@ impl Mosquitto {
         broker
     }
 
-    fn spawn(&mut self) {
+    /// Starts (again) the process, on the same port, and waits until it listens.
+    pub(crate) fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -102,20 +105,20 @@ impl Mosquitto {
         }
     }
 
-    fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("mqtt://{}", self.addr())
     }
 
-    fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Stops it with SIGTERM (with persistence it writes its database first).
-    async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };
@@ -143,7 +146,13 @@ impl Drop for Mosquitto {
 
 /// A `[[bridges]]` entry named `name` to `address` with the given extra TOML lines and
 /// topic rules, through the config loader (so the test also covers its grammar).
-fn with_bridge(config: &mut Config, name: &str, address: SocketAddr, extra: &str, rules: &[&str]) {
+pub(crate) fn with_bridge(
+    config: &mut Config,
+    name: &str,
+    address: SocketAddr,
+    extra: &str,
+    rules: &[&str],
+) {
     let topics: Vec<String> = rules.iter().map(|r| format!("{r:?}")).collect();
     let max = if extra.contains("restart_max_ms") {
         ""
@@ -160,17 +169,17 @@ fn with_bridge(config: &mut Config, name: &str, address: SocketAddr, extra: &str
 }
 
 /// A client of `url` with `id`, speaking `version`.
-async fn client(url: &str, id: &str, version: ProtocolVersion) -> Client {
+pub(crate) async fn client(url: &str, id: &str, version: ProtocolVersion) -> Client {
     let options = ConnectOptions::new(url).client_id(id).version(version);
     Client::connect(options).await.expect("client connects")
 }
 
-fn url_of(broker: &TestBroker) -> String {
+pub(crate) fn url_of(broker: &TestBroker) -> String {
     format!("mqtt://{}", broker.addr)
 }
 
 /// The next message of `subscription`, within [`PATIENCE`].
-async fn next(subscription: &mut Subscription) -> Message {
+pub(crate) async fn next(subscription: &mut Subscription) -> Message {
     tokio::time::timeout(PATIENCE, subscription.recv())
         .await
         .expect("a message in time")
@@ -178,7 +187,7 @@ async fn next(subscription: &mut Subscription) -> Message {
 }
 
 /// Nothing more arrives on `subscription` for a while (a loop or a duplicate would).
-async fn nothing_more(subscription: &mut Subscription) {
+pub(crate) async fn nothing_more(subscription: &mut Subscription) {
     if let Ok(Some(extra)) =
         tokio::time::timeout(Duration::from_millis(700), subscription.recv()).await
     {
@@ -188,7 +197,7 @@ async fn nothing_more(subscription: &mut Subscription) {
 
 /// Waits until the bridge `name` of the broker at `local` says `state` on its `$SYS`
 /// topic.
-async fn wait_state(local: &Client, name: &str, state: &str) {
+pub(crate) async fn wait_state(local: &Client, name: &str, state: &str) {
     let mut states = local
         .subscribe(format!("$SYS/broker/bridges/{name}/state"), QoS::AtMostOnce)
         .await
@@ -470,14 +479,17 @@ async fn once_everywhere(
     }
 }
 
-/// Two of our brokers, one bridged to the other with `# both`: a message published on
-/// either reaches the subscribers of both once, and does not come back (No Local on
-/// both sides of the bridge).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_brokers_bridged_both_ways_neither_loop_nor_duplicate() {
+/// Two of our brokers, one bridged to the other with `# both` over `protocol`: a
+/// message published on either reaches the subscribers of both once, and does not come
+/// back (No Local on both sides of the bridge: MQTT 5's, or on 3.1.1 the bridge flag's);
+/// a retained message published live on the remote side stays retained here (Retain As
+/// Published). Without the bridge flag (`try_private = false`) the 3.1.1 case fails
+/// on the echo.
+async fn two_brokers_bridged_both_ways(protocol: &str) {
     let b = TestBroker::with_config(test_config()).await;
     let mut config = test_config();
-    with_bridge(&mut config, "peer", b.addr, "", &["# both 1"]);
+    let extra = format!("protocol = \"{protocol}\"");
+    with_bridge(&mut config, "peer", b.addr, &extra, &["# both 1"]);
     let a = TestBroker::with_config(config).await;
     let on_a = client(&url_of(&a), "on-a", ProtocolVersion::V5).await;
     let on_b = client(&url_of(&b), "on-b", ProtocolVersion::V5).await;
@@ -486,10 +498,35 @@ async fn two_brokers_bridged_both_ways_neither_loop_nor_duplicate() {
     let mut sub_b = on_b.subscribe("t/#", QoS::AtLeastOnce).await.unwrap();
     once_everywhere(&on_a, "t/from-a", "1", &mut [&mut sub_a, &mut sub_b]).await;
     once_everywhere(&on_b, "t/from-b", "2", &mut [&mut sub_a, &mut sub_b]).await;
-    on_a.disconnect(ReasonCode::Success).await.unwrap();
-    on_b.disconnect(ReasonCode::Success).await.unwrap();
+    on_b.publish(
+        "t/kept",
+        "3",
+        PublishOptions::new(QoS::AtLeastOnce).retain(true),
+    )
+    .await
+    .unwrap();
+    assert_eq!(next(&mut sub_a).await.payload, "3".as_bytes());
+    let late = client(&url_of(&a), "late-a", ProtocolVersion::V5).await;
+    let mut late_sub = late.subscribe("t/kept", QoS::AtLeastOnce).await.unwrap();
+    let kept = next(&mut late_sub).await;
+    assert!(kept.retain && kept.payload == "3".as_bytes(), "{kept:?}");
+    for c in [on_a, on_b, late] {
+        c.disconnect(ReasonCode::Success).await.unwrap();
+    }
     a.stop().await;
     b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_brokers_bridged_both_ways_neither_loop_nor_duplicate() {
+    two_brokers_bridged_both_ways("mqttv5").await;
+}
+
+/// Over MQTT 3.1.1 the bridge connects with the bridge flag (level 0x84), which this
+/// broker accepts as mosquitto does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_brokers_bridged_both_ways_over_mqtt311_with_the_bridge_flag() {
+    two_brokers_bridged_both_ways("mqttv311").await;
 }
 
 /// Two of our brokers each bridging `#` out to the other: a cycle. The hop marker
@@ -538,7 +575,7 @@ async fn a_cycle_of_bridges_is_cut_by_the_hop_marker() {
 }
 
 /// The value of `metric` for the bridge `name` in `/metrics`.
-fn figure(broker: &TestBroker, metric: &str, name: &str) -> u64 {
+pub(crate) fn figure(broker: &TestBroker, metric: &str, name: &str) -> u64 {
     let metrics = broker_server::internals::http::render(broker.broker());
     let series = format!("{metric}{{bridge=\"{name}\"}} ");
     let line = metrics
@@ -585,6 +622,22 @@ async fn refused_credentials_back_off() {
         refused >= 4,
         "mosquitto saw the refused logins:\n{}",
         remote.log_text()
+    );
+    // The admin API says why (the same text is logged at `error`).
+    let broker = local.running.as_ref().unwrap().broker.clone();
+    let mut request = crate::http_support::get("/api/bridges");
+    request.headers_mut().insert(
+        axum::http::header::AUTHORIZATION,
+        "Bearer admin".parse().unwrap(),
+    );
+    let response = crate::http_support::oneshot(&broker, request).await;
+    let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+    let bridge = &body["bridges"][0];
+    let error = bridge["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("connection refused by the broker"), "{body}");
+    assert_eq!(
+        (bridge["state"].as_str(), bridge["role"].as_str()),
+        (Some("disconnected"), Some("single"))
     );
     local.stop().await;
 }
