@@ -96,12 +96,11 @@ fn x_labels(plot: &Plot, offset_min: f64) -> Vec<(f64, String)> {
 /// series `(index, position from the top in %, "label value")`.
 fn readout(plot: &Plot, series: &[Series], fraction: f64) -> (f64, f64, Vec<(usize, f64, String)>) {
     let mut t = plot.time_at(fraction);
-    if let (Some(first), Some(line)) = (series.first(), plot.lines.first()) {
-        if !first.step {
-            if let Some((snapped, _)) = value_at(line, false, t) {
-                t = snapped;
-            }
-        }
+    if let (Some(first), Some(line)) = (series.first(), plot.lines.first())
+        && !first.step
+        && let Some((snapped, _)) = value_at(line, false, t)
+    {
+        t = snapped;
     }
     let values = series
         .iter()

@@ -88,12 +88,11 @@ fn in_view(series: &Series, start: f64, end: f64) -> Vec<Sample> {
             samples.push((t, v));
         }
     }
-    if series.step {
-        if let Some(held) = before {
-            if samples.first().is_none_or(|(t, _)| *t > start) {
-                samples.insert(0, held);
-            }
-        }
+    if series.step
+        && let Some(held) = before
+        && samples.first().is_none_or(|(t, _)| *t > start)
+    {
+        samples.insert(0, held);
     }
     samples
 }
@@ -174,10 +173,10 @@ fn points(plot: &Plot, samples: &[Sample], step: bool) -> String {
         out.push(xy(t, v));
         previous = Some(v);
     }
-    if let (true, Some(&(t, v))) = (step, samples.last()) {
-        if t < plot.end {
-            out.push(xy(plot.end, v));
-        }
+    if let (true, Some(&(t, v))) = (step, samples.last())
+        && t < plot.end
+    {
+        out.push(xy(plot.end, v));
     }
     out.join(" ")
 }

@@ -83,11 +83,7 @@ pub fn numeric_paths(payload: &[u8]) -> Vec<String> {
                     walk(child, format!("{path}[{i}]"), out);
                 }
             }
-            Value::Number(_) | Value::Bool(_) => {
-                if !path.is_empty() {
-                    out.push(path);
-                }
-            }
+            Value::Number(_) | Value::Bool(_) if !path.is_empty() => out.push(path),
             _ => {}
         }
     }
