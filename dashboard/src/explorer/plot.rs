@@ -116,7 +116,9 @@ pub fn TopicPlot(
     /// The topic's messages, oldest first.
     history: Memo<VecDeque<Record>>,
 ) -> impl IntoView {
-    let path = RwSignal::new(history.with_untracked(first_path));
+    // What the user typed; until then, the payload or its first numeric path.
+    let typed = RwSignal::new(None::<String>);
+    let path = Memo::new(move |_| typed.get().unwrap_or_else(|| history.with(first_path)));
     let window = RwSignal::new(WINDOWS[1].0);
     let series = Signal::derive(move || {
         let path = path.get();
@@ -168,7 +170,7 @@ pub fn TopicPlot(
                         spellcheck="false"
                         data-testid="plot-path"
                         prop:value=move || path.get()
-                        on:input=move |ev| path.set(event_target_value(&ev))
+                        on:input=move |ev| typed.set(Some(event_target_value(&ev)))
                     />
                     <datalist id="topic-plot-paths">{suggestions}</datalist>
                 </label>
