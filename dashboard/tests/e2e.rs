@@ -196,6 +196,11 @@ async fn devices_values_commands_and_lost_devices_in_a_real_browser() {
         )))
         .await
         .expect("the setpoint has a number input");
+    // The input shows the device's value: select it and type over it.
+    setpoint
+        .send_keys(&(Key::Control + "a"))
+        .await
+        .expect("selecting");
     setpoint.send_keys("99").await.expect("typing");
     setpoint
         .send_keys(&Key::Enter.to_string())

@@ -179,23 +179,39 @@ async fn selections_controls_and_charts_stay_true() {
     })
     .await;
     assert_eq!(
-        find(&client, "[data-testid=payload]").await.attr("data-id").await.ok().flatten(),
+        find(&client, "[data-testid=payload]")
+            .await
+            .attr("data-id")
+            .await
+            .ok()
+            .flatten(),
         Some(id.clone()),
         "the payload shown is still the chosen message"
     );
     assert_eq!(
-        find(&client, "[data-testid=payload]").await.text().await.expect("text"),
+        find(&client, "[data-testid=payload]")
+            .await
+            .text()
+            .await
+            .expect("text"),
         shown,
         "its text did not change"
     );
     assert_eq!(
-        find(&client, "[data-testid=diff]").await.text().await.expect("text"),
+        find(&client, "[data-testid=diff]")
+            .await
+            .text()
+            .await
+            .expect("text"),
         diff,
         "the diff is still between the two chosen messages"
     );
     // The topic's JSON is plotted: the first numeric path, with a line.
     let path = find(&client, "[data-testid=plot-path]").await;
-    assert_eq!(path.prop("value").await.ok().flatten().as_deref(), Some("seq"));
+    assert_eq!(
+        path.prop("value").await.ok().flatten().as_deref(),
+        Some("seq")
+    );
     wait_js(
         &client,
         "const l = document.querySelector('[data-testid=plot-line]'); return l ? l.getAttribute('points').split(' ').length : 0;",
@@ -277,7 +293,10 @@ async fn selections_controls_and_charts_stay_true() {
         x: 0.0,
         y: 0.0,
     });
-    client.perform_actions(hover).await.expect("the pointer moves");
+    client
+        .perform_actions(hover)
+        .await
+        .expect("the pointer moves");
     let readout = wait_text(
         &client,
         "[data-testid=chart] [data-testid=chart-readout]",
@@ -285,11 +304,14 @@ async fn selections_controls_and_charts_stay_true() {
         |t| t.contains(&unit),
     )
     .await;
-    let time = find(&client, "[data-testid=chart] [data-testid=chart-readout-time]")
-        .await
-        .text()
-        .await
-        .expect("the readout's time");
+    let time = find(
+        &client,
+        "[data-testid=chart] [data-testid=chart-readout-time]",
+    )
+    .await
+    .text()
+    .await
+    .expect("the readout's time");
     assert!(
         time.len() == 8 && time.contains(':'),
         "the readout has a time: {readout:?}"
@@ -311,7 +333,11 @@ async fn selections_controls_and_charts_stay_true() {
     let mut tabs = 0;
     while js(&client, FOCUS).await.as_str() != Some(switch_row) {
         tabs += 1;
-        assert!(tabs < 80, "Tab never reached the switch: {}", js(&client, FOCUS).await);
+        assert!(
+            tabs < 80,
+            "Tab never reached the switch: {}",
+            js(&client, FOCUS).await
+        );
         press(&client, Key::Tab.into()).await;
     }
     let mut expected = before;
@@ -350,12 +376,23 @@ async fn selections_controls_and_charts_stay_true() {
     )
     .await;
     let device_number = device_value.trim_end_matches("°C").trim().to_owned();
-    setpoint.clear().await.expect("clearing");
-    setpoint.send_keys("99").await.expect("typing");
-    setpoint
-        .send_keys(&Key::Enter.to_string())
+    // As a user does: select what the input shows, type over it, Enter.
+    setpoint.click().await.expect("focusing the setpoint");
+    let control: char = Key::Control.into();
+    let mut keys = KeyActions::new("keyboard".to_owned())
+        .then(KeyAction::Down { value: control })
+        .then(KeyAction::Down { value: 'a' })
+        .then(KeyAction::Up { value: 'a' })
+        .then(KeyAction::Up { value: control });
+    for key in ['9', '9', Key::Enter.into()] {
+        keys = keys
+            .then(KeyAction::Down { value: key })
+            .then(KeyAction::Up { value: key });
+    }
+    client
+        .perform_actions(keys)
         .await
-        .expect("Enter");
+        .expect("typing 99, Enter");
     wait_text(
         &client,
         &property("thermostat/setpoint", "command-state"),
@@ -365,7 +402,12 @@ async fn selections_controls_and_charts_stay_true() {
     .await;
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let shown = setpoint.prop("value").await.ok().flatten().unwrap_or_default();
+        let shown = setpoint
+            .prop("value")
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let parsed = |s: &str| s.parse::<f64>().ok();
         if parsed(&shown).is_some() && parsed(&shown) == parsed(&device_number) {
             break;

@@ -143,11 +143,14 @@ pub fn PropertyControl(
     };
     // What the slider and number inputs show: the device's value, unless the user is
     // typing or dragging (dirty) or a command is on its way (then what it asked for).
+    // A republished equal value changes nothing (the memo), so it never rewrites an
+    // input under the user's caret.
+    let reported = Memo::new(move |_| value.get().unwrap_or_default());
     let shown = move || {
         if edit.dirty.get() || pending() {
             edit.draft.get()
         } else {
-            value.get().unwrap_or_default()
+            reported.get()
         }
     };
     let label = format!("Set {name}");
@@ -379,7 +382,14 @@ fn ActionButton(
             sender(action.clone());
         }
     };
-    let question = format!("{action} the device?");
+    let question = {
+        let mut letters = action.chars();
+        let first: String = letters
+            .next()
+            .map(|c| c.to_uppercase().collect())
+            .unwrap_or_default();
+        format!("{first}{} the device?", letters.as_str())
+    };
     view! {
         <button
             class="action"

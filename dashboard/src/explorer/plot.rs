@@ -119,7 +119,7 @@ pub fn TopicPlot(
     // What the user typed; until then, the payload or its first numeric path.
     let typed = RwSignal::new(None::<String>);
     let path = Memo::new(move |_| typed.get().unwrap_or_else(|| history.with(first_path)));
-    let window = RwSignal::new(WINDOWS[1].0);
+    let window = RwSignal::new(WINDOWS[0].0);
     let series = Signal::derive(move || {
         let path = path.get();
         let mut samples = History::default();

@@ -398,7 +398,6 @@ fn TopicDetails(topic: String) -> impl IntoView {
                 }}
                 " "
                 <button
-                    class="link"
                     data-testid="history-latest"
                     hidden=move || shown.get().is_none()
                     on:click=move |_| shown.set(None)
