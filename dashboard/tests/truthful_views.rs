@@ -449,4 +449,20 @@ async fn selections_controls_and_charts_stay_true() {
             .is_err(),
         "Cancel closes the question"
     );
+
+    // Phone width, dark: the chart keeps its labels.
+    client
+        .set_window_size(390, 844)
+        .await
+        .expect("phone width");
+    click(&client, "[data-testid=theme-toggle]").await;
+    wait_text(&client, "[data-testid=theme-toggle]", "dark mode", |t| {
+        t.ends_with("dark")
+    })
+    .await;
+    wait_js(&client, labels, "value labels at phone width", |v| {
+        v.as_array().is_some_and(|a| a.len() >= 2)
+    })
+    .await;
+    screenshot(&client, "device-chart-phone-dark").await;
 }
