@@ -10,9 +10,10 @@ use std::time::Duration;
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 
+use super::markup;
 pub use super::plot::Series;
-use super::plot::{HEIGHT, Plot, WIDTH, plot, value_at};
-use super::scale::{Format, clock};
+use super::plot::{HEIGHT, WIDTH, plot};
+use super::scale::Format;
 
 use crate::devices::homie::Property;
 use crate::keyed::KeyedSignals;
@@ -68,53 +69,6 @@ impl History {
 /// The histories of one device's numeric properties, by `node/prop`.
 pub type Histories = KeyedSignals<History>;
 
-/// The value axis's labels: `(position from the top in %, label)`.
-fn y_labels(plot: &Plot) -> Vec<(f64, String)> {
-    plot.axis
-        .ticks
-        .iter()
-        .map(|t| {
-            (
-                plot.y_fraction(*t) * 100.0,
-                plot.format.tick(*t, &plot.axis),
-            )
-        })
-        .collect()
-}
-
-/// The time axis's labels: `(position from the left in %, clock time)`.
-fn x_labels(plot: &Plot, offset_min: f64) -> Vec<(f64, String)> {
-    let (ticks, seconds) = &plot.time_ticks;
-    ticks
-        .iter()
-        .map(|t| (plot.x_fraction(*t) * 100.0, clock(*t, offset_min, *seconds)))
-        .collect()
-}
-
-/// What a readout at horizontal position `fraction` shows: the time (snapped to the
-/// nearest sample of the first series when it is a line), its position in %, and per
-/// series `(index, position from the top in %, "label value")`.
-fn readout(plot: &Plot, series: &[Series], fraction: f64) -> (f64, f64, Vec<(usize, f64, String)>) {
-    let mut t = plot.time_at(fraction);
-    if let (Some(first), Some(line)) = (series.first(), plot.lines.first())
-        && !first.step
-        && let Some((snapped, _)) = value_at(line, false, t)
-    {
-        t = snapped;
-    }
-    let values = series
-        .iter()
-        .zip(&plot.lines)
-        .enumerate()
-        .filter_map(|(i, (s, line))| {
-            let (_, v) = value_at(line, s.step, t)?;
-            let text = format!("{} {}", s.label, s.format.value(v));
-            Some((i, plot.y_fraction(v) * 100.0, text))
-        })
-        .collect();
-    (t, plot.x_fraction(t) * 100.0, values)
-}
-
 /// A time chart: several series over one window, on a shared value axis with ticks and
 /// unit, time labels, and a readout of the values and time under the pointer (mouse,
 /// touch or pen; arrow keys when focused). The SVG stretches to the page's width; the
@@ -132,7 +86,7 @@ pub fn TimeChart(
     label: String,
     /// The first line's `data-testid` (the next are `{line_testid}-1`, ...).
     line_testid: &'static str,
-    /// The caption's `data-testid`; no caption without it.
+    /// The caption's `data-testid` (`chart-caption` without it).
     #[prop(optional)]
     caption_testid: Option<&'static str>,
 ) -> impl IntoView {
@@ -149,102 +103,30 @@ pub fn TimeChart(
     });
     let hover = RwSignal::new(None::<f64>);
     let plot_label = format!("{label}: point, touch or use the arrow keys for values");
-    let lines = Memo::new(move |_| drawn.with(|p| p.as_ref().map_or(0, |p| p.lines.len())));
-    let points = move |i: usize| {
-        move || {
-            drawn.with(|p| {
-                p.as_ref()
-                    .and_then(|p| p.lines.get(i))
-                    .map(|l| l.points.clone())
-                    .unwrap_or_default()
-            })
-        }
-    };
-    let grid = move || {
+    let svg = move || {
         drawn.with(|p| {
-            p.as_ref().map(|p| {
-                y_labels(p)
-                    .into_iter()
-                    .map(|(top, _)| {
-                        let y = format!("{:.1}", top / 100.0 * HEIGHT);
-                        view! { <line class="grid" x1="0" x2=WIDTH y1=y.clone() y2=y /> }
-                    })
-                    .collect_view()
-            })
+            p.as_ref()
+                .map(|p| markup::svg(p, line_testid))
+                .unwrap_or_default()
         })
     };
-    let y_ticks = move || {
+    let labels = move || {
         drawn.with(|p| {
-            p.as_ref().map(|p| {
-                y_labels(p)
-                    .into_iter()
-                    .map(|(top, text)| {
-                        view! {
-                            <span class="y-tick" style=format!("top: {top:.2}%") data-testid="chart-y-tick">
-                                {text}
-                            </span>
-                        }
-                    })
-                    .collect_view()
-            })
+            p.as_ref()
+                .map(|p| markup::labels(p, offset_min))
+                .unwrap_or_default()
         })
     };
-    let x_ticks = move || {
+    let readout = move || {
+        let fraction = hover.get();
         drawn.with(|p| {
-            p.as_ref().map(|p| {
-                x_labels(p, offset_min)
-                    .into_iter()
-                    .map(|(left, text)| {
-                        view! {
-                            <span class="x-tick" style=format!("left: {left:.2}%") data-testid="chart-x-tick">
-                                {text}
-                            </span>
-                        }
-                    })
-                    .collect_view()
-            })
+            p.as_ref()
+                .zip(fraction)
+                .map(|(p, f)| series.with(|s| markup::readout_html(p, s, f, offset_min)))
+                .unwrap_or_default()
         })
     };
     let unit = move || drawn.with(|p| p.as_ref().map(|p| p.format.unit().to_owned()));
-    let readout_view = move || {
-        let fraction = hover.get()?;
-        let (time, left, values) = drawn.with(|p| {
-            let p = p.as_ref()?;
-            series.with(|s| Some(readout(p, s, fraction)))
-        })?;
-        let right = left > 60.0;
-        let dots = values
-            .iter()
-            .map(|(i, top, _)| {
-                view! {
-                    <span
-                        class=format!("dot series-{}", i % PALETTE)
-                        style=format!("left: {left:.2}%; top: {top:.2}%")
-                    ></span>
-                }
-            })
-            .collect_view();
-        let texts = values
-            .into_iter()
-            .map(|(i, _, text)| {
-                view! { <span class=format!("readout-value series-{}", i % PALETTE)>{text}</span> }
-            })
-            .collect_view();
-        Some(view! {
-            <span class="rule" style=format!("left: {left:.2}%") data-testid="chart-rule"></span>
-            {dots}
-            <span
-                class="readout"
-                class:right=right
-                style=format!("{}: {:.2}%", if right { "right" } else { "left" }, if right { 100.0 - left } else { left })
-                data-testid="chart-readout"
-                role="status"
-            >
-                <time data-testid="chart-readout-time">{clock(time, offset_min, true)}</time>
-                {texts}
-            </span>
-        })
-    };
     let track = move |ev: web_sys::PointerEvent| {
         let Some(element) = ev
             .current_target()
@@ -259,24 +141,21 @@ pub fn TimeChart(
             ));
         }
     };
-    let caption = caption_testid.map(|testid| {
-        let text = move || {
-            drawn.with(|p| {
-                p.as_ref().map_or_else(
-                    || "no samples in this window yet".to_owned(),
-                    |p| {
-                        format!(
-                            "{} samples, {} … {}",
-                            p.count,
-                            p.format.value(p.range.0),
-                            p.format.value(p.range.1)
-                        )
-                    },
-                )
-            })
-        };
-        view! { <figcaption data-testid=testid>{text}</figcaption> }
-    });
+    let caption = move || {
+        drawn.with(|p| {
+            p.as_ref().map_or_else(
+                || "no samples in this window yet".to_owned(),
+                |p| {
+                    format!(
+                        "{} samples, {} … {}",
+                        p.count,
+                        p.format.value(p.range.0),
+                        p.format.value(p.range.1)
+                    )
+                },
+            )
+        })
+    };
     view! {
         <div class="time-chart">
             <span class="y-unit" data-testid="chart-unit">{unit}</span>
@@ -310,21 +189,12 @@ pub fn TimeChart(
                     preserveAspectRatio="none"
                     role="img"
                     aria-label=label
-                >
-                    {grid}
-                    <For each=move || 0..lines.get() key=|i| *i let:i>
-                        <polyline
-                            class=format!("line series-{}", i % PALETTE)
-                            data-testid=if i == 0 { line_testid.to_owned() } else { format!("{line_testid}-{i}") }
-                            points=points(i)
-                        />
-                    </For>
-                </svg>
-                {y_ticks}
-                {x_ticks}
-                {readout_view}
+                    inner_html=svg
+                ></svg>
+                <div class="labels" inner_html=labels></div>
+                <div class="readout-layer" role="status" inner_html=readout></div>
             </div>
-            {caption}
+            <figcaption data-testid=caption_testid.unwrap_or("chart-caption")>{caption}</figcaption>
         </div>
     }
 }
@@ -492,33 +362,5 @@ mod tests {
         }
         assert_eq!(history.len(), 4);
         assert_eq!(history.iter().next(), Some(&(6.0, 6.0)));
-    }
-
-    #[test]
-    fn labels_and_the_readout_follow_the_plot() {
-        let mut history = History::default();
-        for (t, v) in [(10_000.0, 21.0), (40_000.0, 22.0)] {
-            history.push((t, v), 10);
-        }
-        let series = vec![Series {
-            label: "Temperature".into(),
-            format: Format::Decimal("°C".into()),
-            history,
-            step: false,
-        }];
-        let plot = plot(&series, 60, 60_000.0, false, 0.0).expect("samples");
-        let ys = y_labels(&plot);
-        assert!(ys.len() >= 3, "{ys:?}");
-        assert!(
-            ys.first().is_some_and(|(top, _)| *top > 99.0),
-            "lowest tick at the bottom"
-        );
-        assert_eq!(x_labels(&plot, 0.0)[0], (0.0, "00:00:00".to_owned()));
-        // Pointing at 30 % of the width (18 s) snaps to the sample at 10 s.
-        let (time, left, values) = readout(&plot, &series, 0.3);
-        assert_eq!(time, 10_000.0);
-        assert!((left - 100.0 / 6.0).abs() < 1e-9);
-        assert_eq!(values.len(), 1);
-        assert_eq!(values[0].2, "Temperature 21°C");
     }
 }

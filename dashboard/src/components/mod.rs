@@ -2,11 +2,13 @@
 //! network delivers.
 //!
 //! - [`chart`]: charts with axes and a readout, time windows and the histories they draw.
+//! - [`markup`]: a plot as SVG and HTML strings (grid, lines, labels, readout).
 //! - [`plot`]: the pure geometry of a chart: lines, steps, readout values.
 //! - [`scale`]: the pure arithmetic of axes, ticks and value formats.
 //! - [`FrameBatch`]: work gathered between animation frames and applied once per frame.
 
 pub mod chart;
+pub mod markup;
 pub mod plot;
 pub mod scale;
 
