@@ -223,8 +223,8 @@ async fn a_device_appears_and_its_switch_round_trips() {
     .await;
 
     let switch = find(&page, &format!("{property} [data-testid=switch]")).expect("switch");
-    until("the switch to be enabled again", || {
-        !switch.has_attribute("disabled")
+    until("the switch to be ready again", || {
+        switch.get_attribute("aria-disabled").as_deref() == Some("false")
     })
     .await;
     switch.click();

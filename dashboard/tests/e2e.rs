@@ -137,11 +137,11 @@ async fn devices_values_commands_and_lost_devices_in_a_real_browser() {
     // The chart draws the first numeric property (two samples make a line).
     let deadline = std::time::Instant::now() + PATIENCE;
     loop {
-        let line = client
-            .find(Locator::Css("[data-testid=chart-line]"))
-            .await
-            .expect("the device page has a chart");
-        let points = line.attr("points").await.ok().flatten().unwrap_or_default();
+        // The line is drawn once a sample is in the window (and redrawn as time moves).
+        let points = match client.find(Locator::Css("[data-testid=chart-line]")).await {
+            Ok(line) => line.attr("points").await.ok().flatten().unwrap_or_default(),
+            Err(_) => String::new(),
+        };
         if points.split(' ').filter(|p| p.contains(',')).count() >= 2 {
             break;
         }
@@ -196,6 +196,11 @@ async fn devices_values_commands_and_lost_devices_in_a_real_browser() {
         )))
         .await
         .expect("the setpoint has a number input");
+    // The input shows the device's value: select it and type over it.
+    setpoint
+        .send_keys(&(Key::Control + "a"))
+        .await
+        .expect("selecting");
     setpoint.send_keys("99").await.expect("typing");
     setpoint
         .send_keys(&Key::Enter.to_string())

@@ -369,7 +369,8 @@ const STEPS: &[Step] = &[
             ]);
             // The dashboard end to end: its own broker-server serving the trunk build,
             // device-sim, Chromium (`dashboard/tests/e2e.rs`; the not-live and refused
-            // states, `connection_state.rs`; deep links, `navigation.rs`); screenshots
+            // states, `connection_state.rs`; deep links, `navigation.rs`; pinned
+            // selections, keyboard controls and chart readouts, `truthful_views.rs`); screenshots
             // into target/dashboard-screenshots.
             let debug = ctx.target_dir().join("debug");
             let mut e2e = ctx.cargo(&[
@@ -385,6 +386,8 @@ const STEPS: &[Step] = &[
                 "connection_state",
                 "--test",
                 "navigation",
+                "--test",
+                "truthful_views",
             ]);
             e2e.env("DASHBOARD_DIST", dashboard_e2e_dist(ctx))
                 .env("DASHBOARD_BROKER", debug.join("broker-server"))

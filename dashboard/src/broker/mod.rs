@@ -10,7 +10,8 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use web_client::{Client, QoS};
 
-use crate::components::chart::{History, Sparkline, WINDOWS, WindowSelect, project};
+use crate::components::chart::{History, Series, TimeChart, WINDOWS, WindowSelect};
+use crate::components::scale::{self, Format};
 use crate::connection::{Connection, NotLive, StatusIndicator};
 
 /// Samples kept per chart.
@@ -107,14 +108,22 @@ async fn run(client: Client, stats: BrokerStats) {
 pub fn BrokerPage() -> impl IntoView {
     let stats = expect_context::<BrokerStats>();
     let window = RwSignal::new(WINDOWS[1].0);
-    let chart = move |history: RwSignal<History>| {
-        Signal::derive(move || history.with(|h| project(h, window.get(), js_sys::Date::now())))
+    let series = move |history: RwSignal<History>, label: &'static str, format: Format| {
+        Signal::derive(move || {
+            vec![Series {
+                label: label.to_owned(),
+                format: format.clone(),
+                history: history.get(),
+                step: false,
+            }]
+        })
     };
-    let (rate, clients) = (chart(stats.rate), chart(stats.clients));
-    let last = |history: RwSignal<History>, unit: &'static str| {
+    let rate = series(stats.rate, "Messages", Format::PerSecond("msg/s".into()));
+    let clients = series(stats.clients, "Clients", Format::Integer(String::new()));
+    let last = |history: RwSignal<History>, format: Format| {
         move || {
             history
-                .with(|h| h.last().map(|(_, v)| format!("{v:.1} {unit}")))
+                .with(|h| h.last().map(|(_, v)| format.value(v)))
                 .unwrap_or_else(|| "waiting for $SYS…".to_owned())
         }
     };
@@ -125,10 +134,11 @@ pub fn BrokerPage() -> impl IntoView {
             .into_iter()
             .map(|(topic, value)| {
                 let name = topic.trim_start_matches("$SYS/broker/").to_owned();
+                let shown = figure(&name, &value);
                 view! {
                     <tr>
                         <td>{name}</td>
-                        <td class="value">{value}</td>
+                        <td class="value">{shown}</td>
                     </tr>
                 }
             })
@@ -141,17 +151,57 @@ pub fn BrokerPage() -> impl IntoView {
             <WindowSelect window testid="broker-window" />
             <div class="charts">
                 <figure class="chart">
-                    <figcaption>"Messages/s: " <span data-testid="broker-rate">{last(stats.rate, "msg/s")}</span></figcaption>
-                    <Sparkline line=rate label="Messages per second" testid="broker-rate-line" />
+                    <figcaption>"Messages/s: " <span data-testid="broker-rate">{last(stats.rate, Format::PerSecond("msg/s".into()))}</span></figcaption>
+                    <TimeChart series=rate window=window.into() zero=true label="Messages per second".to_owned() line_testid="broker-rate-line" />
                 </figure>
                 <figure class="chart">
-                    <figcaption>"Clients: " <span data-testid="broker-clients">{last(stats.clients, "")}</span></figcaption>
-                    <Sparkline line=clients label="Connected clients" testid="broker-clients-line" />
+                    <figcaption>"Clients: " <span data-testid="broker-clients">{last(stats.clients, Format::Integer(String::new()))}</span></figcaption>
+                    <TimeChart series=clients window=window.into() zero=true label="Connected clients".to_owned() line_testid="broker-clients-line" />
                 </figure>
             </div>
             <table class="properties" data-testid="broker-figures">
                 <tbody>{rows}</tbody>
             </table>
         </section>
+    }
+}
+
+/// A `$SYS` figure as the table shows it: byte counts human-readable, the load
+/// averages (per minute on the wire) per second, whole numbers with separated
+/// thousands, the rest (versions, states, uptime) as sent.
+fn figure(name: &str, value: &str) -> String {
+    let Ok(number) = value.trim().parse::<f64>() else {
+        return value.to_owned();
+    };
+    let per_second = number / 60.0;
+    if name.starts_with("load/bytes/") {
+        format!("{}/s", scale::bytes(per_second))
+    } else if name.starts_with("load/") {
+        format!("{per_second:.2}/s")
+    } else if name.starts_with("bytes/") || name.ends_with("/bytes") {
+        scale::bytes(number)
+    } else if number.fract() == 0.0 && !value.contains('.') {
+        scale::integer(number)
+    } else {
+        value.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::figure;
+
+    #[test]
+    fn figures_are_formatted_by_kind() {
+        assert_eq!(figure("bytes/received", "1536"), "1.5 KiB");
+        assert_eq!(figure("store/bytes", "3145728"), "3.0 MiB");
+        assert_eq!(figure("load/bytes/sent/1min", "122880.00"), "2.0 KiB/s");
+        assert_eq!(figure("load/messages/received/1min", "750.00"), "12.50/s");
+        assert_eq!(
+            figure("messages/sent", "1234567"),
+            "1\u{202f}234\u{202f}567"
+        );
+        assert_eq!(figure("version", "mqtt-web 0.1.0"), "mqtt-web 0.1.0");
+        assert_eq!(figure("uptime", "42"), "42");
     }
 }

@@ -1,10 +1,19 @@
-//! The device page's time-series chart: bounded histories of numeric property values and
-//! an SVG line of one property over a selectable window. Plain SVG, no chart library:
-//! the projection ([`project`]) is pure and unit-tested natively.
+//! Time charts: bounded histories of numeric values, [`TimeChart`] (SVG lines of several
+//! series with value and time axes and a pointer readout) and the device page's
+//! [`Chart`] (which properties, window, zero baseline). Plain SVG, no chart library:
+//! the geometry ([`super::plot`]) and the axes ([`super::scale`]) are pure and
+//! unit-tested natively.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::time::Duration;
 
 use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+
+use super::markup;
+pub use super::plot::Series;
+use super::plot::{HEIGHT, WIDTH, plot};
+use super::scale::Format;
 
 use crate::devices::homie::Property;
 use crate::keyed::KeyedSignals;
@@ -16,10 +25,6 @@ pub const WINDOWS: &[(u32, &str)] = &[
     (900, "15 min"),
     (3600, "1 h"),
 ];
-
-/// The drawing area of the SVG, in its own units (it scales to the page's width).
-const WIDTH: f64 = 600.0;
-const HEIGHT: f64 = 160.0;
 
 /// One sample: milliseconds since the epoch, value.
 pub type Sample = (f64, f64);
@@ -54,67 +59,152 @@ impl History {
     pub fn last(&self) -> Option<Sample> {
         self.samples.back().copied()
     }
+
+    /// The samples, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &Sample> {
+        self.samples.iter()
+    }
 }
 
 /// The histories of one device's numeric properties, by `node/prop`.
 pub type Histories = KeyedSignals<History>;
 
-/// A chart's line: SVG `points` and the value range it spans.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Line {
-    /// `x,y x,y ...` in the chart's units.
-    pub points: String,
-    /// Smallest value in the window.
-    pub min: f64,
-    /// Largest value in the window.
-    pub max: f64,
-    /// Samples drawn.
-    pub count: usize,
-}
-
-/// Projects the samples of the last `window_secs` before `now_ms` onto the chart: time
-/// left to right over the window, value bottom to top over the window's range (padded
-/// when flat). `None` if no sample is in the window.
-pub fn project(history: &History, window_secs: u32, now_ms: f64) -> Option<Line> {
-    let span = f64::from(window_secs) * 1000.0;
-    let start = now_ms - span;
-    let visible: Vec<Sample> = history
-        .samples
-        .iter()
-        .copied()
-        .filter(|(t, v)| *t >= start && v.is_finite())
-        .collect();
-    let (min, max) = visible
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (_, v)| {
-            (lo.min(*v), hi.max(*v))
-        });
-    if visible.is_empty() {
-        return None;
+/// A time chart: several series over one window, on a shared value axis with ticks and
+/// unit, time labels, and a readout of the values and time under the pointer (mouse,
+/// touch or pen; arrow keys when focused). The SVG stretches to the page's width; the
+/// labels are HTML over it, so text keeps its size at any width.
+#[component]
+pub fn TimeChart(
+    /// The series to draw, first one first.
+    series: Signal<Vec<Series>>,
+    /// The window, in seconds before now.
+    window: Signal<u32>,
+    /// Whether the value axis includes zero.
+    #[prop(optional, into)]
+    zero: Signal<bool>,
+    /// Its accessible name.
+    label: String,
+    /// The first line's `data-testid` (the next are `{line_testid}-1`, ...).
+    line_testid: &'static str,
+    /// The caption's `data-testid` (`chart-caption` without it).
+    #[prop(optional)]
+    caption_testid: Option<&'static str>,
+) -> impl IntoView {
+    // Now moves on each second, so the window slides even when no sample arrives.
+    let now = RwSignal::new(js_sys::Date::now());
+    if let Ok(handle) =
+        set_interval_with_handle(move || now.set(js_sys::Date::now()), Duration::from_secs(1))
+    {
+        on_cleanup(move || handle.clear());
     }
-    let (lo, hi) = if (max - min).abs() < f64::EPSILON {
-        (min - 1.0, max + 1.0)
-    } else {
-        (min, max)
-    };
-    let points = visible
-        .iter()
-        .map(|(t, v)| {
-            let x = ((t - start) / span * WIDTH).clamp(0.0, WIDTH);
-            let y = HEIGHT - (v - lo) / (hi - lo) * HEIGHT;
-            format!("{x:.1},{y:.1}")
+    let offset_min = -js_sys::Date::new_0().get_timezone_offset();
+    let drawn = Memo::new(move |_| {
+        series.with(|s| plot(s, window.get(), now.get(), zero.get(), offset_min))
+    });
+    let hover = RwSignal::new(None::<f64>);
+    let plot_label = format!("{label}: point, touch or use the arrow keys for values");
+    let svg = move || {
+        drawn.with(|p| {
+            p.as_ref()
+                .map(|p| markup::svg(p, line_testid))
+                .unwrap_or_default()
         })
-        .collect::<Vec<_>>()
-        .join(" ");
-    Some(Line {
-        points,
-        min,
-        max,
-        count: visible.len(),
-    })
+    };
+    let labels = move || {
+        drawn.with(|p| {
+            p.as_ref()
+                .map(|p| markup::labels(p, offset_min))
+                .unwrap_or_default()
+        })
+    };
+    let readout = move || {
+        let fraction = hover.get();
+        drawn.with(|p| {
+            p.as_ref()
+                .zip(fraction)
+                .map(|(p, f)| series.with(|s| markup::readout_html(p, s, f, offset_min)))
+                .unwrap_or_default()
+        })
+    };
+    let unit = move || drawn.with(|p| p.as_ref().map(|p| p.format.unit().to_owned()));
+    let track = move |ev: web_sys::PointerEvent| {
+        let Some(element) = ev
+            .current_target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+        else {
+            return;
+        };
+        let rect = element.get_bounding_client_rect();
+        if rect.width() > 0.0 {
+            hover.set(Some(
+                (f64::from(ev.client_x()) - rect.left()) / rect.width(),
+            ));
+        }
+    };
+    let caption = move || {
+        drawn.with(|p| {
+            p.as_ref().map_or_else(
+                || "no samples in this window yet".to_owned(),
+                |p| {
+                    format!(
+                        "{} samples, {} … {}",
+                        p.count,
+                        p.format.value(p.range.0),
+                        p.format.value(p.range.1)
+                    )
+                },
+            )
+        })
+    };
+    view! {
+        <div class="time-chart">
+            <span class="y-unit" data-testid="chart-unit">{unit}</span>
+            <div
+                class="plot"
+                tabindex="0"
+                aria-label=plot_label
+                data-testid="chart-plot"
+                on:pointermove=track
+                on:pointerdown=track
+                on:pointerleave=move |ev| {
+                    if ev.pointer_type() == "mouse" {
+                        hover.set(None);
+                    }
+                }
+                on:keydown=move |ev| {
+                    let delta = match ev.key().as_str() {
+                        "ArrowLeft" => -0.02,
+                        "ArrowRight" => 0.02,
+                        "Escape" => return hover.set(None),
+                        _ => return,
+                    };
+                    ev.prevent_default();
+                    hover.update(|h| *h = Some((h.unwrap_or(1.0) + delta).clamp(0.0, 1.0)));
+                }
+                on:blur=move |_| hover.set(None)
+            >
+                <svg
+                    class="sparkline"
+                    viewBox=format!("0 0 {WIDTH} {HEIGHT}")
+                    preserveAspectRatio="none"
+                    role="img"
+                    aria-label=label
+                    inner_html=svg
+                ></svg>
+                <div class="labels" inner_html=labels></div>
+                <div class="readout-layer" role="status" inner_html=readout></div>
+            </div>
+            <figcaption data-testid=caption_testid.unwrap_or("chart-caption")>{caption}</figcaption>
+        </div>
+    }
 }
 
-/// The chart of one device's numeric properties, with a property and a window select.
+/// Series colours (`.series-0` ... in the stylesheet).
+pub const PALETTE: usize = 6;
+
+/// The chart of a device's numeric properties: which ones it shows (checkboxes, with
+/// their colour and last value: the legend), a window, and a zero baseline toggle.
+/// Settable properties (setpoints) and integers are drawn as steps.
 #[component]
 pub fn Chart(
     /// The device's numeric properties.
@@ -122,81 +212,116 @@ pub fn Chart(
     /// Their histories.
     histories: Histories,
 ) -> impl IntoView {
-    let selected = RwSignal::new(properties.first().map(Property::path).unwrap_or_default());
+    let chosen = RwSignal::new(
+        properties
+            .first()
+            .map(|p| vec![p.path()])
+            .unwrap_or_default(),
+    );
     let window = RwSignal::new(WINDOWS[0].0);
-    let units: HashMap<String, String> = properties
-        .iter()
-        .map(|p| (p.path(), p.unit.clone().unwrap_or_default()))
-        .collect();
-    let options = properties
-        .iter()
-        .map(|p| view! { <option value=p.path()>{p.name.clone()}</option> })
-        .collect_view();
-    let line = Memo::new(move |_| {
-        let path = selected.get();
-        let history = histories.get(&path);
-        history.with(|h| project(h, window.get(), js_sys::Date::now()))
-    });
-    let unit = move || units.get(&selected.get()).cloned().unwrap_or_default();
-    let range = move || {
-        line.get().map_or_else(
-            || "no samples in this window yet".to_owned(),
-            |l| {
-                format!(
-                    "{} samples, {:.2} … {:.2} {}",
-                    l.count,
-                    l.min,
-                    l.max,
-                    unit()
-                )
-            },
-        )
+    let zero = RwSignal::new(false);
+    let series = {
+        let properties = properties.clone();
+        Signal::derive(move || {
+            chosen.with(|chosen| {
+                properties
+                    .iter()
+                    .filter(|p| chosen.contains(&p.path()))
+                    .map(|p| Series {
+                        label: p.name.clone(),
+                        format: property_format(p),
+                        history: histories.get(&p.path()).get(),
+                        step: p.settable || p.datatype == "integer",
+                    })
+                    .collect()
+            })
+        })
     };
+    let legend = properties
+        .into_iter()
+        .map(|p| {
+            let path = p.path();
+            let format = property_format(&p);
+            let history = histories.get(&path);
+            let colour = {
+                let path = path.clone();
+                move || {
+                    chosen
+                        .with(|c| c.iter().position(|x| *x == path))
+                        .map_or_else(
+                            || "swatch".to_owned(),
+                            |i| format!("swatch series-{}", i % PALETTE),
+                        )
+                }
+            };
+            let last = move || {
+                history
+                    .with(|h| h.last())
+                    .map(|(_, v)| format.value(v))
+                    .unwrap_or_default()
+            };
+            let checked = {
+                let path = path.clone();
+                move || chosen.with(|c| c.contains(&path))
+            };
+            let toggle = {
+                let path = path.clone();
+                move |_| {
+                    chosen.update(|c| {
+                        if let Some(i) = c.iter().position(|x| *x == path) {
+                            c.remove(i);
+                        } else {
+                            c.push(path.clone());
+                        }
+                    })
+                }
+            };
+            view! {
+                <label class="legend-item" data-testid="chart-pick" data-path=path.clone()>
+                    <input type="checkbox" prop:checked=checked on:change=toggle />
+                    <span class=colour></span>
+                    {p.name.clone()}
+                    <span class="muted legend-value">{last}</span>
+                </label>
+            }
+        })
+        .collect_view();
     view! {
         <figure class="chart" data-testid="chart">
-            <div class="chart-controls">
-                <label>
-                    "Property "
-                    <select
-                        data-testid="chart-property"
-                        prop:value=move || selected.get()
-                        on:change=move |ev| selected.set(event_target_value(&ev))
-                    >
-                        {options}
-                    </select>
-                </label>
-                <WindowSelect window testid="chart-window" />
+            <div class="chart-legend" role="group" aria-label="Properties shown" data-testid="chart-legend">
+                {legend}
             </div>
-            <Sparkline line=line.into() label="Chart of the selected property" testid="chart-line" />
-            <figcaption data-testid="chart-range">{range}</figcaption>
+            <div class="chart-controls">
+                <WindowSelect window testid="chart-window" />
+                <label>
+                    <input
+                        type="checkbox"
+                        data-testid="chart-zero"
+                        prop:checked=move || zero.get()
+                        on:change=move |_| zero.update(|z| *z = !*z)
+                    />
+                    " Start at zero"
+                </label>
+            </div>
+            <TimeChart
+                series
+                window=window.into()
+                zero=zero
+                label="Chart of the chosen properties".to_owned()
+                line_testid="chart-line"
+                caption_testid="chart-range"
+            />
         </figure>
     }
 }
 
-/// An SVG line over the chart area, scaled to the page's width.
-#[component]
-pub fn Sparkline(
-    /// The projected line, if any.
-    line: Signal<Option<Line>>,
-    /// Its accessible name.
-    label: &'static str,
-    /// The polyline's `data-testid`.
-    testid: &'static str,
-) -> impl IntoView {
-    view! {
-        <svg
-            class="sparkline"
-            viewBox=format!("0 0 {WIDTH} {HEIGHT}")
-            preserveAspectRatio="none"
-            role="img"
-            aria-label=label
-        >
-            <polyline
-                class="line"
-                data-testid=testid
-                points=move || line.get().map(|l| l.points).unwrap_or_default()
-            />
-        </svg>
+/// How a property's values are written: integers as integers, others with their unit.
+fn property_format(property: &Property) -> Format {
+    let unit = property.unit.clone().unwrap_or_default();
+    if property.datatype == "integer" {
+        Format::Integer(unit)
+    } else {
+        Format::Decimal(unit)
     }
 }
 
@@ -236,34 +361,6 @@ mod tests {
             history.push((f64::from(i), f64::from(i)), 4);
         }
         assert_eq!(history.len(), 4);
-        assert_eq!(history.samples.front(), Some(&(6.0, 6.0)));
-    }
-
-    #[test]
-    fn the_projection_spans_the_window_and_the_value_range() {
-        let mut history = History::default();
-        // One sample before the window, three inside.
-        for (t, v) in [
-            (0.0, 100.0),
-            (50_000.0, 10.0),
-            (80_000.0, 20.0),
-            (110_000.0, 30.0),
-        ] {
-            history.push((t, v), 100);
-        }
-        let line = project(&history, 60, 110_000.0).expect("samples in the window");
-        assert_eq!(line.count, 3);
-        assert_eq!((line.min, line.max), (10.0, 30.0));
-        // 50 s is the window's start (x 0, lowest: bottom); 110 s its end (top).
-        assert_eq!(line.points, "0.0,160.0 300.0,80.0 600.0,0.0");
-        assert_eq!(project(&history, 60, 1_000_000.0), None);
-    }
-
-    #[test]
-    fn a_flat_line_is_drawn_in_the_middle() {
-        let mut history = History::default();
-        history.push((0.0, 5.0), 10);
-        let line = project(&history, 60, 0.0).expect("one sample");
-        assert_eq!(line.points, "600.0,80.0");
+        assert_eq!(history.iter().next(), Some(&(6.0, 6.0)));
     }
 }

@@ -1,10 +1,16 @@
 //! Pieces more than one page uses: the chart and the per-frame batching of what the
 //! network delivers.
 //!
-//! - [`chart`]: sparklines, charts, time windows and the history they draw.
+//! - [`chart`]: charts with axes and a readout, time windows and the histories they draw.
+//! - [`markup`]: a plot as SVG and HTML strings (grid, lines, labels, readout).
+//! - [`plot`]: the pure geometry of a chart: lines, steps, readout values.
+//! - [`scale`]: the pure arithmetic of axes, ticks and value formats.
 //! - [`FrameBatch`]: work gathered between animation frames and applied once per frame.
 
 pub mod chart;
+pub mod markup;
+pub mod plot;
+pub mod scale;
 
 use leptos::prelude::*;
 

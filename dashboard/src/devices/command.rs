@@ -113,6 +113,16 @@ pub fn PropertyControl(
 ) -> impl IntoView {
     let state = RwSignal::new(CommandState::Idle);
     let pending = move || state.with(|c| *c == CommandState::Pending);
+    let edit = Edit::new();
+    // A command settled (ok, rejected or timed out): inputs show the device's value
+    // again, whatever was typed.
+    Effect::new(move |was_pending: Option<bool>| {
+        let now_pending = pending();
+        if was_pending == Some(true) && !now_pending {
+            edit.dirty.set(false);
+        }
+        now_pending
+    });
     // The value a pending command asked for. A device that cannot answer over MQTT 5
     // request/response (a 3.1.1 client) confirms by publishing the new value
     // (docs/ARCHITECTURE.md, "Device topic convention"): that settles the command as ok
@@ -129,8 +139,21 @@ pub fn PropertyControl(
     let sender = {
         let (device, path) = (device.clone(), path.clone());
         move |payload: String| {
+            edit.draft.set(payload.clone());
             target.set(Some(payload.clone()));
             send(&device, &path, payload, state)
+        }
+    };
+    // What the slider and number inputs show: the device's value, unless the user is
+    // typing or dragging (dirty) or a command is on its way (then what it asked for).
+    // A republished equal value changes nothing (the memo), so it never rewrites an
+    // input under the user's caret.
+    let reported = Memo::new(move |_| value.get().unwrap_or_default());
+    let shown = move || {
+        if edit.dirty.get() || pending() {
+            edit.draft.get()
+        } else {
+            reported.get()
         }
     };
     let label = format!("Set {name}");
@@ -144,8 +167,12 @@ pub fn PropertyControl(
                     aria-checked=move || on().to_string()
                     aria-label=label
                     data-testid="switch"
-                    disabled=pending
-                    on:click=move |_| sender((if on() { "false" } else { "true" }).to_owned())
+                    aria-disabled=move || pending().to_string()
+                    on:click=move |_| {
+                        if !pending() {
+                            sender((if on() { "false" } else { "true" }).to_owned());
+                        }
+                    }
                 >
                     {move || if on() { "On" } else { "Off" }}
                 </button>
@@ -153,15 +180,6 @@ pub fn PropertyControl(
             .into_any()
         }
         Control::Slider { min, max, step } => {
-            let draft = RwSignal::new(String::new());
-            let shown = move || {
-                let typed = draft.get();
-                if typed.is_empty() {
-                    value.get().unwrap_or_default()
-                } else {
-                    typed
-                }
-            };
             let slider_send = sender.clone();
             view! {
                 <input
@@ -172,17 +190,14 @@ pub fn PropertyControl(
                     aria-label=label.clone()
                     data-testid="slider"
                     prop:value=shown
-                    on:input=move |ev| draft.set(event_target_value(&ev))
+                    on:input=move |ev| edit.type_in(event_target_value(&ev))
                     on:change=move |ev| slider_send(event_target_value(&ev))
                 />
-                <NumberField draft label sender />
+                <NumberField edit shown label sender />
             }
             .into_any()
         }
-        Control::Number { .. } => {
-            let draft = RwSignal::new(String::new());
-            view! { <NumberField draft label sender /> }.into_any()
-        }
+        Control::Number { .. } => view! { <NumberField edit shown label sender /> }.into_any(),
         Control::Enum(values) => {
             let options = values
                 .into_iter()
@@ -192,7 +207,11 @@ pub fn PropertyControl(
                 <select
                     aria-label=label
                     data-testid="enum"
-                    prop:value=move || value.get().unwrap_or_default()
+                    prop:value=move || {
+                        // Re-applied when a command settles: a rejected choice goes back.
+                        state.track();
+                        value.get().unwrap_or_default()
+                    }
                     on:change=move |ev| sender(event_target_value(&ev))
                 >
                     <option value="" disabled=true>"—"</option>
@@ -201,17 +220,7 @@ pub fn PropertyControl(
             }
             .into_any()
         }
-        Control::Action(action) => view! {
-            <button
-                class="action"
-                data-testid="action"
-                disabled=pending
-                on:click=move |_| sender(action.clone())
-            >
-                {action.clone()}
-            </button>
-        }
-        .into_any(),
+        Control::Action(action) => view! { <ActionButton action pending sender /> }.into_any(),
         Control::Text => {
             let draft = RwSignal::new(String::new());
             view! {
@@ -233,7 +242,21 @@ pub fn PropertyControl(
         }
     };
     view! {
-        <span class="control">
+        <span
+            class="control"
+            on:focusout=move |ev| {
+                // Focus left the control (not just moved from the slider to its number
+                // field or "Set"): an unsent edit is dropped, the device's value shows.
+                if !contains_focus_target(&ev) {
+                    edit.dirty.set(false);
+                }
+            }
+            on:keydown=move |ev| {
+                if ev.key() == "Escape" {
+                    edit.dirty.set(false);
+                }
+            }
+        >
             {input}
             <span
                 class=move || state.with(CommandState::class)
@@ -246,19 +269,61 @@ pub fn PropertyControl(
     }
 }
 
-/// A number input that sends what is typed on Enter or "Set"; the device judges it
-/// (so a value out of range shows the device's rejection).
+/// The draft of a slider or number input: what the user typed or dragged to, and
+/// whether it is newer than the device's value.
+#[derive(Debug, Clone, Copy)]
+struct Edit {
+    /// The value typed, dragged to, or last sent.
+    draft: RwSignal<String>,
+    /// Whether the user changed the input since the device's value was shown.
+    dirty: RwSignal<bool>,
+}
+
+impl Edit {
+    fn new() -> Self {
+        Self {
+            draft: RwSignal::new(String::new()),
+            dirty: RwSignal::new(false),
+        }
+    }
+
+    /// The user typed or dragged to `text`.
+    fn type_in(self, text: String) {
+        self.draft.set(text);
+        self.dirty.set(true);
+    }
+}
+
+/// Whether a `focusout` moves focus to another element inside the element it left.
+fn contains_focus_target(ev: &web_sys::FocusEvent) -> bool {
+    use wasm_bindgen::JsCast;
+    let inside = ev
+        .current_target()
+        .and_then(|t| t.dyn_into::<web_sys::Node>().ok());
+    let next = ev
+        .related_target()
+        .and_then(|t| t.dyn_into::<web_sys::Node>().ok());
+    match (inside, next) {
+        (Some(inside), Some(next)) => inside.contains(Some(&next)),
+        _ => false,
+    }
+}
+
+/// A number input that shows the device's value unless the user is editing, and sends
+/// what is typed on Enter or "Set"; the device judges it (so a value out of range shows
+/// the device's rejection, and the input returns to the device's value).
 #[component]
 fn NumberField(
-    draft: RwSignal<String>,
+    edit: Edit,
+    shown: impl Fn() -> String + Send + Sync + 'static,
     label: String,
     sender: impl Fn(String) + Clone + 'static,
 ) -> impl IntoView {
     view! {
         <form class="inline" on:submit=move |ev| {
             ev.prevent_default();
-            let typed = draft.get_untracked();
-            if !typed.trim().is_empty() {
+            let typed = edit.draft.get_untracked();
+            if edit.dirty.get_untracked() && !typed.trim().is_empty() {
                 sender(typed.trim().to_owned());
             }
         }>
@@ -268,10 +333,130 @@ fn NumberField(
                 class="number"
                 aria-label=label
                 data-testid="number-input"
-                prop:value=move || draft.get()
-                on:input=move |ev| draft.set(event_target_value(&ev))
+                prop:value=shown
+                on:input=move |ev| edit.type_in(event_target_value(&ev))
             />
             <button type="submit" data-testid="send">"Set"</button>
         </form>
+    }
+}
+
+/// Whether an action interrupts the device or loses data, so that it asks first.
+pub fn is_disruptive(action: &str) -> bool {
+    const WORDS: [&str; 10] = [
+        "reboot", "restart", "reset", "shutdown", "power", "factory", "erase", "delete", "wipe",
+        "format",
+    ];
+    let action = action.to_ascii_lowercase();
+    WORDS.iter().any(|w| action.contains(w))
+}
+
+/// An action's button (a one-value enum such as `reboot`). A disruptive action
+/// ([`is_disruptive`]) asks first, inline: "Confirm" or "Cancel", focus on "Confirm",
+/// and back on the button afterwards. While the command is pending the button says so
+/// (`aria-disabled`) but keeps its focus.
+#[component]
+fn ActionButton(
+    action: String,
+    pending: impl Fn() -> bool + Copy + Send + Sync + 'static,
+    sender: impl Fn(String) + Clone + Send + Sync + 'static,
+) -> impl IntoView {
+    let asking = RwSignal::new(false);
+    let button = NodeRef::<leptos::html::Button>::new();
+    let confirm = NodeRef::<leptos::html::Button>::new();
+    let disruptive = is_disruptive(&action);
+    Effect::new(move || {
+        if asking.get()
+            && let Some(confirm) = confirm.get()
+        {
+            let _ = confirm.focus();
+        }
+    });
+    let close = move || {
+        asking.set(false);
+        if let Some(button) = button.get_untracked() {
+            let _ = button.focus();
+        }
+    };
+    let go = {
+        let (action, sender) = (action.clone(), sender.clone());
+        move |_| {
+            close();
+            sender(action.clone());
+        }
+    };
+    let question = {
+        let mut letters = action.chars();
+        let first: String = letters
+            .next()
+            .map(|c| c.to_uppercase().collect())
+            .unwrap_or_default();
+        format!("{first}{} the device?", letters.as_str())
+    };
+    view! {
+        <button
+            class="action"
+            data-testid="action"
+            node_ref=button
+            aria-disabled=move || pending().to_string()
+            aria-expanded=move || disruptive.then(|| asking.get().to_string())
+            on:click={
+                let action = action.clone();
+                move |_| {
+                    if pending() {
+                        return;
+                    }
+                    if disruptive {
+                        asking.set(true);
+                    } else {
+                        sender(action.clone());
+                    }
+                }
+            }
+        >
+            {action.clone()}
+        </button>
+        <Show when=move || asking.get()>
+            <span
+                class="confirm"
+                role="group"
+                aria-label=question.clone()
+                data-testid="confirm-step"
+                on:keydown=move |ev| {
+                    if ev.key() == "Escape" {
+                        close();
+                    }
+                }
+            >
+                <span class="warn">{question.clone()}</span>
+                <button class="danger" data-testid="confirm" node_ref=confirm on:click=go.clone()>
+                    "Confirm"
+                </button>
+                <button data-testid="cancel" on:click=move |_| close()>
+                    "Cancel"
+                </button>
+            </span>
+        </Show>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_disruptive;
+
+    #[test]
+    fn reboots_and_resets_ask_first_and_harmless_actions_do_not() {
+        for action in [
+            "reboot",
+            "Restart",
+            "factory-reset",
+            "erase-logs",
+            "power-off",
+        ] {
+            assert!(is_disruptive(action), "{action}");
+        }
+        for action in ["identify", "refresh", "ping", "calibrate"] {
+            assert!(!is_disruptive(action), "{action}");
+        }
     }
 }

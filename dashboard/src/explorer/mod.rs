@@ -1,6 +1,7 @@
 //! The explorer: every topic the broker delivers for `#` as a tree with message counts
 //! and last values ([`tree`]), a bounded history per topic with a payload viewer
-//! ([`payload`]) and a diff, retained flags and deletion, search, and a publish panel
+//! ([`payload`]), a numeric plot of a value or JSON path ([`plot`]) and a diff, retained
+//! flags and deletion, search, and a publish panel
 //! ([`publish`]). The view is in [`view`].
 //!
 //! Messages are not applied one by one: they wait in a plain buffer, and one
@@ -9,6 +10,7 @@
 //! recomputed at most once a frame.
 
 pub mod payload;
+pub mod plot;
 pub mod publish;
 pub mod tree;
 pub mod view;

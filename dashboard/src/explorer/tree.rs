@@ -10,6 +10,10 @@ use web_client::TopicFilter;
 /// One message as the explorer keeps it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
+    /// Its number among the messages the tree has seen (1, 2, ...; set by
+    /// [`Tree::add`]): what a selection holds on to while newer messages push older
+    /// ones out of the history.
+    pub id: u64,
     /// Milliseconds since the epoch when it arrived.
     pub time_ms: f64,
     /// The payload, at most the payload limit.
@@ -31,6 +35,7 @@ impl Record {
     /// A record of `payload`, keeping at most `limit` bytes of it.
     pub fn new(payload: &[u8], limit: usize, time_ms: f64) -> Self {
         Self {
+            id: 0,
             time_ms,
             payload: payload[..payload.len().min(limit)].to_vec(),
             size: payload.len(),
@@ -98,8 +103,9 @@ const PREVIEW: usize = 60;
 
 impl Tree {
     /// Records a message on `topic`, keeping at most `history` messages for it.
-    pub fn add(&mut self, topic: &str, record: Record, history: usize) {
+    pub fn add(&mut self, topic: &str, mut record: Record, history: usize) {
         self.total += 1;
+        record.id = self.total;
         let levels: Vec<String> = topic.split('/').map(str::to_owned).collect();
         for depth in 1..levels.len() {
             self.nodes
@@ -403,6 +409,18 @@ mod tests {
         assert_eq!(topics("iot/5/a/#").len(), 2);
         assert!(Search::parse("iot/#/x").is_err());
         assert!(matches!(Search::parse("  "), Ok(Search::None)));
+    }
+
+    #[test]
+    fn records_keep_their_id_while_the_history_moves() {
+        let mut tree = Tree::default();
+        for i in 0..5 {
+            tree.add("a/b", record(&i.to_string(), false), 3);
+        }
+        let history = &tree.topic("a/b").expect("topic").history;
+        let ids: Vec<u64> = history.iter().map(|r| r.id).collect();
+        assert_eq!(ids, [3, 4, 5]);
+        assert_eq!(history[0].payload, b"2");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use web_client::{PublishOptions, QoS};
 
 use super::Explorer;
 use super::payload::View;
+use super::plot::TopicPlot;
 use super::publish::PublishPanel;
 use super::tree::{DiffLine, Record, Row, Search, diff};
 use crate::connection::{Connection, NotLive};
@@ -209,9 +210,14 @@ fn TopicDetails(topic: String) -> impl IntoView {
     let explorer = expect_context::<Explorer>();
     let connection = expect_context::<Connection>();
     let view_mode = RwSignal::new(None::<View>);
-    // Indexes into the history: the message shown, and the one to diff it with.
-    let shown = RwSignal::new(None::<usize>);
-    let compare = RwSignal::new(None::<usize>);
+    // The records clicked (compared by `Record::id`, never by position): the message
+    // shown and the one to diff it with stay what was clicked while new messages push
+    // the history along, even once they have left the bounded history.
+    let shown = RwSignal::new(None::<Record>);
+    let compare = RwSignal::new(None::<Record>);
+    let is = |chosen: RwSignal<Option<Record>>, id: u64| {
+        move || chosen.with(|c| c.as_ref().is_some_and(|r| r.id == id))
+    };
     let status = RwSignal::new(String::new());
     let history = {
         let topic = topic.clone();
@@ -227,12 +233,7 @@ fn TopicDetails(topic: String) -> impl IntoView {
         let topic = topic.clone();
         Memo::new(move |_| explorer.tree.with(|t| t.retained_under(&topic)))
     };
-    let current = move || {
-        history.with(|h| match shown.get() {
-            Some(i) => h.get(i).cloned(),
-            None => h.back().cloned(),
-        })
-    };
+    let current = move || shown.get().or_else(|| history.with(|h| h.back().cloned()));
     let delete = move |_| {
         let topics = retained_below.get_untracked();
         if topics.is_empty() {
@@ -267,41 +268,53 @@ fn TopicDetails(topic: String) -> impl IntoView {
             status.set(format!("deleted {deleted} of {} retained", topics.len()));
         });
     };
-    let items = move || {
-        history.with(|h| {
-            h.iter()
-                .enumerate()
-                .rev()
-                .map(|(i, record)| {
-                    let time = js_sys::Date::new(&record.time_ms.into())
-                        .to_locale_time_string("en-GB")
-                        .as_string()
-                        .unwrap_or_default();
-                    let size = size_label(record);
-                    view! {
-                        <li>
-                            <button
-                                class="link"
-                                class:selected=move || shown.get() == Some(i)
-                                data-testid="history-item"
-                                on:click=move |_| shown.set(Some(i))
-                            >
-                                {format!("{time} · {size}{}", if record.retained { " · retained" } else { "" })}
-                            </button>
-                            <label class="diff-pick">
-                                <input
-                                    type="checkbox"
-                                    aria-label="Compare with the shown message"
-                                    prop:checked=move || compare.get() == Some(i)
-                                    on:change=move |_| compare.update(|c| *c = if *c == Some(i) { None } else { Some(i) })
-                                />
-                                " diff"
-                            </label>
-                        </li>
-                    }
-                })
-                .collect_view()
-        })
+    // One element per record, kept while it stays in the history (keyed by id): a click
+    // lands on the message it was aimed at however fast others arrive.
+    let records = move || history.with(|h| h.iter().rev().cloned().collect::<Vec<_>>());
+    let item = move |record: Record| {
+        let id = record.id;
+        let time = js_sys::Date::new(&record.time_ms.into())
+            .to_locale_time_string("en-GB")
+            .as_string()
+            .unwrap_or_default();
+        let size = size_label(&record);
+        let label = format!(
+            "{time} · {size}{}",
+            if record.retained { " · retained" } else { "" }
+        );
+        let picked = record.clone();
+        view! {
+            <li>
+                <button
+                    class="link"
+                    class:selected=is(shown, id)
+                    aria-pressed=move || is(shown, id)().to_string()
+                    data-testid="history-item"
+                    data-id=id.to_string()
+                    on:click=move |_| shown.set(Some(record.clone()))
+                >
+                    {label}
+                </button>
+                <label class="diff-pick">
+                    <input
+                        type="checkbox"
+                        aria-label="Compare with the shown message"
+                        data-testid="history-diff"
+                        prop:checked=is(compare, id)
+                        on:change=move |_| {
+                            compare.update(|c| {
+                                *c = if c.as_ref().is_some_and(|r| r.id == id) {
+                                    None
+                                } else {
+                                    Some(picked.clone())
+                                };
+                            })
+                        }
+                    />
+                    " diff"
+                </label>
+            </li>
+        }
     };
     let payload = move || {
         current().map(|record| {
@@ -319,16 +332,15 @@ fn TopicDetails(topic: String) -> impl IntoView {
             view! {
                 <p class="muted" data-testid="payload-meta">{meta}</p>
                 <p class="warn" data-testid="payload-truncated">{note}</p>
-                <pre class="payload" data-testid="payload">{mode.render(&record.payload)}</pre>
+                <pre class="payload" data-testid="payload" data-id=record.id.to_string()>
+                    {mode.render(&record.payload)}
+                </pre>
             }
         })
     };
     let diff_view = move || {
-        let other = compare.get()?;
-        let (old, new) = history.with(|h| {
-            let new = current()?;
-            Some((h.get(other)?.clone(), new))
-        })?;
+        let old = compare.get()?;
+        let new = current()?;
         let lines = diff(
             &String::from_utf8_lossy(&old.payload),
             &String::from_utf8_lossy(&new.payload),
@@ -377,8 +389,25 @@ fn TopicDetails(topic: String) -> impl IntoView {
             <div class="tabs" role="group" aria-label="Payload view">{tabs}</div>
             {payload}
             {diff_view}
+            <TopicPlot history />
             <h4>"History"</h4>
-            <ul class="history" data-testid="history">{items}</ul>
+            <p class="muted" data-testid="history-pin">
+                {move || match shown.get() {
+                    Some(_) => "Showing the chosen message while newer ones arrive.",
+                    None => "Showing the newest message.",
+                }}
+                " "
+                <button
+                    data-testid="history-latest"
+                    hidden=move || shown.get().is_none()
+                    on:click=move |_| shown.set(None)
+                >
+                    "Follow the newest"
+                </button>
+            </p>
+            <ul class="history" data-testid="history">
+                <For each=records key=|record| record.id children=item />
+            </ul>
         </div>
     }
 }
