@@ -22,7 +22,8 @@
 //! - `main.rs`: a few lines: panic hook, mount.
 //! - [`explorer`]: every topic (`#`) as a tree, batched per animation frame; payload
 //!   viewer, diff, retained deletion, search, publish panel.
-//! - [`broker`]: `$SYS` figures and live charts.
+//! - [`broker`]: `$SYS` figures and live charts; the operator login and views over the
+//!   admin API (clients, retained messages).
 //! - [`keyed`]: a map of signals by key, owned by the page that made it.
 //! - [`components`]: what several pages use: the chart, and [`components::FrameBatch`]
 //!   (network updates applied once per animation frame).
@@ -78,6 +79,7 @@ pub fn App() -> impl IntoView {
     let registry = Registry::new();
     let explorer = Explorer::new(settings);
     let stats = BrokerStats::new();
+    let admin = broker::admin::AdminSession::load();
     let (initial_page, initial_topic) = route::initial();
     let page = RwSignal::new(initial_page);
     let explorer_topic = route::ExplorerTopic(RwSignal::new(initial_topic));
@@ -86,6 +88,7 @@ pub fn App() -> impl IntoView {
     provide_context(registry);
     provide_context(explorer);
     provide_context(stats);
+    provide_context(admin);
     provide_context(page);
     provide_context(explorer_topic);
     route::sync(page, explorer_topic);

@@ -1,7 +1,14 @@
 //! The broker view: the connection's state, every `$SYS` figure the broker publishes
 //! (`$SYS/#`, retained, every `sys.interval_secs`), and live charts of messages per
 //! second (from the `messages/received` and `messages/sent` counters between two
-//! updates) and connected clients.
+//! updates) and connected clients, formatted ([`format`]: thousands separators,
+//! bytes, uptime); and the operator views over the admin API, behind the operator login
+//! ([`admin`]): connected clients ([`clients`]) and retained messages ([`retained`]).
+
+pub mod admin;
+pub mod clients;
+pub mod format;
+pub mod retained;
 
 use std::collections::BTreeMap;
 
@@ -114,7 +121,7 @@ pub fn BrokerPage() -> impl IntoView {
     let last = |history: RwSignal<History>, unit: &'static str| {
         move || {
             history
-                .with(|h| h.last().map(|(_, v)| format!("{v:.1} {unit}")))
+                .with(|h| h.last().map(|(_, v)| format!("{} {unit}", format::thousands(v)).trim_end().to_owned()))
                 .unwrap_or_else(|| "waiting for $SYS…".to_owned())
         }
     };
@@ -125,10 +132,12 @@ pub fn BrokerPage() -> impl IntoView {
             .into_iter()
             .map(|(topic, value)| {
                 let name = topic.trim_start_matches("$SYS/broker/").to_owned();
+                let shown = format::sys_value(&name, &value);
+                let key = name.clone();
                 view! {
-                    <tr>
+                    <tr data-testid="broker-figure" data-name=key>
                         <td>{name}</td>
-                        <td class="value">{value}</td>
+                        <td class="value" title=value>{shown}</td>
                     </tr>
                 }
             })
@@ -152,6 +161,32 @@ pub fn BrokerPage() -> impl IntoView {
             <table class="properties" data-testid="broker-figures">
                 <tbody>{rows}</tbody>
             </table>
+        </section>
+        <Operator />
+    }
+}
+
+/// The operator views: the login, or who is logged in with the clients and retained
+/// messages.
+#[component]
+fn Operator() -> impl IntoView {
+    let session = expect_context::<admin::AdminSession>();
+    let user = move || session.login.with(|l| l.as_ref().map(|l| l.user.clone()));
+    view! {
+        <section class="operator card" data-testid="operator">
+            <h2>"Operator"</h2>
+            {move || match user() {
+                None => view! { <admin::LoginForm /> }.into_any(),
+                Some(user) => view! {
+                    <p class="actions">
+                        <span data-testid="operator-user">"Logged in as " <strong>{user}</strong></span>
+                        <button data-testid="operator-logout" on:click=move |_| session.logout()>"Log out"</button>
+                    </p>
+                    <clients::ClientsView />
+                    <retained::RetainedView />
+                }
+                .into_any(),
+            }}
         </section>
     }
 }
