@@ -15,7 +15,8 @@
 //! - [`route`]: deep links (`#/device/{id}`, `#/explorer?topic=…`, …), Back and Forward.
 //! - [`connection`]: the one `web_client::Client`, its status, the indicator, and the
 //!   banner that says when the page is not live, why, and what to do.
-//! - [`settings`]: broker URL, credentials, client id, topic root (`localStorage`).
+//! - [`settings`]: connection profiles (broker URL, credentials, client id, topic root),
+//!   one active, shown in the header; secrets only for the session unless remembered.
 //! - [`devices`]: discovery, the device list, a device's page (`devices/page.rs`) and the
 //!   Homie 5 parsing (`devices/homie.rs`, pure, unit-tested natively).
 //! - [`theme`]: dark mode (OS preference, toggle).
@@ -119,6 +120,14 @@ pub fn App() -> impl IntoView {
     view! {
         <header class="top">
             <h1 data-testid="product-name">{PRODUCT_NAME}</h1>
+            <button
+                class="profile"
+                title="The active connection profile (Settings)"
+                data-testid="profile-name"
+                on:click=move |_| page.set(Page::Settings)
+            >
+                {move || settings.with(|s| s.name.clone())}
+            </button>
             <nav>
                 {nav(Page::Devices, "Devices", "nav-devices")}
                 {nav(Page::Explorer, "Explorer", "nav-explorer")}
