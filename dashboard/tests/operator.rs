@@ -61,7 +61,9 @@ async fn broker(binary: &Path, dist: &Path, name: &str) -> Broker {
 /// An MQTT 3.1.1 client speaking raw bytes: CONNECT (no keep-alive, so only an operator
 /// closes it), optionally SUBSCRIBE to `filter` and a retained PUBLISH.
 async fn raw_client(port: u16, client_id: &str, filter: &str, retained: (&str, &str)) -> TcpStream {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.expect("MQTT over TCP");
+    let mut stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("MQTT over TCP");
     let mut connect = vec![0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x00];
     push_string(&mut connect, client_id);
     send(&mut stream, 0x10, &connect).await;
@@ -108,7 +110,10 @@ async fn wait_closed(stream: &mut TcpStream) {
         }
     })
     .await;
-    assert!(closed.is_ok(), "the broker did not close the disconnected client");
+    assert!(
+        closed.is_ok(),
+        "the broker did not close the disconnected client"
+    );
 }
 
 /// `GET path` on the broker's HTTP port with the admin token; the JSON body.
@@ -120,7 +125,10 @@ async fn admin_get(port: u16, path: &str) -> Value {
     );
     stream.write_all(request.as_bytes()).await.expect("request");
     let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("response");
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("response");
     let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let start = body.find(['{', '[']).expect("a JSON body");
@@ -136,7 +144,10 @@ async fn index_html(port: u16) -> String {
         .await
         .expect("request");
     let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("response");
+    stream
+        .read_to_string(&mut response)
+        .await
+        .expect("response");
     response
 }
 
@@ -146,11 +157,21 @@ async fn type_into(client: &Client, css: &str, keys: &str) {
         .find(Locator::Css(css))
         .await
         .unwrap_or_else(|error| panic!("{css}: {error}"));
-    element.clear().await.unwrap_or_else(|e| panic!("clearing {css}: {e}"));
+    element
+        .clear()
+        .await
+        .unwrap_or_else(|e| panic!("clearing {css}: {e}"));
     element
         .send_keys(keys)
         .await
         .unwrap_or_else(|error| panic!("typing into {css}: {error}"));
+}
+
+/// The text at `css` (which must exist).
+async fn text_of(client: &Client, css: &str) -> String {
+    support::text(client, css)
+        .await
+        .unwrap_or_else(|| panic!("{css} is missing"))
 }
 
 /// Accepts the `confirm()` the page opens, returning its question.
@@ -198,9 +219,12 @@ async fn an_operator_logs_in_disconnects_a_client_and_deletes_a_retained_message
 
     // Figures are formatted: the uptime as a duration, bytes in binary units.
     let figure = |name: &str| format!("[data-testid=broker-figure][data-name='{name}'] td.value");
-    wait_text(&client, &figure("uptime"), "the uptime as a duration", |t| {
-        t.ends_with(" s") && !t.contains("seconds")
-    })
+    wait_text(
+        &client,
+        &figure("uptime"),
+        "the uptime as a duration",
+        |t| t.ends_with(" s") && !t.contains("seconds"),
+    )
     .await;
     wait_text(&client, &figure("bytes/received"), "bytes in units", |t| {
         t.ends_with(" B") || t.ends_with("KiB") || t.ends_with("MiB")
@@ -224,22 +248,41 @@ async fn an_operator_logs_in_disconnects_a_client_and_deletes_a_retained_message
     })
     .await;
     let (local, session) = storages(&client).await;
-    assert!(!local.contains(ADMIN_TOKEN), "the admin token is not kept: {local}");
-    assert!(!session.contains(ADMIN_TOKEN), "only the login's token is kept: {session}");
-    assert!(session.contains("admin-login"), "the login is kept for the tab: {session}");
+    assert!(
+        !local.contains(ADMIN_TOKEN),
+        "the admin token is not kept: {local}"
+    );
+    assert!(
+        !session.contains(ADMIN_TOKEN),
+        "only the login's token is kept: {session}"
+    );
+    assert!(
+        session.contains("admin-login"),
+        "the login is kept for the tab: {session}"
+    );
 
     // The clients: both raw clients and the dashboard's own; the search narrows to one.
-    wait_text(&client, "[data-testid=clients-summary]", "three clients", |t| {
-        t == "3 connected"
-    })
+    wait_text(
+        &client,
+        "[data-testid=clients-summary]",
+        "three clients",
+        |t| t == "3 connected",
+    )
     .await;
     type_into(&client, "[data-testid=clients-search]", "victim").await;
-    wait_text(&client, "[data-testid=clients-summary]", "the search", |t| {
-        t == "1 of 3 connected"
-    })
+    wait_text(
+        &client,
+        "[data-testid=clients-summary]",
+        "the search",
+        |t| t == "1 of 3 connected",
+    )
     .await;
     let row = "[data-testid=client-row][data-client-id='victim-1']";
-    click(&client, &format!("{row} [data-testid=client-subscriptions-toggle]")).await;
+    click(
+        &client,
+        &format!("{row} [data-testid=client-subscriptions-toggle]"),
+    )
+    .await;
     wait_text(
         &client,
         "[data-testid=client-subscriptions]",
@@ -264,32 +307,52 @@ async fn an_operator_logs_in_disconnects_a_client_and_deletes_a_retained_message
     type_into(&client, "[data-testid=retained-filter]", "ops/#").await;
     click(&client, "[data-testid=retained-refresh]").await;
     let kept = "[data-testid=retained-row][data-topic='ops/kept']";
-    wait_text(&client, &format!("{kept} [data-testid=retained-topic]"), "the retained row", |t| {
-        t == "ops/kept"
-    })
+    wait_text(
+        &client,
+        &format!("{kept} [data-testid=retained-topic]"),
+        "the retained row",
+        |t| t == "ops/kept",
+    )
     .await;
+    let stored = text_of(&client, &format!("{kept} [data-testid=retained-stored]")).await;
+    assert!(stored.ends_with("UTC"), "the time it was stored: {stored}");
     click(&client, &format!("{kept} [data-testid=retained-delete]")).await;
     let question = confirm(&client).await;
     assert!(question.contains("ops/kept"), "{question}");
-    wait_text(&client, "[data-testid=retained-message]", "the deletion", |t| {
-        t.contains("deleted 1")
-    })
+    wait_text(
+        &client,
+        "[data-testid=retained-message]",
+        "the deletion",
+        |t| t.contains("deleted 1"),
+    )
     .await;
     let left = admin_get(broker.http, "/api/retained?filter=ops/%23").await;
     assert_eq!(left["total"], 0, "{left}");
     let other = admin_get(broker.http, "/api/retained?filter=other/%23").await;
-    assert_eq!(other["total"], 1, "only the confirmed one is deleted: {other}");
+    assert_eq!(
+        other["total"], 1,
+        "only the confirmed one is deleted: {other}"
+    );
 
     support::screenshot(&client, "operator-views").await;
 
     // A reload keeps the login for the tab; logging out ends it.
     client.refresh().await.expect("reload");
-    wait_text(&client, "[data-testid=operator-user]", "still logged in", |t| {
-        t.contains("admin-token")
-    })
+    wait_text(
+        &client,
+        "[data-testid=operator-user]",
+        "still logged in",
+        |t| t.contains("admin-token"),
+    )
     .await;
     click(&client, "[data-testid=operator-logout]").await;
-    wait_text(&client, "[data-testid=operator-login] h3", "logged out", |_| true).await;
+    wait_text(
+        &client,
+        "[data-testid=operator-login] h3",
+        "logged out",
+        |_| true,
+    )
+    .await;
     support::screenshot(&client, "operator-login").await;
     client.close().await.expect("session closed");
 }
@@ -306,23 +369,51 @@ async fn profiles_switch_the_connection_and_the_header_names_the_active_one() {
         .goto(&format!("http://127.0.0.1:{}/#/settings", broker.http))
         .await
         .expect("the settings page loads");
-    wait_text(&client, "[data-testid=profile-name]", "the default profile", |t| {
-        t == "Default"
-    })
+    wait_text(
+        &client,
+        "[data-testid=profile-name]",
+        "the default profile",
+        |t| t == "Default",
+    )
     .await;
-    wait_text(&client, "header [data-testid=connection-status]", "connected", |t| t == "connected").await;
+    wait_text(
+        &client,
+        "header [data-testid=connection-status]",
+        "connected",
+        |t| t == "connected",
+    )
+    .await;
 
     // A second profile with its own client id and a password not to remember.
     click(&client, "[data-testid=settings-profile-new]").await;
     type_into(&client, "[data-testid=settings-profile-name]", "bench").await;
-    type_into(&client, "[data-testid=settings-client-id]", "dash-bench-profile").await;
+    type_into(
+        &client,
+        "[data-testid=settings-client-id]",
+        "dash-bench-profile",
+    )
+    .await;
     type_into(&client, "[data-testid=settings-username]", "bench-user").await;
-    type_into(&client, "[data-testid=settings-password]", "pw-for-this-tab").await;
+    type_into(
+        &client,
+        "[data-testid=settings-password]",
+        "pw-for-this-tab",
+    )
+    .await;
     click(&client, "[data-testid=settings-save]").await;
-    wait_text(&client, "[data-testid=profile-name]", "the new profile", |t| t == "bench").await;
-    wait_text(&client, "[data-testid=settings-outcome]", "the outcome", |t| {
-        t.contains("bench") && t.contains("connected")
-    })
+    wait_text(
+        &client,
+        "[data-testid=profile-name]",
+        "the new profile",
+        |t| t == "bench",
+    )
+    .await;
+    wait_text(
+        &client,
+        "[data-testid=settings-outcome]",
+        "the outcome",
+        |t| t.contains("bench") && t.contains("connected"),
+    )
     .await;
     let deadline = Instant::now() + PATIENCE;
     while !admin_get(broker.http, "/api/clients")
@@ -330,13 +421,25 @@ async fn profiles_switch_the_connection_and_the_header_names_the_active_one() {
         .to_string()
         .contains("dash-bench-profile")
     {
-        assert!(Instant::now() < deadline, "the new profile's client never connected");
+        assert!(
+            Instant::now() < deadline,
+            "the new profile's client never connected"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let (local, session) = storages(&client).await;
-    assert!(local.contains("bench-user"), "the profile is saved: {local}");
-    assert!(!local.contains("pw-for-this-tab"), "no password in localStorage: {local}");
-    assert!(session.contains("pw-for-this-tab"), "kept for the tab: {session}");
+    assert!(
+        local.contains("bench-user"),
+        "the profile is saved: {local}"
+    );
+    assert!(
+        !local.contains("pw-for-this-tab"),
+        "no password in localStorage: {local}"
+    );
+    assert!(
+        session.contains("pw-for-this-tab"),
+        "kept for the tab: {session}"
+    );
 
     // Switching back reconnects as the first profile.
     client
@@ -346,21 +449,39 @@ async fn profiles_switch_the_connection_and_the_header_names_the_active_one() {
         .select_by_value("Default")
         .await
         .expect("Default selected");
-    wait_text(&client, "[data-testid=profile-name]", "switched back", |t| t == "Default").await;
+    wait_text(
+        &client,
+        "[data-testid=profile-name]",
+        "switched back",
+        |t| t == "Default",
+    )
+    .await;
     let deadline = Instant::now() + PATIENCE;
     while admin_get(broker.http, "/api/clients")
         .await
         .to_string()
         .contains("dash-bench-profile")
     {
-        assert!(Instant::now() < deadline, "the old profile's connection stayed");
+        assert!(
+            Instant::now() < deadline,
+            "the old profile's connection stayed"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    wait_text(&client, "header [data-testid=connection-status]", "connected again", |t| t == "connected").await;
+    wait_text(
+        &client,
+        "header [data-testid=connection-status]",
+        "connected again",
+        |t| t == "connected",
+    )
+    .await;
 
     // Both profiles survive a reload; the active one is still the first.
     client.refresh().await.expect("reload");
-    wait_text(&client, "[data-testid=profile-name]", "after reload", |t| t == "Default").await;
+    wait_text(&client, "[data-testid=profile-name]", "after reload", |t| {
+        t == "Default"
+    })
+    .await;
     let options = client
         .find_all(Locator::Css("[data-testid=settings-profile] option"))
         .await
@@ -380,7 +501,10 @@ async fn the_app_shell_is_painted_from_the_html_without_the_wasm() {
     let html = index_html(broker.http).await;
     assert!(html.contains("data-testid=\"app-shell\""), "{html}");
     assert!(html.contains("Loading…"), "{html}");
-    assert!(!html.contains("rel=\"preload\""), "no preload of the wasm: {html}");
+    assert!(
+        !html.contains("rel=\"preload\""),
+        "no preload of the wasm: {html}"
+    );
     assert!(!html.contains("modulepreload"), "no module preload: {html}");
 
     // With scripts off, Chromium still shows the header, the navigation and "Loading…".
@@ -390,11 +514,20 @@ async fn the_app_shell_is_painted_from_the_html_without_the_wasm() {
         .session_with_args(&["--blink-settings=scriptEnabled=false"])
         .await;
     client.goto(&page).await.expect("the page loads");
-    let shell = wait_text(&client, "[data-testid=app-shell]", "the static shell", |t| {
-        t.contains("Loading…")
-    })
+    let shell = wait_text(
+        &client,
+        "[data-testid=app-shell]",
+        "the static shell",
+        |t| t.contains("Loading…"),
+    )
     .await;
-    for label in ["mqtt-web dashboard", "Devices", "Explorer", "Broker", "Settings"] {
+    for label in [
+        "mqtt-web dashboard",
+        "Devices",
+        "Explorer",
+        "Broker",
+        "Settings",
+    ] {
         assert!(shell.contains(label), "{label} missing from {shell:?}");
     }
     let fetched: Value = client

@@ -253,11 +253,8 @@ async fn list_retained(
         Err(response) => return *response,
     };
     let now = clock::now();
-    let mut messages = state
-        .broker
-        .router
-        .retained()
-        .matching(filter.filter(), now);
+    let store = state.broker.router.retained();
+    let mut messages = store.matching(filter.filter(), now);
     messages.sort_by(|a, b| a.topic.cmp(&b.topic));
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     let list: Vec<Value> = messages
@@ -271,9 +268,11 @@ async fn list_retained(
                 "payload": std::str::from_utf8(&message.payload).ok(),
                 "payload_base64": base64(&message.payload),
                 "message_expiry_interval": message.remaining_expiry(now),
+                "stored_at": store.stored_at(&message.topic).map(rfc3339),
             })
         })
         .collect();
+    drop(store);
     Json(json!({ "total": messages.len(), "messages": list })).into_response()
 }
 

@@ -266,6 +266,11 @@ async fn admin_api_lists_and_deletes_retained_messages_by_filter() {
     assert_eq!(list["messages"][0]["payload"], "one");
     assert_eq!(list["messages"][0]["payload_base64"], "b25l");
     assert_eq!(list["messages"][1]["qos"], 1);
+    let stored_at = list["messages"][0]["stored_at"].as_str().unwrap();
+    assert!(
+        stored_at.starts_with("20") && stored_at.ends_with('Z'),
+        "{stored_at}"
+    );
 
     let bad = oneshot(&state, with_token(get("/api/retained?filter=a/%23/b"), "t")).await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
@@ -440,6 +445,8 @@ async fn retained_messages_deleted_by_the_admin_api_stay_deleted_after_a_restart
     let all = json(&all);
     assert_eq!(all["total"], 1, "{all}");
     assert_eq!(all["messages"][0]["topic"], "keep/a");
+    // Its time of storing was not kept: the API says so rather than show the restart.
+    assert_eq!(all["messages"][0]["stored_at"], Value::Null, "{all}");
     broker.stop().await;
 }
 

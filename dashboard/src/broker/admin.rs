@@ -92,7 +92,13 @@ impl AdminSession {
         let Some(login) = self.login.get_untracked() else {
             return Err(ApiError::Unauthorized("log in first".to_owned()));
         };
-        let result = request(method, &format!("{}{path}", login.base), Some(&login.token), None).await;
+        let result = request(
+            method,
+            &format!("{}{path}", login.base),
+            Some(&login.token),
+            None,
+        )
+        .await;
         if let Err(ApiError::Unauthorized(_)) = &result {
             self.set(None);
         }
@@ -141,7 +147,9 @@ pub async fn login(settings: &Settings, username: &str, secret: &str) -> Result<
     let answer = request("POST", &format!("{base}/api/login"), None, Some(&body)).await?;
     let token = answer["token"].as_str().unwrap_or_default().to_owned();
     if token.is_empty() {
-        return Err(ApiError::Network("the login answer has no token".to_owned()));
+        return Err(ApiError::Network(
+            "the login answer has no token".to_owned(),
+        ));
     }
     let secs = answer["expires_in"].as_f64().unwrap_or(0.0);
     Ok(Login {
@@ -176,7 +184,12 @@ async fn request(
     init.set_headers(&headers);
     let response = JsFuture::from(window.fetch_with_str_and_init(url, &init))
         .await
-        .map_err(|e| ApiError::Network(format!("the broker's admin API cannot be reached ({})", js_text(&e))))?;
+        .map_err(|e| {
+            ApiError::Network(format!(
+                "the broker's admin API cannot be reached ({})",
+                js_text(&e)
+            ))
+        })?;
     let response: web_sys::Response = response
         .dyn_into()
         .map_err(|_| ApiError::Network("not a response".to_owned()))?;
@@ -295,8 +308,14 @@ mod tests {
 
     #[test]
     fn the_api_lives_at_the_brokers_http_origin() {
-        assert_eq!(api_base("ws://127.0.0.1:8080/mqtt"), "http://127.0.0.1:8080");
-        assert_eq!(api_base("wss://broker.example.com/mqtt"), "https://broker.example.com");
+        assert_eq!(
+            api_base("ws://127.0.0.1:8080/mqtt"),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            api_base("wss://broker.example.com/mqtt"),
+            "https://broker.example.com"
+        );
         assert_eq!(api_base("/mqtt"), "");
     }
 
@@ -305,6 +324,9 @@ mod tests {
         let token: Value = serde_json::from_str(&login_body(" ", "s3cret")).unwrap();
         assert_eq!(token, serde_json::json!({ "token": "s3cret" }));
         let user: Value = serde_json::from_str(&login_body("ops", "pw")).unwrap();
-        assert_eq!(user, serde_json::json!({ "username": "ops", "password": "pw" }));
+        assert_eq!(
+            user,
+            serde_json::json!({ "username": "ops", "password": "pw" })
+        );
     }
 }

@@ -96,7 +96,8 @@ pub fn ClientsView() -> impl IntoView {
         });
     };
     load();
-    if let Ok(handle) = set_interval_with_handle(load, std::time::Duration::from_millis(REFRESH_MS)) {
+    if let Ok(handle) = set_interval_with_handle(load, std::time::Duration::from_millis(REFRESH_MS))
+    {
         on_cleanup(move || handle.clear());
     }
 
@@ -143,7 +144,11 @@ pub fn ClientsView() -> impl IntoView {
         } else if shown == total {
             format!("{} connected", thousands(total as f64))
         } else {
-            format!("{} of {} connected", thousands(shown as f64), thousands(total as f64))
+            format!(
+                "{} of {} connected",
+                thousands(shown as f64),
+                thousands(total as f64)
+            )
         }
     };
 

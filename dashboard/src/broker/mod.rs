@@ -121,7 +121,13 @@ pub fn BrokerPage() -> impl IntoView {
     let last = |history: RwSignal<History>, unit: &'static str| {
         move || {
             history
-                .with(|h| h.last().map(|(_, v)| format!("{} {unit}", format::thousands(v)).trim_end().to_owned()))
+                .with(|h| {
+                    h.last().map(|(_, v)| {
+                        format!("{} {unit}", format::thousands(v))
+                            .trim_end()
+                            .to_owned()
+                    })
+                })
                 .unwrap_or_else(|| "waiting for $SYS…".to_owned())
         }
     };
@@ -158,11 +164,14 @@ pub fn BrokerPage() -> impl IntoView {
                     <Sparkline line=clients label="Connected clients" testid="broker-clients-line" />
                 </figure>
             </div>
+        </section>
+        <Operator />
+        <section class="broker card">
+            <h2>"$SYS figures"</h2>
             <table class="properties" data-testid="broker-figures">
                 <tbody>{rows}</tbody>
             </table>
         </section>
-        <Operator />
     }
 }
 

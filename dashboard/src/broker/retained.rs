@@ -1,5 +1,5 @@
-//! Retained messages, from `GET /api/retained?filter=F`: topic, size, QoS, expiry and
-//! a payload preview, and a delete action per topic (after a confirmation;
+//! Retained messages, from `GET /api/retained?filter=F`: topic, size, QoS, when it was
+//! stored, expiry and a payload preview, and a delete action per topic (after a confirmation;
 //! `DELETE /api/retained?filter={topic}`, which matches that one topic).
 
 use leptos::prelude::*;
@@ -7,6 +7,7 @@ use leptos::task::spawn_local;
 use serde::Deserialize;
 
 use super::admin::AdminSession;
+use super::clients::since;
 use super::format::{bytes, thousands, uptime};
 
 /// Messages asked for per page.
@@ -29,6 +30,9 @@ pub struct RetainedInfo {
     /// Seconds until it expires; `None`: never.
     #[serde(default)]
     pub message_expiry_interval: Option<u64>,
+    /// When the broker stored it (RFC 3339); `None` for one recovered at its start.
+    #[serde(default)]
+    pub stored_at: Option<String>,
 }
 
 /// The first `max` characters of `text`, with `…` when cut.
@@ -59,7 +63,8 @@ pub fn RetainedView() -> impl IntoView {
         spawn_local(async move {
             match session.call("GET", &path).await {
                 Ok(value) => {
-                    let list = serde_json::from_value::<Vec<RetainedInfo>>(value["messages"].clone());
+                    let list =
+                        serde_json::from_value::<Vec<RetainedInfo>>(value["messages"].clone());
                     match list {
                         Ok(list) => {
                             total.set(value["total"].as_u64());
@@ -108,7 +113,11 @@ pub fn RetainedView() -> impl IntoView {
         Some(n) => {
             let shown = messages.with(Vec::len) as u64;
             if shown < n {
-                format!("{} of {} shown", thousands(shown as f64), thousands(n as f64))
+                format!(
+                    "{} of {} shown",
+                    thousands(shown as f64),
+                    thousands(n as f64)
+                )
             } else {
                 format!("{} retained", thousands(n as f64))
             }
@@ -122,6 +131,10 @@ pub fn RetainedView() -> impl IntoView {
             .payload
             .as_deref()
             .map_or_else(|| "(binary)".to_owned(), |p| preview(p, 60));
+        let stored = m
+            .stored_at
+            .as_deref()
+            .map_or_else(|| "before the broker's start".to_owned(), since);
         let expiry = m
             .message_expiry_interval
             .map_or_else(|| "never".to_owned(), uptime);
@@ -130,6 +143,7 @@ pub fn RetainedView() -> impl IntoView {
                 <td class="topic" data-testid="retained-topic">{shown_topic}</td>
                 <td class="value">{bytes(m.payload_size as f64)}</td>
                 <td>{m.qos}</td>
+                <td data-testid="retained-stored">{stored}</td>
                 <td>{expiry}</td>
                 <td><code class="preview">{payload}</code></td>
                 <td>
@@ -168,6 +182,7 @@ pub fn RetainedView() -> impl IntoView {
                             <th>"Topic"</th>
                             <th>"Size"</th>
                             <th>"QoS"</th>
+                            <th>"Stored"</th>
                             <th>"Expires in"</th>
                             <th>"Payload"</th>
                             <th></th>
@@ -196,9 +211,11 @@ mod tests {
     #[test]
     fn the_api_answer_parses() {
         let json = r#"{"topic":"a/b","qos":1,"payload_size":3,"payload":"one",
-            "payload_base64":"b25l","message_expiry_interval":null}"#;
+            "payload_base64":"b25l","message_expiry_interval":null,
+            "stored_at":"2026-12-07T01:02:03Z"}"#;
         let m: RetainedInfo = serde_json::from_str(json).unwrap();
         assert_eq!(m.topic, "a/b");
         assert_eq!(m.message_expiry_interval, None);
+        assert_eq!(m.stored_at.as_deref(), Some("2026-12-07T01:02:03Z"));
     }
 }

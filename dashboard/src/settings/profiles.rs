@@ -88,7 +88,10 @@ impl Profiles {
             .and_then(|text| serde_json::from_str(&text).ok())
             .unwrap_or_default();
         for profile in &mut profiles.list {
-            if let Some(secret) = secrets.get(&profile.name).filter(|_| !profile.remember_secrets) {
+            if let Some(secret) = secrets
+                .get(&profile.name)
+                .filter(|_| !profile.remember_secrets)
+            {
                 profile.password.clone_from(&secret.password);
                 profile.token.clone_from(&secret.token);
             }
@@ -142,7 +145,11 @@ impl Profiles {
         if previous != name {
             self.list.retain(|p| p.name != name);
         }
-        match self.list.iter_mut().find(|p| p.name == previous || p.name == name) {
+        match self
+            .list
+            .iter_mut()
+            .find(|p| p.name == previous || p.name == name)
+        {
             Some(slot) => *slot = profile,
             None => self.list.push(profile),
         }
@@ -195,12 +202,18 @@ mod tests {
     fn passwords_stay_out_of_local_storage_unless_remembered() {
         let profiles = Profiles {
             active: "a".to_owned(),
-            list: vec![profile("a", "secret-a", false), profile("b", "secret-b", true)],
+            list: vec![
+                profile("a", "secret-a", false),
+                profile("b", "secret-b", true),
+            ],
         };
         let (stored, secrets) = profiles.split_secrets();
         let text = serde_json::to_string(&stored).unwrap();
         assert!(!text.contains("secret-a"), "{text}");
-        assert!(text.contains("secret-b"), "a remembered password is kept: {text}");
+        assert!(
+            text.contains("secret-b"),
+            "a remembered password is kept: {text}"
+        );
         assert_eq!(secrets["a"].password, "secret-a");
         assert!(!secrets.contains_key("b"));
     }
