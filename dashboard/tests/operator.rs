@@ -415,6 +415,18 @@ async fn profiles_switch_the_connection_and_the_header_names_the_active_one() {
         |t| t.contains("bench") && t.contains("connected"),
     )
     .await;
+    // The outcome and the header's status are in view without scrolling.
+    let in_view: Value = client
+        .execute(
+            "const seen = css => { const r = document.querySelector(css).getBoundingClientRect();\
+               return r.top >= 0 && r.bottom <= window.innerHeight; };\
+             return [seen('[data-testid=settings-outcome]'),\
+                     seen('header [data-testid=connection-status]')];",
+            Vec::new(),
+        )
+        .await
+        .expect("positions");
+    assert_eq!(in_view, serde_json::json!([true, true]), "outcome and status in view");
     let deadline = Instant::now() + PATIENCE;
     while !admin_get(broker.http, "/api/clients")
         .await
