@@ -426,7 +426,12 @@ async fn profiles_switch_the_connection_and_the_header_names_the_active_one() {
         )
         .await
         .expect("positions");
-    assert_eq!(in_view, serde_json::json!([true, true]), "outcome and status in view");
+    assert_eq!(
+        in_view,
+        serde_json::json!([true, true]),
+        "outcome and status in view"
+    );
+    support::screenshot(&client, "settings-profiles").await;
     let deadline = Instant::now() + PATIENCE;
     while !admin_get(broker.http, "/api/clients")
         .await

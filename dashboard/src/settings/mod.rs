@@ -340,7 +340,7 @@ pub fn SettingsPanel() -> impl IntoView {
             {limit("Chart samples per property", "settings-history-limit", |s| s.history_limit, |s, v| s.history_limit = v)}
             {limit("Explorer messages per topic", "settings-topic-history", |s| s.topic_history, |s, v| s.topic_history = v)}
             {limit("Explorer payload bytes kept", "settings-payload-limit", |s| s.payload_limit, |s, v| s.payload_limit = v)}
-            <div class="actions">
+            <div class="actions save-bar">
                 <button type="submit" data-testid="settings-save">"Save and reconnect"</button>
                 <button
                     type="button"
