@@ -15,14 +15,16 @@
 //! - [`route`]: deep links (`#/device/{id}`, `#/explorer?topic=…`, …), Back and Forward.
 //! - [`connection`]: the one `web_client::Client`, its status, the indicator, and the
 //!   banner that says when the page is not live, why, and what to do.
-//! - [`settings`]: broker URL, credentials, client id, topic root (`localStorage`).
+//! - [`settings`]: connection profiles (broker URL, credentials, client id, topic root),
+//!   one active, shown in the header; secrets only for the session unless remembered.
 //! - [`devices`]: discovery, the device list, a device's page (`devices/page.rs`) and the
 //!   Homie 5 parsing (`devices/homie.rs`, pure, unit-tested natively).
 //! - [`theme`]: dark mode (OS preference, toggle).
 //! - `main.rs`: a few lines: panic hook, mount.
 //! - [`explorer`]: every topic (`#`) as a tree, batched per animation frame; payload
 //!   viewer, diff, retained deletion, search, publish panel.
-//! - [`broker`]: `$SYS` figures and live charts.
+//! - [`broker`]: `$SYS` figures and live charts; the operator login and views over the
+//!   admin API (clients, retained messages).
 //! - [`keyed`]: a map of signals by key, owned by the page that made it.
 //! - [`components`]: what several pages use: the chart, and [`components::FrameBatch`]
 //!   (network updates applied once per animation frame).
@@ -78,6 +80,7 @@ pub fn App() -> impl IntoView {
     let registry = Registry::new();
     let explorer = Explorer::new(settings);
     let stats = BrokerStats::new();
+    let admin = broker::admin::AdminSession::load();
     let (initial_page, initial_topic) = route::initial();
     let page = RwSignal::new(initial_page);
     let explorer_topic = route::ExplorerTopic(RwSignal::new(initial_topic));
@@ -86,6 +89,7 @@ pub fn App() -> impl IntoView {
     provide_context(registry);
     provide_context(explorer);
     provide_context(stats);
+    provide_context(admin);
     provide_context(page);
     provide_context(explorer_topic);
     route::sync(page, explorer_topic);
@@ -116,6 +120,14 @@ pub fn App() -> impl IntoView {
     view! {
         <header class="top">
             <h1 data-testid="product-name">{PRODUCT_NAME}</h1>
+            <button
+                class="profile"
+                title="The active connection profile (Settings)"
+                data-testid="profile-name"
+                on:click=move |_| page.set(Page::Settings)
+            >
+                {move || settings.with(|s| s.name.clone())}
+            </button>
             <nav>
                 {nav(Page::Devices, "Devices", "nav-devices")}
                 {nav(Page::Explorer, "Explorer", "nav-explorer")}

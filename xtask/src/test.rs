@@ -370,7 +370,8 @@ const STEPS: &[Step] = &[
             // The dashboard end to end: its own broker-server serving the trunk build,
             // device-sim, Chromium (`dashboard/tests/e2e.rs`; the not-live and refused
             // states, `connection_state.rs`; deep links, `navigation.rs`; pinned
-            // selections, keyboard controls and chart readouts, `truthful_views.rs`); screenshots
+            // selections, keyboard controls and chart readouts, `truthful_views.rs`; the
+            // operator views, profiles and the app shell, `operator.rs`); screenshots
             // into target/dashboard-screenshots.
             let debug = ctx.target_dir().join("debug");
             let mut e2e = ctx.cargo(&[
@@ -388,6 +389,8 @@ const STEPS: &[Step] = &[
                 "navigation",
                 "--test",
                 "truthful_views",
+                "--test",
+                "operator",
             ]);
             e2e.env("DASHBOARD_DIST", dashboard_e2e_dist(ctx))
                 .env("DASHBOARD_BROKER", debug.join("broker-server"))

@@ -75,6 +75,8 @@ pub struct Broker {
     /// The bridges to other brokers and this broker's name in their hop markers
     /// ([`crate::bridge`]).
     pub(crate) bridges: crate::bridge::BridgeRegistry,
+    /// Operator sessions of the admin API (`POST /api/login`), shared by every listener.
+    pub(crate) admin_sessions: crate::http::login::Sessions,
 }
 
 /// The connection's side of an [`Attachment`]: dropped (or signalled) when it lets go.
@@ -150,6 +152,7 @@ impl Broker {
             stopping: tokio_util::sync::CancellationToken::new(),
             backplane: Plane::default(),
             bridges: crate::bridge::BridgeRegistry::new(&config),
+            admin_sessions: Default::default(),
             storage,
             config,
             router,

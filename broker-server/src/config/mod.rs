@@ -100,6 +100,12 @@ pub struct HttpConfig {
     /// Bearer token for the admin API (`/api/...`). Default unset: the admin API is
     /// disabled (403). Better given as `BROKER_HTTP__ADMIN_TOKEN` than in a file.
     pub admin_token: Option<String>,
+    /// Broker users (of the password file, or JWT users) who may log in to the admin
+    /// API with their password (`POST /api/login`, e.g. the dashboard's operator
+    /// login). Default `[]`. Ignored unless `[auth]` checks passwords.
+    pub admin_users: Vec<String>,
+    /// Seconds a token from `POST /api/login` stays valid. Default 900.
+    pub admin_session_secs: u64,
     /// Origins (`https://app.example.com`: scheme, host, port; case and default ports
     /// normalised) whose pages may open `/mqtt`. `"*"` or an empty list (default, for
     /// development; a warning is logged at start) allows any. With a list, the
@@ -118,6 +124,8 @@ impl Default for HttpConfig {
             dashboard: true,
             dashboard_dir: None,
             admin_token: None,
+            admin_users: Vec::new(),
+            admin_session_secs: 900,
             allowed_origins: Vec::new(),
         }
     }

@@ -10,10 +10,14 @@
 //! | `GET /api/retained?filter=F&limit=N` | retained messages matching a topic filter |
 //! | `DELETE /api/retained?filter=F` | delete them (from the store too; subscribers are not told) |
 //! | `GET /api/bridges` | the bridges to other brokers: state, remote, counters |
+//! | `POST /api/login` | a short-lived bearer token for the admin token or an admin user ([`super::login`]) |
+//! | `POST /api/logout` | end that token |
 //!
-//! Every request but the OpenAPI document needs `Authorization: Bearer <http.admin_token>`.
-//! Without a configured token the API is disabled and answers 403 saying so; a missing
-//! or wrong token gets 401. Errors are `{"error": "..."}`.
+//! Every request but the OpenAPI document and the login needs `Authorization: Bearer
+//! <token>`: `http.admin_token`, or a token from `POST /api/login` that has not expired.
+//! Without an admin token or admin users (`http.admin_users`) the API is disabled and
+//! answers 403 saying so; a missing, wrong or expired token gets 401. Errors are
+//! `{"error": "..."}`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -27,8 +31,8 @@ use protocol::TopicFilter;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::HttpState;
 use super::metrics::version_label;
+use super::{HttpState, login};
 use crate::clients::ClientEntry;
 use crate::clock;
 use crate::storage::Op;
@@ -48,55 +52,55 @@ pub(super) fn router(state: &HttpState) -> Router<HttpState> {
         .route("/clients/{client_id}/disconnect", post(disconnect))
         .route("/retained", get(list_retained).delete(delete_retained))
         .route("/bridges", get(list_bridges))
+        .route("/logout", post(super::login::logout))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .route("/openapi.json", get(openapi))
+        .route("/login", post(super::login::login))
         .merge(protected)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such admin API route") })
 }
 
 /// An error response: the status and `{"error": message}`.
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
 async fn authorize(State(state): State<HttpState>, request: Request, next: Next) -> Response {
-    let token = state.broker.config.http.admin_token.as_deref();
-    let Some(token) = token.filter(|t| !t.is_empty()) else {
-        return error(
-            StatusCode::FORBIDDEN,
-            "the admin API is disabled: set http.admin_token (or BROKER_HTTP__ADMIN_TOKEN) \
-             to enable it",
-        );
-    };
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, credentials)| credentials.trim());
-    match given {
-        Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => {
-            next.run(request).await
-        }
-        _ => {
-            let mut response = error(
-                StatusCode::UNAUTHORIZED,
-                "missing or wrong token: send Authorization: Bearer <http.admin_token>",
-            );
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"broker-server admin\""),
-            );
-            response
-        }
+    if !login::admin_enabled(&state) {
+        return login::disabled();
     }
+    let token = state.broker.config.http.admin_token.as_deref();
+    let user = login::bearer(request.headers()).and_then(|given| {
+        if token.is_some_and(|t| !t.is_empty() && constant_time_eq(given.as_bytes(), t.as_bytes()))
+        {
+            Some("admin-token".to_owned())
+        } else {
+            state.broker.admin_sessions.user(given)
+        }
+    });
+    if let Some(user) = user {
+        // What an operator changed, and who: the audit trail of the admin API.
+        if request.method() != axum::http::Method::GET {
+            tracing::info!(%user, method = %request.method(), path = %request.uri().path(), "admin API");
+        }
+        return next.run(request).await;
+    }
+    let mut response = error(
+        StatusCode::UNAUTHORIZED,
+        "missing, wrong or expired token: send Authorization: Bearer <http.admin_token or \
+         a token from POST /api/login>",
+    );
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"broker-server admin\""),
+    );
+    response
 }
 
 /// Compares without returning early, so the time taken does not tell how much of a
 /// guessed token was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -249,11 +253,8 @@ async fn list_retained(
         Err(response) => return *response,
     };
     let now = clock::now();
-    let mut messages = state
-        .broker
-        .router
-        .retained()
-        .matching(filter.filter(), now);
+    let store = state.broker.router.retained();
+    let mut messages = store.matching(filter.filter(), now);
     messages.sort_by(|a, b| a.topic.cmp(&b.topic));
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     let list: Vec<Value> = messages
@@ -267,9 +268,11 @@ async fn list_retained(
                 "payload": std::str::from_utf8(&message.payload).ok(),
                 "payload_base64": base64(&message.payload),
                 "message_expiry_interval": message.remaining_expiry(now),
+                "stored_at": store.stored_at(&message.topic).map(rfc3339),
             })
         })
         .collect();
+    drop(store);
     Json(json!({ "total": messages.len(), "messages": list })).into_response()
 }
 
@@ -353,7 +356,7 @@ fn base64(data: &[u8]) -> String {
 }
 
 /// `2024-05-01T12:34:56Z` (UTC, whole seconds).
-fn rfc3339(time: SystemTime) -> String {
+pub(super) fn rfc3339(time: SystemTime) -> String {
     let secs = time
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
@@ -448,6 +451,8 @@ mod tests {
             "/api/clients/{client_id}/disconnect",
             "/api/retained",
             "/api/bridges",
+            "/api/login",
+            "/api/logout",
         ] {
             assert!(doc["paths"][path].is_object(), "{path} missing");
         }

@@ -6,7 +6,7 @@
 //! | `/metrics` | Prometheus text format ([`metrics`]) |
 //! | `/healthz` | 200 while the process runs |
 //! | `/readyz` | 200 while serving, 503 once shutting down |
-//! | `/api/...` | the admin API, bearer token ([`admin`]); `/api/openapi.json` describes it |
+//! | `/api/...` | the admin API, bearer token ([`admin`], [`login`]); `/api/openapi.json` describes it |
 //! | anything else | the dashboard ([`dashboard`]) |
 //!
 //! [`app`] builds the router from an [`HttpState`] and nothing else, so tests call it
@@ -18,10 +18,11 @@
 //! - this module: [`HttpState`], [`PeerInfo`], [`app`], health;
 //! - [`serve`]: accepting (TLS handshakes off the accept path) and graceful shutdown;
 //! - [`origin`]: which web pages may open `/mqtt` (`http.allowed_origins`);
-//! - [`metrics`], [`admin`], [`dashboard`]: the routes.
+//! - [`metrics`], [`admin`], [`dashboard`]: the routes; [`login`]: operator sessions.
 
 pub(crate) mod admin;
 pub(crate) mod dashboard;
+pub(crate) mod login;
 pub(crate) mod metrics;
 pub(crate) mod origin;
 mod serve;

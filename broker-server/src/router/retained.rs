@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use protocol::topic;
 use web_time::Instant;
@@ -13,6 +14,9 @@ use crate::message::Message;
 struct Node {
     children: HashMap<Box<str>, Node>,
     message: Option<Arc<Message>>,
+    /// When this process stored `message` (the admin API shows it); `None` for one
+    /// recovered from the store at start, whose time was not kept.
+    stored_at: Option<SystemTime>,
 }
 
 impl Node {
@@ -43,6 +47,16 @@ impl RetainedStore {
     /// message [MQTT-3.3.1-6], anything else replaces it [MQTT-3.3.1-5]. Returns the
     /// message it replaced or deleted.
     pub fn set(&mut self, message: Arc<Message>) -> Option<Arc<Message>> {
+        self.store(message, Some(SystemTime::now()))
+    }
+
+    /// [`Self::set`] for a message recovered from the store at start: its time of
+    /// storing is unknown.
+    pub fn restore(&mut self, message: Arc<Message>) -> Option<Arc<Message>> {
+        self.store(message, None)
+    }
+
+    fn store(&mut self, message: Arc<Message>, at: Option<SystemTime>) -> Option<Arc<Message>> {
         if message.payload.is_empty() {
             self.remove(&message.topic)
         } else {
@@ -50,12 +64,22 @@ impl RetainedStore {
             for level in topic::levels(&message.topic) {
                 node = node.children.entry(level.into()).or_default();
             }
+            node.stored_at = at;
             let old = node.message.replace(message);
             if old.is_none() {
                 self.len += 1;
             }
             old
         }
+    }
+
+    /// When the retained message of exactly `topic` was stored by this process.
+    pub fn stored_at(&self, topic_name: &str) -> Option<SystemTime> {
+        let mut node = &self.root;
+        for level in topic::levels(topic_name) {
+            node = node.children.get(level)?;
+        }
+        node.stored_at
     }
 
     /// Deletes the retained message of `topic`.
@@ -137,6 +161,7 @@ fn collect_all(node: &Node, at_root: bool, now: Instant, out: &mut Vec<Arc<Messa
 
 fn remove_at(node: &mut Node, levels: &[&str]) -> Option<Arc<Message>> {
     let Some((level, rest)) = levels.split_first() else {
+        node.stored_at = None;
         return node.message.take();
     };
     let child = node.children.get_mut(*level)?;
@@ -151,6 +176,7 @@ fn purge(node: &mut Node, now: Instant) -> usize {
     let mut purged = 0;
     if node.message.as_ref().is_some_and(|m| m.is_expired(now)) {
         node.message = None;
+        node.stored_at = None;
         purged += 1;
     }
     node.children.retain(|_, child| {

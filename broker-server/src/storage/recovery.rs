@@ -54,7 +54,7 @@ pub(crate) fn restore(broker: &Arc<Broker>, snapshot: Snapshot) -> Recovered {
     {
         let mut retained = broker.router.retained_mut();
         for message in snapshot.retained {
-            retained.set(message);
+            retained.restore(message);
             recovered.retained += 1;
         }
     }

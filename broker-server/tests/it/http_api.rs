@@ -266,6 +266,11 @@ async fn admin_api_lists_and_deletes_retained_messages_by_filter() {
     assert_eq!(list["messages"][0]["payload"], "one");
     assert_eq!(list["messages"][0]["payload_base64"], "b25l");
     assert_eq!(list["messages"][1]["qos"], 1);
+    let stored_at = list["messages"][0]["stored_at"].as_str().unwrap();
+    assert!(
+        stored_at.starts_with("20") && stored_at.ends_with('Z'),
+        "{stored_at}"
+    );
 
     let bad = oneshot(&state, with_token(get("/api/retained?filter=a/%23/b"), "t")).await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
@@ -440,5 +445,118 @@ async fn retained_messages_deleted_by_the_admin_api_stay_deleted_after_a_restart
     let all = json(&all);
     assert_eq!(all["total"], 1, "{all}");
     assert_eq!(all["messages"][0]["topic"], "keep/a");
+    // Its time of storing was not kept: the API says so rather than show the restart.
+    assert_eq!(all["messages"][0]["stored_at"], Value::Null, "{all}");
+    broker.stop().await;
+}
+
+fn login_request(body: &str) -> Request<Body> {
+    Request::post("/api/login")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn login_exchanges_the_admin_token_for_a_token_that_expires() {
+    let mut config = admin_config(Some("s3cret"));
+    config.http.admin_session_secs = 60;
+    let state = Arc::new(Broker::new(config));
+
+    let wrong = oneshot(&state, login_request(r#"{"token":"guess"}"#)).await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(json(&wrong)["error"].as_str().unwrap().contains("wrong"));
+    let empty = oneshot(&state, login_request("{}")).await;
+    assert_eq!(empty.status(), StatusCode::BAD_REQUEST);
+
+    let response = oneshot(&state, login_request(r#"{"token":"s3cret"}"#)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = json(&response);
+    assert_eq!(body["expires_in"], 60);
+    assert_eq!(body["user"], "admin-token");
+    let token = body["token"].as_str().unwrap().to_owned();
+    assert_eq!(token.len(), 64);
+    assert_ne!(token, "s3cret");
+
+    let stats = oneshot(&state, with_token(get("/api/stats"), &token)).await;
+    assert_eq!(stats.status(), StatusCode::OK);
+    tokio::time::advance(std::time::Duration::from_secs(61)).await;
+    let expired = oneshot(&state, with_token(get("/api/stats"), &token)).await;
+    assert_eq!(expired.status(), StatusCode::UNAUTHORIZED);
+    assert!(expired.headers().contains_key(header::WWW_AUTHENTICATE));
+
+    // Logging out ends a token before its time.
+    let again = json(&oneshot(&state, login_request(r#"{"token":"s3cret"}"#)).await);
+    let token = again["token"].as_str().unwrap().to_owned();
+    let logout = Request::post("/api/logout").body(Body::empty()).unwrap();
+    let logout = oneshot(&state, with_token(logout, &token)).await;
+    assert_eq!(json(&logout)["ended"], true);
+    let after = oneshot(&state, with_token(get("/api/stats"), &token)).await;
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn login_without_admin_token_or_users_is_disabled() {
+    let state = Arc::new(Broker::new(admin_config(None)));
+    let response = oneshot(&state, login_request(r#"{"token":""}"#)).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+}
+
+/// Writes `user`'s `password` to `file` with `broker-server passwd` (argon2id).
+async fn add_user(file: &std::path::Path, user: &str, password: &str) {
+    use tokio::io::AsyncWriteExt as _;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_broker-server"))
+        .arg("passwd")
+        .arg(file)
+        .args(["add", user])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("broker-server passwd starts");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{password}\n").as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    assert!(child.wait().await.unwrap().success());
+}
+
+#[tokio::test]
+async fn admin_users_log_in_with_their_broker_password_and_others_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("passwd");
+    add_user(&file, "ops", "opspass").await;
+    add_user(&file, "device", "devpass").await;
+    let mut config = test_config();
+    config.auth.password_file = Some(file);
+    config.auth.failed_login_delay_ms = 0;
+    config.http.admin_users = vec!["ops".into()];
+    let broker = TestBroker::with_config(config).await;
+    let state = state_of(&broker);
+
+    for refused in [
+        r#"{"username":"ops","password":"wrong"}"#,
+        r#"{"username":"device","password":"devpass"}"#,
+        r#"{"username":"nobody","password":"opspass"}"#,
+    ] {
+        let response = oneshot(&state, login_request(refused)).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{refused}");
+    }
+    let response = oneshot(
+        &state,
+        login_request(r#"{"username":"ops","password":"opspass"}"#),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = json(&response);
+    assert_eq!(body["user"], "ops");
+    let token = body["token"].as_str().unwrap();
+    let clients = oneshot(&state, with_token(get("/api/clients"), token)).await;
+    assert_eq!(clients.status(), StatusCode::OK);
+    // Without an admin token, the token of a login is the only way in.
+    let bare = oneshot(&state, get("/api/clients")).await;
+    assert_eq!(bare.status(), StatusCode::UNAUTHORIZED);
     broker.stop().await;
 }

@@ -1,7 +1,14 @@
 //! The broker view: the connection's state, every `$SYS` figure the broker publishes
 //! (`$SYS/#`, retained, every `sys.interval_secs`), and live charts of messages per
 //! second (from the `messages/received` and `messages/sent` counters between two
-//! updates) and connected clients.
+//! updates) and connected clients, formatted ([`format`]: thousands separators,
+//! bytes, uptime); and the operator views over the admin API, behind the operator login
+//! ([`admin`]): connected clients ([`clients`]) and retained messages ([`retained`]).
+
+pub mod admin;
+pub mod clients;
+pub mod format;
+pub mod retained;
 
 use std::collections::BTreeMap;
 
@@ -11,7 +18,7 @@ use leptos::task::spawn_local;
 use web_client::{Client, QoS};
 
 use crate::components::chart::{History, Series, TimeChart, WINDOWS, WindowSelect};
-use crate::components::scale::{self, Format};
+use crate::components::scale::Format;
 use crate::connection::{Connection, NotLive, StatusIndicator};
 
 /// Samples kept per chart.
@@ -134,11 +141,12 @@ pub fn BrokerPage() -> impl IntoView {
             .into_iter()
             .map(|(topic, value)| {
                 let name = topic.trim_start_matches("$SYS/broker/").to_owned();
-                let shown = figure(&name, &value);
+                let shown = format::sys_value(&name, &value);
+                let key = name.clone();
                 view! {
-                    <tr>
+                    <tr data-testid="broker-figure" data-name=key>
                         <td>{name}</td>
-                        <td class="value">{shown}</td>
+                        <td class="value" title=value>{shown}</td>
                     </tr>
                 }
             })
@@ -159,6 +167,10 @@ pub fn BrokerPage() -> impl IntoView {
                     <TimeChart series=clients window=window.into() zero=true label="Connected clients".to_owned() line_testid="broker-clients-line" />
                 </figure>
             </div>
+        </section>
+        <Operator />
+        <section class="broker card">
+            <h2>"$SYS figures"</h2>
             <table class="properties" data-testid="broker-figures">
                 <tbody>{rows}</tbody>
             </table>
@@ -166,42 +178,27 @@ pub fn BrokerPage() -> impl IntoView {
     }
 }
 
-/// A `$SYS` figure as the table shows it: byte counts human-readable, the load
-/// averages (per minute on the wire) per second, whole numbers with separated
-/// thousands, the rest (versions, states, uptime) as sent.
-fn figure(name: &str, value: &str) -> String {
-    let Ok(number) = value.trim().parse::<f64>() else {
-        return value.to_owned();
-    };
-    let per_second = number / 60.0;
-    if name.starts_with("load/bytes/") {
-        format!("{}/s", scale::bytes(per_second))
-    } else if name.starts_with("load/") {
-        format!("{per_second:.2}/s")
-    } else if name.starts_with("bytes/") || name.ends_with("/bytes") {
-        scale::bytes(number)
-    } else if number.fract() == 0.0 && !value.contains('.') {
-        scale::integer(number)
-    } else {
-        value.to_owned()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::figure;
-
-    #[test]
-    fn figures_are_formatted_by_kind() {
-        assert_eq!(figure("bytes/received", "1536"), "1.5 KiB");
-        assert_eq!(figure("store/bytes", "3145728"), "3.0 MiB");
-        assert_eq!(figure("load/bytes/sent/1min", "122880.00"), "2.0 KiB/s");
-        assert_eq!(figure("load/messages/received/1min", "750.00"), "12.50/s");
-        assert_eq!(
-            figure("messages/sent", "1234567"),
-            "1\u{202f}234\u{202f}567"
-        );
-        assert_eq!(figure("version", "mqtt-web 0.1.0"), "mqtt-web 0.1.0");
-        assert_eq!(figure("uptime", "42"), "42");
+/// The operator views: the login, or who is logged in with the clients and retained
+/// messages.
+#[component]
+fn Operator() -> impl IntoView {
+    let session = expect_context::<admin::AdminSession>();
+    let user = move || session.login.with(|l| l.as_ref().map(|l| l.user.clone()));
+    view! {
+        <section class="operator card" data-testid="operator">
+            <h2>"Operator"</h2>
+            {move || match user() {
+                None => view! { <admin::LoginForm /> }.into_any(),
+                Some(user) => view! {
+                    <p class="actions">
+                        <span data-testid="operator-user">"Logged in as " <strong>{user}</strong></span>
+                        <button data-testid="operator-logout" on:click=move |_| session.logout()>"Log out"</button>
+                    </p>
+                    <clients::ClientsView />
+                    <retained::RetainedView />
+                }
+                .into_any(),
+            }}
+        </section>
     }
 }

@@ -1,6 +1,10 @@
-//! Settings: broker URL, credentials, client id and topic root, kept in the browser's
-//! `localStorage` (so a reload keeps them; the password or token is stored in clear
-//! there, like any browser-side credential the page holds), and the form that edits them.
+//! Settings: connection profiles (name, broker URL, credentials, client id, topic root,
+//! limits; [`profiles`]), one active, kept in the browser's `localStorage` without
+//! their password or token unless the profile says to remember them (then stored in
+//! plain text, and the form says so; otherwise they live in `sessionStorage` for the
+//! tab); and the form that edits and switches them.
+
+pub mod profiles;
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -8,13 +12,17 @@ use web_client::{ConnectOptions, ProtocolVersion};
 
 use crate::connection::Connection;
 
-/// The `localStorage` key of [`Settings`].
-const STORAGE_KEY: &str = "mqtt-web.dashboard.settings";
+use profiles::Profiles;
 
 /// What the dashboard connects with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
+    /// The profile's name, shown in the header.
+    pub name: String,
+    /// Keep the password and token in `localStorage` (plain text, on this device);
+    /// otherwise only for this tab's session.
+    pub remember_secrets: bool,
     /// `ws://` or `wss://` URL of the broker's `/mqtt`. Default: the page's own origin.
     pub broker_url: String,
     /// User name (with `password`); ignored when `token` is set.
@@ -47,6 +55,8 @@ pub const DEFAULT_PAYLOAD_LIMIT: usize = 16 * 1024;
 impl Default for Settings {
     fn default() -> Self {
         Self {
+            name: profiles::DEFAULT_NAME.to_owned(),
+            remember_secrets: false,
             broker_url: default_broker_url(),
             username: String::new(),
             password: String::new(),
@@ -68,22 +78,23 @@ impl Settings {
     /// across reloads of the tab) and a new tab gets a new one. An id the user typed is
     /// used as it is.
     pub fn load() -> Self {
-        let mut settings: Self = storage()
-            .and_then(|storage| storage.get_item(STORAGE_KEY).ok().flatten())
-            .and_then(|text| serde_json::from_str(&text).ok())
-            .unwrap_or_default();
-        if is_generated_client_id(&settings.client_id) {
-            settings.client_id = tab_client_id();
-        }
-        settings
+        Profiles::load().active().for_this_tab()
     }
 
-    /// Saves them; a browser without storage (private mode quotas) keeps them for this
-    /// page view only.
-    pub fn save(&self) {
-        if let (Some(storage), Ok(text)) = (storage(), serde_json::to_string(self)) {
-            let _ = storage.set_item(STORAGE_KEY, &text);
+    /// These settings with this tab's client id if theirs is a generated one.
+    pub fn for_this_tab(mut self) -> Self {
+        if is_generated_client_id(&self.client_id) {
+            self.client_id = tab_client_id();
         }
+        self
+    }
+
+    /// Saves them as the profile of their name, which becomes the active one; a
+    /// browser without storage (private mode quotas) keeps them for this page view only.
+    pub fn save(&self) {
+        let mut profiles = Profiles::load();
+        profiles.upsert(&self.name, self.clone());
+        profiles.save();
     }
 
     /// The topic on which device `device` answers this dashboard's commands
@@ -107,10 +118,6 @@ impl Settings {
         options.response_topic = Some(format!("dash/{}/res", self.client_id.trim()));
         options
     }
-}
-
-fn storage() -> Option<web_sys::Storage> {
-    web_sys::window()?.local_storage().ok().flatten()
 }
 
 /// Where a tab keeps its generated client id.
@@ -141,6 +148,10 @@ fn is_generated_client_id(id: &str) -> bool {
 
 /// `ws(s)://{page host}/mqtt`: the broker that served the page (or `trunk serve`'s proxy).
 pub fn default_broker_url() -> String {
+    if !cfg!(target_arch = "wasm32") {
+        // Native builds (unit tests) have no page.
+        return "/mqtt".to_owned();
+    }
     let Some(location) = web_sys::window().map(|window| window.location()) else {
         return "/mqtt".to_owned();
     };
@@ -164,12 +175,17 @@ pub fn random_client_id() -> String {
     format!("dash-{suffix:08x}")
 }
 
-/// The settings form: edits a copy, and on save stores it and reconnects.
+/// The settings form: switches, adds and removes profiles; edits a copy of one, and on
+/// save stores it, makes it active and reconnects, then says how the connection went.
 #[component]
 pub fn SettingsPanel() -> impl IntoView {
     let settings = expect_context::<RwSignal<Settings>>();
     let connection = expect_context::<Connection>();
     let draft = RwSignal::new(settings.get_untracked());
+    let profiles = RwSignal::new(Profiles::load());
+    // The name the draft had when it was loaded: saving a renamed profile replaces it.
+    let original = RwSignal::new(settings.get_untracked().name);
+    let saved = RwSignal::new(false);
 
     let field = move |label: &'static str,
                       testid: &'static str,
@@ -211,21 +227,116 @@ pub fn SettingsPanel() -> impl IntoView {
         }
     };
 
+    // Makes `new` the active settings and connects with it.
+    let activate = move |new: Settings| {
+        original.set(new.name.clone());
+        draft.set(new.clone());
+        settings.set(new.clone());
+        saved.set(true);
+        connection.connect(&new);
+    };
+
     let save = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let new = draft.get_untracked();
-        new.save();
-        settings.set(new.clone());
-        connection.connect(&new);
+        let mut new = draft.get_untracked();
+        new.name = new.name.trim().to_owned();
+        if new.name.is_empty() {
+            new.name = profiles.with_untracked(Profiles::new_name);
+        }
+        profiles.update(|p| {
+            p.upsert(&original.get_untracked(), new.clone());
+            p.save();
+        });
+        activate(new);
+    };
+
+    let switch = move |ev: leptos::ev::Event| {
+        let name = event_target_value(&ev);
+        profiles.update(|p| {
+            p.active = name;
+            p.save();
+        });
+        activate(profiles.with_untracked(Profiles::active).for_this_tab());
+    };
+
+    let add = move |_| {
+        let name = profiles.with_untracked(Profiles::new_name);
+        original.set(name.clone());
+        saved.set(false);
+        draft.set(Settings {
+            name,
+            ..Settings::default()
+        });
+    };
+
+    let remove = move |_| {
+        let name = original.get_untracked();
+        let question = format!("Delete the connection profile \"{name}\"?");
+        let confirmed = web_sys::window()
+            .and_then(|w| w.confirm_with_message(&question).ok())
+            .unwrap_or(false);
+        if !confirmed {
+            return;
+        }
+        profiles.update(|p| {
+            p.remove(&name);
+            p.save();
+        });
+        activate(profiles.with_untracked(Profiles::active).for_this_tab());
+    };
+
+    let options = move || {
+        let active = settings.with(|s| s.name.clone());
+        profiles.with(|p| {
+            p.list
+                .iter()
+                .map(|profile| {
+                    let name = profile.name.clone();
+                    let selected = name == active;
+                    let value = name.clone();
+                    view! { <option value=value selected=selected>{name}</option> }
+                })
+                .collect_view()
+        })
+    };
+
+    let outcome = move || {
+        if !saved.get() {
+            return String::new();
+        }
+        let name = settings.with(|s| s.name.clone());
+        connection.status.with(|status| match status.reason() {
+            Some(reason) => format!("\u{201c}{name}\u{201d}: {}: {reason}", status.label()),
+            None => format!("\u{201c}{name}\u{201d}: {}", status.label()),
+        })
     };
 
     view! {
         <form class="settings card" data-testid="settings" on:submit=save>
             <h2>"Settings"</h2>
+            <div class="chart-controls">
+                <label>
+                    "Connection profile "
+                    <select data-testid="settings-profile" on:change=switch>{options}</select>
+                </label>
+                <button type="button" data-testid="settings-profile-new" on:click=add>"New profile"</button>
+                <button type="button" data-testid="settings-profile-delete" on:click=remove>"Delete profile"</button>
+            </div>
+            {field("Profile name", "settings-profile-name", "text", |s| &s.name, |s, v| s.name = v)}
             {field("Broker URL", "settings-url", "url", |s| &s.broker_url, |s, v| s.broker_url = v)}
             {field("User name", "settings-username", "text", |s| &s.username, |s, v| s.username = v)}
             {field("Password", "settings-password", "password", |s| &s.password, |s, v| s.password = v)}
             {field("Token (instead of user name and password)", "settings-token", "password", |s| &s.token, |s, v| s.token = v)}
+            <label class="check">
+                <input
+                    type="checkbox"
+                    data-testid="settings-remember"
+                    prop:checked=move || draft.with(|d| d.remember_secrets)
+                    on:change=move |ev| draft.update(|d| d.remember_secrets = event_target_checked(&ev))
+                />
+                " Remember the password and token on this device (stored in this browser in plain \
+                 text). Otherwise they are kept only until this tab closes."
+            </label>
             {field("Client id", "settings-client-id", "text", |s| &s.client_id, |s, v| s.client_id = v)}
             {field("Topic root", "settings-root", "text", |s| &s.root, |s, v| s.root = v)}
             {field("Home Assistant discovery prefix", "settings-ha-prefix", "text", |s| &s.ha_prefix, |s, v| s.ha_prefix = v)}
@@ -233,15 +344,18 @@ pub fn SettingsPanel() -> impl IntoView {
             {limit("Chart samples per property", "settings-history-limit", |s| s.history_limit, |s, v| s.history_limit = v)}
             {limit("Explorer messages per topic", "settings-topic-history", |s| s.topic_history, |s, v| s.topic_history = v)}
             {limit("Explorer payload bytes kept", "settings-payload-limit", |s| s.payload_limit, |s, v| s.payload_limit = v)}
-            <div class="actions">
+            <div class="actions save-bar">
                 <button type="submit" data-testid="settings-save">"Save and reconnect"</button>
                 <button
                     type="button"
                     data-testid="settings-reset"
-                    on:click=move |_| draft.set(Settings::default())
+                    on:click=move |_| draft.update(|d| {
+                        *d = Settings { name: d.name.clone(), ..Settings::default() }
+                    })
                 >
                     "Defaults"
                 </button>
+                <span role="status" data-testid="settings-outcome">{outcome}</span>
             </div>
         </form>
     }

@@ -183,8 +183,18 @@ impl Drop for ChromeDriver {
 impl ChromeDriver {
     /// A new headless Chromium session on this driver, with the project's capabilities.
     pub(crate) async fn session(&self) -> Client {
+        self.session_with_args(&[]).await
+    }
+
+    /// [`Self::session`] with more Chromium command-line `args` (e.g.
+    /// `--blink-settings=scriptEnabled=false`).
+    pub(crate) async fn session_with_args(&self, args: &[&str]) -> Client {
+        let mut capabilities = capabilities();
+        if let Some(list) = capabilities["goog:chromeOptions"]["args"].as_array_mut() {
+            list.extend(args.iter().map(|a| serde_json::Value::from(*a)));
+        }
         fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(capabilities())
+            .capabilities(capabilities)
             .connect(&self.url)
             .await
             .expect("a headless Chromium session")
