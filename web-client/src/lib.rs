@@ -66,6 +66,7 @@ pub mod js;
 mod options;
 mod queue;
 mod socket;
+mod text;
 mod timer;
 
 pub use client::{Client, EventStream, Subscription};
