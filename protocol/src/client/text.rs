@@ -5,6 +5,7 @@
 //! machinery nor the error types' message tables are linked into the wasm module.
 
 use crate::ReasonCode;
+use crate::session::ProtocolViolation;
 
 /// `value`'s `Display` text, or `terse` with the `terse-errors` feature.
 #[cfg(not(feature = "terse-errors"))]
@@ -16,6 +17,19 @@ pub(crate) fn describe<T: std::fmt::Display + ?Sized>(value: &T, _terse: &'stati
 #[cfg(feature = "terse-errors")]
 pub(crate) fn describe<T: ?Sized>(_value: &T, terse: &'static str) -> String {
     terse.to_owned()
+}
+
+/// Why the client found the broker in breach of the protocol: the violation's text.
+#[cfg(not(feature = "terse-errors"))]
+pub(crate) fn violation(violation: &ProtocolViolation) -> String {
+    violation.to_string()
+}
+
+/// Why the client found the broker in breach of the protocol: with `terse-errors`, the
+/// reason code the client disconnected with (`0x81`).
+#[cfg(feature = "terse-errors")]
+pub(crate) fn violation(violation: &ProtocolViolation) -> String {
+    reason_hex(violation.reason_code() as u8)
 }
 
 /// The text of a DISCONNECT that ended the connection before CONNACK: the reason code

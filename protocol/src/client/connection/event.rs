@@ -115,10 +115,7 @@ impl<C: Channels> Connection<C> {
                     LostReason::ConnectTimeout => DisconnectReason::ConnectTimeout,
                     LostReason::PingTimeout => DisconnectReason::PingTimeout,
                     LostReason::ProtocolViolation(violation) => {
-                        DisconnectReason::ProtocolViolation(text::describe(
-                            &violation,
-                            "the broker broke the protocol",
-                        ))
+                        DisconnectReason::ProtocolViolation(text::violation(&violation))
                     }
                     _ => DisconnectReason::Transport(
                         self.io_error
