@@ -43,6 +43,8 @@
 //!   timer), with this crate's queues as the connection's channels.
 //! - `socket` (private): the `web_sys::WebSocket` adapter.
 //! - `timer` (private): timers in a Web Worker or on the main thread.
+//! - `text` (private): the texts of the JavaScript API's errors and close events; with
+//!   the `terse-errors` feature (the npm package) short phrases built without `core::fmt`.
 //! - `queue` (private): the single-threaded bounded queues behind the streams.
 //! - `error`: [`ConnectError`]. [`Error`], [`ConnectFailure`], [`Event`],
 //!   [`Message`] and [`PublishOutcome`] are `protocol::client`'s (the same types as
@@ -66,6 +68,7 @@ pub mod js;
 mod options;
 mod queue;
 mod socket;
+mod text;
 mod timer;
 
 pub use client::{Client, EventStream, Subscription};

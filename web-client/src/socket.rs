@@ -157,13 +157,16 @@ pub(crate) fn resolve_url(url: &str) -> Result<String, &'static str> {
     if let Some(rest) = lower.strip_prefix("http")
         && (rest.starts_with("://") || rest.starts_with("s://"))
     {
-        return Ok(format!("ws{}", &url[4..]));
+        return Ok(crate::text::join("ws", url.get(4..).unwrap_or_default()));
     }
     if url.starts_with('/') && !url.starts_with("//") {
         let location = page_location().ok_or("a path needs a page to be relative to")?;
         let (protocol, host) = location;
         let scheme = if protocol == "https:" { "wss" } else { "ws" };
-        return Ok(format!("{scheme}://{host}{url}"));
+        let mut absolute = crate::text::join(scheme, "://");
+        absolute.push_str(&host);
+        absolute.push_str(url);
+        return Ok(absolute);
     }
     Err("expected ws://, wss:// or a path such as /mqtt")
 }

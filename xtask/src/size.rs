@@ -1,8 +1,9 @@
 //! `cargo xtask size`: what a page downloads for web-client's JavaScript API, gzipped,
 //! beside MQTT.js's browser bundle.
 //!
-//! web-client: the `web-release` profile (opt-level z, LTO), `wasm-bindgen --target web`,
-//! then `wasm-opt -Oz` (npm binaryen 132, the one setup installs); the figure is the
+//! web-client: the `web-release` profile (opt-level z, LTO) with the `terse-errors`
+//! feature (the npm package's build), `wasm-bindgen --target web`, then `wasm-opt -Oz`
+//! (npm binaryen 132, the one setup installs); the figure is the
 //! `.wasm` plus the generated `.js`, each `gzip -9`. MQTT.js: `dist/mqtt.min.js` of the
 //! pinned release, fetched with `npm pack` (so this command needs the npm registry; it is
 //! not part of `cargo xtask test`).
@@ -104,9 +105,10 @@ pub(crate) fn gzipped(ctx: &Context, path: &Path) -> Result<u64> {
     Ok(output.stdout.len() as u64)
 }
 
-/// Builds web-client for the browser (profile `web-release`) and runs wasm-bindgen
-/// (`--target web`) into `out`; returns the wasm module there, not optimised yet. The
-/// first half of both `cargo xtask size` and `cargo xtask package`.
+/// Builds web-client for the browser (profile `web-release`, feature `terse-errors`)
+/// and runs wasm-bindgen (`--target web`) into `out`; returns the wasm module there,
+/// not optimised yet. The first half of both `cargo xtask size` and `cargo xtask
+/// package`.
 pub(crate) fn bind_web_client(ctx: &Context, out: &Path) -> Result<PathBuf> {
     cmd::run(&mut ctx.cargo(&[
         "build",
@@ -116,6 +118,9 @@ pub(crate) fn bind_web_client(ctx: &Context, out: &Path) -> Result<PathBuf> {
         "wasm32-unknown-unknown",
         "--profile",
         "web-release",
+        // Error texts without `core::fmt` (web-client/src/text.rs): about 9 KB gzipped.
+        "--features",
+        "terse-errors",
     ]))?;
     let wasm = ctx
         .target_dir()

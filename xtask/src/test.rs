@@ -263,8 +263,9 @@ const STEPS: &[Step] = &[
         // The packed package installed from its tarball (web-client/npm/tests/): a plain
         // page, a module Web Worker, a SharedWorker shared by two tabs and a `vite build`
         // app in headless Chromium (playwright-core driving Debian's Chromium), Node 20
-        // with `ws`, and the MQTT.js-compatible entry point running MQTT.js's README
-        // examples, all against a broker-server the harness starts (`browser.rs`).
+        // with `ws`, Node 22 (setup's) with its global WebSocket and no `ws`, and the
+        // MQTT.js-compatible entry point running MQTT.js's README examples, all against a
+        // broker-server the harness starts (`browser.rs`).
         prepare: Some(|ctx| {
             vec![
                 ctx.cargo(&["build", "-p", "broker-server", "--bin", "broker-server"]),
@@ -278,6 +279,10 @@ const STEPS: &[Step] = &[
                 "MQTT_WEB_PACKAGE",
                 package::tarball(ctx).unwrap_or_default(),
             );
+            // Node 22 (setup's npm copy): the package under a global WebSocket, no `ws`.
+            if let Ok(node22) = setup::node22_bin(ctx) {
+                node.env("MQTT_WEB_NODE22", node22);
+            }
             vec![node]
         },
     },

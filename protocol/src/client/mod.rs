@@ -39,6 +39,7 @@ pub mod message;
 pub mod options;
 pub mod small_map;
 pub mod subscription;
+mod text;
 
 pub use channels::Channels;
 pub use command::{Command, Outgoing, PublishOutcome, correlation_data};
@@ -52,3 +53,4 @@ pub use options::{
 };
 pub use small_map::SmallMap;
 pub use subscription::{SubscriptionRegistry, UnknownIdRouting};
+pub use text::reason_hex;

@@ -12,6 +12,8 @@
 //   MQTT_WS_URL        ws://127.0.0.1:<port>/mqtt of the broker
 //   MQTT_HARNESS_URL   the harness's control endpoint (POST /broker/restart)
 //   MQTT_WEB_TOOLS_DIR where setup installed ws, vite and playwright-core
+//   MQTT_WEB_NODE22    Node 22 (setup installs it from npm): the package under the
+//                      global WebSocket, in an application without `ws`
 //   CHROMIUM           the browser (default /usr/bin/chromium)
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -53,16 +55,7 @@ const GUARD_MS = 60_000;
 let app;
 
 before(() => {
-  app = mkdtempSync(join(tmpdir(), "mqtt-web-npm-"));
-  writeFileSync(join(app, "package.json"), JSON.stringify({ name: "app", private: true, type: "module" }));
-  // As a user installs it: from the tarball, with no registry (the package has no
-  // dependencies; `ws` is an optional peer).
-  const install = spawnSync(
-    "npm",
-    ["install", "--offline", "--no-audit", "--no-fund", "--no-package-lock", PACKAGE],
-    { cwd: app, encoding: "utf8" },
-  );
-  assert.equal(install.status, 0, `npm install ${PACKAGE} failed:\n${install.stdout}${install.stderr}`);
+  app = installApp("mqtt-web-npm-");
   // The application's own `ws` dependency: setup's pinned copy.
   symlinkSync(join(TOOLS, "node_modules/ws"), join(app, "node_modules/ws"), "dir");
 });
@@ -71,12 +64,30 @@ after(() => {
   if (app) rmSync(app, { recursive: true, force: true });
 });
 
-/** Runs `source` as `name` in the application directory under Node; its stdout, exit code, stderr. */
-function runNode(name, source, extraEnv = {}) {
-  writeFileSync(join(app, name), source);
+/** Installs the tarball into a fresh application directory; returns the directory. */
+function installApp(prefix) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "app", private: true, type: "module" }));
+  // As a user installs it: from the tarball, with no registry (the package has no
+  // dependencies; `ws` is an optional peer).
+  const install = spawnSync(
+    "npm",
+    ["install", "--offline", "--no-audit", "--no-fund", "--no-package-lock", PACKAGE],
+    { cwd: dir, encoding: "utf8" },
+  );
+  assert.equal(install.status, 0, `npm install ${PACKAGE} failed:\n${install.stdout}${install.stderr}`);
+  return dir;
+}
+
+/**
+ * Runs `source` as `name` in the application directory `cwd` under the Node at `node`;
+ * its stdout, exit code, stderr.
+ */
+function runNode(name, source, extraEnv = {}, { cwd = app, node = process.execPath } = {}) {
+  writeFileSync(join(cwd, name), source);
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [name], {
-      cwd: app,
+    const child = spawn(node, [name], {
+      cwd,
       env: { ...process.env, ...extraEnv },
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -168,20 +179,58 @@ try {
   assert.doesNotMatch(result.stdout, /^connected/);
 });
 
-test("node >= 22: the global WebSocket, without ws", { skip: Number(process.versions.node.split(".")[0]) < 22 && "Node < 22 has no global WebSocket" }, async () => {
-  const result = await runNode(
-    "node-global.mjs",
-    `import { MqttClient } from "@mqtt-web/client";
-const client = await MqttClient.connect(process.env.MQTT_WS_URL, { clientId: "npm-node-global" });
-const got = new Promise((resolve) => client.on("message", (topic, payload) => resolve(new TextDecoder().decode(payload))));
-await client.subscribe("npm/node/global");
-await client.publish("npm/node/global", "global");
-console.log(await got);
+/** Node 22 from setup, or why the test cannot run (skipped outside `cargo xtask test`). */
+function node22() {
+  const node = process.env.MQTT_WEB_NODE22;
+  if (!node) {
+    if (process.env.MQTT_WEB_REQUIRE_TOOLS) throw new Error("$MQTT_WEB_NODE22 is not set");
+    return { skip: "$MQTT_WEB_NODE22 is not set (cargo xtask test package-tests sets it)" };
+  }
+  assert.ok(existsSync(node), `${node} is missing: run \`cargo xtask setup\``);
+  return { node };
+}
+
+test("node 22: the global WebSocket, in an application without ws, round-trips QoS 0 and 1", async (t) => {
+  const { node, skip } = node22();
+  if (skip) return t.skip(skip);
+  const dir = installApp("mqtt-web-node22-");
+  try {
+    assert.ok(!existsSync(join(dir, "node_modules/ws")), "the Node 22 application has no ws");
+    const result = await runNode(
+      "node-global.mjs",
+      `import { MqttClient } from "@mqtt-web/client";
+const native = globalThis.WebSocket;
+const client = await MqttClient.connect(process.env.MQTT_WS_URL, { clientId: "npm-node22-global" });
+const got = [];
+const done = new Promise((resolve) => client.on("message", (topic, payload, packet) => {
+  got.push({ text: new TextDecoder().decode(payload), qos: packet.qos });
+  if (got.length === 2) resolve();
+}));
+await client.subscribe("npm/node22/global", { qos: 1 });
+await client.publish("npm/node22/global", "zero");
+const ack = await client.publish("npm/node22/global", "one", { qos: 1 });
+await done;
 await client.end();
+let ws = "absent";
+try { await import("ws"); ws = "present"; } catch {}
+got.sort((a, b) => a.qos - b.qos);
+console.log(JSON.stringify({ node: process.versions.node.split(".")[0], native: typeof native, same: globalThis.WebSocket === native, ws, reasonCode: ack.reasonCode, got }));
 `,
-  );
-  assertExited(result);
-  assert.equal(result.stdout, "global\n");
+      {},
+      { cwd: dir, node },
+    );
+    assertExited(result);
+    assert.deepEqual(JSON.parse(result.stdout), {
+      node: "22",
+      native: "function",
+      same: true,
+      ws: "absent",
+      reasonCode: 0,
+      got: [{ text: "zero", qos: 0 }, { text: "one", qos: 1 }],
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 for (const file of ["readme.mjs", "readme-connect.mjs", "readme-async.mjs"]) {

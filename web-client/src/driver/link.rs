@@ -93,11 +93,7 @@ impl Driver {
                 reason,
                 error,
             } => {
-                let text = match (error, reason.is_empty()) {
-                    (_, false) => format!("WebSocket closed ({code}): {reason}"),
-                    (true, true) => format!("WebSocket error, closed ({code})"),
-                    (false, true) => format!("WebSocket closed ({code})"),
-                };
+                let text = crate::text::socket_closed(code, &reason, error);
                 match std::mem::replace(&mut self.link, Link::Down) {
                     Link::Opening(_) => {
                         let error = ConnectError::Transport(text);

@@ -109,7 +109,7 @@ impl Shared {
         let status = Status {
             connected: Cell::new(false),
             closed: Cell::new(false),
-            client_id: RefCell::new(options.session.client_id.to_string()),
+            client_id: RefCell::new(String::from(&*options.session.client_id)),
             version: options.session.version,
             next_local: Cell::new(1),
             subscription_capacity: options.subscription_capacity.max(1),
@@ -251,7 +251,7 @@ impl Driver {
         if self.connection.is_connected() {
             let id = &self.connection.options().client_id;
             if status.client_id.borrow().as_str() != &**id {
-                *status.client_id.borrow_mut() = id.to_string();
+                *status.client_id.borrow_mut() = String::from(&**id);
             }
         }
         let mut sinks = status.events.borrow_mut();

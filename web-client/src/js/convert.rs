@@ -28,7 +28,10 @@ pub(super) fn set(object: &Object, key: &str, value: impl Into<JsValue>) {
 
 /// A `TypeError` naming the field.
 pub(super) fn type_error(field: &str, expected: &str) -> JsValue {
-    js_sys::TypeError::new(&format!("`{field}` must be {expected}")).into()
+    let mut text = crate::text::join("`", field);
+    text.push_str("` must be ");
+    text.push_str(expected);
+    js_sys::TypeError::new(&text).into()
 }
 
 /// `true` for `undefined` and `null`: the field is not given.

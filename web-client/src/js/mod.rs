@@ -55,6 +55,7 @@ use wasm_bindgen_futures::{future_to_promise, spawn_local};
 use crate::client::{Client, Subscription};
 use crate::error::{ConnectError, Error};
 use crate::options::TimerMode;
+use crate::text;
 use convert::{MS, bytes, bytes_field, duration, error, get, qos, set, string};
 use options::{connect_options, publish_options, subscribe_options};
 use protocol::client::PublishOutcome;
@@ -92,9 +93,13 @@ impl MqttClient {
         #[wasm_bindgen(unchecked_optional_param_type = "MqttConnectOptions")] options: JsValue,
     ) -> Result<MqttClient, JsValue> {
         let options = connect_options(url, &options)?;
-        let client = Client::connect(options)
-            .await
-            .map_err(|err| error("MqttConnectError", &err.to_string(), connect_code(&err)))?;
+        let client = Client::connect(options).await.map_err(|err| {
+            error(
+                "MqttConnectError",
+                &text::connect_error(&err),
+                connect_code(&err),
+            )
+        })?;
         let listeners = Listeners::default();
         spawn_local(dispatch_events(client.clone(), listeners.clone()));
         Ok(Self {
@@ -469,10 +474,10 @@ async fn dispatch_events(client: Client, listeners: Listeners) {
                     emit(
                         &listeners,
                         "error",
-                        &[error("MqttError", &reason.to_string(), code)],
+                        &[error("MqttError", &text::disconnect_reason(&reason), code)],
                     );
                 }
-                set(&detail, "reason", reason.to_string());
+                set(&detail, "reason", text::disconnect_reason(&reason));
                 set(&detail, "willReconnect", will_reconnect);
                 "close"
             }
@@ -521,7 +526,7 @@ fn js_error(err: Error) -> JsValue {
         Error::PublishRejected(code) | Error::SubscribeRejected(code) => Some(*code as u8),
         _ => None,
     };
-    error("MqttError", &err.to_string(), code)
+    error("MqttError", &text::error(&err), code)
 }
 
 fn connect_code(err: &ConnectError) -> Option<u8> {

@@ -113,7 +113,8 @@ pub(super) fn connect_options(url: String, o: &JsValue) -> Result<ConnectOptions
 
 fn will_options(will: &JsValue) -> Result<Will, JsValue> {
     let topic = string(will, "topic")?.ok_or_else(|| type_error("will.topic", "a string"))?;
-    let topic = TopicName::new(topic).map_err(|err| type_error("will.topic", &err.to_string()))?;
+    let topic = TopicName::new(topic)
+        .map_err(|err| type_error("will.topic", &crate::text::topic_error(&err)))?;
     let properties = get(will, "properties");
     let publish = publish_properties(&properties)?;
     Ok(Will {

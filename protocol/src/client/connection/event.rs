@@ -4,6 +4,7 @@
 //! reasons a connection ends.
 
 use super::{Channels, Connection, Waiter};
+use crate::client::text;
 use crate::client::{
     ConnectFailure, DisconnectReason, DropSource, Error, Event, Message, PublishOutcome,
 };
@@ -20,10 +21,12 @@ impl<C: Channels> Connection<C> {
                     v5 && connack.properties.subscription_identifiers_available != Some(false);
                 if v5 && self.response_topic.is_none() {
                     let client_id = &self.session.options().client_id;
-                    let topic = self
-                        .response_topic_option
-                        .clone()
-                        .unwrap_or_else(|| format!("res/{client_id}"));
+                    let topic = self.response_topic_option.clone().unwrap_or_else(|| {
+                        // Not `format!`: no `core::fmt` on the browser's path.
+                        let mut topic = String::from("res/");
+                        topic.push_str(client_id);
+                        topic
+                    });
                     self.response_topic = TopicName::new(topic).ok();
                 }
                 self.just_connected = Some(connack.session_present);
@@ -50,7 +53,7 @@ impl<C: Channels> Connection<C> {
                 if let Some(ready) = self.ready.take() {
                     let failure = ConnectFailure::Refused {
                         reason_code: code,
-                        reason_string: connack.properties.reason_string.map(|s| s.to_string()),
+                        reason_string: connack.properties.reason_string.map(|s| String::from(&*s)),
                     };
                     C::ready(ready, Err(failure.into()));
                     self.stopping = true;
@@ -90,7 +93,7 @@ impl<C: Channels> Connection<C> {
                     .on_suback(suback.packet_id, &suback.reason_codes);
                 for (filter, reason_code) in refused {
                     self.emit(Event::SubscriptionRefused {
-                        filter: filter.to_string(),
+                        filter: String::from(&*filter),
                         reason_code,
                     });
                 }
@@ -101,7 +104,10 @@ impl<C: Channels> Connection<C> {
             ClientEvent::Disconnected(disconnect) => {
                 self.down_reason.get_or_insert(DisconnectReason::Server {
                     reason_code: disconnect.reason_code,
-                    reason_string: disconnect.properties.reason_string.map(|s| s.to_string()),
+                    reason_string: disconnect
+                        .properties
+                        .reason_string
+                        .map(|s| String::from(&*s)),
                 });
             }
             ClientEvent::ConnectionLost(reason) => {
@@ -109,7 +115,7 @@ impl<C: Channels> Connection<C> {
                     LostReason::ConnectTimeout => DisconnectReason::ConnectTimeout,
                     LostReason::PingTimeout => DisconnectReason::PingTimeout,
                     LostReason::ProtocolViolation(violation) => {
-                        DisconnectReason::ProtocolViolation(violation.to_string())
+                        DisconnectReason::ProtocolViolation(text::violation(&violation))
                     }
                     _ => DisconnectReason::Transport(
                         self.io_error
@@ -161,7 +167,7 @@ impl<C: Channels> Connection<C> {
             self.emit(Event::MessagesDropped {
                 count,
                 source: DropSource::Subscription {
-                    filter: filter.to_string(),
+                    filter: String::from(&*filter),
                 },
             });
         }

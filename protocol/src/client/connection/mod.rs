@@ -46,6 +46,7 @@ use bytes::{Bytes, BytesMut};
 use web_time::Instant;
 
 use super::subscription::SubscriptionRegistry;
+use super::text;
 use super::{
     Channels, Command, ConnectFailure, ConnectOptions, DisconnectReason, DropSource, Error, Event,
     Message, OfflineQueueOptions, Outgoing, PublishOutcome, ReconnectOptions, SmallMap,
@@ -216,9 +217,10 @@ impl<C: Channels> Connection<C> {
         self.link = Link::Up;
         self.io_error = None;
         if let Err(err) = self.session.connect(now) {
-            self.down_reason = Some(DisconnectReason::Transport(err.to_string()));
+            let text = text::describe(&err, "the session refused the options");
+            self.down_reason = Some(DisconnectReason::Transport(text.clone()));
             if let Some(ready) = self.ready.take() {
-                C::ready(ready, Err(ConnectFailure::Options(err.to_string()).into()));
+                C::ready(ready, Err(ConnectFailure::Options(text).into()));
             }
             self.stopping = true;
             self.session.handle_connection_lost();
@@ -519,13 +521,10 @@ fn first_connect_failure(
         DisconnectReason::Server {
             reason_code,
             reason_string,
-        } => ConnectFailure::Closed(match reason_string {
-            Some(text) => format!("DISCONNECT {reason_code}: {text}"),
-            None => format!("DISCONNECT {reason_code}"),
-        }),
+        } => ConnectFailure::Closed(text::disconnect(reason_code, reason_string.as_deref())),
         DisconnectReason::Transport(text) | DisconnectReason::ProtocolViolation(text) => {
             ConnectFailure::Closed(text)
         }
-        other => ConnectFailure::Closed(other.to_string()),
+        other => ConnectFailure::Closed(text::describe(&other, "the connection ended")),
     }
 }
