@@ -10,6 +10,11 @@
 //!
 //! Rows on which (or below which) a message arrived in the last two seconds are
 //! highlighted; the highlight fades when it ends (CSS transition).
+//!
+//! The tree changes up to once a frame; flattening it costs time in proportion to its
+//! nodes, so a large tree ([`LARGE_TREE`] nodes or more) is flattened again at most every
+//! [`LARGE_TREE_REFRESH_MS`] (counts and last values then move four times a second),
+//! while searching, collapsing and keys still take effect at once.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -33,6 +38,11 @@ const OVERSCAN: usize = 8;
 const RECENT_MS: f64 = 2000.0;
 /// The deepest level "Expand to" offers.
 const MAX_LEVEL: usize = 6;
+/// From this many nodes on, the tree is flattened at most every
+/// [`LARGE_TREE_REFRESH_MS`].
+const LARGE_TREE: usize = 5_000;
+/// How often a large tree's rows follow its changes (milliseconds).
+const LARGE_TREE_REFRESH_MS: f64 = 250.0;
 
 /// The DOM id of the row at position `index` (what `aria-activedescendant` names).
 fn item_id(index: usize) -> String {
@@ -58,14 +68,38 @@ pub fn TopicTree(selected: RwSignal<Option<String>>) -> impl IntoView {
     }
     let search = Memo::new(move |_| search_text.with(|t| Search::parse(t).map_err(|e| e.clone())));
     let searching = move || search.with(|s| !matches!(s, Ok(Search::None) | Err(_)));
+    // Moves when the rows should follow the tree's changes: at once for a small tree,
+    // at most every LARGE_TREE_REFRESH_MS for a large one.
+    let refresh = RwSignal::new(0_u64);
+    let (last_refresh, waiting) = (StoredValue::new(0.0_f64), StoredValue::new(false));
+    Effect::new(move |_| {
+        explorer.tree.track();
+        let large = explorer.tree.with_untracked(|t| t.len() >= LARGE_TREE);
+        let since = js_sys::Date::now() - last_refresh.get_value();
+        if !large || since >= LARGE_TREE_REFRESH_MS {
+            last_refresh.set_value(js_sys::Date::now());
+            refresh.update(|r| *r += 1);
+        } else if !waiting.get_value() {
+            waiting.set_value(true);
+            let wait = Duration::from_millis((LARGE_TREE_REFRESH_MS - since).max(0.0) as u64);
+            set_timeout(
+                // The page may have closed meanwhile: `try_` does nothing then.
+                move || {
+                    waiting.try_update_value(|w| *w = false);
+                    last_refresh.try_update_value(|t| *t = js_sys::Date::now());
+                    refresh.try_update(|r| *r += 1);
+                },
+                wait,
+            );
+        }
+    });
     let rows = Memo::new(move |_| {
+        refresh.track();
         let search = match search.get() {
             Ok(search) => search,
             Err(_) => Search::None,
         };
-        explorer
-            .tree
-            .with(|tree| collapsed.with(|c| tree.rows(c, &search)))
+        collapsed.with(|c| explorer.tree.with_untracked(|tree| tree.rows(c, &search)))
     });
     // The selected row's position, if it is shown.
     let active = Memo::new(move |_| {
