@@ -160,6 +160,10 @@ async fn frame_rate_and_main_thread_time_under_device_load() {
             probe.messages,
             probe.batches,
         );
+        if page == "explorer" {
+            let summary = support::text(&client, "[data-testid=explorer-summary]").await;
+            println!("load: explorer tree: {}", summary.unwrap_or_default());
+        }
         screenshot(&client, &format!("load-{}", page.replace(' ', "-"))).await;
     }
     let _ = client.close().await;
