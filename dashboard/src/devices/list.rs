@@ -29,7 +29,7 @@ const KEY_VALUES: usize = 3;
 /// Height of one row in pixels (CSS `.device-row` uses the same): one line, and a touch
 /// target taller than 32 px at any width.
 const ROW_HEIGHT: f64 = 44.0;
-/// Height of the list's viewport in pixels (CSS `.device-viewport` uses the same).
+/// Greatest height of the list's viewport in pixels (CSS `.device-viewport` uses the same).
 const VIEWPORT: f64 = 616.0;
 /// Rows rendered beyond the viewport on each side.
 const OVERSCAN: usize = 6;
