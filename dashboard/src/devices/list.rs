@@ -5,7 +5,8 @@
 //! the rows ([`super::order`]); lost and disconnected devices are subdued and, unless the
 //! user says otherwise, listed after the others. The list is windowed like the
 //! explorer's tree: rows have a fixed height and only those in view (plus a few either
-//! side) exist in the DOM, so ten thousand devices cost what a screenful does.
+//! side) exist in the DOM, so the DOM of ten thousand devices is a screenful (their
+//! messages still cost; see BENCHMARKS.md).
 //!
 //! While the page is not connected nothing in the list is live: every row is marked
 //! stale (greyed, its state shown as unknown, "last seen" as the clock time it was last
