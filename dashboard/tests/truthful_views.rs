@@ -163,8 +163,9 @@ async fn selections_controls_and_charts_stay_true() {
         &format!("[data-testid=history-item][data-id=\"{other}\"] ~ label input"),
     )
     .await;
+    // A JSON diff by path (`~ seq: 62 → 73`), or a line diff for other payloads.
     let diff = wait_text(&client, "[data-testid=diff]", "the diff", |t| {
-        t.contains('-') && t.contains('+')
+        t.contains('→') || (t.contains('-') && t.contains('+'))
     })
     .await;
     let newest = |v: &serde_json::Value| {

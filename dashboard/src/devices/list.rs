@@ -1,7 +1,12 @@
 //! The device list: one row per device with its name, state, when it was last seen
 //! (marked stale when a ready device has been silent too long) and its key values.
 //!
-//! Lost and disconnected devices are subdued and listed after the others.
+//! A search box (name or id), a state filter and a sort (name, state, last seen) choose
+//! the rows ([`super::order`]); lost and disconnected devices are subdued and, unless the
+//! user says otherwise, listed after the others. The list is windowed like the
+//! explorer's tree: rows have a fixed height and only those in view (plus a few either
+//! side) exist in the DOM, so the DOM of ten thousand devices is a screenful (their
+//! messages still cost; see BENCHMARKS.md).
 //!
 //! While the page is not connected nothing in the list is live: every row is marked
 //! stale (greyed, its state shown as unknown, "last seen" as the clock time it was last
@@ -10,8 +15,10 @@
 use std::time::Duration;
 
 use leptos::prelude::*;
+use wasm_bindgen::JsCast;
 
 use super::homie::{DeviceState, Property};
+use super::order::{Arrangement, Entry, SortKey, StateFilter};
 use super::{Device, Registry};
 use crate::Page;
 use crate::connection::{Connection, Status, clock_time};
@@ -20,6 +27,13 @@ use crate::connection::{Connection, Status, clock_time};
 pub const STALE_AFTER: Duration = Duration::from_secs(60);
 /// How many key values a row shows.
 const KEY_VALUES: usize = 3;
+/// Height of one row in pixels (CSS `.device-row` uses the same): one line, and a touch
+/// target taller than 32 px at any width.
+const ROW_HEIGHT: f64 = 44.0;
+/// Greatest height of the list's viewport in pixels (CSS `.device-viewport` uses the same).
+const VIEWPORT: f64 = 616.0;
+/// Rows rendered beyond the viewport on each side.
+const OVERSCAN: usize = 6;
 
 /// "12 s ago", "4 min ago", "2 h ago".
 pub fn ago(elapsed_ms: f64) -> String {
@@ -46,14 +60,7 @@ pub fn is_gone(state: DeviceState) -> bool {
     )
 }
 
-/// `devices` (in id order) with the gone ones moved after the others, each group
-/// keeping id order.
-fn live_first(mut devices: Vec<Device>) -> Vec<Device> {
-    devices.sort_by_key(|device| is_gone(device.state.get()));
-    devices
-}
-
-/// The list of discovered devices.
+/// The list of discovered devices, with its search, filter and sort.
 #[component]
 pub fn DeviceList() -> impl IntoView {
     let registry = expect_context::<Registry>();
@@ -67,39 +74,173 @@ pub fn DeviceList() -> impl IntoView {
     {
         on_cleanup(move || handle.clear());
     }
-    let counts = move || {
-        if !live.get() {
-            return registry.devices.with(|devices| {
-                format!("{} devices, states unknown: not connected", devices.len())
-            });
+    let arrangement = RwSignal::new(Arrangement::new());
+    // The ids shown, in order. Recomputed when the registry's revision moves (at most
+    // once a frame: a device added, a state or a name changed) or the arrangement
+    // changes; sorted by last seen, also with the clock, so rows do not jump at every
+    // message. The devices themselves are read untracked: tracking ten thousand
+    // signals would cost more than the sort.
+    let order = Memo::new(move |_| {
+        registry.revision.track();
+        let arrangement = arrangement.get();
+        let by_seen = arrangement.sort == SortKey::LastSeen;
+        if by_seen {
+            now.track();
         }
-        registry.devices.with(|devices| {
-            let online = devices
-                .values()
-                .filter(|d| d.state.get() == DeviceState::Ready)
-                .count();
-            format!("{} devices, {online} ready", devices.len())
+        let entries = untrack(|| {
+            registry.devices.with(|devices| {
+                devices
+                    .values()
+                    .map(|device| Entry {
+                        id: device.id.clone(),
+                        name: device.name(),
+                        state: device.state.get(),
+                        last_seen: if by_seen {
+                            device.last_seen.get()
+                        } else {
+                            None
+                        },
+                    })
+                    .collect()
+            })
+        });
+        arrangement.apply(entries)
+    });
+    let total = Memo::new(move |_| {
+        registry.revision.track();
+        untrack(|| registry.devices.with(|d| d.len()))
+    });
+    let counts = move || {
+        registry.revision.track();
+        if !live.get() {
+            return format!("{} devices, states unknown: not connected", total.get());
+        }
+        let ready = untrack(|| {
+            registry.devices.with(|devices| {
+                devices
+                    .values()
+                    .filter(|d| d.state.get() == DeviceState::Ready)
+                    .count()
+            })
+        });
+        format!("{} devices, {ready} ready", total.get())
+    };
+    let shown = move || {
+        let (shown, total) = (order.with(Vec::len), total.get());
+        if shown == total {
+            String::new()
+        } else {
+            format!("showing {shown} of {total}")
+        }
+    };
+    let scroll = RwSignal::new(0.0_f64);
+    // The rows in view, by position and id: a row's element stays while its device
+    // stays at its position.
+    let visible = move || {
+        let total = order.with(Vec::len);
+        let first = ((scroll.get() / ROW_HEIGHT) as usize).saturating_sub(OVERSCAN);
+        let last = (first + (VIEWPORT / ROW_HEIGHT) as usize + 2 * OVERSCAN).min(total);
+        order.with(|order| {
+            order
+                .get(first.min(last)..last)
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+                .map(|(i, id)| (first + i, id.clone()))
+                .collect::<Vec<_>>()
         })
+    };
+    let row = move |(index, id): (usize, String)| {
+        let device = registry.devices.with_untracked(|d| d.get(&id).cloned());
+        device.map(|device| view! { <DeviceRow device index page now live /> })
     };
     view! {
         <section class="devices card" data-testid="devices">
             <h2>"Devices " <span class="muted" data-testid="devices-count">{counts}</span></h2>
             <super::ha::DiscoveryWarnings />
             <Show
-                when=move || registry.devices.with(|d| !d.is_empty())
+                when=move || total.get() != 0
                 fallback=move || view! { <EmptyList connection /> }
             >
-                <ul class="device-list">
-                    <For
-                        each=move || live_first(registry.devices.get().into_values().collect())
-                        key=|device| device.id.clone()
-                        let:device
+                <ListControls arrangement />
+                <p class="muted" data-testid="devices-shown">{shown}</p>
+                <div
+                    class="device-viewport"
+                    data-testid="device-viewport"
+                    on:scroll=move |ev| {
+                        scroll.set(event_target::<web_sys::Element>(&ev).scroll_top().into())
+                    }
+                >
+                    <ul
+                        class="device-list"
+                        data-testid="device-list"
+                        style=move || format!("height: {}px", order.with(Vec::len) as f64 * ROW_HEIGHT)
                     >
-                        <DeviceRow device=device page=page now=now live=live />
-                    </For>
-                </ul>
+                        <For each=visible key=|item| item.clone() children=row />
+                    </ul>
+                </div>
             </Show>
         </section>
+    }
+}
+
+/// The search box, state filter, sort and "gone last" switch above the list.
+#[component]
+fn ListControls(arrangement: RwSignal<Arrangement>) -> impl IntoView {
+    let sorts = SortKey::ALL
+        .into_iter()
+        .map(|(_, value, label)| view! { <option value=value>{label}</option> })
+        .collect_view();
+    let filters = StateFilter::ALL
+        .into_iter()
+        .map(|(_, value, label)| view! { <option value=value>{label}</option> })
+        .collect_view();
+    view! {
+        <div class="list-controls">
+            <label class="field">
+                <span>"Search"</span>
+                <input
+                    type="search"
+                    placeholder="name or id"
+                    data-testid="device-search"
+                    prop:value=move || arrangement.with(|a| a.search.clone())
+                    on:input=move |ev| arrangement.update(|a| a.search = event_target_value(&ev))
+                />
+            </label>
+            <label class="field">
+                <span>"State"</span>
+                <select
+                    data-testid="device-filter"
+                    on:change=move |ev| {
+                        arrangement.update(|a| a.filter = StateFilter::parse(&event_target_value(&ev)))
+                    }
+                >
+                    {filters}
+                </select>
+            </label>
+            <label class="field">
+                <span>"Sort by"</span>
+                <select
+                    data-testid="device-sort"
+                    on:change=move |ev| {
+                        arrangement.update(|a| a.sort = SortKey::parse(&event_target_value(&ev)))
+                    }
+                >
+                    {sorts}
+                </select>
+            </label>
+            <label class="check">
+                <input
+                    type="checkbox"
+                    data-testid="device-gone-last"
+                    prop:checked=move || arrangement.with(|a| a.gone_last)
+                    on:change=move |ev| {
+                        arrangement.update(|a| a.gone_last = event_target_checked(&ev))
+                    }
+                />
+                " lost and disconnected last"
+            </label>
+        </div>
     }
 }
 
@@ -121,9 +262,34 @@ fn EmptyList(connection: Connection) -> impl IntoView {
     view! { <p data-testid=testid>{text}</p> }
 }
 
+/// Moves keyboard focus to the device page's heading once it is rendered, so that
+/// opening a device leaves focus in its page (not on `<body>`, which is where it goes
+/// when the row's button disappears).
+fn focus_device_page(tries: u32) {
+    request_animation_frame(move || {
+        let heading = web_sys::window().and_then(|w| w.document()).and_then(|d| {
+            d.query_selector("[data-testid=device-page] h2")
+                .ok()
+                .flatten()
+        });
+        match heading {
+            Some(heading) => {
+                let _ = heading.set_attribute("tabindex", "-1");
+                if let Some(heading) = heading.dyn_ref::<web_sys::HtmlElement>() {
+                    let _ = heading.focus();
+                }
+            }
+            None if tries > 0 => focus_device_page(tries - 1),
+            None => {}
+        }
+    });
+}
+
+/// One device's row, placed at position `index` of the list.
 #[component]
 fn DeviceRow(
     device: Device,
+    index: usize,
     page: RwSignal<Page>,
     now: RwSignal<f64>,
     live: Signal<bool>,
@@ -185,18 +351,30 @@ fn DeviceRow(
                 .join(" · ")
         })
     };
-    let open = move |_| page.set(Page::Device(id.clone()));
+    let open = move |_| {
+        page.set(Page::Device(id.clone()));
+        focus_device_page(10);
+    };
+    // The id only when it says more than the name (it is the name when there is none).
+    let id_note = {
+        let device = device.clone();
+        move || {
+            let name = device.name();
+            (name != device.id).then(|| device.id.clone())
+        }
+    };
     view! {
         <li
             class="device-row"
             class:stale=stale
             class:offline=move || !live.get()
             class:gone=move || is_gone(state.get())
+            style=format!("top: {}px", index as f64 * ROW_HEIGHT)
             data-testid=testid
         >
-            <button class="link" data-testid="device-open" on:click=open>
-                <span data-testid="device-name">{name}</span>
-                <span class="device-id">{device.id.clone()}</span>
+            <button class="link" data-testid="device-open" title=device.id.clone() on:click=open>
+                <span class="name" data-testid="device-name">{name}</span>
+                <span class="device-id">{id_note}</span>
             </button>
             <super::ha::ConventionBadge id=device.id.clone() />
             <span class="key-values" data-testid="device-values">{key_values}</span>

@@ -12,6 +12,7 @@ pub mod command;
 pub mod ha;
 pub mod homie;
 pub mod list;
+pub mod order;
 pub mod page;
 
 use std::collections::{BTreeMap, HashMap};
@@ -61,6 +62,12 @@ type Pending = HashMap<String, (f64, Vec<(String, String)>)>;
 pub struct Registry {
     /// The devices by id.
     pub devices: RwSignal<BTreeMap<String, Device>>,
+    /// Moves (at most once per animation frame) when a device is added or forgotten, or
+    /// one's state or description changes: what the list's order and counts follow,
+    /// instead of tracking every device's signals (thousands of them).
+    pub revision: RwSignal<u64>,
+    /// Changes since the last frame, for [`Self::revision`].
+    changes: FrameBatch<()>,
     /// Property values received since the last frame.
     batch: FrameBatch<Pending>,
     /// Devices of an earlier connection, emptied, by id: a page that holds one (a
@@ -80,6 +87,8 @@ impl Registry {
     pub fn new() -> Self {
         Self {
             devices: RwSignal::new(BTreeMap::new()),
+            revision: RwSignal::new(0),
+            changes: FrameBatch::new(),
             batch: FrameBatch::new(),
             parked: StoredValue::new(BTreeMap::new()),
             owner: StoredValue::new(Owner::current()),
@@ -113,7 +122,15 @@ impl Registry {
         self.devices.update(|devices| {
             devices.insert(id.to_owned(), device.clone());
         });
+        self.changed();
         device
+    }
+
+    /// Notes a change to the set of devices, a state or a description: the revision
+    /// moves at the next animation frame (once, however many changes).
+    pub fn changed(self) {
+        self.changes
+            .add(|_| {}, move |()| self.revision.update(|r| *r += 1));
     }
 
     /// Forgets every device (a new connection, perhaps to another broker or root): the
@@ -127,6 +144,7 @@ impl Registry {
             device.values.set(BTreeMap::new());
         }
         self.parked.update_value(|parked| parked.extend(old));
+        self.changed();
     }
 
     /// Applies one message of the discovery subscriptions: states and descriptions at
@@ -141,11 +159,14 @@ impl Registry {
                 let device = self.device(id);
                 device.state.set(DeviceState::parse(payload));
                 device.last_seen.set(Some(now));
+                self.changed();
             }
-            "$description" => self
-                .device(id)
-                .description
-                .set(Some(homie::parse_description(id, payload))),
+            "$description" => {
+                self.device(id)
+                    .description
+                    .set(Some(homie::parse_description(id, payload)));
+                self.changed();
+            }
             rest => {
                 let Some(path) = homie::value_path(rest) else {
                     return;

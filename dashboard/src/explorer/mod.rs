@@ -9,10 +9,14 @@
 //! at thousands of messages a second the tree, its flattening and the visible rows are
 //! recomputed at most once a frame.
 
+pub mod cbor;
+pub mod json;
+pub mod nav;
 pub mod payload;
 pub mod plot;
 pub mod publish;
 pub mod tree;
+pub mod tree_view;
 pub mod view;
 
 use futures::StreamExt;

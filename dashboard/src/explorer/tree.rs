@@ -1,7 +1,11 @@
 //! The explorer's model, pure and unit-tested natively: a topic tree with message counts
 //! per node (a node counts its own messages and its descendants'), the last message and a
-//! bounded history per topic, truncated payloads, flattening for display, search by
+//! bounded history per topic, truncated payloads, flattening for display (with
+//! collapsing, expansion to a depth, and when each row last changed), search by
 //! substring or MQTT wildcard, and a line diff between two payloads.
+//!
+//! A topic whose retained message is deleted (an empty retained message) and that had no
+//! other traffic leaves the tree, with any levels above it left empty.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -60,6 +64,11 @@ pub struct Topic {
     /// Whether the broker holds a retained message for it, as far as seen: set by a
     /// retained message, cleared by an empty retained one (a delete).
     pub retained: bool,
+    /// Messages on this topic itself (not below it).
+    pub own: u64,
+    /// Of those, messages that were not retained: traffic beside the retained message,
+    /// which keeps the topic in the tree when its retained message is deleted.
+    pub live: u64,
 }
 
 /// A node of the tree: one topic level.
@@ -69,6 +78,8 @@ pub struct Node {
     pub count: u64,
     /// Set when this level is itself a topic that had messages.
     pub topic: Option<Topic>,
+    /// When a message last arrived on it or below (milliseconds since the epoch).
+    pub changed_ms: f64,
 }
 
 /// The tree, keyed by topic levels, so that iteration is depth-first in topic order.
@@ -96,6 +107,8 @@ pub struct Row {
     pub last: Option<String>,
     /// Whether it holds a retained message.
     pub retained: bool,
+    /// When a message last arrived on it or below (milliseconds since the epoch).
+    pub changed_ms: f64,
 }
 
 /// How many characters of the last value a row shows.
@@ -103,21 +116,38 @@ const PREVIEW: usize = 60;
 
 impl Tree {
     /// Records a message on `topic`, keeping at most `history` messages for it.
+    ///
+    /// An empty retained message deletes the retained message: a topic that had no
+    /// other traffic is removed from the tree (and a delete for a topic never seen adds
+    /// nothing); a topic that had is kept, with the delete in its history.
     pub fn add(&mut self, topic: &str, mut record: Record, history: usize) {
+        let levels: Vec<String> = topic.split('/').map(str::to_owned).collect();
+        if record.retained && record.size == 0 {
+            match self.nodes.get(&levels).and_then(|n| n.topic.as_ref()) {
+                None => return,
+                Some(known) if known.live == 0 => {
+                    self.remove_topic(&levels);
+                    return;
+                }
+                Some(_) => {}
+            }
+        }
         self.total += 1;
         record.id = self.total;
-        let levels: Vec<String> = topic.split('/').map(str::to_owned).collect();
         for depth in 1..levels.len() {
-            self.nodes
-                .entry(levels[..depth].to_vec())
-                .or_default()
-                .count += 1;
+            let node = self.nodes.entry(levels[..depth].to_vec()).or_default();
+            node.count += 1;
+            node.changed_ms = node.changed_ms.max(record.time_ms);
         }
         let node = self.nodes.entry(levels).or_default();
         node.count += 1;
+        node.changed_ms = node.changed_ms.max(record.time_ms);
         let entry = node.topic.get_or_insert_with(Topic::default);
+        entry.own += 1;
         if record.retained {
             entry.retained = record.size > 0;
+        } else {
+            entry.live += 1;
         }
         entry.history.push_back(record);
         while entry.history.len() > history.max(1) {
@@ -131,12 +161,58 @@ impl Tree {
         self.nodes.get(&levels)?.topic.as_ref()
     }
 
-    /// Marks `topic` as no longer retained (after this dashboard deleted it).
+    /// Marks `topic` as no longer retained (after this dashboard deleted it); a topic
+    /// with no other traffic leaves the tree.
     pub fn clear_retained(&mut self, topic: &str) {
         let levels: Vec<String> = topic.split('/').map(str::to_owned).collect();
         if let Some(entry) = self.nodes.get_mut(&levels).and_then(|n| n.topic.as_mut()) {
             entry.retained = false;
+            if entry.live == 0 {
+                self.remove_topic(&levels);
+            }
         }
+    }
+
+    /// Removes the topic at `levels` and its messages from the counts above it; then
+    /// removes it and every level above it that is left with neither a topic nor levels
+    /// below.
+    fn remove_topic(&mut self, levels: &[String]) {
+        let Some(topic) = self.nodes.get_mut(levels).and_then(|n| n.topic.take()) else {
+            return;
+        };
+        for depth in 1..=levels.len() {
+            if let Some(node) = self.nodes.get_mut(&levels[..depth]) {
+                node.count = node.count.saturating_sub(topic.own);
+            }
+        }
+        for depth in (1..=levels.len()).rev() {
+            let key = &levels[..depth];
+            let mut from = self.nodes.range(key.to_vec()..).peekable();
+            let this = from.next_if(|(levels, _)| levels.as_slice() == key);
+            let keep = this.is_some_and(|(_, node)| node.topic.is_some())
+                || from.next().is_some_and(|(next, _)| next.starts_with(key));
+            if keep {
+                break;
+            }
+            self.nodes.remove(key);
+        }
+    }
+
+    /// The nodes with levels below them at depth `depth` or deeper (0 is the top): the
+    /// collapsed set that shows the tree expanded down to `depth` levels (0: everything
+    /// collapsed).
+    pub fn collapsed_from(&self, depth: usize) -> BTreeSet<String> {
+        let mut collapsed = BTreeSet::new();
+        let mut iter = self.nodes.keys().peekable();
+        while let Some(levels) = iter.next() {
+            let has_children = iter
+                .peek()
+                .is_some_and(|next| next.len() > levels.len() && next.starts_with(levels));
+            if has_children && levels.len() > depth {
+                collapsed.insert(levels.join("/"));
+            }
+        }
+        collapsed
     }
 
     /// The topics at or below `path` that hold a retained message.
@@ -187,13 +263,16 @@ impl Tree {
                 .as_ref()
                 .and_then(|t| t.history.back())
                 .map(preview);
+            let searching = !matches!(search, Search::None);
             rows.push(Row {
-                label: levels.last().cloned().unwrap_or_default(),
-                depth: if let Search::None = search {
-                    levels.len() - 1
+                // Search results are a flat list: each shows its whole topic.
+                label: if searching {
+                    path.clone()
                 } else {
-                    0
+                    levels.last().cloned().unwrap_or_default()
                 },
+                depth: if searching { 0 } else { levels.len() - 1 },
+                changed_ms: node.changed_ms,
                 count: node.count,
                 has_children,
                 last,
@@ -472,5 +551,73 @@ mod tests {
                 DiffLine::Added("d".into()),
             ]
         );
+    }
+
+    #[test]
+    fn a_deleted_retained_topic_without_other_traffic_leaves_the_tree() {
+        let mut tree = tree();
+        let paths = |tree: &Tree| -> Vec<String> {
+            tree.rows(&BTreeSet::new(), &Search::None)
+                .into_iter()
+                .map(|r| r.path)
+                .collect()
+        };
+        // Only retained traffic: gone, with the levels above it that held nothing else.
+        tree.add("iot/5/b/$state", record("", true), 10);
+        let after = paths(&tree);
+        assert!(!after.iter().any(|p| p.starts_with("iot/5/b")), "{after:?}");
+        assert_eq!(tree.rows(&BTreeSet::new(), &Search::None)[0].count, 4);
+        // A topic with live traffic stays, no longer retained.
+        tree.add("iot/5/a/env/temperature", record("", true), 10);
+        let temperature = tree.topic("iot/5/a/env/temperature").expect("kept");
+        assert!(!temperature.retained);
+        // A delete for a topic never seen adds nothing.
+        let before = tree.len();
+        tree.add("never/seen", record("", true), 10);
+        assert_eq!(tree.len(), before);
+        // This dashboard's own delete does the same; a level that is a topic itself
+        // stays when a topic below it goes.
+        tree.add("iot/5/a-x/$state/sub", record("x", true), 10);
+        tree.clear_retained("iot/5/a-x/$state/sub");
+        assert!(paths(&tree).contains(&"iot/5/a-x/$state".to_owned()));
+        assert!(!paths(&tree).contains(&"iot/5/a-x/$state/sub".to_owned()));
+        tree.clear_retained("other");
+        assert!(
+            paths(&tree).contains(&"other".to_owned()),
+            "other was not retained"
+        );
+        tree.clear_retained("iot/5/a-x/$state");
+        assert!(!paths(&tree).iter().any(|p| p.starts_with("iot/5/a-x")));
+    }
+
+    #[test]
+    fn search_results_show_the_whole_topic_and_expansion_goes_to_a_depth() {
+        let tree = tree();
+        let search = Search::parse("state").expect("valid");
+        let rows = tree.rows(&BTreeSet::new(), &search);
+        assert_eq!(rows.len(), 3);
+        assert!(rows.iter().all(|r| r.label == r.path && r.depth == 0));
+        let shown = |depth| -> Vec<String> {
+            tree.rows(&tree.collapsed_from(depth), &Search::None)
+                .into_iter()
+                .map(|r| r.path)
+                .collect()
+        };
+        assert_eq!(shown(0), ["iot", "other"]);
+        assert_eq!(shown(1), ["iot", "iot/5", "other"]);
+        assert_eq!(shown(2).len(), 6);
+        assert_eq!(shown(9).len(), 11);
+    }
+
+    #[test]
+    fn rows_know_when_they_or_anything_below_last_changed() {
+        let mut tree = Tree::default();
+        let at = |ms| Record::new(b"1", 10, ms);
+        tree.add("a/b", at(5.0), 10);
+        tree.add("a/c", at(9.0), 10);
+        tree.add("a/b", at(7.0), 10);
+        let rows = tree.rows(&BTreeSet::new(), &Search::None);
+        let changed: Vec<f64> = rows.iter().map(|r| r.changed_ms).collect();
+        assert_eq!(changed, [9.0, 7.0, 9.0]);
     }
 }

@@ -1,103 +1,32 @@
-//! The explorer page: a search box, the topic tree as a virtualised list (only the rows
-//! in view are in the DOM), the selected topic's details (retained flag and delete,
-//! history, payload viewer, diff of two messages) and the publish panel.
-
-use std::collections::BTreeSet;
+//! The explorer page: the topic tree ([`super::tree_view`]), the selected topic's
+//! details (retained flag and delete, history, payload viewer, diff of two messages: by
+//! JSON path when both are JSON documents, else by line) and the publish panel.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use web_client::{PublishOptions, QoS};
 
 use super::Explorer;
+use super::json::{self, Change};
 use super::payload::View;
 use super::plot::TopicPlot;
 use super::publish::PublishPanel;
-use super::tree::{DiffLine, Record, Row, Search, diff};
+use super::tree::{DiffLine, Record, diff};
+use super::tree_view::TopicTree;
 use crate::connection::{Connection, NotLive};
 use crate::route::ExplorerTopic;
-
-/// Height of one tree row in pixels (CSS `.tree-row` uses the same).
-const ROW_HEIGHT: f64 = 28.0;
-/// Height of the tree's viewport in pixels (CSS `.tree` uses the same).
-const VIEWPORT: f64 = 448.0;
-/// Rows rendered beyond the viewport on each side.
-const OVERSCAN: usize = 8;
 
 /// The explorer page.
 #[component]
 pub fn ExplorerPage() -> impl IntoView {
-    let explorer = expect_context::<Explorer>();
-    let connection = expect_context::<Connection>();
-    let search_text = RwSignal::new(String::new());
-    let collapsed = RwSignal::new(BTreeSet::<String>::new());
     // The selected topic lives in the URL (`#/explorer?topic=…`, see `route`).
     let selected = expect_context::<ExplorerTopic>().0;
-    let scroll = RwSignal::new(0.0_f64);
-    let search = Memo::new(move |_| search_text.with(|t| Search::parse(t).map_err(|e| e.clone())));
-    let rows = Memo::new(move |_| {
-        let search = match search.get() {
-            Ok(search) => search,
-            Err(_) => Search::None,
-        };
-        explorer
-            .tree
-            .with(|tree| collapsed.with(|c| tree.rows(c, &search)))
-    });
-    // The rows in view, by position and topic: a row's element stays while its topic
-    // stays at its position, and only its texts change.
-    let visible = move || {
-        let total = rows.with(Vec::len);
-        let first = ((scroll.get() / ROW_HEIGHT) as usize).saturating_sub(OVERSCAN);
-        let last = (first + (VIEWPORT / ROW_HEIGHT) as usize + 2 * OVERSCAN).min(total);
-        rows.with(|rows| {
-            rows.get(first.min(last)..last)
-                .unwrap_or_default()
-                .iter()
-                .enumerate()
-                .map(|(i, row)| (first + i, row.path.clone()))
-                .collect::<Vec<_>>()
-        })
-    };
-    let summary = move || {
-        explorer
-            .tree
-            .with(|t| format!("{} topics and levels, {} messages", t.len(), t.total))
-    };
-
     view! {
         <section class="explorer" data-testid="explorer">
             <div class="card tree-card">
                 <h2>"Explorer " <LiveBadge /></h2>
                 <NotLive what="these messages" />
-                <label class="field">
-                    <span>"Search (text, or an MQTT filter with + and #)"</span>
-                    <input
-                        type="search"
-                        data-testid="explorer-search"
-                        prop:value=move || search_text.get()
-                        on:input=move |ev| search_text.set(event_target_value(&ev))
-                    />
-                </label>
-                <p class="error" data-testid="explorer-search-error">
-                    {move || search.get().err()}
-                </p>
-                <p class="muted" data-testid="explorer-summary">{summary}</p>
-                <div
-                    class="tree"
-                    class:offline=move || !connection.is_live()
-                    role="tree"
-                    data-testid="explorer-tree"
-                    on:scroll=move |ev| scroll.set(event_target::<web_sys::Element>(&ev).scroll_top().into())
-                >
-                    <div
-                        class="tree-spacer"
-                        style=move || format!("height: {}px", rows.with(Vec::len) as f64 * ROW_HEIGHT)
-                    >
-                        <For each=visible key=|item| item.clone() let:item>
-                            <TreeRow index=item.0 rows collapsed selected />
-                        </For>
-                    </div>
-                </div>
+                <TopicTree selected />
             </div>
             {move || selected.get().map(|topic| view! { <TopicDetails topic /> })}
             <PublishPanel topic=selected.into() />
@@ -118,89 +47,6 @@ fn LiveBadge() -> impl IntoView {
             {move || if live() { "live" } else { "not live" }}
         </span>
     }
-}
-
-#[component]
-fn TreeRow(
-    index: usize,
-    rows: Memo<Vec<Row>>,
-    collapsed: RwSignal<BTreeSet<String>>,
-    selected: RwSignal<Option<String>>,
-) -> impl IntoView {
-    // The row at this position; its path is fixed by the row's key.
-    let row = Memo::new(move |_| rows.with(|rows| rows.get(index).cloned()));
-    let Some(first) = row.get_untracked() else {
-        return ().into_any();
-    };
-    let path = first.path.clone();
-    let is_collapsed = {
-        let path = path.clone();
-        move || collapsed.with(|c| c.contains(&path))
-    };
-    let toggle = {
-        let path = path.clone();
-        move |_| {
-            collapsed.update(|c| {
-                if !c.remove(&path) {
-                    c.insert(path.clone());
-                }
-            });
-        }
-    };
-    let select = {
-        let path = path.clone();
-        move |_| selected.set(Some(path.clone()))
-    };
-    let is_selected = {
-        let path = path.clone();
-        move || selected.with(|s| s.as_deref() == Some(path.as_str()))
-    };
-    let expander = first.has_children.then(|| {
-        let open = is_collapsed.clone();
-        view! {
-            <button
-                class="expander"
-                aria-label="Expand or collapse"
-                aria-expanded=move || (!open()).to_string()
-                on:click=toggle
-            >
-                {move || if is_collapsed() { "▸" } else { "▾" }}
-            </button>
-        }
-    });
-    let field =
-        move |f: fn(&Row) -> String| move || row.with(|r| r.as_ref().map(f).unwrap_or_default());
-    view! {
-        <div
-            class="tree-row"
-            class:selected=is_selected
-            role="treeitem"
-            data-testid="tree-row"
-            data-topic=path
-            style=format!(
-                "top: {}px; padding-left: {}rem",
-                index as f64 * ROW_HEIGHT,
-                first.depth as f64 + 0.2,
-            )
-        >
-            {expander}
-            <button class="link label" data-testid="tree-label" on:click=select>
-                {first.label.clone()}
-            </button>
-            <span class="count" data-testid="tree-count">{field(|r| r.count.to_string())}</span>
-            <span
-                class="retained"
-                title="retained"
-                class:hidden=move || !row.with(|r| r.as_ref().is_some_and(|r| r.retained))
-            >
-                "R"
-            </span>
-            <span class="last" data-testid="tree-last">
-                {field(|r| r.last.clone().unwrap_or_default())}
-            </span>
-        </div>
-    }
-    .into_any()
 }
 
 /// The selected topic: its retained flag (and deletion of the retained messages at and
@@ -341,6 +187,9 @@ fn TopicDetails(topic: String) -> impl IntoView {
     let diff_view = move || {
         let old = compare.get()?;
         let new = current()?;
+        if let Some(changes) = json_changes(&old, &new) {
+            return Some(changes.into_any());
+        }
         let lines = diff(
             &String::from_utf8_lossy(&old.payload),
             &String::from_utf8_lossy(&new.payload),
@@ -356,7 +205,7 @@ fn TopicDetails(topic: String) -> impl IntoView {
                     })
                     .collect_view()}
             </pre>
-        })
+        }.into_any())
     };
     let tabs = View::ALL
         .into_iter()
@@ -428,4 +277,26 @@ fn meta_line(record: &Record) -> String {
         parts.push(format!("{k}={v}"));
     }
     parts.join(" · ")
+}
+
+/// The diff of two JSON documents by path, or `None` if either is not one.
+fn json_changes(old: &Record, new: &Record) -> Option<impl IntoView + use<>> {
+    let (a, b) = json::documents(&old.payload, &new.payload)?;
+    let changes = json::diff(&a, &b);
+    let empty = changes.is_empty().then_some("no differences");
+    let lines = changes
+        .into_iter()
+        .map(|change| match change {
+            Change::Added(path, v) => view! { <div class="added">{format!("+ {path}: {v}")}</div> },
+            Change::Removed(path, v) => {
+                view! { <div class="removed">{format!("- {path}: {v}")}</div> }
+            }
+            Change::Changed(path, a, b) => {
+                view! { <div class="changed">{format!("~ {path}: {a} → {b}")}</div> }
+            }
+        })
+        .collect_view();
+    Some(view! {
+        <pre class="diff" data-testid="diff" data-kind="json">{empty}{lines}</pre>
+    })
 }

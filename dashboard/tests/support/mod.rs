@@ -143,8 +143,21 @@ impl Broker {
 /// `device-sim` publishing `devices` devices (`sim-001`, ...) to the broker; its log
 /// (info level: rejected commands) goes to `log`.
 pub(crate) fn device_sim(binary: &Path, tcp: u16, devices: u32, rate: f64, log: &Path) -> Child {
+    device_sim_with(binary, tcp, devices, rate, log, &[])
+}
+
+/// [`device_sim`] with more arguments (e.g. `--prefix old`).
+pub(crate) fn device_sim_with(
+    binary: &Path,
+    tcp: u16,
+    devices: u32,
+    rate: f64,
+    log: &Path,
+    more: &[&str],
+) -> Child {
     let log = std::fs::File::create(log).expect("device-sim's log");
     Command::new(binary)
+        .args(more)
         .args(["-L", &format!("mqtt://127.0.0.1:{tcp}")])
         .args([
             "--devices",
