@@ -141,9 +141,9 @@ impl Default for HaState {
 }
 
 /// Copies device `id`'s description and state from the store into its signals, or
-/// drops it from the registry when its last entity is gone. (Where the registry tells
-/// the list of such changes, this and the availability update in [`watch`] tell it
-/// too, as the Homie `$state` and `$description` handling does.)
+/// drops it from the registry when its last entity is gone; either way the list's order
+/// and counts follow ([`Registry::changed`], as for Homie's `$state` and `$description`,
+/// and for the availability updates in [`watch`]).
 fn refresh(registry: Registry, id: &str) {
     let (description, state) = registry
         .ha
@@ -159,6 +159,7 @@ fn refresh(registry: Registry, id: &str) {
             devices.remove(id);
         }),
     }
+    registry.changed();
 }
 
 /// Subscribes to the discovery configs under `prefix`, then to every state and
@@ -216,6 +217,7 @@ pub async fn watch(client: Client, prefix: String, registry: Registry) {
             let device = registry.device(id);
             device.state.set(state);
             device.last_seen.set(Some(now));
+            registry.changed();
         }
         for (id, path, value) in changes.values {
             registry.batch.add(
