@@ -61,7 +61,7 @@ pub enum StateFilter {
     All,
     /// Every device that has not gone away.
     Live,
-    /// Lost or disconnected devices.
+    /// Lost, disconnected or offline devices.
     Gone,
     /// Devices in exactly this state.
     Is(DeviceState),
@@ -69,10 +69,10 @@ pub enum StateFilter {
 
 impl StateFilter {
     /// Every filter with its value (for a `<select>`) and label.
-    pub const ALL: [(Self, &'static str, &'static str); 9] = [
+    pub const ALL: [(Self, &'static str, &'static str); 10] = [
         (Self::All, "all", "All states"),
         (Self::Live, "live", "Not gone"),
-        (Self::Gone, "gone", "Lost or disconnected"),
+        (Self::Gone, "gone", "Lost, disconnected or offline"),
         (Self::Is(DeviceState::Ready), "ready", "Ready"),
         (Self::Is(DeviceState::Init), "init", "Init"),
         (Self::Is(DeviceState::Sleeping), "sleeping", "Sleeping"),
@@ -82,6 +82,8 @@ impl StateFilter {
             "disconnected",
             "Disconnected",
         ),
+        // Home Assistant's availability: not seen as online.
+        (Self::Is(DeviceState::Offline), "offline", "Offline"),
         (Self::Is(DeviceState::Unknown), "unknown", "Unknown"),
     ];
 
@@ -166,7 +168,8 @@ fn state_rank(state: DeviceState) -> u8 {
         DeviceState::Sleeping => 2,
         DeviceState::Unknown => 3,
         DeviceState::Disconnected => 4,
-        DeviceState::Lost => 5,
+        DeviceState::Offline => 5,
+        DeviceState::Lost => 6,
     }
 }
 
