@@ -75,6 +75,9 @@ pub struct Broker {
     /// The bridges to other brokers and this broker's name in their hop markers
     /// ([`crate::bridge`]).
     pub(crate) bridges: crate::bridge::BridgeRegistry,
+    /// The bounded topic history ([`crate::history`]): in memory here, loaded from and
+    /// written to its file by [`crate::storage::recovery::open`] with the redb backend.
+    pub(crate) history: crate::history::History,
 }
 
 /// The connection's side of an [`Attachment`]: dropped (or signalled) when it lets go.
@@ -150,6 +153,7 @@ impl Broker {
             stopping: tokio_util::sync::CancellationToken::new(),
             backplane: Plane::default(),
             bridges: crate::bridge::BridgeRegistry::new(&config),
+            history: crate::history::History::in_memory(&config.history),
             storage,
             config,
             router,
