@@ -74,6 +74,9 @@ pub use options::{
     ConnectOptions, ConnectOptionsExt, DropPolicy, OfflineQueueOptions, PublishOptions,
     ReconnectOptions, SubscribeOptions, TimerMode,
 };
+pub use protocol::client::history::{
+    HistoryError, HistoryQuery, HistoryReply, Sample as HistorySample, TopicHistory,
+};
 pub use protocol::client::{DisconnectReason, DropSource, Event, Message, PublishOutcome};
 
 pub use protocol::{

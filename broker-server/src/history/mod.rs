@@ -363,6 +363,20 @@ impl History {
         (index.topics.len(), samples)
     }
 
+    /// The `$SYS/broker/history/...` topics (relative to `$SYS/broker/`) and values.
+    pub(crate) fn sys_topics(&self) -> Vec<(String, String)> {
+        let (topics, samples) = self.size();
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed).to_string();
+        vec![
+            ("history/topics".into(), topics.to_string()),
+            ("history/samples".into(), samples.to_string()),
+            ("history/recorded".into(), get(&self.stats.recorded)),
+            ("history/skipped".into(), get(&self.stats.skipped)),
+            ("history/unwritten".into(), get(&self.stats.unwritten)),
+            ("history/queries".into(), get(&self.stats.queries)),
+        ]
+    }
+
     /// Writes what is queued and closes the file (shutdown). Blocks.
     pub(crate) fn close(&self) {
         if let Some(writer) = &self.disk {

@@ -24,6 +24,7 @@ mod durability;
 mod enhanced_auth;
 mod hostile;
 mod http_api;
+mod history;
 mod keepalive;
 mod limits;
 mod log_output;

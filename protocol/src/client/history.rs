@@ -90,6 +90,12 @@ pub struct TopicHistory {
     pub samples: Vec<Sample>,
 }
 
+/// The reply to a history request as a client received it ([`super::Message`]), or
+/// the broker's error: what both clients' `history` helpers return.
+pub fn decode_reply(message: &super::Message) -> Result<HistoryReply, super::Error> {
+    Ok(HistoryReply::decode(&message.payload)?)
+}
+
 /// The broker's answer to a [`HistoryQuery`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HistoryReply {
