@@ -22,6 +22,8 @@
 //! - `main.rs`: a few lines: panic hook, mount.
 //! - [`explorer`]: every topic (`#`) as a tree, batched per animation frame; payload
 //!   viewer, diff, retained deletion, search, publish panel.
+//! - [`history`]: backfill of device charts and the explorer's selected topic from the
+//!   broker's history (`$history/query`).
 //! - [`broker`]: `$SYS` figures and live charts.
 //! - [`keyed`]: a map of signals by key, owned by the page that made it.
 //! - [`components`]: what several pages use: the chart, and [`components::FrameBatch`]
@@ -35,6 +37,7 @@ pub mod connection;
 pub mod dev_reload;
 pub mod devices;
 pub mod explorer;
+pub mod history;
 pub mod keyed;
 pub mod route;
 pub mod settings;
@@ -92,6 +95,7 @@ pub fn App() -> impl IntoView {
     dev_reload::watch();
     devices::discover(connection, settings, registry);
     explorer::watch(connection, explorer);
+    history::backfill_explorer(connection, explorer, explorer_topic, settings);
     explorer.expose_counters();
     broker::watch(connection, stats);
     connection.connect(&settings.get_untracked());
