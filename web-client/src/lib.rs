@@ -75,7 +75,7 @@ pub use options::{
     ReconnectOptions, SubscribeOptions, TimerMode,
 };
 pub use protocol::client::history::{
-    HistoryError, HistoryQuery, HistoryReply, Sample as HistorySample, TopicHistory,
+    HistoryError, QUERY_TOPIC as HISTORY_QUERY_TOPIC, HistoryQuery, HistoryReply, Sample as HistorySample, TopicHistory,
 };
 pub use protocol::client::{DisconnectReason, DropSource, Event, Message, PublishOutcome};
 

@@ -369,7 +369,8 @@ const STEPS: &[Step] = &[
             ]);
             // The dashboard end to end: its own broker-server serving the trunk build,
             // device-sim, Chromium (`dashboard/tests/e2e.rs`; the not-live and refused
-            // states, `connection_state.rs`; deep links, `navigation.rs`); screenshots
+            // states, `connection_state.rs`; deep links, `navigation.rs`; charts backfilled
+            // from the broker's history after a reload, `history_backfill.rs`); screenshots
             // into target/dashboard-screenshots.
             let debug = ctx.target_dir().join("debug");
             let mut e2e = ctx.cargo(&[
@@ -382,6 +383,8 @@ const STEPS: &[Step] = &[
                 "connection_state",
                 "--test",
                 "navigation",
+                "--test",
+                "history_backfill",
             ]);
             e2e.env("DASHBOARD_DIST", dashboard_e2e_dist(ctx))
                 .env("DASHBOARD_BROKER", debug.join("broker-server"))
