@@ -103,7 +103,9 @@ pub fn merge_records(
     }
 }
 
-/// Backfills the explorer topic that is selected, once per topic and connection.
+/// Backfills the explorer topic that is selected, once per topic and connection. The
+/// reply may come before the topic's first message (its retained one) reaches the
+/// tree: it then waits, and goes in when the topic appears.
 pub fn backfill_explorer(
     connection: Connection,
     explorer: Explorer,
@@ -111,16 +113,46 @@ pub fn backfill_explorer(
     settings: RwSignal<Settings>,
 ) {
     let fetched = StoredValue::new(HashSet::<String>::new());
+    // A reply waiting for its topic to reach the tree.
+    let pending = StoredValue::new(None::<(String, Vec<Record>)>);
+    let apply = move || {
+        let Some((topic, _)) = pending.with_value(Clone::clone) else {
+            return;
+        };
+        let present = explorer
+            .tree
+            .with_untracked(|tree| tree.topic(&topic).is_some());
+        if !present {
+            return;
+        }
+        let Some((topic, records)) = pending.try_update_value(Option::take).flatten() else {
+            return;
+        };
+        let limit = settings.with_untracked(|s| s.topic_history);
+        explorer.tree.update(|tree| {
+            if let Some(held) = tree.topic_mut(&topic) {
+                merge_records(&mut held.history, records, limit);
+            }
+        });
+    };
+    Effect::new(move |_| {
+        explorer.tree.track();
+        apply();
+    });
     Effect::new(move |_| {
         let Some(client) = connection.client.get() else {
             // A new connection starts a new tree: its topics are fetched again.
             fetched.update_value(HashSet::clear);
+            pending.set_value(None);
             return;
         };
         let Some(topic) = selected.0.get() else {
             return;
         };
-        if !fetched.try_update_value(|f| f.insert(topic.clone())).unwrap_or(false) {
+        if !fetched
+            .try_update_value(|f| f.insert(topic.clone()))
+            .unwrap_or(false)
+        {
             return;
         }
         let (limit, payload_limit) =
@@ -137,11 +169,8 @@ pub fn backfill_explorer(
                 .iter()
                 .map(|s| Record::new(&s.payload, payload_limit, s.time_ms as f64))
                 .collect();
-            explorer.tree.update(|tree| {
-                if let Some(held) = tree.topic_mut(&topic) {
-                    merge_records(&mut held.history, records, limit);
-                }
-            });
+            pending.set_value(Some((topic, records)));
+            apply();
         });
     });
 }
@@ -161,7 +190,12 @@ mod tests {
 
     #[test]
     fn only_numbers_become_chart_samples() {
-        let samples = [sample(1, "21.5"), sample(2, "on"), sample(3, " 7 "), sample(4, "NaN")];
+        let samples = [
+            sample(1, "21.5"),
+            sample(2, "on"),
+            sample(3, " 7 "),
+            sample(4, "NaN"),
+        ];
         assert_eq!(numeric(&samples), vec![(1.0, 21.5), (3.0, 7.0)]);
     }
 

@@ -48,8 +48,15 @@ fn samples(caption: &str) -> usize {
 
 /// The points of the chart's SVG line.
 async fn points(client: &fantoccini::Client) -> usize {
-    let line = client.find(Locator::Css(LINE)).await.expect("the chart line");
-    let points = line.attr("points").await.expect("points").unwrap_or_default();
+    let line = client
+        .find(Locator::Css(LINE))
+        .await
+        .expect("the chart line");
+    let points = line
+        .attr("points")
+        .await
+        .expect("points")
+        .unwrap_or_default();
     points.split_whitespace().count()
 }
 

@@ -95,7 +95,8 @@ pub use options::{
     ReconnectOptions, SubscribeOptions,
 };
 pub use protocol::client::history::{
-    HistoryError, QUERY_TOPIC as HISTORY_QUERY_TOPIC, HistoryQuery, HistoryReply, Sample as HistorySample, TopicHistory,
+    HistoryError, HistoryQuery, HistoryReply, QUERY_TOPIC as HISTORY_QUERY_TOPIC,
+    Sample as HistorySample, TopicHistory,
 };
 pub use protocol::client::{DisconnectReason, DropSource, Event, Message, PublishOutcome};
 pub use tls::{TlsConfigError, TlsOptions};

@@ -75,7 +75,8 @@ pub use options::{
     ReconnectOptions, SubscribeOptions, TimerMode,
 };
 pub use protocol::client::history::{
-    HistoryError, QUERY_TOPIC as HISTORY_QUERY_TOPIC, HistoryQuery, HistoryReply, Sample as HistorySample, TopicHistory,
+    HistoryError, HistoryQuery, HistoryReply, QUERY_TOPIC as HISTORY_QUERY_TOPIC,
+    Sample as HistorySample, TopicHistory,
 };
 pub use protocol::client::{DisconnectReason, DropSource, Event, Message, PublishOutcome};
 

@@ -50,7 +50,9 @@ impl HistoryConfig {
             protocol::topic::validate_topic_filter(filter)
                 .map_err(|err| format!("filters: {filter:?}: {err}"))?;
             if filter.starts_with("$share/") {
-                return Err(format!("filters: {filter:?}: a shared filter records nothing"));
+                return Err(format!(
+                    "filters: {filter:?}: a shared filter records nothing"
+                ));
             }
         }
         Ok(())

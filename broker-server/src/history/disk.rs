@@ -108,7 +108,10 @@ pub(crate) fn open(dir: &Path) -> (Vec<(ByteString, Stored)>, Option<Writer>) {
             let aside = path.with_extension("redb.damaged");
             tracing::warn!(path = %path.display(), %why, aside = %aside.display(), "the history file cannot be read: moved aside, history starts empty");
             let moved = std::fs::rename(&path, &aside);
-            match moved.map_err(|err| err.to_string()).and_then(|()| open_and_read(&path)) {
+            match moved
+                .map_err(|err| err.to_string())
+                .and_then(|()| open_and_read(&path))
+            {
                 Ok(opened) => opened,
                 Err(why) => {
                     tracing::warn!(path = %path.display(), %why, "no history file: history is kept in memory only");

@@ -37,7 +37,11 @@ fn samples_come_back_in_order_with_the_count_bound_applied() {
     assert_eq!(reply.topics.len(), 1);
     assert_eq!(
         texts(&reply, 0),
-        vec![(1002, "22".into()), (1003, "23".into()), (1004, "24".into())]
+        vec![
+            (1002, "22".into()),
+            (1003, "23".into()),
+            (1004, "24".into())
+        ]
     );
 }
 
@@ -55,7 +59,10 @@ fn range_and_limit_pick_the_newest_samples_in_range() {
         limit: Some(2),
     };
     let reply = ask(&history, &query).unwrap();
-    assert_eq!(texts(&reply, 0), vec![(1006, "6".into()), (1007, "7".into())]);
+    assert_eq!(
+        texts(&reply, 0),
+        vec![(1006, "6".into()), (1007, "7".into())]
+    );
 }
 
 #[test]
@@ -82,7 +89,13 @@ fn only_matching_topics_small_payloads_and_max_topics_are_recorded() {
         history.record_at(&format!("iot/5/{device}/n/p").into(), b"1", 1);
     }
     assert_eq!(history.size(), (2, 2));
-    assert_eq!(history.stats.skipped.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(
+        history
+            .stats
+            .skipped
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
 }
 
 #[test]

@@ -66,7 +66,10 @@ fn shown(reply: &HistoryReply) -> Vec<(String, Vec<String>)> {
 }
 
 fn owned(topic: &str, payloads: &[&str]) -> (String, Vec<String>) {
-    (topic.into(), payloads.iter().map(|p| p.to_string()).collect())
+    (
+        topic.into(),
+        payloads.iter().map(|p| p.to_string()).collect(),
+    )
 }
 
 #[tokio::test]
@@ -156,11 +159,7 @@ async fn the_acl_limits_history_to_what_the_client_may_subscribe_to() {
     config.auth.acl_file = Some(acl);
     let broker = TestBroker::with_config(config).await;
     let writer = client(&broker, "writer", Some("writer")).await;
-    publish_all(
-        &writer,
-        &[("iot/5/alice/n/p", "1"), ("iot/5/bob/n/p", "2")],
-    )
-    .await;
+    publish_all(&writer, &[("iot/5/alice/n/p", "1"), ("iot/5/bob/n/p", "2")]).await;
     let alice = client(&broker, "alice", Some("alice")).await;
     let refused = alice
         .history(&HistoryQuery::new("iot/5/bob/#"), PATIENCE)
@@ -198,10 +197,11 @@ async fn a_bad_request_and_a_broker_without_history_answer_with_a_reason() {
         .await
         .expect("an answer");
     let refused = native_client::HistoryReply::decode(&answer.payload);
-    assert!(matches!(refused, Err(HistoryError::BadRequest(_))), "{refused:?}");
-    let refused = asker
-        .history(&HistoryQuery::new("iot/#/x"), PATIENCE)
-        .await;
+    assert!(
+        matches!(refused, Err(HistoryError::BadRequest(_))),
+        "{refused:?}"
+    );
+    let refused = asker.history(&HistoryQuery::new("iot/#/x"), PATIENCE).await;
     assert!(
         matches!(refused, Err(Error::History(HistoryError::BadRequest(_)))),
         "{refused:?}"

@@ -221,7 +221,10 @@ impl HistoryReply {
         let wire: WireReply<'_> =
             serde_json::from_slice(body).map_err(|err| HistoryError::Malformed(err.to_string()))?;
         if let Some(code) = wire.error {
-            return Err(HistoryError::from_code(&code, wire.message.unwrap_or_default()));
+            return Err(HistoryError::from_code(
+                &code,
+                wire.message.unwrap_or_default(),
+            ));
         }
         let mut topics = Vec::with_capacity(wire.topics.len());
         for topic in wire.topics {

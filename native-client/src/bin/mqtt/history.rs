@@ -39,8 +39,13 @@ pub(crate) struct HistoryArgs {
 
 /// `90s`, `10m`, `2h`, `1d` (or plain seconds) as a duration.
 fn parse_age(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let number: u64 = number.parse().map_err(|_| format!("`{text}`: a number and s, m, h or d"))?;
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}`: a number and s, m, h or d"))?;
     let secs = match unit {
         "" | "s" => 1,
         "m" => 60,
@@ -60,7 +65,9 @@ pub(crate) async fn run(args: HistoryArgs) -> Result<(), Failure> {
             "history needs MQTT 5 request/response (-V 5)".into(),
         ));
     }
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let from = match args.since {
         Some(age) => Some(u64::try_from(now.saturating_sub(age).as_millis()).unwrap_or(0)),
         None => args.from,
