@@ -180,22 +180,30 @@ impl History {
         self.filters.iter().any(|filter| filter.matches(topic))
     }
 
-    /// Records a message routed now (if its topic is recorded).
-    pub(crate) fn record(&self, topic: &ByteString, payload: &[u8]) {
-        if self.filters.is_empty() {
-            return;
-        }
-        self.record_at(topic, payload, now_ms());
+    /// Whether a message to `topic` with `payload` is recorded.
+    fn wants(&self, topic: &str, payload: &[u8]) -> bool {
+        !payload.is_empty() && payload.len() <= self.config.max_payload_bytes && self.records(topic)
     }
 
-    /// Records a message routed at `now` (ms since the epoch), if its topic is recorded.
-    pub(crate) fn record_at(&self, topic: &ByteString, payload: &[u8], now: u64) {
-        if payload.is_empty()
-            || payload.len() > self.config.max_payload_bytes
-            || !self.records(topic)
-        {
-            return;
+    /// Records a message routed now (if its topic is recorded). The clock is read only
+    /// for a message that is.
+    pub(crate) fn record(&self, topic: &ByteString, payload: &[u8]) {
+        if self.wants(topic, payload) {
+            self.insert(topic, payload, now_ms());
         }
+    }
+
+    /// Records a message routed at `now` (ms since the epoch), if its topic is recorded
+    /// (the tests' clock).
+    #[cfg(test)]
+    pub(crate) fn record_at(&self, topic: &ByteString, payload: &[u8], now: u64) {
+        if self.wants(topic, payload) {
+            self.insert(topic, payload, now);
+        }
+    }
+
+    /// Adds a sample to `topic`'s series (and the file), pruning what falls out.
+    fn insert(&self, topic: &ByteString, payload: &[u8], now: u64) {
         let mut index = self.index.lock();
         let full = index.topics.len() >= self.config.max_topics;
         if full && !index.topics.contains_key(topic) {
