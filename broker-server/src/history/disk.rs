@@ -35,6 +35,10 @@ const SAMPLES: TableDefinition<'_, (&str, u64), &[u8]> = TableDefinition::new("s
 /// up with before any is left out.
 const QUEUE: usize = 65_536;
 
+/// redb's page cache for the history file: the file is written, and read only at
+/// start, so a small cache does (redb's default would grow to the file's size).
+const CACHE_BYTES: usize = 4 * 1024 * 1024;
+
 /// How long the writer gathers operations before it commits them.
 const COMMIT_EVERY: Duration = Duration::from_secs(1);
 
@@ -149,7 +153,10 @@ fn decode(value: &[u8]) -> Option<(u64, &[u8])> {
 fn open_and_read(path: &Path) -> Result<(Database, Vec<(ByteString, Stored)>), String> {
     // redb may panic on a damaged file: that is damage, not a broker bug.
     let guarded = std::panic::catch_unwind(|| -> Result<_, String> {
-        let db = Database::create(path).map_err(|err| err.to_string())?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|err| err.to_string())?;
         let txn = db.begin_write().map_err(|err| err.to_string())?;
         txn.open_table(SAMPLES).map_err(|err| err.to_string())?;
         txn.commit().map_err(|err| err.to_string())?;
