@@ -220,34 +220,46 @@ fn write_loop(db: &Database, rx: &mpsc::Receiver<Op>) {
     }
 }
 
-/// Applies `batch` in one transaction.
+/// Applies `batch` in one transaction. Removals are merged per topic (the furthest
+/// wins) and applied after the inserts, and an insert that a removal of the same batch
+/// covers is skipped: at a steady rate every sample recorded pushes one out, and this
+/// turns a batch's many range deletions into one per topic.
 fn commit(db: &Database, batch: Vec<Op>) -> Result<(), String> {
+    let mut through: std::collections::HashMap<ByteString, u64> = Default::default();
+    for op in &batch {
+        if let Op::RemoveThrough { topic, seq } = op {
+            let furthest = through.entry(topic.clone()).or_insert(*seq);
+            *furthest = (*furthest).max(*seq);
+        }
+    }
     let txn = db.begin_write().map_err(|err| err.to_string())?;
     {
         let mut table = txn.open_table(SAMPLES).map_err(|err| err.to_string())?;
         let mut value = Vec::new();
         for op in batch {
-            match op {
-                Op::Insert {
-                    topic,
-                    seq,
-                    time_ms,
-                    payload,
-                } => {
-                    value.clear();
-                    value.extend_from_slice(&time_ms.to_le_bytes());
-                    value.extend_from_slice(&payload);
-                    table
-                        .insert((&*topic, seq), value.as_slice())
-                        .map_err(|err| err.to_string())?;
-                }
-                Op::RemoveThrough { topic, seq } => {
-                    table
-                        .retain_in((&*topic, 0_u64)..=(&*topic, seq), |_, _| false)
-                        .map_err(|err| err.to_string())?;
-                }
-                Op::Close(_) => {}
+            let Op::Insert {
+                topic,
+                seq,
+                time_ms,
+                payload,
+            } = op
+            else {
+                continue;
+            };
+            if through.get(&topic).is_some_and(|&last| seq <= last) {
+                continue;
             }
+            value.clear();
+            value.extend_from_slice(&time_ms.to_le_bytes());
+            value.extend_from_slice(&payload);
+            table
+                .insert((&*topic, seq), value.as_slice())
+                .map_err(|err| err.to_string())?;
+        }
+        for (topic, seq) in &through {
+            table
+                .retain_in((&**topic, 0_u64)..=(&**topic, *seq), |_, _| false)
+                .map_err(|err| err.to_string())?;
         }
     }
     txn.commit().map_err(|err| err.to_string())
