@@ -202,6 +202,10 @@ fn write_loop(db: &Database, rx: &mpsc::Receiver<Op>) {
                 batch.pop();
                 break;
             }
+            // A batch holds at most a queue's worth, so memory stays bounded at any rate.
+            if batch.len() >= QUEUE {
+                break;
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(op) => batch.push(op),
