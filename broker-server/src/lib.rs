@@ -48,6 +48,7 @@
 //!   documented default.
 //!
 //! Beside the path: `bridge` (this broker as a client of other brokers: `[[bridges]]`),
+//! `history` (the bounded topic history served on `$history/query`),
 //! `expiry` (will-delay and session-expiry timers), `clients` (the
 //! connections open now), `sys` (`$SYS` topics), `metrics` (counters). `main.rs`:
 //! parse the command line, load the config, init tracing, call [`run`].
@@ -68,6 +69,7 @@ pub mod cluster;
 pub mod config;
 mod connection;
 mod expiry;
+mod history;
 mod http;
 mod limits;
 mod message;
@@ -234,6 +236,10 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningBroker> {
         .cluster
         .validate()
         .map_err(|err| anyhow::anyhow!("[cluster]: {err}"))?;
+    config
+        .history
+        .validate()
+        .map_err(|err| anyhow::anyhow!("[history]: {err}"))?;
     // The security files and the store are read before any listener opens.
     let security = security::Security::load(&config.auth)
         .map_err(|err| anyhow::anyhow!("cannot load the [auth] settings: {err}"))?;
@@ -305,7 +311,10 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningBroker> {
             let mut ticker = tokio::time::interval(std::time::Duration::from_secs(60));
             loop {
                 tokio::select! {
-                    _ = ticker.tick() => { broker.router.retained_mut().purge_expired(clock::now()); }
+                    _ = ticker.tick() => {
+                        broker.router.retained_mut().purge_expired(clock::now());
+                        broker.history.sweep(history::now_ms());
+                    }
                     _ = shutdown.changed() => return,
                 }
             }

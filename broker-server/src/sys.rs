@@ -122,6 +122,9 @@ impl SysPublisher {
         if broker.storage.is_durable() {
             out.extend(crate::storage::sys_topics(&broker.storage));
         }
+        if broker.history.is_enabled() {
+            out.extend(broker.history.sys_topics());
+        }
         if let crate::broker::backplane::Plane::Nats(plane) = &broker.backplane {
             out.push(("cluster/node".into(), plane.node.clone()));
             let mut names: Vec<String> = plane.nodes().into_iter().map(|n| n.name).collect();

@@ -23,6 +23,8 @@
 //! - `main.rs`: a few lines: panic hook, mount.
 //! - [`explorer`]: every topic (`#`) as a tree, batched per animation frame; payload
 //!   viewer, diff, retained deletion, search, publish panel.
+//! - [`history`]: backfill of device charts and the explorer's selected topic from the
+//!   broker's history (`$history/query`).
 //! - [`broker`]: `$SYS` figures and live charts; the operator login and views over the
 //!   admin API (clients, retained messages).
 //! - [`keyed`]: a map of signals by key, owned by the page that made it.
@@ -37,6 +39,7 @@ pub mod connection;
 pub mod dev_reload;
 pub mod devices;
 pub mod explorer;
+pub mod history;
 pub mod keyed;
 pub mod route;
 pub mod settings;
@@ -96,6 +99,7 @@ pub fn App() -> impl IntoView {
     dev_reload::watch();
     devices::discover(connection, settings, registry);
     explorer::watch(connection, explorer);
+    history::backfill_explorer(connection, explorer, explorer_topic, settings);
     explorer.expose_counters();
     broker::watch(connection, stats);
     connection.connect(&settings.get_untracked());

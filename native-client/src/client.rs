@@ -10,6 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use bytestring::ByteString;
 use futures::Stream;
+use protocol::client::history::{self, HistoryQuery, HistoryReply};
 use protocol::client::{ConnectFailure, Event, Message, Outgoing, PublishOutcome};
 use protocol::{ProtocolVersion, QoS, ReasonCode, TopicFilter};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -132,6 +133,21 @@ impl Client {
             })
             .await?;
         Ok(subscription)
+    }
+
+    /// The broker's recorded history of the topics matching `query.filter` (MQTT 5
+    /// request/response on `$history/query`, docs/history.md): samples oldest first,
+    /// only of topics this client may read. [`Error::History`] when the broker refuses
+    /// (bad request, not authorized, history disabled); [`Error::NeedsV5`] on MQTT 3.x.
+    pub async fn history(
+        &self,
+        query: &HistoryQuery,
+        timeout: Duration,
+    ) -> Result<HistoryReply, Error> {
+        let reply = self
+            .request(history::QUERY_TOPIC, query.encode(), timeout)
+            .await?;
+        history::decode_reply(&reply)
     }
 
     /// MQTT 5 request/response: publishes `payload` to `topic` at QoS 1 with a Response

@@ -94,6 +94,10 @@ pub use options::{
     ConnectOptions, ConnectOptionsExt, DropPolicy, OfflineQueueOptions, PublishOptions,
     ReconnectOptions, SubscribeOptions,
 };
+pub use protocol::client::history::{
+    HistoryError, HistoryQuery, HistoryReply, QUERY_TOPIC as HISTORY_QUERY_TOPIC,
+    Sample as HistorySample, TopicHistory,
+};
 pub use protocol::client::{DisconnectReason, DropSource, Event, Message, PublishOutcome};
 pub use tls::{TlsConfigError, TlsOptions};
 pub use transport::TransportError;

@@ -377,7 +377,8 @@ const STEPS: &[Step] = &[
             // states, `connection_state.rs`; deep links, `navigation.rs`; pinned
             // selections, keyboard controls and chart readouts, `truthful_views.rs`; the
             // operator views, profiles and the app shell, `operator.rs`; the device list
-            // at scale and the explorer by keyboard, `lists.rs`); screenshots
+            // at scale and the explorer by keyboard, `lists.rs`; charts backfilled from
+            // the broker's history after a reload, `history_backfill.rs`); screenshots
             // into target/dashboard-screenshots.
             let debug = ctx.target_dir().join("debug");
             let mut e2e = ctx.cargo(&[
@@ -399,6 +400,8 @@ const STEPS: &[Step] = &[
                 "operator",
                 "--test",
                 "lists",
+                "--test",
+                "history_backfill",
             ]);
             e2e.env("DASHBOARD_DIST", dashboard_e2e_dist(ctx))
                 .env("DASHBOARD_BROKER", debug.join("broker-server"))

@@ -99,6 +99,7 @@ impl Broker {
             retained.set(message.clone());
             stored = self.storage.retain(message);
         }
+        self.history.record(&message.topic, &message.payload);
         with_route_scratch(|scratch| {
             self.router.route(message, scratch);
             let routed = scratch.len();

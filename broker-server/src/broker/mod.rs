@@ -77,6 +77,9 @@ pub struct Broker {
     pub(crate) bridges: crate::bridge::BridgeRegistry,
     /// Operator sessions of the admin API (`POST /api/login`), shared by every listener.
     pub(crate) admin_sessions: crate::http::login::Sessions,
+    /// The bounded topic history ([`crate::history`]): in memory here, loaded from and
+    /// written to its file by [`crate::storage::recovery::open`] with the redb backend.
+    pub(crate) history: crate::history::History,
 }
 
 /// The connection's side of an [`Attachment`]: dropped (or signalled) when it lets go.
@@ -153,6 +156,7 @@ impl Broker {
             backplane: Plane::default(),
             bridges: crate::bridge::BridgeRegistry::new(&config),
             admin_sessions: Default::default(),
+            history: crate::history::History::in_memory(&config.history),
             storage,
             config,
             router,

@@ -22,12 +22,14 @@ use serde::Deserialize;
 
 mod auth;
 mod bridge;
+mod history;
 mod storage;
 
 pub use auth::{AuthConfig, JwtConfig};
 pub use bridge::{
     BridgeAddress, BridgeConfig, BridgeProtocol, Direction, TopicRule, filters_overlap,
 };
+pub use history::HistoryConfig;
 pub use storage::{Backend, FsyncPolicy, StorageConfig};
 
 /// The broker's whole configuration.
@@ -57,6 +59,8 @@ pub struct Config {
     /// ([`crate::cluster::config`]). Default `backend = "none"`: one node.
     #[serde(deserialize_with = "crate::cluster::config::deserialize_checked")]
     pub cluster: crate::cluster::config::ClusterConfig,
+    /// The bounded topic history served on `$history/query` ([`crate::history`]).
+    pub history: HistoryConfig,
     /// Bridges to other MQTT brokers (`[[bridges]]`, [`bridge`]). Default none.
     #[serde(deserialize_with = "bridge::deserialize_bridges")]
     pub bridges: Vec<BridgeConfig>,

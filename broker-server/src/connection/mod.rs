@@ -26,6 +26,7 @@ use crate::clock;
 use crate::message::Delivery;
 
 mod durable;
+mod history;
 mod inflight;
 mod io;
 mod lifecycle;

@@ -64,6 +64,10 @@ impl Connection {
             self.session.disconnect(ReasonCode::TopicNameInvalid);
             return;
         }
+        if Self::is_history_query(&publish) {
+            self.on_history_query(publish);
+            return;
+        }
         let packet_id = publish.packet_id;
         let qos = publish.qos;
         if !self.may(Access::Publish, &publish.topic) {

@@ -200,6 +200,10 @@ pub(crate) fn open(
     let storage = Storage::new(store);
     let snapshot = storage.load()?;
     let mut broker = Broker::with_parts(config, storage, security);
+    if broker.storage.is_durable() {
+        let history = &broker.config.history;
+        broker.history = crate::history::History::open(history, &broker.config.storage.dir);
+    }
     // Before the sessions are restored: their subscriptions are the node's interest.
     broker.backplane = plane;
     let broker = Arc::new(broker);
@@ -225,6 +229,8 @@ pub(crate) fn open(
 /// At shutdown, once the connection tasks have ended (and stored their sessions):
 /// applies everything queued, fsyncs and closes the store.
 pub(crate) async fn close(broker: Arc<Broker>) {
+    let history = broker.clone();
+    let _ = tokio::task::spawn_blocking(move || history.history.close()).await;
     if !broker.storage.is_durable() {
         return;
     }

@@ -23,6 +23,7 @@ mod cluster;
 mod crash;
 mod durability;
 mod enhanced_auth;
+mod history;
 mod hostile;
 mod http_api;
 mod keepalive;

@@ -45,6 +45,18 @@ impl History {
         }
     }
 
+    /// Puts `older` samples (oldest first; from the broker's history) before the ones
+    /// held: only those older than the oldest held, then the newest `limit` kept.
+    pub fn backfill(&mut self, older: impl IntoIterator<Item = Sample>, limit: usize) {
+        let first = self.samples.front().map_or(f64::INFINITY, |s| s.0);
+        let mut merged: VecDeque<Sample> = older.into_iter().filter(|s| s.0 < first).collect();
+        merged.append(&mut self.samples);
+        while merged.len() > limit.max(1) {
+            merged.pop_front();
+        }
+        self.samples = merged;
+    }
+
     /// How many samples it holds.
     pub fn len(&self) -> usize {
         self.samples.len()

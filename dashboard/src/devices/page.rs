@@ -173,6 +173,8 @@ async fn watch(
             return;
         }
     };
+    // What the broker recorded goes first; live messages wait in the subscription.
+    crate::history::backfill_device(&client, &root, &id, histories, limit).await;
     while let Some(message) = subscription.recv().await {
         let Some((_, rest)) = homie::split_device_topic(&root, message.topic()) else {
             continue;

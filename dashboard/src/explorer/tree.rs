@@ -161,6 +161,12 @@ impl Tree {
         self.nodes.get(&levels)?.topic.as_ref()
     }
 
+    /// The topic `topic`, to change its history (a backfill from the broker).
+    pub fn topic_mut(&mut self, topic: &str) -> Option<&mut Topic> {
+        let levels: Vec<String> = topic.split('/').map(str::to_owned).collect();
+        self.nodes.get_mut(&levels)?.topic.as_mut()
+    }
+
     /// Marks `topic` as no longer retained (after this dashboard deleted it); a topic
     /// with no other traffic leaves the tree.
     pub fn clear_retained(&mut self, topic: &str) {

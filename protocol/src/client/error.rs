@@ -54,6 +54,11 @@ pub enum Error {
     /// The message carries no response topic to respond to.
     #[error("the request carries no response topic")]
     NoResponseTopic,
+    /// The broker refused a history request, or its reply could not be read
+    /// ([`super::history`]).
+    #[cfg(feature = "history")]
+    #[error(transparent)]
+    History(#[from] super::history::HistoryError),
 }
 
 /// Why the first connection failed once the transport was open, or within the connect

@@ -27,6 +27,8 @@
 //!   [`SubscribeOptions`].
 //! - [`subscription`]: [`SubscriptionRegistry`], local subscriptions over shared
 //!   filters, Subscription Identifiers and routing of incoming messages.
+//! - [`history`] (feature `history`): the broker history request and reply
+//!   (`$history/query`, docs/history.md), encoded and decoded.
 //! - [`small_map`]: [`SmallMap`], the insertion-ordered table the registry (and the
 //!   browser client's other small tables) use.
 
@@ -35,6 +37,8 @@ pub mod command;
 pub mod connection;
 pub mod error;
 pub mod event;
+#[cfg(feature = "history")]
+pub mod history;
 pub mod message;
 pub mod options;
 pub mod small_map;

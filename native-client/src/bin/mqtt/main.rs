@@ -5,6 +5,7 @@
 //! mqtt sub -t 'iot/5/+/$state' -v
 //! mqtt pub -t iot/5/sim-001/lamp/switch/set -m true -q 1 --response-topic dash/me/res/sim-001
 //! mqtt bench fanin -c 8 -m 10000 -q 1 --json
+//! mqtt history 'iot/5/+/+/+' --since 10m
 //! ```
 //!
 //! Exit codes: 0 success; 1 usage error or no connection (refused, unreachable,
@@ -15,12 +16,14 @@
 //!
 //! - `args`: the connection options both subcommands share.
 //! - `publish`: `mqtt pub`; `subscribe`: `mqtt sub` and its output formats.
+//! - `history`: `mqtt history`, the broker's recorded history of a filter.
 //! - `failure`: errors and their exit codes.
 //! - `bench/`: `mqtt bench`, the load generator (its own lean connection, not `Client`).
 
 mod args;
 mod bench;
 mod failure;
+mod history;
 mod publish;
 mod subscribe;
 
@@ -53,6 +56,9 @@ enum Command {
     /// Load a broker and measure it (like emqtt-bench): conn, pub, sub, fanin, fanout,
     /// latency.
     Bench(bench::BenchArgs),
+    /// Print the broker's recorded history of the topics matching a filter (MQTT 5).
+    #[command(disable_help_flag = true)]
+    History(history::HistoryArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +77,7 @@ fn main() -> ExitCode {
     let debug = match &cli.command {
         Command::Pub(args) => args.conn.debug,
         Command::Sub(args) => args.conn.debug,
+        Command::History(args) => args.conn.debug,
         Command::Bench(_) => false,
     };
     tracing_subscriber::fmt()
@@ -85,6 +92,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Pub(args) => on_one_thread(publish::run(args)),
         Command::Sub(args) => on_one_thread(subscribe::run(args)),
+        Command::History(args) => on_one_thread(history::run(args)),
         // `mqtt bench` builds its own runtime (`--threads`).
         Command::Bench(args) => bench::run(args),
     };
