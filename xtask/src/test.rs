@@ -376,7 +376,8 @@ const STEPS: &[Step] = &[
             // device-sim, Chromium (`dashboard/tests/e2e.rs`; the not-live and refused
             // states, `connection_state.rs`; deep links, `navigation.rs`; pinned
             // selections, keyboard controls and chart readouts, `truthful_views.rs`; the
-            // operator views, profiles and the app shell, `operator.rs`); screenshots
+            // operator views, profiles and the app shell, `operator.rs`; the bridges card
+            // against a real mosquitto, `bridges.rs`); screenshots
             // into target/dashboard-screenshots.
             let debug = ctx.target_dir().join("debug");
             let mut e2e = ctx.cargo(&[
@@ -396,6 +397,8 @@ const STEPS: &[Step] = &[
                 "truthful_views",
                 "--test",
                 "operator",
+                "--test",
+                "bridges",
             ]);
             e2e.env("DASHBOARD_DIST", dashboard_e2e_dist(ctx))
                 .env("DASHBOARD_BROKER", debug.join("broker-server"))
