@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use serde::Deserialize;
+use serde_json::Value;
 
 use super::BrokerStats;
 use super::admin::AdminSession;
@@ -56,44 +56,52 @@ pub fn from_sys(figures: &BTreeMap<String, String>) -> Vec<SysBridge> {
 }
 
 /// One bridge as `GET /api/bridges` describes it (the fields shown here).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApiBridge {
     /// Its configured name.
     pub name: String,
     /// `connected` / `disconnected`.
-    #[serde(default)]
     pub state: String,
     /// The remote `host:port` it is connected (or was last connecting) to.
-    #[serde(default)]
     pub remote: Option<String>,
     /// `single` (no cluster), `holder` or `standby`.
-    #[serde(default)]
     pub role: String,
     /// The cluster node running it, when known.
-    #[serde(default)]
     pub holder: Option<String>,
     /// Messages received from the remote.
-    #[serde(default)]
     pub messages_in: u64,
     /// Messages sent to the remote.
-    #[serde(default)]
     pub messages_out: u64,
     /// Messages waiting for the remote.
-    #[serde(default)]
     pub outbox: u64,
     /// Messages dropped by a full outbox.
-    #[serde(default)]
     pub dropped: u64,
     /// Why the last connection failed or ended.
-    #[serde(default)]
     pub last_error: Option<String>,
 }
 
-/// The answer of `GET /api/bridges`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-pub struct ApiAnswer {
-    /// Every configured bridge.
-    pub bridges: Vec<ApiBridge>,
+/// The bridges in the answer of `GET /api/bridges` (`{"bridges": [...]}`), or `None`
+/// if it is not that shape (a bridge without a name). Missing fields are empty or 0.
+pub fn parse_api(answer: &Value) -> Option<Vec<ApiBridge>> {
+    let text = |b: &Value, key: &str| b.get(key).and_then(Value::as_str).map(str::to_owned);
+    let count = |b: &Value, key: &str| b.get(key).and_then(Value::as_u64).unwrap_or(0);
+    let list = answer.get("bridges")?.as_array()?;
+    list.iter()
+        .map(|b| {
+            Some(ApiBridge {
+                name: text(b, "name")?,
+                state: text(b, "state").unwrap_or_default(),
+                remote: text(b, "remote"),
+                role: text(b, "role").unwrap_or_default(),
+                holder: text(b, "holder"),
+                messages_in: count(b, "messages_in"),
+                messages_out: count(b, "messages_out"),
+                outbox: count(b, "outbox"),
+                dropped: count(b, "dropped"),
+                last_error: text(b, "last_error"),
+            })
+        })
+        .collect()
 }
 
 /// One row of the card: what `$SYS` says, with the API's figures when known.
@@ -163,15 +171,19 @@ pub fn BridgesCard() -> impl IntoView {
     let row = move |row: Row| {
         let api = row.api.unwrap_or_default();
         let (name, state) = (row.name.clone(), row.state.clone());
+        // One cell view for every figure (remote, counters, last error).
         let figures = logged_in().then(|| {
-            view! {
-                <td data-testid="bridge-remote">{api.remote.unwrap_or_default()}</td>
-                <td class="value" data-testid="bridge-in">{thousands(api.messages_in as f64)}</td>
-                <td class="value" data-testid="bridge-out">{thousands(api.messages_out as f64)}</td>
-                <td class="value" data-testid="bridge-outbox">{thousands(api.outbox as f64)}</td>
-                <td class="value" data-testid="bridge-dropped">{thousands(api.dropped as f64)}</td>
-                <td data-testid="bridge-error"><span class="error">{api.last_error.unwrap_or_default()}</span></td>
-            }
+            let count = |n: u64| thousands(n as f64);
+            [
+                ("bridge-remote", "", api.remote.unwrap_or_default()),
+                ("bridge-in", "", count(api.messages_in)),
+                ("bridge-out", "", count(api.messages_out)),
+                ("bridge-outbox", "", count(api.outbox)),
+                ("bridge-dropped", "", count(api.dropped)),
+                ("bridge-error", "error", api.last_error.unwrap_or_default()),
+            ]
+            .map(|(id, class, text)| view! { <td data-testid=id><span class=class>{text}</span></td> })
+            .collect_view()
         });
         view! {
             <tr data-testid="bridge-row" data-name=name>
@@ -184,9 +196,9 @@ pub fn BridgesCard() -> impl IntoView {
     };
     let head = move || {
         logged_in().then(|| {
-            view! {
-                <th>"Remote"</th><th>"In"</th><th>"Out"</th><th>"Outbox"</th><th>"Dropped"</th><th>"Last error"</th>
-            }
+            ["Remote", "In", "Out", "Outbox", "Dropped", "Last error"]
+                .map(|h| view! { <th>{h}</th> })
+                .collect_view()
         })
     };
     let body = move || {
@@ -213,10 +225,8 @@ pub fn BridgesCard() -> impl IntoView {
     view! {
         <section class="broker card" data-testid="bridges">
             <h2>"Bridges"</h2>
-            <Show when=logged_in>
-                <Poll api message />
-                <p class="muted" role="status" data-testid="bridges-message">{move || message.get()}</p>
-            </Show>
+            {move || logged_in().then(|| view! { <Poll api message /> })}
+            <p class="muted" role="status" data-testid="bridges-message">{move || message.get()}</p>
             <div class="table-scroll">{body}</div>
         </section>
     }
@@ -230,12 +240,12 @@ fn Poll(api: RwSignal<Option<Vec<ApiBridge>>>, message: RwSignal<String>) -> imp
     let load = move || {
         spawn_local(async move {
             match session.call("GET", "/api/bridges").await {
-                Ok(value) => match serde_json::from_value::<ApiAnswer>(value) {
-                    Ok(answer) => {
-                        api.set(Some(answer.bridges));
+                Ok(value) => match parse_api(&value) {
+                    Some(bridges) => {
+                        api.set(Some(bridges));
                         message.set(String::new());
                     }
-                    Err(error) => message.set(format!("unexpected answer: {error}")),
+                    None => message.set("unexpected answer".to_owned()),
                 },
                 Err(error) => message.set(error.to_string()),
             }
@@ -246,7 +256,10 @@ fn Poll(api: RwSignal<Option<Vec<ApiBridge>>>, message: RwSignal<String>) -> imp
     {
         on_cleanup(move || handle.clear());
     }
-    on_cleanup(move || api.set(None));
+    on_cleanup(move || {
+        api.set(None);
+        message.set(String::new());
+    });
 }
 
 #[cfg(test)]
@@ -294,8 +307,8 @@ mod tests {
             "role":"single","holder":null,"protocol":"mqttv5","topics":["a/# both 0"],
             "connect_attempts":1,"messages_in":2,"messages_out":3,"outbox":4,"dropped":5,
             "loops":0,"last_error":"connection reset"}]}"#;
-        let answer: ApiAnswer = serde_json::from_str(json).unwrap();
-        let edge = &answer.bridges[0];
+        let bridges = parse_api(&serde_json::from_str(json).unwrap()).unwrap();
+        let edge = &bridges[0];
         assert_eq!(edge.remote.as_deref(), Some("127.0.0.1:1883"));
         assert_eq!(
             (
@@ -307,6 +320,16 @@ mod tests {
             (2, 3, 4, 5)
         );
         assert_eq!(edge.last_error.as_deref(), Some("connection reset"));
+        assert_eq!(edge.holder, None);
+        assert_eq!(
+            parse_api(&serde_json::json!({"bridges": [{"state": "x"}]})),
+            None
+        );
+        assert_eq!(parse_api(&serde_json::json!([])), None);
+        assert_eq!(
+            parse_api(&serde_json::json!({"bridges": []})),
+            Some(Vec::new())
+        );
     }
 
     #[test]
