@@ -230,6 +230,11 @@ async fn an_operator_logs_in_disconnects_a_client_and_deletes_a_retained_message
         t.ends_with(" B") || t.ends_with("KiB") || t.ends_with("MiB")
     })
     .await;
+    // This broker has no bridges: the bridges card says so.
+    wait_text(&client, "[data-testid=bridges-none]", "no bridges", |t| {
+        t.starts_with("No bridges configured")
+    })
+    .await;
 
     // A wrong token is refused with the broker's reason; the right one logs in.
     type_into(&client, "[data-testid=operator-secret]", "not-the-token").await;

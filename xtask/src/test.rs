@@ -378,7 +378,8 @@ const STEPS: &[Step] = &[
             // selections, keyboard controls and chart readouts, `truthful_views.rs`; the
             // operator views, profiles and the app shell, `operator.rs`; the device list
             // at scale and the explorer by keyboard, `lists.rs`; charts backfilled from
-            // the broker's history after a reload, `history_backfill.rs`); screenshots
+            // the broker's history after a reload, `history_backfill.rs`; the bridges card
+            // against a real mosquitto, `bridges.rs`); screenshots
             // into target/dashboard-screenshots.
             let debug = ctx.target_dir().join("debug");
             let mut e2e = ctx.cargo(&[
@@ -402,6 +403,8 @@ const STEPS: &[Step] = &[
                 "lists",
                 "--test",
                 "history_backfill",
+                "--test",
+                "bridges",
             ]);
             e2e.env("DASHBOARD_DIST", dashboard_e2e_dist(ctx))
                 .env("DASHBOARD_BROKER", debug.join("broker-server"))

@@ -3,9 +3,12 @@
 //! second (from the `messages/received` and `messages/sent` counters between two
 //! updates) and connected clients, formatted ([`format`]: thousands separators,
 //! bytes, uptime); and the operator views over the admin API, behind the operator login
-//! ([`admin`]): connected clients ([`clients`]) and retained messages ([`retained`]).
+//! ([`admin`]): connected clients ([`clients`]) and retained messages ([`retained`]);
+//! and the broker's bridges ([`bridges`]: `$SYS` for everyone, the admin API's figures
+//! for the operator).
 
 pub mod admin;
+pub mod bridges;
 pub mod clients;
 pub mod format;
 pub mod retained;
@@ -169,6 +172,7 @@ pub fn BrokerPage() -> impl IntoView {
             </div>
         </section>
         <Operator />
+        <bridges::BridgesCard />
         <section class="broker card">
             <h2>"$SYS figures"</h2>
             <table class="properties" data-testid="broker-figures">
