@@ -21,7 +21,8 @@
 //!   Homie 5 parsing (`devices/homie.rs`, pure, unit-tested natively).
 //! - [`theme`]: dark mode (OS preference, toggle).
 //! - `main.rs`: a few lines: panic hook, mount.
-//! - [`explorer`]: every topic (`#`) as a tree, batched per animation frame; payload
+//! - [`explorer`]: every topic (`#`, subscribed while its page is shown) as a tree,
+//!   batched per animation frame; payload
 //!   viewer, diff, retained deletion, search, publish panel.
 //! - [`broker`]: `$SYS` figures and live charts; the operator login and views over the
 //!   admin API (clients, retained messages).
@@ -95,7 +96,7 @@ pub fn App() -> impl IntoView {
     route::sync(page, explorer_topic);
     dev_reload::watch();
     devices::discover(connection, settings, registry);
-    explorer::watch(connection, explorer);
+    explorer::watch(connection, explorer, page);
     explorer.expose_counters();
     broker::watch(connection, stats);
     connection.connect(&settings.get_untracked());

@@ -25,6 +25,10 @@ pub fn ExplorerPage() -> impl IntoView {
         <section class="explorer" data-testid="explorer">
             <div class="card tree-card">
                 <h2>"Explorer " <LiveBadge /></h2>
+                <p class="muted" data-testid="explorer-since">
+                    "Counts are of the messages received while this page is open, \
+                    starting with the broker's retained messages."
+                </p>
                 <NotLive what="these messages" />
                 <TopicTree selected />
             </div>
