@@ -26,8 +26,7 @@ pub fn ExplorerPage() -> impl IntoView {
             <div class="card tree-card">
                 <h2>"Explorer " <LiveBadge /></h2>
                 <p class="muted" data-testid="explorer-since">
-                    "Counts are of the messages received while this page is open, \
-                    starting with the broker's retained messages."
+                    "Counts: messages received while this page is open."
                 </p>
                 <NotLive what="these messages" />
                 <TopicTree selected />
