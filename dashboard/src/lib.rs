@@ -21,7 +21,8 @@
 //!   Homie 5 parsing (`devices/homie.rs`, pure, unit-tested natively).
 //! - [`theme`]: dark mode (OS preference, toggle).
 //! - `main.rs`: a few lines: panic hook, mount.
-//! - [`explorer`]: every topic (`#`) as a tree, batched per animation frame; payload
+//! - [`explorer`]: every topic (`#`, subscribed while its page is shown) as a tree,
+//!   batched per animation frame; payload
 //!   viewer, diff, retained deletion, search, publish panel.
 //! - [`history`]: backfill of device charts and the explorer's selected topic from the
 //!   broker's history (`$history/query`).
@@ -98,7 +99,7 @@ pub fn App() -> impl IntoView {
     route::sync(page, explorer_topic);
     dev_reload::watch();
     devices::discover(connection, settings, registry);
-    explorer::watch(connection, explorer);
+    explorer::watch(connection, explorer, page);
     history::backfill_explorer(connection, explorer, explorer_topic, settings);
     explorer.expose_counters();
     broker::watch(connection, stats);

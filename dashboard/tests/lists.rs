@@ -9,7 +9,8 @@
 //! - The explorer: arrow keys, Home and End move through the tree (`role=tree`) with
 //!   focus staying on it; a topic whose retained message is deleted and that had no other
 //!   traffic leaves the tree, one with other traffic stays; JSON keeps the publisher's
-//!   key order.
+//!   key order; left and opened again, it has kept its tree, did not count what was
+//!   published meanwhile, and does not count the retained messages sent again.
 //!
 //! Runs with the variables of `e2e.rs` (`DASHBOARD_DIST`, `DASHBOARD_BROKER`,
 //! `DEVICE_SIM`, `CHROMEDRIVER`); without them it passes without running and says so.
@@ -498,5 +499,40 @@ async fn the_explorer_tree_by_keyboard_and_deleted_retained_topics() {
     publish(broker.tcp, "kb/a/y", None, true).await;
     wait_gone(&client, &row("kb/a"), "kb/a with nothing left below").await;
     screenshot(&client, "explorer-keyboard").await;
+
+    // The explorer listens only while it is shown, and keeps its tree: a message sent
+    // while another page is shown is not counted, nor is a retained message that the
+    // broker sends again when the page is opened again.
+    let since = text(&client, "[data-testid=explorer-since]").await;
+    assert!(
+        since
+            .as_deref()
+            .is_some_and(|t| t.contains("while this page is open")),
+        "{since:?}"
+    );
+    publish(broker.tcp, "kb/r", Some("7"), true).await;
+    let count = |topic: &str| format!("{} [data-testid=tree-count]", row(topic));
+    wait_text(&client, &count("kb/r"), "kb/r's count", |t| t == "1").await;
+    let before = text(&client, &count("kb"))
+        .await
+        .and_then(|t| t.parse::<u64>().ok())
+        .expect("kb's count");
+    let kb_c = text(&client, &count("kb/c")).await;
+    click(&client, "[data-testid=nav-devices]").await;
+    wait_gone(&client, "[data-testid=explorer]", "the explorer left").await;
+    publish(broker.tcp, "kb/c", Some("away"), false).await;
+    click(&client, "[data-testid=nav-explorer]").await;
+    publish(broker.tcp, "kb/s", Some("8"), true).await;
+    wait_text(&client, &count("kb/s"), "kb/s after coming back", |t| {
+        t == "1"
+    })
+    .await;
+    assert_eq!(
+        text(&client, &count("kb")).await,
+        Some((before + 1).to_string()),
+        "only kb/s is new to the explorer"
+    );
+    assert_eq!(text(&client, &count("kb/r")).await.as_deref(), Some("1"));
+    assert_eq!(text(&client, &count("kb/c")).await, kb_c);
     let _ = client.close().await;
 }

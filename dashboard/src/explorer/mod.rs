@@ -8,6 +8,13 @@
 //! `requestAnimationFrame` callback per frame moves them into the tree signal, so that
 //! at thousands of messages a second the tree, its flattening and the visible rows are
 //! recomputed at most once a frame.
+//!
+//! The explorer subscribes to `#` only while its page is shown ([`watch`]): on opening
+//! it, the retained messages arrive at once and fill the tree with what the broker holds;
+//! on leaving, the subscription is dropped (an UNSUBSCRIBE), so other pages do not pay
+//! for every message on the broker. The tree is kept for the next visit, and the retained
+//! messages sent again then are not counted twice ([`tree::Tree::reopened`]): counts are
+//! of the messages received while the page was open.
 
 pub mod cbor;
 pub mod json;
@@ -20,19 +27,21 @@ pub mod tree_view;
 pub mod view;
 
 use futures::StreamExt;
+use futures::future::{AbortHandle, Abortable};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_client::{Client, Message, QoS, SubscribeOptions};
 
+use crate::Page;
 use crate::components::FrameBatch;
 use crate::connection::Connection;
 use crate::settings::Settings;
 use tree::{Record, Tree};
 
-/// The explorer's state, provided as context and kept while the app runs, so counts
-/// accumulate whichever page is shown.
+/// The explorer's state, provided as context and kept while the app runs: it is fed only
+/// while the explorer's page is shown, and kept for the next visit.
 #[derive(Debug, Clone, Copy)]
 pub struct Explorer {
     /// The tree; updated at most once per animation frame.
@@ -123,18 +132,41 @@ impl Explorer {
     }
 }
 
-/// Subscribes to `#` on each new connection and feeds the explorer until the connection
-/// ends. The tree starts afresh with each connection (the retained messages come again).
-pub fn watch(connection: Connection, explorer: Explorer) {
+/// Feeds the explorer while its page is shown: subscribes to `#` when the page opens (or
+/// a new connection comes while it is shown) and drops the subscription when the page
+/// is left or the connection replaced. The tree starts afresh with each connection (the
+/// retained messages come again); between visits it is kept.
+pub fn watch(connection: Connection, explorer: Explorer, page: RwSignal<Page>) {
+    // A new connection: the tree starts afresh.
     Effect::new(move |_| {
-        let Some(client) = connection.client.get() else {
+        if connection.client.with(Option::is_some) {
+            explorer.tree.set(Tree::default());
+        }
+    });
+    let shown = Memo::new(move |_| page.with(|p| *p == Page::Explorer));
+    // The running subscription's task, stopped (and its subscription dropped) by
+    // aborting it.
+    let running = StoredValue::new(None::<AbortHandle>);
+    Effect::new(move |_| {
+        let client = connection.client.get();
+        let shown = shown.get();
+        if let Some(previous) = running.try_update_value(Option::take).flatten() {
+            previous.abort();
+        }
+        let (Some(client), true) = (client, shown) else {
             return;
         };
-        explorer.tree.set(Tree::default());
-        spawn_local(run(client, explorer));
+        explorer.tree.update(Tree::reopened);
+        let (handle, registration) = AbortHandle::new_pair();
+        running.set_value(Some(handle));
+        spawn_local(async move {
+            let _ = Abortable::new(run(client, explorer), registration).await;
+        });
     });
 }
 
+/// Subscribes to `#` and feeds the explorer until the subscription ends (or the task is
+/// aborted, which drops the subscription).
 async fn run(client: Client, explorer: Explorer) {
     // Retain As Published: a retained message published while we watch keeps its flag,
     // so the tree knows what the broker holds (and a delete's empty retained message is

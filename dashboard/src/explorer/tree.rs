@@ -69,6 +69,8 @@ pub struct Topic {
     /// Of those, messages that were not retained: traffic beside the retained message,
     /// which keeps the topic in the tree when its retained message is deleted.
     pub live: u64,
+    /// The visit ([`Tree::reopened`]) in which it last had a message.
+    visit: u64,
 }
 
 /// A node of the tree: one topic level.
@@ -88,6 +90,8 @@ pub struct Tree {
     nodes: BTreeMap<Vec<String>, Node>,
     /// Messages seen in all.
     pub total: u64,
+    /// How often the explorer was opened again with this tree ([`Tree::reopened`]).
+    visit: u64,
 }
 
 /// One row of the flattened tree.
@@ -120,8 +124,30 @@ impl Tree {
     /// An empty retained message deletes the retained message: a topic that had no
     /// other traffic is removed from the tree (and a delete for a topic never seen adds
     /// nothing); a topic that had is kept, with the delete in its history.
+    ///
+    /// The first message on a known topic after [`Tree::reopened`] that is retained and
+    /// the same as its last one is the broker sending its retained message again, not a
+    /// new message: it is not counted.
     pub fn add(&mut self, topic: &str, mut record: Record, history: usize) {
         let levels: Vec<String> = topic.split('/').map(str::to_owned).collect();
+        let visit = self.visit;
+        // Only a retained message can be one sent again (a topic's first message of a
+        // visit marks it, whatever it is, below).
+        if record.retained
+            && let Some(known) = self.nodes.get_mut(&levels).and_then(|n| n.topic.as_mut())
+            && known.visit != visit
+        {
+            known.visit = visit;
+            let resent = known.history.back().is_some_and(|last| {
+                last.retained
+                    && last.size == record.size
+                    && last.payload == record.payload
+                    && last.content_type == record.content_type
+            });
+            if resent {
+                return;
+            }
+        }
         if record.retained && record.size == 0 {
             match self.nodes.get(&levels).and_then(|n| n.topic.as_ref()) {
                 None => return,
@@ -143,6 +169,7 @@ impl Tree {
         node.count += 1;
         node.changed_ms = node.changed_ms.max(record.time_ms);
         let entry = node.topic.get_or_insert_with(Topic::default);
+        entry.visit = visit;
         entry.own += 1;
         if record.retained {
             entry.retained = record.size > 0;
@@ -153,6 +180,12 @@ impl Tree {
         while entry.history.len() > history.max(1) {
             entry.history.pop_front();
         }
+    }
+
+    /// Marks the explorer opened again on this tree: each known topic's first retained
+    /// message that repeats its last one is then not counted (see [`Tree::add`]).
+    pub fn reopened(&mut self) {
+        self.visit += 1;
     }
 
     /// The topic `topic`, if it had messages.
@@ -494,6 +527,34 @@ mod tests {
         assert_eq!(topics("iot/5/a/#").len(), 2);
         assert!(Search::parse("iot/#/x").is_err());
         assert!(matches!(Search::parse("  "), Ok(Search::None)));
+    }
+
+    #[test]
+    fn retained_messages_sent_again_on_reopening_are_not_counted_twice() {
+        let mut tree = Tree::default();
+        tree.add("a/kept", record("1", true), 10);
+        tree.add("a/changed", record("1", true), 10);
+        tree.add("a/live", record("1", false), 10);
+        tree.reopened();
+        // The broker's retained messages again: the same one is not a new message, a
+        // changed one is.
+        tree.add("a/kept", record("1", true), 10);
+        tree.add("a/changed", record("2", true), 10);
+        tree.add("a/live", record("1", true), 10);
+        // After the first one, the same retained value published again is counted.
+        tree.add("a/kept", record("1", true), 10);
+        let own = |t: &Tree, topic: &str| t.topic(topic).expect("topic").own;
+        assert_eq!(own(&tree, "a/kept"), 2);
+        assert_eq!(own(&tree, "a/changed"), 2);
+        assert_eq!(own(&tree, "a/live"), 2);
+        assert_eq!(tree.total, 6);
+        let a = tree.rows(&BTreeSet::new(), &Search::None);
+        assert_eq!((a[0].path.as_str(), a[0].count), ("a", 6));
+        // Without reopening, a repeated retained message counts as any other.
+        let mut tree = Tree::default();
+        tree.add("a/kept", record("1", true), 10);
+        tree.add("a/kept", record("1", true), 10);
+        assert_eq!(own(&tree, "a/kept"), 2);
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub fn ExplorerPage() -> impl IntoView {
         <section class="explorer" data-testid="explorer">
             <div class="card tree-card">
                 <h2>"Explorer " <LiveBadge /></h2>
+                <p class="muted" data-testid="explorer-since">
+                    "Counts: messages received while this page is open."
+                </p>
                 <NotLive what="these messages" />
                 <TopicTree selected />
             </div>
