@@ -125,11 +125,12 @@ pub fn backfill_explorer(
         if !present {
             return;
         }
-        let Some((topic, records)) = pending.try_update_value(Option::take).flatten() else {
+        let Some((topic, mut records)) = pending.try_update_value(Option::take).flatten() else {
             return;
         };
         let limit = settings.with_untracked(|s| s.topic_history);
         explorer.tree.update(|tree| {
+            tree.number(&mut records);
             if let Some(held) = tree.topic_mut(&topic) {
                 merge_records(&mut held.history, records, limit);
             }

@@ -12,35 +12,11 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use fantoccini::{Locator, key::Key};
 
-use support::{Broker, ChromeDriver, click, screenshot, text, wait_gone, wait_text};
-
-/// What the tests need from the environment, or `None` to skip.
-struct Setup {
-    dist: PathBuf,
-    broker: PathBuf,
-    device_sim: PathBuf,
-    chromedriver: std::ffi::OsString,
-}
-
-fn setup() -> Option<Setup> {
-    let var = |name| std::env::var_os(name);
-    let setup = Setup {
-        dist: var("DASHBOARD_DIST")?.into(),
-        broker: var("DASHBOARD_BROKER")?.into(),
-        device_sim: var("DEVICE_SIM")?.into(),
-        chromedriver: var("CHROMEDRIVER")?,
-    };
-    assert!(
-        setup.dist.join("index.html").exists(),
-        "{} has no index.html: build it with trunk build",
-        setup.dist.display()
-    );
-    Some(setup)
-}
+use support::{Broker, ChromeDriver, click, screenshot, setup, text, wait_gone, wait_text};
 
 const SKIPPED: &str = "skipped: needs DASHBOARD_DIST, DASHBOARD_BROKER, DEVICE_SIM and \
                        CHROMEDRIVER; run `cargo xtask test browser`";

@@ -22,30 +22,12 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use fantoccini::{Locator, key::Key};
 
-use support::{Broker, ChromeDriver, PATIENCE, screenshot, wait_text};
-
-/// What the scenario needs from the environment, or `None` to skip.
-struct Setup {
-    dist: PathBuf,
-    broker: PathBuf,
-    device_sim: PathBuf,
-    chromedriver: std::ffi::OsString,
-}
-
-fn setup() -> Option<Setup> {
-    let var = |name| std::env::var_os(name);
-    Some(Setup {
-        dist: var("DASHBOARD_DIST")?.into(),
-        broker: var("DASHBOARD_BROKER")?.into(),
-        device_sim: var("DEVICE_SIM")?.into(),
-        chromedriver: var("CHROMEDRIVER")?,
-    })
-}
+use support::{Broker, ChromeDriver, PATIENCE, screenshot, setup, wait_text};
 
 /// A device row's or page's element: `[data-testid=…]` selectors.
 fn device(id: &str, inner: &str) -> String {

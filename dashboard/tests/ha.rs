@@ -16,30 +16,13 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 
 use fantoccini::key::Key;
 use tokio::process::{Child, Command};
 
-use support::{Broker, ChromeDriver, click, screenshot, wait_text};
-
-struct Setup {
-    dist: PathBuf,
-    broker: PathBuf,
-    device_sim: PathBuf,
-    chromedriver: std::ffi::OsString,
-}
-
-fn setup() -> Option<Setup> {
-    let var = |name| std::env::var_os(name);
-    Some(Setup {
-        dist: var("DASHBOARD_DIST")?.into(),
-        broker: var("DASHBOARD_BROKER")?.into(),
-        device_sim: var("DEVICE_SIM")?.into(),
-        chromedriver: var("CHROMEDRIVER")?,
-    })
-}
+use support::{Broker, ChromeDriver, click, screenshot, setup, wait_text};
 
 /// `device-sim` with `args`, logging to `log`.
 fn device_sim(binary: &Path, tcp: u16, args: &[&str], log: &Path) -> Child {
@@ -233,6 +216,11 @@ async fn home_assistant_devices_values_commands_and_offline_in_a_real_browser() 
         )))
         .await
         .expect("the brightness has a number input");
+    // The input shows the device's value: select it and type over it.
+    brightness
+        .send_keys(&(Key::Control + "a"))
+        .await
+        .expect("selecting");
     brightness.send_keys("37").await.expect("typing");
     brightness
         .send_keys(&Key::Enter.to_string())

@@ -11,29 +11,11 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use fantoccini::Locator;
 
-use support::{Broker, ChromeDriver, wait_text};
-
-/// What the test needs from the environment, or `None` to skip.
-struct Setup {
-    dist: PathBuf,
-    broker: PathBuf,
-    device_sim: PathBuf,
-    chromedriver: std::ffi::OsString,
-}
-
-fn setup() -> Option<Setup> {
-    let var = |name| std::env::var_os(name);
-    Some(Setup {
-        dist: var("DASHBOARD_DIST")?.into(),
-        broker: var("DASHBOARD_BROKER")?.into(),
-        device_sim: var("DEVICE_SIM")?.into(),
-        chromedriver: var("CHROMEDRIVER")?,
-    })
-}
+use support::{Broker, ChromeDriver, setup, wait_text};
 
 const RANGE: &str = "[data-testid=chart] [data-testid=chart-range]";
 const LINE: &str = "[data-testid=chart] [data-testid=chart-line]";
@@ -92,13 +74,14 @@ async fn a_reloaded_device_page_shows_the_history_recorded_before() {
     })
     .await;
     let before = samples(&caption);
+    // The property charted: the legend's ticked entry (`node/property`).
     let path = client
-        .find(Locator::Css("[data-testid=chart-property]"))
+        .find(Locator::Css("[data-testid=chart-pick]:has(input:checked)"))
         .await
-        .expect("the property select")
-        .prop("value")
+        .expect("a property ticked in the legend")
+        .attr("data-path")
         .await
-        .expect("its value")
+        .expect("its path")
         .expect("a property");
 
     // The device goes away; what reaches a new page live is one retained value per

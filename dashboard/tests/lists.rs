@@ -19,30 +19,12 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, Locator, key::Key};
 
-use support::{Broker, ChromeDriver, click, screenshot, text, wait_gone, wait_text};
-
-/// What the tests need from the environment, or `None` to skip.
-struct Setup {
-    dist: PathBuf,
-    broker: PathBuf,
-    device_sim: PathBuf,
-    chromedriver: std::ffi::OsString,
-}
-
-fn setup() -> Option<Setup> {
-    let var = |name| std::env::var_os(name);
-    Some(Setup {
-        dist: var("DASHBOARD_DIST")?.into(),
-        broker: var("DASHBOARD_BROKER")?.into(),
-        device_sim: var("DEVICE_SIM")?.into(),
-        chromedriver: var("CHROMEDRIVER")?,
-    })
-}
+use support::{Broker, ChromeDriver, click, screenshot, setup, text, wait_gone, wait_text};
 
 /// How long a thousand devices may take to connect and describe themselves on a loaded
 /// machine.

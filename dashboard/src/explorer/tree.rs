@@ -92,6 +92,9 @@ pub struct Tree {
     pub total: u64,
     /// How often the explorer was opened again with this tree ([`Tree::reopened`]).
     visit: u64,
+    /// The last record id given (to a message, or to a record from the broker's history:
+    /// [`Tree::number`]).
+    last_id: u64,
 }
 
 /// One row of the flattened tree.
@@ -159,7 +162,8 @@ impl Tree {
             }
         }
         self.total += 1;
-        record.id = self.total;
+        self.last_id += 1;
+        record.id = self.last_id;
         for depth in 1..levels.len() {
             let node = self.nodes.entry(levels[..depth].to_vec()).or_default();
             node.count += 1;
@@ -192,6 +196,16 @@ impl Tree {
     pub fn topic(&self, topic: &str) -> Option<&Topic> {
         let levels: Vec<String> = topic.split('/').map(str::to_owned).collect();
         self.nodes.get(&levels)?.topic.as_ref()
+    }
+
+    /// Gives each of `records` (from the broker's history, not received here, so not
+    /// counted in [`Tree::total`]) a record id of its own, as the history view keys its
+    /// items and pins its selections by id.
+    pub fn number(&mut self, records: &mut [Record]) {
+        for record in records {
+            self.last_id += 1;
+            record.id = self.last_id;
+        }
     }
 
     /// The topic `topic`, to change its history (a backfill from the broker).
@@ -555,6 +569,24 @@ mod tests {
         tree.add("a/kept", record("1", true), 10);
         tree.add("a/kept", record("1", true), 10);
         assert_eq!(own(&tree, "a/kept"), 2);
+    }
+
+    #[test]
+    fn records_from_the_broker_get_ids_of_their_own_and_do_not_count() {
+        let mut tree = Tree::default();
+        tree.add("t", record("live", false), 10);
+        let mut older = vec![record("a", false), record("b", false)];
+        tree.number(&mut older);
+        tree.add("t", record("later", false), 10);
+        let live = tree.topic("t").unwrap().history.iter().map(|r| r.id);
+        let mut ids: Vec<u64> = older.iter().map(|r| r.id).chain(live).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 4, "every record has its own id: {ids:?}");
+        assert_eq!(
+            tree.total, 2,
+            "backfilled records are not messages received"
+        );
     }
 
     #[test]

@@ -352,3 +352,35 @@ pub(crate) async fn fragment(client: &Client) -> String {
         .map(|f| format!("#{f}"))
         .unwrap_or_default()
 }
+
+/// What a scenario with simulated devices needs from the environment (set by `cargo
+/// xtask test browser`), or `None` when a variable is missing: the test then passes
+/// without running and says so.
+pub(crate) struct Setup {
+    /// The trunk build to serve (`DASHBOARD_DIST`).
+    pub(crate) dist: std::path::PathBuf,
+    /// The `broker-server` binary (`DASHBOARD_BROKER`).
+    pub(crate) broker: std::path::PathBuf,
+    /// The `device-sim` binary (`DEVICE_SIM`).
+    pub(crate) device_sim: std::path::PathBuf,
+    /// The chromedriver binary (`CHROMEDRIVER`).
+    pub(crate) chromedriver: std::ffi::OsString,
+}
+
+/// Reads [`Setup`] from the environment; panics if the build it names has no
+/// `index.html` (a forgotten `trunk build`).
+pub(crate) fn setup() -> Option<Setup> {
+    let var = |name| std::env::var_os(name);
+    let setup = Setup {
+        dist: var("DASHBOARD_DIST")?.into(),
+        broker: var("DASHBOARD_BROKER")?.into(),
+        device_sim: var("DEVICE_SIM")?.into(),
+        chromedriver: var("CHROMEDRIVER")?,
+    };
+    assert!(
+        setup.dist.join("index.html").exists(),
+        "{} has no index.html: build it with trunk build",
+        setup.dist.display()
+    );
+    Some(setup)
+}
