@@ -376,18 +376,7 @@ fn ensure_mqttjs(ctx: &Context) -> Result<()> {
             "MQTT.js from npm {package} into {prefix} (found: {})",
             found.as_deref().unwrap_or("none")
         ),
-        [ctx.command_with(
-            "npm",
-            &[
-                "install",
-                "--prefix",
-                &prefix,
-                "--no-audit",
-                "--no-fund",
-                "--save-exact",
-                &package,
-            ],
-        )],
+        [npm_install(ctx, &prefix, &[package.as_str()])],
     )?;
     let after = installed_mqttjs(ctx);
     if after.as_deref() != Some(MQTTJS_VERSION) {
@@ -414,18 +403,7 @@ fn ensure_npm_tools(ctx: &Context) -> Result<()> {
     fs::create_dir_all(&ctx.tools_dir)
         .with_context(|| format!("creating {}", ctx.tools_dir.display()))?;
     let prefix = ctx.tools_dir.to_string_lossy().into_owned();
-    let mut npm = ctx.command_with(
-        "npm",
-        &[
-            "install",
-            "--prefix",
-            &prefix,
-            "--no-audit",
-            "--no-fund",
-            "--save-exact",
-        ],
-    );
-    npm.args(&missing);
+    let npm = npm_install(ctx, &prefix, &missing);
     install(&format!("npm {} into {prefix}", missing.join(" ")), [npm])?;
     if let Some((name, version)) = NPM_TOOLS
         .iter()
@@ -434,6 +412,24 @@ fn ensure_npm_tools(ctx: &Context) -> Result<()> {
         bail!("after installing, node_modules/{name} is not version {version}");
     }
     Ok(())
+}
+
+/// `npm install` of `packages` (exact versions, `name@version`) into the directory
+/// `prefix` (its `node_modules`), without audit or funding chatter.
+fn npm_install<S: AsRef<std::ffi::OsStr>>(ctx: &Context, prefix: &str, packages: &[S]) -> Command {
+    let mut npm = ctx.command_with(
+        "npm",
+        &[
+            "install",
+            "--prefix",
+            prefix,
+            "--no-audit",
+            "--no-fund",
+            "--save-exact",
+        ],
+    );
+    npm.args(packages);
+    npm
 }
 
 /// The npm package with Node's official Linux build for this machine's architecture.
@@ -477,18 +473,7 @@ fn ensure_node22(ctx: &Context) -> Result<()> {
             "Node {NODE22_VERSION} from npm {package} into {prefix} (found: {})",
             found.as_deref().unwrap_or("none")
         ),
-        [ctx.command_with(
-            "npm",
-            &[
-                "install",
-                "--prefix",
-                &prefix,
-                "--no-audit",
-                "--no-fund",
-                "--save-exact",
-                &package,
-            ],
-        )],
+        [npm_install(ctx, &prefix, &[package.as_str()])],
     )?;
     let after = node22_version(ctx);
     if after.as_deref() != Some(wanted.as_str()) {
