@@ -32,20 +32,9 @@ pub fn thousands(value: f64) -> String {
     out
 }
 
-/// Bytes in binary units: `512 B`, `1.5 KiB`, `12.3 MiB`, `2.0 GiB`.
-pub fn bytes(value: f64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if value.abs() < 1024.0 {
-        return format!("{} B", value as i64);
-    }
-    let mut scaled = value / 1024.0;
-    let mut unit = 0;
-    while scaled.abs() >= 1024.0 && unit < UNITS.len() - 1 {
-        scaled /= 1024.0;
-        unit += 1;
-    }
-    format!("{scaled:.1} {}", UNITS[unit])
-}
+/// Bytes as the charts show them (`512 B`, `1.5 KiB`, `12.3 MiB`): one formatter for
+/// the whole broker view.
+pub use crate::components::scale::bytes;
 
 /// A duration in seconds as its two largest units: `45 s`, `3 min 20 s`, `5 h 2 min`,
 /// `12 d 4 h`.
