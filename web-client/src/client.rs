@@ -8,19 +8,80 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::queue::oneshot;
-use bytes::Bytes;
-use bytestring::ByteString;
 use futures::Stream;
-use protocol::client::history::{self, HistoryQuery, HistoryReply};
-use protocol::client::{ConnectFailure, Event, Message, Outgoing, PublishOutcome};
-use protocol::{ProtocolVersion, QoS, ReasonCode, TopicFilter};
+use protocol::ProtocolVersion;
+use protocol::client::{ConnectFailure, Event, Handle, LocalSubscription, Message, Port};
 
-use crate::driver::{Command, Input, Shared};
+use crate::driver::{Browser, Command, Input, Shared, Status};
 use crate::error::{ConnectError, Error};
-use crate::options::{ConnectOptions, PublishOptions, SubscribeOptions, TimerMode};
+use crate::options::{ConnectOptions, TimerMode};
 use crate::queue;
 use crate::socket;
 use crate::timer;
+
+/// The way of a [`Client`] to its driver: the shared state the driver runs in, fed one
+/// input at a time.
+#[derive(Debug, Clone)]
+pub(crate) struct BrowserPort(Rc<Shared>);
+
+impl Port for BrowserPort {
+    type Channels = Browser;
+    type Answer<T: std::fmt::Debug> = oneshot::Receiver<Result<T, Error>>;
+    type Canceled = oneshot::Canceled;
+    type Receiver = queue::Receiver<Message>;
+    type Weak = Weak<Shared>;
+
+    /// Never fails: after the end the driver itself answers [`Error::Closed`].
+    fn send(&self, command: Command) -> Result<(), Error> {
+        self.0.input(Input::Command(command));
+        Ok(())
+    }
+
+    fn send_weak(weak: &Self::Weak, command: Command) {
+        if let Some(shared) = weak.upgrade() {
+            shared.input(Input::Command(command));
+        }
+    }
+
+    fn downgrade(&self) -> Self::Weak {
+        Rc::downgrade(&self.0)
+    }
+
+    fn reply<T: std::fmt::Debug>() -> (oneshot::Sender<Result<T, Error>>, Self::Answer<T>) {
+        oneshot::channel()
+    }
+
+    fn buffer(&self) -> (queue::Sender<Message>, Self::Receiver) {
+        queue::queue(self.0.status.subscription_capacity)
+    }
+
+    fn next_local(&self) -> u64 {
+        let next_local = &self.0.status.next_local;
+        let local = next_local.get();
+        next_local.set(local + 1);
+        local
+    }
+
+    fn version(&self) -> ProtocolVersion {
+        self.0.status.version
+    }
+
+    /// 96 bits of the browser's random numbers and a counter, so two requests of one
+    /// page never share correlation data.
+    fn random(&self) -> u128 {
+        thread_local!(static COUNTER: std::cell::Cell<u32> = const { std::cell::Cell::new(0) });
+        let count = COUNTER.with(|counter| {
+            counter.set(counter.get().wrapping_add(1));
+            counter.get()
+        });
+        let random = || (js_sys::Math::random() * 281_474_976_710_656.0) as u128;
+        (random() << 80) | (random() << 32) | u128::from(count)
+    }
+
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> {
+        timer::sleep(duration, self.0.status.timer)
+    }
+}
 
 /// A handle to an MQTT connection over a browser WebSocket: cheap to clone.
 ///
@@ -48,7 +109,8 @@ use crate::timer;
 /// ```
 #[derive(Debug, Clone)]
 pub struct Client {
-    shared: Rc<Shared>,
+    /// The calls `protocol` writes once for both clients, over the driver's inbox.
+    core: Handle<BrowserPort>,
 }
 
 impl Client {
@@ -63,8 +125,10 @@ impl Client {
         let (ready, connected) = oneshot::channel();
         let shared = Rc::new_cyclic(|me| Shared::new(me.clone(), options, url, ready));
         // Made before waiting, so that a cancelled `connect` still ends the attempt.
-        let client = Self { shared };
-        client.shared.input(Input::Start);
+        let client = Self {
+            core: Handle::new(BrowserPort(shared)),
+        };
+        client.core.port().0.input(Input::Start);
         match connected.await {
             Ok(Ok(())) => Ok(client),
             Ok(Err(err)) => Err(err),
@@ -72,154 +136,13 @@ impl Client {
         }
     }
 
-    fn command(&self, command: Command) {
-        self.shared.input(Input::Command(command));
-    }
-
-    async fn call<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Command,
-    ) -> Result<T, Error> {
-        let (reply, answer) = oneshot::channel();
-        self.command(make(reply));
-        answer.await.map_err(|_| Error::Closed)?
-    }
-
-    /// Publishes `payload` to `topic`. Resolves when the broker acknowledged it
-    /// (QoS 1: PUBACK, QoS 2: PUBCOMP) or, at QoS 0, when it was handed to the
-    /// WebSocket. While disconnected the message waits in the offline queue.
-    ///
-    /// `options` is a [`PublishOptions`] or just a [`QoS`].
-    pub async fn publish(
-        &self,
-        topic: impl Into<ByteString>,
-        payload: impl Into<Bytes>,
-        options: impl Into<PublishOptions>,
-    ) -> Result<PublishOutcome, Error> {
-        let outgoing = Outgoing::new(topic, payload, options)?;
-        self.call(|reply| Command::Publish(outgoing, reply)).await
-    }
-
-    /// Subscribes to `filter` and returns the stream of matching messages once the
-    /// broker granted it (SUBACK). Dropping the [`Subscription`] unsubscribes, unless
-    /// another live `Subscription` of this client uses the same filter. After a
-    /// reconnect to a broker that lost the session, the client subscribes again by
-    /// itself.
-    ///
-    /// `options` is a [`SubscribeOptions`] or just a [`QoS`].
-    pub async fn subscribe(
-        &self,
-        filter: impl Into<ByteString>,
-        options: impl Into<SubscribeOptions>,
-    ) -> Result<Subscription, Error> {
-        let filter = TopicFilter::new(filter)?;
-        let status = &self.shared.status;
-        let local = status.next_local.get();
-        status.next_local.set(local + 1);
-        let (sender, receiver) = queue::queue(status.subscription_capacity);
-        // Built before the command is sent, so that an early drop (the caller's future
-        // cancelled) still unsubscribes.
-        let mut subscription = Subscription {
-            local,
-            filter: filter.clone(),
-            granted: QoS::AtMostOnce,
-            receiver,
-            shared: Rc::downgrade(&self.shared),
-        };
-        let options = options.into().options;
-        subscription.granted = self
-            .call(|reply| Command::Subscribe {
-                local,
-                filter,
-                options,
-                sender,
-                reply,
-            })
-            .await?;
-        Ok(subscription)
-    }
-
-    /// The broker's recorded history of the topics matching `query.filter` (MQTT 5
-    /// request/response on `$history/query`, docs/history.md): samples oldest first,
-    /// only of topics this client may read. [`Error::History`] when the broker refuses
-    /// (bad request, not authorized, history disabled); [`Error::NeedsV5`] on MQTT 3.x.
-    pub async fn history(
-        &self,
-        query: &HistoryQuery,
-        timeout: Duration,
-    ) -> Result<HistoryReply, Error> {
-        let reply = self
-            .request(history::QUERY_TOPIC, query.encode(), timeout)
-            .await?;
-        history::decode_reply(&reply)
-    }
-
-    /// MQTT 5 request/response: publishes `payload` to `topic` at QoS 1 with a Response
-    /// Topic (this client's, see
-    /// [`ConnectOptions::response_topic`](crate::ConnectOptions::response_topic)) and
-    /// fresh Correlation Data, and returns the first response carrying that
-    /// correlation data, or [`Error::Timeout`].
-    pub async fn request(
-        &self,
-        topic: impl Into<ByteString>,
-        payload: impl Into<Bytes>,
-        timeout: Duration,
-    ) -> Result<Message, Error> {
-        self.request_with(
-            topic,
-            payload,
-            PublishOptions::new(QoS::AtLeastOnce),
-            timeout,
-        )
-        .await
-    }
-
-    /// [`request`](Client::request) with explicit options (QoS, message expiry, content
-    /// type, user properties). Correlation data is set here; the response topic is
-    /// `options.properties.response_topic` when given (e.g. the Homie convention's
-    /// `dash/{client-id}/res/{dev}`, one per device), else the client's. The client
-    /// subscribes to each response topic it uses, once.
-    pub async fn request_with(
-        &self,
-        topic: impl Into<ByteString>,
-        payload: impl Into<Bytes>,
-        options: PublishOptions,
-        timeout: Duration,
-    ) -> Result<Message, Error> {
-        let outgoing = Outgoing::request(self.shared.status.version, topic, payload, options)?;
-        let correlation = correlation_data();
-        let answer = self.call(|reply| Command::Request {
-            outgoing,
-            correlation: correlation.clone(),
-            reply,
-        });
-        let sleep = timer::sleep(timeout, self.shared.status.timer);
-        match first(answer, sleep).await {
-            Some(result) => result,
-            None => {
-                self.command(Command::CancelRequest(correlation));
-                Err(Error::Timeout(timeout))
-            }
-        }
-    }
-
-    /// Answers `request` (a message with an MQTT 5 Response Topic): publishes
-    /// `payload` to its response topic with its correlation data echoed.
-    pub async fn respond(
-        &self,
-        request: &Message,
-        payload: impl Into<Bytes>,
-        options: PublishOptions,
-    ) -> Result<PublishOutcome, Error> {
-        let outgoing = Outgoing::response(request, payload, options)?;
-        self.call(|reply| Command::Publish(outgoing, reply)).await
-    }
+    protocol::client_calls!(Client);
 
     /// A stream of connection events from now on. A reader that falls
     /// [`event_capacity`](crate::ConnectOptions::event_capacity) events behind loses
     /// the oldest. The stream ends when the client does.
     pub fn events(&self) -> EventStream {
-        let status = &self.shared.status;
+        let status = self.status();
         let (sender, receiver) = queue::queue(status.event_capacity);
         if status.closed.get() {
             drop(sender);
@@ -229,86 +152,39 @@ impl Client {
         EventStream(receiver)
     }
 
-    /// Sends DISCONNECT with `reason` (Success for a normal disconnection;
-    /// [`ReasonCode::DisconnectWithWillMessage`] asks an MQTT 5 broker to publish the
-    /// will), closes the connection and ends the client: every handle's operations fail
-    /// with [`Error::Closed`] afterwards and subscriptions end.
-    pub async fn disconnect(&self, reason: ReasonCode) -> Result<(), Error> {
-        let (done, finished) = oneshot::channel();
-        self.command(Command::Disconnect { reason, done });
-        let _ = finished.await;
-        Ok(())
-    }
-
-    /// Closes the WebSocket without DISCONNECT, as a network failure would (the broker
-    /// publishes the will), then reconnects per the reconnect options.
-    pub fn drop_connection(&self) {
-        self.command(Command::DropConnection { reconnect: true });
-    }
-
-    /// Closes the WebSocket without DISCONNECT (the broker publishes the will) and
-    /// ends the client.
-    pub fn abort(&self) {
-        self.command(Command::DropConnection { reconnect: false });
-    }
-
     /// Whether a connection is established (CONNACK received, not yet lost).
     pub fn is_connected(&self) -> bool {
-        self.shared.status.connected.get()
+        self.status().connected.get()
     }
 
     /// Whether the client has ended.
     pub fn is_closed(&self) -> bool {
-        self.shared.status.closed.get()
+        self.status().closed.get()
     }
 
     /// The client identifier in use (the one the broker assigned, if it did).
     pub fn client_id(&self) -> String {
-        self.shared.status.client_id.borrow().clone()
+        self.status().client_id.borrow().clone()
     }
 
     /// The protocol version.
     pub fn version(&self) -> ProtocolVersion {
-        self.shared.status.version
+        self.status().version
     }
 
     /// The clock that runs this client's timers: [`TimerMode::Worker`] unless the
     /// options asked for the main thread or the worker could not start.
     pub fn timer_mode(&self) -> TimerMode {
-        match self.shared.status.timer {
+        match self.status().timer {
             TimerMode::Worker if timer::worker_running() => TimerMode::Worker,
             _ => TimerMode::MainThread,
         }
     }
-}
 
-/// 16 bytes of fresh correlation data: 96 bits of the browser's random numbers and a
-/// counter, so two requests of one page never share one.
-fn correlation_data() -> Bytes {
-    thread_local!(static COUNTER: std::cell::Cell<u32> = const { std::cell::Cell::new(0) });
-    let count = COUNTER.with(|counter| {
-        counter.set(counter.get().wrapping_add(1));
-        counter.get()
-    });
-    let random = || (js_sys::Math::random() * 281_474_976_710_656.0) as u128;
-    protocol::client::correlation_data((random() << 80) | (random() << 32) | u128::from(count))
-}
-
-/// Awaits `a` and `b` together: `Some` with `a`'s output if it finished first, `None`
-/// if `b` did.
-pub(crate) async fn first<A: Future, B: Future>(a: A, b: B) -> Option<A::Output> {
-    let mut a = std::pin::pin!(a);
-    let mut b = std::pin::pin!(b);
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(output) = a.as_mut().poll(cx) {
-            return Poll::Ready(Some(output));
-        }
-        if b.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(None);
-        }
-        Poll::Pending
-    })
-    .await
+    /// What the driver keeps current for the handles.
+    fn status(&self) -> &Status {
+        &self.core.port().0.status
+    }
 }
 
 /// The messages matching one topic filter, as a [`Stream`] (or with
@@ -320,34 +196,14 @@ pub(crate) async fn first<A: Future, B: Future>(a: A, b: B) -> Option<A::Output>
 /// a reader that falls further behind loses messages, reported as
 /// [`Event::MessagesDropped`].
 #[derive(Debug)]
-pub struct Subscription {
-    local: u64,
-    filter: TopicFilter,
-    granted: QoS,
-    receiver: queue::Receiver<Message>,
-    /// Weak, so that subscriptions do not keep the client alive.
-    shared: Weak<Shared>,
-}
+pub struct Subscription(LocalSubscription<BrowserPort>);
 
 impl Subscription {
-    /// The topic filter.
-    pub fn filter(&self) -> &str {
-        self.filter.as_str()
-    }
-
-    /// The QoS the broker granted.
-    pub fn granted_qos(&self) -> QoS {
-        self.granted
-    }
-
-    /// The next message; `None` once the client has ended.
-    pub async fn recv(&mut self) -> Option<Message> {
-        self.receiver.recv().await
-    }
+    protocol::client_calls!(Subscription);
 
     /// The next message if one is waiting.
     pub fn try_recv(&mut self) -> Option<Message> {
-        self.receiver.try_recv()
+        self.0.receiver().try_recv()
     }
 }
 
@@ -355,15 +211,7 @@ impl Stream for Subscription {
     type Item = Message;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
-        Pin::new(&mut self.receiver).poll_next(cx)
-    }
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        if let Some(shared) = self.shared.upgrade() {
-            shared.input(Input::Command(Command::Unsubscribe { local: self.local }));
-        }
+        Pin::new(self.0.receiver()).poll_next(cx)
     }
 }
 

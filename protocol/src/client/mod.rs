@@ -5,8 +5,9 @@
 //! Like the rest of this crate it is sans-IO: no tasks, no sockets, no clock reads.
 //! Time and randomness are arguments (`now` on every call of [`Connection`], a seed
 //! for the reconnect jitter), and the channel types a client delivers into are its own
-//! ([`Channels`]). Each client
-//! re-exports these types under its own name, so `native_client::Message` and
+//! ([`Channels`]). The calls of a client handle ([`Handle`]) are `async`, but await
+//! only what the client's [`Port`] gives them (its oneshot channels, its clock). Each
+//! client re-exports these types under its own name, so `native_client::Message` and
 //! `web_client::Message` are the same type.
 //!
 //! # Layout
@@ -16,6 +17,12 @@
 //!   reconnect backoff. Its module docs give the driving contract the adapters follow.
 //! - [`command`]: [`Command`], what a client's handles ask of the connection, with
 //!   [`Outgoing`] and [`PublishOutcome`].
+//! - [`handle`]: [`Handle`], what the calls of a client handle do (`publish`,
+//!   `subscribe`, `request`, `disconnect`) over a [`Port`] (how a client reaches its
+//!   connection and waits), and [`LocalSubscription`].
+//! - [`calls`]: [`client_calls!`](crate::client_calls), the public calls of both
+//!   clients' `Client` over a `Handle`, written once (signatures and docs included)
+//!   and expanded in each client.
 //! - [`channels`]: [`Channels`], the channel types a client fills in.
 //! - [`error`]: [`Error`] (an operation failed) and [`ConnectFailure`] (the first
 //!   connection failed above the transport).
@@ -32,11 +39,13 @@
 //! - [`small_map`]: [`SmallMap`], the insertion-ordered table the registry (and the
 //!   browser client's other small tables) use.
 
+pub mod calls;
 pub mod channels;
 pub mod command;
 pub mod connection;
 pub mod error;
 pub mod event;
+pub mod handle;
 #[cfg(feature = "history")]
 pub mod history;
 pub mod message;
@@ -50,6 +59,7 @@ pub use command::{Command, Outgoing, PublishOutcome, correlation_data};
 pub use connection::{Connection, LinkAction};
 pub use error::{ConnectFailure, Error};
 pub use event::{DisconnectReason, DropSource, Event};
+pub use handle::{Handle, LocalSubscription, Port};
 pub use message::Message;
 pub use options::{
     ConnectOptions, DropPolicy, OfflineQueueOptions, PublishOptions, ReconnectOptions,

@@ -416,7 +416,7 @@ async fn deliver(
     registry: Registry,
 ) {
     loop {
-        let next = crate::client::first(subscription.next(), stop.wait()).await;
+        let next = protocol::client::handle::first(subscription.next(), stop.wait()).await;
         let Some(Some(message)) = next else {
             break;
         };

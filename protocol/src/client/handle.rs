@@ -1,0 +1,224 @@
+//! [`Handle`]: the calls of a client handle (`publish`, `subscribe`, `request`,
+//! `respond`, `history`, `disconnect`), written once for both clients over a [`Port`],
+//! and [`LocalSubscription`], what a `subscribe` call returns.
+//!
+//! A call builds its [`Command`] (checking what the application gave, see
+//! [`Outgoing`]), hands it to the [`Connection`](super::Connection) through the port,
+//! and waits for the answer on a oneshot channel of the port's runtime; a request also
+//! waits on the port's clock. `native-client` and `web-client` wrap a `Handle` in
+//! their `Client` and a `LocalSubscription` in their `Subscription`, adding only what
+//! their runtime adds (connecting, the event stream, the stream of messages).
+//!
+//! ```text
+//!  Client::publish ─► Handle::publish ─► Outgoing ─► Port::send(Command) ─► Connection
+//!                     awaits Port::Answer ◄──────── Channels::answer ◄──────┘
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::pin::pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use super::{Channels, Command, Error, Message, Outgoing, PublishOutcome, correlation_data};
+use crate::{ProtocolVersion, QoS, ReasonCode, SubscriptionOptions, TopicFilter};
+
+/// The answer one call waits for, as a port's runtime delivers it.
+type Reply<P, T> = <<P as Port>::Channels as Channels>::Reply<T>;
+
+/// How a client's handle reaches its connection, and the runtime pieces its calls wait
+/// with: the oneshot channels of the answers, the buffers of local subscriptions, a
+/// clock for request timeouts and a random source for correlation data. Implemented
+/// by each client over its own runtime (tokio; the browser's event loop).
+pub trait Port: fmt::Debug + Sized {
+    /// The channel types the connection answers through.
+    type Channels: Channels;
+    /// The receiving end of a call's answer (the other end is the
+    /// [`Channels::Reply`] given with the command).
+    type Answer<T: fmt::Debug>: Future<Output = Result<Result<T, Error>, Self::Canceled>>;
+    /// What an [`Answer`](Port::Answer) resolves to when the connection dropped the
+    /// reply unanswered (the client ended).
+    type Canceled;
+    /// The receiving end of one local subscription's message buffer.
+    type Receiver: fmt::Debug;
+    /// A way to the connection that does not keep the client alive: what a
+    /// [`LocalSubscription`] holds to unsubscribe when it is dropped.
+    type Weak: fmt::Debug;
+
+    /// Hands `command` to the connection; [`Error::Closed`] if the client has ended
+    /// and nothing takes commands any more.
+    fn send(&self, command: Command<Self::Channels>) -> Result<(), Error>;
+    /// Hands `command` to the connection if the client still runs.
+    fn send_weak(weak: &Self::Weak, command: Command<Self::Channels>);
+    /// The weak form of this port.
+    fn downgrade(&self) -> Self::Weak;
+    /// A oneshot channel for one call's answer.
+    fn reply<T: fmt::Debug>() -> (Reply<Self, T>, Self::Answer<T>);
+    /// A message buffer for a new local subscription (of the client's subscription
+    /// capacity).
+    fn buffer(&self) -> (<Self::Channels as Channels>::Sender, Self::Receiver);
+    /// A fresh number for a local subscription (unique within the client).
+    fn next_local(&self) -> u64;
+    /// The client's protocol version.
+    fn version(&self) -> ProtocolVersion;
+    /// 128 random bits, for a request's correlation data.
+    fn random(&self) -> u128;
+    /// Resolves once `duration` has passed.
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()>;
+}
+
+/// The calls a client's handle offers, over its [`Port`]: see the module docs.
+#[derive(Debug, Clone)]
+pub struct Handle<P> {
+    /// The way to the connection.
+    port: P,
+}
+
+impl<P: Port> Handle<P> {
+    /// A handle over `port`.
+    pub fn new(port: P) -> Self {
+        Self { port }
+    }
+
+    /// The port, for what the client adds itself.
+    pub fn port(&self) -> &P {
+        &self.port
+    }
+
+    /// Sends `command` and waits for its answer; [`Error::Closed`] if the client ended
+    /// first.
+    async fn call<T: fmt::Debug>(
+        &self,
+        make: impl FnOnce(Reply<P, T>) -> Command<P::Channels>,
+    ) -> Result<T, Error> {
+        let (reply, answer) = P::reply();
+        self.port.send(make(reply))?;
+        answer.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Publishes `outgoing`; resolves at the acknowledgement (QoS 1: PUBACK, QoS 2:
+    /// PUBCOMP) or, at QoS 0, when the transport took it.
+    pub async fn publish(&self, outgoing: Outgoing) -> Result<PublishOutcome, Error> {
+        self.call(|reply| Command::Publish(outgoing, reply)).await
+    }
+
+    /// Subscribes to `filter`; resolves at the SUBACK with the local subscription.
+    pub async fn subscribe(
+        &self,
+        filter: TopicFilter,
+        options: SubscriptionOptions,
+    ) -> Result<LocalSubscription<P>, Error> {
+        let local = self.port.next_local();
+        let (sender, receiver) = self.port.buffer();
+        // Built before the command is sent, so that an early drop (the caller's future
+        // cancelled) still unsubscribes.
+        let mut subscription = LocalSubscription {
+            local,
+            filter: filter.clone(),
+            granted: QoS::AtMostOnce,
+            receiver,
+            port: self.port.downgrade(),
+        };
+        subscription.granted = self
+            .call(|reply| Command::Subscribe {
+                local,
+                filter,
+                options,
+                sender,
+                reply,
+            })
+            .await?;
+        Ok(subscription)
+    }
+
+    /// MQTT 5 request/response: publishes `outgoing` (see [`Outgoing::request`]) with
+    /// fresh correlation data (the connection sets the Response Topic) and resolves
+    /// with the first response carrying it, or [`Error::Timeout`] after `timeout`,
+    /// when the request is forgotten.
+    pub async fn request(&self, outgoing: Outgoing, timeout: Duration) -> Result<Message, Error> {
+        let correlation = correlation_data(self.port.random());
+        let answer = self.call(|reply| Command::Request {
+            outgoing,
+            correlation: correlation.clone(),
+            reply,
+        });
+        match first(answer, self.port.sleep(timeout)).await {
+            Some(result) => result,
+            None => {
+                let _ = self.port.send(Command::CancelRequest(correlation));
+                Err(Error::Timeout(timeout))
+            }
+        }
+    }
+
+    /// Sends DISCONNECT with `reason` and ends the client; resolves once it has ended.
+    pub async fn disconnect(&self, reason: ReasonCode) -> Result<(), Error> {
+        let (done, finished) = P::reply();
+        self.port.send(Command::Disconnect { reason, done })?;
+        let _ = finished.await;
+        Ok(())
+    }
+
+    /// Closes the transport without DISCONNECT, then reconnects (`reconnect`) or ends
+    /// the client.
+    pub fn drop_connection(&self, reconnect: bool) {
+        let _ = self.port.send(Command::DropConnection { reconnect });
+    }
+}
+
+/// One local subscription: its filter, the QoS granted, and the receiving end of its
+/// messages. Dropping it unsubscribes (the connection keeps the broker's subscription
+/// while another local subscription uses the same filter).
+#[derive(Debug)]
+pub struct LocalSubscription<P: Port> {
+    /// The client's number for it, named in `Unsubscribe`.
+    local: u64,
+    /// The filter, as given.
+    filter: TopicFilter,
+    /// What the broker granted.
+    granted: QoS,
+    /// Its messages.
+    receiver: P::Receiver,
+    /// Weak, so that subscriptions do not keep the client alive.
+    port: P::Weak,
+}
+
+impl<P: Port> LocalSubscription<P> {
+    /// The topic filter.
+    pub fn filter(&self) -> &str {
+        self.filter.as_str()
+    }
+
+    /// The QoS the broker granted.
+    pub fn granted_qos(&self) -> QoS {
+        self.granted
+    }
+
+    /// The receiving end of its messages.
+    pub fn receiver(&mut self) -> &mut P::Receiver {
+        &mut self.receiver
+    }
+}
+
+impl<P: Port> Drop for LocalSubscription<P> {
+    fn drop(&mut self) {
+        P::send_weak(&self.port, Command::Unsubscribe { local: self.local });
+    }
+}
+
+/// Awaits `a` and `b` together: `Some` with `a`'s output if it finished first (both
+/// are polled in that order), `None` if `b` did.
+pub async fn first<A: Future, B: Future>(a: A, b: B) -> Option<A::Output> {
+    let mut a = pin!(a);
+    let mut b = pin!(b);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = a.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        if b.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    })
+    .await
+}
