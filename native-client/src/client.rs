@@ -40,7 +40,7 @@ pub(crate) struct TokioPort {
 
 impl Port for TokioPort {
     type Channels = Tokio;
-    type Answer<T: std::fmt::Debug> = oneshot::Receiver<Result<T, Error>>;
+    type Answer<T: std::fmt::Debug> = oneshot::Receiver<T>;
     type Canceled = oneshot::error::RecvError;
     type Receiver = mpsc::Receiver<Message>;
     type Weak = mpsc::WeakUnboundedSender<Command>;
@@ -59,7 +59,7 @@ impl Port for TokioPort {
         self.commands.downgrade()
     }
 
-    fn reply<T: std::fmt::Debug>() -> (oneshot::Sender<Result<T, Error>>, Self::Answer<T>) {
+    fn oneshot<T: std::fmt::Debug>() -> (oneshot::Sender<T>, Self::Answer<T>) {
         oneshot::channel()
     }
 

@@ -26,7 +26,7 @@ pub(crate) struct BrowserPort(Rc<Shared>);
 
 impl Port for BrowserPort {
     type Channels = Browser;
-    type Answer<T: std::fmt::Debug> = oneshot::Receiver<Result<T, Error>>;
+    type Answer<T: std::fmt::Debug> = oneshot::Receiver<T>;
     type Canceled = oneshot::Canceled;
     type Receiver = queue::Receiver<Message>;
     type Weak = Weak<Shared>;
@@ -47,7 +47,7 @@ impl Port for BrowserPort {
         Rc::downgrade(&self.0)
     }
 
-    fn reply<T: std::fmt::Debug>() -> (oneshot::Sender<Result<T, Error>>, Self::Answer<T>) {
+    fn oneshot<T: std::fmt::Debug>() -> (oneshot::Sender<T>, Self::Answer<T>) {
         oneshot::channel()
     }
 

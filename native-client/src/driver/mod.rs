@@ -33,7 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 use web_time::Instant;
 
 use crate::client::Shared;
-use crate::error::{ConnectError, Error};
+use crate::error::ConnectError;
 use crate::options::ConnectOptions;
 use crate::url::BrokerUrl;
 use link::{Link, Wake, Written};
@@ -46,20 +46,15 @@ pub(crate) struct Tokio;
 
 impl Channels for Tokio {
     type Sender = mpsc::Sender<Message>;
-    type Reply<T: std::fmt::Debug> = oneshot::Sender<Result<T, Error>>;
+    type Oneshot<T: std::fmt::Debug> = oneshot::Sender<T>;
     type ConnectError = ConnectError;
-    type Ready = oneshot::Sender<Result<(), ConnectError>>;
 
     fn deliver(sender: &Self::Sender, message: Message) -> bool {
         !matches!(sender.try_send(message), Err(TrySendError::Full(_)))
     }
 
-    fn answer<T: std::fmt::Debug>(reply: Self::Reply<T>, result: Result<T, Error>) {
-        let _ = reply.send(result);
-    }
-
-    fn ready(ready: Self::Ready, result: Result<(), ConnectError>) {
-        let _ = ready.send(result);
+    fn send_once<T: std::fmt::Debug>(oneshot: oneshot::Sender<T>, value: T) {
+        let _ = oneshot.send(value);
     }
 }
 

@@ -13,19 +13,33 @@ use super::{ConnectFailure, Error, Message};
 pub trait Channels: fmt::Debug + Sized {
     /// The sending end of one local subscription's message buffer.
     type Sender: fmt::Debug;
-    /// The answer to one call (`publish`, `subscribe`, `request`, `disconnect`): the
-    /// sending end of a oneshot channel.
-    type Reply<T: fmt::Debug>: fmt::Debug;
+    /// The sending end of a oneshot channel: how a call (`publish`, `subscribe`,
+    /// `request`, `disconnect`) is answered ([`Reply`]), and `Client::connect`
+    /// ([`Ready`]).
+    type Oneshot<T: fmt::Debug>: fmt::Debug;
     /// The client's `ConnectError`: what `Client::connect` fails with.
     type ConnectError: From<ConnectFailure> + fmt::Debug;
-    /// `Client::connect` waiting for the first CONNACK.
-    type Ready: fmt::Debug;
 
     /// Hands `message` to `sender`. Returns `false` only when it was dropped because
     /// the buffer was full (a reader that is gone is not a loss to report).
     fn deliver(sender: &Self::Sender, message: Message) -> bool;
-    /// Answers a call (an answer nobody waits for any more is dropped).
-    fn answer<T: fmt::Debug>(reply: Self::Reply<T>, result: Result<T, Error>);
+    /// Sends `value` (a value nobody waits for any more is dropped).
+    fn send_once<T: fmt::Debug>(oneshot: Self::Oneshot<T>, value: T);
+
+    /// Answers a call.
+    fn answer<T: fmt::Debug>(reply: Reply<Self, T>, result: Result<T, Error>) {
+        Self::send_once(reply, result);
+    }
+
     /// Answers `Client::connect`.
-    fn ready(ready: Self::Ready, result: Result<(), Self::ConnectError>);
+    fn ready(ready: Ready<Self>, result: Result<(), Self::ConnectError>) {
+        Self::send_once(ready, result);
+    }
 }
+
+/// How one call of a client with channels `C` is answered.
+pub type Reply<C, T> = <C as Channels>::Oneshot<Result<T, Error>>;
+
+/// How `Client::connect` of a client with channels `C` learns the first connection's
+/// outcome.
+pub type Ready<C> = <C as Channels>::Oneshot<Result<(), <C as Channels>::ConnectError>>;

@@ -7,6 +7,7 @@
 use bytes::Bytes;
 use bytestring::ByteString;
 
+use super::channels::Reply;
 use super::{Channels, Error, Message, PublishOptions};
 use crate::{
     PacketId, ProtocolVersion, QoS, ReasonCode, SubscriptionOptions, TopicFilter, TopicName,
@@ -99,7 +100,7 @@ pub fn correlation_data(random: u128) -> Bytes {
 #[non_exhaustive]
 pub enum Command<C: Channels> {
     /// Publish; answered at the acknowledgement (QoS 0: when the transport took it).
-    Publish(Outgoing, C::Reply<PublishOutcome>),
+    Publish(Outgoing, Reply<C, PublishOutcome>),
     /// A new local subscription; answered at the SUBACK.
     Subscribe {
         /// The client's number for it.
@@ -111,7 +112,7 @@ pub enum Command<C: Channels> {
         /// Where its messages go.
         sender: C::Sender,
         /// The `subscribe` call.
-        reply: C::Reply<QoS>,
+        reply: Reply<C, QoS>,
     },
     /// A local subscription was dropped.
     Unsubscribe {
@@ -125,7 +126,7 @@ pub enum Command<C: Channels> {
         /// Its correlation data (see [`correlation_data`]).
         correlation: Bytes,
         /// The `request` call.
-        reply: C::Reply<Message>,
+        reply: Reply<C, Message>,
     },
     /// The requester stopped waiting (its timeout passed).
     CancelRequest(Bytes),
@@ -134,7 +135,7 @@ pub enum Command<C: Channels> {
         /// The DISCONNECT reason code.
         reason: ReasonCode,
         /// The `disconnect` call.
-        done: C::Reply<()>,
+        done: Reply<C, ()>,
     },
     /// Close the transport without DISCONNECT; reconnect or end.
     DropConnection {

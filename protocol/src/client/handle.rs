@@ -20,11 +20,12 @@ use std::pin::pin;
 use std::task::Poll;
 use std::time::Duration;
 
+use super::channels::Reply;
 use super::{Channels, Command, Error, Message, Outgoing, PublishOutcome, correlation_data};
 use crate::{ProtocolVersion, QoS, ReasonCode, SubscriptionOptions, TopicFilter};
 
-/// The answer one call waits for, as a port's runtime delivers it.
-type Reply<P, T> = <<P as Port>::Channels as Channels>::Reply<T>;
+/// The sending end of a oneshot channel of a port's runtime.
+type Oneshot<P, T> = <<P as Port>::Channels as Channels>::Oneshot<T>;
 
 /// How a client's handle reaches its connection, and the runtime pieces its calls wait
 /// with: the oneshot channels of the answers, the buffers of local subscriptions, a
@@ -33,9 +34,9 @@ type Reply<P, T> = <<P as Port>::Channels as Channels>::Reply<T>;
 pub trait Port: fmt::Debug + Sized {
     /// The channel types the connection answers through.
     type Channels: Channels;
-    /// The receiving end of a call's answer (the other end is the
-    /// [`Channels::Reply`] given with the command).
-    type Answer<T: fmt::Debug>: Future<Output = Result<Result<T, Error>, Self::Canceled>>;
+    /// The receiving end of a oneshot channel (the other end is a
+    /// [`Channels::Oneshot`]): how a call waits for its answer.
+    type Answer<T: fmt::Debug>: Future<Output = Result<T, Self::Canceled>>;
     /// What an [`Answer`](Port::Answer) resolves to when the connection dropped the
     /// reply unanswered (the client ended).
     type Canceled;
@@ -52,8 +53,8 @@ pub trait Port: fmt::Debug + Sized {
     fn send_weak(weak: &Self::Weak, command: Command<Self::Channels>);
     /// The weak form of this port.
     fn downgrade(&self) -> Self::Weak;
-    /// A oneshot channel for one call's answer.
-    fn reply<T: fmt::Debug>() -> (Reply<Self, T>, Self::Answer<T>);
+    /// A oneshot channel, for one call's answer.
+    fn oneshot<T: fmt::Debug>() -> (Oneshot<Self, T>, Self::Answer<T>);
     /// A message buffer for a new local subscription (of the client's subscription
     /// capacity).
     fn buffer(&self) -> (<Self::Channels as Channels>::Sender, Self::Receiver);
@@ -89,9 +90,9 @@ impl<P: Port> Handle<P> {
     /// first.
     async fn call<T: fmt::Debug>(
         &self,
-        make: impl FnOnce(Reply<P, T>) -> Command<P::Channels>,
+        make: impl FnOnce(Reply<P::Channels, T>) -> Command<P::Channels>,
     ) -> Result<T, Error> {
-        let (reply, answer) = P::reply();
+        let (reply, answer) = P::oneshot();
         self.port.send(make(reply))?;
         answer.await.map_err(|_| Error::Closed)?
     }
@@ -153,7 +154,7 @@ impl<P: Port> Handle<P> {
 
     /// Sends DISCONNECT with `reason` and ends the client; resolves once it has ended.
     pub async fn disconnect(&self, reason: ReasonCode) -> Result<(), Error> {
-        let (done, finished) = P::reply();
+        let (done, finished) = P::oneshot();
         self.port.send(Command::Disconnect { reason, done })?;
         let _ = finished.await;
         Ok(())

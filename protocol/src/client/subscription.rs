@@ -18,6 +18,7 @@ use std::num::NonZeroU32;
 
 use bytestring::ByteString;
 
+use super::channels::Reply;
 use super::small_map::SmallMap;
 use super::{Channels, Error, Message};
 use crate::{PacketId, QoS, ReasonCode, SubscriptionOptions, TopicFilter};
@@ -70,7 +71,7 @@ struct Entry<C: Channels> {
     /// Local subscriptions reading this filter.
     locals: SmallMap<u64, C::Sender>,
     /// `subscribe` calls waiting for the SUBACK.
-    waiters: Vec<(u64, C::Reply<QoS>)>,
+    waiters: Vec<(u64, Reply<C, QoS>)>,
     /// Held by the client itself (the request/response topic): kept without locals.
     internal: bool,
 }
@@ -120,7 +121,7 @@ impl<C: Channels> SubscriptionRegistry<C> {
         filter: TopicFilter,
         options: SubscriptionOptions,
         sender: C::Sender,
-        reply: C::Reply<QoS>,
+        reply: Reply<C, QoS>,
     ) {
         let key = filter.clone().into_inner();
         let entry = self.entry(filter, false);
@@ -364,9 +365,8 @@ mod tests {
 
     impl Channels for Test {
         type Sender = Buffer;
-        type Reply<T: fmt::Debug> = Rc<RefCell<Option<Result<T, Error>>>>;
+        type Oneshot<T: fmt::Debug> = Rc<RefCell<Option<T>>>;
         type ConnectError = super::super::ConnectFailure;
-        type Ready = ();
 
         fn deliver(sender: &Buffer, message: Message) -> bool {
             let mut buffer = sender.borrow_mut();
@@ -378,11 +378,9 @@ mod tests {
             }
         }
 
-        fn answer<T: fmt::Debug>(reply: Self::Reply<T>, result: Result<T, Error>) {
-            *reply.borrow_mut() = Some(result);
+        fn send_once<T: fmt::Debug>(oneshot: Self::Oneshot<T>, value: T) {
+            *oneshot.borrow_mut() = Some(value);
         }
-
-        fn ready(_: (), _: Result<(), Self::ConnectError>) {}
     }
 
     fn add(subs: &mut SubscriptionRegistry<Test>, local: u64, filter: &str) -> Buffer {
@@ -468,7 +466,7 @@ mod tests {
     #[test]
     fn a_refused_subscription_fails_its_waiters_and_close_fails_the_rest() {
         let mut subs = SubscriptionRegistry::<Test>::new(UnknownIdRouting::Nowhere);
-        let waiter: <Test as Channels>::Reply<QoS> = Rc::default();
+        let waiter: Reply<Test, QoS> = Rc::default();
         let filter = TopicFilter::new("a".to_owned()).unwrap();
         subs.add(
             1,
@@ -484,7 +482,7 @@ mod tests {
                 .is_empty()
         );
         assert!(waiter.borrow().as_ref().unwrap().is_err());
-        let waiter: <Test as Channels>::Reply<QoS> = Rc::default();
+        let waiter: Reply<Test, QoS> = Rc::default();
         let filter = TopicFilter::new("b".to_owned()).unwrap();
         subs.add(
             2,

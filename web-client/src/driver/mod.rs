@@ -36,7 +36,7 @@ use protocol::ProtocolVersion;
 use protocol::client::{Channels, Connection, Event, Message};
 use web_time::Instant;
 
-use crate::error::{ConnectError, Error};
+use crate::error::ConnectError;
 use crate::options::ConnectOptions;
 use crate::queue::{self, oneshot};
 use crate::socket::SocketEvent;
@@ -51,20 +51,15 @@ pub(crate) struct Browser;
 
 impl Channels for Browser {
     type Sender = queue::Sender<Message>;
-    type Reply<T: std::fmt::Debug> = oneshot::Sender<Result<T, Error>>;
+    type Oneshot<T: std::fmt::Debug> = oneshot::Sender<T>;
     type ConnectError = ConnectError;
-    type Ready = oneshot::Sender<Result<(), ConnectError>>;
 
     fn deliver(sender: &Self::Sender, message: Message) -> bool {
         sender.push(message).is_ok()
     }
 
-    fn answer<T: std::fmt::Debug>(reply: Self::Reply<T>, result: Result<T, Error>) {
-        let _ = reply.send(result);
-    }
-
-    fn ready(ready: Self::Ready, result: Result<(), ConnectError>) {
-        let _ = ready.send(result);
+    fn send_once<T: std::fmt::Debug>(oneshot: oneshot::Sender<T>, value: T) {
+        let _ = oneshot.send(value);
     }
 }
 

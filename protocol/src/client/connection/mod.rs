@@ -45,6 +45,7 @@ use std::collections::VecDeque;
 use bytes::{Bytes, BytesMut};
 use web_time::Instant;
 
+use super::channels::{Ready, Reply};
 use super::subscription::SubscriptionRegistry;
 use super::text;
 use super::{
@@ -82,7 +83,7 @@ enum Link {
 /// Who waits for a publication's outcome.
 #[derive(Debug)]
 enum Waiter<C: Channels> {
-    Publish(C::Reply<PublishOutcome>),
+    Publish(Reply<C, PublishOutcome>),
     /// A request's own message: failures fail the request; success waits for the
     /// response.
     Request(Bytes),
@@ -106,17 +107,17 @@ pub struct Connection<C: Channels> {
     /// Reconnect attempts since the last CONNACK.
     attempt: u32,
     /// `Client::connect` waiting for the first CONNACK.
-    ready: Option<C::Ready>,
+    ready: Option<Ready<C>>,
     /// QoS 1 and 2 publications in the session, with a copy to publish again if the
     /// broker loses the session (QoS 1 only), in the order they were sent. The broker
     /// acknowledges in that order [MQTT-4.6.0-2], so the one acknowledged is almost
     /// always the first: a queue searched from the front beats a hash table here.
     in_flight: VecDeque<(PacketId, Outgoing, Waiter<C>)>,
     /// QoS 0 publications whose bytes the session has not handed out yet.
-    qos0_unsent: Vec<C::Reply<PublishOutcome>>,
+    qos0_unsent: Vec<Reply<C, PublishOutcome>>,
     /// QoS 0 publications waiting for their last byte (an offset in `queued`) to be
     /// taken by the transport.
-    qos0: VecDeque<(u64, C::Reply<PublishOutcome>)>,
+    qos0: VecDeque<(u64, Reply<C, PublishOutcome>)>,
     /// Bytes handed to the adapter and bytes it reports written, on this client's
     /// life: a QoS 0 publication is done when `written` passes its end.
     queued: u64,
@@ -128,7 +129,7 @@ pub struct Connection<C: Channels> {
     subscriptions: SubscriptionRegistry<C>,
     /// Requests waiting for a response, by correlation data, with the topic the
     /// response must arrive on.
-    requests: SmallMap<Bytes, (TopicName, C::Reply<Message>)>,
+    requests: SmallMap<Bytes, (TopicName, Reply<C, Message>)>,
     /// Where responses arrive unless a request names its own topic (known from the
     /// first CONNACK).
     response_topic: Option<TopicName>,
@@ -149,13 +150,13 @@ pub struct Connection<C: Channels> {
     /// The client is over (waiters told, nothing more happens).
     finished: bool,
     /// `disconnect` calls waiting for the end.
-    done: Vec<C::Reply<()>>,
+    done: Vec<Reply<C, ()>>,
 }
 
 impl<C: Channels> Connection<C> {
     /// A connection for `options`, not started. `ready` answers `Client::connect` at
     /// the first CONNACK (or the first failure); `seed` seeds the reconnect jitter.
-    pub fn new<T>(options: &ConnectOptions<T>, ready: C::Ready, seed: u64) -> Self {
+    pub fn new<T>(options: &ConnectOptions<T>, ready: Ready<C>, seed: u64) -> Self {
         Self {
             session: ClientSession::new(options.session_options()),
             reconnect: options.reconnect.clone(),

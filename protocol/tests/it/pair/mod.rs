@@ -637,21 +637,16 @@ pub type Inbox = Rc<RefCell<Vec<Message>>>;
 
 impl Channels for Cells {
     type Sender = Inbox;
-    type Reply<T: std::fmt::Debug> = Slot<T>;
+    type Oneshot<T: std::fmt::Debug> = Rc<RefCell<Option<T>>>;
     type ConnectError = ConnectFailure;
-    type Ready = Rc<RefCell<Option<Result<(), ConnectFailure>>>>;
 
     fn deliver(sender: &Inbox, message: Message) -> bool {
         sender.borrow_mut().push(message);
         true
     }
 
-    fn answer<T: std::fmt::Debug>(reply: Slot<T>, result: Result<T, client::Error>) {
-        *reply.borrow_mut() = Some(result);
-    }
-
-    fn ready(ready: Self::Ready, result: Result<(), ConnectFailure>) {
-        *ready.borrow_mut() = Some(result);
+    fn send_once<T: std::fmt::Debug>(oneshot: Rc<RefCell<Option<T>>>, value: T) {
+        *oneshot.borrow_mut() = Some(value);
     }
 }
 
@@ -664,7 +659,7 @@ pub struct ClientPair {
     pub now: Instant,
     pub conn: Connection<Cells>,
     /// `Client::connect`'s answer.
-    pub ready: <Cells as Channels>::Ready,
+    pub ready: client::channels::Ready<Cells>,
     pub server: ServerSession,
     pub server_options: ServerOptions,
     pub broker: Broker,
