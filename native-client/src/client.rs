@@ -1,5 +1,7 @@
 //! [`Client`], the cloneable handle to a connection's driver task, and
-//! [`Subscription`], a stream of the messages matching one topic filter.
+//! [`Subscription`], a stream of the messages matching one topic filter: what their
+//! calls do is `protocol::client::Handle`'s, over [`TokioPort`] (the driver's command
+//! channel, tokio's oneshot and `mpsc` channels, `tokio::time`).
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -58,10 +58,13 @@
 //! # Layout
 //!
 //! All MQTT client behaviour (session events, commands, the offline queue, request
-//! correlation, reconnect backoff) is `protocol::client::Connection`, sans-IO and
+//! correlation, reconnect backoff) is `protocol::client::Connection`, sans-IO, and the
+//! calls of [`Client`] and [`Subscription`] are `protocol::client::Handle`'s (their
+//! signatures and docs expanded from `protocol::client_calls!`), all of it
 //! shared with `web-client`; this crate is its tokio glue.
 //!
-//! - [`client`](Client): [`Client`] (the cloneable handle), [`Subscription`].
+//! - [`client`](Client): [`Client`] (the cloneable handle), [`Subscription`], and the
+//!   `Port` over the driver task's channel that their `Handle` calls through.
 //! - `options`: [`ConnectOptions`] (`protocol::client::ConnectOptions` with
 //!   [`TlsOptions`] as its transport part, set with [`ConnectOptionsExt::tls`]);
 //!   [`SubscribeOptions`], [`ReconnectOptions`], [`OfflineQueueOptions`],

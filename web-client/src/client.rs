@@ -1,5 +1,7 @@
 //! [`Client`], the cloneable handle to a connection's driver, [`Subscription`], a
-//! stream of the messages matching one topic filter, and [`EventStream`].
+//! stream of the messages matching one topic filter, and [`EventStream`]: what their
+//! calls do is `protocol::client::Handle`'s, over [`BrowserPort`] (the driver's inbox,
+//! this crate's queues, the worker timer).
 
 use std::future::Future;
 use std::pin::Pin;

@@ -29,11 +29,14 @@
 //! # Layout
 //!
 //! All MQTT client behaviour (session events, commands, the offline queue, request
-//! correlation, reconnect backoff) is `protocol::client::Connection`, sans-IO and
+//! correlation, reconnect backoff) is `protocol::client::Connection`, sans-IO, and the
+//! calls of [`Client`] and [`Subscription`] are `protocol::client::Handle`'s (their
+//! signatures and docs expanded from `protocol::client_calls!`), all of it
 //! shared with `native-client`; this crate is its browser glue.
 //!
 //! - [`client`](Client): [`Client`] (the cloneable handle), [`Subscription`],
-//!   [`EventStream`].
+//!   [`EventStream`], and the `Port` over the driver's inbox that their `Handle` calls
+//!   through.
 //! - `options`: [`ConnectOptions`] (`protocol::client::ConnectOptions` with
 //!   [`TimerMode`] as its transport part, set with [`ConnectOptionsExt::timer`]);
 //!   [`SubscribeOptions`], [`ReconnectOptions`], [`OfflineQueueOptions`],

@@ -223,3 +223,239 @@ pub async fn first<A: Future, B: Future>(a: A, b: B) -> Option<A::Output> {
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::{Cell, RefCell};
+    use std::pin::Pin;
+    use std::rc::{Rc, Weak};
+    use std::task::{Context, Waker};
+
+    use super::*;
+    use crate::client::{ConnectFailure, PublishOptions};
+
+    /// Oneshot channels and buffers as plain cells.
+    #[derive(Debug)]
+    struct Cells;
+
+    type Slot<T> = Rc<RefCell<Option<T>>>;
+
+    impl Channels for Cells {
+        type Sender = Slot<Message>;
+        type Oneshot<T: fmt::Debug> = Slot<T>;
+        type ConnectError = ConnectFailure;
+
+        fn deliver(sender: &Slot<Message>, message: Message) -> bool {
+            *sender.borrow_mut() = Some(message);
+            true
+        }
+
+        fn send_once<T: fmt::Debug>(oneshot: Slot<T>, value: T) {
+            *oneshot.borrow_mut() = Some(value);
+        }
+    }
+
+    /// The receiving end of a [`Slot`]: the value once set, `Err` once the sender is
+    /// gone without one.
+    #[derive(Debug)]
+    struct Answer<T>(Slot<T>);
+
+    impl<T> Future for Answer<T> {
+        type Output = Result<T, ()>;
+
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
+            match self.0.borrow_mut().take() {
+                Some(value) => Poll::Ready(Ok(value)),
+                None if Rc::strong_count(&self.0) == 1 => Poll::Ready(Err(())),
+                None => Poll::Pending,
+            }
+        }
+    }
+
+    /// The commands the handle sent, in order; `open: false` is an ended client.
+    #[derive(Debug)]
+    struct Sent {
+        commands: RefCell<Vec<Command<Cells>>>,
+        open: Cell<bool>,
+        next_local: Cell<u64>,
+        /// Whether a request's timeout has passed already.
+        expired: bool,
+    }
+
+    #[derive(Debug, Clone)]
+    struct TestPort(Rc<Sent>);
+
+    impl Port for TestPort {
+        type Channels = Cells;
+        type Answer<T: fmt::Debug> = Answer<T>;
+        type Canceled = ();
+        type Receiver = Slot<Message>;
+        type Weak = Weak<Sent>;
+
+        fn send(&self, command: Command<Cells>) -> Result<(), Error> {
+            if !self.0.open.get() {
+                return Err(Error::Closed);
+            }
+            self.0.commands.borrow_mut().push(command);
+            Ok(())
+        }
+
+        fn send_weak(weak: &Weak<Sent>, command: Command<Cells>) {
+            if let Some(sent) = weak.upgrade() {
+                let _ = TestPort(sent).send(command);
+            }
+        }
+
+        fn downgrade(&self) -> Weak<Sent> {
+            Rc::downgrade(&self.0)
+        }
+
+        fn oneshot<T: fmt::Debug>() -> (Slot<T>, Answer<T>) {
+            let slot = Slot::default();
+            (slot.clone(), Answer(slot))
+        }
+
+        fn buffer(&self) -> (Slot<Message>, Slot<Message>) {
+            let slot = Slot::default();
+            (slot.clone(), slot)
+        }
+
+        fn next_local(&self) -> u64 {
+            let local = self.0.next_local.get();
+            self.0.next_local.set(local + 1);
+            local
+        }
+
+        fn version(&self) -> ProtocolVersion {
+            ProtocolVersion::V5
+        }
+
+        fn random(&self) -> u128 {
+            7
+        }
+
+        fn sleep(&self, _: Duration) -> impl Future<Output = ()> {
+            let expired = self.0.expired;
+            std::future::poll_fn(move |_| {
+                if expired {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+        }
+    }
+
+    fn handle(open: bool, expired: bool) -> Handle<TestPort> {
+        Handle::new(TestPort(Rc::new(Sent {
+            commands: RefCell::default(),
+            open: Cell::new(open),
+            next_local: Cell::new(1),
+            expired,
+        })))
+    }
+
+    /// Polls `future` once.
+    fn poll<F: Future>(future: Pin<&mut F>) -> Poll<F::Output> {
+        future.poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    fn outgoing(topic: &str) -> Outgoing {
+        Outgoing::new(topic.to_owned(), "x", QoS::AtLeastOnce).expect("a valid topic")
+    }
+
+    #[test]
+    fn a_publication_is_answered_with_the_connections_outcome() {
+        let handle = handle(true, false);
+        let mut call = pin!(handle.publish(outgoing("a/b")));
+        assert!(poll(call.as_mut()).is_pending());
+        let Some(Command::Publish(sent, reply)) = handle.port().0.commands.borrow_mut().pop()
+        else {
+            panic!("no Publish sent");
+        };
+        assert_eq!(sent.topic.as_str(), "a/b");
+        Cells::answer(reply, Ok(PublishOutcome::SENT));
+        assert_eq!(poll(call), Poll::Ready(Ok(PublishOutcome::SENT)));
+    }
+
+    #[test]
+    fn a_call_on_an_ended_client_fails_closed() {
+        let handle = handle(false, false);
+        let call = pin!(handle.publish(outgoing("a/b")));
+        assert_eq!(poll(call), Poll::Ready(Err(Error::Closed)));
+        // A reply the connection drops unanswered ends the call the same way.
+        let handle = self::handle(true, false);
+        let mut call = pin!(handle.publish(outgoing("a/b")));
+        assert!(poll(call.as_mut()).is_pending());
+        handle.port().0.commands.borrow_mut().clear();
+        assert_eq!(poll(call), Poll::Ready(Err(Error::Closed)));
+    }
+
+    #[test]
+    fn a_request_past_its_timeout_is_cancelled() {
+        let handle = handle(true, true);
+        let request = Outgoing::request(
+            ProtocolVersion::V5,
+            "svc/ask",
+            "?",
+            PublishOptions::new(QoS::AtLeastOnce),
+        )
+        .expect("a valid request");
+        let timeout = Duration::from_secs(3);
+        let call = pin!(handle.request(request, timeout));
+        assert_eq!(
+            poll(call).map(|r| r.map(|m| m.topic().to_owned())),
+            Poll::Ready(Err(Error::Timeout(timeout)))
+        );
+        let commands = handle.port().0.commands.borrow();
+        let [
+            Command::Request { correlation, .. },
+            Command::CancelRequest(cancelled),
+        ] = commands.as_slice()
+        else {
+            panic!("expected a Request, then its cancellation: {commands:?}");
+        };
+        assert_eq!(correlation, cancelled);
+        assert_eq!(correlation, &correlation_data(7));
+    }
+
+    #[test]
+    fn a_dropped_subscription_unsubscribes_even_before_its_suback() {
+        let handle = handle(true, false);
+        let filter = TopicFilter::new("a/#").expect("a valid filter");
+        let options = SubscriptionOptions::new(QoS::AtLeastOnce);
+        let mut call = pin!(handle.subscribe(filter.clone(), options));
+        assert!(poll(call.as_mut()).is_pending());
+        let Some(Command::Subscribe { local, reply, .. }) =
+            handle.port().0.commands.borrow_mut().pop()
+        else {
+            panic!("no Subscribe sent");
+        };
+        Cells::answer(reply, Ok(QoS::AtMostOnce));
+        let Poll::Ready(Ok(subscription)) = poll(call) else {
+            panic!("the SUBACK did not complete the call");
+        };
+        assert_eq!(
+            (subscription.filter(), subscription.granted_qos()),
+            ("a/#", QoS::AtMostOnce)
+        );
+        drop(subscription);
+        assert!(matches!(
+            handle.port().0.commands.borrow().as_slice(),
+            [Command::Unsubscribe { local: unsubscribed }] if *unsubscribed == local
+        ));
+
+        // The caller gave up before the SUBACK: the subscription is dropped unanswered.
+        let mut call = Box::pin(handle.subscribe(filter, options));
+        assert!(poll(call.as_mut()).is_pending());
+        drop(call);
+        assert!(matches!(
+            handle.port().0.commands.borrow().as_slice(),
+            [
+                _,
+                Command::Subscribe { .. },
+                Command::Unsubscribe { local: 2 }
+            ]
+        ));
+    }
+}
