@@ -186,3 +186,19 @@ impl Stream for Subscription {
         self.0.receiver().poll_recv(cx)
     }
 }
+
+/// Every call's future can move between threads (`tokio::spawn`): checked when this
+/// crate compiles, since the calls are generic code in `protocol` whose futures hold
+/// this crate's channels and timer.
+#[allow(dead_code)]
+fn calls_are_send(client: &Client, subscription: &mut Subscription) {
+    fn send<T: Send>(_: T) {}
+    let query = protocol::client::history::HistoryQuery::new("a/#");
+    send(client.publish("a", "b", protocol::QoS::AtLeastOnce));
+    send(client.subscribe("a/#", protocol::QoS::AtLeastOnce));
+    send(client.history(&query, Duration::from_secs(1)));
+    send(client.request("a", "b", Duration::from_secs(1)));
+    send(client.disconnect(protocol::ReasonCode::Success));
+    send(subscription.recv());
+    send(client.clone());
+}

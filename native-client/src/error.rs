@@ -3,7 +3,6 @@
 //! operation on a connected client failed) is `protocol::client`'s, shared with
 //! `web-client`.
 
-use protocol::ReasonCode;
 pub use protocol::client::{ConnectFailure, Error};
 
 use crate::tls::TlsConfigError;
@@ -30,11 +29,5 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
-    /// The broker's reason code when it refused the connection.
-    pub fn reason_code(&self) -> Option<ReasonCode> {
-        match self {
-            Self::Handshake(failure) => failure.reason_code(),
-            _ => None,
-        }
-    }
+    protocol::client_calls!(ConnectError);
 }

@@ -3,7 +3,6 @@
 //! (an operation on a connected client failed) is `protocol::client`'s, shared with
 //! `native-client`.
 
-use protocol::ReasonCode;
 pub use protocol::client::{ConnectFailure, Error};
 
 /// Why [`Client::connect`](crate::Client::connect) failed.
@@ -29,11 +28,5 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
-    /// The broker's reason code when it refused the connection.
-    pub fn reason_code(&self) -> Option<ReasonCode> {
-        match self {
-            Self::Handshake(failure) => failure.reason_code(),
-            _ => None,
-        }
-    }
+    protocol::client_calls!(ConnectError);
 }

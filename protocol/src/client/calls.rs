@@ -1,7 +1,8 @@
 //! [`client_calls!`](crate::client_calls): the public calls of both clients' `Client`
 //! (`publish`, `subscribe`, `history`, `request`, `request_with`, `respond`,
-//! `disconnect`, `drop_connection`, `abort`), written once, signatures and docs
-//! included, and expanded inside each client's `impl Client`.
+//! `disconnect`, `drop_connection`, `abort`), `Subscription` (`filter`,
+//! `granted_qos`, `recv`) and `ConnectError` (`reason_code`), written once, signatures
+//! and docs included, and expanded inside each client's `impl` blocks.
 //!
 //! The two `Client` types are their crates' own (each adds what its runtime adds:
 //! `connect`, `events`, the state the driver keeps), so the calls cannot be methods of
@@ -19,17 +20,28 @@ pub mod reexport {
 
 /// Expands the calls both clients share (see the module docs of
 /// `protocol::client::calls`): `client_calls!(Client)` inside `impl Client`,
-/// `client_calls!(Subscription)` inside `impl Subscription`. The expanding crate
+/// `client_calls!(Subscription)` inside `impl Subscription`,
+/// `client_calls!(ConnectError)` inside `impl ConnectError`. The expanding crate
 /// provides:
 ///
 /// - a field `core: protocol::client::Handle<P>` in `Client`, for its [`Port`] `P`;
 /// - `Subscription`, a tuple struct around `protocol::client::LocalSubscription<P>`
 ///   whose `P::Receiver` has `async fn recv(&mut self) -> Option<Message>`;
+/// - `ConnectError`, an enum with a variant `Handshake(ConnectFailure)`;
 /// - `protocol` with the `history` feature.
 ///
 /// [`Port`]: crate::client::Port
 #[macro_export]
 macro_rules! client_calls {
+    (ConnectError) => {
+        /// The broker's reason code when it refused the connection.
+        pub fn reason_code(&self) -> Option<$crate::ReasonCode> {
+            match self {
+                Self::Handshake(failure) => failure.reason_code(),
+                _ => None,
+            }
+        }
+    };
     (Subscription) => {
         /// The topic filter.
         pub fn filter(&self) -> &str {
