@@ -30,8 +30,10 @@
 //!   handshake, QoS 1/2 flows, flow control, topic aliases, keep alive.
 //! - [`client`]: the MQTT client above the session, shared by both clients:
 //!   [`client::Connection`] (commands, session events, the offline queue, request
-//!   correlation, reconnect backoff), its options, errors and events. Sans-IO like the
-//!   rest; `native-client` and `web-client` keep only their socket, timer and channels.
+//!   correlation, reconnect backoff), [`client::Handle`] (the calls of a client handle,
+//!   with [`client_calls!`] for their public signatures), its options, errors and
+//!   events. Sans-IO like the rest; `native-client` and `web-client` keep only their
+//!   socket, timer and channels.
 //! - `wire` (private): the spec's primitive data types.
 //!
 //! # Example
