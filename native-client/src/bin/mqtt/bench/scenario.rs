@@ -353,7 +353,10 @@ pub(super) async fn connections(args: ConnArgs) -> Result<Report, Failure> {
         let results = results.clone();
         let stop = stop_rx.clone();
         let client_id = format!("{id}-c{i}");
-        let filter = args.subscribe.as_ref().map(|f| f.replace("{i}", &i.to_string()));
+        let filter = args
+            .subscribe
+            .as_ref()
+            .map(|f| f.replace("{i}", &i.to_string()));
         tasks.spawn(async move {
             let began = Instant::now();
             let mut attempt = Link::connect(&target, &client_id).await;
