@@ -133,6 +133,9 @@ pub struct ClientRegistry {
     /// Set by [`Self::disconnect_all`]: a connection registering after it is asked
     /// to close at once.
     closing: AtomicBool,
+    /// The open connections' keep-alive deadlines (`crate::connection`'s keep-alive
+    /// wheel).
+    pub(crate) keep_alive: Arc<crate::connection::KeepAliveWheel>,
 }
 
 impl ClientRegistry {

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use bytestring::ByteString;
 use parking_lot::Mutex;
 use protocol::{QoS, SubscriptionOptions, TopicFilter, Will};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
 use web_time::Instant;
 
 use crate::config::DropPolicy;
@@ -73,13 +73,26 @@ pub struct StoredSubscription {
     pub id: Option<NonZeroU32>,
 }
 
-/// How a new connection makes the one attached to this session let go.
+/// The connection attached to a session now: which attach it is ([`Session::kick`]
+/// names it). It stays in [`Session::attachment`] until that connection has stored its
+/// state and let go ([`Session::release`]), which a takeover waits for
+/// ([`Session::take_over`]).
 #[derive(Debug)]
 pub struct Attachment {
-    /// Which attach this is: [`Session::kick`] names it.
+    /// Which attach this is.
     pub epoch: u32,
-    /// Resolves when the attached connection has stored its state and let go.
-    pub released: oneshot::Receiver<()>,
+    /// A takeover already waits for it to let go.
+    taken: bool,
+}
+
+impl Attachment {
+    /// The attach numbered `epoch`.
+    pub fn new(epoch: u32) -> Self {
+        Self {
+            epoch,
+            taken: false,
+        }
+    }
 }
 
 /// Asks the connection attached to a session at one attach (its epoch) to close: the
@@ -247,6 +260,62 @@ impl Session {
             .max(1)
     }
 
+    /// Asks the connection attached now (if any) to close for a takeover (see
+    /// [`Self::kick_takeover`] for `continues`) and waits until it has stored its state
+    /// and let go ([`Self::release`]), or `patience` ran out (then it counts as gone).
+    /// `false` if no connection was attached, or another takeover waits for it already.
+    ///
+    /// Waits on the session's `Notify`, which the release signals to every waiter: a
+    /// takeover costs an idle connection nothing (no channel per attach). The woken
+    /// connection cannot miss the kick to a waiter here, as it checks for a kick after
+    /// it starts waiting ([`Self::notified_or_kicked`]).
+    pub async fn take_over(&self, continues: bool, patience: std::time::Duration) -> bool {
+        let epoch = {
+            let mut slot = self.attachment.lock();
+            match slot.as_mut() {
+                Some(current) if !current.taken => {
+                    current.taken = true;
+                    current.epoch
+                }
+                _ => return false,
+            }
+        };
+        self.kick_takeover(epoch, continues);
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let released = self.notify.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            if !self.is_attached_at(epoch) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, released).await.is_err() {
+                let mut slot = self.attachment.lock();
+                if slot.as_ref().is_some_and(|current| current.epoch == epoch) {
+                    *slot = None;
+                }
+                return true;
+            }
+        }
+    }
+
+    fn is_attached_at(&self, epoch: u32) -> bool {
+        let slot = self.attachment.lock();
+        slot.as_ref().is_some_and(|current| current.epoch == epoch)
+    }
+
+    /// The connection attached at `epoch` has stored its state and lets go: wakes the
+    /// takeovers waiting for that ([`Self::take_over`]).
+    pub fn release(&self, epoch: u32) {
+        {
+            let mut slot = self.attachment.lock();
+            if slot.as_ref().is_some_and(|current| current.epoch == epoch) {
+                *slot = None;
+            }
+        }
+        self.notify.notify_waiters();
+    }
+
     /// Asks the connection attached at `epoch` to close with `reason`, and wakes it.
     pub fn kick(&self, epoch: u32, reason: protocol::ReasonCode) {
         self.kick_with(epoch, reason, 0);
@@ -397,10 +466,29 @@ impl Session {
         mailbox.bytes = 0;
     }
 
+    /// Wakes the attached connection without a delivery: its keep-alive deadline may
+    /// have passed ([`crate::connection`]'s keep-alive wheel).
+    pub fn wake(&self) {
+        self.notify.notify_one();
+    }
+
     /// Resolves when a delivery arrives (or immediately if one arrived since the last
     /// wait).
     pub async fn notified(&self) {
         self.notify.notified().await;
+    }
+
+    /// Like [`Self::notified`] for the connection attached at `epoch`, and resolves at
+    /// once if that connection was asked to close: a takeover waiting on the same
+    /// `Notify` ([`Self::take_over`]) may have taken the kick's wake-up.
+    pub async fn notified_or_kicked(&self, epoch: u32) {
+        let notified = self.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.kicked(epoch).is_some() {
+            return;
+        }
+        notified.await;
     }
 }
 

@@ -20,7 +20,6 @@ use std::time::Duration;
 use bytestring::ByteString;
 use parking_lot::Mutex;
 use protocol::{ReasonCode, TopicFilter, Will};
-use tokio::sync::oneshot;
 use web_time::Instant;
 
 use crate::config::Config;
@@ -90,10 +89,15 @@ pub struct Attached {
     /// Whether the session existed before (Session Present).
     pub present: bool,
     /// This attach's number: a takeover, an admin disconnect or a shutdown asks the
-    /// connection to close through [`Session::kick`] with it.
+    /// connection to close through [`Session::kick`] with it. Dropping this tells a
+    /// taking-over connection that we let go ([`Session::release`]).
     pub epoch: u32,
-    /// Dropping this tells the taking-over connection that we let go.
-    release: oneshot::Sender<()>,
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        self.session.release(self.epoch);
+    }
 }
 
 /// Why [`Broker::attach`] refused.
@@ -125,7 +129,7 @@ impl Attached {
 
     /// Tells a waiting takeover that this connection has stored its state.
     pub fn release(self) {
-        let _ = self.release.send(());
+        drop(self);
     }
 }
 
@@ -239,21 +243,24 @@ impl Broker {
             }
         };
         loop {
-            let previous = {
+            let session = {
                 let sessions = self.sessions.lock();
                 match sessions.get(client_id) {
                     Some(session) => {
                         refuse(session)?;
-                        session.attachment.lock().take().inspect(|previous| {
-                            session.kick_takeover(previous.epoch, !clean_start);
-                        })
+                        Some(session.clone())
                     }
                     None => None,
                 }
             };
-            let Some(previous) = previous else { break };
-            // The old connection stores its state, then drops its release sender.
-            let _ = tokio::time::timeout(Duration::from_secs(10), previous.released).await;
+            let Some(session) = session else { break };
+            // The old connection stores its state, then lets go.
+            if !session
+                .take_over(!clean_start, Duration::from_secs(10))
+                .await
+            {
+                break;
+            }
         }
         // Once any previous connection let go: the session may be owned elsewhere.
         let mut connecting = connecting;
@@ -262,7 +269,6 @@ impl Broker {
             Claim::Refused(refused) => return Err(AttachError::NotClaimed(refused)),
             Claim::Claimed(handover) => handover,
         };
-        let (release_tx, release_rx) = oneshot::channel();
         let (session, present, ended, handed_over) = {
             let mut sessions = self.sessions.lock();
             let existing = sessions.get(client_id).cloned();
@@ -307,17 +313,13 @@ impl Broker {
             }
         }
         let epoch = session.next_epoch();
-        *session.attachment.lock() = Some(Attachment {
-            epoch,
-            released: release_rx,
-        });
+        *session.attachment.lock() = Some(Attachment::new(epoch));
         session.set_online(true);
         Ok((
             Attached {
                 session,
                 present,
                 epoch,
-                release: release_tx,
             },
             ended,
         ))
@@ -351,15 +353,10 @@ impl Broker {
     /// start), so a 3.x will is not published.
     pub(crate) async fn hand_over(&self, client_id: &str, continues: bool) -> Option<Handover> {
         loop {
-            let previous = {
-                let sessions = self.sessions.lock();
-                let session = sessions.get(client_id)?;
-                session.attachment.lock().take().inspect(|previous| {
-                    session.kick_takeover(previous.epoch, continues);
-                })
-            };
-            let Some(previous) = previous else { break };
-            let _ = tokio::time::timeout(Duration::from_secs(10), previous.released).await;
+            let session = self.sessions.lock().get(client_id)?.clone();
+            if !session.take_over(continues, Duration::from_secs(10)).await {
+                break;
+            }
         }
         let session = self.sessions.lock().remove(client_id)?;
         let subscriptions = session

@@ -80,6 +80,14 @@ pub(super) async fn read_sized<R: AsyncRead + Unpin>(reader: &mut R) -> io::Resu
 #[derive(Debug)]
 pub(super) struct LimitedRead<R> {
     inner: R,
+    /// The budget's state, only for a client that has one (boxed: most have none, and
+    /// every byte here is held by every connection task).
+    throttle: Option<Box<Throttle>>,
+}
+
+/// [`LimitedRead`]'s state for a client with a budget.
+#[derive(Debug)]
+struct Throttle {
     budget: ClientBudget,
     max_read: usize,
     sleep: Option<Pin<Box<Sleep>>>,
@@ -97,15 +105,17 @@ impl<R> LimitedRead<R> {
         broker: Arc<Broker>,
         peer: SocketAddr,
     ) -> Self {
-        let max_read = budget.read_size(broker.config.limits.max_inbound_bytes_per_sec);
-        Self {
-            inner,
-            budget,
-            max_read,
-            sleep: None,
-            broker,
-            peer,
-        }
+        let throttle = budget.is_limited().then(|| {
+            let max_read = budget.read_size(broker.config.limits.max_inbound_bytes_per_sec);
+            Box::new(Throttle {
+                budget,
+                max_read,
+                sleep: None,
+                broker,
+                peer,
+            })
+        });
+        Self { inner, throttle }
     }
 }
 
@@ -116,31 +126,31 @@ impl<R: AsyncRead + Unpin> AsyncRead for LimitedRead<R> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if !this.budget.is_limited() {
+        let Some(throttle) = this.throttle.as_deref_mut() else {
             return Pin::new(&mut this.inner).poll_read(cx, buf);
-        }
+        };
         loop {
-            if let Some(sleep) = &mut this.sleep {
+            if let Some(sleep) = &mut throttle.sleep {
                 ready!(sleep.as_mut().poll(cx));
-                this.sleep = None;
+                throttle.sleep = None;
             }
             let now = Instant::now();
-            let (wait, began) = this.budget.read_wait(now);
+            let (wait, began) = throttle.budget.read_wait(now);
             if began {
-                let hits = &this.broker.metrics.limit_hits;
-                hits.hit(Limit::InboundBandwidth, this.peer, "");
+                let hits = &throttle.broker.metrics.limit_hits;
+                hits.hit(Limit::InboundBandwidth, throttle.peer, "");
             }
             if wait.is_zero() {
                 break;
             }
-            this.sleep = Some(Box::pin(tokio::time::sleep_until(now + wait)));
+            throttle.sleep = Some(Box::pin(tokio::time::sleep_until(now + wait)));
         }
-        let want = buf.remaining().min(this.max_read);
+        let want = buf.remaining().min(throttle.max_read);
         let mut limited = ReadBuf::new(buf.initialize_unfilled_to(want));
         ready!(Pin::new(&mut this.inner).poll_read(cx, &mut limited))?;
         let n = limited.filled().len();
         buf.advance(n);
-        this.budget.read(n, Instant::now());
+        throttle.budget.read(n, Instant::now());
         Poll::Ready(Ok(()))
     }
 }
@@ -182,7 +192,44 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for LimitedRead<W> {
 /// Without it such a connection would sit in its write forever, deaf to keep alive,
 /// takeover and shutdown. The time to write all of `buf` is not limited: a slow but
 /// steady reader is served at its pace (its socket reports each step: [`crate::transport::bound_unsent`]).
+///
+/// What the socket takes at once (the usual case) is written without a timer; only a
+/// write that has to wait runs the timed part, boxed, so the connection task's future
+/// has no room for its timer while it idles.
 pub(super) async fn write_all<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    buf: &[u8],
+    broker: &Broker,
+    peer: SocketAddr,
+    client_id: &str,
+) -> io::Result<()> {
+    let mut written = 0;
+    let done = poll_fn(|cx| {
+        while written < buf.len() {
+            match Pin::new(&mut *writer).poll_write(cx, &buf[written..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => written += n,
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                Poll::Pending => return Poll::Ready(Ok(false)),
+            }
+        }
+        match Pin::new(&mut *writer).poll_flush(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(true)),
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err)),
+            Poll::Pending => Poll::Ready(Ok(false)),
+        }
+    })
+    .await?;
+    if done {
+        return Ok(());
+    }
+    let rest = &buf[written..];
+    Box::pin(write_timed(writer, rest, broker, peer, client_id)).await
+}
+
+/// [`write_all`]'s part that waits: writes `buf`, then flushes, giving up when a step
+/// makes no progress for `limits.write_timeout_secs`.
+async fn write_timed<W: AsyncWrite + Unpin>(
     writer: &mut W,
     buf: &[u8],
     broker: &Broker,

@@ -85,7 +85,7 @@ impl Connection {
         self.connected_counted = true;
         let received = tokio::time::Instant::now();
         match self.login(&connect).await {
-            Ok(identity) => self.identity = identity,
+            Ok(identity) => self.set_identity(identity),
             Err(LoginError::Busy) => {
                 let hits = &broker.metrics.limit_hits;
                 hits.hit(Limit::PasswordQueue, self.meta.peer, &connect.client_id);
@@ -132,7 +132,7 @@ impl Connection {
                 let identity = self.take_exchange().and_then(|e| e.state.identity());
                 if let Some(identity) = identity {
                     let reauth = !self.has_pending_connect();
-                    if reauth && identity.username != self.identity.username {
+                    if reauth && identity.username != self.identity().username {
                         // Re-authentication proves who the connection already is; it
                         // cannot switch users.
                         warn!(client_id = %self.client_id, "re-authentication as another user refused");
@@ -140,7 +140,7 @@ impl Connection {
                         self.session.disconnect(ReasonCode::NotAuthorized);
                         return;
                     }
-                    self.identity = identity;
+                    self.set_identity(identity);
                 }
                 if let Some(connect) = self.take_pending_connect() {
                     self.complete_connect(connect, Some((method, data))).await;
@@ -268,7 +268,7 @@ impl Connection {
         };
         let granted_expiry = expiry.min(limits.max_session_expiry_secs);
 
-        let owner = Owner::of(self.identity.username.as_ref());
+        let owner = Owner::of(self.identity().username.as_ref());
         let connecting = Connecting {
             owner,
             clean_start: connect.clean_start,
@@ -280,7 +280,7 @@ impl Connection {
             Ok(attached) => attached,
             Err(err @ AttachError::NotOwner { .. }) => {
                 broker.metrics.auth_failures.inc();
-                warn!(peer = %self.meta.peer, %client_id, username = ?self.identity.username, %err, "session takeover by another user refused");
+                warn!(peer = %self.meta.peer, %client_id, username = ?self.identity().username, %err, "session takeover by another user refused");
                 let _ = self.session.reject(ReasonCode::NotAuthorized);
                 return;
             }
@@ -352,13 +352,13 @@ impl Connection {
             detached.protocol.take()
         };
         if let Some(state) = &mut state
-            && self.broker.security.enforces(&self.identity)
+            && self.broker.security.enforces(self.identity())
         {
             let mut denied = Vec::new();
             state.outbound.retain(|flow| match flow {
                 // A PUBREL carries no message: it always goes.
                 OutboundMessage::Publish(publish) if !self.may(Access::Receive, &publish.topic) => {
-                    debug!(client_id = %self.client_id, username = ?self.identity.username, topic = %publish.topic, "in-flight message not authorized for this identity: dropped");
+                    debug!(client_id = %self.client_id, username = ?self.identity().username, topic = %publish.topic, "in-flight message not authorized for this identity: dropped");
                     denied.extend(publish.packet_id);
                     false
                 }
@@ -395,7 +395,7 @@ impl Connection {
         let allowed = self.may(Access::Publish, &will.topic);
         if !allowed {
             self.broker.metrics.acl_denied.will.inc();
-            info!(client_id = %self.client_id, username = ?self.identity.username, topic = %will.topic, "will not authorized: not published");
+            info!(client_id = %self.client_id, username = ?self.identity().username, topic = %will.topic, "will not authorized: not published");
         }
         allowed
     }

@@ -18,7 +18,7 @@ impl Connection {
     pub(super) fn may(&self, access: Access, topic: &str) -> bool {
         self.broker
             .security
-            .allows(&self.identity, &self.client_id, access, topic)
+            .allows(self.identity(), &self.client_id, access, topic)
     }
 
     /// Answers a PUBLISH the client may not make: MQTT 5 with 0x87 Not authorized in
@@ -72,7 +72,7 @@ impl Connection {
         let qos = publish.qos;
         if !self.may(Access::Publish, &publish.topic) {
             self.broker.metrics.acl_denied.publish.inc();
-            info!(client_id = %self.client_id, username = ?self.identity.username, topic = %publish.topic, "PUBLISH not authorized: dropped");
+            info!(client_id = %self.client_id, username = ?self.identity().username, topic = %publish.topic, "PUBLISH not authorized: dropped");
             if let Some(packet_id) = packet_id.filter(|_| qos != QoS::AtMostOnce) {
                 self.refuse_publish(packet_id, qos);
             }
@@ -120,7 +120,7 @@ impl Connection {
             }
             if !self.may(Access::Subscribe, filter.filter()) {
                 broker.metrics.acl_denied.subscribe.inc();
-                info!(client_id = %self.client_id, username = ?self.identity.username, filter = %filter, "SUBSCRIBE not authorized");
+                info!(client_id = %self.client_id, username = ?self.identity().username, filter = %filter, "SUBSCRIBE not authorized");
                 codes.push(ReasonCode::NotAuthorized);
                 continue;
             }

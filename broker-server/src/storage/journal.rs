@@ -37,8 +37,11 @@ pub struct SessionLog {
     /// The stored incarnation; 0 while the session is not stored (expiry 0).
     id: AtomicU64,
     /// Stored deliveries handed to the protocol session, by packet id: finished by
-    /// `Delivered`, released by a PUBREC.
-    inflight: Mutex<HashMap<PacketId, StoredRef>>,
+    /// `Delivered`, released by a PUBREC. The map is allocated with the first one:
+    /// most sessions track nothing (in-memory store, clean sessions), and an empty map
+    /// in every `Session` would cost each connection 48 bytes.
+    #[allow(clippy::box_collection)] // on purpose, see above
+    inflight: Mutex<Option<Box<HashMap<PacketId, StoredRef>>>>,
 }
 
 impl SessionLog {
@@ -57,26 +60,31 @@ impl SessionLog {
 
     /// Records that stored delivery `at` is in the protocol session as `packet_id`.
     pub fn track(&self, packet_id: PacketId, at: StoredRef) {
-        self.inflight.lock().insert(packet_id, at);
+        let mut inflight = self.inflight.lock();
+        inflight
+            .get_or_insert_with(Default::default)
+            .insert(packet_id, at);
     }
 
     /// The stored delivery sent as `packet_id`, if any.
     pub fn tracked(&self, packet_id: PacketId) -> Option<StoredRef> {
-        self.inflight.lock().get(&packet_id).copied()
+        self.inflight.lock().as_ref()?.get(&packet_id).copied()
     }
 
     /// Forgets `packet_id`, returning its stored delivery.
     pub fn untrack(&self, packet_id: PacketId) -> Option<StoredRef> {
         let mut inflight = self.inflight.lock();
-        // Most sessions track nothing (in-memory or clean): skip hashing the id.
-        if inflight.is_empty() {
-            return None;
+        // Most sessions track nothing (in-memory or clean): no map, no hashing.
+        let map = inflight.as_mut()?;
+        let at = map.remove(&packet_id);
+        if map.is_empty() {
+            *inflight = None;
         }
-        inflight.remove(&packet_id)
+        at
     }
 
     fn clear(&self) -> Option<u64> {
-        self.inflight.lock().clear();
+        *self.inflight.lock() = None;
         match self.id.swap(0, Ordering::AcqRel) {
             0 => None,
             id => Some(id),

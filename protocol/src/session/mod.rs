@@ -345,7 +345,9 @@ impl Rx {
 
     /// Lets the buffer go once every byte is decoded.
     fn release_if_empty(&mut self) {
-        if self.buf.is_empty() && self.buf.capacity() != 0 {
+        // Not `capacity() != 0`: a buffer read to its end by `split_to` has no capacity
+        // left but still shares (and keeps alive) the allocation the packets came in.
+        if self.buf.is_empty() {
             self.buf = BytesMut::new();
         }
     }
@@ -541,6 +543,21 @@ mod rx_tests {
         assert!(matches!(last, Some(Packet::Publish(p)) if p.payload.len() == 100));
         assert_eq!(rx.buf.capacity(), 0, "nothing held while idle");
         assert!(rx.decode(&limits).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_buffer_decoded_to_its_end_is_let_go() {
+        // A read of exactly one PINGREQ, its allocation shared with `probe`: once the
+        // packet is decoded, nothing but the probe may hold it (a `split_to` to the end
+        // leaves the buffer with no capacity but still sharing the allocation).
+        let mut read = BytesMut::from(&[0xC0, 0, 0xff][..]);
+        let probe = read.split_off(2);
+        let mut rx = Rx::default();
+        rx.push(&mut read);
+        let packet = rx.decode(&Limits::default()).unwrap();
+        assert!(matches!(packet, Some(Packet::PingReq)));
+        drop(packet);
+        assert!(probe.freeze().is_unique(), "the session let the buffer go");
     }
 
     #[test]

@@ -148,6 +148,10 @@ struct ConnArgs {
     /// Seconds to hold the connections open once all are up (PINGREQ at ¾ keep alive).
     #[arg(long, default_value_t = 1.0)]
     hold: f64,
+    /// Subscribe each connection to this filter (QoS 0) once connected, `{i}` replaced
+    /// by the connection's number (e.g. `idle/{i}`): idle memory with one subscription.
+    #[arg(long)]
+    subscribe: Option<String>,
 }
 
 /// Options of the publish/subscribe scenarios; the defaults that differ per scenario

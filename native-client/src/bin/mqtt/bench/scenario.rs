@@ -353,9 +353,18 @@ pub(super) async fn connections(args: ConnArgs) -> Result<Report, Failure> {
         let results = results.clone();
         let stop = stop_rx.clone();
         let client_id = format!("{id}-c{i}");
+        let filter = args
+            .subscribe
+            .as_ref()
+            .map(|f| f.replace("{i}", &i.to_string()));
         tasks.spawn(async move {
             let began = Instant::now();
-            let attempt = Link::connect(&target, &client_id).await;
+            let mut attempt = Link::connect(&target, &client_id).await;
+            if let (Ok(Connected::Accepted(link)), Some(filter)) = (&mut attempt, &filter)
+                && let Err(err) = link.subscribe(filter, QoS::AtMostOnce).await
+            {
+                attempt = Err(err.context("subscribe"));
+            }
             drop(permit);
             match attempt {
                 Ok(Connected::Accepted(link)) => {
