@@ -62,6 +62,11 @@ impl Enqueued {
 struct Mailbox {
     queue: VecDeque<Delivery>,
     bytes: usize,
+    /// A publisher pushed into this mailbox and owes the attached connection a wake,
+    /// which it gives once its burst is routed ([`Session::push`], [`Session::wake`]):
+    /// the other publishers in the meantime owe none, so a burst of deliveries costs
+    /// the subscriber one wake, not one per message.
+    wake_owed: bool,
 }
 
 /// A subscription as the session records it, to restore and to clean up.
@@ -375,41 +380,59 @@ impl Session {
 
     /// [`deliver`](Self::deliver), handing each delivery that `drop-oldest` evicts to
     /// `evicted` (to delete it from storage).
-    pub fn deliver_with(&self, delivery: Delivery, mut evicted: impl FnMut(Delivery)) -> Enqueued {
+    pub fn deliver_with(&self, delivery: Delivery, evicted: impl FnMut(Delivery)) -> Enqueued {
+        let (outcome, owes_wake) = self.push(delivery, evicted);
+        if owes_wake {
+            self.wake();
+        }
+        outcome
+    }
+
+    /// Pushes a delivery into the mailbox, applying the limits, without waking the
+    /// attached connection; `evicted` gets each delivery that `drop-oldest` evicts.
+    /// Returns the outcome and whether the caller now owes the connection a wake
+    /// ([`Self::wake`]): true when the delivery was queued for an online session and no
+    /// other push owes one already. A publisher routing a burst gives its wakes once the
+    /// burst is routed ([`crate::broker::Burst`]).
+    pub fn push(&self, delivery: Delivery, mut evicted: impl FnMut(Delivery)) -> (Enqueued, bool) {
         let online = self.is_online();
         if !online && delivery.qos == QoS::AtMostOnce && !self.limits.queue_qos0_offline {
-            return Enqueued::NotQueuedOffline;
+            return (Enqueued::NotQueuedOffline, false);
         }
         let size = delivery.message.payload.len();
         let mut outcome = Enqueued::Queued;
-        {
-            let mut mailbox = self.mailbox.lock();
-            let full = |m: &Mailbox| {
-                m.queue.len() >= self.limits.max_messages || m.bytes + size > self.limits.max_bytes
-            };
-            if full(&mailbox) {
-                match self.limits.policy {
-                    DropPolicy::DropNewest => return Enqueued::Dropped,
-                    DropPolicy::DropOldest => {
-                        while full(&mailbox) {
-                            let Some(old) = mailbox.queue.pop_front() else {
-                                // Larger than the whole byte budget on its own.
-                                return Enqueued::Dropped;
-                            };
-                            mailbox.bytes -= old.message.payload.len();
-                            outcome = Enqueued::QueuedDroppedOldest;
-                            evicted(old);
-                        }
+        let mut mailbox = self.mailbox.lock();
+        let full = |m: &Mailbox| {
+            m.queue.len() >= self.limits.max_messages || m.bytes + size > self.limits.max_bytes
+        };
+        if full(&mailbox) {
+            match self.limits.policy {
+                DropPolicy::DropNewest => return (Enqueued::Dropped, false),
+                DropPolicy::DropOldest => {
+                    while full(&mailbox) {
+                        let Some(old) = mailbox.queue.pop_front() else {
+                            // Larger than the whole byte budget on its own.
+                            return (Enqueued::Dropped, false);
+                        };
+                        mailbox.bytes -= old.message.payload.len();
+                        outcome = Enqueued::QueuedDroppedOldest;
+                        evicted(old);
                     }
                 }
             }
-            mailbox.bytes += size;
-            mailbox.queue.push_back(delivery);
         }
-        if online {
-            self.notify.notify_one();
-        }
-        outcome
+        mailbox.bytes += size;
+        mailbox.queue.push_back(delivery);
+        let owes_wake = online && !mailbox.wake_owed;
+        mailbox.wake_owed |= owes_wake;
+        (outcome, owes_wake)
+    }
+
+    /// Gives the wake a [`Self::push`] owed: the attached connection takes what the
+    /// mailbox holds.
+    pub fn wake(&self) {
+        self.mailbox.lock().wake_owed = false;
+        self.notify.notify_one();
     }
 
     /// Takes deliveries, oldest first, into `out`: QoS 0 ones as they come (they need no
@@ -567,6 +590,22 @@ mod tests {
         );
         s.set_online(true);
         assert_eq!(s.deliver(delivery("0", QoS::AtMostOnce)), Enqueued::Queued);
+    }
+
+    #[test]
+    fn a_push_owes_a_wake_until_it_is_given() {
+        let mut l = limits(DropPolicy::DropNewest);
+        l.max_messages = 3;
+        let s = Session::new("c".into(), l);
+        let push = |p| s.push(delivery(p, QoS::AtLeastOnce), |_| {}).1;
+        assert!(!push("offline"), "an offline session is not woken");
+        s.set_online(true);
+        assert!(push("1"), "the first push owes the wake");
+        assert!(!push("2"), "a wake is owed already");
+        s.wake();
+        assert!(!push("3"), "full: nothing queued, nothing owed");
+        s.take(usize::MAX, &mut Vec::new());
+        assert!(push("4"), "owed again once the last wake was given");
     }
 
     #[test]

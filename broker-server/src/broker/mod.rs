@@ -32,7 +32,7 @@ use crate::session::{Attachment, Owner, QueueLimits, Session};
 pub(crate) mod backplane;
 mod deliver;
 
-pub(crate) use deliver::Forwarded;
+pub(crate) use deliver::{Burst, Forwarded};
 
 use backplane::{Backplane, Claim, Connecting, Handover, Interest, Plane, Release};
 

@@ -413,6 +413,8 @@ impl Connection {
     /// [`Self::drive`]'s part that waits for nothing; returns the first event that
     /// needs to wait.
     fn drive_ready(&mut self) -> Option<ServerEvent> {
+        // The subscribers this turn's publishes reach are woken once, when it returns.
+        let _burst = crate::broker::Burst::begin();
         loop {
             let mut progressed = false;
             while let Some(event) = self.session.poll_event() {

@@ -244,7 +244,10 @@ impl Router {
             }
             let qos = message.qos.min(entry.options.qos);
             let retain = entry.options.retain_as_published && message.retain;
-            let ids: SmallVec<[NonZeroU32; 1]> = entry.id.into_iter().collect();
+            let mut ids = SmallVec::<[NonZeroU32; 1]>::new();
+            if let Some(id) = entry.id {
+                ids.push(id);
+            }
             if dedup {
                 // A few collected deliveries are searched in place; the index (an
                 // allocation per message) is built only once there are many.
