@@ -490,8 +490,9 @@ impl Session {
     }
 
     /// Wakes the attached connection without a delivery: its keep-alive deadline may
-    /// have passed ([`crate::connection`]'s keep-alive wheel).
-    pub fn wake(&self) {
+    /// have passed ([`crate::connection`]'s keep-alive wheel). Leaves a wake that
+    /// [`Self::push`] owed to its burst.
+    pub fn wake_for_keep_alive(&self) {
         self.notify.notify_one();
     }
 

@@ -107,7 +107,7 @@ impl KeepAliveWheel {
             };
             for session in due.into_values().flatten() {
                 if let Some(session) = session.upgrade() {
-                    session.wake();
+                    session.wake_for_keep_alive();
                 }
             }
         }
