@@ -25,8 +25,8 @@
 # CONNECT (ours: limits.connect_timeout_secs = 60, default 10; rumqttd:
 # connection_timeout_ms = 60000; mosquitto has no such limit): in a storm a CONNECT
 # whose segment was dropped comes again only at the client's next retransmission,
-# seconds later. The listen backlog each broker asks for (ours: somaxconn; rumqttd
-# 0.20: 128; mosquitto 2.0: 100) is printed from `ss` beside the kernel's cap
+# seconds later. The listen backlog each broker asks for (ours: somaxconn, 128 before;
+# rumqttd 0.20: 128; mosquitto 2.0: 100) is printed from `ss` beside the kernel's cap
 # (net.core.somaxconn). OURS_BIN and MQTT override the binaries (not BROKER_*:
 # broker-server reads those variables as configuration).
 set -euo pipefail

@@ -19,18 +19,23 @@
 //! failures by reason, and with `--broker-pid` the broker's peak RSS (`VmHWM`) beside
 //! its RSS while the clients are held. A connection whose SYN met a full listen queue
 //! is retried by the kernel after 1 s, then 3 s: handshake times in whole seconds are
-//! that, and `somaxconn` (printed) bounds every listener's backlog.
+//! that, and `somaxconn` (printed) bounds every listener's backlog. Against a loopback
+//! broker the clients connect from `--source-addrs` addresses (127.0.0.1 to .16 by
+//! default), so that the tool's own ephemeral ports do not run out.
 
 use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use native_client::Scheme;
 use native_client::transport::{BoxIo, TransportError};
 use protocol::packet::{self, Connect, Disconnect, Limits, Packet};
 use protocol::{ConnAck, ReasonCode};
 use serde::Serialize;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpSocket;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -65,6 +70,12 @@ pub(super) struct StormArgs {
     /// broker to see them gone.
     #[arg(long, default_value_t = 2.0)]
     pause: f64,
+    /// Loopback source addresses to spread the clients over (127.0.0.1 to 127.0.0.N)
+    /// when the broker is on a 127.x address over plain TCP: one source address has
+    /// only the ephemeral port range (about 28,000 ports, fewer with sockets in
+    /// TIME_WAIT from an earlier run), and connect() slows down as it fills. 1: off.
+    #[arg(long = "source-addrs", default_value_t = 16)]
+    source_addrs: u8,
     /// Seconds to hold the connections once the storm is over.
     #[arg(long, default_value_t = 1.0)]
     hold: f64,
@@ -124,6 +135,8 @@ pub(super) struct Storm {
     pub(super) persistent: bool,
     /// Handshakes at once during the storm (0: no limit).
     pub(super) concurrency: usize,
+    /// Loopback source addresses the clients were spread over (1: not spread).
+    pub(super) source_addrs: u8,
     /// Persistent: sessions established before the storm, and how long that took.
     pub(super) setup_connected: u64,
     pub(super) setup_ms: f64,
@@ -177,9 +190,10 @@ impl Storm {
         lines.push((
             "kernel",
             format!(
-                "somaxconn {}, tcp_max_syn_backlog {}, concurrency {}",
+                "somaxconn {}, tcp_max_syn_backlog {}, {} source addresses, concurrency {}",
                 show(self.somaxconn),
                 show(self.tcp_max_syn_backlog),
+                self.source_addrs,
                 if self.concurrency == 0 {
                     "unlimited".to_owned()
                 } else {
@@ -191,9 +205,14 @@ impl Storm {
     }
 }
 
-/// How each client's CONNECT is made.
+/// How each client connects and what its CONNECT asks for.
 #[derive(Debug, Clone, Copy)]
 struct Plan {
+    /// The broker's loopback address, when clients open their TCP connections
+    /// themselves from `sources` addresses (`--source-addrs`).
+    loopback: Option<SocketAddr>,
+    /// How many source addresses: client `i` connects from 127.0.0.(1 + i % sources).
+    sources: u8,
     /// Clean session / clean start.
     clean: bool,
     /// MQTT 5 Session Expiry Interval.
@@ -267,6 +286,7 @@ impl Wave {
             tasks.spawn(client(
                 target.clone(),
                 format!("{id}-s{i}"),
+                i,
                 plan,
                 permit,
                 results.clone(),
@@ -349,16 +369,18 @@ pub(super) async fn storm(args: StormArgs) -> Result<Report, Failure> {
         tcp_max_syn_backlog: read_number("/proc/sys/net/ipv4/tcp_max_syn_backlog"),
         ..Storm::default()
     };
-    let plan = if args.persistent {
-        Plan {
-            clean: false,
-            session_expiry: v5.then_some(args.session_expiry),
-        }
-    } else {
-        Plan {
-            clean: true,
-            session_expiry: None,
-        }
+    let loopback = target
+        .url
+        .authority()
+        .parse::<SocketAddr>()
+        .ok()
+        .filter(|addr| addr.ip().is_loopback() && addr.is_ipv4())
+        .filter(|_| target.url.scheme == Scheme::Mqtt && args.source_addrs > 1);
+    let plan = Plan {
+        loopback,
+        sources: args.source_addrs.max(1),
+        clean: !args.persistent,
+        session_expiry: (args.persistent && v5).then_some(args.session_expiry),
     };
 
     if args.persistent {
@@ -401,6 +423,11 @@ pub(super) async fn storm(args: StormArgs) -> Result<Report, Failure> {
         held: 0,
         first_error: wave.first_error.clone(),
     };
+    figures.source_addrs = if plan.loopback.is_some() {
+        plan.sources
+    } else {
+        1
+    };
     figures.session_present = wave.session_present;
     figures.failures = wave.failures.clone();
     figures.connect_to_connack_us = wave.connack.summary();
@@ -422,6 +449,7 @@ pub(super) async fn storm(args: StormArgs) -> Result<Report, Failure> {
 async fn client(
     target: Arc<Target>,
     client_id: String,
+    index: u64,
     plan: Plan,
     permit: Option<OwnedSemaphorePermit>,
     results: mpsc::UnboundedSender<Outcome>,
@@ -430,7 +458,7 @@ async fn client(
     let began = Instant::now();
     let attempt = tokio::time::timeout(
         target.connect_timeout,
-        handshake(&target, &client_id, plan, began),
+        handshake(&target, &client_id, index, plan, began),
     )
     .await;
     drop(permit);
@@ -495,12 +523,21 @@ async fn client(
 async fn handshake(
     target: &Target,
     client_id: &str,
+    index: u64,
     plan: Plan,
     began: Instant,
 ) -> Result<(BoxIo, Outcome), (Reason, String)> {
-    let mut io = native_client::transport::open(&target.url, target.tls.as_ref(), None)
-        .await
-        .map_err(|err| (transport_reason(&err), err.to_string()))?;
+    let mut io = match plan.loopback {
+        Some(server) => {
+            let source = Ipv4Addr::new(127, 0, 0, 1 + (index % u64::from(plan.sources)) as u8);
+            connect_from(source, server)
+                .await
+                .map_err(|err| (io_reason(&err), format!("TCP connect: {err}")))?
+        }
+        None => native_client::transport::open(&target.url, target.tls.as_ref(), None)
+            .await
+            .map_err(|err| (transport_reason(&err), err.to_string()))?,
+    };
     let mut connect = Connect::new(target.version, client_id);
     connect.clean_start = plan.clean;
     connect.keep_alive = target.keep_alive;
@@ -556,6 +593,15 @@ async fn handshake(
             format!("expected CONNACK, got {}", other.packet_type()),
         )),
     }
+}
+
+/// Plain TCP to `server` from `source` (any port).
+async fn connect_from(source: Ipv4Addr, server: SocketAddr) -> io::Result<BoxIo> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((source, 0)))?;
+    let stream = socket.connect(server).await?;
+    stream.set_nodelay(true)?;
+    Ok(Box::new(stream))
 }
 
 /// The reason behind a transport error.
