@@ -12,9 +12,9 @@ pub(crate) mod ws;
 /// `TcpListener::bind` asked for 128 (`ss -lt` shows it; mosquitto 2.0: 100, rumqttd
 /// 0.20: 128). In a reconnect storm thousands of SYNs arrive within milliseconds; once
 /// the queue is full the kernel drops them, and every dropped client waits for its SYN
-/// retransmission (1 s, then 3 s, 7 s, 15 s). With 128, 19,000 clients took 50 s to
-/// get in (926 not within a minute); with 4096, 5.5 s (BENCHMARKS.md, "Reconnect
-/// storm").
+/// retransmission (1 s, then 3 s, 7 s, 15 s). With 128, 20 of 19,000 clients storming
+/// in were still out after a minute; with 4096 all were in within 3.1 s
+/// (BENCHMARKS.md, "Reconnect storm").
 pub(crate) const LISTEN_BACKLOG: u32 = 65_535;
 
 /// Binds a TCP listener on `addr` with [`LISTEN_BACKLOG`] (and `SO_REUSEADDR`, as
