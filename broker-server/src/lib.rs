@@ -84,7 +84,6 @@ mod transport;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -277,8 +276,7 @@ pub async fn start(mut config: Config) -> anyhow::Result<RunningBroker> {
     let mut tasks = JoinSet::new();
     let mut tcp_addrs = Vec::new();
     for addr in &broker.config.listeners.tcp {
-        let listener = TcpListener::bind(addr)
-            .await
+        let listener = transport::bind(*addr)
             .map_err(|err| anyhow::anyhow!("cannot listen for MQTT on {addr}: {err}"))?;
         tcp_addrs.push(listener.local_addr()?);
         tasks.spawn(transport::tcp::accept_loop(
@@ -357,8 +355,7 @@ async fn start_tls_and_http(
         Some(Arc::new(store))
     };
     let bind = |addr: SocketAddr, what: &'static str| async move {
-        TcpListener::bind(addr)
-            .await
+        transport::bind(addr)
             .map_err(|err| anyhow::anyhow!("cannot listen for {what} on {addr}: {err}"))
     };
     let mut tls_addrs = Vec::new();

@@ -185,6 +185,10 @@ impl Backplane for Local {
     fn release(&self, _client_id: &ByteString, _why: Release) {}
 }
 
+// The cluster's futures (a NATS request and its reply) are several KiB; awaited inline,
+// they would size every CONNECT's and SUBSCRIBE's future on a single node too, which
+// then pays for allocating and copying them (9.6 KB of `Broker::attach` came from
+// here). Boxed, they cost that only in a cluster, beside a network round trip.
 impl Plane {
     /// The QoS 1/2 messages stored in the cluster after `from` whose topics `filters`
     /// match (a session rebuilt after its node died).
@@ -196,7 +200,7 @@ impl Plane {
     ) -> Vec<Message> {
         match self {
             Self::Local => Vec::new(),
-            Self::Nats(plane) => plane.replay(client_id, from, filters).await,
+            Self::Nats(plane) => Box::pin(plane.replay(client_id, from, filters)).await,
         }
     }
 
@@ -242,14 +246,14 @@ impl Backplane for Plane {
     async fn retained(&self, filter: &TopicFilter, now: Instant) -> Vec<Arc<Message>> {
         match self {
             Self::Local => Vec::new(),
-            Self::Nats(plane) => plane.retained(filter, now).await,
+            Self::Nats(plane) => Box::pin(plane.retained(filter, now)).await,
         }
     }
 
     async fn claim(&self, client_id: &ByteString, connecting: &Connecting) -> Claim {
         match self {
             Self::Local => Claim::Claimed(None),
-            Self::Nats(plane) => plane.claim(client_id, connecting).await,
+            Self::Nats(plane) => Box::pin(plane.claim(client_id, connecting)).await,
         }
     }
 
@@ -287,5 +291,25 @@ mod tests {
         let claim = futures::FutureExt::now_or_never(Local.claim(&"c".into(), &connecting));
         assert!(matches!(claim, Some(Claim::Claimed(None))));
         assert!(Plane::Local.forward(&message).is_none());
+    }
+
+    /// Every CONNECT's handler awaits `Broker::attach`, and the connection moves that
+    /// handler's future into a fresh box (`Connection::drive`): its size is copied and
+    /// allocated once per CONNECT. The cluster's NATS futures, inline, made it 9.6 KB
+    /// (BENCHMARKS.md, "Reconnect storm"); boxed, about 1.4 KB.
+    #[tokio::test]
+    async fn attaching_a_session_stays_small_without_a_cluster() {
+        let broker = crate::broker::Broker::new(crate::config::Config::default());
+        let connecting = Connecting {
+            owner: Owner::Anonymous,
+            clean_start: true,
+            expiry_interval: 0,
+            will: None,
+            here: false,
+        };
+        let client_id = ByteString::from("c");
+        let attach = broker.attach(&client_id, connecting);
+        let size = std::mem::size_of_val(&attach);
+        assert!(size <= 2048, "the attach future is {size} bytes");
     }
 }

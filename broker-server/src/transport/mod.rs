@@ -5,6 +5,33 @@ pub(crate) mod tcp;
 pub(crate) mod tls;
 pub(crate) mod ws;
 
+/// The listen backlog asked for on every listener: completed handshakes the kernel
+/// holds until the accept loop takes them. Linux caps it at `net.core.somaxconn` (4096
+/// by default since 5.4), so asking for more means "as many as the host allows".
+///
+/// `TcpListener::bind` asked for 128 (`ss -lt` shows it; mosquitto 2.0: 100, rumqttd
+/// 0.20: 128). In a reconnect storm thousands of SYNs arrive within milliseconds; once
+/// the queue is full the kernel drops them, and every dropped client waits for its SYN
+/// retransmission (1 s, then 3 s, 7 s, 15 s). With 128, 20 of 19,000 clients storming
+/// in were still out after a minute; with 4096 all were in within 3.1 s
+/// (BENCHMARKS.md, "Reconnect storm").
+pub(crate) const LISTEN_BACKLOG: u32 = 65_535;
+
+/// Binds a TCP listener on `addr` with [`LISTEN_BACKLOG`] (and `SO_REUSEADDR`, as
+/// `TcpListener::bind` sets it on Unix: a restarted broker binds its port again while
+/// the previous run's connections are in `TIME_WAIT`).
+pub(crate) fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Unsent bytes the kernel may hold for a client beyond those in flight
 /// (`TCP_NOTSENT_LOWAT`, see [`bound_unsent`]): a write is woken once fewer than half
 /// of them are left, so a reader taking 8 KiB per `write_timeout_secs` makes progress.

@@ -684,6 +684,53 @@ async fn mqtt_bench_conn_opens_holds_and_times_every_connection() {
     broker.stop().await;
 }
 
+/// `storm --persistent`: the sessions are established, every connection dropped without
+/// DISCONNECT, and each client that storms back finds its session (MQTT 5 and 3.1.1);
+/// a clean storm finds none.
+#[tokio::test]
+async fn mqtt_bench_storm_resumes_every_persistent_session() {
+    let broker = TestBroker::start().await;
+    let port = broker.addr.port().to_string();
+    for version in ["5", "311"] {
+        let report = bench(&[
+            "storm",
+            "-p",
+            &port,
+            "-V",
+            version,
+            "-c",
+            "30",
+            "--persistent",
+            "--pause",
+            "0.2",
+            "--hold",
+            "0.1",
+        ])
+        .await;
+        let connections = &report["connections"];
+        let storm = &report["storm"];
+        assert_eq!(connections["connected"], 30, "{report}");
+        assert_eq!(connections["held"], 30, "{report}");
+        assert_eq!(connections["connack_latency_us"]["count"], 30, "{report}");
+        assert_eq!(storm["setup_connected"], 30, "{report}");
+        assert_eq!(storm["session_present"], 30, "{report}");
+        assert_eq!(storm["connect_to_connack_us"]["count"], 30, "{report}");
+        for reason in [
+            "tcp_refused",
+            "tcp_reset",
+            "connack_refused",
+            "timeout",
+            "other",
+        ] {
+            assert_eq!(storm["failures"][reason], 0, "{reason}: {report}");
+        }
+    }
+    let report = bench(&["storm", "-p", &port, "-c", "30", "--hold", "0.1"]).await;
+    assert_eq!(report["connections"]["connected"], 30, "{report}");
+    assert_eq!(report["storm"]["session_present"], 0, "{report}");
+    broker.stop().await;
+}
+
 #[tokio::test]
 async fn mqtt_bench_latency_times_only_what_follows_the_warmup_and_waits_for_the_last() {
     let broker = TestBroker::start().await;

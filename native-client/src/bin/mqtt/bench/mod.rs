@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! mqtt bench conn    -c 1000 --rate 500              # CONNECT→CONNACK latency, refusals
+//! mqtt bench storm   -c 19000 --persistent           # all connect at once, sessions resumed
 //! mqtt bench pub     -c 4 -m 10000 -q 1              # publishers, flat out or at -r
 //! mqtt bench sub     -c 2 -t 'bench/#' --duration 30 # subscribers counting what arrives
 //! mqtt bench fanin   -c 8 -m 10000 -q 1 --json       # 8 publishers → 1 subscriber
@@ -21,6 +22,7 @@
 //!
 //! - `mod.rs`: the command line and the runtime.
 //! - `scenario`: what each subcommand connects and runs, and the [`Report`] it builds.
+//! - `storm`: the reconnect storm, its own connect loop and figures.
 //! - `publisher`, `subscriber`: the two data-path loops, and the payload stamp.
 //! - `link`: [`Link`], the lean connection; `tls`, `ws`: its transports.
 //! - `report`: histograms, `/proc` readings, text and JSON output.
@@ -29,6 +31,7 @@ mod link;
 mod publisher;
 mod report;
 mod scenario;
+mod storm;
 mod subscriber;
 
 use std::path::PathBuf;
@@ -55,6 +58,11 @@ enum Scenario {
     /// time until all are connected.
     #[command(disable_help_flag = true)]
     Conn(ConnArgs),
+    /// Reconnect storm: `-c` clients (default 19000) connect at once, as after a
+    /// broker restart or a network flap; `--persistent` establishes sessions, drops
+    /// them and storms back. Time to all, handshake latencies, failures by reason.
+    #[command(disable_help_flag = true)]
+    Storm(storm::StormArgs),
     /// Publishers (`-c`, default 1) sending `-m` messages each (default 10000), flat
     /// out or at `-r` msgs/s in total, to `<topic>/<i>` (topic default `bench`).
     #[command(name = "pub", disable_help_flag = true)]
@@ -289,6 +297,7 @@ fn secs(value: f64) -> Result<Duration, Failure> {
 pub(crate) fn run(args: BenchArgs) -> Result<(), Failure> {
     let common = match &args.scenario {
         Scenario::Conn(conn) => &conn.common,
+        Scenario::Storm(storm) => &storm.common,
         Scenario::Pub(t)
         | Scenario::Sub(t)
         | Scenario::Fanin(t)
@@ -311,6 +320,7 @@ pub(crate) fn run(args: BenchArgs) -> Result<(), Failure> {
     let report: Report = runtime.block_on(async move {
         match args.scenario {
             Scenario::Conn(conn) => scenario::connections(conn).await,
+            Scenario::Storm(args) => storm::storm(args).await,
             Scenario::Pub(t) => scenario::traffic(scenario::Kind::Pub, t).await,
             Scenario::Sub(t) => scenario::traffic(scenario::Kind::Sub, t).await,
             Scenario::Fanin(t) => scenario::traffic(scenario::Kind::Fanin, t).await,

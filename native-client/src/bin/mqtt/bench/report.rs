@@ -198,6 +198,9 @@ pub(super) struct Report {
     pub(super) subscribers: u64,
     pub(super) traffic: Option<Traffic>,
     pub(super) connections: Option<Connections>,
+    /// `storm`'s own figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) storm: Option<super::storm::Storm>,
     /// This tool's CPU over the measured window, % of one core: near 100 with one
     /// thread means the tool, not the broker, may be the limit.
     pub(super) client_cpu_pct: Option<f64>,
@@ -297,6 +300,9 @@ impl Report {
             if let Some(err) = &c.first_error {
                 line("first error", err.clone());
             }
+        }
+        for (key, value) in self.storm.iter().flat_map(super::storm::Storm::lines) {
+            line(key, value);
         }
         let pct = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1} %"));
         line(

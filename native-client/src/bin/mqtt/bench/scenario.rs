@@ -45,7 +45,7 @@ impl Kind {
 }
 
 /// The first part of the report, from the options.
-fn report_head(scenario: &'static str, common: &CommonArgs, target: &Target) -> Report {
+pub(super) fn report_head(scenario: &'static str, common: &CommonArgs, target: &Target) -> Report {
     Report {
         tool: "mqtt bench",
         scenario,
@@ -64,6 +64,7 @@ fn report_head(scenario: &'static str, common: &CommonArgs, target: &Target) -> 
         subscribers: 0,
         traffic: None,
         connections: None,
+        storm: None,
         client_cpu_pct: None,
         broker_cpu_pct: None,
         broker_rss_kib: None,
@@ -75,7 +76,7 @@ fn failed(err: anyhow::Error) -> Failure {
 }
 
 /// A prefix that keeps this run's client ids apart from another run's.
-fn run_id() -> String {
+pub(super) fn run_id() -> String {
     format!("mqtt-bench-{:06x}", fastrand::u32(..0x100_0000))
 }
 
