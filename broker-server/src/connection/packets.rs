@@ -194,8 +194,9 @@ impl Connection {
         {
             debug!(client_id = %self.client_id, %err, "SUBACK failed");
         }
+        let enforce = self.enforces_receive();
         for delivery in &retained {
-            self.send_delivery(delivery, now);
+            self.send_delivery(delivery, now, enforce);
         }
     }
 
