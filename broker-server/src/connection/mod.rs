@@ -460,7 +460,7 @@ impl Connection {
     /// skips the check per delivery. Asked once per batch; a reload that adds an ACL
     /// applies from the next batch.
     fn enforces_receive(&self) -> bool {
-        self.broker.security.enforces(&self.identity)
+        self.broker.security.enforces(self.identity())
     }
 
     /// Hands one delivery to the protocol session. `enforce` is
