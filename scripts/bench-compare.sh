@@ -10,26 +10,23 @@
 #   scripts/bench-compare.sh            # full run: a few minutes on 2 cores
 #   scripts/bench-compare.sh --quick    # smaller counts: under a minute
 #
-# Brokers:
-#   ours       target/release/broker-server (built by this script)
-#   mosquitto  Debian's `mosquitto` (apt-get install mosquitto), TCP listener on
-#              127.0.0.1 only; its WebSocket listener is never opened (Debian's 2.0.x
-#              binds it on every interface whatever address it is given)
-#   rumqttd    optional: cargo install rumqttd --root "$BENCH_TOOLS" (from crates.io;
-#              default BENCH_TOOLS: target/bench-tools), or set RUMQTTD=/path. Not
-#              --locked: rumqttd 0.20.0's lock file pins metrics 0.22.1, which Rust 1.95
-#              no longer compiles (E0521); the resolver picks the fixed 0.22.4.
+# Brokers: ours (target/release/broker-server, built by this script), Debian's
+# mosquitto, and rumqttd if installed; how each is started and configured is in
+# scripts/bench-brokers.sh.
 #
 # Every broker speaks MQTT 3.1.1 here (rumqttd's MQTT 5 listener is separate and
 # partial). The tool and the broker share the machine: compare brokers by the figures
 # of one run, and look at the tool's CPU column (near 100 % = the tool may be the limit).
 set -euo pipefail
 
-REPO=$(cd "$(dirname "$0")/.." && pwd)
-TARGET=${CARGO_TARGET_DIR:-$REPO/target}
-BENCH_TOOLS=${BENCH_TOOLS:-$REPO/target/bench-tools}
-MOSQUITTO=${MOSQUITTO:-$(command -v mosquitto || echo /usr/sbin/mosquitto)}
-RUMQTTD=${RUMQTTD:-$(command -v rumqttd || echo "$BENCH_TOOLS/bin/rumqttd")}
+# The brokers, their configurations, free ports, the exit trap.
+source "$(dirname "$0")/bench-brokers.sh"
+OURS_ARGS=(--set limits.max_inflight=100 --set limits.max_queued_messages=1000000
+  --set limits.max_queued_bytes=1073741824)
+MOSQUITTO_EXTRA="max_inflight_messages 100
+max_queued_messages 1000000
+max_packet_size 1048576"
+
 BROKERS=ours,mosquitto,rumqttd
 QUICK=0
 BUILD=1
@@ -95,89 +92,6 @@ fi
 # Many connections: as many open files as allowed, for this shell and the brokers.
 ulimit -n 65535 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-BROKER_PID=""
-cleanup() {
-  if [[ -n $BROKER_PID ]]; then
-    kill "$BROKER_PID" 2>/dev/null || true
-  fi
-}
-trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_port() { # port pid
-  for _ in $(seq 200); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    kill -0 "$2" 2>/dev/null || return 1
-    sleep 0.05
-  done
-  return 1
-}
-
-start_ours() { # port
-  "$BROKER_SERVER" --tcp "127.0.0.1:$1" --set 'http.listeners=[]' \
-    --set storage.backend=memory --set sys.interval_secs=0 --set log.level=warn \
-    --set limits.max_inflight=100 --set limits.max_queued_messages=1000000 \
-    --set limits.max_queued_bytes=1073741824 >> "$OUT/ours.log" 2>&1 &
-  BROKER_PID=$!
-}
-
-start_mosquitto() { # port
-  cat > "$OUT/mosquitto.conf" <<EOF
-# written by bench-compare.sh: limits raised like the other brokers'
-per_listener_settings false
-allow_anonymous true
-persistence false
-log_dest stderr
-log_type error
-log_type warning
-max_connections -1
-max_inflight_messages 100
-max_queued_messages 1000000
-max_packet_size 1048576
-listener $1 127.0.0.1
-protocol mqtt
-EOF
-  "$MOSQUITTO" -c "$OUT/mosquitto.conf" >> "$OUT/mosquitto.log" 2>&1 &
-  BROKER_PID=$!
-}
-
-start_rumqttd() { # port
-  cat > "$OUT/rumqttd.toml" <<EOF
-# written by bench-compare.sh: router limits as rumqttd.toml ships them, more connections
-id = 0
-[router]
-id = 0
-max_connections = 20010
-max_outgoing_packet_count = 200
-max_segment_size = 104857600
-max_segment_count = 10
-
-[v4.1]
-name = "v4-1"
-listen = "127.0.0.1:$1"
-next_connection_delay_ms = 0
-    [v4.1.connections]
-    connection_timeout_ms = 60000
-    max_payload_size = 1048576
-    max_inflight_count = 500
-    dynamic_filters = true
-EOF
-  "$RUMQTTD" -q -c "$OUT/rumqttd.toml" >> "$OUT/rumqttd.log" 2>&1 &
-  BROKER_PID=$!
-}
-
-available() { # broker
-  case "$1" in
-    ours) [[ -x $BROKER_SERVER ]] || { echo "skipped: $BROKER_SERVER not built"; return 1; } ;;
-    mosquitto) [[ -x $MOSQUITTO ]] || { echo "skipped: mosquitto not installed (apt-get install mosquitto)"; return 1; } ;;
-    rumqttd) [[ -x $RUMQTTD ]] || { echo "skipped: rumqttd not installed (cargo install rumqttd --root $BENCH_TOOLS)"; return 1; } ;;
-    *) echo "unknown broker $1" >&2; exit 2 ;;
-  esac
-}
-
 RESULTS=$OUT/results.jsonl
 : > "$RESULTS"
 IFS=, read -ra WANT <<< "$BROKERS"
@@ -198,9 +112,7 @@ for broker in "${WANT[@]}"; do
       echo "  failed: see $OUT/mqtt-bench.log" >&2
     fi
   done
-  kill "$BROKER_PID" 2>/dev/null || true
-  wait "$BROKER_PID" 2>/dev/null || true
-  BROKER_PID=""
+  stop_broker
 done
 
 jq -s . "$RESULTS" > "$OUT/results.json"

@@ -31,11 +31,10 @@
 # broker-server reads those variables as configuration).
 set -euo pipefail
 
-REPO=$(cd "$(dirname "$0")/.." && pwd)
-TARGET=${CARGO_TARGET_DIR:-$REPO/target}
-BENCH_TOOLS=${BENCH_TOOLS:-$REPO/target/bench-tools}
-MOSQUITTO=${MOSQUITTO:-$(command -v mosquitto || echo /usr/sbin/mosquitto)}
-RUMQTTD=${RUMQTTD:-$(command -v rumqttd || echo "$BENCH_TOOLS/bin/rumqttd")}
+# The brokers, their configurations, free ports, the exit trap.
+source "$(dirname "$0")/bench-brokers.sh"
+OURS_ARGS=(--set limits.connect_timeout_secs=60)
+
 BROKERS=ours,mosquitto,rumqttd
 CASES=clean,persistent
 COUNT=19000
@@ -77,6 +76,7 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 
+RUMQTTD_MAX_CONNECTIONS=$((COUNT + 100))
 command -v jq >/dev/null || { echo "needs jq (apt-get install jq)" >&2; exit 2; }
 OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/bench-storm.XXXXXX")}
 mkdir -p "$OUT"
@@ -93,85 +93,6 @@ if (( $(ulimit -n) < COUNT + 500 )); then
   echo "open-file limit $(ulimit -n) is too low for $COUNT clients" >&2
   exit 2
 fi
-
-BROKER_PID=""
-cleanup() {
-  if [[ -n $BROKER_PID ]]; then
-    kill "$BROKER_PID" 2>/dev/null || true
-  fi
-}
-trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_port() { # port pid
-  for _ in $(seq 200); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    kill -0 "$2" 2>/dev/null || return 1
-    sleep 0.05
-  done
-  return 1
-}
-
-start_ours() { # port
-  "$BROKER_SERVER" --tcp "127.0.0.1:$1" --set 'http.listeners=[]' \
-    --set storage.backend=memory --set sys.interval_secs=0 --set log.level=warn \
-    --set limits.connect_timeout_secs=60 >> "$OUT/ours.log" 2>&1 &
-  BROKER_PID=$!
-}
-
-start_mosquitto() { # port
-  cat > "$OUT/mosquitto.conf" <<EOF
-# written by bench-storm.sh
-per_listener_settings false
-allow_anonymous true
-persistence false
-log_dest stderr
-log_type error
-log_type warning
-max_connections -1
-listener $1 127.0.0.1
-protocol mqtt
-EOF
-  "$MOSQUITTO" -c "$OUT/mosquitto.conf" >> "$OUT/mosquitto.log" 2>&1 &
-  BROKER_PID=$!
-}
-
-start_rumqttd() { # port
-  cat > "$OUT/rumqttd.toml" <<EOF
-# written by bench-storm.sh: router limits as rumqttd.toml ships them, more connections
-id = 0
-[router]
-id = 0
-max_connections = $((COUNT + 100))
-max_outgoing_packet_count = 200
-max_segment_size = 104857600
-max_segment_count = 10
-
-[v4.1]
-name = "v4-1"
-listen = "127.0.0.1:$1"
-next_connection_delay_ms = 0
-    [v4.1.connections]
-    connection_timeout_ms = 60000
-    max_payload_size = 1048576
-    max_inflight_count = 500
-    dynamic_filters = true
-EOF
-  "$RUMQTTD" -q -c "$OUT/rumqttd.toml" >> "$OUT/rumqttd.log" 2>&1 &
-  BROKER_PID=$!
-}
-
-available() { # broker
-  case "$1" in
-    ours) [[ -x $BROKER_SERVER ]] || { echo "skipped: $BROKER_SERVER not built"; return 1; } ;;
-    mosquitto) [[ -x $MOSQUITTO ]] || { echo "skipped: mosquitto not installed (apt-get install mosquitto)"; return 1; } ;;
-    rumqttd) [[ -x $RUMQTTD ]] || { echo "skipped: rumqttd not installed (cargo install rumqttd --root $BENCH_TOOLS)"; return 1; } ;;
-    *) echo "unknown broker $1" >&2; exit 2 ;;
-  esac
-}
 
 RESULTS=$OUT/results.jsonl
 : > "$RESULTS"
@@ -199,9 +120,7 @@ for broker in "${WANT[@]}"; do
         >> "$RESULTS" 2>> "$OUT/mqtt-bench.log"; then
       echo "  failed: see $OUT/mqtt-bench.log" >&2
     fi
-    kill "$BROKER_PID" 2>/dev/null || true
-    wait "$BROKER_PID" 2>/dev/null || true
-    BROKER_PID=""
+    stop_broker
   done
 done
 
