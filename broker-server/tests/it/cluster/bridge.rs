@@ -7,7 +7,6 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use native_client::{ProtocolVersion, QoS, ReasonCode, Subscription};
@@ -16,7 +15,7 @@ use super::e2e::node_config;
 use crate::bridge::{
     Mosquitto, client, figure, next, nothing_more, url_of, wait_state, with_bridge,
 };
-use crate::common::{self, KillOnDrop, PATIENCE, TestBroker};
+use crate::common::{KillOnDrop, PATIENCE, TestBroker};
 use crate::nats::NatsCluster;
 
 /// `(active, connected)` of bridge `up` on `node`, from its `/metrics`.
@@ -134,42 +133,11 @@ async fn spawn_node(
     remote: SocketAddr,
     dir: &Path,
 ) -> (KillOnDrop, SocketAddr) {
-    let log_path = dir.join(format!("{node}.log"));
-    let log = std::fs::File::create(&log_path).expect("log file");
-    let urls = nats
-        .urls()
-        .iter()
-        .map(|url| format!("{url:?}"))
-        .collect::<Vec<_>>()
-        .join(",");
     let bridge = format!(
         "bridges=[{{name=\"up\", address=[\"{remote}\"], restart_initial_ms=100, \
          restart_max_ms=300, topics=[\"up/# out 1\"]}}]"
     );
-    let child = Command::new(env!("CARGO_BIN_EXE_broker-server"))
-        .args(["--tcp", "127.0.0.1:0"])
-        .args(["--set", "http.listeners=[]", "--set", "sys.interval_secs=0"])
-        .args(["--set", "storage.backend=\"memory\""])
-        .args(["--set", "cluster.backend=\"nats\""])
-        .args(["--set", &format!("cluster.node={node:?}")])
-        .args(["--set", &format!("cluster.nats.urls=[{urls}]")])
-        .args(["--set", "cluster.nats.prefix=\"bridgekill\""])
-        .args(["--set", "cluster.shards=2"])
-        .args([
-            "--set",
-            "cluster.heartbeat_secs=1",
-            "--set",
-            "cluster.node_ttl_secs=3",
-        ])
-        .args(["--set", &bridge])
-        .args(["--log-level", "warn,broker_server::transport=info"])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("broker-server starts");
-    let child = KillOnDrop(child);
-    let addr = common::bound_addr(&log_path).await;
-    (child, addr)
+    super::failover::spawn_node(nats, "bridgekill", node, dir, &[&bridge]).await
 }
 
 /// Waits until `$SYS/broker/bridges/up/role` on `node` says `role`.

@@ -14,16 +14,22 @@ use super::e2e::node_config;
 use crate::common::{self, KillOnDrop, PATIENCE, Peer, TestBroker, publish};
 use crate::nats::NatsCluster;
 
+/// The killed node's setting: a shared subscription's unacknowledged message goes to
+/// another member after 2 s.
+const SHARED_ACK_WAIT: &[&str] = &["cluster.shared_ack_wait_secs=2"];
+
 /// Messages published in all; the node dies after about half of them.
 const MESSAGES: u32 = 200;
 
-/// The `broker-server` binary as node `node` of the cluster on `nats`; killed with
-/// SIGKILL when dropped.
-async fn spawn_node(
+/// The `broker-server` binary as node `node` of the cluster on `nats` (subject prefix
+/// `prefix`), with `extra` settings (`--set` values) after the common ones; its log in
+/// `dir`; killed with SIGKILL when dropped.
+pub(super) async fn spawn_node(
     nats: &NatsCluster,
     prefix: &str,
     node: &str,
     dir: &Path,
+    extra: &[&str],
 ) -> (KillOnDrop, SocketAddr) {
     let log_path = dir.join(format!("{node}.log"));
     let log = std::fs::File::create(&log_path).expect("log file");
@@ -48,7 +54,7 @@ async fn spawn_node(
             "--set",
             "cluster.node_ttl_secs=3",
         ])
-        .args(["--set", "cluster.shared_ack_wait_secs=2"])
+        .args(extra.iter().flat_map(|setting| ["--set", setting]))
         .args(["--log-level", "warn,broker_server::transport=info"])
         .stdout(Stdio::null())
         .stderr(log)
@@ -89,7 +95,7 @@ async fn collect(client: &mut Peer, got: &mut BTreeSet<u32>, quiet: Duration) {
 async fn a_killed_node_s_clients_resume_elsewhere_and_its_wills_come_out_once() {
     let nats = NatsCluster::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let (doomed, doomed_addr) = spawn_node(&nats, "fo", "b1", dir.path()).await;
+    let (doomed, doomed_addr) = spawn_node(&nats, "fo", "b1", dir.path(), SHARED_ACK_WAIT).await;
     let survivor = TestBroker::with_config(node_config(&nats, "fo", "b2")).await;
 
     // On the survivor: who watches for wills, and the publisher.
@@ -199,7 +205,7 @@ async fn a_killed_node_s_clients_resume_elsewhere_and_its_wills_come_out_once() 
 async fn a_dead_node_s_unacknowledged_shared_messages_reach_a_member_elsewhere() {
     let nats = NatsCluster::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let (doomed, doomed_addr) = spawn_node(&nats, "fs", "b1", dir.path()).await;
+    let (doomed, doomed_addr) = spawn_node(&nats, "fs", "b1", dir.path(), SHARED_ACK_WAIT).await;
     let mut config = node_config(&nats, "fs", "b2");
     config.cluster.shared_ack_wait_secs = 2;
     let survivor = TestBroker::with_config(config).await;
