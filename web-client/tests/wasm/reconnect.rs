@@ -3,22 +3,16 @@
 //! session gets the messages published to it meanwhile; a clean one subscribes again;
 //! what the page published while offline goes out after the reconnect.
 //!
-//! The tests here restart the shared broker: they live in their own test binary, and
-//! wasm-bindgen-test runs the tests of a binary one at a time.
-
-#![cfg(target_arch = "wasm32")]
-
-mod common;
+//! The tests here restart the shared broker. wasm-bindgen-test runs the tests of a binary
+//! one at a time, so no test of the other modules has a connection open meanwhile.
 
 use std::time::Duration;
 
-use common::{broker, connect, harness, next, options, spawn, unique, wait_event, within};
-use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+use crate::common::{broker, connect, harness, next, options, spawn, unique, wait_event, within};
+use wasm_bindgen_test::wasm_bindgen_test;
 use web_client::{
     DisconnectReason, Event, ProtocolVersion, PublishOptions, QoS, ReasonCode, ReconnectOptions,
 };
-
-wasm_bindgen_test_configure!(run_in_browser);
 
 /// A backoff long enough for the broker to restart and a peer to publish before the
 /// client is back, so that those messages wait in the broker's session queue.
@@ -149,7 +143,7 @@ async fn a_clean_session_subscribes_again_after_a_restart() {
                 if let Some(message) = subscription.try_recv() {
                     return message;
                 }
-                common::sleep(Duration::from_millis(100)).await;
+                crate::common::sleep(Duration::from_millis(100)).await;
             }
         })
         .await;

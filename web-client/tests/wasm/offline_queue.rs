@@ -2,19 +2,13 @@
 //! wait, at most `capacity` of them, and a full queue follows its policy, reporting
 //! what it drops. What is queued goes out after the reconnect, in order.
 
-#![cfg(target_arch = "wasm32")]
-
-mod common;
-
 use std::time::Duration;
 
-use common::{broker, connect, next, options, spawn, unique, wait_event, within};
-use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+use crate::common::{broker, connect, next, options, spawn, unique, wait_event, within};
+use wasm_bindgen_test::wasm_bindgen_test;
 use web_client::{
     DropPolicy, DropSource, Error, Event, ProtocolVersion, QoS, ReconnectOptions, Subscription,
 };
-
-wasm_bindgen_test_configure!(run_in_browser);
 
 /// Publishes `one`, `two` and `three` while offline through a queue of two with
 /// `policy`; returns each publication's result and the messages a peer then receives.

@@ -6,7 +6,6 @@
 //! tests with `MQTT_WS_URL` and `MQTT_HARNESS_URL` set (see `xtask/src/browser.rs`). A
 //! plain `cargo test -p web-client --target wasm32-unknown-unknown` has no broker: the
 //! tests that need one then pass without running, and say so on the console.
-#![allow(dead_code, unreachable_pub)]
 
 use std::future::Future;
 use std::time::Duration;
@@ -21,10 +20,10 @@ use web_client::{
 
 /// How long a test waits for something that should happen before failing. A failure
 /// guard only: no test asserts on timing.
-pub const PATIENCE: Duration = Duration::from_secs(15);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(15);
 
 /// The broker's `ws://` URL, or `None` (and a note on the console) without a harness.
-pub fn broker() -> Option<&'static str> {
+pub(crate) fn broker() -> Option<&'static str> {
     let url = option_env!("MQTT_WS_URL");
     if url.is_none() {
         web_sys::console::log_1(
@@ -37,7 +36,7 @@ pub fn broker() -> Option<&'static str> {
 
 /// Stops, starts or restarts the broker through the harness's control endpoint;
 /// returns once done.
-pub async fn harness(action: &str) {
+pub(crate) async fn harness(action: &str) {
     let Some(base) = option_env!("MQTT_HARNESS_URL") else {
         panic!("MQTT_HARNESS_URL was not set at build time, although MQTT_WS_URL was");
     };
@@ -54,13 +53,13 @@ pub async fn harness(action: &str) {
 
 /// A name no other test run uses: topics and client ids of one test never meet
 /// another's retained messages or sessions, even across runs of a persistent store.
-pub fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     let random = (js_sys::Math::random() * 1e12) as u64;
     format!("{prefix}-{random:x}")
 }
 
 /// Options for the broker at `url` with `client_id`, `version` and a fast reconnect.
-pub fn options(url: &str, client_id: &str, version: ProtocolVersion) -> ConnectOptions {
+pub(crate) fn options(url: &str, client_id: &str, version: ProtocolVersion) -> ConnectOptions {
     ConnectOptions::new(url)
         .client_id(client_id)
         .version(version)
@@ -70,7 +69,7 @@ pub fn options(url: &str, client_id: &str, version: ProtocolVersion) -> ConnectO
         ))
 }
 
-pub async fn connect(options: ConnectOptions) -> Client {
+pub(crate) async fn connect(options: ConnectOptions) -> Client {
     let id = options.session.client_id.to_string();
     within(&format!("{id} to connect"), Client::connect(options))
         .await
@@ -79,7 +78,9 @@ pub async fn connect(options: ConnectOptions) -> Client {
 
 /// Runs `future` as its own task (it starts at the next turn of the event loop, after
 /// those spawned before it) and returns its output when awaited.
-pub fn spawn<T: 'static>(future: impl Future<Output = T> + 'static) -> impl Future<Output = T> {
+pub(crate) fn spawn<T: 'static>(
+    future: impl Future<Output = T> + 'static,
+) -> impl Future<Output = T> {
     let (sender, receiver) = futures::channel::oneshot::channel();
     wasm_bindgen_futures::spawn_local(async move {
         let _ = sender.send(future.await);
@@ -88,7 +89,7 @@ pub fn spawn<T: 'static>(future: impl Future<Output = T> + 'static) -> impl Futu
 }
 
 /// A promise of `setTimeout`, independent of the client's own timers.
-pub async fn sleep(duration: Duration) {
+pub(crate) async fn sleep(duration: Duration) {
     let ms = duration.as_millis() as i32;
     let promise = js_sys::Promise::new(&mut |resolve, _| {
         let global = js_sys::global();
@@ -103,7 +104,7 @@ pub async fn sleep(duration: Duration) {
 }
 
 /// Awaits `future`, failing the test after [`PATIENCE`].
-pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+pub(crate) async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
     let future = std::pin::pin!(future);
     let timeout = std::pin::pin!(sleep(PATIENCE));
     match futures::future::select(future, timeout).await {
@@ -113,7 +114,7 @@ pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
 }
 
 /// The next message of `subscription`.
-pub async fn next(subscription: &mut Subscription) -> Message {
+pub(crate) async fn next(subscription: &mut Subscription) -> Message {
     let what = format!("a message on {}", Subscription::filter(subscription));
     within(&what, subscription.next())
         .await
@@ -121,7 +122,7 @@ pub async fn next(subscription: &mut Subscription) -> Message {
 }
 
 /// Waits for the first event that `pick` accepts.
-pub async fn wait_event<T>(
+pub(crate) async fn wait_event<T>(
     events: &mut EventStream,
     what: &str,
     mut pick: impl FnMut(&Event) -> Option<T>,

@@ -1,23 +1,15 @@
 //! In-browser tests of the byte bridge between JavaScript and Rust that the WebSocket
 //! adapter relies on: an incoming binary frame arrives as a JS `ArrayBuffer` and must
 //! reach the codec as Rust bytes unchanged; outgoing packets go the other way.
-//!
-//! Run with `cargo test -p web-client --target wasm32-unknown-unknown` (the cargo runner
-//! is `wasm-bindgen-test-runner`; `cargo xtask test` points it at headless Chromium).
-//! On a native target this file compiles to nothing: plain `#[test]`s would be silently
-//! skipped on wasm32, so every test here is a `#[wasm_bindgen_test]`.
+//! They need no broker.
 //!
 //! The last test runs `protocol`'s codec compiled to wasm32 on bytes that went through JS
 //! memory, as they will between the socket and the session.
 
-#![cfg(target_arch = "wasm32")]
-
 use bytes::BytesMut;
 use js_sys::{ArrayBuffer, Uint8Array};
 use protocol::{Limits, Packet, ProtocolVersion};
-use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
-
-wasm_bindgen_test_configure!(run_in_browser);
+use wasm_bindgen_test::wasm_bindgen_test;
 
 /// Every byte value, so a sign or UTF-8 mix-up anywhere in the bridge shows.
 fn all_byte_values() -> Vec<u8> {

@@ -4,21 +4,15 @@
 //!
 //! Needs the broker `cargo xtask test browser` starts (see `common`).
 
-#![cfg(target_arch = "wasm32")]
-
-mod common;
-
 use std::time::Duration;
 
+use crate::common::{broker, connect, next, options, unique};
 use bytes::Bytes;
-use common::{broker, connect, next, options, unique};
-use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+use wasm_bindgen_test::wasm_bindgen_test;
 use web_client::{
     ConnectOptionsExt, Error, ProtocolVersion, PublishOptions, QoS, ReasonCode, SessionError,
     SubscribeOptions, TimerMode,
 };
-
-wasm_bindgen_test_configure!(run_in_browser);
 
 const VERSIONS: [ProtocolVersion; 2] = [ProtocolVersion::V3_1_1, ProtocolVersion::V5];
 
@@ -307,7 +301,7 @@ async fn timers_run_in_a_worker_and_keep_the_connection_alive() {
         .await;
         assert_eq!(client.timer_mode(), mode, "headless Chromium runs workers");
         let mut events = client.events();
-        common::sleep(Duration::from_millis(5000)).await;
+        crate::common::sleep(Duration::from_millis(5000)).await;
         assert!(client.is_connected(), "{mode:?}");
         assert_eq!(events.try_recv(), None, "{mode:?}: no disconnection");
     }
