@@ -269,10 +269,15 @@ async fn random_bytes(broker: &Broker) {
         streams.push(stream);
     }
     let closed = join_all(streams.into_iter().map(closed_by_broker)).await;
-    assert!(
-        closed.iter().all(|c| *c),
-        "a random-bytes socket stayed open"
-    );
+    let open: Vec<usize> = (0..RANDOM_SOCKETS).filter(|i| !closed[*i]).collect();
+    if !open.is_empty() {
+        let log = std::fs::read_to_string(&broker.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(30).collect();
+        panic!(
+            "random-bytes sockets the broker never closed: {open:?}; its log ends:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
 }
 
 async fn half_open_flood(broker: &Broker) -> Vec<Peer> {
