@@ -40,6 +40,23 @@ const FUZZ_RUSTFLAGS: &str = "--cfg fuzzing -Cpasses=sancov-module \
 /// How long the fuzz step runs each target: a smoke run, not a search.
 const FUZZ_SECONDS: u32 = 5;
 
+/// Threads per test binary in the `test` and `test-redb` steps. The broker's integration
+/// tests spend their time waiting on sockets, timers, child processes and NATS, not
+/// computing: on CI's 2 cores, 8 at once take a third of the time the default 2 take
+/// (each test has its own broker, ports, directories and NATS prefixes, so they do not
+/// share state).
+const TEST_THREADS: &str = "8";
+
+/// The one native build of the workspace: every test binary, and the binaries the
+/// browser and package steps run (`target/debug/broker-server`, `device-sim`). Each
+/// native cargo command of CI selects the whole workspace so that all of them resolve the
+/// same dependency features and reuse one build: `cargo build -p broker-server` alone
+/// resolves other features (no dev-dependencies) and compiles most of the dependency
+/// tree a second time.
+pub(crate) fn native_build(ctx: &Context) -> Command {
+    ctx.cargo(&["test", "--workspace", "--no-run"])
+}
+
 /// Parsed `cargo xtask test` arguments.
 #[derive(Debug, Default)]
 pub(crate) struct Options {
@@ -160,7 +177,9 @@ const STEPS: &[Step] = &[
         slow: false,
         prepare: None,
         // Unit, integration and doc tests of every crate, natively.
-        commands: |ctx| vec![ctx.cargo(&["test", "--workspace"])],
+        commands: |ctx| {
+            vec![ctx.cargo(&["test", "--workspace", "--", "--test-threads", TEST_THREADS])]
+        },
     },
     Step {
         name: "test-redb",
@@ -176,10 +195,12 @@ const STEPS: &[Step] = &[
             let _ = std::fs::create_dir_all(&tmp);
             // The cluster tests' nodes keep their sessions in memory whatever the
             // variable says (the cluster's state is in NATS): they run once, in `test`.
+            // `--workspace --test it` and not `-p broker-server`: the build of the `test`
+            // step (see `native_build`); the other crates' `it` suites run again too, for
+            // seconds, where `-p` would compile the broker a second time for a minute.
             let mut command = ctx.cargo(&[
                 "test",
-                "-p",
-                "broker-server",
+                "--workspace",
                 "--test",
                 "it",
                 "--",
@@ -187,6 +208,8 @@ const STEPS: &[Step] = &[
                 "cluster::",
                 "--skip",
                 "nats::",
+                "--test-threads",
+                TEST_THREADS,
             ]);
             command
                 .env("MQTT_WEB_TEST_STORAGE", "redb")
@@ -232,22 +255,6 @@ const STEPS: &[Step] = &[
         },
     },
     Step {
-        name: "build-wasm",
-        slow: false,
-        prepare: None,
-        commands: |ctx| {
-            vec![ctx.cargo(&[
-                "build",
-                "-p",
-                "protocol",
-                "-p",
-                "web-client",
-                "--target",
-                WASM,
-            ])]
-        },
-    },
-    Step {
         name: "package",
         slow: false,
         prepare: None,
@@ -266,12 +273,7 @@ const STEPS: &[Step] = &[
         // with `ws`, Node 22 (setup's) with its global WebSocket and no `ws`, and the
         // MQTT.js-compatible entry point running MQTT.js's README examples, all against a
         // broker-server the harness starts (`browser.rs`).
-        prepare: Some(|ctx| {
-            vec![
-                ctx.cargo(&["build", "-p", "broker-server", "--bin", "broker-server"]),
-                ctx.cargo(&["xtask", "package"]),
-            ]
-        }),
+        prepare: Some(|ctx| vec![native_build(ctx), ctx.cargo(&["xtask", "package"])]),
         commands: |ctx| {
             let mut node =
                 ctx.command_with("node", &["--test", "web-client/npm/tests/package.test.mjs"]);
@@ -327,17 +329,7 @@ const STEPS: &[Step] = &[
                 .args(["build", "--dist"])
                 .arg(dashboard_e2e_dist(ctx));
             vec![
-                ctx.cargo(&[
-                    "build",
-                    "-p",
-                    "broker-server",
-                    "-p",
-                    "native-client",
-                    "--bin",
-                    "broker-server",
-                    "--bin",
-                    "device-sim",
-                ]),
+                native_build(ctx),
                 dashboard,
                 ctx.cargo(&[
                     "build",
@@ -353,25 +345,32 @@ const STEPS: &[Step] = &[
         }),
         commands: |ctx| {
             let driver = chromedriver(ctx);
-            let mut wasm = ctx.cargo(&["test", "-p", "web-client", "--target", WASM]);
-            // The runner's limit is per test binary; the reconnection tests wait out
-            // broker restarts and backoff.
-            wasm.env("WASM_BINDGEN_TEST_TIMEOUT", "180");
-            let mut page = ctx.cargo(&["test", "-p", "web-client", "--test", "js_api"]);
-            page.env(
-                "WEB_CLIENT_EXAMPLE_DIR",
-                ctx.root.join("web-client/examples"),
-            );
-            // The dashboard's components against the same broker (`dashboard/tests/`).
-            let mut dashboard = ctx.cargo(&[
+            // The in-browser tests: web-client's (`web-client/tests/wasm/`) and the
+            // dashboard's components (`dashboard/tests/devices.rs`) against the same
+            // broker, in one cargo command so that both packages' dependencies are
+            // compiled once, with the same features.
+            let mut wasm = ctx.cargo(&[
                 "test",
+                "-p",
+                "web-client",
                 "-p",
                 "dashboard",
                 "--target",
                 WASM,
                 "--test",
+                "wasm",
+                "--test",
                 "devices",
             ]);
+            // The runner's limit is per test binary; the reconnection tests wait out
+            // broker restarts and backoff.
+            wasm.env("WASM_BINDGEN_TEST_TIMEOUT", "300");
+            // `--workspace`: the native build of the `test` step (see `native_build`).
+            let mut page = ctx.cargo(&["test", "--workspace", "--test", "js_api"]);
+            page.env(
+                "WEB_CLIENT_EXAMPLE_DIR",
+                ctx.root.join("web-client/examples"),
+            );
             // The dashboard end to end: its own broker-server serving the trunk build,
             // device-sim, Chromium (`dashboard/tests/e2e.rs`; the not-live and refused
             // states, `connection_state.rs`; deep links, `navigation.rs`; pinned
@@ -413,12 +412,12 @@ const STEPS: &[Step] = &[
                     "DASHBOARD_SCREENSHOTS",
                     ctx.target_dir().join("dashboard-screenshots"),
                 );
-            for command in [&mut wasm, &mut page, &mut dashboard, &mut e2e] {
+            for command in [&mut wasm, &mut page, &mut e2e] {
                 if let Some(driver) = &driver {
                     command.env("CHROMEDRIVER", driver);
                 }
             }
-            vec![wasm, page, dashboard, e2e]
+            vec![wasm, page, e2e]
         },
     },
     Step {
