@@ -137,19 +137,21 @@ const STEPS: &[Step] = &[
         name: "clippy-wasm",
         slow: true,
         prepare: None,
-        // The browser crates for the target they ship on. Not `--all-targets` for
-        // `protocol`: its proptest and criterion dev-dependencies are native-only; the
-        // second command lints web-client's and the dashboard's in-browser tests.
+        // The browser crates for the target they ship on: web-client and the dashboard
+        // with their in-browser tests, in one command so that their dependencies are
+        // checked once (with the test build's features); `protocol` on its own, without
+        // `--tests`: its proptest and criterion dev-dependencies are native-only.
         commands: |ctx| {
             vec![
                 ctx.cargo(&[
                     "clippy",
                     "-p",
-                    "protocol",
-                    "-p",
                     "web-client",
                     "-p",
                     "dashboard",
+                    "--lib",
+                    "--bins",
+                    "--tests",
                     "--target",
                     WASM,
                     "--",
@@ -157,17 +159,7 @@ const STEPS: &[Step] = &[
                     "warnings",
                 ]),
                 ctx.cargo(&[
-                    "clippy",
-                    "-p",
-                    "web-client",
-                    "-p",
-                    "dashboard",
-                    "--tests",
-                    "--target",
-                    WASM,
-                    "--",
-                    "-D",
-                    "warnings",
+                    "clippy", "-p", "protocol", "--lib", "--target", WASM, "--", "-D", "warnings",
                 ]),
             ]
         },
