@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  cargo build -p web-client --target wasm32 --profile web-release --features terse-errors
-//!    └─► wasm-bindgen --target web ─► wasm-opt -Oz --converge ─┐
+//!    └─► wasm-bindgen --target web ─► wasm-opt -Oz --converge (memoised) ─┐
 //!  web-client/npm/ (entry points, compat, .d.ts, README, licences, package.json) ─┤
 //!                                                               ▼
 //!              target/npm/package/ (JavaScript minified by esbuild) ── tsc --noEmit ──► npm pack
@@ -83,14 +83,7 @@ pub(crate) fn package(ctx: &Context) -> Result<PathBuf> {
     fs::create_dir_all(&stage).with_context(|| format!("creating {}", stage.display()))?;
 
     let module = crate::size::bind_web_client(ctx, &stage)?;
-    // `--converge`: repeat -Oz until the module stops shrinking (about 0.4 KB gzipped).
-    let mut opt = ctx.command("wasm-opt");
-    opt.args(["-Oz", "--converge"])
-        .args(WASM_FEATURES)
-        .arg("-o")
-        .arg(&module)
-        .arg(&module);
-    cmd::run(&mut opt)?;
+    optimise(ctx, &module)?;
     // wasm-bindgen's declarations of the wasm exports (the package has its own types).
     let _ = fs::remove_file(stage.join("web_client_bg.wasm.d.ts"));
 
@@ -165,6 +158,39 @@ pub(crate) fn package(ctx: &Context) -> Result<PathBuf> {
         "total", page.0, page.1
     );
     Ok(tarball)
+}
+
+/// `wasm-opt -Oz --converge` of the bound module, in place. `--converge` repeats -Oz until
+/// the module stops shrinking (about 0.4 KB gzipped) and takes half a minute, so the last
+/// input and output are kept in `<target>/npm/wasm-opt-memo/` with the command and
+/// wasm-opt's version: the same module again (CI's `package-tests` packs what `package`
+/// just packed) gets the same output without a second run.
+fn optimise(ctx: &Context, module: &Path) -> Result<()> {
+    let mut opt = ctx.command("wasm-opt");
+    opt.args(["-Oz", "--converge"])
+        .args(WASM_FEATURES)
+        .arg("-o")
+        .arg(module)
+        .arg(module);
+    let version = cmd::probe(&mut ctx.command_with("wasm-opt", &["--version"]))
+        .context("wasm-opt --version")?;
+    let key = format!("{}\n{version}\n", cmd::display(&opt));
+    let input = fs::read(module).with_context(|| format!("reading {}", module.display()))?;
+    let memo = ctx.target_dir().join("npm/wasm-opt-memo");
+    let same = fs::read(memo.join("key")).is_ok_and(|k| k == key.as_bytes())
+        && fs::read(memo.join("input.wasm")).is_ok_and(|i| i == input);
+    if same && fs::copy(memo.join("output.wasm"), module).is_ok() {
+        println!("package: wasm-opt's output for this module is the last one's (wasm-opt-memo)");
+        return Ok(());
+    }
+    cmd::run(&mut opt)?;
+    // Written key last: an interrupted write leaves no key, so no false match.
+    let _ = fs::remove_dir_all(&memo);
+    fs::create_dir_all(&memo)?;
+    fs::write(memo.join("input.wasm"), &input)?;
+    fs::copy(module, memo.join("output.wasm"))?;
+    fs::write(memo.join("key"), key)?;
+    Ok(())
 }
 
 /// `tsc --noEmit` of `web-client/npm/tests/types/` against the staged package, which it
