@@ -1,12 +1,15 @@
 //! Keep alive and the other timers, on the simulated clock of `pair/mod.rs`: the
 //! client's PINGREQ after a keep alive without sending, its ping and connect timeouts,
-//! Server Keep Alive, and the server's 1.5 × keep alive timeout.
+//! Server Keep Alive, and the server's 1.5 × keep alive timeout; and the server's
+//! PINGRESP in order behind the requests that came before its PINGREQ.
 
 use std::time::Duration;
 
-use crate::pair::{Dir, Pair, both_versions};
-use protocol::session::{ClientEvent, ClientOptions, CloseReason, LostReason, ServerOptions};
-use protocol::{Disconnect, Packet, PacketType, QoS, ReasonCode};
+use crate::pair::{Dir, Pair, RawClient, both_versions, pid};
+use protocol::session::{
+    ClientEvent, ClientOptions, CloseReason, LostReason, ServerEvent, ServerOptions,
+};
+use protocol::{Disconnect, Packet, PacketType, ProtocolVersion, Publish, QoS, ReasonCode};
 
 #[test]
 fn the_client_pings_after_a_keep_alive_without_sending() {
@@ -115,4 +118,51 @@ fn the_connect_timeout_fires_without_connack() {
         pair.client_events
             .contains(&ClientEvent::ConnectionLost(LostReason::ConnectTimeout))
     );
+}
+
+/// A PINGREQ that arrives in one read behind a SUBSCRIBE is answered after the SUBACK
+/// (and whatever the broker sends with it), not before: clients see their requests
+/// answered in order, and may use a PINGREQ as a barrier, as with mosquitto.
+#[test]
+fn a_pingreq_behind_a_subscribe_is_answered_after_its_suback() {
+    for version in [ProtocolVersion::V3_1_1, ProtocolVersion::V5] {
+        let mut raw = RawClient::new(ServerOptions::default(), version);
+        raw.connect(|_| {});
+        let subscribe = Packet::Subscribe(protocol::Subscribe {
+            packet_id: pid(1),
+            subscriptions: vec![protocol::Subscription {
+                filter: protocol::TopicFilter::new("t/#").expect("filter"),
+                options: protocol::SubscriptionOptions::new(QoS::AtMostOnce),
+            }],
+            properties: Default::default(),
+        });
+        let out = raw.send(&[subscribe, Packet::PingReq]);
+        assert!(
+            out.is_empty(),
+            "{version}: nothing before the broker answers: {out:?}"
+        );
+        assert!(matches!(
+            raw.server.poll_event(),
+            Some(ServerEvent::Subscribe(_))
+        ));
+        raw.server
+            .suback(pid(1), vec![ReasonCode::GRANTED_QOS_0], Default::default())
+            .expect("suback");
+        let retained = Publish::new("t/r".to_owned(), "kept");
+        raw.server.send_publish(retained).expect("publish");
+        assert_eq!(raw.server.poll_event(), None);
+        let types: Vec<PacketType> = raw.transmitted().iter().map(Packet::packet_type).collect();
+        assert_eq!(
+            types,
+            [
+                PacketType::SubAck,
+                PacketType::Publish,
+                PacketType::PingResp
+            ],
+            "{version}"
+        );
+        // With nothing queued, a PINGREQ is answered at once.
+        let out = raw.send(&[Packet::PingReq]);
+        assert_eq!(out, [Packet::PingResp], "{version}");
+    }
 }

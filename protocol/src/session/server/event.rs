@@ -123,3 +123,49 @@ pub enum SendOutcome {
         maximum: u32,
     },
 }
+
+/// The session's queue of what [`ServerSession::poll_event`](super::ServerSession::poll_event)
+/// hands out: events, and the PINGRESPs that wait for the events before them.
+///
+/// A PINGREQ decoded behind a SUBSCRIBE (one read can hold both) is answered only once
+/// the broker has taken that SUBSCRIBE, so the PINGRESP follows its SUBACK and retained
+/// messages on the wire: the client sees its requests answered in the order it sent
+/// them, as it would from mosquitto, and may use a PINGREQ as a barrier.
+#[derive(Debug, Default)]
+pub(super) struct EventQueue(std::collections::VecDeque<Queued>);
+
+/// One entry of the [`EventQueue`].
+#[derive(Debug)]
+pub(super) enum Queued {
+    /// An event for the broker.
+    Event(ServerEvent),
+    /// A PINGRESP to send when the queue reaches it.
+    PingResp,
+}
+
+impl EventQueue {
+    /// Queues `event`.
+    pub(super) fn push_back(&mut self, event: ServerEvent) {
+        self.0.push_back(Queued::Event(event));
+    }
+
+    /// Queues a PINGRESP; `false` (nothing queued) when no event waits, so the caller
+    /// answers at once.
+    pub(super) fn push_ping_resp(&mut self) -> bool {
+        if self.0.is_empty() {
+            return false;
+        }
+        self.0.push_back(Queued::PingResp);
+        true
+    }
+
+    /// The next entry.
+    pub(super) fn pop_front(&mut self) -> Option<Queued> {
+        self.0.pop_front()
+    }
+
+    /// Room for entries without reallocating.
+    pub(super) fn capacity(&self) -> usize {
+        self.0.capacity()
+    }
+}

@@ -105,7 +105,11 @@ impl ServerSession {
             Packet::Unsubscribe(unsubscribe) => {
                 self.events.push_back(ServerEvent::Unsubscribe(unsubscribe))
             }
-            Packet::PingReq => self.send(Packet::PingResp),
+            Packet::PingReq => {
+                if !self.events.push_ping_resp() {
+                    self.send(Packet::PingResp);
+                }
+            }
             Packet::Disconnect(disconnect) => {
                 if disconnect
                     .properties

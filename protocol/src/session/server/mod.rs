@@ -12,7 +12,6 @@ mod handshake;
 mod incoming;
 mod options;
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -32,6 +31,7 @@ use crate::property::AckProperties;
 use crate::reason::ReasonCode;
 
 pub use event::{CloseReason, SendOutcome, ServerEvent};
+use event::{EventQueue, Queued};
 pub use options::{AcceptOptions, ServerOptions};
 
 use handshake::{connack_code, peek_connect_level};
@@ -91,7 +91,7 @@ pub struct ServerSession {
     version: ProtocolVersion,
     rx: Rx,
     tx: BytesMut,
-    events: VecDeque<ServerEvent>,
+    events: EventQueue,
     /// Events taken since the queue was last empty (see `poll_event`).
     events_taken: usize,
     /// Our QoS 1 and 2 messages to the client.
@@ -129,7 +129,7 @@ impl ServerSession {
             version: ProtocolVersion::V5,
             rx: Rx::default(),
             tx: BytesMut::new(),
-            events: VecDeque::new(),
+            events: EventQueue::default(),
             events_taken: 0,
             outbound: Outbound::default(),
             inbound: Inbound::new(None),
@@ -264,17 +264,31 @@ impl ServerSession {
     /// When the queue runs dry after a burst that used at most a quarter of its
     /// capacity, the queue lets its memory go, so an idle connection holds none (and a
     /// busy one keeps a queue sized to its bursts).
+    /// A PINGREQ that arrived behind events is answered here, once the events before
+    /// it are taken (see `EventQueue`).
     pub fn poll_event(&mut self) -> Option<ServerEvent> {
-        let event = self.events.pop_front();
-        if event.is_some() {
-            self.events_taken += 1;
-        } else {
-            if self.events_taken <= self.events.capacity() / 4 && self.events.capacity() != 0 {
-                self.events = VecDeque::new();
+        loop {
+            match self.events.pop_front() {
+                Some(Queued::Event(event)) => {
+                    self.events_taken += 1;
+                    return Some(event);
+                }
+                Some(Queued::PingResp) => {
+                    if self.phase == Phase::Connected {
+                        self.send(Packet::PingResp);
+                    }
+                }
+                None => {
+                    if self.events_taken <= self.events.capacity() / 4
+                        && self.events.capacity() != 0
+                    {
+                        self.events = EventQueue::default();
+                    }
+                    self.events_taken = 0;
+                    return None;
+                }
             }
-            self.events_taken = 0;
         }
-        event
     }
 
     /// Sends an application message to the client. The session assigns the packet
