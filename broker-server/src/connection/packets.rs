@@ -79,6 +79,10 @@ impl Connection {
             return;
         }
         let message = Message::from_publish(publish, self.client_id.clone(), clock::now());
+        // QoS 2: the queue entries this PUBLISH makes and the record of its packet id
+        // (in `acknowledge`) are one transaction. Split by a crash, the client's re-send
+        // after the restart would be routed, and delivered, a second time.
+        let _group = (qos == QoS::ExactlyOnce).then(|| self.broker.storage.group());
         let (routed, stored, forwarded) = self.broker.publish_stored(message);
         if let Some(packet_id) = packet_id.filter(|_| qos != QoS::AtMostOnce) {
             self.woke_others |= routed > 0;

@@ -92,6 +92,22 @@ impl SessionLog {
     }
 }
 
+/// An open [`Storage::group`]; it closes when dropped.
+#[derive(Debug)]
+#[must_use = "the group closes when this is dropped"]
+pub struct OpGroup {
+    /// The group's store (`None` when nothing is stored).
+    store: Option<Arc<dyn Store>>,
+}
+
+impl Drop for OpGroup {
+    fn drop(&mut self) {
+        if let Some(store) = &self.store {
+            store.close_group();
+        }
+    }
+}
+
 /// The store, as the broker uses it.
 #[derive(Debug)]
 pub struct Storage {
@@ -148,6 +164,21 @@ impl Storage {
         if self.durable {
             self.store.submit(op);
         }
+    }
+
+    /// Opens a group of operations that are committed in one transaction: everything
+    /// submitted until the returned guard drops. For what a crash must not split: an
+    /// inbound QoS 2 PUBLISH's queue entries and the record of its packet id (with the
+    /// entries alone, the client's re-send after a restart would be routed, and
+    /// delivered, a second time). Operations still go to the store in the order they
+    /// are submitted, so a queue entry still reaches it before anything that follows
+    /// its delivery. Keep a group short: the store commits nothing while one is open.
+    pub fn group(&self) -> OpGroup {
+        let store = self.durable.then(|| {
+            self.store.open_group();
+            self.store.clone()
+        });
+        OpGroup { store }
     }
 
     /// Flushes and stops the store (clean shutdown). Blocks.

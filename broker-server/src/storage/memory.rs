@@ -32,6 +32,10 @@ impl Store for MemoryStore {
 
     fn submit(&self, _op: Op) {}
 
+    fn open_group(&self) {}
+
+    fn close_group(&self) {}
+
     fn barrier(&self) -> Barrier {
         let (tx, rx) = oneshot::channel();
         let _ = tx.send(Ok(()));

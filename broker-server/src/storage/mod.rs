@@ -397,6 +397,13 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn load(&self) -> Result<Snapshot, StorageError>;
     /// Queues one operation.
     fn submit(&self, op: Op);
+    /// Opens a group: the operations submitted from now until [`Store::close_group`]
+    /// (also those other threads submit meanwhile) are applied in one transaction, so
+    /// that after a crash the store holds all of them or none ([`Storage::group`]).
+    /// Groups may overlap; a transaction then spans them all.
+    fn open_group(&self);
+    /// Closes the group [`Store::open_group`] opened.
+    fn close_group(&self);
     /// A barrier behind every operation submitted so far.
     fn barrier(&self) -> Barrier;
     /// Figures for metrics (shared with the backend, which keeps them current).

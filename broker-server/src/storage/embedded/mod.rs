@@ -85,6 +85,10 @@ const INBOUND: TableDefinition<'_, (u64, u16), ()> = TableDefinition::new("inbou
 #[derive(Debug)]
 enum Command {
     Op(Op),
+    /// A group opens: no batch ends until it closes ([`Store::open_group`]).
+    OpenGroup,
+    /// A group closes.
+    CloseGroup,
     Barrier(oneshot::Sender<Result<(), StorageError>>),
     Close(oneshot::Sender<()>),
 }
@@ -348,6 +352,14 @@ impl Store for RedbStore {
     fn submit(&self, op: Op) {
         // A stopped writer fails the next barrier; nothing to do here.
         let _ = self.tx.send(Command::Op(op));
+    }
+
+    fn open_group(&self) {
+        let _ = self.tx.send(Command::OpenGroup);
+    }
+
+    fn close_group(&self) {
+        let _ = self.tx.send(Command::CloseGroup);
     }
 
     fn barrier(&self) -> Barrier {

@@ -46,6 +46,27 @@ pub(super) struct Writer {
     pub(super) failed: Option<StorageError>,
 }
 
+/// Where a batch of `commands` may end: after the last command at which every group
+/// opened so far is closed, or after a close of the store. `None`: a group is open from
+/// the first command to the last, so the batch must wait for more. A batch that starts
+/// has no group open: it starts where the previous one ended.
+fn cut_point(commands: &[Command]) -> Option<usize> {
+    let mut open = 0usize;
+    let mut cut = 0;
+    for (i, command) in commands.iter().enumerate() {
+        match command {
+            Command::OpenGroup => open += 1,
+            Command::CloseGroup => open = open.saturating_sub(1),
+            Command::Close(_) => return Some(i + 1),
+            Command::Op(_) | Command::Barrier(_) => {}
+        }
+        if open == 0 {
+            cut = i + 1;
+        }
+    }
+    (cut > 0 || commands.is_empty()).then_some(cut)
+}
+
 /// The open tables of one transaction, and what the batch changed in the counts.
 struct Batch<'t> {
     retained: Table<'t, &'static str, &'static [u8]>,
@@ -85,6 +106,18 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            // A batch never ends inside a group: wait for the rest of an open one, and
+            // leave what follows the last complete one to the next batch.
+            let cut = loop {
+                if let Some(cut) = cut_point(&commands) {
+                    break cut;
+                }
+                match rx.recv() {
+                    Ok(command) => commands.push(command),
+                    Err(_) => break commands.len(),
+                }
+            };
+            let rest = commands.split_off(cut);
             let mut ops = Vec::with_capacity(commands.len());
             let mut waiters = Vec::new();
             let mut close = None;
@@ -93,8 +126,10 @@ impl Writer {
                     Command::Op(op) => ops.push(op),
                     Command::Barrier(tx) => waiters.push(tx),
                     Command::Close(tx) => close = Some(tx),
+                    Command::OpenGroup | Command::CloseGroup => {}
                 }
             }
+            commands = rest;
             let durable = close.is_some()
                 || match self.policy {
                     FsyncPolicy::Always => true,
@@ -454,5 +489,32 @@ mod tests {
         );
         let next = writer.apply_batch(&[enqueue(3)], true, false);
         assert!(matches!(next, Err(StorageError::Full { .. })), "{next:?}");
+    }
+
+    /// A batch ends only where no group is open: a publish's operations and the record
+    /// of its packet id are never split by a commit (and so by a crash), whatever other
+    /// connections submit in between.
+    #[test]
+    fn a_batch_never_ends_inside_a_group() {
+        use Command::{CloseGroup as C, OpenGroup as O};
+        use tokio::sync::oneshot;
+        let op = || Command::Op(enqueue(1));
+        let barrier = || Command::Barrier(oneshot::channel().0);
+        assert_eq!(cut_point(&[]), Some(0));
+        assert_eq!(cut_point(&[op(), op()]), Some(2));
+        // A group open to the end: what precedes it is a batch, the group waits.
+        assert_eq!(cut_point(&[op(), barrier(), O, op()]), Some(2));
+        assert_eq!(cut_point(&[O, op(), barrier()]), None);
+        // Two groups that overlap (two connections): the batch ends after both.
+        assert_eq!(
+            cut_point(&[O, op(), O, op(), C, op(), C, barrier()]),
+            Some(8)
+        );
+        assert_eq!(cut_point(&[O, op(), O, C, op()]), None);
+        // A close ends the batch even inside a group (a clean shutdown, no crash).
+        assert_eq!(
+            cut_point(&[O, op(), Command::Close(oneshot::channel().0)]),
+            Some(3)
+        );
     }
 }
