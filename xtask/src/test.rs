@@ -47,6 +47,10 @@ const FUZZ_SECONDS: u32 = 5;
 /// share state).
 const TEST_THREADS: &str = "8";
 
+/// Tests in a module named `alone` measure time or memory: they run after the others,
+/// one at a time (`broker-server/tests/it/main.rs`).
+const ALONE: &str = "::alone::";
+
 /// The one native build of the workspace: every test binary, and the binaries the
 /// browser and package steps run (`target/debug/broker-server`, `device-sim`). Each
 /// native cargo command of CI selects the whole workspace so that all of them resolve the
@@ -168,9 +172,30 @@ const STEPS: &[Step] = &[
         name: "test",
         slow: false,
         prepare: None,
-        // Unit, integration and doc tests of every crate, natively.
+        // Unit, integration and doc tests of every crate, natively; then the tests
+        // that measure, alone.
         commands: |ctx| {
-            vec![ctx.cargo(&["test", "--workspace", "--", "--test-threads", TEST_THREADS])]
+            vec![
+                ctx.cargo(&[
+                    "test",
+                    "--workspace",
+                    "--",
+                    "--test-threads",
+                    TEST_THREADS,
+                    "--skip",
+                    ALONE,
+                ]),
+                ctx.cargo(&[
+                    "test",
+                    "--workspace",
+                    "--test",
+                    "it",
+                    "--",
+                    "--test-threads",
+                    "1",
+                    ALONE,
+                ]),
+            ]
         },
     },
     Step {
@@ -186,7 +211,8 @@ const STEPS: &[Step] = &[
             let _ = std::fs::remove_dir_all(&tmp);
             let _ = std::fs::create_dir_all(&tmp);
             // The cluster tests' nodes keep their sessions in memory whatever the
-            // variable says (the cluster's state is in NATS): they run once, in `test`.
+            // variable says (the cluster's state is in NATS): they run once, in `test`,
+            // like the `alone` ones, which measure time and memory, not storage.
             // `--workspace --test it` and not `-p broker-server`: the build of the `test`
             // step (see `native_build`); the other crates' `it` suites run again too, for
             // seconds, where `-p` would compile the broker a second time for a minute.
@@ -200,6 +226,8 @@ const STEPS: &[Step] = &[
                 "cluster::",
                 "--skip",
                 "nats::",
+                "--skip",
+                ALONE,
                 "--test-threads",
                 TEST_THREADS,
             ]);

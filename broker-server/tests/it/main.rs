@@ -7,6 +7,11 @@
 //! never park the runtime, so tests on a paused clock do not depend on timing;
 //! `http_support` has the HTTP, WebSocket and TLS helpers and external peers.
 //!
+//! `cargo xtask test` runs them 8 at a time (they wait on sockets, timers, child
+//! processes and NATS far more than they compute), except the tests in a module named
+//! `alone` (such as `auth_password::alone`): those measure time or memory, and run
+//! afterwards, one at a time, with the machine to themselves.
+//!
 //! Run one module with `cargo test -p broker-server --test it acl::`.
 
 mod common;
