@@ -92,6 +92,11 @@ session_present, _ = offline.connect(
 check(session_present, "the session was not kept")
 # Queued in order, so an undropped short-lived message would come first.
 first = offline.next_message("the queued message")
+if first.payload == b"short-lived" and first.dup:
+    # The publish overtook the broker's handling of the DISCONNECT and was sent before
+    # the session went offline: a re-send of a message whose onward delivery had
+    # started, which expiry does not stop [MQTT-3.3.2-5]. The next one is the queued one.
+    first = offline.next_message("the queued message")
 got(f"after expiry payload={show(first.payload)}")
 check(first.payload == b"long-lived", f"expired message delivered: {first.payload!r}")
 remaining = prop(first, "MessageExpiryInterval")
