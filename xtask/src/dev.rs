@@ -18,8 +18,9 @@
 //! broker needs no proxy at all.
 //!
 //! `--check` is the same loop on free ports, for the `browser-dev` step of `cargo xtask
-//! test`: once the first build is served it runs `dashboard/tests/dev_loop.rs` (headless
-//! Chromium opens the page and must see the broker's devices), then stops everything.
+//! test`: once the first build is served it runs the `dev_loop` module of
+//! `dashboard/tests/browser/` (headless Chromium opens the page and must see the broker's
+//! devices), then stops everything.
 
 use std::{
     net::{Ipv4Addr, TcpListener, TcpStream},
@@ -162,7 +163,18 @@ pub(crate) fn dev(ctx: &Context, options: &Options) -> Result<ExitCode> {
     // `?dev`: the page reloads itself when trunk has written a new build.
     let url = format!("http://127.0.0.1:{http}/?dev");
     if options.check {
-        let mut test = ctx.cargo(&["test", "-p", "dashboard", "--test", "dev_loop"]);
+        // Only the `dev_loop` module of the dashboard's browser tests: the others need the
+        // `browser` step's builds and skip themselves here anyway.
+        let mut test = ctx.cargo(&[
+            "test",
+            // `--workspace`: the same build as `native_build`'s, not one with the
+            // dashboard's features alone.
+            "--workspace",
+            "--test",
+            "browser",
+            "--",
+            "dev_loop::",
+        ]);
         test.env("DASHBOARD_DEV_URL", &url);
         if let Some(driver) = crate::test::chromedriver(ctx) {
             test.env("CHROMEDRIVER", driver);

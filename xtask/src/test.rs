@@ -391,39 +391,27 @@ const STEPS: &[Step] = &[
                 "WEB_CLIENT_EXAMPLE_DIR",
                 ctx.root.join("web-client/examples"),
             );
-            // The dashboard end to end: its own broker-server serving the trunk build,
-            // device-sim, Chromium (`dashboard/tests/e2e.rs`; the not-live and refused
-            // states, `connection_state.rs`; deep links, `navigation.rs`; pinned
-            // selections, keyboard controls and chart readouts, `truthful_views.rs`; the
-            // operator views, profiles and the app shell, `operator.rs`; the device list
-            // at scale and the explorer by keyboard, `lists.rs`; charts backfilled from
-            // the broker's history after a reload, `history_backfill.rs`; the bridges card
-            // against a real mosquitto, `bridges.rs`); screenshots
-            // into target/dashboard-screenshots.
+            // The dashboard end to end, one test binary (`dashboard/tests/browser/`): each
+            // test starts its own broker-server serving the trunk build, device-sim and
+            // Chromium (`e2e`; Home Assistant discovery, `ha`; the not-live and refused
+            // states, `connection_state`; deep links, `navigation`; pinned selections,
+            // keyboard controls and chart readouts, `truthful_views`; the operator views,
+            // profiles and the app shell, `operator`; the device list at scale and the
+            // explorer by keyboard, `lists`; charts backfilled from the broker's history
+            // after a reload, `history_backfill`; the bridges card against a real
+            // mosquitto, `bridges`); screenshots into target/dashboard-screenshots.
+            // `dev_loop` is the `browser-dev` step's; `load` is a benchmark that skips
+            // itself without DASHBOARD_LOAD.
             let debug = ctx.target_dir().join("debug");
+            // `--workspace`, as for `js_api`: the `test` step's build, not a re-resolve.
             let mut e2e = ctx.cargo(&[
                 "test",
-                "-p",
-                "dashboard",
-                // Home Assistant discovery with `device-sim --convention ha` (`ha.rs`).
+                "--workspace",
                 "--test",
-                "ha",
-                "--test",
-                "e2e",
-                "--test",
-                "connection_state",
-                "--test",
-                "navigation",
-                "--test",
-                "truthful_views",
-                "--test",
-                "operator",
-                "--test",
-                "lists",
-                "--test",
-                "history_backfill",
-                "--test",
-                "bridges",
+                "browser",
+                "--",
+                "--skip",
+                "dev_loop::",
             ]);
             e2e.env("DASHBOARD_DIST", dashboard_e2e_dist(ctx))
                 .env("DASHBOARD_BROKER", debug.join("broker-server"))
@@ -446,7 +434,8 @@ const STEPS: &[Step] = &[
         prepare: None,
         // The documented development loop (`cargo xtask dev`: trunk watch, the debug
         // broker serving its output, device-sim) on free ports, with a headless Chromium
-        // that must see the broker's devices through it (`dashboard/tests/dev_loop.rs`).
+        // that must see the broker's devices through it (`dashboard/tests/browser/`, its
+        // `dev_loop` module).
         commands: |ctx| vec![ctx.cargo(&["xtask", "dev", "--check"])],
     },
 ];

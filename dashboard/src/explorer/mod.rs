@@ -96,7 +96,7 @@ impl Explorer {
 
     /// Exposes the frame counters to scripts as `window.__dashboardFrames()`, which
     /// returns `[frames that applied messages, messages applied]`: the load benchmark
-    /// (`tests/load.rs`) reads them.
+    /// (`tests/browser/load.rs`) reads them.
     pub fn expose_counters(self) {
         let counters = Closure::<dyn Fn() -> js_sys::Array>::new(move || {
             let (frames, messages) = self.frames.try_get_value().unwrap_or_default();

@@ -17,10 +17,6 @@
 //! Run by `cargo xtask test browser` with `DASHBOARD_DIST`, `DASHBOARD_BROKER`,
 //! `DEVICE_SIM` and `CHROMEDRIVER` set; without them it passes without running and says so.
 
-#![cfg(not(target_arch = "wasm32"))]
-
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -31,7 +27,7 @@ use fantoccini::key::Key;
 use fantoccini::{Locator, elements::Element};
 use tokio::io::AsyncWriteExt;
 
-use support::{Broker, ChromeDriver, PATIENCE, click, screenshot, wait_text};
+use crate::support::{self, Broker, ChromeDriver, PATIENCE, click, screenshot, wait_text};
 
 /// A selector for an element of a property's row.
 fn property(path: &str, inner: &str) -> String {

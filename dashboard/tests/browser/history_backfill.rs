@@ -7,15 +7,11 @@
 //! Run by `cargo xtask test browser` with `DASHBOARD_DIST`, `DASHBOARD_BROKER`,
 //! `DEVICE_SIM` and `CHROMEDRIVER` set; without them it passes without running and says so.
 
-#![cfg(not(target_arch = "wasm32"))]
-
-mod support;
-
 use std::path::Path;
 
 use fantoccini::Locator;
 
-use support::{Broker, ChromeDriver, setup, wait_text};
+use crate::support::{self, Broker, ChromeDriver, setup, wait_text};
 
 const RANGE: &str = "[data-testid=chart] [data-testid=chart-range]";
 const LINE: &str = "[data-testid=chart] [data-testid=chart-line]";

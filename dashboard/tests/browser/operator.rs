@@ -10,10 +10,6 @@
 //! Run by `cargo xtask test browser` with `DASHBOARD_DIST`, `DASHBOARD_BROKER` and
 //! `CHROMEDRIVER` set; without them it passes without running and says so.
 
-#![cfg(not(target_arch = "wasm32"))]
-
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -22,7 +18,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use support::{Broker, ChromeDriver, PATIENCE, click, wait_gone, wait_text};
+use crate::support::{self, Broker, ChromeDriver, PATIENCE, click, wait_gone, wait_text};
 
 /// The admin token the tests' broker is started with.
 const ADMIN_TOKEN: &str = "op-e2e-token";

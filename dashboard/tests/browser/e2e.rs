@@ -18,16 +18,12 @@
 //! broker-server reads those as configuration). Without them (a
 //! plain `cargo test`) it passes without running and says so.
 
-#![cfg(not(target_arch = "wasm32"))]
-
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
 use fantoccini::{Locator, key::Key};
 
-use support::{Broker, ChromeDriver, PATIENCE, screenshot, setup, wait_text};
+use crate::support::{self, Broker, ChromeDriver, PATIENCE, screenshot, setup, wait_text};
 
 /// A device row's or page's element: `[data-testid=…]` selectors.
 fn device(id: &str, inner: &str) -> String {

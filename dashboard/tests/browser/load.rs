@@ -4,7 +4,7 @@
 //! the main thread's busy time (Chrome DevTools Protocol `Performance.getMetrics`
 //! `TaskDuration`, through chromedriver), and long tasks (`PerformanceObserver`).
 //!
-//! It runs only when `DASHBOARD_LOAD` is set, with the same variables as `e2e.rs`:
+//! It runs only when `DASHBOARD_LOAD` is set, with the same variables as the `e2e` module:
 //!
 //! ```text
 //! trunk build --release --dist target/dashboard-release
@@ -12,7 +12,7 @@
 //! DASHBOARD_LOAD=1 DASHBOARD_DIST=target/dashboard-release \
 //!   DASHBOARD_BROKER=target/debug/broker-server DEVICE_SIM=target/debug/device-sim \
 //!   CHROMEDRIVER=/usr/bin/chromedriver \
-//!   cargo test -p dashboard --test load -- --nocapture
+//!   cargo test -p dashboard --test browser -- load:: --nocapture
 //! ```
 //!
 //! `DASHBOARD_LOAD_DEVICES` (default 200), `DASHBOARD_LOAD_RATE` (messages/s per device,
@@ -22,17 +22,13 @@
 //! and sorted by last seen, explorer, device page), with how long the list took to show
 //! every device ready and how many device rows the DOM held.
 
-#![cfg(not(target_arch = "wasm32"))]
-
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 
 use fantoccini::{Client, Locator};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use support::{Broker, ChromeDriver, screenshot};
+use crate::support::{self, Broker, ChromeDriver, screenshot};
 
 fn var<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)

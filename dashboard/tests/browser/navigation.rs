@@ -5,15 +5,11 @@
 //! Run by `cargo xtask test browser` with `DASHBOARD_DIST`, `DASHBOARD_BROKER`,
 //! `DEVICE_SIM` and `CHROMEDRIVER` set; without them it passes without running and says so.
 
-#![cfg(not(target_arch = "wasm32"))]
-
-mod support;
-
 use std::path::{Path, PathBuf};
 
 use fantoccini::Locator;
 
-use support::{Broker, ChromeDriver, click, fragment, wait_text};
+use crate::support::{self, Broker, ChromeDriver, click, fragment, wait_text};
 
 #[tokio::test]
 async fn deep_links_survive_a_reload_and_back_works() {

@@ -8,15 +8,13 @@
 //! Run by `cargo xtask test browser` with `DASHBOARD_DIST`, `DASHBOARD_BROKER`,
 //! `DEVICE_SIM` and `CHROMEDRIVER` set; without them it passes without running and says so.
 
-#![cfg(not(target_arch = "wasm32"))]
-
-mod support;
-
 use std::path::Path;
 
 use fantoccini::{Locator, key::Key};
 
-use support::{Broker, ChromeDriver, click, screenshot, setup, text, wait_gone, wait_text};
+use crate::support::{
+    self, Broker, ChromeDriver, click, screenshot, setup, text, wait_gone, wait_text,
+};
 
 const SKIPPED: &str = "skipped: needs DASHBOARD_DIST, DASHBOARD_BROKER, DEVICE_SIM and \
                        CHROMEDRIVER; run `cargo xtask test browser`";

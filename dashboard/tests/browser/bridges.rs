@@ -8,17 +8,13 @@
 //! `CHROMEDRIVER` set; without them it passes without running and says so. Needs
 //! `/usr/sbin/mosquitto` and `mosquitto_pub` (`cargo xtask setup`).
 
-#![cfg(not(target_arch = "wasm32"))]
-
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use fantoccini::Locator;
 use tokio::process::{Child, Command};
 
-use support::{Broker, ChromeDriver, click, free_port, wait_for_port, wait_text};
+use crate::support::{self, Broker, ChromeDriver, click, free_port, wait_for_port, wait_text};
 
 /// The admin token the test's broker is started with.
 const ADMIN_TOKEN: &str = "bridges-e2e-token";

@@ -12,19 +12,17 @@
 //!   key order; left and opened again, it has kept its tree, did not count what was
 //!   published meanwhile, and does not count the retained messages sent again.
 //!
-//! Runs with the variables of `e2e.rs` (`DASHBOARD_DIST`, `DASHBOARD_BROKER`,
+//! Runs with the variables of the `e2e` module (`DASHBOARD_DIST`, `DASHBOARD_BROKER`,
 //! `DEVICE_SIM`, `CHROMEDRIVER`); without them it passes without running and says so.
-
-#![cfg(not(target_arch = "wasm32"))]
-
-mod support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, Locator, key::Key};
 
-use support::{Broker, ChromeDriver, click, screenshot, setup, text, wait_gone, wait_text};
+use crate::support::{
+    self, Broker, ChromeDriver, click, screenshot, setup, text, wait_gone, wait_text,
+};
 
 /// How long a thousand devices may take to connect and describe themselves on a loaded
 /// machine.

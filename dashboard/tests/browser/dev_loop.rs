@@ -10,11 +10,7 @@
 //! loop on free ports and runs this with `DASHBOARD_DEV_URL` and `CHROMEDRIVER` set;
 //! without them (a plain `cargo test`) it passes without running and says so.
 
-#![cfg(not(target_arch = "wasm32"))]
-
-mod support;
-
-use support::{ChromeDriver, screenshot, wait_text};
+use crate::support::{ChromeDriver, screenshot, wait_text};
 
 #[tokio::test]
 async fn the_dev_loop_page_connects_and_shows_devices() {

@@ -12,17 +12,13 @@
 //! Run by `cargo xtask test browser` with `DASHBOARD_DIST`, `DASHBOARD_BROKER`,
 //! `DEVICE_SIM` and `CHROMEDRIVER` set; without them it passes without running.
 
-#![cfg(not(target_arch = "wasm32"))]
-
-mod support;
-
 use std::path::Path;
 use std::process::Stdio;
 
 use fantoccini::key::Key;
 use tokio::process::{Child, Command};
 
-use support::{Broker, ChromeDriver, click, screenshot, setup, wait_text};
+use crate::support::{Broker, ChromeDriver, click, screenshot, setup, wait_text};
 
 /// `device-sim` with `args`, logging to `log`.
 fn device_sim(binary: &Path, tcp: u16, args: &[&str], log: &Path) -> Child {

@@ -1,10 +1,6 @@
-//! What the dashboard's end-to-end test runs against: `broker-server` serving the built
+//! What the dashboard's browser tests run against: `broker-server` serving the built
 //! dashboard, `device-sim`, `mosquitto_sub`, and chromedriver with headless Chromium, each
 //! on a free loopback port and stopped when dropped; plus small WebDriver helpers.
-
-// Each test binary (`e2e`, `connection_state`, `navigation`, `dev_loop`, `load`) uses a
-// part of these helpers.
-#![allow(dead_code)]
 
 use std::net::{Ipv4Addr, TcpListener as StdListener};
 use std::path::{Path, PathBuf};
