@@ -8,38 +8,22 @@
 //! `CHROMEDRIVER` set; without them it passes without running and says so. Needs
 //! `/usr/sbin/mosquitto` and `mosquitto_pub` (`cargo xtask setup`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 
 use fantoccini::Locator;
 use tokio::process::{Child, Command};
 
-use crate::support::{self, Broker, ChromeDriver, click, free_port, wait_for_port, wait_text};
+use crate::support::{
+    self, Broker, ChromeDriver, Setup, click, free_port, mosquitto_pub, setup, wait_for_port,
+    wait_text,
+};
 
 /// The admin token the test's broker is started with.
 const ADMIN_TOKEN: &str = "bridges-e2e-token";
 
 /// Where Debian's `mosquitto` package puts the broker.
 const MOSQUITTO: &str = "/usr/sbin/mosquitto";
-
-/// What the test needs, or `None` (and a note) when run outside `cargo xtask test`.
-fn tools() -> Option<(PathBuf, PathBuf, std::ffi::OsString)> {
-    let var = |name| std::env::var_os(name);
-    match (
-        var("DASHBOARD_DIST").map(PathBuf::from),
-        var("DASHBOARD_BROKER").map(PathBuf::from),
-        var("CHROMEDRIVER"),
-    ) {
-        (Some(dist), Some(binary), Some(chromedriver)) => Some((dist, binary, chromedriver)),
-        _ => {
-            eprintln!(
-                "skipped: needs DASHBOARD_DIST, DASHBOARD_BROKER and CHROMEDRIVER; run \
-                 `cargo xtask test browser`"
-            );
-            None
-        }
-    }
-}
 
 /// Starts mosquitto with one listener on `port` (config and log in `dir`); killed when
 /// dropped.
@@ -72,7 +56,13 @@ async fn mosquitto(dir: &Path, port: u16) -> Child {
 
 #[tokio::test]
 async fn the_bridges_card_follows_a_bridge_to_mosquitto() {
-    let Some((dist, binary, chromedriver)) = tools() else {
+    let Some(Setup {
+        dist,
+        broker: binary,
+        chromedriver,
+        ..
+    }) = setup()
+    else {
         return;
     };
     let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-bridges");
@@ -140,12 +130,7 @@ async fn the_bridges_card_follows_a_bridge_to_mosquitto() {
         |t| t == format!("127.0.0.1:{remote_port}"),
     )
     .await;
-    let published = std::process::Command::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &remote_port.to_string()])
-        .args(["-t", "edge/hello", "-m", "from mosquitto"])
-        .status()
-        .expect("mosquitto_pub runs");
-    assert!(published.success(), "mosquitto_pub: {published}");
+    mosquitto_pub(remote_port, "edge/hello", Some("from mosquitto"), false).await;
     wait_text(
         &client,
         &format!("{edge} [data-testid=bridge-in]"),

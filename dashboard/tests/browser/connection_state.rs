@@ -10,18 +10,12 @@
 
 use std::path::Path;
 
-use fantoccini::{Locator, key::Key};
+use fantoccini::Locator;
 
 use crate::support::{
-    self, Broker, ChromeDriver, click, screenshot, setup, text, wait_gone, wait_text,
+    self, Broker, ChromeDriver, click, device, mosquitto_pub, screenshot, setup, text, type_into,
+    wait_gone, wait_text,
 };
-
-const SKIPPED: &str = "skipped: needs DASHBOARD_DIST, DASHBOARD_BROKER, DEVICE_SIM and \
-                       CHROMEDRIVER; run `cargo xtask test browser`";
-
-fn device(id: &str, inner: &str) -> String {
-    format!("[data-testid=\"device-{id}\"] [data-testid=\"{inner}\"]")
-}
 
 const STATUS: &str = "[data-testid=connection-status]";
 const BANNER: &str = "[data-testid=connection-banner-text]";
@@ -29,7 +23,6 @@ const BANNER: &str = "[data-testid=connection-banner-text]";
 #[tokio::test]
 async fn a_stopped_broker_turns_every_view_stale_until_it_returns() {
     let Some(setup) = setup() else {
-        eprintln!("{SKIPPED}");
         return;
     };
     let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-stale");
@@ -60,21 +53,7 @@ async fn a_stopped_broker_turns_every_view_stale_until_it_returns() {
     .await;
     wait_gone(&client, BANNER, "no banner while connected").await;
     // A device that is gone is listed after the live ones, although its id sorts first.
-    let published = tokio::process::Command::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &broker.tcp.to_string()])
-        .args([
-            "-t",
-            "iot/5/aaa-gone/$state",
-            "-m",
-            "lost",
-            "-r",
-            "-V",
-            "mqttv5",
-        ])
-        .status()
-        .await
-        .expect("mosquitto_pub runs (cargo xtask setup installs it)");
-    assert!(published.success(), "mosquitto_pub: {published}");
+    mosquitto_pub(broker.tcp, "iot/5/aaa-gone/$state", Some("lost"), true).await;
     wait_for_order(&client, "device-sim-001,device-sim-002,device-aaa-gone").await;
     click(&client, "[data-testid=nav-explorer]").await;
     wait_text(
@@ -174,7 +153,6 @@ async fn a_stopped_broker_turns_every_view_stale_until_it_returns() {
 #[tokio::test]
 async fn a_refused_login_shows_the_reason_and_new_credentials_connect() {
     let Some(setup) = setup() else {
-        eprintln!("{SKIPPED}");
         return;
     };
     let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-login");
@@ -241,9 +219,6 @@ async fn a_refused_login_shows_the_reason_and_new_credentials_connect() {
 
     // The right one connects, and the banner goes.
     let password = "[data-testid=settings-password]";
-    for _ in 0.."wrong".len() {
-        type_into(&client, password, &Key::Backspace.to_string()).await;
-    }
     type_into(&client, password, "right-password").await;
     click(&client, "[data-testid=settings-save]").await;
     wait_text(&client, STATUS, "connected with the password", |t| {
@@ -276,17 +251,6 @@ async fn wait_for_order(client: &fantoccini::Client, expected: &str) {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-}
-
-/// Types `keys` into the input at `css`.
-async fn type_into(client: &fantoccini::Client, css: &str, keys: &str) {
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|error| panic!("{css}: {error}"))
-        .send_keys(keys)
-        .await
-        .unwrap_or_else(|error| panic!("typing into {css}: {error}"));
 }
 
 /// Adds `user` with `password` to the password file at `file` with `broker-server passwd`

@@ -10,7 +10,7 @@
 //! loop on free ports and runs this with `DASHBOARD_DEV_URL` and `CHROMEDRIVER` set;
 //! without them (a plain `cargo test`) it passes without running and says so.
 
-use crate::support::{ChromeDriver, screenshot, wait_text};
+use crate::support::{ChromeDriver, device, screenshot, wait_text};
 
 #[tokio::test]
 async fn the_dev_loop_page_connects_and_shows_devices() {
@@ -37,7 +37,7 @@ async fn the_dev_loop_page_connects_and_shows_devices() {
     // A device published over TCP reaches the page: subscriptions and deliveries work.
     wait_text(
         &client,
-        "[data-testid=\"device-sim-001\"] [data-testid=device-state]",
+        &device("sim-001", "device-state"),
         "a device-sim device ready",
         |t| t == "ready",
     )

@@ -21,34 +21,18 @@
 use std::path::Path;
 use std::time::Duration;
 
-use fantoccini::{Locator, key::Key};
+use fantoccini::Locator;
 
-use crate::support::{self, Broker, ChromeDriver, PATIENCE, screenshot, setup, wait_text};
-
-/// A device row's or page's element: `[data-testid=…]` selectors.
-fn device(id: &str, inner: &str) -> String {
-    format!("[data-testid=\"device-{id}\"] [data-testid=\"{inner}\"]")
-}
-
-fn property(path: &str, inner: &str) -> String {
-    let testid = path.replace('/', "-");
-    format!("[data-testid=\"property-{testid}\"] [data-testid=\"{inner}\"]")
-}
+use crate::support::{
+    self, Broker, ChromeDriver, PATIENCE, click, device, mosquitto_sub_one, property, screenshot,
+    setup, type_into, type_over, wait_text,
+};
 
 #[tokio::test]
 async fn devices_values_commands_and_lost_devices_in_a_real_browser() {
     let Some(setup) = setup() else {
-        eprintln!(
-            "skipped: needs DASHBOARD_DIST, DASHBOARD_BROKER, DEVICE_SIM and CHROMEDRIVER; \
-             run `cargo xtask test browser`"
-        );
         return;
     };
-    assert!(
-        setup.dist.join("index.html").exists(),
-        "{} has no index.html: build it with trunk build",
-        setup.dist.display()
-    );
     let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-e2e");
     let broker = Broker::start(&setup.broker, &setup.dist, &scratch.join("broker")).await;
     let mut sim = support::device_sim(
@@ -167,23 +151,12 @@ async fn devices_values_commands_and_lost_devices_in_a_real_browser() {
     assert_eq!(target, wanted, "the device's $target after the switch");
 
     // A setpoint out of the format's range: the device says why.
-    let setpoint = client
-        .find(Locator::Css(&property(
-            "thermostat/setpoint",
-            "number-input",
-        )))
-        .await
-        .expect("the setpoint has a number input");
-    // The input shows the device's value: select it and type over it.
-    setpoint
-        .send_keys(&(Key::Control + "a"))
-        .await
-        .expect("selecting");
-    setpoint.send_keys("99").await.expect("typing");
-    setpoint
-        .send_keys(&Key::Enter.to_string())
-        .await
-        .expect("Enter");
+    type_over(
+        &client,
+        &property("thermostat/setpoint", "number-input"),
+        "99",
+    )
+    .await;
     let rejected = wait_text(
         &client,
         &property("thermostat/setpoint", "command-state"),
@@ -244,11 +217,12 @@ async fn devices_values_commands_and_lost_devices_in_a_real_browser() {
         },
     )
     .await;
-    let search = client
-        .find(Locator::Css("[data-testid=explorer-search]"))
-        .await
-        .expect("the search box");
-    search.send_keys("iot/5/sim-002/+/+").await.expect("typing");
+    type_into(
+        &client,
+        "[data-testid=explorer-search]",
+        "iot/5/sim-002/+/+",
+    )
+    .await;
     let first = wait_text(
         &client,
         "[data-testid=tree-row] [data-testid=tree-label]",
@@ -265,27 +239,16 @@ async fn devices_values_commands_and_lost_devices_in_a_real_browser() {
     )
     .await;
     let mut sub = Subscriber::start(broker.tcp, "e2e/hello").await;
-    let topic = client
-        .find(Locator::Css("[data-testid=publish-topic]"))
-        .await
-        .expect("the publish form");
-    topic.clear().await.expect("clearing the topic");
-    topic.send_keys("e2e/hello").await.expect("typing");
-    client
-        .find(Locator::Css("[data-testid=publish-payload]"))
-        .await
-        .expect("the payload field")
-        .send_keys("{\"from\":\"the dashboard\"}")
-        .await
-        .expect("typing");
+    type_into(&client, "[data-testid=publish-topic]", "e2e/hello").await;
+    let payload = "{\"from\":\"the dashboard\"}";
+    type_into(&client, "[data-testid=publish-payload]", payload).await;
     click(&client, "[data-testid=publish-properties] summary").await;
-    client
-        .find(Locator::Css("[data-testid=publish-content-type]"))
-        .await
-        .expect("the content type field")
-        .send_keys("application/json")
-        .await
-        .expect("typing");
+    type_into(
+        &client,
+        "[data-testid=publish-content-type]",
+        "application/json",
+    )
+    .await;
     click(&client, "[data-testid=publish-send]").await;
     wait_text(
         &client,
@@ -301,8 +264,7 @@ async fn devices_values_commands_and_lost_devices_in_a_real_browser() {
     );
     // A retained message published from the panel, then deleted from the tree: the
     // confirmation names the count, and the broker no longer holds it.
-    topic.clear().await.expect("clearing the topic");
-    topic.send_keys("e2e/retained").await.expect("typing");
+    type_into(&client, "[data-testid=publish-topic]", "e2e/retained").await;
     click(&client, "[data-testid=publish-retain]").await;
     click(&client, "[data-testid=publish-send]").await;
     assert_eq!(
@@ -310,8 +272,7 @@ async fn devices_values_commands_and_lost_devices_in_a_real_browser() {
         "{\"from\":\"the dashboard\"}",
         "the retained message is on the broker"
     );
-    search.clear().await.expect("clearing the search");
-    search.send_keys("e2e/retained").await.expect("typing");
+    type_into(&client, "[data-testid=explorer-search]", "e2e/retained").await;
     let row = "[data-testid=tree-row][data-topic=\"e2e/retained\"]";
     click(&client, &format!("{row} [data-testid=tree-label]")).await;
     wait_text(
@@ -347,8 +308,12 @@ async fn devices_values_commands_and_lost_devices_in_a_real_browser() {
         "no retained message left: {:?}",
         String::from_utf8_lossy(&left.stdout)
     );
-    search.clear().await.expect("clearing the search");
-    search.send_keys("iot/5/sim-002/+/+").await.expect("typing");
+    type_into(
+        &client,
+        "[data-testid=explorer-search]",
+        "iot/5/sim-002/+/+",
+    )
+    .await;
     click(&client, "[data-testid=tree-row] [data-testid=tree-label]").await;
 
     client
@@ -379,41 +344,6 @@ async fn devices_values_commands_and_lost_devices_in_a_real_browser() {
     .await;
     screenshot(&client, "devices-lost-dark").await;
     let _ = client.close().await;
-}
-
-/// Clicks the element at `css`, waiting for it to exist (and finding it again if the
-/// page replaced it in between).
-async fn click(client: &fantoccini::Client, css: &str) {
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
-        let outcome = match client.find(Locator::Css(css)).await {
-            Ok(element) => element.click().await.map(|_| ()),
-            Err(error) => Err(error),
-        };
-        match outcome {
-            Ok(()) => return,
-            Err(_) if std::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(error) => panic!("clicking {css}: {error}"),
-        }
-    }
-}
-
-/// The first message on `topic` (a retained one arrives at once), by `mosquitto_sub`.
-async fn mosquitto_sub_one(port: u16, topic: &str) -> String {
-    let output = tokio::process::Command::new("mosquitto_sub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", topic])
-        .args(["-C", "1", "-W", "30"])
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("mosquitto_sub runs (cargo xtask setup installs it)");
-    assert!(
-        output.status.success(),
-        "mosquitto_sub on {topic}: {output:?}"
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
 /// `mosquitto_sub -V 5` on one topic, printing `topic|payload|content type`.

@@ -13,100 +13,42 @@
 //! `DEVICE_SIM` and `CHROMEDRIVER` set; without them it passes without running.
 
 use std::path::Path;
-use std::process::Stdio;
 
-use fantoccini::key::Key;
-use tokio::process::{Child, Command};
+use crate::support::{
+    Broker, ChromeDriver, click, device, device_sim_with, mosquitto_pub, mosquitto_sub_one,
+    property, screenshot, setup, type_over, wait_text,
+};
 
-use crate::support::{Broker, ChromeDriver, click, screenshot, setup, wait_text};
-
-/// `device-sim` with `args`, logging to `log`.
-fn device_sim(binary: &Path, tcp: u16, args: &[&str], log: &Path) -> Child {
-    let log = std::fs::File::create(log).expect("device-sim's log");
-    Command::new(binary)
-        .args(["-L", &format!("mqtt://127.0.0.1:{tcp}")])
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("device-sim starts")
-}
-
-fn device(id: &str, inner: &str) -> String {
-    format!("[data-testid=\"device-{id}\"] [data-testid=\"{inner}\"]")
-}
-
-fn property(path: &str, inner: &str) -> String {
-    let testid = path.replace('/', "-");
-    format!("[data-testid=\"property-{testid}\"] [data-testid=\"{inner}\"]")
-}
-
-/// The first message on `topic` (a retained one arrives at once), by `mosquitto_sub`.
-async fn mosquitto_sub_one(port: u16, topic: &str) -> serde_json::Value {
-    let output = Command::new("mosquitto_sub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", topic])
-        .args(["-C", "1", "-W", "30"])
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("mosquitto_sub runs (cargo xtask setup installs it)");
-    assert!(
-        output.status.success(),
-        "mosquitto_sub on {topic}: {output:?}"
-    );
-    serde_json::from_slice(&output.stdout).expect("a JSON state")
-}
-
-/// Publishes a retained message with `mosquitto_pub` (an empty `payload` clears it).
-async fn mosquitto_pub_retained(port: u16, topic: &str, payload: &str) {
-    let mut command = Command::new("mosquitto_pub");
-    command
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-t",
-            topic,
-            "-r",
-        ])
-        .kill_on_drop(true);
-    if payload.is_empty() {
-        command.arg("-n");
-    } else {
-        command.args(["-m", payload]);
-    }
-    let status = command.status().await.expect("mosquitto_pub runs");
-    assert!(status.success(), "mosquitto_pub on {topic}");
+/// A device's JSON state, as `mosquitto_sub` printed it.
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("a JSON state, not {text:?}: {e}"))
 }
 
 #[tokio::test]
 async fn home_assistant_devices_values_commands_and_offline_in_a_real_browser() {
     let Some(setup) = setup() else {
-        eprintln!(
-            "skipped: needs DASHBOARD_DIST, DASHBOARD_BROKER, DEVICE_SIM and CHROMEDRIVER; \
-             run `cargo xtask test browser`"
-        );
         return;
     };
     let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-ha");
     let broker = Broker::start(&setup.broker, &setup.dist, &scratch.join("broker")).await;
-    let mut ha_sim = device_sim(
+    let mut ha_sim = device_sim_with(
         &setup.device_sim,
         broker.tcp,
-        &["--convention", "ha", "--devices", "2", "--rate", "4"],
+        2,
+        4.0,
         &scratch.join("device-sim-ha.log"),
+        &["--convention", "ha"],
     );
-    let _homie_sim = device_sim(
+    let _homie_sim = device_sim_with(
         &setup.device_sim,
         broker.tcp,
-        &["--prefix", "homie", "--devices", "1", "--rate", "1"],
+        1,
+        1.0,
         &scratch.join("device-sim-homie.log"),
+        &["--prefix", "homie"],
     );
-    mosquitto_pub_retained(broker.tcp, "homeassistant/sensor/broken/x/config", "{nope").await;
+    let broken = "homeassistant/sensor/broken/x/config";
+    mosquitto_pub(broker.tcp, broken, Some("{nope"), true).await;
     let driver = ChromeDriver::start(&setup.chromedriver).await;
     let client = driver.session().await;
     client
@@ -197,7 +139,7 @@ async fn home_assistant_devices_values_commands_and_offline_in_a_real_browser() 
         |t| t == wanted.to_string(),
     )
     .await;
-    let state = mosquitto_sub_one(broker.tcp, "iot/ha/sim-001/state").await;
+    let state = json(&mosquitto_sub_one(broker.tcp, "iot/ha/sim-001/state").await);
     assert_eq!(
         state["relay"],
         if wanted { "ON" } else { "OFF" },
@@ -205,23 +147,7 @@ async fn home_assistant_devices_values_commands_and_offline_in_a_real_browser() 
     );
 
     // The light's brightness: a JSON-schema command, settled by the light's state.
-    let brightness = client
-        .find(fantoccini::Locator::Css(&property(
-            "lamp/brightness",
-            "number-input",
-        )))
-        .await
-        .expect("the brightness has a number input");
-    // The input shows the device's value: select it and type over it.
-    brightness
-        .send_keys(&(Key::Control + "a"))
-        .await
-        .expect("selecting");
-    brightness.send_keys("37").await.expect("typing");
-    brightness
-        .send_keys(&Key::Enter.to_string())
-        .await
-        .expect("Enter");
+    type_over(&client, &property("lamp/brightness", "number-input"), "37").await;
     wait_text(
         &client,
         &property("lamp/brightness", "command-state"),
@@ -236,7 +162,7 @@ async fn home_assistant_devices_values_commands_and_offline_in_a_real_browser() 
         |t| t == "37",
     )
     .await;
-    let light = mosquitto_sub_one(broker.tcp, "iot/ha/sim-001/light").await;
+    let light = json(&mosquitto_sub_one(broker.tcp, "iot/ha/sim-001/light").await);
     assert_eq!(light["brightness"], 37, "the device's light state: {light}");
     assert_eq!(
         light["state"], "ON",

@@ -41,10 +41,6 @@ async fn points(client: &fantoccini::Client) -> usize {
 #[tokio::test]
 async fn a_reloaded_device_page_shows_the_history_recorded_before() {
     let Some(setup) = setup() else {
-        eprintln!(
-            "skipped: needs DASHBOARD_DIST, DASHBOARD_BROKER, DEVICE_SIM and CHROMEDRIVER; \
-             run `cargo xtask test browser`"
-        );
         return;
     };
     let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-history");

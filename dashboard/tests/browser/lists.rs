@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, Locator, key::Key};
 
 use crate::support::{
-    self, Broker, ChromeDriver, click, screenshot, setup, text, wait_gone, wait_text,
+    self, Broker, ChromeDriver, click, device, mosquitto_pub, screenshot, setup, text, type_into,
+    wait_gone, wait_text,
 };
 
 /// How long a thousand devices may take to connect and describe themselves on a loaded
@@ -100,24 +101,6 @@ async fn select(client: &Client, css: &str, value: &str) {
         .unwrap_or_else(|e| panic!("selecting {value} in {css}: {e}"));
 }
 
-async fn type_search(client: &Client, css: &str, text: &str) {
-    let input = client
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"));
-    input.clear().await.expect("clearing");
-    if !text.is_empty() {
-        input.send_keys(text).await.expect("typing");
-    } else {
-        // `clear` fires no input event: type and delete a character.
-        input.send_keys(" ").await.expect("typing");
-        input
-            .send_keys(&Key::Backspace.to_string())
-            .await
-            .expect("typing");
-    }
-}
-
 fn names(rows: &[(String, bool)]) -> Vec<&str> {
     rows.iter().map(|(name, _)| name.as_str()).collect()
 }
@@ -125,7 +108,6 @@ fn names(rows: &[(String, bool)]) -> Vec<&str> {
 #[tokio::test]
 async fn a_thousand_devices_are_windowed_searched_filtered_and_sorted() {
     let Some(setup) = setup() else {
-        eprintln!("skipped: set DASHBOARD_DIST, DASHBOARD_BROKER, DEVICE_SIM and CHROMEDRIVER");
         return;
     };
     let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-lists-devices");
@@ -229,7 +211,7 @@ async fn a_thousand_devices_are_windowed_searched_filtered_and_sorted() {
     select(&client, "[data-testid=device-filter]", "all").await;
 
     // Search, by id, in natural order.
-    type_search(&client, "[data-testid=device-search]", "SIM-10").await;
+    type_into(&client, "[data-testid=device-search]", "SIM-10").await;
     let found = wait_rows(&client, "search", |rows| rows.len() == 11).await;
     assert_eq!(
         names(&found),
@@ -244,7 +226,7 @@ async fn a_thousand_devices_are_windowed_searched_filtered_and_sorted() {
     .await;
 
     // Lost ones among the others when "lost last" is off: by name, "old" < "sim".
-    type_search(&client, "[data-testid=device-search]", "").await;
+    type_into(&client, "[data-testid=device-search]", "").await;
     click(&client, "[data-testid=device-gone-last]").await;
     let mixed = wait_rows(&client, "lost not last", |rows| {
         rows.first().is_some_and(|(name, _)| name == "old-001")
@@ -267,11 +249,7 @@ async fn a_thousand_devices_are_windowed_searched_filtered_and_sorted() {
     .await;
 
     // Opening a device leaves focus in its page.
-    click(
-        &client,
-        "[data-testid=\"device-sim-002\"] [data-testid=device-open]",
-    )
-    .await;
+    click(&client, &device("sim-002", "device-open")).await;
     wait_text(
         &client,
         "[data-testid=device-title]",
@@ -297,27 +275,6 @@ async fn a_thousand_devices_are_windowed_searched_filtered_and_sorted() {
     let _ = client.close().await;
 }
 
-/// Publishes with `mosquitto_pub` (`-r` for retained; an empty payload with `-n`).
-async fn publish(port: u16, topic: &str, payload: Option<&str>, retain: bool) {
-    let mut command = tokio::process::Command::new("mosquitto_pub");
-    command
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
-        .args(["-t", topic]);
-    match payload {
-        Some(payload) => command.args(["-m", payload]),
-        None => command.arg("-n"),
-    };
-    if retain {
-        command.arg("-r");
-    }
-    let status = command
-        .kill_on_drop(true)
-        .status()
-        .await
-        .expect("mosquitto_pub runs");
-    assert!(status.success(), "mosquitto_pub {topic}: {status}");
-}
-
 /// The selected topic and whether focus is on the tree (not on `<body>`).
 async fn where_am_i(client: &Client) -> (String, String) {
     let topic = text(client, "[data-testid=topic-name]")
@@ -337,7 +294,6 @@ async fn where_am_i(client: &Client) -> (String, String) {
 #[tokio::test]
 async fn the_explorer_tree_by_keyboard_and_deleted_retained_topics() {
     let Some(setup) = setup() else {
-        eprintln!("skipped: set DASHBOARD_DIST, DASHBOARD_BROKER, DEVICE_SIM and CHROMEDRIVER");
         return;
     };
     let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-lists-explorer");
@@ -348,7 +304,7 @@ async fn the_explorer_tree_by_keyboard_and_deleted_retained_topics() {
         ("kb/b", "3"),
         ("kb/c", "4"),
     ] {
-        publish(broker.tcp, topic, Some(payload), true).await;
+        mosquitto_pub(broker.tcp, topic, Some(payload), true).await;
     }
     let driver = ChromeDriver::start(&setup.chromedriver).await;
     let client = driver.session().await;
@@ -361,8 +317,8 @@ async fn the_explorer_tree_by_keyboard_and_deleted_retained_topics() {
     })
     .await;
     // Traffic beside the retained message on kb/c; JSON on kb/j.
-    publish(broker.tcp, "kb/c", Some("5"), false).await;
-    publish(
+    mosquitto_pub(broker.tcp, "kb/c", Some("5"), false).await;
+    mosquitto_pub(
         broker.tcp,
         "kb/j",
         Some(r#"{"z":1,"a":{"y":2,"b":3}}"#),
@@ -460,8 +416,8 @@ async fn the_explorer_tree_by_keyboard_and_deleted_retained_topics() {
 
     // Deleting retained messages: kb/b (only retained traffic) leaves the tree; kb/c
     // (also live traffic) stays, no longer retained.
-    publish(broker.tcp, "kb/b", None, true).await;
-    publish(broker.tcp, "kb/c", None, true).await;
+    mosquitto_pub(broker.tcp, "kb/b", None, true).await;
+    mosquitto_pub(broker.tcp, "kb/c", None, true).await;
     wait_gone(&client, &row("kb/b"), "kb/b after its retained delete").await;
     wait_text(
         &client,
@@ -475,8 +431,8 @@ async fn the_explorer_tree_by_keyboard_and_deleted_retained_topics() {
         "kb/c had other traffic and stays"
     );
     // Deleting both of kb/a's topics removes kb/a too.
-    publish(broker.tcp, "kb/a/x", None, true).await;
-    publish(broker.tcp, "kb/a/y", None, true).await;
+    mosquitto_pub(broker.tcp, "kb/a/x", None, true).await;
+    mosquitto_pub(broker.tcp, "kb/a/y", None, true).await;
     wait_gone(&client, &row("kb/a"), "kb/a with nothing left below").await;
     screenshot(&client, "explorer-keyboard").await;
 
@@ -490,7 +446,7 @@ async fn the_explorer_tree_by_keyboard_and_deleted_retained_topics() {
             .is_some_and(|t| t.contains("while this page is open")),
         "{since:?}"
     );
-    publish(broker.tcp, "kb/r", Some("7"), true).await;
+    mosquitto_pub(broker.tcp, "kb/r", Some("7"), true).await;
     let count = |topic: &str| format!("{} [data-testid=tree-count]", row(topic));
     wait_text(&client, &count("kb/r"), "kb/r's count", |t| t == "1").await;
     let before = text(&client, &count("kb"))
@@ -500,9 +456,9 @@ async fn the_explorer_tree_by_keyboard_and_deleted_retained_topics() {
     let kb_c = text(&client, &count("kb/c")).await;
     click(&client, "[data-testid=nav-devices]").await;
     wait_gone(&client, "[data-testid=explorer]", "the explorer left").await;
-    publish(broker.tcp, "kb/c", Some("away"), false).await;
+    mosquitto_pub(broker.tcp, "kb/c", Some("away"), false).await;
     click(&client, "[data-testid=nav-explorer]").await;
-    publish(broker.tcp, "kb/s", Some("8"), true).await;
+    mosquitto_pub(broker.tcp, "kb/s", Some("8"), true).await;
     wait_text(&client, &count("kb/s"), "kb/s after coming back", |t| {
         t == "1"
     })

@@ -28,7 +28,7 @@ use std::time::Duration;
 use fantoccini::{Client, Locator};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{self, Broker, ChromeDriver, screenshot};
+use crate::support::{self, Broker, ChromeDriver, click, device, screenshot};
 
 fn var<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -134,11 +134,7 @@ async fn frame_rate_and_main_thread_time_under_device_load() {
                 .expect("sorting by last seen");
         }
         if page == "device page" {
-            click(
-                &client,
-                "[data-testid=\"device-sim-001\"] [data-testid=device-open]",
-            )
-            .await;
+            click(&client, &device("sim-001", "device-open")).await;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
         let before = task_duration(&driver.url, &session).await;
@@ -260,17 +256,4 @@ async fn cdp(driver: &str, session: &str, cmd: &str) -> serde_json::Value {
     let body = &response[head_len..head_len + body_len];
     serde_json::from_slice(body)
         .unwrap_or_else(|e| panic!("{cmd}: {e}: {}", String::from_utf8_lossy(&response)))
-}
-
-async fn click(client: &Client, css: &str) {
-    let element = client
-        .wait()
-        .at_most(support::PATIENCE)
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"));
-    element
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
 }

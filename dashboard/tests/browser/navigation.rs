@@ -5,25 +5,23 @@
 //! Run by `cargo xtask test browser` with `DASHBOARD_DIST`, `DASHBOARD_BROKER`,
 //! `DEVICE_SIM` and `CHROMEDRIVER` set; without them it passes without running and says so.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use fantoccini::Locator;
 
-use crate::support::{self, Broker, ChromeDriver, click, fragment, wait_text};
+use crate::support::{
+    self, Broker, ChromeDriver, Setup, click, device, fragment, setup, wait_text,
+};
 
 #[tokio::test]
 async fn deep_links_survive_a_reload_and_back_works() {
-    let var = |name| std::env::var_os(name);
-    let (Some(dist), Some(binary), Some(device_sim), Some(chromedriver)) = (
-        var("DASHBOARD_DIST").map(PathBuf::from),
-        var("DASHBOARD_BROKER").map(PathBuf::from),
-        var("DEVICE_SIM").map(PathBuf::from),
-        var("CHROMEDRIVER"),
-    ) else {
-        eprintln!(
-            "skipped: needs DASHBOARD_DIST, DASHBOARD_BROKER, DEVICE_SIM and CHROMEDRIVER; \
-             run `cargo xtask test browser`"
-        );
+    let Some(Setup {
+        dist,
+        broker: binary,
+        device_sim,
+        chromedriver,
+    }) = setup()
+    else {
         return;
     };
     let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-navigation");
@@ -77,7 +75,7 @@ async fn deep_links_survive_a_reload_and_back_works() {
     click(&client, "[data-testid=back]").await;
     wait_text(
         &client,
-        "[data-testid=\"device-sim-001\"] [data-testid=device-state]",
+        &device("sim-001", "device-state"),
         "the list",
         |t| t == "ready",
     )

@@ -10,7 +10,7 @@
 //! Run by `cargo xtask test browser` with `DASHBOARD_DIST`, `DASHBOARD_BROKER` and
 //! `CHROMEDRIVER` set; without them it passes without running and says so.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, Locator};
@@ -18,29 +18,12 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::support::{self, Broker, ChromeDriver, PATIENCE, click, wait_gone, wait_text};
+use crate::support::{
+    self, Broker, ChromeDriver, PATIENCE, Setup, click, setup, type_into, wait_gone, wait_text,
+};
 
 /// The admin token the tests' broker is started with.
 const ADMIN_TOKEN: &str = "op-e2e-token";
-
-/// What the tests need, or `None` (and a note) when run outside `cargo xtask test`.
-fn tools() -> Option<(PathBuf, PathBuf, std::ffi::OsString)> {
-    let var = |name| std::env::var_os(name);
-    match (
-        var("DASHBOARD_DIST").map(PathBuf::from),
-        var("DASHBOARD_BROKER").map(PathBuf::from),
-        var("CHROMEDRIVER"),
-    ) {
-        (Some(dist), Some(binary), Some(chromedriver)) => Some((dist, binary, chromedriver)),
-        _ => {
-            eprintln!(
-                "skipped: needs DASHBOARD_DIST, DASHBOARD_BROKER and CHROMEDRIVER; run \
-                 `cargo xtask test browser`"
-            );
-            None
-        }
-    }
-}
 
 /// A broker with the admin API on (token [`ADMIN_TOKEN`]).
 async fn broker(binary: &Path, dist: &Path, name: &str) -> Broker {
@@ -147,22 +130,6 @@ async fn index_html(port: u16) -> String {
     response
 }
 
-/// Types `keys` into the first element matching `css`, after clearing it.
-async fn type_into(client: &Client, css: &str, keys: &str) {
-    let element = client
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|error| panic!("{css}: {error}"));
-    element
-        .clear()
-        .await
-        .unwrap_or_else(|e| panic!("clearing {css}: {e}"));
-    element
-        .send_keys(keys)
-        .await
-        .unwrap_or_else(|error| panic!("typing into {css}: {error}"));
-}
-
 /// The text at `css` (which must exist).
 async fn text_of(client: &Client, css: &str) -> String {
     support::text(client, css)
@@ -200,7 +167,13 @@ async fn storages(client: &Client) -> (String, String) {
 
 #[tokio::test]
 async fn an_operator_logs_in_disconnects_a_client_and_deletes_a_retained_message() {
-    let Some((dist, binary, chromedriver)) = tools() else {
+    let Some(Setup {
+        dist,
+        broker: binary,
+        chromedriver,
+        ..
+    }) = setup()
+    else {
         return;
     };
     let broker = broker(&binary, &dist, "dashboard-operator").await;
@@ -360,7 +333,13 @@ async fn an_operator_logs_in_disconnects_a_client_and_deletes_a_retained_message
 
 #[tokio::test]
 async fn profiles_switch_the_connection_and_the_header_names_the_active_one() {
-    let Some((dist, binary, chromedriver)) = tools() else {
+    let Some(Setup {
+        dist,
+        broker: binary,
+        chromedriver,
+        ..
+    }) = setup()
+    else {
         return;
     };
     let broker = broker(&binary, &dist, "dashboard-profiles").await;
@@ -510,7 +489,13 @@ async fn profiles_switch_the_connection_and_the_header_names_the_active_one() {
 
 #[tokio::test]
 async fn the_app_shell_is_painted_from_the_html_without_the_wasm() {
-    let Some((dist, binary, chromedriver)) = tools() else {
+    let Some(Setup {
+        dist,
+        broker: binary,
+        chromedriver,
+        ..
+    }) = setup()
+    else {
         return;
     };
     let broker = broker(&binary, &dist, "dashboard-shell").await;

@@ -17,7 +17,7 @@
 //! Run by `cargo xtask test browser` with `DASHBOARD_DIST`, `DASHBOARD_BROKER`,
 //! `DEVICE_SIM` and `CHROMEDRIVER` set; without them it passes without running and says so.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -27,13 +27,9 @@ use fantoccini::key::Key;
 use fantoccini::{Locator, elements::Element};
 use tokio::io::AsyncWriteExt;
 
-use crate::support::{self, Broker, ChromeDriver, PATIENCE, click, screenshot, wait_text};
-
-/// A selector for an element of a property's row.
-fn property(path: &str, inner: &str) -> String {
-    let testid = path.replace('/', "-");
-    format!("[data-testid=\"property-{testid}\"] [data-testid=\"{inner}\"]")
-}
+use crate::support::{
+    self, Broker, ChromeDriver, PATIENCE, Setup, click, property, screenshot, setup, wait_text,
+};
 
 /// Runs `script` (a function body returning a value) in the page.
 async fn js(client: &Client, script: &str) -> serde_json::Value {
@@ -90,17 +86,13 @@ async fn find(client: &Client, css: &str) -> Element {
 
 #[tokio::test]
 async fn selections_controls_and_charts_stay_true() {
-    let var = |name| std::env::var_os(name);
-    let (Some(dist), Some(binary), Some(device_sim), Some(chromedriver)) = (
-        var("DASHBOARD_DIST").map(PathBuf::from),
-        var("DASHBOARD_BROKER").map(PathBuf::from),
-        var("DEVICE_SIM").map(PathBuf::from),
-        var("CHROMEDRIVER"),
-    ) else {
-        eprintln!(
-            "skipped: needs DASHBOARD_DIST, DASHBOARD_BROKER, DEVICE_SIM and CHROMEDRIVER; \
-             run `cargo xtask test browser`"
-        );
+    let Some(Setup {
+        dist,
+        broker: binary,
+        device_sim,
+        chromedriver,
+    }) = setup()
+    else {
         return;
     };
     let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-truthful");

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, Locator};
+use fantoccini::{Client, Locator, key::Key};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
@@ -363,15 +363,27 @@ pub(crate) struct Setup {
     pub(crate) chromedriver: std::ffi::OsString,
 }
 
-/// Reads [`Setup`] from the environment; panics if the build it names has no
-/// `index.html` (a forgotten `trunk build`).
+/// Reads [`Setup`] from the environment, or says the test is skipped and returns `None`;
+/// panics if the build it names has no `index.html` (a forgotten `trunk build`).
 pub(crate) fn setup() -> Option<Setup> {
     let var = |name| std::env::var_os(name);
+    let (Some(dist), Some(broker), Some(device_sim), Some(chromedriver)) = (
+        var("DASHBOARD_DIST"),
+        var("DASHBOARD_BROKER"),
+        var("DEVICE_SIM"),
+        var("CHROMEDRIVER"),
+    ) else {
+        eprintln!(
+            "skipped: needs DASHBOARD_DIST, DASHBOARD_BROKER, DEVICE_SIM and CHROMEDRIVER; \
+             run `cargo xtask test browser`"
+        );
+        return None;
+    };
     let setup = Setup {
-        dist: var("DASHBOARD_DIST")?.into(),
-        broker: var("DASHBOARD_BROKER")?.into(),
-        device_sim: var("DEVICE_SIM")?.into(),
-        chromedriver: var("CHROMEDRIVER")?,
+        dist: dist.into(),
+        broker: broker.into(),
+        device_sim: device_sim.into(),
+        chromedriver,
     };
     assert!(
         setup.dist.join("index.html").exists(),
@@ -379,4 +391,94 @@ pub(crate) fn setup() -> Option<Setup> {
         setup.dist.display()
     );
     Some(setup)
+}
+
+/// An element of a device's row in the list, or of its page: `[data-testid=…]` inside
+/// `device-{id}`.
+pub(crate) fn device(id: &str, inner: &str) -> String {
+    format!("[data-testid=\"device-{id}\"] [data-testid=\"{inner}\"]")
+}
+
+/// An element of a property's row on a device page (`env/temperature` is the row
+/// `property-env-temperature`).
+pub(crate) fn property(path: &str, inner: &str) -> String {
+    let testid = path.replace('/', "-");
+    format!("[data-testid=\"property-{testid}\"] [data-testid=\"{inner}\"]")
+}
+
+/// Clears the input at `css` and types `text` into it. An empty `text` types a space and
+/// deletes it: clearing alone fires no `input` event, so the page would not see it.
+pub(crate) async fn type_into(client: &Client, css: &str, text: &str) {
+    let input = client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|error| panic!("{css}: {error}"));
+    input
+        .clear()
+        .await
+        .unwrap_or_else(|error| panic!("clearing {css}: {error}"));
+    let keys = if text.is_empty() {
+        vec![" ".to_owned(), Key::Backspace.to_string()]
+    } else {
+        vec![text.to_owned()]
+    };
+    for keys in keys {
+        input
+            .send_keys(&keys)
+            .await
+            .unwrap_or_else(|error| panic!("typing into {css}: {error}"));
+    }
+}
+
+/// Types `text` over the value the input at `css` shows (select all, type) and presses
+/// Enter, as a user changes a number.
+pub(crate) async fn type_over(client: &Client, css: &str, text: &str) {
+    let input = client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|error| panic!("{css}: {error}"));
+    for keys in [Key::Control + "a", text.to_owned(), Key::Enter.to_string()] {
+        input
+            .send_keys(&keys)
+            .await
+            .unwrap_or_else(|error| panic!("typing into {css}: {error}"));
+    }
+}
+
+/// The first message on `topic` (a retained one arrives at once), read by
+/// `mosquitto_sub`, without its trailing newline.
+pub(crate) async fn mosquitto_sub_one(port: u16, topic: &str) -> String {
+    let output = Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", topic])
+        .args(["-C", "1", "-W", "30"])
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("mosquitto_sub runs (cargo xtask setup installs it)");
+    assert!(
+        output.status.success(),
+        "mosquitto_sub on {topic}: {output:?}"
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// Publishes at QoS 1 with `mosquitto_pub` (`-r` for retained; no payload is `-n`).
+pub(crate) async fn mosquitto_pub(port: u16, topic: &str, payload: Option<&str>, retain: bool) {
+    let mut command = Command::new("mosquitto_pub");
+    command
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
+        .args(["-t", topic]);
+    match payload {
+        Some(payload) => command.args(["-m", payload]),
+        None => command.arg("-n"),
+    };
+    if retain {
+        command.arg("-r");
+    }
+    let status = command
+        .kill_on_drop(true)
+        .status()
+        .await
+        .expect("mosquitto_pub runs (cargo xtask setup installs it)");
+    assert!(status.success(), "mosquitto_pub on {topic}: {status}");
 }
