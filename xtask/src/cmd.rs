@@ -28,7 +28,14 @@ pub(crate) struct Context {
     /// `PATH` for children: npm tools first (so Debian's `/usr/bin/wasm-opt` never
     /// wins), then cargo's bin directory (trunk, wasm-bindgen), then the caller's `PATH`.
     path: OsString,
+    /// The toolchain's `clippy-driver` once [`Self::lint_while_compiling`] was called:
+    /// then every cargo child compiles the workspace's own crates through it.
+    clippy_driver: Option<PathBuf>,
 }
+
+/// Clippy's arguments as `cargo clippy -- -D warnings` hands them to `clippy-driver`
+/// (each followed by this separator).
+const CLIPPY_ARGS: &str = "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__";
 
 impl Context {
     pub(crate) fn new() -> Result<Self> {
@@ -69,7 +76,34 @@ impl Context {
             nats_server: nats_server_in(&tools_dir),
             tools_dir,
             path,
+            clippy_driver: None,
         })
+    }
+
+    /// From now on every cargo child compiles the workspace's own crates with
+    /// `clippy-driver` as rustc, denying warnings: what `cargo clippy -- -D warnings` does
+    /// (it sets the same `RUSTC_WORKSPACE_WRAPPER` and `CLIPPY_ARGS`), but in a build
+    /// that also produces the test binaries. The lints then cost a few seconds of an
+    /// ordinary compile instead of a separate check of the whole dependency tree. Every
+    /// cargo command of one run must agree on this, or cargo recompiles the workspace's
+    /// crates, so it is set here, for all of them (and their children: `cargo xtask dev
+    /// --check` inherits it).
+    pub(crate) fn lint_while_compiling(&mut self) -> Result<()> {
+        let output = self
+            .command_with("rustc", &["--print", "sysroot"])
+            .output()
+            .context("running rustc --print sysroot")?;
+        let sysroot = String::from_utf8(output.stdout).context("rustc's sysroot")?;
+        let driver = Path::new(sysroot.trim()).join("bin/clippy-driver");
+        if !driver.exists() {
+            bail!(
+                "{} is missing: the toolchain needs its clippy component (rustup component \
+                 add clippy)",
+                driver.display()
+            );
+        }
+        self.clippy_driver = Some(driver);
+        Ok(())
     }
 
     /// A command that runs `program` (looked up on the children's `PATH`) in the
@@ -98,7 +132,13 @@ impl Context {
 
     /// `cargo` with the given arguments.
     pub(crate) fn cargo(&self, args: &[&str]) -> Command {
-        self.command_with("cargo", args)
+        let mut command = self.command_with("cargo", args);
+        if let Some(driver) = &self.clippy_driver {
+            command
+                .env("RUSTC_WORKSPACE_WRAPPER", driver)
+                .env("CLIPPY_ARGS", CLIPPY_ARGS);
+        }
+        command
     }
 
     /// The first executable named `name` on the children's `PATH`.

@@ -57,7 +57,7 @@ commands:
   test [options] [STEP...]
                         run setup, then every check CI runs, in order, with a summary;
                         STEP names (or parts of names) select steps
-      --quick           skip the clippy and browser steps
+      --quick           skip the slow steps (wasm lints, fuzz, package and browser tests)
       --fail-fast       stop at the first failed step
       --list            print the steps and exit
   run [--cluster [N]]   run setup, build everything in release mode, then run the product;
@@ -101,7 +101,8 @@ fn try_main() -> Result<ExitCode> {
         }
         Some("test") => {
             let options = test::Options::parse(&rest)?;
-            let ctx = cmd::Context::new()?;
+            let mut ctx = cmd::Context::new()?;
+            ctx.lint_while_compiling()?;
             test::test(&ctx, &options)
         }
         Some("run") => {

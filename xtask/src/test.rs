@@ -51,21 +51,22 @@ const TEST_THREADS: &str = "8";
 /// one at a time (`broker-server/tests/it/main.rs`).
 const ALONE: &str = "::alone::";
 
-/// The one native build of the workspace: every test binary, and the binaries the
-/// browser and package steps run (`target/debug/broker-server`, `device-sim`). Each
-/// native cargo command of CI selects the whole workspace so that all of them resolve the
-/// same dependency features and reuse one build: `cargo build -p broker-server` alone
-/// resolves other features (no dev-dependencies) and compiles most of the dependency
-/// tree a second time.
+/// The one native build of the workspace: every target of every crate (test binaries,
+/// benches and examples too), and the binaries the browser and package steps run
+/// (`target/debug/broker-server`, `device-sim`). Each native cargo command of CI selects
+/// the whole workspace so that all of them resolve the same dependency features and
+/// reuse one build: `cargo build -p broker-server` alone resolves other features (no
+/// dev-dependencies) and compiles most of the dependency tree a second time. Under
+/// `cargo xtask test` it is also clippy's run (see `Context::lint_while_compiling`).
 pub(crate) fn native_build(ctx: &Context) -> Command {
-    ctx.cargo(&["test", "--workspace", "--no-run"])
+    ctx.cargo(&["test", "--workspace", "--no-run", "--all-targets"])
 }
 
 /// Parsed `cargo xtask test` arguments.
 #[derive(Debug, Default)]
 pub(crate) struct Options {
-    /// `--quick`: skip the clippy and browser steps (the slow ones that a quick local loop
-    /// can leave to CI).
+    /// `--quick`: skip the slow steps (clippy-wasm, fuzz, package-tests, browser,
+    /// browser-dev), which a quick local loop can leave to CI.
     quick: bool,
     /// `--fail-fast`: stop at the first failed step.
     fail_fast: bool,
@@ -124,18 +125,15 @@ const STEPS: &[Step] = &[
     },
     Step {
         name: "clippy",
-        slow: true,
+        // Not slow: the `test` step needs this build anyway.
+        slow: false,
         prepare: None,
-        commands: |ctx| {
-            vec![ctx.cargo(&[
-                "clippy",
-                "--workspace",
-                "--all-targets",
-                "--",
-                "-D",
-                "warnings",
-            ])]
-        },
+        // `cargo clippy --workspace --all-targets -- -D warnings`, as the native build
+        // that every later step reuses: `xtask test` compiles the workspace's crates
+        // through clippy-driver (`Context::lint_while_compiling`), so the lints run while
+        // the test binaries are built, and no separate check of the dependencies is
+        // needed. A lint therefore also fails the `test` step's build.
+        commands: |ctx| vec![native_build(ctx)],
     },
     Step {
         name: "clippy-wasm",
@@ -252,7 +250,10 @@ const STEPS: &[Step] = &[
             build
                 .current_dir(&fuzz)
                 .env("CARGO_TARGET_DIR", &target_dir)
-                .env("RUSTFLAGS", FUZZ_RUSTFLAGS);
+                .env("RUSTFLAGS", FUZZ_RUSTFLAGS)
+                // A workspace of its own, outside clippy's run (instrumented, release).
+                .env_remove("RUSTC_WORKSPACE_WRAPPER")
+                .env_remove("CLIPPY_ARGS");
             let mut commands = vec![build];
             for target in ["decode", "decode_stream", "session"] {
                 // New inputs go to target/, never into the checked-in seed corpus.
