@@ -86,8 +86,10 @@ impl Context {
     /// that also produces the test binaries. The lints then cost a few seconds of an
     /// ordinary compile instead of a separate check of the whole dependency tree. Every
     /// cargo command of one run must agree on this, or cargo recompiles the workspace's
-    /// crates, so it is set here, for all of them (and their children: `cargo xtask dev
-    /// --check` inherits it).
+    /// crates, so it is set here, for all of them and for trunk's builds (and their
+    /// children: `cargo xtask dev --check` and `cargo xtask package` inherit it). Only the
+    /// packages a command selects are linted: a path dependency such as `protocol` under
+    /// the dashboard's wasm build is compiled as usual.
     pub(crate) fn lint_while_compiling(&mut self) -> Result<()> {
         let output = self
             .command_with("rustc", &["--print", "sysroot"])
@@ -132,7 +134,17 @@ impl Context {
 
     /// `cargo` with the given arguments.
     pub(crate) fn cargo(&self, args: &[&str]) -> Command {
-        let mut command = self.command_with("cargo", args);
+        self.linting(self.command_with("cargo", args))
+    }
+
+    /// `trunk` with the given arguments (its cargo build lints like [`Self::cargo`]'s).
+    pub(crate) fn trunk(&self, args: &[&str]) -> Command {
+        self.linting(self.command_with("trunk", args))
+    }
+
+    /// `command` with clippy-driver as the workspace's rustc, once
+    /// [`Self::lint_while_compiling`] was called.
+    fn linting(&self, mut command: Command) -> Command {
         if let Some(driver) = &self.clippy_driver {
             command
                 .env("RUSTC_WORKSPACE_WRAPPER", driver)

@@ -120,8 +120,8 @@ pub(crate) fn dev(ctx: &Context, options: &Options) -> Result<ExitCode> {
         own_groups: options.check,
         list: Vec::new(),
     };
-    let mut trunk = ctx.command("trunk");
-    trunk.args(["watch", "--dist"]).arg(&dist);
+    let mut trunk = ctx.trunk(&["watch", "--dist"]);
+    trunk.arg(&dist);
     children.spawn("trunk watch", trunk)?;
 
     let mut broker = Command::new(debug.join("broker-server"));

@@ -57,7 +57,7 @@ commands:
   test [options] [STEP...]
                         run setup, then every check CI runs, in order, with a summary;
                         STEP names (or parts of names) select steps
-      --quick           skip the slow steps (wasm lints, fuzz, package and browser tests)
+      --quick           skip the slow steps (fuzz, package and browser tests)
       --fail-fast       stop at the first failed step
       --list            print the steps and exit
   run [--cluster [N]]   run setup, build everything in release mode, then run the product;

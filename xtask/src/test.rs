@@ -65,8 +65,8 @@ pub(crate) fn native_build(ctx: &Context) -> Command {
 /// Parsed `cargo xtask test` arguments.
 #[derive(Debug, Default)]
 pub(crate) struct Options {
-    /// `--quick`: skip the slow steps (clippy-wasm, fuzz, package-tests, browser,
-    /// browser-dev), which a quick local loop can leave to CI.
+    /// `--quick`: skip the slow steps (fuzz, package-tests, browser, browser-dev), which a
+    /// quick local loop can leave to CI.
     quick: bool,
     /// `--fail-fast`: stop at the first failed step.
     fail_fast: bool,
@@ -137,33 +137,18 @@ const STEPS: &[Step] = &[
     },
     Step {
         name: "clippy-wasm",
-        slow: true,
+        slow: false,
         prepare: None,
-        // The browser crates for the target they ship on: web-client and the dashboard
-        // with their in-browser tests, in one command so that their dependencies are
-        // checked once (with the test build's features); `protocol` on its own, without
-        // `--tests`: its proptest and criterion dev-dependencies are native-only.
+        // The browser crates for the target they ship on. web-client and the dashboard
+        // are linted where they are compiled for it (`Context::lint_while_compiling`):
+        // web-client's library by `package`, the dashboard's library and binary by
+        // `trunk`, both libraries and their in-browser tests by `browser`. `protocol` is
+        // only ever a dependency there, so it is linted here, as a library (its proptest
+        // and criterion dev-dependencies are native-only).
         commands: |ctx| {
-            vec![
-                ctx.cargo(&[
-                    "clippy",
-                    "-p",
-                    "web-client",
-                    "-p",
-                    "dashboard",
-                    "--lib",
-                    "--bins",
-                    "--tests",
-                    "--target",
-                    WASM,
-                    "--",
-                    "-D",
-                    "warnings",
-                ]),
-                ctx.cargo(&[
-                    "clippy", "-p", "protocol", "--lib", "--target", WASM, "--", "-D", "warnings",
-                ]),
-            ]
+            vec![ctx.cargo(&[
+                "clippy", "-p", "protocol", "--lib", "--target", WASM, "--", "-D", "warnings",
+            ])]
         },
     },
     Step {
@@ -314,11 +299,7 @@ const STEPS: &[Step] = &[
         slow: false,
         prepare: None,
         // The release pipeline users get (cargo, wasm-bindgen, wasm-opt -Oz), into dist/.
-        commands: |ctx| {
-            let mut trunk = ctx.command("trunk");
-            trunk.args(["build", "--release"]);
-            vec![trunk]
-        },
+        commands: |ctx| vec![ctx.trunk(&["build", "--release"])],
     },
     Step {
         name: "browser",
@@ -345,10 +326,8 @@ const STEPS: &[Step] = &[
                 );
             // The dashboard as users get it, but a debug build (faster to build, same
             // code) in its own directory so that it does not replace dist/.
-            let mut dashboard = ctx.command("trunk");
-            dashboard
-                .args(["build", "--dist"])
-                .arg(dashboard_e2e_dist(ctx));
+            let mut dashboard = ctx.trunk(&["build", "--dist"]);
+            dashboard.arg(dashboard_e2e_dist(ctx));
             vec![
                 native_build(ctx),
                 dashboard,
