@@ -53,6 +53,15 @@ impl Wheel {
         u64::try_from(ticks).unwrap_or(u64::MAX)
     }
 
+    /// The last tick that has ended by `now`, rounded down: the slots up to it are due.
+    /// Rounding up here would wake the next slot's sessions up to a tick before their
+    /// deadline; such a connection finds its client not yet timed out and, its slot
+    /// spent, would never be woken for its keep alive again.
+    fn ticks_ended(base: Instant, now: Instant) -> u64 {
+        let since = now.saturating_duration_since(base);
+        u64::try_from(since.as_nanos() / TICK.as_nanos()).unwrap_or(u64::MAX)
+    }
+
     fn instant_of(base: Instant, tick: u64) -> Instant {
         let nanos = u128::from(tick) * TICK.as_nanos();
         base + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
@@ -101,8 +110,8 @@ impl KeepAliveWheel {
             let due = {
                 let mut wheel = self.state.lock();
                 let Some(base) = wheel.base else { continue };
-                let now = wheel.tick_of(base, Instant::now());
-                let later = wheel.slots.split_off(&(now + 1));
+                let ended = Wheel::ticks_ended(base, Instant::now());
+                let later = wheel.slots.split_off(&ended.saturating_add(1));
                 std::mem::replace(&mut wheel.slots, later)
             };
             for session in due.into_values().flatten() {
@@ -144,6 +153,33 @@ mod tests {
         let woken = tokio::time::timeout(Duration::from_secs(5), session.notified()).await;
         assert!(woken.is_ok(), "woken");
         assert_eq!(Instant::now(), fires, "at the tick, not before");
+    }
+
+    /// The wheel's task may run after its tick has ended (a busy runtime): the next
+    /// slot's sessions still wait for theirs.
+    #[tokio::test(start_paused = true)]
+    async fn a_late_wheel_wakes_no_session_before_its_tick() {
+        use futures::FutureExt as _;
+        let wheel = Arc::new(KeepAliveWheel::default());
+        let (due, next) = (session(), session());
+        let start = Instant::now();
+        let due_fires = wheel.arm(&due, start + Duration::from_millis(1100));
+        let next_fires = wheel.arm(&next, start + Duration::from_millis(1300));
+        assert_eq!(next_fires, start + Duration::from_millis(1500));
+        // The clock jumps past the first tick in one step, as if the task ran late.
+        tokio::time::advance(due_fires - start + Duration::from_millis(1)).await;
+        tokio::time::timeout(Duration::from_secs(5), due.notified())
+            .await
+            .expect("the due session is woken");
+        assert!(
+            next.notified().now_or_never().is_none(),
+            "the next slot's session was woken at {:?}, before its deadline",
+            Instant::now() - start
+        );
+        tokio::time::timeout(Duration::from_secs(5), next.notified())
+            .await
+            .expect("the next session is woken at its tick");
+        assert!(Instant::now() >= next_fires, "not before its tick");
     }
 
     #[tokio::test(start_paused = true)]

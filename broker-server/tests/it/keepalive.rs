@@ -1,7 +1,8 @@
 //! Keep alive (§3.1.2.10, §4.13): the broker closes a client it has heard nothing from
 //! for 1.5 times the keep alive (MQTT 5: DISCONNECT 0x8D first), and not before; PINGREQ
 //! keeps a connection alive; MQTT 5 Server Keep Alive from `limits.max_keep_alive_secs`;
-//! and the connect timeout for sockets that never send CONNECT. All on a paused clock.
+//! and the connect timeout for sockets that never send CONNECT. All on a paused clock, but
+//! the test of the keep-alive wheel's ticks, which needs the real one.
 
 use crate::common;
 use crate::peer;
@@ -81,6 +82,25 @@ each_version!(paused keep_alive_zero_never_times_out);
 
 /// With `max_keep_alive_secs = 20`, a v5 client asking for `asked` gets Server Keep
 /// Alive `told` in CONNACK, and the broker times it out after 1.5 × `enforced`.
+/// Silent clients whose deadlines fall in neighbouring ticks of the broker's keep-alive
+/// wheel, on the real clock (its task wakes a little after each tick, never exactly on
+/// it): every one is closed. A wheel that counted a late wake as the next tick woke that
+/// tick's connections early, and they waited for a wake that never came, open for good.
+#[tokio::test]
+async fn silent_clients_in_neighbouring_ticks_are_all_closed() {
+    let broker = TestBroker::start().await;
+    let mut clients = Vec::new();
+    for i in 0..8 {
+        let connect = with_keep_alive(clean(ProtocolVersion::V5, &format!("c{i}")), 1);
+        clients.push(Peer::connected(broker.addr, connect).await.0);
+        tokio::time::sleep(Duration::from_millis(70)).await;
+    }
+    for client in &mut clients {
+        expect_keep_alive_timeout(client).await;
+    }
+    broker.stop().await;
+}
+
 async fn v5_keep_alive(asked: u16, told: Option<u16>, enforced: u64) {
     let mut config = test_config();
     config.limits.max_keep_alive_secs = 20;
