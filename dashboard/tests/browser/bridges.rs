@@ -15,8 +15,7 @@ use fantoccini::Locator;
 use tokio::process::{Child, Command};
 
 use crate::support::{
-    self, Broker, ChromeDriver, Setup, click, free_port, mosquitto_pub, setup, wait_for_port,
-    wait_text,
+    self, Broker, ChromeDriver, click, free_port, mosquitto_pub, setup, wait_for_port, wait_text,
 };
 
 /// The admin token the test's broker is started with.
@@ -56,13 +55,7 @@ async fn mosquitto(dir: &Path, port: u16) -> Child {
 
 #[tokio::test]
 async fn the_bridges_card_follows_a_bridge_to_mosquitto() {
-    let Some(Setup {
-        dist,
-        broker: binary,
-        chromedriver,
-        ..
-    }) = setup()
-    else {
+    let Some(setup) = setup() else {
         return;
     };
     let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-bridges");
@@ -71,8 +64,8 @@ async fn the_bridges_card_follows_a_bridge_to_mosquitto() {
     let remote_port = free_port();
     let mut remote = mosquitto(&scratch, remote_port).await;
     let broker = Broker::start_with(
-        &binary,
-        &dist,
+        &setup.broker,
+        &setup.dist,
         &scratch.join("broker"),
         &[
             format!("http.admin_token={ADMIN_TOKEN:?}"),
@@ -84,7 +77,7 @@ async fn the_bridges_card_follows_a_bridge_to_mosquitto() {
         ],
     )
     .await;
-    let driver = ChromeDriver::start(&chromedriver).await;
+    let driver = ChromeDriver::start(&setup.chromedriver).await;
     let client = driver.session().await;
     client
         .goto(&format!("http://127.0.0.1:{}/#/broker", broker.http))

@@ -9,25 +9,23 @@ use std::path::Path;
 
 use fantoccini::Locator;
 
-use crate::support::{
-    self, Broker, ChromeDriver, Setup, click, device, fragment, setup, wait_text,
-};
+use crate::support::{self, Broker, ChromeDriver, click, device, fragment, setup, wait_text};
 
 #[tokio::test]
 async fn deep_links_survive_a_reload_and_back_works() {
-    let Some(Setup {
-        dist,
-        broker: binary,
-        device_sim,
-        chromedriver,
-    }) = setup()
-    else {
+    let Some(setup) = setup() else {
         return;
     };
     let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-navigation");
-    let mut broker = Broker::start(&binary, &dist, &scratch.join("broker")).await;
-    let _sim = support::device_sim(&device_sim, broker.tcp, 1, 2.0, &scratch.join("sim.log"));
-    let driver = ChromeDriver::start(&chromedriver).await;
+    let mut broker = Broker::start(&setup.broker, &setup.dist, &scratch.join("broker")).await;
+    let _sim = support::device_sim(
+        &setup.device_sim,
+        broker.tcp,
+        1,
+        2.0,
+        &scratch.join("sim.log"),
+    );
+    let driver = ChromeDriver::start(&setup.chromedriver).await;
     let client = driver.session().await;
     let base = format!("http://127.0.0.1:{}/", broker.http);
     let device_page = "[data-testid=device-page] [data-testid=device-state]";

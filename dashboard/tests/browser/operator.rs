@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use crate::support::{
-    self, Broker, ChromeDriver, PATIENCE, Setup, click, setup, type_into, wait_gone, wait_text,
+    self, Broker, ChromeDriver, PATIENCE, click, setup, type_into, wait_gone, wait_text,
 };
 
 /// The admin token the tests' broker is started with.
@@ -167,19 +167,13 @@ async fn storages(client: &Client) -> (String, String) {
 
 #[tokio::test]
 async fn an_operator_logs_in_disconnects_a_client_and_deletes_a_retained_message() {
-    let Some(Setup {
-        dist,
-        broker: binary,
-        chromedriver,
-        ..
-    }) = setup()
-    else {
+    let Some(setup) = setup() else {
         return;
     };
-    let broker = broker(&binary, &dist, "dashboard-operator").await;
+    let broker = broker(&setup.broker, &setup.dist, "dashboard-operator").await;
     let mut victim = raw_client(broker.tcp, "victim-1", "ops/#", ("ops/kept", "keep-me")).await;
     let _bystander = raw_client(broker.tcp, "bystander-2", "other/#", ("other/t", "x")).await;
-    let driver = ChromeDriver::start(&chromedriver).await;
+    let driver = ChromeDriver::start(&setup.chromedriver).await;
     let client = driver.session().await;
     client
         .goto(&format!("http://127.0.0.1:{}/#/broker", broker.http))
@@ -333,17 +327,11 @@ async fn an_operator_logs_in_disconnects_a_client_and_deletes_a_retained_message
 
 #[tokio::test]
 async fn profiles_switch_the_connection_and_the_header_names_the_active_one() {
-    let Some(Setup {
-        dist,
-        broker: binary,
-        chromedriver,
-        ..
-    }) = setup()
-    else {
+    let Some(setup) = setup() else {
         return;
     };
-    let broker = broker(&binary, &dist, "dashboard-profiles").await;
-    let driver = ChromeDriver::start(&chromedriver).await;
+    let broker = broker(&setup.broker, &setup.dist, "dashboard-profiles").await;
+    let driver = ChromeDriver::start(&setup.chromedriver).await;
     let client = driver.session().await;
     client
         .goto(&format!("http://127.0.0.1:{}/#/settings", broker.http))
@@ -489,16 +477,10 @@ async fn profiles_switch_the_connection_and_the_header_names_the_active_one() {
 
 #[tokio::test]
 async fn the_app_shell_is_painted_from_the_html_without_the_wasm() {
-    let Some(Setup {
-        dist,
-        broker: binary,
-        chromedriver,
-        ..
-    }) = setup()
-    else {
+    let Some(setup) = setup() else {
         return;
     };
-    let broker = broker(&binary, &dist, "dashboard-shell").await;
+    let broker = broker(&setup.broker, &setup.dist, "dashboard-shell").await;
 
     // As served: the shell is in the HTML, and nothing asks for the wasm early.
     let html = index_html(broker.http).await;
@@ -511,7 +493,7 @@ async fn the_app_shell_is_painted_from_the_html_without_the_wasm() {
     assert!(!html.contains("modulepreload"), "no module preload: {html}");
 
     // With scripts off, Chromium still shows the header, the navigation and "Loading…".
-    let driver = ChromeDriver::start(&chromedriver).await;
+    let driver = ChromeDriver::start(&setup.chromedriver).await;
     let page = format!("http://127.0.0.1:{}/", broker.http);
     let client = driver
         .session_with_args(&["--blink-settings=scriptEnabled=false"])

@@ -28,7 +28,7 @@ use fantoccini::{Locator, elements::Element};
 use tokio::io::AsyncWriteExt;
 
 use crate::support::{
-    self, Broker, ChromeDriver, PATIENCE, Setup, click, property, screenshot, setup, wait_text,
+    self, Broker, ChromeDriver, PATIENCE, click, property, screenshot, setup, wait_text,
 };
 
 /// Runs `script` (a function body returning a value) in the page.
@@ -86,19 +86,19 @@ async fn find(client: &Client, css: &str) -> Element {
 
 #[tokio::test]
 async fn selections_controls_and_charts_stay_true() {
-    let Some(Setup {
-        dist,
-        broker: binary,
-        device_sim,
-        chromedriver,
-    }) = setup()
-    else {
+    let Some(setup) = setup() else {
         return;
     };
     let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-truthful");
-    let broker = Broker::start(&binary, &dist, &scratch.join("broker")).await;
-    let _sim = support::device_sim(&device_sim, broker.tcp, 1, 2.0, &scratch.join("sim.log"));
-    let driver = ChromeDriver::start(&chromedriver).await;
+    let broker = Broker::start(&setup.broker, &setup.dist, &scratch.join("broker")).await;
+    let _sim = support::device_sim(
+        &setup.device_sim,
+        broker.tcp,
+        1,
+        2.0,
+        &scratch.join("sim.log"),
+    );
+    let driver = ChromeDriver::start(&setup.chromedriver).await;
     let client = driver.session().await;
     let base = format!("http://127.0.0.1:{}/", broker.http);
 
