@@ -15,7 +15,8 @@ use fantoccini::Locator;
 use tokio::process::{Child, Command};
 
 use crate::support::{
-    self, Broker, ChromeDriver, click, free_port, mosquitto_pub, setup, wait_for_port, wait_text,
+    self, Broker, ChromeDriver, click, free_port, mosquitto_pub, open, scratch_dir, setup,
+    wait_for_port, wait_text,
 };
 
 /// The admin token the test's broker is started with.
@@ -58,7 +59,7 @@ async fn the_bridges_card_follows_a_bridge_to_mosquitto() {
     let Some(setup) = setup() else {
         return;
     };
-    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-bridges");
+    let scratch = scratch_dir("dashboard-bridges");
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).expect("the test's directory");
     let remote_port = free_port();
@@ -79,10 +80,7 @@ async fn the_bridges_card_follows_a_bridge_to_mosquitto() {
     .await;
     let driver = ChromeDriver::start(&setup.chromedriver).await;
     let client = driver.session().await;
-    client
-        .goto(&format!("http://127.0.0.1:{}/#/broker", broker.http))
-        .await
-        .expect("the broker page loads");
+    open(&client, &broker.page("#/broker"), "the broker page").await;
 
     // Logged out: name and state from $SYS, no admin figures.
     let edge = "[data-testid=bridge-row][data-name=edge]";

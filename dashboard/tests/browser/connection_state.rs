@@ -13,8 +13,8 @@ use std::path::Path;
 use fantoccini::Locator;
 
 use crate::support::{
-    self, Broker, ChromeDriver, click, device, mosquitto_pub, screenshot, setup, text, type_into,
-    wait_gone, wait_text,
+    self, Broker, ChromeDriver, click, device, mosquitto_pub, open, scratch_dir, screenshot, setup,
+    text, type_into, wait_gone, wait_text,
 };
 
 const STATUS: &str = "[data-testid=connection-status]";
@@ -25,7 +25,7 @@ async fn a_stopped_broker_turns_every_view_stale_until_it_returns() {
     let Some(setup) = setup() else {
         return;
     };
-    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-stale");
+    let scratch = scratch_dir("dashboard-stale");
     let mut broker = Broker::start(&setup.broker, &setup.dist, &scratch.join("broker")).await;
     let _sim = support::device_sim(
         &setup.device_sim,
@@ -36,10 +36,7 @@ async fn a_stopped_broker_turns_every_view_stale_until_it_returns() {
     );
     let driver = ChromeDriver::start(&setup.chromedriver).await;
     let client = driver.session().await;
-    client
-        .goto(&format!("http://127.0.0.1:{}/", broker.http))
-        .await
-        .expect("the dashboard loads");
+    open(&client, &broker.page(""), "the dashboard").await;
 
     // Live: no banner, a ready device seen seconds ago, the explorer live.
     wait_text(&client, STATUS, "connected", |t| t == "connected").await;
@@ -155,7 +152,7 @@ async fn a_refused_login_shows_the_reason_and_new_credentials_connect() {
     let Some(setup) = setup() else {
         return;
     };
-    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-login");
+    let scratch = scratch_dir("dashboard-login");
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch).expect("scratch directory");
     let passwords = scratch.join("passwords");
@@ -172,10 +169,7 @@ async fn a_refused_login_shows_the_reason_and_new_credentials_connect() {
     .await;
     let driver = ChromeDriver::start(&setup.chromedriver).await;
     let client = driver.session().await;
-    client
-        .goto(&format!("http://127.0.0.1:{}/", broker.http))
-        .await
-        .expect("the dashboard loads");
+    open(&client, &broker.page(""), "the dashboard").await;
 
     // Anonymous: refused, said in place (not only in a tooltip), and no "No devices yet."
     wait_text(&client, STATUS, "refused", |t| t == "refused").await;

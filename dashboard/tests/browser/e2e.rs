@@ -18,14 +18,13 @@
 //! broker-server reads those as configuration). Without them (a
 //! plain `cargo test`) it passes without running and says so.
 
-use std::path::Path;
 use std::time::Duration;
 
 use fantoccini::Locator;
 
 use crate::support::{
-    self, Broker, ChromeDriver, PATIENCE, click, device, mosquitto_sub_one, property, screenshot,
-    setup, type_into, type_over, wait_text,
+    self, Broker, ChromeDriver, PATIENCE, click, device, mosquitto_sub_one, open, property,
+    scratch_dir, screenshot, setup, type_into, type_over, wait_text,
 };
 
 #[tokio::test]
@@ -33,7 +32,7 @@ async fn devices_values_commands_and_lost_devices_in_a_real_browser() {
     let Some(setup) = setup() else {
         return;
     };
-    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-e2e");
+    let scratch = scratch_dir("dashboard-e2e");
     let broker = Broker::start(&setup.broker, &setup.dist, &scratch.join("broker")).await;
     let mut sim = support::device_sim(
         &setup.device_sim,
@@ -46,10 +45,7 @@ async fn devices_values_commands_and_lost_devices_in_a_real_browser() {
     let client = driver.session().await;
 
     // The dashboard's defaults: the broker of the page's own origin, root `iot`.
-    client
-        .goto(&format!("http://127.0.0.1:{}/", broker.http))
-        .await
-        .expect("the dashboard loads");
+    open(&client, &broker.page(""), "the dashboard").await;
     wait_text(
         &client,
         "[data-testid=connection-status]",

@@ -12,11 +12,9 @@
 //! Run by `cargo xtask test browser` with `DASHBOARD_DIST`, `DASHBOARD_BROKER`,
 //! `DEVICE_SIM` and `CHROMEDRIVER` set; without them it passes without running.
 
-use std::path::Path;
-
 use crate::support::{
-    Broker, ChromeDriver, click, device, device_sim_with, mosquitto_pub, mosquitto_sub_one,
-    property, screenshot, setup, type_over, wait_text,
+    Broker, ChromeDriver, click, device, device_sim_with, mosquitto_pub, mosquitto_sub_one, open,
+    property, scratch_dir, screenshot, setup, type_over, wait_text,
 };
 
 /// A device's JSON state, as `mosquitto_sub` printed it.
@@ -29,7 +27,7 @@ async fn home_assistant_devices_values_commands_and_offline_in_a_real_browser() 
     let Some(setup) = setup() else {
         return;
     };
-    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-ha");
+    let scratch = scratch_dir("dashboard-ha");
     let broker = Broker::start(&setup.broker, &setup.dist, &scratch.join("broker")).await;
     let mut ha_sim = device_sim_with(
         &setup.device_sim,
@@ -51,10 +49,7 @@ async fn home_assistant_devices_values_commands_and_offline_in_a_real_browser() 
     mosquitto_pub(broker.tcp, broken, Some("{nope"), true).await;
     let driver = ChromeDriver::start(&setup.chromedriver).await;
     let client = driver.session().await;
-    client
-        .goto(&format!("http://127.0.0.1:{}/", broker.http))
-        .await
-        .expect("the dashboard loads");
+    open(&client, &broker.page(""), "the dashboard").await;
 
     // Both conventions in one list, each marked.
     let ha = "ha:sim-001";

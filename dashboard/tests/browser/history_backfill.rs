@@ -7,11 +7,9 @@
 //! Run by `cargo xtask test browser` with `DASHBOARD_DIST`, `DASHBOARD_BROKER`,
 //! `DEVICE_SIM` and `CHROMEDRIVER` set; without them it passes without running and says so.
 
-use std::path::Path;
-
 use fantoccini::Locator;
 
-use crate::support::{self, Broker, ChromeDriver, setup, wait_text};
+use crate::support::{self, Broker, ChromeDriver, scratch_dir, setup, wait_text};
 
 const RANGE: &str = "[data-testid=chart] [data-testid=chart-range]";
 const LINE: &str = "[data-testid=chart] [data-testid=chart-line]";
@@ -43,7 +41,7 @@ async fn a_reloaded_device_page_shows_the_history_recorded_before() {
     let Some(setup) = setup() else {
         return;
     };
-    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-history");
+    let scratch = scratch_dir("dashboard-history");
     let mut broker = Broker::start(&setup.broker, &setup.dist, &scratch.join("broker")).await;
     let mut sim = support::device_sim(
         &setup.device_sim,
@@ -54,7 +52,7 @@ async fn a_reloaded_device_page_shows_the_history_recorded_before() {
     );
     let driver = ChromeDriver::start(&setup.chromedriver).await;
     let client = driver.session().await;
-    let base = format!("http://127.0.0.1:{}/", broker.http);
+    let base = broker.page("");
     client
         .goto(&format!("{base}#/device/sim-001"))
         .await

@@ -15,14 +15,13 @@
 //! Runs with the variables of the `e2e` module (`DASHBOARD_DIST`, `DASHBOARD_BROKER`,
 //! `DEVICE_SIM`, `CHROMEDRIVER`); without them it passes without running and says so.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, Locator, key::Key};
 
 use crate::support::{
-    self, Broker, ChromeDriver, click, device, mosquitto_pub, screenshot, setup, text, type_into,
-    wait_gone, wait_text,
+    self, Broker, ChromeDriver, click, device, mosquitto_pub, open, scratch_dir, screenshot, setup,
+    text, type_into, wait_gone, wait_text,
 };
 
 /// How long a thousand devices may take to connect and describe themselves on a loaded
@@ -110,7 +109,7 @@ async fn a_thousand_devices_are_windowed_searched_filtered_and_sorted() {
     let Some(setup) = setup() else {
         return;
     };
-    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-lists-devices");
+    let scratch = scratch_dir("dashboard-lists-devices");
     // The default session queue (1,000 messages, newest dropped) can lose a device's
     // `ready` when a thousand devices start at once and the page is slow to take them
     // (a loaded machine); this test is about the list, so the queue holds them all.
@@ -138,10 +137,7 @@ async fn a_thousand_devices_are_windowed_searched_filtered_and_sorted() {
     );
     let driver = ChromeDriver::start(&setup.chromedriver).await;
     let client = driver.session().await;
-    client
-        .goto(&format!("http://127.0.0.1:{}/#/devices", broker.http))
-        .await
-        .expect("the dashboard loads");
+    open(&client, &broker.page("#/devices"), "the dashboard").await;
     let count = "[data-testid=devices-count]";
     wait_long(&client, count, "all ready", "1003 devices, 1003 ready").await;
 
@@ -296,7 +292,7 @@ async fn the_explorer_tree_by_keyboard_and_deleted_retained_topics() {
     let Some(setup) = setup() else {
         return;
     };
-    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-lists-explorer");
+    let scratch = scratch_dir("dashboard-lists-explorer");
     let broker = Broker::start(&setup.broker, &setup.dist, &scratch.join("broker")).await;
     for (topic, payload) in [
         ("kb/a/x", "1"),
@@ -308,10 +304,7 @@ async fn the_explorer_tree_by_keyboard_and_deleted_retained_topics() {
     }
     let driver = ChromeDriver::start(&setup.chromedriver).await;
     let client = driver.session().await;
-    client
-        .goto(&format!("http://127.0.0.1:{}/#/explorer", broker.http))
-        .await
-        .expect("the dashboard loads");
+    open(&client, &broker.page("#/explorer"), "the dashboard").await;
     wait_text(&client, "[data-testid=explorer-live]", "live", |t| {
         t == "live"
     })

@@ -22,13 +22,12 @@
 //! and sorted by last seen, explorer, device page), with how long the list took to show
 //! every device ready and how many device rows the DOM held.
 
-use std::path::Path;
 use std::time::Duration;
 
 use fantoccini::{Client, Locator};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{self, Broker, ChromeDriver, click, device, screenshot};
+use crate::support::{self, Broker, ChromeDriver, click, device, open, scratch_dir, screenshot};
 
 fn var<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -52,7 +51,7 @@ async fn frame_rate_and_main_thread_time_under_device_load() {
     let devices: u32 = var("DASHBOARD_LOAD_DEVICES", 200);
     let rate: f64 = var("DASHBOARD_LOAD_RATE", 10.0);
     let secs: u64 = var("DASHBOARD_LOAD_SECS", 20);
-    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-load");
+    let scratch = scratch_dir("dashboard-load");
     // A session queue large enough for the start-up burst of every device (each
     // publishes `$state`, `$description` and its values at QoS 1 within a second): the
     // default 1,000 queued messages drops the newest, often a device's `ready`, when
@@ -73,10 +72,7 @@ async fn frame_rate_and_main_thread_time_under_device_load() {
     );
     let driver = ChromeDriver::start(&driver).await;
     let client = driver.session().await;
-    client
-        .goto(&format!("http://127.0.0.1:{}/", broker.http))
-        .await
-        .expect("the dashboard loads");
+    open(&client, &broker.page(""), "the dashboard").await;
     // The list is windowed: wait for the count, not for the last device's row.
     let wait: u64 = var("DASHBOARD_LOAD_WAIT", 600);
     let all_ready = format!("{devices} devices, {devices} ready");

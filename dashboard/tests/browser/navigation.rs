@@ -5,18 +5,18 @@
 //! Run by `cargo xtask test browser` with `DASHBOARD_DIST`, `DASHBOARD_BROKER`,
 //! `DEVICE_SIM` and `CHROMEDRIVER` set; without them it passes without running and says so.
 
-use std::path::Path;
-
 use fantoccini::Locator;
 
-use crate::support::{self, Broker, ChromeDriver, click, device, fragment, setup, wait_text};
+use crate::support::{
+    self, Broker, ChromeDriver, click, device, fragment, scratch_dir, setup, wait_text,
+};
 
 #[tokio::test]
 async fn deep_links_survive_a_reload_and_back_works() {
     let Some(setup) = setup() else {
         return;
     };
-    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-navigation");
+    let scratch = scratch_dir("dashboard-navigation");
     let mut broker = Broker::start(&setup.broker, &setup.dist, &scratch.join("broker")).await;
     let _sim = support::device_sim(
         &setup.device_sim,
@@ -27,7 +27,7 @@ async fn deep_links_survive_a_reload_and_back_works() {
     );
     let driver = ChromeDriver::start(&setup.chromedriver).await;
     let client = driver.session().await;
-    let base = format!("http://127.0.0.1:{}/", broker.http);
+    let base = broker.page("");
     let device_page = "[data-testid=device-page] [data-testid=device-state]";
 
     // A device's link opens its page, and a reload keeps it.

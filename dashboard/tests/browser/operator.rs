@@ -19,7 +19,8 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use crate::support::{
-    self, Broker, ChromeDriver, PATIENCE, click, setup, type_into, wait_gone, wait_text,
+    self, Broker, ChromeDriver, PATIENCE, click, open, scratch_dir, setup, type_into, wait_gone,
+    wait_text,
 };
 
 /// The admin token the tests' broker is started with.
@@ -27,7 +28,7 @@ const ADMIN_TOKEN: &str = "op-e2e-token";
 
 /// A broker with the admin API on (token [`ADMIN_TOKEN`]).
 async fn broker(binary: &Path, dist: &Path, name: &str) -> Broker {
-    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let scratch = scratch_dir(name);
     Broker::start_with(
         binary,
         dist,
@@ -175,10 +176,7 @@ async fn an_operator_logs_in_disconnects_a_client_and_deletes_a_retained_message
     let _bystander = raw_client(broker.tcp, "bystander-2", "other/#", ("other/t", "x")).await;
     let driver = ChromeDriver::start(&setup.chromedriver).await;
     let client = driver.session().await;
-    client
-        .goto(&format!("http://127.0.0.1:{}/#/broker", broker.http))
-        .await
-        .expect("the broker page loads");
+    open(&client, &broker.page("#/broker"), "the broker page").await;
 
     // Figures are formatted: the uptime as a duration, bytes in binary units.
     let figure = |name: &str| format!("[data-testid=broker-figure][data-name='{name}'] td.value");
@@ -333,10 +331,7 @@ async fn profiles_switch_the_connection_and_the_header_names_the_active_one() {
     let broker = broker(&setup.broker, &setup.dist, "dashboard-profiles").await;
     let driver = ChromeDriver::start(&setup.chromedriver).await;
     let client = driver.session().await;
-    client
-        .goto(&format!("http://127.0.0.1:{}/#/settings", broker.http))
-        .await
-        .expect("the settings page loads");
+    open(&client, &broker.page("#/settings"), "the settings page").await;
     wait_text(
         &client,
         "[data-testid=profile-name]",
@@ -494,7 +489,7 @@ async fn the_app_shell_is_painted_from_the_html_without_the_wasm() {
 
     // With scripts off, Chromium still shows the header, the navigation and "Loading…".
     let driver = ChromeDriver::start(&setup.chromedriver).await;
-    let page = format!("http://127.0.0.1:{}/", broker.http);
+    let page = broker.page("");
     let client = driver
         .session_with_args(&["--blink-settings=scriptEnabled=false"])
         .await;

@@ -17,7 +17,6 @@
 //! Run by `cargo xtask test browser` with `DASHBOARD_DIST`, `DASHBOARD_BROKER`,
 //! `DEVICE_SIM` and `CHROMEDRIVER` set; without them it passes without running and says so.
 
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -28,7 +27,8 @@ use fantoccini::{Locator, elements::Element};
 use tokio::io::AsyncWriteExt;
 
 use crate::support::{
-    self, Broker, ChromeDriver, PATIENCE, click, property, screenshot, setup, wait_text,
+    self, Broker, ChromeDriver, PATIENCE, click, property, scratch_dir, screenshot, setup,
+    wait_text,
 };
 
 /// Runs `script` (a function body returning a value) in the page.
@@ -89,7 +89,7 @@ async fn selections_controls_and_charts_stay_true() {
     let Some(setup) = setup() else {
         return;
     };
-    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-truthful");
+    let scratch = scratch_dir("dashboard-truthful");
     let broker = Broker::start(&setup.broker, &setup.dist, &scratch.join("broker")).await;
     let _sim = support::device_sim(
         &setup.device_sim,
@@ -100,7 +100,7 @@ async fn selections_controls_and_charts_stay_true() {
     );
     let driver = ChromeDriver::start(&setup.chromedriver).await;
     let client = driver.session().await;
-    let base = format!("http://127.0.0.1:{}/", broker.http);
+    let base = broker.page("");
 
     // Ten messages a second on one topic, `{"seq":N,"t":…}`, from mosquitto_pub.
     let mut publisher = tokio::process::Command::new("mosquitto_pub")

@@ -55,6 +55,11 @@ pub(crate) struct Broker {
 }
 
 impl Broker {
+    /// The dashboard's URL on this broker, with `fragment` (`""`, `"#/broker"`, ...).
+    pub(crate) fn page(&self, fragment: &str) -> String {
+        format!("http://127.0.0.1:{}/{fragment}", self.http)
+    }
+
     /// Starts `binary` serving `dist`, with its store and log in `dir`.
     pub(crate) async fn start(binary: &Path, dist: &Path, dir: &Path) -> Self {
         Self::start_with(binary, dist, dir, &[]).await
@@ -247,6 +252,20 @@ fn capabilities() -> serde_json::Map<String, serde_json::Value> {
     args.push("--headless=new".into());
     args.push("--window-size=1280,1000".into());
     capabilities
+}
+
+/// A test's own directory (its broker's store, logs), `name` under cargo's scratch
+/// directory for integration tests.
+pub(crate) fn scratch_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)
+}
+
+/// Opens `url` in the browser; `what` names the page if it does not load.
+pub(crate) async fn open(client: &Client, url: &str, what: &str) {
+    client
+        .goto(url)
+        .await
+        .unwrap_or_else(|error| panic!("{what} does not load: {error}"));
 }
 
 /// The text of the first element matching `css`, or `None` if there is none yet.
