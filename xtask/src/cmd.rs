@@ -95,6 +95,12 @@ impl Context {
             .command_with("rustc", &["--print", "sysroot"])
             .output()
             .context("running rustc --print sysroot")?;
+        if !output.status.success() {
+            bail!(
+                "rustc --print sysroot failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
         let sysroot = String::from_utf8(output.stdout).context("rustc's sysroot")?;
         let driver = Path::new(sysroot.trim()).join("bin/clippy-driver");
         if !driver.exists() {

@@ -50,8 +50,7 @@ pub(crate) fn build(ctx: &Context) -> Result<Artifacts> {
     for package in PACKAGES {
         cargo.args(["-p", package]);
     }
-    let mut trunk = ctx.command("trunk");
-    trunk.args(["build", "--release"]);
+    let mut trunk = ctx.trunk(&["build", "--release"]);
     for command in [&mut cargo, &mut trunk] {
         let (result, took) = cmd::timed(|| cmd::run(command));
         result?;
